@@ -1,0 +1,137 @@
+"""Registering artifact files (manifest, digest, binding) and verifying them later."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+from contexta.capture.hashing import hash_file
+from contexta.capture.items import ScopeContext
+from contexta.contract._checks import json_attributes
+from contexta.contract.artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract.refs import artifact_ref as build_artifact_ref
+from contexta.contract.refs import normalize_name, parse_ref
+from contexta.contract.timestamps import utc_now
+from contexta.errors import LifecycleError, ValidationError
+
+__all__ = ["ArtifactRegistration", "ArtifactVerification", "register_artifact", "verify_manifest"]
+
+_suffix_counter = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRegistration:
+    manifest: ArtifactManifest
+    source: ArtifactSource
+    binding_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactVerification:
+    """The result of re-hashing a registered artifact: `verified`, `missing`, `size_mismatch`,
+    `hash_mismatch`, or `unverifiable` (registered without a digest)."""
+
+    artifact_ref: str
+    status: str
+    path: str
+    expected_hash: str | None
+    actual_hash: str | None
+    expected_size: int | None
+    actual_size: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _unique_suffix(run_ref: str, kind: str, path: str) -> str:
+    seed = f"{run_ref}|{kind}|{path}|{time.time_ns()}|{os.getpid()}|{next(_suffix_counter)}"
+    return xxhash.xxh3_64_hexdigest(seed.encode())[:12]
+
+
+def register_artifact(
+    context: ScopeContext,
+    kind: str,
+    path: str | os.PathLike[str],
+    *,
+    attributes: Any = None,
+    artifact_ref: str | None = None,
+    compute_hash: bool = True,
+    allow_missing: bool = False,
+) -> ArtifactRegistration:
+    """Check, hash and describe one artifact file for the run of `context` (runs in the caller)."""
+    if context.run_ref is None:
+        raise LifecycleError(
+            f"{context.ref} has no run; artifacts belong to a run: pass run_ref= when opening the deployment",
+            code="artifact_without_run",
+        )
+    kind = normalize_name(kind, "artifact kind")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValidationError(f"artifact path must be a non-empty path, got {path!r}", code="artifact_path_invalid")
+    absolute = os.path.abspath(os.fspath(path))
+    checked_attributes = json_attributes(attributes)
+    if artifact_ref is None:
+        artifact_ref = build_artifact_ref(context.run_ref, kind, _unique_suffix(context.run_ref, kind, absolute))
+    else:
+        parsed = parse_ref(artifact_ref, "artifact")
+        if parsed.components[:2] != parse_ref(context.run_ref).components:
+            raise ValidationError(f"artifact_ref {artifact_ref!r} does not belong to {context.run_ref}",
+                                  code="ref_parent_mismatch")
+    exists = os.path.exists(absolute)
+    hash_value: str | None = None
+    size: int | None = None
+    if exists:
+        if compute_hash:
+            digest = hash_file(Path(absolute))
+            hash_value, size = digest.hash_value, digest.size_bytes
+        else:
+            size = os.stat(absolute).st_size
+    elif not allow_missing:
+        raise ValidationError(
+            f"artifact file {absolute!r} does not exist; write it first, or pass allow_missing=True to record "
+            "a pending binding",
+            code="artifact_missing",
+            details={"path": absolute},
+        )
+    manifest = ArtifactManifest(
+        artifact_ref=artifact_ref,
+        artifact_kind=kind,
+        run_ref=context.run_ref,
+        location_ref=f"path:{absolute}",
+        created_at=utc_now(),
+        hash_value=hash_value,
+        size_bytes=size,
+        stage_execution_ref=context.stage_ref,
+        attributes=checked_attributes,
+    )
+    return ArtifactRegistration(manifest, ArtifactSource(uri=absolute, exists=exists),
+                                "BOUND" if exists else "PENDING")
+
+
+def verify_manifest(manifest: ArtifactManifest) -> ArtifactVerification:
+    """Re-hash the file a manifest points to and say whether it is still the registered one."""
+    path = manifest.location_ref.partition(":")[2]
+
+    def result(status: str, actual_hash: str | None = None, actual_size: int | None = None) -> ArtifactVerification:
+        return ArtifactVerification(manifest.artifact_ref, status, path, manifest.hash_value, actual_hash,
+                                    manifest.size_bytes, actual_size)
+
+    if not os.path.isfile(path):
+        return result("missing")
+    if manifest.hash_value is None:
+        return result("unverifiable", None, os.stat(path).st_size)
+    digest = hash_file(Path(path))
+    if manifest.size_bytes is not None and digest.size_bytes != manifest.size_bytes:
+        return result("size_mismatch", digest.hash_value, digest.size_bytes)
+    if digest.hash_value != manifest.hash_value:
+        return result("hash_mismatch", digest.hash_value, digest.size_bytes)
+    return result("verified", digest.hash_value, digest.size_bytes)

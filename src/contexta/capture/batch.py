@@ -1,0 +1,317 @@
+"""Turning queued items into a batch of records, in the writer thread.
+
+The writer builds each record once as a plain JSON-ready document (the `payload` of a capture-log
+line); every sink then takes the representation it needs from the shared `CaptureBatch`: log lines
+(encoded once per sink name), or validated contract models, built only if some sink asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from contexta.capture import items as kinds
+from contexta.capture.items import ScopeContext
+from contexta.contract._model import ContractModel
+from contexta.contract.records import SCHEMA_VERSION
+from contexta.contract.serialization import model_from_dict
+from contexta.contract.timestamps import format_ns
+
+__all__ = ["FAMILIES", "CaptureBatch", "CapturedEntry", "EntryBuilder", "entry_to_line"]
+
+FAMILIES = ("RECORD", "ARTIFACT", "CONTEXT")
+PRODUCER_REF = "contexta.capture"
+
+@dataclass(frozen=True, slots=True)
+class CapturedEntry:
+    """One record as the writer built it: its family, model name, ref, capture time and document."""
+
+    family: str  # RECORD | ARTIFACT | CONTEXT
+    payload_type: str  # contract model name (MetricRecord, Run, ArtifactRegistration, ...)
+    payload_ref: str
+    captured_at: str
+    payload: dict[str, Any]
+
+    def to_model(self) -> ContractModel | dict[str, Any]:
+        """The validated contract model (an artifact registration stays a mapping of models)."""
+        if self.payload_type == "ArtifactRegistration":
+            return {
+                "manifest": model_from_dict("ArtifactManifest", self.payload["manifest"]),
+                "source": model_from_dict("ArtifactSource", self.payload["source"]),
+                "binding_status": self.payload["binding_status"],
+            }
+        return model_from_dict(self.payload_type, self.payload)
+
+
+def entry_to_line(entry: CapturedEntry, sink_name: str) -> dict[str, Any]:
+    """The capture-log line (SPEC §5) for one entry."""
+    return {
+        "captured_at": entry.captured_at,
+        "family": entry.family,
+        "payload_type": entry.payload_type,
+        "payload_ref": entry.payload_ref,
+        "sink_name": sink_name,
+        "payload": entry.payload,
+    }
+
+
+class CaptureBatch(Sequence[CapturedEntry]):
+    """The entries of one writer cycle, shared read-only by every sink."""
+
+    __slots__ = ("_encoded", "_entries", "_models")
+
+    def __init__(self, entries: Iterable[CapturedEntry]):
+        self._entries = tuple(entries)
+        self._encoded: dict[tuple[str, str], bytes] = {}
+        self._models: list[ContractModel | dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> CapturedEntry:  # type: ignore[override]
+        return self._entries[index]
+
+    def __iter__(self) -> Iterator[CapturedEntry]:
+        return iter(self._entries)
+
+    def family(self, family: str) -> list[CapturedEntry]:
+        return [entry for entry in self._entries if entry.family == family]
+
+    def encoded(self, family: str, sink_name: str) -> bytes:
+        """The newline-terminated log lines of one family, encoded once per sink name."""
+        key = (family, sink_name)
+        data = self._encoded.get(key)
+        if data is None:
+            dumps = orjson.dumps
+            data = b"".join(
+                dumps(entry_to_line(entry, sink_name), option=orjson.OPT_APPEND_NEWLINE)
+                for entry in self._entries
+                if entry.family == family
+            )
+            self._encoded[key] = data
+        return data
+
+    def models(self) -> list[ContractModel | dict[str, Any]]:
+        """Every entry as its validated contract model, built on first use."""
+        if self._models is None:
+            self._models = [entry.to_model() for entry in self._entries]
+        return self._models
+
+
+def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+class EntryBuilder:
+    """Writer-side conversion of queued tuples into entries: record ids, timestamps and documents."""
+
+    def __init__(self) -> None:
+        self.reset_ids()
+
+    def reset_ids(self) -> None:
+        """A fresh id prefix, so a forked child never reuses its parent's record refs."""
+        self._prefix = f"{os.urandom(4).hex()}-"
+        self._sequence = 0
+        self._recorded_at = format_ns(time.time_ns())
+
+    def next_record_ref(self, owner_ref: str) -> str:
+        self._sequence += 1
+        return f"record:{owner_ref.partition(':')[2]}.{self._prefix}{self._sequence:x}"
+
+    def build(self, queued: Iterable[tuple[Any, ...]], entries: list[CapturedEntry]) -> None:
+        """Append the entries for `queued` to `entries` (a METRICS item yields one entry per key)."""
+        now = format_ns
+        self._recorded_at = now(time.time_ns())
+        for item in queued:
+            kind = item[0]
+            if kind == kinds.METRIC:
+                entries.append(self._metric(item[1], item[2], item[3], item[4], item[5], item[6], item[7], item[8]))
+            elif kind == kinds.METRICS:
+                _, t_ns, context, pairs, unit, step = item
+                for key, value in pairs:
+                    entries.append(self._metric(t_ns, context, key, value, unit, step, "step", None))
+            elif kind == kinds.EVENT:
+                entries.append(self._event(item))
+            elif kind == kinds.SPAN:
+                entries.append(self._span(item))
+            elif kind == kinds.SCOPE:
+                entries.append(self._scope(item))
+            elif kind == kinds.ARTIFACT:
+                _, t_ns, context, manifest, source, binding_status = item
+                entries.append(
+                    CapturedEntry(
+                        "ARTIFACT",
+                        "ArtifactRegistration",
+                        manifest.artifact_ref,
+                        now(t_ns),
+                        {
+                            "binding_status": binding_status,
+                            "manifest": manifest.to_dict(omit_none=True),
+                            "source": source.to_dict(),
+                        },
+                    )
+                )
+
+    def _envelope(self, record_type: str, t_ns: int, context: ScopeContext) -> dict[str, Any]:
+        envelope = {
+            "record_ref": self.next_record_ref(context.owner_ref),
+            "record_type": record_type,
+            "recorded_at": self._recorded_at,
+            "observed_at": format_ns(t_ns),
+            "producer_ref": PRODUCER_REF,
+            "run_ref": context.run_ref,
+            "stage_execution_ref": context.stage_ref,
+            "batch_execution_ref": context.batch_ref,
+            "sample_observation_ref": context.sample_ref,
+            "deployment_execution_ref": context.deployment_ref,
+            "completeness_marker": "complete",
+            "degradation_marker": "none",
+            "schema_version": SCHEMA_VERSION,
+        }
+        return _drop_none(envelope)
+
+    def _metric(
+        self,
+        t_ns: int,
+        context: ScopeContext,
+        key: str,
+        value: float | int,
+        unit: str | None,
+        step: int | None,
+        aggregation_scope: str,
+        tags: dict[str, Any] | None,
+    ) -> CapturedEntry:
+        envelope = self._envelope("metric", t_ns, context)
+        payload: dict[str, Any] = {
+            "metric_key": key,
+            "value": value,
+            "value_type": "float64" if type(value) is float else "int64",
+            "aggregation_scope": aggregation_scope,
+            "subject_ref": context.ref,
+        }
+        if unit is not None:
+            payload["unit"] = unit
+        if step is not None:
+            payload["step"] = step
+        if tags is not None:
+            payload["tags"] = tags
+        ref = envelope["record_ref"]
+        return CapturedEntry("RECORD", "MetricRecord", ref, envelope["recorded_at"],
+                             {"envelope": envelope, "payload": payload})
+
+    def _event(self, item: tuple[Any, ...]) -> CapturedEntry:
+        _, t_ns, context, key, message, level, attributes = item
+        envelope = self._envelope("event", t_ns, context)
+        payload = _drop_none(
+            {
+                "event_key": key,
+                "level": level,
+                "message": message,
+                "attributes": attributes,
+                "origin_marker": "explicit_capture",
+                "subject_ref": context.ref,
+            }
+        )
+        return CapturedEntry("RECORD", "StructuredEventRecord", envelope["record_ref"], envelope["recorded_at"],
+                             {"envelope": envelope, "payload": payload})
+
+    def _span(self, item: tuple[Any, ...]) -> CapturedEntry:
+        _, t_ns, context, name, started_at, ended_at, status, attributes = item
+        envelope = self._envelope("span", t_ns, context)
+        payload = _drop_none(
+            {
+                "span_name": name,
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "status": status,
+                "attributes": attributes,
+                "subject_ref": context.ref,
+            }
+        )
+        return CapturedEntry("RECORD", "TraceSpanRecord", envelope["record_ref"], envelope["recorded_at"],
+                             {"envelope": envelope, "payload": payload})
+
+    def degraded(
+        self,
+        context: ScopeContext,
+        reason_code: str,
+        message: str,
+        dropped_count: int,
+        first_ns: int,
+        last_ns: int,
+        attributes: dict[str, Any] | None = None,
+    ) -> CapturedEntry:
+        """A degraded marker: how many records of `context`'s owner were lost, why, and when."""
+        envelope = self._envelope("degraded", last_ns, context)
+        envelope["completeness_marker"] = "partial"
+        envelope["degradation_marker"] = "degraded"
+        payload = _drop_none(
+            {
+                "reason_code": reason_code,
+                "message": message,
+                "dropped_count": dropped_count,
+                "first_observed_at": format_ns(first_ns),
+                "last_observed_at": format_ns(last_ns),
+                "attributes": attributes,
+                "subject_ref": context.owner_ref,
+            }
+        )
+        return CapturedEntry("RECORD", "DegradedRecord", envelope["record_ref"], envelope["recorded_at"],
+                             {"envelope": envelope, "payload": payload})
+
+    def _scope(self, item: tuple[Any, ...]) -> CapturedEntry:
+        _, t_ns, context, status, started_ns, ended_ns, details = item
+        started = format_ns(started_ns)
+        ended = format_ns(ended_ns) if ended_ns is not None else None
+        name = context.name
+        document: dict[str, Any]
+        if context.kind == "run":
+            payload_type = "Run"
+            document = {
+                "run_ref": context.ref,
+                "project_ref": f"project:{context.project}",
+                "name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
+        elif context.kind == "stage":
+            payload_type = "StageExecution"
+            document = {"stage_execution_ref": context.ref, "run_ref": context.run_ref, "stage_name": name,
+                        "status": status, "started_at": started, "ended_at": ended, **details}
+        elif context.kind == "batch":
+            payload_type = "BatchExecution"
+            document = {"batch_execution_ref": context.ref, "run_ref": context.run_ref,
+                        "stage_execution_ref": context.stage_ref, "batch_name": name, "status": status,
+                        "started_at": started, "ended_at": ended, **details}
+        elif context.kind == "sample":
+            payload_type = "SampleObservation"
+            document = {"sample_observation_ref": context.ref, "run_ref": context.run_ref,
+                        "stage_execution_ref": context.stage_ref, "batch_execution_ref": context.batch_ref,
+                        "sample_name": name, "observed_at": started, "status": status, "ended_at": ended,
+                        **details}
+        elif context.kind == "operation":
+            payload_type = "OperationExecution"
+            document = {"operation_ref": context.ref, "run_ref": context.run_ref,
+                        "stage_execution_ref": context.stage_ref, "operation_name": name, "status": status,
+                        "started_at": started, "ended_at": ended}
+        else:
+            payload_type = "DeploymentExecution"
+            document = {"deployment_execution_ref": context.ref, "project_ref": f"project:{context.project}",
+                        "deployment_name": name, "status": status, "started_at": started, "ended_at": ended,
+                        "run_ref": context.run_ref, **details}
+        return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), _drop_none(document))
+
+
+def entries_from_lines(lines: Iterable[dict[str, Any]]) -> list[CapturedEntry]:
+    """Entries back from capture-log lines (outbox replay, log readers)."""
+    return [
+        CapturedEntry(line["family"], line["payload_type"], line["payload_ref"], line["captured_at"], line["payload"])
+        for line in lines
+    ]

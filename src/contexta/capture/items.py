@@ -1,0 +1,37 @@
+"""The small tuples capture calls enqueue, and the immutable scope context they point to.
+
+A queued item is a flat tuple of atoms plus one shared `ScopeContext`, so the caller allocates one
+tuple per call and the garbage collector has almost nothing to walk while items wait in the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ARTIFACT", "BARRIER", "EVENT", "METRIC", "METRICS", "SCOPE", "SPAN", "ScopeContext"]
+
+# Item kinds (the first element of every queued tuple).
+METRIC = 1  # (METRIC, t_ns, ctx, key, value, unit, step, aggregation_scope, tags)
+METRICS = 2  # (METRICS, t_ns, ctx, ((key, value), ...), unit, step)
+EVENT = 3  # (EVENT, t_ns, ctx, key, message, level, attributes)
+SPAN = 4  # (SPAN, t_ns, ctx, name, started_at, ended_at, status, attributes)
+SCOPE = 5  # (SCOPE, t_ns, ctx, status, started_ns, ended_ns, details)
+ARTIFACT = 6  # (ARTIFACT, t_ns, ctx, manifest, source, binding_status)
+BARRIER = 7  # (BARRIER, t_ns, None, threading.Event, fsync)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeContext:
+    """Where records of one scope belong: built once when the scope opens, shared by all its items."""
+
+    kind: str  # run | stage | batch | sample | operation | deployment
+    ref: str
+    name: str
+    project: str
+    owner_ref: str  # the run (or, for a run-less deployment, the deployment) that owns its records
+    run_ref: str | None = None
+    stage_ref: str | None = None
+    batch_ref: str | None = None
+    sample_ref: str | None = None
+    deployment_ref: str | None = None
+    operation_ref: str | None = None

@@ -1,0 +1,231 @@
+"""The capture pipeline: one bounded queue, one writer thread, the sinks, and the process hooks.
+
+Two process-wide hooks keep data safe without the user's help: an `atexit` flush that waits a bounded
+time (a stuck sink is abandoned with a warning, never allowed to hang the interpreter), and an
+`os.register_at_fork` handler that gives a forked child (a DataLoader worker) its own queue and writer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from contexta.capture.batch import CaptureBatch
+from contexta.capture.items import BARRIER
+from contexta.capture.outbox import Outbox, ReplayReport
+from contexta.capture.queue import CaptureQueue
+from contexta.capture.results import CaptureStats, FlushReport
+from contexta.capture.sinks.base import Sink
+from contexta.capture.sinks.composite import CompositeSink
+from contexta.capture.writer import BatchWriter, CaptureWarning
+from contexta.config import CaptureConfig
+from contexta.errors import CaptureError, NotFoundError, ValidationError
+
+__all__ = ["CapturePipeline"]
+
+# A strong set: a pipeline whose Contexta was dropped unclosed must still be flushed at exit.
+_LIVE_PIPELINES: set[CapturePipeline] = set()
+
+
+def _flatten(sinks: Sequence[Sink]) -> list[Sink]:
+    flat: list[Sink] = []
+    for sink in sinks:
+        if isinstance(sink, CompositeSink):
+            flat.extend(_flatten(sink.sinks))
+        else:
+            flat.append(sink)
+    names = [sink.name for sink in flat]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValidationError(f"sink names must be unique; {', '.join(duplicates)} appear more than once",
+                              code="sink_name_duplicate")
+    return flat
+
+
+class CapturePipeline:
+    """Capture calls `put` items; `flush`, `close` and `stats` are the caller's view of the writer."""
+
+    def __init__(self, config: CaptureConfig, sinks: Sequence[Sink], outbox: Outbox):
+        self.config = config
+        self.sinks = tuple(_flatten(sinks))
+        self.queue = CaptureQueue(config.queue_capacity, config.max_batch_size, config.overflow,
+                                  config.block_timeout_s)
+        self.put = self.queue.put  # the hot path, bound once
+        self.writer = BatchWriter(self.queue, self.sinks, outbox, config.max_batch_size, config.flush_interval_s)
+        self.outbox = outbox
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.writer.start()
+        _LIVE_PIPELINES.add(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- barriers ------------------------------------------------------------------------------
+
+    def _barrier(self, timeout: float | None) -> bool:
+        """Wait until everything enqueued before this call has been handed to every sink and flushed."""
+        if threading.get_ident() == self.writer.ident:
+            raise CaptureError("flush() was called from inside a sink; a sink cannot wait for itself",
+                               code="flush_reentrant")
+        if not self.writer.alive and not self._closed:
+            self.writer.start()
+        done = threading.Event()
+        self.queue.put_control((BARRIER, time.time_ns(), None, done, None))
+        return done.wait(timeout)
+
+    def _report(self, complete: bool) -> FlushReport:
+        return FlushReport(complete=complete, stats=self.stats(), errors=self.writer.take_errors())
+
+    def flush(self, timeout: float | None = None) -> FlushReport:
+        """Returns once every record captured before the call is in every sink; raises on timeout."""
+        if self._closed:
+            return self._report(True)
+        if not self._barrier(timeout):
+            raise CaptureError(
+                f"flush did not finish within {timeout}s; {len(self.queue)} items are still queued "
+                "(is a sink stuck?)",
+                code="flush_timeout",
+                details={"pending": len(self.queue)},
+            )
+        return self._report(True)
+
+    def barrier_for_scope_exit(self) -> None:
+        """A run leaving its `with` block: wait for its records, but never longer than block_timeout_s."""
+        if self._closed or threading.get_ident() == self.writer.ident:
+            return
+        if not self._barrier(self.config.block_timeout_s):
+            warnings.warn(
+                f"contexta: the capture writer did not finish within {self.config.block_timeout_s}s when a run "
+                f"ended; {len(self.queue)} items are still queued (is a sink stuck?)",
+                CaptureWarning,
+                stacklevel=3,
+            )
+
+    def close(self, timeout: float | None = None) -> FlushReport:
+        """Flush, stop the writer and close the sinks; idempotent. Raises if `timeout` passes first."""
+        report = self._shutdown(timeout)
+        if not report.complete:
+            raise CaptureError(
+                f"close did not finish within {timeout}s; {len(self.queue)} items were still queued "
+                "and the sinks were left open (is a sink stuck?)",
+                code="close_timeout",
+                details={"pending": len(self.queue)},
+            )
+        return report
+
+    def _shutdown(self, timeout: float | None) -> FlushReport:
+        with self._close_lock:
+            if self._closed:
+                return self._report(True)
+            self._closed = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        finished = self._barrier(timeout) if self.writer.alive else True
+        self.queue.close()
+        self.writer.stop()
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        finished = self.writer.join(remaining) and finished
+        if finished:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as error:
+                    self.writer._error(f"sink {sink.name!r} failed to close: {type(error).__name__}: {error}")
+        _LIVE_PIPELINES.discard(self)
+        return self._report(finished)
+
+    def close_at_exit(self) -> None:
+        """The interpreter is exiting: deliver what we can within exit_timeout_s, then let go."""
+        if self._closed:
+            return
+        timeout = self.config.exit_timeout_s
+        report = self._shutdown(timeout)
+        if not report.complete:
+            print(
+                f"contexta: the capture writer did not finish within {timeout}s at exit; "
+                f"{len(self.queue)} queued items were abandoned (a sink is stuck).",
+                file=sys.stderr,
+            )
+        elif report.errors:
+            print("contexta: at exit: " + "; ".join(report.errors), file=sys.stderr)
+
+    # -- statistics and recovery ---------------------------------------------------------------
+
+    def stats(self) -> CaptureStats:
+        writer = self.writer
+        pending = len(self.queue)
+        return CaptureStats(
+            queued=writer.taken + pending,
+            written=writer.written,
+            dropped=self.queue.dropped,
+            failed=writer.failed,
+            batches=writer.batches,
+            pending=pending,
+            outboxed=writer.outboxed,
+            lost=writer.lost,
+            sink_failures=dict(writer.sink_failures),
+        )
+
+    def replay_outbox(self) -> ReplayReport:
+        """Deliver parked batches to the sinks that refused them (by sink name)."""
+        by_name = {sink.name: sink for sink in self.sinks}
+
+        def deliver(sink_name: str, batch: CaptureBatch) -> None:
+            sink = by_name.get(sink_name)
+            if sink is None:
+                raise NotFoundError(f"no sink named {sink_name!r} is configured", code="sink_not_found")
+            sink.write(batch)
+            sink.flush()
+
+        self.flush()
+        return self.outbox.replay(deliver)
+
+    # -- fork ----------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self.queue.reinit_after_fork()
+        self._close_lock = threading.Lock()
+        if self._closed:
+            return
+        self.writer.restart_after_fork()
+        _register_multiprocessing_exit(self)
+
+
+def _register_multiprocessing_exit(pipeline: CapturePipeline) -> None:
+    # multiprocessing children leave through os._exit, skipping atexit; its own exit finalizers still run.
+    util: Any = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+    reference = weakref.ref(pipeline)
+
+    def close_child_pipeline() -> None:
+        live = reference()
+        if live is not None:
+            live.close_at_exit()
+
+    util.Finalize(None, close_child_pipeline, exitpriority=100)
+
+
+def _after_fork_in_child() -> None:
+    for pipeline in list(_LIVE_PIPELINES):
+        pipeline._after_fork_in_child()
+
+
+def _close_all_at_exit() -> None:
+    for pipeline in list(_LIVE_PIPELINES):
+        try:
+            pipeline.close_at_exit()
+        except Exception as error:  # never turn interpreter exit into a traceback
+            print(f"contexta: at exit: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_all_at_exit)

@@ -1,0 +1,179 @@
+"""The bounded in-process queue between capture calls and the writer thread.
+
+`put` is the hot path: a length check, a deque append and, once per batch, a wake-up. Everything
+slow (waiting for space, dropping, counting the loss) lives on the full-queue path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from contexta.capture.items import BARRIER, ScopeContext
+from contexta.errors import LifecycleError
+
+__all__ = ["CaptureQueue", "DropEpisode"]
+
+
+@dataclass(slots=True)
+class DropEpisode:
+    """Records of one owner (run or deployment) lost to overflow since the writer last looked."""
+
+    context: ScopeContext
+    policy: str
+    count: int
+    first_ns: int
+    last_ns: int
+
+
+class CaptureQueue:
+    """A bounded FIFO of capture items with a `block` / `drop_newest` / `drop_oldest` overflow policy."""
+
+    def __init__(self, capacity: int, wake_threshold: int, overflow: str, block_timeout_s: float):
+        self.capacity = capacity
+        self.wake_threshold = min(wake_threshold, capacity)
+        self.overflow = overflow
+        self.block_timeout_s = block_timeout_s
+        self._reset()
+
+    def _reset(self) -> None:
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._limit = self.capacity  # 0 once closed: every put takes the slow path, which refuses
+        self._closed = False
+        self._wake = threading.Event()
+        self.writer_idle = False
+        self.writer_ident: int | None = None
+        self._space = threading.Condition(threading.Lock())
+        self._waiting = 0
+        self._drop_lock = threading.Lock()
+        self._drops: dict[str, DropEpisode] = {}
+        self.dropped = 0
+
+    def reinit_after_fork(self) -> None:
+        """Forget the parent's queued items and locks: the parent's writer writes those."""
+        self._reset()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: tuple[Any, ...]) -> bool:
+        """Enqueue `item`; False when the overflow policy dropped it (the loss is counted)."""
+        items = self._items
+        if len(items) < self._limit:
+            items.append(item)
+            if self.writer_idle and len(items) >= self.wake_threshold:
+                self.writer_idle = False
+                self._wake.set()
+            return True
+        return self._put_full(item)
+
+    def put_control(self, item: tuple[Any, ...]) -> None:
+        """Enqueue a control item (a flush barrier) regardless of capacity and policy, and wake the writer."""
+        if self._closed:
+            raise LifecycleError("this Contexta is closed; open a new one to capture more", code="contexta_closed")
+        self._items.append(item)
+        self.wake()
+
+    def wake(self) -> None:
+        self.writer_idle = False
+        self._wake.set()
+
+    def wait_for_items(self, timeout: float) -> None:
+        """Writer side: sleep until woken or `timeout` passes."""
+        self.writer_idle = True
+        if len(self._items) < self.wake_threshold:
+            self._wake.wait(timeout)
+        self._wake.clear()
+        self.writer_idle = False
+
+    def take(self, limit: int) -> list[tuple[Any, ...]]:
+        """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
+        items = self._items
+        taken = []
+        popleft = items.popleft
+        try:
+            for _ in range(limit):
+                taken.append(popleft())
+        except IndexError:
+            pass
+        if self._waiting:
+            with self._space:
+                self._space.notify_all()
+        return taken
+
+    def take_drop_episodes(self) -> list[DropEpisode]:
+        if not self._drops:
+            return []
+        with self._drop_lock:
+            episodes, self._drops = list(self._drops.values()), {}
+        return episodes
+
+    def close(self) -> None:
+        """Refuse new items; items already queued stay for the writer to drain."""
+        self._closed = True
+        self._limit = 0
+        with self._space:
+            self._space.notify_all()
+
+    # -- the full-queue path -------------------------------------------------------------------
+
+    def _put_full(self, item: tuple[Any, ...]) -> bool:
+        if self._closed:
+            raise LifecycleError("this Contexta is closed; open a new one to capture more", code="contexta_closed")
+        if self.overflow == "block" and threading.get_ident() != self.writer_ident:
+            return self._put_blocking(item)
+        if self.overflow == "drop_oldest":
+            return self._put_replacing_oldest(item)
+        self._count_drop(item, "drop_newest" if self.overflow != "block" else "writer_reentrant")
+        return False
+
+    def _put_blocking(self, item: tuple[Any, ...]) -> bool:
+        deadline = time.monotonic() + self.block_timeout_s
+        with self._space:
+            self._waiting += 1
+            try:
+                while len(self._items) >= self._limit:
+                    if self._closed:
+                        raise LifecycleError("this Contexta was closed while the capture call waited",
+                                             code="contexta_closed")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        self._count_drop(item, "block_timeout")
+                        return False
+                    self.wake()
+                    self._space.wait(min(remaining, 0.05))
+            finally:
+                self._waiting -= 1
+            self._items.append(item)
+        return True
+
+    def _put_replacing_oldest(self, item: tuple[Any, ...]) -> bool:
+        items = self._items
+        try:
+            oldest = items.popleft()
+        except IndexError:
+            oldest = None
+        if oldest is not None:
+            if oldest[0] == BARRIER:  # never drop a flush barrier: put it back in front
+                items.appendleft(oldest)
+            else:
+                self._count_drop(oldest, "drop_oldest")
+        items.append(item)
+        self.wake()
+        return True
+
+    def _count_drop(self, item: tuple[Any, ...], policy: str) -> None:
+        context: ScopeContext = item[2]
+        t_ns = item[1]
+        with self._drop_lock:
+            self.dropped += 1
+            episode = self._drops.get(context.owner_ref)
+            if episode is None:
+                self._drops[context.owner_ref] = DropEpisode(context, policy, 1, t_ns, t_ns)
+            else:
+                episode.count += 1
+                episode.first_ns = min(episode.first_ns, t_ns)
+                episode.last_ns = max(episode.last_ns, t_ns)

@@ -1,0 +1,66 @@
+"""Values capture calls and the pipeline hand back: results, statistics and flush reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["ACCEPTED", "DROPPED", "CaptureResult", "CaptureStats", "FlushReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureResult:
+    """What happened to one capture call: `accepted` (queued) or `dropped` (overflow policy)."""
+
+    status: str
+    payload: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+
+# Metric and event calls return one of these shared values, so the hot path allocates nothing for them.
+ACCEPTED = CaptureResult("accepted")
+DROPPED = CaptureResult("dropped")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """Counters of one pipeline since it started (or since the fork that created this process).
+
+    `queued` counts items accepted into the queue, `written` records every sink accepted, `failed`
+    records in batches some sink refused (parked in the outbox), `dropped` items refused by the
+    overflow policy, `batches` batches handed to the sinks, `pending` items still queued.
+    """
+
+    queued: int
+    written: int
+    dropped: int
+    failed: int
+    batches: int
+    pending: int = 0
+    outboxed: int = 0
+    lost: int = 0
+    sink_failures: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result["sink_failures"] = dict(self.sink_failures)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class FlushReport:
+    """What a `flush()` or `close()` found: whether everything reached the sinks, and what did not."""
+
+    complete: bool
+    stats: CaptureStats
+    errors: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was dropped, failed or lost since the previous report."""
+        return self.complete and not self.errors

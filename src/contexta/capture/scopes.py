@@ -1,0 +1,488 @@
+"""Sync capture scopes: run, stage, batch, sample, operation and deployment.
+
+A scope is opened by the call that creates it and closed when its `with` block ends (`completed`, or
+`failed` / `cancelled` when an exception escapes, which is never swallowed). Capture calls on a scope
+check their input, stamp the time and enqueue one small tuple; everything else happens in the writer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from contextvars import Token
+from datetime import datetime
+from types import MappingProxyType, TracebackType
+from typing import Any, ClassVar, Self
+
+from contexta.capture import items as kinds
+from contexta.capture.artifacts import register_artifact as build_registration
+from contexta.capture.items import ScopeContext
+from contexta.capture.results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture.session import CURRENT_SCOPE, CaptureSession
+from contexta.contract._checks import (
+    check_choice,
+    check_metric_key,
+    json_attributes,
+    metric_number,
+)
+from contexta.contract.records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
+from contexta.contract.refs import (
+    batch_ref,
+    normalize_name,
+    operation_ref,
+    parse_ref,
+    run_ref,
+    sample_ref,
+    stage_ref,
+)
+from contexta.contract.timestamps import format_ns, normalize_timestamp, parse_timestamp
+from contexta.errors import ClosedScopeError, ConflictError, ValidationError
+
+__all__ = [
+    "BatchScope",
+    "DeploymentScope",
+    "OperationScope",
+    "RunScope",
+    "SampleScope",
+    "Scope",
+    "StageScope",
+]
+
+_time_ns = time.time_ns
+_MAX_REMEMBERED_KEYS = 16_384
+_known_keys: set[str] = set()
+
+
+def _checked_key(key: str) -> str:
+    check_metric_key(key)
+    if len(_known_keys) < _MAX_REMEMBERED_KEYS:
+        _known_keys.add(key)
+    return key
+
+
+def _check_step(step: Any) -> None:
+    if type(step) is not int or step < 0:
+        raise ValidationError(f"step must be a non-negative int, got {step!r}", code="metric_step_invalid")
+
+
+def _check_unit(unit: Any) -> None:
+    if type(unit) is not str or not unit:
+        raise ValidationError(f"unit must be a non-empty string, got {unit!r}", code="metric_unit_invalid")
+
+
+def _exit_status(error: BaseException | None) -> str:
+    if error is None:
+        return "completed"
+    return "failed" if isinstance(error, Exception) else "cancelled"
+
+
+class Scope:
+    """Behaviour every scope shares: emission, closing, and being the current scope in a `with` block."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, session: CaptureSession, parent: Scope | None, context: ScopeContext,
+                 details: dict[str, Any] | None = None):
+        self._session = session
+        self._parent = parent
+        self._context = context
+        self._details = details or {}
+        self._put = session.pipeline.put
+        self._lock = threading.Lock()
+        self._children: dict[tuple[str, str], Scope] = {}
+        self._child_counts: dict[str, int] = {}
+        self._tokens: list[Token[Scope | None]] = []
+        self._status = "open"
+        self._started_ns = _time_ns()
+        self._ended_ns: int | None = None
+        self._enqueue_lifecycle(self._started_ns)
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def ref(self) -> str:
+        return self._context.ref
+
+    @property
+    def name(self) -> str:
+        return self._context.name
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def started_at(self) -> str:
+        return format_ns(self._started_ns)
+
+    @property
+    def ended_at(self) -> str | None:
+        return None if self._ended_ns is None else format_ns(self._ended_ns)
+
+    @property
+    def parent(self) -> Scope | None:
+        return self._parent
+
+    @property
+    def run_ref(self) -> str | None:
+        return self._context.run_ref
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ref} {self._status}>"
+
+    # -- emission (the hot path) ---------------------------------------------------------------
+
+    def _closed_error(self) -> ClosedScopeError:
+        return ClosedScopeError(
+            f"{self.ref} is already {self._status}; capture into an open scope", code="scope_closed",
+            details={"ref": self.ref},
+        )
+
+    def metric(
+        self,
+        key: str,
+        value: float | int,
+        *,
+        unit: str | None = None,
+        step: int | None = None,
+        aggregation_scope: str = "step",
+        tags: Mapping[str, Any] | None = None,
+    ) -> CaptureResult:
+        """Record one numeric observation; returns at once (the writer does the rest)."""
+        if self._status != "open":
+            raise self._closed_error()
+        if key not in _known_keys:
+            _checked_key(key)
+        if type(value) is not float or value - value != 0.0:
+            value = metric_number(value, key)
+        if step is not None:
+            _check_step(step)
+        if unit is not None:
+            _check_unit(unit)
+        if aggregation_scope != "step":
+            check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
+        checked_tags = None if tags is None else json_attributes(tags, "tags")
+        if self._put((kinds.METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope,
+                      checked_tags)):
+            return ACCEPTED
+        return DROPPED
+
+    def metrics(self, values: Mapping[str, float | int], *, step: int | None = None,
+                unit: str | None = None) -> CaptureResult:
+        """Record several metrics observed together (the training-loop form: one call per step)."""
+        if self._status != "open":
+            raise self._closed_error()
+        if not isinstance(values, Mapping) or not values:
+            raise ValidationError("metrics() takes a non-empty mapping of metric key to value",
+                                  code="metrics_invalid")
+        pairs = []
+        for key, value in values.items():
+            if key not in _known_keys:
+                _checked_key(key)
+            if type(value) is not float or value - value != 0.0:
+                value = metric_number(value, key)
+            pairs.append((key, value))
+        if step is not None:
+            _check_step(step)
+        if unit is not None:
+            _check_unit(unit)
+        if self._put((kinds.METRICS, _time_ns(), self._context, tuple(pairs), unit, step)):
+            return ACCEPTED
+        return DROPPED
+
+    def event(self, key: str, *, message: str, level: str = "info",
+              attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+        """Record something that happened, with a message for people and attributes for queries."""
+        if self._status != "open":
+            raise self._closed_error()
+        if key not in _known_keys:
+            _checked_key(key)
+        if type(message) is not str:
+            raise ValidationError(f"event message must be a string, got {type(message).__name__}",
+                                  code="event_message_invalid")
+        if level not in EVENT_LEVELS:
+            check_choice(level, EVENT_LEVELS, "level")
+        checked = None if attributes is None else json_attributes(attributes)
+        if self._put((kinds.EVENT, _time_ns(), self._context, key, message, level, checked)):
+            return ACCEPTED
+        return DROPPED
+
+    def span(self, name: str, *, started_at: str | datetime | None = None, ended_at: str | datetime | None = None,
+             status: str = "ok", attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+        """Record a timed piece of work that already happened (both ends default to now)."""
+        if self._status != "open":
+            raise self._closed_error()
+        check_metric_key(name)
+        now = format_ns(_time_ns())
+        start = now if started_at is None else normalize_timestamp(started_at, "started_at")
+        end = now if ended_at is None else normalize_timestamp(ended_at, "ended_at")
+        if parse_timestamp(end) < parse_timestamp(start):
+            raise ValidationError(f"span {name!r} ends ({end}) before it starts ({start})",
+                                  code="span_time_invalid")
+        check_choice(status, SPAN_STATUSES, "status")
+        checked = None if attributes is None else json_attributes(attributes)
+        if self._put((kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)):
+            return ACCEPTED
+        return DROPPED
+
+    def register_artifact(
+        self,
+        kind: str,
+        path: Any,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        artifact_ref: str | None = None,
+        compute_hash: bool = True,
+        allow_missing: bool = False,
+    ) -> CaptureResult:
+        """Hash a file (streaming BLAKE3) and bind it to this run; the manifest is in `payload`."""
+        if self._status != "open":
+            raise self._closed_error()
+        registration = build_registration(
+            self._context, kind, path, attributes=attributes, artifact_ref=artifact_ref,
+            compute_hash=compute_hash, allow_missing=allow_missing,
+        )
+        self._session.artifacts[registration.manifest.artifact_ref] = registration
+        accepted = self._put((kinds.ARTIFACT, _time_ns(), self._context, registration.manifest, registration.source,
+                              registration.binding_status))
+        return CaptureResult(
+            "accepted" if accepted else "dropped",
+            MappingProxyType({
+                "manifest": registration.manifest,
+                "source": registration.source,
+                "binding_status": registration.binding_status,
+            }),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _enqueue_lifecycle(self, t_ns: int) -> None:
+        self._session.pipeline.put(
+            (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, self._details)
+        )
+
+    def _open_child(self, kind: str, name: str, build: Any) -> Any:
+        if self._status != "open":
+            raise self._closed_error()
+        with self._lock:
+            key = (kind, name)
+            if key in self._children:
+                raise ConflictError(
+                    f"a {kind} named {name!r} is already open under {self.ref}; names must be unique among "
+                    "open siblings",
+                    code=f"{kind}_already_open",
+                    details={"ref": self.ref, "name": name},
+                )
+            order = self._child_counts.get(kind, 0)
+            self._child_counts[kind] = order + 1
+            child = build(order)
+            self._children[key] = child
+        return child
+
+    def _child_closed(self, child: Scope) -> None:
+        with self._lock:
+            self._children.pop((child.kind, child.name), None)
+
+    def close(self, status: str = "completed") -> None:
+        """Close this scope (and any open children) with a terminal status; closing twice is harmless."""
+        check_choice(status, ("completed", "failed", "cancelled"), "status")
+        with self._lock:
+            if self._status != "open":
+                return
+            children = list(self._children.values())
+        for child in children:
+            child.close("failed" if status == "failed" else "cancelled")
+        with self._lock:
+            if self._status != "open":
+                return
+            self._status = status
+            self._ended_ns = max(_time_ns(), self._started_ns)
+        self._enqueue_lifecycle(self._ended_ns)
+        if self._parent is not None:
+            self._parent._child_closed(self)
+        self._after_close()
+
+    def _after_close(self) -> None:
+        """Run and deployment scopes turn their end into a flush barrier."""
+
+    def __enter__(self) -> Self:
+        self._tokens.append(CURRENT_SCOPE.set(self))
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._tokens:
+            token = self._tokens.pop()
+            try:
+                CURRENT_SCOPE.reset(token)
+            except ValueError:  # exited in another context than it was entered in
+                pass
+        if error is not None and self._status == "open":
+            self.event(
+                f"{self.kind}.failed",
+                message=f"{type(error).__name__}: {error}",
+                level="error" if isinstance(error, Exception) else "warning",
+                attributes={"exception_type": type(error).__name__},
+            )
+        self.close(_exit_status(error))
+
+
+class SampleScope(Scope):
+    """One observed input or output (a row, an image, a prompt and its answer)."""
+
+    kind = "sample"
+
+
+class OperationScope(Scope):
+    """A named unit of work inside a stage; its records carry the stage and its own ref as subject."""
+
+    kind = "operation"
+
+
+class _SampleOwner(Scope):
+    def sample(self, name: str, *, retention_class: str | None = None,
+               redaction_profile: str | None = None) -> SampleScope:
+        """Open a sample; several may be open at once (one per thread or task) with distinct names."""
+        component = normalize_name(name, "sample name")
+        for field, value in (("retention_class", retention_class), ("redaction_profile", redaction_profile)):
+            if value is not None and not isinstance(value, str):
+                raise ValidationError(f"{field} must be a string", code="field_invalid")
+        details = {"retention_class": retention_class, "redaction_profile": redaction_profile}
+        parent = self._context
+
+        def build(order: int) -> SampleScope:
+            context = ScopeContext(
+                "sample", sample_ref(parent.ref, component), component, parent.project, parent.owner_ref,
+                run_ref=parent.run_ref, stage_ref=parent.stage_ref, batch_ref=parent.batch_ref,
+                sample_ref=sample_ref(parent.ref, component),
+            )
+            return SampleScope(self._session, self, context, {k: v for k, v in details.items() if v is not None})
+
+        scope: SampleScope = self._open_child("sample", component, build)
+        return scope
+
+
+class BatchScope(_SampleOwner):
+    """One repeated unit inside a stage (an epoch, a file, a chunk)."""
+
+    kind = "batch"
+
+
+class StageScope(_SampleOwner):
+    """A named phase of a run (train, evaluate)."""
+
+    kind = "stage"
+
+    def batch(self, name: str) -> BatchScope:
+        component = normalize_name(name, "batch name")
+        parent = self._context
+
+        def build(order: int) -> BatchScope:
+            ref = batch_ref(parent.ref, component)
+            context = ScopeContext("batch", ref, component, parent.project, parent.owner_ref,
+                                   run_ref=parent.run_ref, stage_ref=parent.ref, batch_ref=ref)
+            return BatchScope(self._session, self, context, {"order_index": order})
+
+        scope: BatchScope = self._open_child("batch", component, build)
+        return scope
+
+    def operation(self, name: str) -> OperationScope:
+        component = normalize_name(name, "operation name")
+        parent = self._context
+
+        def build(order: int) -> OperationScope:
+            ref = operation_ref(parent.ref, component)
+            context = ScopeContext("operation", ref, component, parent.project, parent.owner_ref,
+                                   run_ref=parent.run_ref, stage_ref=parent.ref, operation_ref=ref)
+            return OperationScope(self._session, self, context)
+
+        scope: OperationScope = self._open_child("operation", component, build)
+        return scope
+
+
+class _TopLevelScope(Scope):
+    """Runs and deployments: registered with the session, and their end is a flush barrier."""
+
+    registry: ClassVar[str]
+
+    def _after_close(self) -> None:
+        self._session.release(self.registry, self.ref)
+        self._session.pipeline.barrier_for_scope_exit()
+
+
+class RunScope(_TopLevelScope):
+    """One execution of a piece of ML work."""
+
+    kind = "run"
+    registry = "run"
+
+    @property
+    def run_id(self) -> str:
+        return self.ref
+
+    def stage(self, name: str) -> StageScope:
+        component = normalize_name(name, "stage name")
+        parent = self._context
+
+        def build(order: int) -> StageScope:
+            ref = stage_ref(parent.ref, component)
+            context = ScopeContext("stage", ref, component, parent.project, parent.owner_ref,
+                                   run_ref=parent.ref, stage_ref=ref)
+            return StageScope(self._session, self, context, {"order_index": order})
+
+        scope: StageScope = self._open_child("stage", component, build)
+        return scope
+
+
+class DeploymentScope(_TopLevelScope):
+    """Putting a result somewhere (staging, production), optionally linked to the run and artifact."""
+
+    kind = "deployment"
+    registry = "deployment"
+
+
+def open_run(session: CaptureSession, name: str, *, run_id: str | None, details: dict[str, Any]) -> RunScope:
+    """Open a run scope (the facade checks the arguments that go into `details`)."""
+    if run_id is not None:
+        ref = run_id if run_id.startswith("run:") else run_ref(session.project, run_id)
+        parsed = parse_ref(ref, "run")
+        if parsed.project != normalize_name(session.project):
+            raise ValidationError(f"run_id {run_id!r} belongs to another project than {session.project!r}",
+                                  code="ref_parent_mismatch")
+    else:
+        ref = run_ref(session.project, name)
+    component = parse_ref(ref).name
+    project = normalize_name(session.project, "project name")
+    context = ScopeContext("run", ref, component, project, ref, run_ref=ref)
+    return _claim(session, RunScope, context, details)
+
+
+def open_deployment(session: CaptureSession, name: str, *, run_ref_value: str | None,
+                    artifact_ref: str | None) -> DeploymentScope:
+    project = normalize_name(session.project, "project name")
+    component = normalize_name(name, "deployment name")
+    if run_ref_value is not None and parse_ref(run_ref_value, "run").project != project:
+        raise ValidationError(f"run_ref {run_ref_value!r} is not a run of project {project!r}",
+                              code="ref_parent_mismatch")
+    if artifact_ref is not None:
+        parse_ref(artifact_ref, "artifact")
+    ref = f"deployment:{project}.{component}"
+    context = ScopeContext("deployment", ref, component, project, run_ref_value or ref, run_ref=run_ref_value,
+                           deployment_ref=ref)
+    details = {"artifact_ref": artifact_ref} if artifact_ref else {}
+    return _claim(session, DeploymentScope, context, details)
+
+
+def _claim(session: CaptureSession, cls: Any, context: ScopeContext, details: dict[str, Any]) -> Any:
+    placeholder = object.__new__(cls)
+    if session.claim(cls.registry, context.ref, placeholder) is not None:
+        raise ConflictError(f"{context.ref} is already open in this process; close it before opening it again",
+                            code=f"{cls.kind}_already_open", details={"ref": context.ref})
+    try:
+        scope = cls(session, None, context, details)
+    except BaseException:
+        session.release(cls.registry, context.ref)
+        raise
+    session.replace(cls.registry, context.ref, scope)
+    return scope

@@ -1,0 +1,56 @@
+"""What every scope of one `Contexta` shares: the project, the pipeline, and the open runs."""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from contexta.capture.artifacts import ArtifactRegistration
+from contexta.capture.pipeline import CapturePipeline
+
+if TYPE_CHECKING:
+    from contexta.capture.scopes import RunScope, Scope
+
+__all__ = ["CURRENT_SCOPE", "CaptureSession"]
+
+# The innermost scope entered with `with` in this thread or task.
+CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", default=None)
+
+
+class CaptureSession:
+    def __init__(self, project: str, pipeline: CapturePipeline):
+        self.project = project
+        self.pipeline = pipeline
+        self._lock = threading.Lock()
+        self._open_runs: dict[str, RunScope] = {}
+        self._open_deployments: dict[str, Scope] = {}
+        self.artifacts: dict[str, ArtifactRegistration] = {}
+
+    def claim(self, registry: str, ref: str, scope: Scope) -> Scope | None:
+        """Register an open run/deployment; returns the scope already open under `ref`, if any."""
+        table = self._open_runs if registry == "run" else self._open_deployments
+        with self._lock:
+            existing = table.get(ref)
+            if existing is not None:
+                return existing
+            table[ref] = scope  # type: ignore[assignment]
+            return None
+
+    def replace(self, registry: str, ref: str, scope: Scope) -> None:
+        table = self._open_runs if registry == "run" else self._open_deployments
+        with self._lock:
+            table[ref] = scope  # type: ignore[assignment]
+
+    def release(self, registry: str, ref: str) -> None:
+        table = self._open_runs if registry == "run" else self._open_deployments
+        with self._lock:
+            table.pop(ref, None)
+
+    def open_runs(self) -> list[RunScope]:
+        with self._lock:
+            return list(self._open_runs.values())
+
+    def open_top_level(self) -> list[Scope]:
+        with self._lock:
+            return [*self._open_runs.values(), *self._open_deployments.values()]

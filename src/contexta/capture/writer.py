@@ -1,0 +1,234 @@
+"""The background writer: drains the queue in batches and hands each batch to every sink.
+
+It never lets a failure reach the user's program: a sink that raises gets its batch parked in the
+outbox, a record that cannot be built becomes a degraded marker, and every loss is counted, warned
+about once per sink, and reported by the next `flush()` / `close()`.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from contexta.capture import items as kinds
+from contexta.capture.batch import CaptureBatch, CapturedEntry, EntryBuilder
+from contexta.capture.outbox import Outbox
+from contexta.capture.queue import CaptureQueue, DropEpisode
+from contexta.capture.sinks.base import Sink
+
+__all__ = ["BatchWriter", "CaptureWarning"]
+
+
+class CaptureWarning(UserWarning):
+    """Issued when captured data could not be delivered (a sink failed, records were dropped)."""
+
+
+_DROP_MESSAGES = {
+    "drop_newest": "the capture queue was full and overflow='drop_newest' refused new records",
+    "drop_oldest": "the capture queue was full and overflow='drop_oldest' discarded the oldest records",
+    "block_timeout": "the capture queue stayed full longer than block_timeout_s, so records were dropped",
+    "writer_reentrant": "a sink captured records from inside the writer while the queue was full",
+}
+
+
+class BatchWriter:
+    """Owns the writer thread and the counters of what it delivered, failed or lost."""
+
+    def __init__(self, queue: CaptureQueue, sinks: Sequence[Sink], outbox: Outbox, max_batch_size: int,
+                 flush_interval_s: float):
+        self.queue = queue
+        self.sinks = tuple(sinks)
+        self.outbox = outbox
+        self.max_batch_size = max_batch_size
+        self.flush_interval_s = flush_interval_s
+        self.builder = EntryBuilder()
+        self._thread: threading.Thread | None = None
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        self.taken = 0
+        self.written = 0
+        self.failed = 0
+        self.batches = 0
+        self.outboxed = 0
+        self.lost = 0
+        self.dropped_reported = 0
+        self.sink_failures: Counter[str] = Counter()
+        self._errors: list[str] = []
+        self._errors_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self._episodes: dict[str, DropEpisode] = {}
+        self._stopping = False
+
+    # -- thread lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)
+        self._thread.start()
+
+    def restart_after_fork(self) -> None:
+        self.builder.reset_ids()
+        self.reset_counters()
+        self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def ident(self) -> int | None:
+        return self._thread.ident if self._thread is not None else None
+
+    def stop(self) -> None:
+        """Ask the thread to finish once the queue is empty (the caller waits on a barrier first)."""
+        self._stopping = True
+        self.queue.wake()
+
+    def join(self, timeout: float | None) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def take_errors(self) -> tuple[str, ...]:
+        with self._errors_lock:
+            errors, self._errors = tuple(self._errors), []
+        return errors
+
+    def _error(self, text: str, warn_key: str | None = None) -> None:
+        with self._errors_lock:
+            self._errors.append(text)
+        if warn_key is not None and warn_key not in self._warned:
+            self._warned.add(warn_key)
+            warnings.warn(f"contexta: {text}", CaptureWarning, stacklevel=2)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue = self.queue
+        queue.writer_ident = threading.get_ident()
+        while True:
+            taken = queue.take(self.max_batch_size)
+            if taken:
+                self._process(taken)
+            elif self._stopping:
+                self._deliver([], self._finish_episodes())
+                return
+            else:
+                if self._episodes:
+                    self._deliver([], self._finish_episodes())
+                queue.wait_for_items(self.flush_interval_s)
+
+    def _process(self, taken: list[tuple[Any, ...]]) -> None:
+        new_episodes = self.queue.take_drop_episodes()
+        for episode in new_episodes:
+            self._merge_episode(episode)
+        pending: list[tuple[Any, ...]] = []
+        for item in taken:
+            if item[0] == kinds.BARRIER:
+                self._deliver(pending, self._finish_episodes())
+                pending = []
+                self._flush_sinks()
+                item[3].set()
+            else:
+                pending.append(item)
+        # An episode ends once a whole cycle passes without new drops.
+        self._deliver(pending, self._finish_episodes() if not new_episodes else [])
+
+    def _deliver(self, pending: list[tuple[Any, ...]], extra: list[CapturedEntry]) -> None:
+        if not pending and not extra:
+            return
+        entries: list[CapturedEntry] = []
+        try:
+            self.builder.build(pending, entries)
+        except Exception:
+            entries = self._build_each(pending)
+        entries.extend(extra)
+        self.taken += len(pending)
+        batch = CaptureBatch(entries)
+        refused = False
+        for sink in self.sinks:
+            try:
+                sink.write(batch)
+            except Exception as error:
+                refused = True
+                self._park(sink, batch, error)
+        self.batches += 1
+        if refused:
+            self.failed += len(batch)
+        else:
+            self.written += len(batch)
+
+    def _build_each(self, pending: list[tuple[Any, ...]]) -> list[CapturedEntry]:
+        """Slow path after a build failure: keep every good record, mark each bad one degraded."""
+        entries: list[CapturedEntry] = []
+        for item in pending:
+            try:
+                self.builder.build([item], entries)
+            except Exception as error:
+                context = item[2]
+                entries.append(self.builder.degraded(
+                    context, "record_unbuildable", f"a captured record could not be built: {error!r}", 1,
+                    item[1], item[1]))
+                self._error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
+        return entries
+
+    def _park(self, sink: Sink, batch: CaptureBatch, error: Exception) -> None:
+        self.sink_failures[sink.name] += 1
+        try:
+            path = self.outbox.park(sink.name, batch, error)
+        except Exception as outbox_error:
+            self.lost += len(batch)
+            self._error(
+                f"sink {sink.name!r} failed ({type(error).__name__}: {error}) and the outbox could not keep "
+                f"its {len(batch)} records ({type(outbox_error).__name__}: {outbox_error}); they are lost",
+                f"lost:{sink.name}",
+            )
+            return
+        self.outboxed += len(batch)
+        self._error(
+            f"sink {sink.name!r} failed ({type(error).__name__}: {error}); {len(batch)} records parked in "
+            f"{path.parent} for ctx.replay_outbox()",
+            f"sink:{sink.name}",
+        )
+
+    def _flush_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.flush()
+            except Exception as error:
+                self._error(f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}",
+                            f"flush:{sink.name}")
+
+    # -- drop episodes -------------------------------------------------------------------------
+
+    def _merge_episode(self, episode: DropEpisode) -> None:
+        known = self._episodes.get(episode.context.owner_ref)
+        if known is None:
+            self._episodes[episode.context.owner_ref] = episode
+        else:
+            known.count += episode.count
+            known.first_ns = min(known.first_ns, episode.first_ns)
+            known.last_ns = max(known.last_ns, episode.last_ns)
+
+    def _finish_episodes(self) -> list[CapturedEntry]:
+        for episode in self.queue.take_drop_episodes():
+            self._merge_episode(episode)
+        if not self._episodes:
+            return []
+        entries = []
+        for episode in self._episodes.values():
+            message = _DROP_MESSAGES.get(episode.policy, "records were dropped")
+            entries.append(self.builder.degraded(
+                episode.context, "capture.dropped", f"{episode.count} records dropped: {message}",
+                episode.count, episode.first_ns, episode.last_ns, {"policy": episode.policy},
+            ))
+            self.dropped_reported += episode.count
+            self._error(f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
+                        f"drop:{episode.policy}")
+        self._episodes = {}
+        return entries

@@ -1,0 +1,285 @@
+"""Configuration: typed sections with defaults, mapping input, named profiles and environment overrides.
+
+Resolution order (later wins): defaults, the profile, the mapping or `UnifiedConfig` given in code,
+then `CONTEXTA_<SECTION>_<FIELD>` environment variables, so an operator can change capture behaviour
+of a job without editing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contexta.contract.refs import normalize_name
+from contexta.errors import ConfigurationError, ValidationError
+
+__all__ = ["PROFILES", "CaptureConfig", "UnifiedConfig", "WorkspaceConfig", "load_config"]
+
+OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
+DURABILITY_MODES = ("flush", "fsync")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceConfig:
+    """Where a workspace keeps things; unset paths live under `root_path`."""
+
+    root_path: Path = Path(".contexta")
+    metadata_path: Path | None = None
+    records_path: Path | None = None
+    artifacts_path: Path | None = None
+    reports_path: Path | None = None
+    exports_path: Path | None = None
+    cache_path: Path | None = None
+    create_missing_dirs: bool = True
+
+    def __post_init__(self) -> None:
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name != "create_missing_dirs" and value is not None:
+                if not isinstance(value, (str, os.PathLike)):
+                    raise ConfigurationError(f"workspace.{item.name} must be a path, got {value!r}",
+                                             code="config_value_invalid", details={"key": f"workspace.{item.name}"})
+                object.__setattr__(self, item.name, Path(value))
+
+    @property
+    def root(self) -> Path:
+        """The absolute workspace root."""
+        return Path(os.path.abspath(self.root_path))
+
+    def _under_root(self, value: Path | None, default: str) -> Path:
+        return Path(os.path.abspath(value)) if value is not None else self.root / default
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._under_root(self.cache_path, "cache")
+
+    @property
+    def capture_dir(self) -> Path:
+        return self.cache_dir / "capture"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.cache_dir / "outbox"
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self._under_root(self.metadata_path, "metadata")
+
+    @property
+    def records_dir(self) -> Path:
+        return self._under_root(self.records_path, "records")
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self._under_root(self.artifacts_path, "artifacts")
+
+    @property
+    def reports_dir(self) -> Path:
+        return self._under_root(self.reports_path, "reports")
+
+    @property
+    def exports_dir(self) -> Path:
+        return self._under_root(self.exports_path, "exports")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """How the capture pipeline trades memory, latency and loss.
+
+    `block_timeout_s` bounds how long a `block` caller waits on a stuck writer before its record is
+    dropped (counted, marked degraded, warned): a dead disk must not freeze a training loop forever.
+    """
+
+    queue_capacity: int = 65_536
+    max_batch_size: int = 4_096
+    flush_interval_s: float = 0.2
+    overflow: str = "block"
+    durability: str = "flush"
+    persist: bool = True
+    block_timeout_s: float = 30.0
+    exit_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("queue_capacity", "max_batch_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"capture.{name} must be a positive int, got {value!r}",
+                                         code="config_value_invalid", details={"key": f"capture.{name}"})
+        for name in ("flush_interval_s", "block_timeout_s", "exit_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"capture.{name} must be a positive number of seconds, got {value!r}",
+                                         code="config_value_invalid", details={"key": f"capture.{name}"})
+        if self.overflow not in OVERFLOW_POLICIES:
+            raise ConfigurationError(
+                f"capture.overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}",
+                code="config_value_invalid", details={"key": "capture.overflow"},
+            )
+        if self.durability not in DURABILITY_MODES:
+            raise ConfigurationError(
+                f"capture.durability must be 'flush' or 'fsync', got {self.durability!r}",
+                code="config_value_invalid", details={"key": "capture.durability"},
+            )
+        if type(self.persist) is not bool:
+            raise ConfigurationError("capture.persist must be true or false", code="config_value_invalid",
+                                     details={"key": "capture.persist"})
+
+
+@dataclass(frozen=True, slots=True)
+class UnifiedConfig:
+    """Everything a `Contexta` needs to know, in one immutable value."""
+
+    project_name: str = "default"
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            normalize_name(self.project_name, "project_name")
+        except ValidationError as error:
+            raise ConfigurationError(error.message, code="config_value_invalid",
+                                     details={"key": "project_name"}) from None
+        if not isinstance(self.workspace, WorkspaceConfig):
+            raise ConfigurationError("workspace must be a WorkspaceConfig", code="config_value_invalid")
+        if not isinstance(self.capture, CaptureConfig):
+            raise ConfigurationError("capture must be a CaptureConfig", code="config_value_invalid")
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    # fsync at every flush barrier: survives power loss, costs a disk sync per run exit.
+    "durable": {"capture": {"durability": "fsync"}},
+    # never make the training loop wait: a full queue drops the oldest records (counted, marked).
+    "nonblocking": {"capture": {"overflow": "drop_oldest"}},
+}
+
+_SECTIONS: dict[str, type[Any]] = {"workspace": WorkspaceConfig, "capture": CaptureConfig}
+
+
+def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, UnifiedConfig):
+        return {
+            "project_name": config.project_name,
+            "workspace": {f.name: getattr(config.workspace, f.name) for f in dataclasses.fields(WorkspaceConfig)},
+            "capture": {f.name: getattr(config.capture, f.name) for f in dataclasses.fields(CaptureConfig)},
+        }
+    if not isinstance(config, Mapping):
+        raise ConfigurationError(f"config must be a mapping or a UnifiedConfig, got {type(config).__name__}",
+                                 code="config_invalid")
+    result: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "project_name":
+            result[key] = value
+        elif key == "workspace":
+            if isinstance(value, WorkspaceConfig):
+                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(WorkspaceConfig)}
+            result[key] = dict(value) if isinstance(value, Mapping) else {"root_path": value}
+        elif key == "capture":
+            if isinstance(value, CaptureConfig):
+                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(CaptureConfig)}
+            if not isinstance(value, Mapping):
+                raise ConfigurationError("config['capture'] must be a mapping of capture settings",
+                                         code="config_invalid", details={"key": "capture"})
+            result[key] = dict(value)
+        else:
+            raise ConfigurationError(
+                f"unknown config key {key!r}; known keys are project_name, workspace, capture",
+                code="config_key_unknown",
+                details={"key": key},
+            )
+    return result
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _parse_env_value(raw: str, template: Any, key: str) -> Any:
+    kind = type(template) if template is not None else str
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return lowered in ("1", "true", "yes", "on")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {key}={raw!r} is not a valid {kind.__name__}",
+                                 code="config_env_invalid", details={"key": key}) from None
+    return Path(raw) if isinstance(template, Path) or key.endswith("_PATH") else raw
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith("CONTEXTA_"):
+            continue
+        name = key[len("CONTEXTA_"):].lower()
+        if name == "project_name":
+            overrides["project_name"] = raw
+            continue
+        section, _, field_name = name.partition("_")
+        section_type = _SECTIONS.get(section)
+        fields = {f.name: f for f in dataclasses.fields(section_type)} if section_type else {}
+        if field_name not in fields:
+            warnings.warn(f"contexta: ignoring unknown environment variable {key}", stacklevel=3)
+            continue
+        default = fields[field_name].default
+        overrides.setdefault(section, {})[field_name] = _parse_env_value(
+            raw, None if default is dataclasses.MISSING else default, key
+        )
+    return overrides
+
+
+def _build_section(section_type: type[Any], values: Mapping[str, Any], section: str) -> Any:
+    known = {f.name for f in dataclasses.fields(section_type)}
+    for key in values:
+        if key not in known:
+            raise ConfigurationError(
+                f"unknown config key {section}.{key}; known keys are {', '.join(sorted(known))}",
+                code="config_key_unknown",
+                details={"key": f"{section}.{key}"},
+            )
+    try:
+        return section_type(**values)
+    except TypeError as error:
+        raise ConfigurationError(f"config section {section}: {error}", code="config_invalid") from None
+
+
+def load_config(
+    config: UnifiedConfig | Mapping[str, Any] | None = None,
+    *,
+    workspace: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> UnifiedConfig:
+    """The effective configuration: profile, then `config`, then `workspace=` (only if the config has
+    none), then environment overrides."""
+    if profile is not None and profile not in PROFILES:
+        raise ConfigurationError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}",
+                                 code="config_profile_unknown", details={"profile": profile})
+    values = _merge(PROFILES[profile or "default"], _as_mapping(config))
+    if workspace is not None and "root_path" not in values.get("workspace", {}):
+        values.setdefault("workspace", {})["root_path"] = workspace
+    values = _merge(values, _environment_overrides(os.environ if environ is None else environ))
+    return UnifiedConfig(
+        project_name=values.get("project_name", "default"),
+        workspace=_build_section(WorkspaceConfig, values.get("workspace", {}), "workspace"),
+        capture=_build_section(CaptureConfig, values.get("capture", {}), "capture"),
+    )

@@ -1,0 +1,80 @@
+"""The shared vocabulary of the write and read paths: refs, context and record models, (de)serialisation."""
+
+from contexta.contract.artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract.context import (
+    BatchExecution,
+    DeploymentExecution,
+    OperationExecution,
+    Project,
+    Run,
+    SampleObservation,
+    StageExecution,
+)
+from contexta.contract.environment import EnvironmentSnapshot, LineageEdge
+from contexta.contract.records import (
+    DegradedPayload,
+    DegradedRecord,
+    MetricPayload,
+    MetricRecord,
+    RecordEnvelope,
+    StructuredEventPayload,
+    StructuredEventRecord,
+    TraceSpanPayload,
+    TraceSpanRecord,
+)
+from contexta.contract.refs import (
+    ParsedRef,
+    artifact_ref,
+    batch_ref,
+    deployment_ref,
+    normalize_name,
+    operation_ref,
+    parse_ref,
+    project_ref,
+    record_ref,
+    run_ref,
+    sample_ref,
+    stage_ref,
+)
+from contexta.contract.serialization import from_json, model_from_dict, to_json
+from contexta.contract.timestamps import parse_timestamp, utc_now
+
+__all__ = [
+    "ArtifactManifest",
+    "ArtifactSource",
+    "BatchExecution",
+    "DegradedPayload",
+    "DegradedRecord",
+    "DeploymentExecution",
+    "EnvironmentSnapshot",
+    "LineageEdge",
+    "MetricPayload",
+    "MetricRecord",
+    "OperationExecution",
+    "ParsedRef",
+    "Project",
+    "RecordEnvelope",
+    "Run",
+    "SampleObservation",
+    "StageExecution",
+    "StructuredEventPayload",
+    "StructuredEventRecord",
+    "TraceSpanPayload",
+    "TraceSpanRecord",
+    "artifact_ref",
+    "batch_ref",
+    "deployment_ref",
+    "from_json",
+    "model_from_dict",
+    "normalize_name",
+    "operation_ref",
+    "parse_ref",
+    "parse_timestamp",
+    "project_ref",
+    "record_ref",
+    "run_ref",
+    "sample_ref",
+    "stage_ref",
+    "to_json",
+    "utc_now",
+]

@@ -1,0 +1,190 @@
+"""Field checks shared by the contract models and the capture calls, so one rule has one home."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from contexta.contract.refs import ParsedRef, is_component, parse_ref
+from contexta.contract.timestamps import normalize_timestamp, parse_timestamp
+from contexta.errors import ValidationError
+
+STATUSES = ("open", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset(("completed", "failed", "cancelled"))
+METRIC_KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+MAX_METRIC_KEY_LENGTH = 200
+MAX_ATTRIBUTE_DEPTH = 32
+
+
+def check_ref(value: Any, kind: str, field: str) -> ParsedRef:
+    try:
+        return parse_ref(value, kind)
+    except ValidationError as error:
+        raise ValidationError(f"{field}: {error.message}", code=error.code, details={"field": field}) from None
+
+
+def check_optional_ref(value: Any, kind: str, field: str) -> ParsedRef | None:
+    return None if value is None else check_ref(value, kind, field)
+
+
+def check_child_ref(child: ParsedRef, parent: ParsedRef, child_field: str, parent_field: str) -> None:
+    if not child.extends(parent):
+        raise ValidationError(
+            f"{child_field} {child.ref!r} does not belong to {parent_field} {parent.ref!r}",
+            code="ref_parent_mismatch",
+            details={"field": child_field},
+        )
+
+
+def check_component(value: Any, field: str) -> None:
+    if not isinstance(value, str) or not is_component(value):
+        raise ValidationError(
+            f"{field} must be a normalised name (lower-case letters and digits joined by '-', no '.'), "
+            f"got {value!r}",
+            code="name_invalid",
+            details={"field": field},
+        )
+
+
+def check_text(value: Any, field: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be a string, got {type(value).__name__}", code="field_invalid",
+                              details={"field": field})
+
+
+def check_choice(value: Any, choices: tuple[str, ...] | frozenset[str], field: str) -> None:
+    if value not in choices:
+        raise ValidationError(
+            f"{field} must be one of {', '.join(sorted(choices))}; got {value!r}",
+            code=f"{field}_invalid",
+            details={"field": field},
+        )
+
+
+def check_timestamp(value: Any, field: str) -> str:
+    return normalize_timestamp(value, field)
+
+
+def check_optional_timestamp(value: Any, field: str) -> str | None:
+    return None if value is None else normalize_timestamp(value, field)
+
+
+def check_lifecycle(status: Any, started_at: str, ended_at: str | None) -> None:
+    """Status and end time agree, and the end is not before the start (compared as instants)."""
+    check_choice(status, STATUSES, "status")
+    if status == "open":
+        if ended_at is not None:
+            raise ValidationError("an open subject cannot have ended_at; close it with a terminal status",
+                                  code="lifecycle_invalid")
+        return
+    if ended_at is None:
+        raise ValidationError(f"status {status!r} needs ended_at", code="lifecycle_invalid")
+    if parse_timestamp(ended_at, "ended_at") < parse_timestamp(started_at, "started_at"):
+        raise ValidationError(
+            f"ended_at {ended_at} is before started_at {started_at}", code="lifecycle_invalid"
+        )
+
+
+def check_order_index(value: Any) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise ValidationError(f"order_index must be a non-negative int, got {value!r}", code="field_invalid",
+                              details={"field": "order_index"})
+
+
+def check_metric_key(key: Any) -> str:
+    if not isinstance(key, str) or len(key) > MAX_METRIC_KEY_LENGTH or not METRIC_KEY_PATTERN.fullmatch(key):
+        raise ValidationError(
+            f"metric key {key!r} is not valid: use letters, digits, '_', '.', '/' or '-' (not first), "
+            f"at most {MAX_METRIC_KEY_LENGTH} characters, e.g. 'val_loss', 'train/loss', 'macro.f1'",
+            code="metric_key_invalid",
+            details={"key": key if isinstance(key, str) else repr(key)},
+        )
+    return key
+
+
+def metric_number(value: Any, key: str) -> int | float:
+    """The plain Python number for a metric value, or `ValidationError` saying why it is refused.
+
+    NumPy scalars and 0-d tensors arrive through `.item()`; bools are refused because `True` logged
+    as a metric is almost always a mistake for `1.0`.
+    """
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+    elif kind is int:
+        return value
+    elif kind is not bool and not isinstance(value, (str, bytes)):
+        item = getattr(value, "item", None)
+        if callable(item) and getattr(value, "ndim", 0) == 0:
+            try:
+                converted = item()
+            except (TypeError, ValueError, RuntimeError):
+                converted = None
+            if type(converted) in (int, float) and kind.__name__ != "bool_":
+                return metric_number(converted, key)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return metric_number(float(value) if isinstance(value, float) else int(value), key)
+    reason = "it is not finite" if kind is float else f"it is a {kind.__name__}"
+    raise ValidationError(
+        f"metric {key!r} has value {value!r}, and {reason}; metric values are finite ints or floats",
+        code="metric_value_invalid",
+        details={"key": key},
+    )
+
+
+def json_attributes(value: Any, field: str = "attributes") -> dict[str, Any] | None:
+    """A detached, JSON-ready copy of an attribute mapping, or `ValidationError` naming the bad path."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{field} must be a mapping, got {type(value).__name__}", code="attributes_invalid",
+                              details={"field": field})
+    converted = _json_value(value, field, 0)
+    assert isinstance(converted, dict)
+    return converted
+
+
+def _json_value(value: Any, path: str, depth: int) -> Any:
+    if depth > MAX_ATTRIBUTE_DEPTH:
+        raise ValidationError(
+            f"{path} is nested deeper than {MAX_ATTRIBUTE_DEPTH} levels (or refers to itself)",
+            code="attributes_invalid",
+            details={"path": path},
+        )
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        raise ValidationError(f"{path} is {value!r}; attribute numbers must be finite", code="attributes_invalid",
+                              details={"path": path})
+    if isinstance(value, Mapping):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(f"{path} has the key {key!r}; attribute keys must be strings",
+                                      code="attributes_invalid", details={"path": path})
+            result[key] = _json_value(item, f"{path}.{key}", depth + 1)
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
+    if isinstance(value, datetime):
+        return normalize_timestamp(value, path)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return _json_value(item(), path, depth)
+    if isinstance(value, (str, int, float)):  # subclasses such as enum.IntEnum or numpy.float64
+        base = str if isinstance(value, str) else (float if isinstance(value, float) else int)
+        return _json_value(base(value), path, depth)
+    raise ValidationError(
+        f"{path} is a {kind.__name__}, which is not JSON; use strings, numbers, booleans, lists or mappings",
+        code="attributes_invalid",
+        details={"path": path},
+    )

@@ -1,0 +1,219 @@
+"""Refs: the stable, human-readable identifiers that tie every record to its place in a run.
+
+A ref is `kind:component.component...`; each component is a normalised name (`[a-z0-9]+(-[a-z0-9]+)*`,
+at most 63 characters) and a child's ref extends its parent's, so ownership can be read off the ref.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from contexta.errors import ValidationError
+
+__all__ = [
+    "MAX_COMPONENT_LENGTH",
+    "MAX_REF_LENGTH",
+    "REF_KINDS",
+    "ParsedRef",
+    "artifact_ref",
+    "batch_ref",
+    "deployment_ref",
+    "is_component",
+    "normalize_name",
+    "operation_ref",
+    "parse_ref",
+    "project_ref",
+    "record_ref",
+    "run_ref",
+    "sample_ref",
+    "stage_ref",
+]
+
+MAX_COMPONENT_LENGTH = 63
+MAX_REF_LENGTH = 255
+
+_COMPONENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_NOT_COMPONENT_CHARS = re.compile(r"[^a-z0-9]+")
+
+# kind -> how many components its ref has (None: sample refs have 4 or 5, stage- or batch-owned).
+REF_KINDS: dict[str, tuple[int, ...]] = {
+    "project": (1,),
+    "run": (2,),
+    "stage": (3,),
+    "batch": (4,),
+    "sample": (4, 5),
+    "operation": (4,),
+    "deployment": (2,),
+    "record": (3,),
+    "artifact": (3,),
+}
+
+
+def is_component(text: str) -> bool:
+    """True when `text` is already a valid ref component."""
+    return len(text) <= MAX_COMPONENT_LENGTH and _COMPONENT.fullmatch(text) is not None
+
+
+def normalize_name(name: str, what: str = "name") -> str:
+    """The ref component for a user-given name: lower-case, other characters folded into `-`."""
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"{what} must be a string, got {type(name).__name__}", code="name_invalid", details={"what": what}
+        )
+    return _normalize_text(name, what)
+
+
+@lru_cache(maxsize=4096)
+def _normalize_text(name: str, what: str) -> str:
+    component = _NOT_COMPONENT_CHARS.sub("-", name.lower()).strip("-")
+    if not component:
+        raise ValidationError(
+            f"{what} {name!r} has no letters or digits; give it a name such as 'train' or 'epoch-1'",
+            code="name_empty",
+            details={"what": what, "name": name},
+        )
+    if len(component) > MAX_COMPONENT_LENGTH:
+        raise ValidationError(
+            f"{what} {name!r} is {len(component)} characters once normalised; the limit is "
+            f"{MAX_COMPONENT_LENGTH}",
+            code="name_too_long",
+            details={"what": what, "name": name},
+        )
+    return component
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRef:
+    """A ref split into its kind and components."""
+
+    kind: str
+    components: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{'.'.join(self.components)}"
+
+    @property
+    def name(self) -> str:
+        """The last component: the subject's own name."""
+        return self.components[-1]
+
+    @property
+    def project(self) -> str:
+        return self.components[0]
+
+    def extends(self, parent: ParsedRef) -> bool:
+        """True when this ref lives under `parent` (its components start with the parent's)."""
+        size = len(parent.components)
+        return len(self.components) > size and self.components[:size] == parent.components
+
+
+def parse_ref(ref: str, expected_kind: str | None = None) -> ParsedRef:
+    """Split and check a ref; raises `ValidationError(code="ref_invalid")` saying what is wrong."""
+    if not isinstance(ref, str):
+        raise ValidationError(f"a ref must be a string, got {type(ref).__name__}", code="ref_invalid")
+    return _parse_text(ref, expected_kind)
+
+
+@lru_cache(maxsize=16384)
+def _parse_text(ref: str, expected_kind: str | None) -> ParsedRef:
+    if len(ref) > MAX_REF_LENGTH:
+        raise ValidationError(
+            f"ref is {len(ref)} characters; the limit is {MAX_REF_LENGTH}", code="ref_invalid", details={"ref": ref}
+        )
+    kind, sep, body = ref.partition(":")
+    if not sep or kind not in REF_KINDS:
+        raise ValidationError(
+            f"{ref!r} is not a ref; expected 'kind:project...' with kind one of {', '.join(REF_KINDS)}",
+            code="ref_invalid",
+            details={"ref": ref},
+        )
+    if expected_kind is not None and kind != expected_kind:
+        raise ValidationError(
+            f"{ref!r} is a {kind} ref; a {expected_kind} ref is needed here",
+            code="ref_kind_mismatch",
+            details={"ref": ref, "expected": expected_kind},
+        )
+    components = tuple(body.split("."))
+    if len(components) not in REF_KINDS[kind]:
+        counts = " or ".join(str(n) for n in REF_KINDS[kind])
+        raise ValidationError(
+            f"{ref!r} has {len(components)} components; a {kind} ref has {counts}",
+            code="ref_invalid",
+            details={"ref": ref},
+        )
+    for component in components:
+        if not is_component(component):
+            raise ValidationError(
+                f"{ref!r} has the component {component!r}; components are lower-case letters and digits "
+                f"joined by single '-', at most {MAX_COMPONENT_LENGTH} characters",
+                code="ref_invalid",
+                details={"ref": ref},
+            )
+    return ParsedRef(kind, components)
+
+
+def _join(kind: str, *components: str) -> str:
+    ref = f"{kind}:{'.'.join(components)}"
+    if len(ref) > MAX_REF_LENGTH:
+        raise ValidationError(
+            f"the {kind} ref {ref[:80]}... would be {len(ref)} characters; the limit is {MAX_REF_LENGTH}: "
+            "use shorter names",
+            code="ref_too_long",
+        )
+    return ref
+
+
+def _components(ref: str, kind: str) -> tuple[str, ...]:
+    return parse_ref(ref, kind).components
+
+
+def project_ref(project: str) -> str:
+    return _join("project", normalize_name(project, "project name"))
+
+
+def run_ref(project: str, run: str) -> str:
+    return _join("run", normalize_name(project, "project name"), normalize_name(run, "run name"))
+
+
+def stage_ref(parent_run_ref: str, stage: str) -> str:
+    return _join("stage", *_components(parent_run_ref, "run"), normalize_name(stage, "stage name"))
+
+
+def batch_ref(parent_stage_ref: str, batch: str) -> str:
+    return _join("batch", *_components(parent_stage_ref, "stage"), normalize_name(batch, "batch name"))
+
+
+def sample_ref(owner_ref: str, sample: str) -> str:
+    """A sample ref under a stage (`sample:p.r.s.x`) or a batch (`sample:p.r.s.b.x`)."""
+    owner = parse_ref(owner_ref)
+    if owner.kind not in ("stage", "batch"):
+        raise ValidationError(
+            f"a sample belongs to a stage or a batch, not to {owner_ref!r}", code="ref_kind_mismatch"
+        )
+    return _join("sample", *owner.components, normalize_name(sample, "sample name"))
+
+
+def operation_ref(parent_stage_ref: str, operation: str) -> str:
+    return _join("operation", *_components(parent_stage_ref, "stage"), normalize_name(operation, "operation name"))
+
+
+def deployment_ref(project: str, deployment: str) -> str:
+    return _join(
+        "deployment", normalize_name(project, "project name"), normalize_name(deployment, "deployment name")
+    )
+
+
+def record_ref(owner_ref: str, record_id: str) -> str:
+    """`record:{project}.{run}.{id}`; a deployment without a run owns its records the same way."""
+    owner = parse_ref(owner_ref)
+    if owner.kind not in ("run", "deployment"):
+        raise ValidationError(f"records belong to a run or a deployment, not {owner_ref!r}", code="ref_kind_mismatch")
+    return _join("record", *owner.components, record_id)
+
+
+def artifact_ref(parent_run_ref: str, kind: str, suffix: str) -> str:
+    """`artifact:{project}.{run}.{kind}-{suffix}`: the suffix keeps two files of one kind apart."""
+    return _join("artifact", *_components(parent_run_ref, "run"), f"{normalize_name(kind, 'artifact kind')}-{suffix}")

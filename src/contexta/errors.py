@@ -1,0 +1,92 @@
+"""The ContextaError family: every failure a caller can act on carries a stable code.
+
+Codes are part of the public contract (tests and users match on them); messages say what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "CaptureError",
+    "ClosedScopeError",
+    "ConfigurationError",
+    "ConflictError",
+    "ContextaError",
+    "LifecycleError",
+    "NotFoundError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class ContextaError(Exception):
+    """Base of every error Contexta raises on purpose; `code` is stable, `message` is for people."""
+
+    default_code = "contexta_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments need help to survive pickling (multiprocessing sends errors back).
+        return (_rebuild_error, (type(self), self.message, self.code, self.details))
+
+
+def _rebuild_error(cls: type[ContextaError], message: str, code: str, details: dict[str, Any]) -> ContextaError:
+    return cls(message, code=code, details=details)
+
+
+class ConfigurationError(ContextaError):
+    """A configuration value, key or environment override is not usable."""
+
+    default_code = "configuration_invalid"
+
+
+class ValidationError(ContextaError, ValueError):
+    """Input given to a capture call or a contract model breaks a rule of the contract."""
+
+    default_code = "validation_failed"
+
+
+class LifecycleError(ContextaError):
+    """A call came at the wrong moment: capture outside a run, use after close."""
+
+    default_code = "lifecycle_invalid"
+
+
+class ClosedScopeError(LifecycleError):
+    """The scope this call was made on has already been closed."""
+
+    default_code = "scope_closed"
+
+
+class NotFoundError(ContextaError, LookupError):
+    """A referenced run, stage, artifact or other subject does not exist."""
+
+    default_code = "not_found"
+
+
+class ConflictError(ContextaError):
+    """The call would clash with something that already exists (a duplicate open name)."""
+
+    default_code = "conflict"
+
+
+class CaptureError(ContextaError):
+    """The capture pipeline could not do what was asked (flush timed out, sinks failed)."""
+
+    default_code = "capture_failed"
+
+
+class StoreError(ContextaError):
+    """The canonical store cannot be read or written."""
+
+    default_code = "store_failed"

@@ -1,0 +1,248 @@
+"""The `Contexta` facade: wiring of config, pipeline and sinks, and delegation to them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from contexta.capture.artifacts import ArtifactVerification, verify_manifest
+from contexta.capture.log_reader import read_capture_log
+from contexta.capture.outbox import Outbox, ReplayReport
+from contexta.capture.pipeline import CapturePipeline
+from contexta.capture.results import CaptureResult, CaptureStats, FlushReport
+from contexta.capture.scopes import (
+    BatchScope,
+    DeploymentScope,
+    RunScope,
+    SampleScope,
+    Scope,
+    StageScope,
+    open_deployment,
+    open_run,
+)
+from contexta.capture.session import CURRENT_SCOPE, CaptureSession
+from contexta.capture.sinks import LocalJsonlSink, Sink
+from contexta.config import UnifiedConfig, load_config
+from contexta.contract._checks import json_attributes
+from contexta.contract.artifacts import ArtifactManifest
+from contexta.contract.refs import parse_ref
+from contexta.errors import LifecycleError, NotFoundError, ValidationError
+
+__all__ = ["Contexta"]
+
+_ScopeT = TypeVar("_ScopeT", bound=Scope)
+
+
+def _optional_text(value: Any, field: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValidationError(f"{field} must be a non-empty string, got {value!r}", code="field_invalid",
+                              details={"field": field})
+    return value  # type: ignore[no-any-return]
+
+
+class Contexta:
+    """One project's capture (and, later, investigation) over one workspace."""
+
+    def __init__(
+        self,
+        *,
+        workspace: str | os.PathLike[str] = ".contexta",
+        profile: str | None = None,
+        config: UnifiedConfig | Mapping[str, Any] | None = None,
+        sinks: Sequence[Sink] | None = None,
+    ):
+        self._config = load_config(config, workspace=workspace, profile=profile)
+        layout = self._config.workspace
+        if layout.create_missing_dirs:
+            layout.capture_dir.mkdir(parents=True, exist_ok=True)
+        if sinks is None:
+            sinks = [LocalJsonlSink(layout.capture_dir, durability=self._config.capture.durability)]
+        else:
+            for sink in sinks:
+                if not isinstance(sink, Sink):
+                    raise ValidationError(
+                        f"{sink!r} is not a sink: it needs a name and write(batch), flush(), close()",
+                        code="sink_invalid",
+                    )
+        self._pipeline = CapturePipeline(self._config.capture, list(sinks), Outbox(layout.outbox_dir))
+        self._session = CaptureSession(self._config.project_name, self._pipeline)
+
+    @classmethod
+    def open(cls, **kwargs: Any) -> Contexta:
+        """Same as `Contexta(...)`."""
+        return cls(**kwargs)
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def project_name(self) -> str:
+        return self._config.project_name
+
+    @property
+    def workspace(self) -> Path:
+        return self._config.workspace.root
+
+    @property
+    def config(self) -> UnifiedConfig:
+        return self._config
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return self._pipeline.sinks
+
+    # -- scopes --------------------------------------------------------------------------------
+
+    def run(
+        self,
+        name: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        code_revision: str | None = None,
+        config_snapshot: Mapping[str, Any] | None = None,
+        dataset_ref: str | None = None,
+        resume: bool = False,
+    ) -> RunScope:
+        """Open a run; use it as `with ctx.run(...) as run:` so it closes (and flushes) on exit."""
+        details: dict[str, Any] = {
+            "dataset_ref": _optional_text(dataset_ref, "dataset_ref"),
+            "code_revision": _optional_text(code_revision, "code_revision"),
+            "tags": json_attributes(tags, "tags"),
+            "metadata": json_attributes(metadata, "metadata"),
+            "config_snapshot": json_attributes(config_snapshot, "config_snapshot"),
+        }
+        if resume:
+            details["resumed"] = True
+        return open_run(self._session, name, run_id=run_id,
+                        details={k: v for k, v in details.items() if v is not None})
+
+    def deployment(self, name: str, *, run_ref: str | None = None, artifact_ref: str | None = None) -> DeploymentScope:
+        """Open a deployment (putting a run's result somewhere), optionally linked to its run and artifact."""
+        return open_deployment(self._session, name, run_ref_value=run_ref, artifact_ref=artifact_ref)
+
+    def _current(self, kind: type[_ScopeT]) -> _ScopeT | None:
+        scope = CURRENT_SCOPE.get()
+        while scope is not None:
+            if isinstance(scope, kind) and scope._session is self._session and scope.status == "open":
+                return scope
+            scope = scope.parent
+        return None
+
+    def current_scope(self) -> Scope | None:
+        """The innermost open scope entered in this thread or task, or the only open run of this Contexta."""
+        scope = self._current(Scope)
+        if scope is not None:
+            return scope
+        runs = self._session.open_runs()
+        return runs[0] if len(runs) == 1 else None
+
+    def current_run(self) -> RunScope | None:
+        run = self._current(RunScope)
+        if run is not None:
+            return run
+        runs = self._session.open_runs()
+        return runs[0] if len(runs) == 1 else None
+
+    def current_stage(self) -> StageScope | None:
+        return self._current(StageScope)
+
+    def current_batch(self) -> BatchScope | None:
+        return self._current(BatchScope)
+
+    def current_sample(self) -> SampleScope | None:
+        return self._current(SampleScope)
+
+    def current_deployment(self) -> DeploymentScope | None:
+        return self._current(DeploymentScope)
+
+    def _scope_for_capture(self) -> Scope:
+        scope = self.current_scope()
+        if scope is None:
+            raise LifecycleError(
+                "no run is open here: capture inside `with ctx.run(...)`, or call the run/stage object directly",
+                code="no_active_run",
+            )
+        return scope
+
+    # -- emission on the current scope ---------------------------------------------------------
+
+    def metric(self, key: str, value: float | int, *, unit: str | None = None, step: int | None = None,
+               aggregation_scope: str = "step", tags: Mapping[str, Any] | None = None) -> CaptureResult:
+        return self._scope_for_capture().metric(key, value, unit=unit, step=step,
+                                                aggregation_scope=aggregation_scope, tags=tags)
+
+    def metrics(self, values: Mapping[str, float | int], *, step: int | None = None,
+                unit: str | None = None) -> CaptureResult:
+        return self._scope_for_capture().metrics(values, step=step, unit=unit)
+
+    def event(self, key: str, *, message: str, level: str = "info",
+              attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+        return self._scope_for_capture().event(key, message=message, level=level, attributes=attributes)
+
+    def span(self, name: str, *, started_at: str | datetime | None = None, ended_at: str | datetime | None = None,
+             status: str = "ok", attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+        return self._scope_for_capture().span(name, started_at=started_at, ended_at=ended_at, status=status,
+                                              attributes=attributes)
+
+    def register_artifact(self, kind: str, path: Any, *, attributes: Mapping[str, Any] | None = None,
+                          artifact_ref: str | None = None, compute_hash: bool = True,
+                          allow_missing: bool = False) -> CaptureResult:
+        return self._scope_for_capture().register_artifact(
+            kind, path, attributes=attributes, artifact_ref=artifact_ref, compute_hash=compute_hash,
+            allow_missing=allow_missing,
+        )
+
+    # -- pipeline control ----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> FlushReport:
+        """Wait until everything captured so far is in every sink; the report lists any losses."""
+        return self._pipeline.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> FlushReport:
+        """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""
+        if not self._pipeline.closed:
+            for scope in self._session.open_top_level():
+                scope.close("cancelled")
+        return self._pipeline.close(timeout)
+
+    def capture_stats(self) -> CaptureStats:
+        return self._pipeline.stats()
+
+    def replay_outbox(self) -> ReplayReport:
+        """Deliver batches that sinks refused earlier (parked under `<workspace>/cache/outbox/`)."""
+        return self._pipeline.replay_outbox()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def _find_manifest(self, artifact_ref: str) -> ArtifactManifest:
+        parse_ref(artifact_ref, "artifact")
+        registration = self._session.artifacts.get(artifact_ref)
+        if registration is not None:
+            return registration.manifest
+        found: ArtifactManifest | None = None
+        for sink in self.sinks:
+            if isinstance(sink, LocalJsonlSink):
+                for line in read_capture_log(sink.file_path_for("ARTIFACT")).lines:
+                    manifest = line.get("payload", {}).get("manifest", {})
+                    if manifest.get("artifact_ref") == artifact_ref:
+                        found = ArtifactManifest.from_dict(manifest)
+        if found is None:
+            raise NotFoundError(f"no artifact {artifact_ref} is registered in {self.workspace}",
+                                code="artifact_not_found", details={"artifact_ref": artifact_ref})
+        return found
+
+    def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
+        """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""
+        return verify_manifest(self._find_manifest(artifact_ref))
