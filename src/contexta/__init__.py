@@ -1,7 +1,7 @@
 """Contexta: local-first observability for ML systems."""
 
+from contexta._facade import Contexta
 from contexta.errors import ContextaError
-from contexta.facade import Contexta
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contexta.contract.refs import normalize_name
+from contexta.contract._refs import normalize_name
 from contexta.errors import ConfigurationError, ValidationError
 
 __all__ = ["PROFILES", "CaptureConfig", "UnifiedConfig", "WorkspaceConfig", "load_config"]
@@ -42,8 +42,11 @@ class WorkspaceConfig:
             value = getattr(self, item.name)
             if item.name != "create_missing_dirs" and value is not None:
                 if not isinstance(value, (str, os.PathLike)):
-                    raise ConfigurationError(f"workspace.{item.name} must be a path, got {value!r}",
-                                             code="config_value_invalid", details={"key": f"workspace.{item.name}"})
+                    raise ConfigurationError(
+                        f"workspace.{item.name} must be a path, got {value!r}",
+                        code="config_value_invalid",
+                        details={"key": f"workspace.{item.name}"},
+                    )
                 object.__setattr__(self, item.name, Path(value))
 
     @property
@@ -108,26 +111,37 @@ class CaptureConfig:
         for name in ("queue_capacity", "max_batch_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ConfigurationError(f"capture.{name} must be a positive int, got {value!r}",
-                                         code="config_value_invalid", details={"key": f"capture.{name}"})
+                raise ConfigurationError(
+                    f"capture.{name} must be a positive int, got {value!r}",
+                    code="config_value_invalid",
+                    details={"key": f"capture.{name}"},
+                )
         for name in ("flush_interval_s", "block_timeout_s", "exit_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"capture.{name} must be a positive number of seconds, got {value!r}",
-                                         code="config_value_invalid", details={"key": f"capture.{name}"})
+                raise ConfigurationError(
+                    f"capture.{name} must be a positive number of seconds, got {value!r}",
+                    code="config_value_invalid",
+                    details={"key": f"capture.{name}"},
+                )
         if self.overflow not in OVERFLOW_POLICIES:
             raise ConfigurationError(
                 f"capture.overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {self.overflow!r}",
-                code="config_value_invalid", details={"key": "capture.overflow"},
+                code="config_value_invalid",
+                details={"key": "capture.overflow"},
             )
         if self.durability not in DURABILITY_MODES:
             raise ConfigurationError(
                 f"capture.durability must be 'flush' or 'fsync', got {self.durability!r}",
-                code="config_value_invalid", details={"key": "capture.durability"},
+                code="config_value_invalid",
+                details={"key": "capture.durability"},
             )
         if type(self.persist) is not bool:
-            raise ConfigurationError("capture.persist must be true or false", code="config_value_invalid",
-                                     details={"key": "capture.persist"})
+            raise ConfigurationError(
+                "capture.persist must be true or false",
+                code="config_value_invalid",
+                details={"key": "capture.persist"},
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +156,9 @@ class UnifiedConfig:
         try:
             normalize_name(self.project_name, "project_name")
         except ValidationError as error:
-            raise ConfigurationError(error.message, code="config_value_invalid",
-                                     details={"key": "project_name"}) from None
+            raise ConfigurationError(
+                error.message, code="config_value_invalid", details={"key": "project_name"}
+            ) from None
         if not isinstance(self.workspace, WorkspaceConfig):
             raise ConfigurationError("workspace must be a WorkspaceConfig", code="config_value_invalid")
         if not isinstance(self.capture, CaptureConfig):
@@ -167,12 +182,15 @@ def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, A
     if isinstance(config, UnifiedConfig):
         return {
             "project_name": config.project_name,
-            "workspace": {f.name: getattr(config.workspace, f.name) for f in dataclasses.fields(WorkspaceConfig)},
+            "workspace": {
+                f.name: getattr(config.workspace, f.name) for f in dataclasses.fields(WorkspaceConfig)
+            },
             "capture": {f.name: getattr(config.capture, f.name) for f in dataclasses.fields(CaptureConfig)},
         }
     if not isinstance(config, Mapping):
-        raise ConfigurationError(f"config must be a mapping or a UnifiedConfig, got {type(config).__name__}",
-                                 code="config_invalid")
+        raise ConfigurationError(
+            f"config must be a mapping or a UnifiedConfig, got {type(config).__name__}", code="config_invalid"
+        )
     result: dict[str, Any] = {}
     for key, value in config.items():
         if key == "project_name":
@@ -185,8 +203,11 @@ def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, A
             if isinstance(value, CaptureConfig):
                 value = {f.name: getattr(value, f.name) for f in dataclasses.fields(CaptureConfig)}
             if not isinstance(value, Mapping):
-                raise ConfigurationError("config['capture'] must be a mapping of capture settings",
-                                         code="config_invalid", details={"key": "capture"})
+                raise ConfigurationError(
+                    "config['capture'] must be a mapping of capture settings",
+                    code="config_invalid",
+                    details={"key": "capture"},
+                )
             result[key] = dict(value)
         else:
             raise ConfigurationError(
@@ -208,7 +229,7 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _parse_env_value(raw: str, template: Any, key: str) -> Any:
-    kind = type(template) if template is not None else str
+    kind: type[Any] = type(template) if template is not None else str
     try:
         if kind is bool:
             lowered = raw.strip().lower()
@@ -220,8 +241,11 @@ def _parse_env_value(raw: str, template: Any, key: str) -> Any:
         if kind is float:
             return float(raw)
     except ValueError:
-        raise ConfigurationError(f"environment variable {key}={raw!r} is not a valid {kind.__name__}",
-                                 code="config_env_invalid", details={"key": key}) from None
+        raise ConfigurationError(
+            f"environment variable {key}={raw!r} is not a valid {kind.__name__}",
+            code="config_env_invalid",
+            details={"key": key},
+        ) from None
     return Path(raw) if isinstance(template, Path) or key.endswith("_PATH") else raw
 
 
@@ -230,7 +254,7 @@ def _environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, raw in environ.items():
         if not key.startswith("CONTEXTA_"):
             continue
-        name = key[len("CONTEXTA_"):].lower()
+        name = key[len("CONTEXTA_") :].lower()
         if name == "project_name":
             overrides["project_name"] = raw
             continue
@@ -272,8 +296,11 @@ def load_config(
     """The effective configuration: profile, then `config`, then `workspace=` (only if the config has
     none), then environment overrides."""
     if profile is not None and profile not in PROFILES:
-        raise ConfigurationError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}",
-                                 code="config_profile_unknown", details={"profile": profile})
+        raise ConfigurationError(
+            f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}",
+            code="config_profile_unknown",
+            details={"profile": profile},
+        )
     values = _merge(PROFILES[profile or "default"], _as_mapping(config))
     if workspace is not None and "root_path" not in values.get("workspace", {}):
         values.setdefault("workspace", {})["root_path"] = workspace

@@ -40,7 +40,9 @@ class ContextaError(Exception):
         return (_rebuild_error, (type(self), self.message, self.code, self.details))
 
 
-def _rebuild_error(cls: type[ContextaError], message: str, code: str, details: dict[str, Any]) -> ContextaError:
+def _rebuild_error(
+    cls: type[ContextaError], message: str, code: str, details: dict[str, Any]
+) -> ContextaError:
     return cls(message, code=code, details=details)
 
 

@@ -1,12 +1,12 @@
 """The write path: scopes, the bounded queue and its writer, sinks, artifact hashing."""
 
-from contexta.capture.artifacts import ArtifactRegistration, ArtifactVerification
-from contexta.capture.batch import CaptureBatch, CapturedEntry
-from contexta.capture.hashing import FileDigest, hash_file
-from contexta.capture.log_reader import CaptureLogRead, read_capture_log
-from contexta.capture.outbox import ReplayReport
-from contexta.capture.results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
-from contexta.capture.scopes import (
+from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
+from contexta.capture._batch import CaptureBatch, CapturedEntry
+from contexta.capture._hashing import FileDigest, hash_file
+from contexta.capture._log_reader import CaptureLogRead, read_capture_log
+from contexta.capture._outbox import ReplayReport
+from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
+from contexta.capture._scopes import (
     BatchScope,
     DeploymentScope,
     OperationScope,
@@ -15,8 +15,8 @@ from contexta.capture.scopes import (
     Scope,
     StageScope,
 )
-from contexta.capture.sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink
-from contexta.capture.writer import CaptureWarning
+from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink
+from contexta.capture._writer import CaptureWarning
 
 __all__ = [
     "ACCEPTED",

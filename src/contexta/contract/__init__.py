@@ -1,7 +1,7 @@
 """The shared vocabulary of the write and read paths: refs, context and record models, (de)serialisation."""
 
-from contexta.contract.artifacts import ArtifactManifest, ArtifactSource
-from contexta.contract.context import (
+from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract._context import (
     BatchExecution,
     DeploymentExecution,
     OperationExecution,
@@ -10,8 +10,8 @@ from contexta.contract.context import (
     SampleObservation,
     StageExecution,
 )
-from contexta.contract.environment import EnvironmentSnapshot, LineageEdge
-from contexta.contract.records import (
+from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
+from contexta.contract._records import (
     DegradedPayload,
     DegradedRecord,
     MetricPayload,
@@ -22,7 +22,7 @@ from contexta.contract.records import (
     TraceSpanPayload,
     TraceSpanRecord,
 )
-from contexta.contract.refs import (
+from contexta.contract._refs import (
     ParsedRef,
     artifact_ref,
     batch_ref,
@@ -36,8 +36,8 @@ from contexta.contract.refs import (
     sample_ref,
     stage_ref,
 )
-from contexta.contract.serialization import from_json, model_from_dict, to_json
-from contexta.contract.timestamps import parse_timestamp, utc_now
+from contexta.contract._serialization import from_json, model_from_dict, to_json
+from contexta.contract._timestamps import parse_timestamp, utc_now
 
 __all__ = [
     "ArtifactManifest",

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from contexta.contract.refs import ParsedRef, is_component, parse_ref
-from contexta.contract.timestamps import normalize_timestamp, parse_timestamp
+from contexta.contract._refs import ParsedRef, is_component, parse_ref
+from contexta.contract._timestamps import normalize_timestamp, parse_timestamp
 from contexta.errors import ValidationError
 
 STATUSES = ("open", "completed", "failed", "cancelled")
@@ -23,7 +23,9 @@ def check_ref(value: Any, kind: str, field: str) -> ParsedRef:
     try:
         return parse_ref(value, kind)
     except ValidationError as error:
-        raise ValidationError(f"{field}: {error.message}", code=error.code, details={"field": field}) from None
+        raise ValidationError(
+            f"{field}: {error.message}", code=error.code, details={"field": field}
+        ) from None
 
 
 def check_optional_ref(value: Any, kind: str, field: str) -> ParsedRef | None:
@@ -53,8 +55,11 @@ def check_text(value: Any, field: str, *, optional: bool = True) -> None:
     if value is None and optional:
         return
     if not isinstance(value, str):
-        raise ValidationError(f"{field} must be a string, got {type(value).__name__}", code="field_invalid",
-                              details={"field": field})
+        raise ValidationError(
+            f"{field} must be a string, got {type(value).__name__}",
+            code="field_invalid",
+            details={"field": field},
+        )
 
 
 def check_choice(value: Any, choices: tuple[str, ...] | frozenset[str], field: str) -> None:
@@ -79,8 +84,10 @@ def check_lifecycle(status: Any, started_at: str, ended_at: str | None) -> None:
     check_choice(status, STATUSES, "status")
     if status == "open":
         if ended_at is not None:
-            raise ValidationError("an open subject cannot have ended_at; close it with a terminal status",
-                                  code="lifecycle_invalid")
+            raise ValidationError(
+                "an open subject cannot have ended_at; close it with a terminal status",
+                code="lifecycle_invalid",
+            )
         return
     if ended_at is None:
         raise ValidationError(f"status {status!r} needs ended_at", code="lifecycle_invalid")
@@ -92,8 +99,11 @@ def check_lifecycle(status: Any, started_at: str, ended_at: str | None) -> None:
 
 def check_order_index(value: Any) -> None:
     if value is not None and (type(value) is not int or value < 0):
-        raise ValidationError(f"order_index must be a non-negative int, got {value!r}", code="field_invalid",
-                              details={"field": "order_index"})
+        raise ValidationError(
+            f"order_index must be a non-negative int, got {value!r}",
+            code="field_invalid",
+            details={"field": "order_index"},
+        )
 
 
 def check_metric_key(key: Any) -> str:
@@ -116,9 +126,9 @@ def metric_number(value: Any, key: str) -> int | float:
     kind = type(value)
     if kind is float:
         if math.isfinite(value):
-            return value
+            return float(value)
     elif kind is int:
-        return value
+        return int(value)
     elif kind is not bool and not isinstance(value, (str, bytes)):
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "ndim", 0) == 0:
@@ -143,8 +153,11 @@ def json_attributes(value: Any, field: str = "attributes") -> dict[str, Any] | N
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ValidationError(f"{field} must be a mapping, got {type(value).__name__}", code="attributes_invalid",
-                              details={"field": field})
+        raise ValidationError(
+            f"{field} must be a mapping, got {type(value).__name__}",
+            code="attributes_invalid",
+            details={"field": field},
+        )
     converted = _json_value(value, field, 0)
     assert isinstance(converted, dict)
     return converted
@@ -163,14 +176,20 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
     if kind is float:
         if math.isfinite(value):
             return value
-        raise ValidationError(f"{path} is {value!r}; attribute numbers must be finite", code="attributes_invalid",
-                              details={"path": path})
+        raise ValidationError(
+            f"{path} is {value!r}; attribute numbers must be finite",
+            code="attributes_invalid",
+            details={"path": path},
+        )
     if isinstance(value, Mapping):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValidationError(f"{path} has the key {key!r}; attribute keys must be strings",
-                                      code="attributes_invalid", details={"path": path})
+                raise ValidationError(
+                    f"{path} has the key {key!r}; attribute keys must be strings",
+                    code="attributes_invalid",
+                    details={"path": path},
+                )
             result[key] = _json_value(item, f"{path}.{key}", depth + 1)
         return result
     if isinstance(value, (list, tuple)):

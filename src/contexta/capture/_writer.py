@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from contexta.capture import items as kinds
-from contexta.capture.batch import CaptureBatch, CapturedEntry, EntryBuilder
-from contexta.capture.outbox import Outbox
-from contexta.capture.queue import CaptureQueue, DropEpisode
-from contexta.capture.sinks.base import Sink
+from contexta.capture import _items as kinds
+from contexta.capture._batch import CaptureBatch, CapturedEntry, EntryBuilder
+from contexta.capture._outbox import Outbox
+from contexta.capture._queue import CaptureQueue, DropEpisode
+from contexta.capture._sinks._base import Sink
 
 __all__ = ["BatchWriter", "CaptureWarning"]
 
@@ -37,8 +37,14 @@ _DROP_MESSAGES = {
 class BatchWriter:
     """Owns the writer thread and the counters of what it delivered, failed or lost."""
 
-    def __init__(self, queue: CaptureQueue, sinks: Sequence[Sink], outbox: Outbox, max_batch_size: int,
-                 flush_interval_s: float):
+    def __init__(
+        self,
+        queue: CaptureQueue,
+        sinks: Sequence[Sink],
+        outbox: Outbox,
+        max_batch_size: int,
+        flush_interval_s: float,
+    ):
         self.queue = queue
         self.sinks = tuple(sinks)
         self.outbox = outbox
@@ -171,9 +177,16 @@ class BatchWriter:
                 self.builder.build([item], entries)
             except Exception as error:
                 context = item[2]
-                entries.append(self.builder.degraded(
-                    context, "record_unbuildable", f"a captured record could not be built: {error!r}", 1,
-                    item[1], item[1]))
+                entries.append(
+                    self.builder.degraded(
+                        context,
+                        "record_unbuildable",
+                        f"a captured record could not be built: {error!r}",
+                        1,
+                        item[1],
+                        item[1],
+                    )
+                )
                 self._error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
         return entries
 
@@ -201,8 +214,10 @@ class BatchWriter:
             try:
                 sink.flush()
             except Exception as error:
-                self._error(f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}",
-                            f"flush:{sink.name}")
+                self._error(
+                    f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}",
+                    f"flush:{sink.name}",
+                )
 
     # -- drop episodes -------------------------------------------------------------------------
 
@@ -223,12 +238,21 @@ class BatchWriter:
         entries = []
         for episode in self._episodes.values():
             message = _DROP_MESSAGES.get(episode.policy, "records were dropped")
-            entries.append(self.builder.degraded(
-                episode.context, "capture.dropped", f"{episode.count} records dropped: {message}",
-                episode.count, episode.first_ns, episode.last_ns, {"policy": episode.policy},
-            ))
+            entries.append(
+                self.builder.degraded(
+                    episode.context,
+                    "capture.dropped",
+                    f"{episode.count} records dropped: {message}",
+                    episode.count,
+                    episode.first_ns,
+                    episode.last_ns,
+                    {"policy": episode.policy},
+                )
+            )
             self.dropped_reported += episode.count
-            self._error(f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
-                        f"drop:{episode.policy}")
+            self._error(
+                f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
+                f"drop:{episode.policy}",
+            )
         self._episodes = {}
         return entries

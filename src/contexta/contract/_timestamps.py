@@ -44,7 +44,8 @@ def parse_timestamp(value: str | datetime, field: str = "timestamp") -> datetime
         return value.astimezone(UTC)
     if not isinstance(value, str) or not value.endswith("Z"):
         raise ValidationError(
-            f"{field} must be an ISO-8601 UTC timestamp ending in 'Z' (like 2025-01-01T00:00:00Z), got {value!r}",
+            f"{field} must be an ISO-8601 UTC timestamp ending in 'Z' (like 2025-01-01T00:00:00Z), "
+            f"got {value!r}",
             code="timestamp_invalid",
             details={"field": field},
         )

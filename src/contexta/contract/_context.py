@@ -38,8 +38,11 @@ def _set(model: object, name: str, value: Any) -> None:
 def _check_owned_name(ref_name: str, name: Any, field: str) -> None:
     check_component(name, field)
     if ref_name != name:
-        raise ValidationError(f"{field} {name!r} does not match its ref's last component {ref_name!r}",
-                              code="ref_name_mismatch", details={"field": field})
+        raise ValidationError(
+            f"{field} {name!r} does not match its ref's last component {ref_name!r}",
+            code="ref_name_mismatch",
+            details={"field": field},
+        )
 
 
 def _string_mapping(value: Any, field: str) -> dict[str, Any] | None:

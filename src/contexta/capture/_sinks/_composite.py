@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from contexta.capture.batch import CaptureBatch
-from contexta.capture.sinks.base import Sink
+from contexta.capture._batch import CaptureBatch
+from contexta.capture._sinks._base import Sink
 from contexta.errors import CaptureError, ValidationError
 
 __all__ = ["CompositeSink"]
@@ -37,8 +37,11 @@ class CompositeSink:
                 failures[sink.name] = f"{type(error).__name__}: {error}"
         if failures:
             summary = "; ".join(f"{name}: {text}" for name, text in failures.items())
-            raise CaptureError(f"{len(failures)} of {len(self.sinks)} sinks failed to {action}: {summary}",
-                               code="sink_failed", details={"failures": failures})
+            raise CaptureError(
+                f"{len(failures)} of {len(self.sinks)} sinks failed to {action}: {summary}",
+                code="sink_failed",
+                details={"failures": failures},
+            )
 
     def write(self, batch: CaptureBatch) -> None:
         self._each("write", batch)

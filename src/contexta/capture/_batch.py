@@ -15,17 +15,18 @@ from typing import Any
 
 import orjson
 
-from contexta.capture import items as kinds
-from contexta.capture.items import ScopeContext
+from contexta.capture import _items as kinds
+from contexta.capture._items import ScopeContext
 from contexta.contract._model import ContractModel
-from contexta.contract.records import SCHEMA_VERSION
-from contexta.contract.serialization import model_from_dict
-from contexta.contract.timestamps import format_ns
+from contexta.contract._records import SCHEMA_VERSION
+from contexta.contract._serialization import model_from_dict
+from contexta.contract._timestamps import format_ns
 
 __all__ = ["FAMILIES", "CaptureBatch", "CapturedEntry", "EntryBuilder", "entry_to_line"]
 
 FAMILIES = ("RECORD", "ARTIFACT", "CONTEXT")
 PRODUCER_REF = "contexta.capture"
+
 
 @dataclass(frozen=True, slots=True)
 class CapturedEntry:
@@ -130,7 +131,9 @@ class EntryBuilder:
         for item in queued:
             kind = item[0]
             if kind == kinds.METRIC:
-                entries.append(self._metric(item[1], item[2], item[3], item[4], item[5], item[6], item[7], item[8]))
+                entries.append(
+                    self._metric(item[1], item[2], item[3], item[4], item[5], item[6], item[7], item[8])
+                )
             elif kind == kinds.METRICS:
                 _, t_ns, context, pairs, unit, step = item
                 for key, value in pairs:
@@ -201,8 +204,9 @@ class EntryBuilder:
         if tags is not None:
             payload["tags"] = tags
         ref = envelope["record_ref"]
-        return CapturedEntry("RECORD", "MetricRecord", ref, envelope["recorded_at"],
-                             {"envelope": envelope, "payload": payload})
+        return CapturedEntry(
+            "RECORD", "MetricRecord", ref, envelope["recorded_at"], {"envelope": envelope, "payload": payload}
+        )
 
     def _event(self, item: tuple[Any, ...]) -> CapturedEntry:
         _, t_ns, context, key, message, level, attributes = item
@@ -217,8 +221,13 @@ class EntryBuilder:
                 "subject_ref": context.ref,
             }
         )
-        return CapturedEntry("RECORD", "StructuredEventRecord", envelope["record_ref"], envelope["recorded_at"],
-                             {"envelope": envelope, "payload": payload})
+        return CapturedEntry(
+            "RECORD",
+            "StructuredEventRecord",
+            envelope["record_ref"],
+            envelope["recorded_at"],
+            {"envelope": envelope, "payload": payload},
+        )
 
     def _span(self, item: tuple[Any, ...]) -> CapturedEntry:
         _, t_ns, context, name, started_at, ended_at, status, attributes = item
@@ -233,8 +242,13 @@ class EntryBuilder:
                 "subject_ref": context.ref,
             }
         )
-        return CapturedEntry("RECORD", "TraceSpanRecord", envelope["record_ref"], envelope["recorded_at"],
-                             {"envelope": envelope, "payload": payload})
+        return CapturedEntry(
+            "RECORD",
+            "TraceSpanRecord",
+            envelope["record_ref"],
+            envelope["recorded_at"],
+            {"envelope": envelope, "payload": payload},
+        )
 
     def degraded(
         self,
@@ -261,8 +275,13 @@ class EntryBuilder:
                 "subject_ref": context.owner_ref,
             }
         )
-        return CapturedEntry("RECORD", "DegradedRecord", envelope["record_ref"], envelope["recorded_at"],
-                             {"envelope": envelope, "payload": payload})
+        return CapturedEntry(
+            "RECORD",
+            "DegradedRecord",
+            envelope["record_ref"],
+            envelope["recorded_at"],
+            {"envelope": envelope, "payload": payload},
+        )
 
     def _scope(self, item: tuple[Any, ...]) -> CapturedEntry:
         _, t_ns, context, status, started_ns, ended_ns, details = item
@@ -283,35 +302,71 @@ class EntryBuilder:
             }
         elif context.kind == "stage":
             payload_type = "StageExecution"
-            document = {"stage_execution_ref": context.ref, "run_ref": context.run_ref, "stage_name": name,
-                        "status": status, "started_at": started, "ended_at": ended, **details}
+            document = {
+                "stage_execution_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
         elif context.kind == "batch":
             payload_type = "BatchExecution"
-            document = {"batch_execution_ref": context.ref, "run_ref": context.run_ref,
-                        "stage_execution_ref": context.stage_ref, "batch_name": name, "status": status,
-                        "started_at": started, "ended_at": ended, **details}
+            document = {
+                "batch_execution_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "batch_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
         elif context.kind == "sample":
             payload_type = "SampleObservation"
-            document = {"sample_observation_ref": context.ref, "run_ref": context.run_ref,
-                        "stage_execution_ref": context.stage_ref, "batch_execution_ref": context.batch_ref,
-                        "sample_name": name, "observed_at": started, "status": status, "ended_at": ended,
-                        **details}
+            document = {
+                "sample_observation_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "batch_execution_ref": context.batch_ref,
+                "sample_name": name,
+                "observed_at": started,
+                "status": status,
+                "ended_at": ended,
+                **details,
+            }
         elif context.kind == "operation":
             payload_type = "OperationExecution"
-            document = {"operation_ref": context.ref, "run_ref": context.run_ref,
-                        "stage_execution_ref": context.stage_ref, "operation_name": name, "status": status,
-                        "started_at": started, "ended_at": ended}
+            document = {
+                "operation_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "operation_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+            }
         else:
             payload_type = "DeploymentExecution"
-            document = {"deployment_execution_ref": context.ref, "project_ref": f"project:{context.project}",
-                        "deployment_name": name, "status": status, "started_at": started, "ended_at": ended,
-                        "run_ref": context.run_ref, **details}
+            document = {
+                "deployment_execution_ref": context.ref,
+                "project_ref": f"project:{context.project}",
+                "deployment_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                "run_ref": context.run_ref,
+                **details,
+            }
         return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), _drop_none(document))
 
 
 def entries_from_lines(lines: Iterable[dict[str, Any]]) -> list[CapturedEntry]:
     """Entries back from capture-log lines (outbox replay, log readers)."""
     return [
-        CapturedEntry(line["family"], line["payload_type"], line["payload_ref"], line["captured_at"], line["payload"])
+        CapturedEntry(
+            line["family"], line["payload_type"], line["payload_ref"], line["captured_at"], line["payload"]
+        )
         for line in lines
     ]

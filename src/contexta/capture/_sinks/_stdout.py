@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from contexta.capture.batch import FAMILIES, CaptureBatch
+from contexta.capture._batch import FAMILIES, CaptureBatch
 
 __all__ = ["StdoutSink"]
 
@@ -13,7 +13,9 @@ __all__ = ["StdoutSink"]
 class StdoutSink:
     """Writes each batch's lines to `stream` (standard output unless told otherwise)."""
 
-    def __init__(self, stream: TextIO | None = None, *, name: str = "stdout", families: tuple[str, ...] = FAMILIES):
+    def __init__(
+        self, stream: TextIO | None = None, *, name: str = "stdout", families: tuple[str, ...] = FAMILIES
+    ):
         self.name = name
         self._stream = stream
         self.families = families

@@ -11,13 +11,13 @@ from typing import Any
 
 import xxhash
 
-from contexta.capture.hashing import hash_file
-from contexta.capture.items import ScopeContext
+from contexta.capture._hashing import hash_file
+from contexta.capture._items import ScopeContext
+from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
 from contexta.contract._checks import json_attributes
-from contexta.contract.artifacts import ArtifactManifest, ArtifactSource
-from contexta.contract.refs import artifact_ref as build_artifact_ref
-from contexta.contract.refs import normalize_name, parse_ref
-from contexta.contract.timestamps import utc_now
+from contexta.contract._refs import artifact_ref as build_artifact_ref
+from contexta.contract._refs import normalize_name, parse_ref
+from contexta.contract._timestamps import utc_now
 from contexta.errors import LifecycleError, ValidationError
 
 __all__ = ["ArtifactRegistration", "ArtifactVerification", "register_artifact", "verify_manifest"]
@@ -76,16 +76,22 @@ def register_artifact(
         )
     kind = normalize_name(kind, "artifact kind")
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise ValidationError(f"artifact path must be a non-empty path, got {path!r}", code="artifact_path_invalid")
+        raise ValidationError(
+            f"artifact path must be a non-empty path, got {path!r}", code="artifact_path_invalid"
+        )
     absolute = os.path.abspath(os.fspath(path))
     checked_attributes = json_attributes(attributes)
     if artifact_ref is None:
-        artifact_ref = build_artifact_ref(context.run_ref, kind, _unique_suffix(context.run_ref, kind, absolute))
+        artifact_ref = build_artifact_ref(
+            context.run_ref, kind, _unique_suffix(context.run_ref, kind, absolute)
+        )
     else:
         parsed = parse_ref(artifact_ref, "artifact")
         if parsed.components[:2] != parse_ref(context.run_ref).components:
-            raise ValidationError(f"artifact_ref {artifact_ref!r} does not belong to {context.run_ref}",
-                                  code="ref_parent_mismatch")
+            raise ValidationError(
+                f"artifact_ref {artifact_ref!r} does not belong to {context.run_ref}",
+                code="ref_parent_mismatch",
+            )
     exists = os.path.exists(absolute)
     hash_value: str | None = None
     size: int | None = None
@@ -97,7 +103,8 @@ def register_artifact(
             size = os.stat(absolute).st_size
     elif not allow_missing:
         raise ValidationError(
-            f"artifact file {absolute!r} does not exist; write it first, or pass allow_missing=True to record "
+            f"artifact file {absolute!r} does not exist; write it first, "
+            "or pass allow_missing=True to record "
             "a pending binding",
             code="artifact_missing",
             details={"path": absolute},
@@ -113,17 +120,27 @@ def register_artifact(
         stage_execution_ref=context.stage_ref,
         attributes=checked_attributes,
     )
-    return ArtifactRegistration(manifest, ArtifactSource(uri=absolute, exists=exists),
-                                "BOUND" if exists else "PENDING")
+    return ArtifactRegistration(
+        manifest, ArtifactSource(uri=absolute, exists=exists), "BOUND" if exists else "PENDING"
+    )
 
 
 def verify_manifest(manifest: ArtifactManifest) -> ArtifactVerification:
     """Re-hash the file a manifest points to and say whether it is still the registered one."""
     path = manifest.location_ref.partition(":")[2]
 
-    def result(status: str, actual_hash: str | None = None, actual_size: int | None = None) -> ArtifactVerification:
-        return ArtifactVerification(manifest.artifact_ref, status, path, manifest.hash_value, actual_hash,
-                                    manifest.size_bytes, actual_size)
+    def result(
+        status: str, actual_hash: str | None = None, actual_size: int | None = None
+    ) -> ArtifactVerification:
+        return ArtifactVerification(
+            manifest.artifact_ref,
+            status,
+            path,
+            manifest.hash_value,
+            actual_hash,
+            manifest.size_bytes,
+            actual_size,
+        )
 
     if not os.path.isfile(path):
         return result("missing")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from contexta.capture.batch import FAMILIES, CaptureBatch
+from contexta.capture._batch import FAMILIES, CaptureBatch
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]
@@ -22,10 +22,13 @@ class LocalJsonlSink:
     newline before appending, so it stays one unreadable line instead of corrupting the next one.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, name: str = "local-jsonl", durability: str = "flush"):
+    def __init__(
+        self, directory: str | os.PathLike[str], *, name: str = "local-jsonl", durability: str = "flush"
+    ):
         if durability not in ("flush", "fsync"):
-            raise ValidationError(f"durability must be 'flush' or 'fsync', got {durability!r}",
-                                  code="config_value_invalid")
+            raise ValidationError(
+                f"durability must be 'flush' or 'fsync', got {durability!r}", code="config_value_invalid"
+            )
         self.name = name
         self.directory = Path(os.path.abspath(directory))
         self.durability = durability
@@ -38,8 +41,9 @@ class LocalJsonlSink:
         try:
             return self.directory / _FILE_NAMES[family.upper()]
         except (KeyError, AttributeError):
-            raise ValidationError(f"unknown record family {family!r}; use one of {', '.join(FAMILIES)}",
-                                  code="family_unknown") from None
+            raise ValidationError(
+                f"unknown record family {family!r}; use one of {', '.join(FAMILIES)}", code="family_unknown"
+            ) from None
 
     def _fd(self, family: str) -> int:
         if self._pid != os.getpid():  # forked: the parent's descriptors are not ours to share

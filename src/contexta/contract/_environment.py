@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.contract._checks import check_metric_key, check_ref, check_text, check_timestamp, json_attributes
+from contexta.contract._checks import (
+    check_metric_key,
+    check_ref,
+    check_text,
+    check_timestamp,
+    json_attributes,
+)
 from contexta.contract._model import ContractModel
-from contexta.contract.refs import parse_ref
+from contexta.contract._refs import parse_ref
 
 __all__ = ["EnvironmentSnapshot", "LineageEdge"]
 

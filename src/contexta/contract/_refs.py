@@ -121,7 +121,9 @@ def parse_ref(ref: str, expected_kind: str | None = None) -> ParsedRef:
 def _parse_text(ref: str, expected_kind: str | None) -> ParsedRef:
     if len(ref) > MAX_REF_LENGTH:
         raise ValidationError(
-            f"ref is {len(ref)} characters; the limit is {MAX_REF_LENGTH}", code="ref_invalid", details={"ref": ref}
+            f"ref is {len(ref)} characters; the limit is {MAX_REF_LENGTH}",
+            code="ref_invalid",
+            details={"ref": ref},
         )
     kind, sep, body = ref.partition(":")
     if not sep or kind not in REF_KINDS:
@@ -197,7 +199,9 @@ def sample_ref(owner_ref: str, sample: str) -> str:
 
 
 def operation_ref(parent_stage_ref: str, operation: str) -> str:
-    return _join("operation", *_components(parent_stage_ref, "stage"), normalize_name(operation, "operation name"))
+    return _join(
+        "operation", *_components(parent_stage_ref, "stage"), normalize_name(operation, "operation name")
+    )
 
 
 def deployment_ref(project: str, deployment: str) -> str:
@@ -210,10 +214,14 @@ def record_ref(owner_ref: str, record_id: str) -> str:
     """`record:{project}.{run}.{id}`; a deployment without a run owns its records the same way."""
     owner = parse_ref(owner_ref)
     if owner.kind not in ("run", "deployment"):
-        raise ValidationError(f"records belong to a run or a deployment, not {owner_ref!r}", code="ref_kind_mismatch")
+        raise ValidationError(
+            f"records belong to a run or a deployment, not {owner_ref!r}", code="ref_kind_mismatch"
+        )
     return _join("record", *owner.components, record_id)
 
 
 def artifact_ref(parent_run_ref: str, kind: str, suffix: str) -> str:
     """`artifact:{project}.{run}.{kind}-{suffix}`: the suffix keeps two files of one kind apart."""
-    return _join("artifact", *_components(parent_run_ref, "run"), f"{normalize_name(kind, 'artifact kind')}-{suffix}")
+    return _join(
+        "artifact", *_components(parent_run_ref, "run"), f"{normalize_name(kind, 'artifact kind')}-{suffix}"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from contexta.capture.batch import CaptureBatch, CapturedEntry, entry_to_line
+from contexta.capture._batch import CaptureBatch, CapturedEntry, entry_to_line
 
 __all__ = ["InMemorySink"]
 
@@ -41,7 +41,11 @@ class InMemorySink:
         return [entry.to_model() for entry in self.entries if family is None or entry.family == family]
 
     def lines(self, family: str | None = None) -> list[dict[str, Any]]:
-        return [entry_to_line(entry, self.name) for entry in self.entries if family is None or entry.family == family]
+        return [
+            entry_to_line(entry, self.name)
+            for entry in self.entries
+            if family is None or entry.family == family
+        ]
 
     def clear(self) -> None:
         with self._lock:

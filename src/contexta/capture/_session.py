@@ -6,11 +6,11 @@ import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from contexta.capture.artifacts import ArtifactRegistration
-from contexta.capture.pipeline import CapturePipeline
+from contexta.capture._artifacts import ArtifactRegistration
+from contexta.capture._pipeline import CapturePipeline
 
 if TYPE_CHECKING:
-    from contexta.capture.scopes import RunScope, Scope
+    from contexta.capture._scopes import RunScope, Scope
 
 __all__ = ["CURRENT_SCOPE", "CaptureSession"]
 

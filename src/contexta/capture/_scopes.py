@@ -15,19 +15,19 @@ from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Self
 
-from contexta.capture import items as kinds
-from contexta.capture.artifacts import register_artifact as build_registration
-from contexta.capture.items import ScopeContext
-from contexta.capture.results import ACCEPTED, DROPPED, CaptureResult
-from contexta.capture.session import CURRENT_SCOPE, CaptureSession
+from contexta.capture import _items as kinds
+from contexta.capture._artifacts import register_artifact as build_registration
+from contexta.capture._items import ScopeContext
+from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture._session import CURRENT_SCOPE, CaptureSession
 from contexta.contract._checks import (
     check_choice,
     check_metric_key,
     json_attributes,
     metric_number,
 )
-from contexta.contract.records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
-from contexta.contract.refs import (
+from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
+from contexta.contract._refs import (
     batch_ref,
     normalize_name,
     operation_ref,
@@ -36,7 +36,7 @@ from contexta.contract.refs import (
     sample_ref,
     stage_ref,
 )
-from contexta.contract.timestamps import format_ns, normalize_timestamp, parse_timestamp
+from contexta.contract._timestamps import format_ns, normalize_timestamp, parse_timestamp
 from contexta.errors import ClosedScopeError, ConflictError, ValidationError
 
 __all__ = [
@@ -82,8 +82,13 @@ class Scope:
 
     kind: ClassVar[str]
 
-    def __init__(self, session: CaptureSession, parent: Scope | None, context: ScopeContext,
-                 details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        session: CaptureSession,
+        parent: Scope | None,
+        context: ScopeContext,
+        details: dict[str, Any] | None = None,
+    ):
         self._session = session
         self._parent = parent
         self._context = context
@@ -135,7 +140,8 @@ class Scope:
 
     def _closed_error(self) -> ClosedScopeError:
         return ClosedScopeError(
-            f"{self.ref} is already {self._status}; capture into an open scope", code="scope_closed",
+            f"{self.ref} is already {self._status}; capture into an open scope",
+            code="scope_closed",
             details={"ref": self.ref},
         )
 
@@ -163,19 +169,22 @@ class Scope:
         if aggregation_scope != "step":
             check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
         checked_tags = None if tags is None else json_attributes(tags, "tags")
-        if self._put((kinds.METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope,
-                      checked_tags)):
+        if self._put(
+            (kinds.METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, checked_tags)
+        ):
             return ACCEPTED
         return DROPPED
 
-    def metrics(self, values: Mapping[str, float | int], *, step: int | None = None,
-                unit: str | None = None) -> CaptureResult:
+    def metrics(
+        self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
+    ) -> CaptureResult:
         """Record several metrics observed together (the training-loop form: one call per step)."""
         if self._status != "open":
             raise self._closed_error()
         if not isinstance(values, Mapping) or not values:
-            raise ValidationError("metrics() takes a non-empty mapping of metric key to value",
-                                  code="metrics_invalid")
+            raise ValidationError(
+                "metrics() takes a non-empty mapping of metric key to value", code="metrics_invalid"
+            )
         pairs = []
         for key, value in values.items():
             if key not in _known_keys:
@@ -191,16 +200,18 @@ class Scope:
             return ACCEPTED
         return DROPPED
 
-    def event(self, key: str, *, message: str, level: str = "info",
-              attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+    def event(
+        self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
+    ) -> CaptureResult:
         """Record something that happened, with a message for people and attributes for queries."""
         if self._status != "open":
             raise self._closed_error()
         if key not in _known_keys:
             _checked_key(key)
         if type(message) is not str:
-            raise ValidationError(f"event message must be a string, got {type(message).__name__}",
-                                  code="event_message_invalid")
+            raise ValidationError(
+                f"event message must be a string, got {type(message).__name__}", code="event_message_invalid"
+            )
         if level not in EVENT_LEVELS:
             check_choice(level, EVENT_LEVELS, "level")
         checked = None if attributes is None else json_attributes(attributes)
@@ -208,8 +219,15 @@ class Scope:
             return ACCEPTED
         return DROPPED
 
-    def span(self, name: str, *, started_at: str | datetime | None = None, ended_at: str | datetime | None = None,
-             status: str = "ok", attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+    def span(
+        self,
+        name: str,
+        *,
+        started_at: str | datetime | None = None,
+        ended_at: str | datetime | None = None,
+        status: str = "ok",
+        attributes: Mapping[str, Any] | None = None,
+    ) -> CaptureResult:
         """Record a timed piece of work that already happened (both ends default to now)."""
         if self._status != "open":
             raise self._closed_error()
@@ -218,8 +236,9 @@ class Scope:
         start = now if started_at is None else normalize_timestamp(started_at, "started_at")
         end = now if ended_at is None else normalize_timestamp(ended_at, "ended_at")
         if parse_timestamp(end) < parse_timestamp(start):
-            raise ValidationError(f"span {name!r} ends ({end}) before it starts ({start})",
-                                  code="span_time_invalid")
+            raise ValidationError(
+                f"span {name!r} ends ({end}) before it starts ({start})", code="span_time_invalid"
+            )
         check_choice(status, SPAN_STATUSES, "status")
         checked = None if attributes is None else json_attributes(attributes)
         if self._put((kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)):
@@ -240,19 +259,34 @@ class Scope:
         if self._status != "open":
             raise self._closed_error()
         registration = build_registration(
-            self._context, kind, path, attributes=attributes, artifact_ref=artifact_ref,
-            compute_hash=compute_hash, allow_missing=allow_missing,
+            self._context,
+            kind,
+            path,
+            attributes=attributes,
+            artifact_ref=artifact_ref,
+            compute_hash=compute_hash,
+            allow_missing=allow_missing,
         )
         self._session.artifacts[registration.manifest.artifact_ref] = registration
-        accepted = self._put((kinds.ARTIFACT, _time_ns(), self._context, registration.manifest, registration.source,
-                              registration.binding_status))
+        accepted = self._put(
+            (
+                kinds.ARTIFACT,
+                _time_ns(),
+                self._context,
+                registration.manifest,
+                registration.source,
+                registration.binding_status,
+            )
+        )
         return CaptureResult(
             "accepted" if accepted else "dropped",
-            MappingProxyType({
-                "manifest": registration.manifest,
-                "source": registration.source,
-                "binding_status": registration.binding_status,
-            }),
+            MappingProxyType(
+                {
+                    "manifest": registration.manifest,
+                    "source": registration.source,
+                    "binding_status": registration.binding_status,
+                }
+            ),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -310,8 +344,12 @@ class Scope:
         self._tokens.append(CURRENT_SCOPE.set(self))
         return self
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if self._tokens:
             token = self._tokens.pop()
             try:
@@ -341,8 +379,9 @@ class OperationScope(Scope):
 
 
 class _SampleOwner(Scope):
-    def sample(self, name: str, *, retention_class: str | None = None,
-               redaction_profile: str | None = None) -> SampleScope:
+    def sample(
+        self, name: str, *, retention_class: str | None = None, redaction_profile: str | None = None
+    ) -> SampleScope:
         """Open a sample; several may be open at once (one per thread or task) with distinct names."""
         component = normalize_name(name, "sample name")
         for field, value in (("retention_class", retention_class), ("redaction_profile", redaction_profile)):
@@ -353,11 +392,19 @@ class _SampleOwner(Scope):
 
         def build(order: int) -> SampleScope:
             context = ScopeContext(
-                "sample", sample_ref(parent.ref, component), component, parent.project, parent.owner_ref,
-                run_ref=parent.run_ref, stage_ref=parent.stage_ref, batch_ref=parent.batch_ref,
+                "sample",
+                sample_ref(parent.ref, component),
+                component,
+                parent.project,
+                parent.owner_ref,
+                run_ref=parent.run_ref,
+                stage_ref=parent.stage_ref,
+                batch_ref=parent.batch_ref,
                 sample_ref=sample_ref(parent.ref, component),
             )
-            return SampleScope(self._session, self, context, {k: v for k, v in details.items() if v is not None})
+            return SampleScope(
+                self._session, self, context, {k: v for k, v in details.items() if v is not None}
+            )
 
         scope: SampleScope = self._open_child("sample", component, build)
         return scope
@@ -380,8 +427,16 @@ class StageScope(_SampleOwner):
 
         def build(order: int) -> BatchScope:
             ref = batch_ref(parent.ref, component)
-            context = ScopeContext("batch", ref, component, parent.project, parent.owner_ref,
-                                   run_ref=parent.run_ref, stage_ref=parent.ref, batch_ref=ref)
+            context = ScopeContext(
+                "batch",
+                ref,
+                component,
+                parent.project,
+                parent.owner_ref,
+                run_ref=parent.run_ref,
+                stage_ref=parent.ref,
+                batch_ref=ref,
+            )
             return BatchScope(self._session, self, context, {"order_index": order})
 
         scope: BatchScope = self._open_child("batch", component, build)
@@ -393,8 +448,16 @@ class StageScope(_SampleOwner):
 
         def build(order: int) -> OperationScope:
             ref = operation_ref(parent.ref, component)
-            context = ScopeContext("operation", ref, component, parent.project, parent.owner_ref,
-                                   run_ref=parent.run_ref, stage_ref=parent.ref, operation_ref=ref)
+            context = ScopeContext(
+                "operation",
+                ref,
+                component,
+                parent.project,
+                parent.owner_ref,
+                run_ref=parent.run_ref,
+                stage_ref=parent.ref,
+                operation_ref=ref,
+            )
             return OperationScope(self._session, self, context)
 
         scope: OperationScope = self._open_child("operation", component, build)
@@ -427,8 +490,9 @@ class RunScope(_TopLevelScope):
 
         def build(order: int) -> StageScope:
             ref = stage_ref(parent.ref, component)
-            context = ScopeContext("stage", ref, component, parent.project, parent.owner_ref,
-                                   run_ref=parent.ref, stage_ref=ref)
+            context = ScopeContext(
+                "stage", ref, component, parent.project, parent.owner_ref, run_ref=parent.ref, stage_ref=ref
+            )
             return StageScope(self._session, self, context, {"order_index": order})
 
         scope: StageScope = self._open_child("stage", component, build)
@@ -448,37 +512,47 @@ def open_run(session: CaptureSession, name: str, *, run_id: str | None, details:
         ref = run_id if run_id.startswith("run:") else run_ref(session.project, run_id)
         parsed = parse_ref(ref, "run")
         if parsed.project != normalize_name(session.project):
-            raise ValidationError(f"run_id {run_id!r} belongs to another project than {session.project!r}",
-                                  code="ref_parent_mismatch")
+            raise ValidationError(
+                f"run_id {run_id!r} belongs to another project than {session.project!r}",
+                code="ref_parent_mismatch",
+            )
     else:
         ref = run_ref(session.project, name)
     component = parse_ref(ref).name
     project = normalize_name(session.project, "project name")
     context = ScopeContext("run", ref, component, project, ref, run_ref=ref)
-    return _claim(session, RunScope, context, details)
+    scope: RunScope = _claim(session, RunScope, context, details)
+    return scope
 
 
-def open_deployment(session: CaptureSession, name: str, *, run_ref_value: str | None,
-                    artifact_ref: str | None) -> DeploymentScope:
+def open_deployment(
+    session: CaptureSession, name: str, *, run_ref_value: str | None, artifact_ref: str | None
+) -> DeploymentScope:
     project = normalize_name(session.project, "project name")
     component = normalize_name(name, "deployment name")
     if run_ref_value is not None and parse_ref(run_ref_value, "run").project != project:
-        raise ValidationError(f"run_ref {run_ref_value!r} is not a run of project {project!r}",
-                              code="ref_parent_mismatch")
+        raise ValidationError(
+            f"run_ref {run_ref_value!r} is not a run of project {project!r}", code="ref_parent_mismatch"
+        )
     if artifact_ref is not None:
         parse_ref(artifact_ref, "artifact")
     ref = f"deployment:{project}.{component}"
-    context = ScopeContext("deployment", ref, component, project, run_ref_value or ref, run_ref=run_ref_value,
-                           deployment_ref=ref)
+    context = ScopeContext(
+        "deployment", ref, component, project, run_ref_value or ref, run_ref=run_ref_value, deployment_ref=ref
+    )
     details = {"artifact_ref": artifact_ref} if artifact_ref else {}
-    return _claim(session, DeploymentScope, context, details)
+    scope: DeploymentScope = _claim(session, DeploymentScope, context, details)
+    return scope
 
 
 def _claim(session: CaptureSession, cls: Any, context: ScopeContext, details: dict[str, Any]) -> Any:
     placeholder = object.__new__(cls)
     if session.claim(cls.registry, context.ref, placeholder) is not None:
-        raise ConflictError(f"{context.ref} is already open in this process; close it before opening it again",
-                            code=f"{cls.kind}_already_open", details={"ref": context.ref})
+        raise ConflictError(
+            f"{context.ref} is already open in this process; close it before opening it again",
+            code=f"{cls.kind}_already_open",
+            details={"ref": context.ref},
+        )
     try:
         scope = cls(session, None, context, details)
     except BaseException:

@@ -17,14 +17,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from contexta.capture.batch import CaptureBatch
-from contexta.capture.items import BARRIER
-from contexta.capture.outbox import Outbox, ReplayReport
-from contexta.capture.queue import CaptureQueue
-from contexta.capture.results import CaptureStats, FlushReport
-from contexta.capture.sinks.base import Sink
-from contexta.capture.sinks.composite import CompositeSink
-from contexta.capture.writer import BatchWriter, CaptureWarning
+from contexta.capture._batch import CaptureBatch
+from contexta.capture._items import BARRIER
+from contexta.capture._outbox import Outbox, ReplayReport
+from contexta.capture._queue import CaptureQueue
+from contexta.capture._results import CaptureStats, FlushReport
+from contexta.capture._sinks._base import Sink
+from contexta.capture._sinks._composite import CompositeSink
+from contexta.capture._writer import BatchWriter, CaptureWarning
 from contexta.config import CaptureConfig
 from contexta.errors import CaptureError, NotFoundError, ValidationError
 
@@ -44,8 +44,10 @@ def _flatten(sinks: Sequence[Sink]) -> list[Sink]:
     names = [sink.name for sink in flat]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ValidationError(f"sink names must be unique; {', '.join(duplicates)} appear more than once",
-                              code="sink_name_duplicate")
+        raise ValidationError(
+            f"sink names must be unique; {', '.join(duplicates)} appear more than once",
+            code="sink_name_duplicate",
+        )
     return flat
 
 
@@ -55,10 +57,13 @@ class CapturePipeline:
     def __init__(self, config: CaptureConfig, sinks: Sequence[Sink], outbox: Outbox):
         self.config = config
         self.sinks = tuple(_flatten(sinks))
-        self.queue = CaptureQueue(config.queue_capacity, config.max_batch_size, config.overflow,
-                                  config.block_timeout_s)
+        self.queue = CaptureQueue(
+            config.queue_capacity, config.max_batch_size, config.overflow, config.block_timeout_s
+        )
         self.put = self.queue.put  # the hot path, bound once
-        self.writer = BatchWriter(self.queue, self.sinks, outbox, config.max_batch_size, config.flush_interval_s)
+        self.writer = BatchWriter(
+            self.queue, self.sinks, outbox, config.max_batch_size, config.flush_interval_s
+        )
         self.outbox = outbox
         self._closed = False
         self._close_lock = threading.Lock()
@@ -74,8 +79,9 @@ class CapturePipeline:
     def _barrier(self, timeout: float | None) -> bool:
         """Wait until everything enqueued before this call has been handed to every sink and flushed."""
         if threading.get_ident() == self.writer.ident:
-            raise CaptureError("flush() was called from inside a sink; a sink cannot wait for itself",
-                               code="flush_reentrant")
+            raise CaptureError(
+                "flush() was called from inside a sink; a sink cannot wait for itself", code="flush_reentrant"
+            )
         if not self.writer.alive and not self._closed:
             self.writer.start()
         done = threading.Event()
@@ -104,7 +110,8 @@ class CapturePipeline:
             return
         if not self._barrier(self.config.block_timeout_s):
             warnings.warn(
-                f"contexta: the capture writer did not finish within {self.config.block_timeout_s}s when a run "
+                f"contexta: the capture writer did not finish within {self.config.block_timeout_s}s "
+                "when a run "
                 f"ended; {len(self.queue)} items are still queued (is a sink stuck?)",
                 CaptureWarning,
                 stacklevel=3,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from contexta.capture.batch import CaptureBatch, entries_from_lines, entry_to_line
-from contexta.contract.refs import normalize_name
-from contexta.contract.timestamps import utc_now
+from contexta.capture._batch import CaptureBatch, entries_from_lines, entry_to_line
+from contexta.contract._refs import normalize_name
+from contexta.contract._timestamps import utc_now
 
 __all__ = ["Outbox", "ReplayReport"]
 
@@ -39,12 +39,16 @@ class Outbox:
         self._sequence = itertools.count(1)
 
     def park(self, sink_name: str, batch: CaptureBatch, error: BaseException) -> Path:
-        """Write `batch` for `sink_name` to the outbox; returns the file (raises OSError if the disk refuses)."""
+        """Write `batch` for `sink_name` to the outbox; returns the file (OSError if the disk refuses)."""
         folder = self.directory / normalize_name(sink_name, "sink name")
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{time.time_ns()}-{os.getpid()}-{next(self._sequence)}"
-        header = {"sink": sink_name, "error": f"{type(error).__name__}: {error}", "parked_at": utc_now(),
-                  "records": len(batch)}
+        header = {
+            "sink": sink_name,
+            "error": f"{type(error).__name__}: {error}",
+            "parked_at": utc_now(),
+            "records": len(batch),
+        }
         lines = [orjson.dumps(header)] + [orjson.dumps(entry_to_line(entry, sink_name)) for entry in batch]
         partial = folder / f".{stem}.partial"
         partial.write_bytes(b"\n".join(lines) + b"\n")
@@ -55,8 +59,10 @@ class Outbox:
     def parked(self, sink_name: str | None = None) -> list[Path]:
         if not self.directory.exists():
             return []
-        folders = [self.directory / normalize_name(sink_name, "sink name")] if sink_name else sorted(
-            p for p in self.directory.iterdir() if p.is_dir()
+        folders = (
+            [self.directory / normalize_name(sink_name, "sink name")]
+            if sink_name
+            else sorted(p for p in self.directory.iterdir() if p.is_dir())
         )
         return sorted(
             (path for folder in folders if folder.exists() for path in folder.glob("*.jsonl")),
@@ -80,7 +86,9 @@ class Outbox:
             try:
                 raw = claimed.read_bytes().splitlines()
                 header = orjson.loads(raw[0])
-                batch = CaptureBatch(entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip()))
+                batch = CaptureBatch(
+                    entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip())
+                )
                 deliver(str(header["sink"]), batch)
             except Exception as error:
                 os.rename(claimed, path)

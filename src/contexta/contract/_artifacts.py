@@ -15,7 +15,7 @@ from contexta.contract._checks import (
     json_attributes,
 )
 from contexta.contract._model import ContractModel
-from contexta.contract.refs import normalize_name
+from contexta.contract._refs import normalize_name
 from contexta.errors import ValidationError
 
 __all__ = ["BINDING_STATUSES", "HASH_ALGORITHMS", "ArtifactManifest", "ArtifactSource"]
@@ -42,22 +42,27 @@ class ArtifactManifest(ContractModel):
         run = check_ref(self.run_ref, "run", "run_ref")
         check_child_ref(ref, run, "artifact_ref", "run_ref")
         if normalize_name(self.artifact_kind, "artifact_kind") != self.artifact_kind:
-            raise ValidationError(f"artifact_kind {self.artifact_kind!r} must be a normalised name",
-                                  code="name_invalid")
+            raise ValidationError(
+                f"artifact_kind {self.artifact_kind!r} must be a normalised name", code="name_invalid"
+            )
         stage = check_optional_ref(self.stage_execution_ref, "stage", "stage_execution_ref")
         if stage is not None:
             check_child_ref(stage, run, "stage_execution_ref", "run_ref")
         check_text(self.location_ref, "location_ref", optional=False)
         if ":" not in self.location_ref:
-            raise ValidationError(f"location_ref {self.location_ref!r} needs a scheme such as 'path:'",
-                                  code="field_invalid")
+            raise ValidationError(
+                f"location_ref {self.location_ref!r} needs a scheme such as 'path:'", code="field_invalid"
+            )
         object.__setattr__(self, "created_at", check_timestamp(self.created_at, "created_at"))
         check_choice(self.hash_algorithm, HASH_ALGORITHMS, "hash_algorithm")
         if self.hash_value is not None and (
-            not isinstance(self.hash_value, str) or len(self.hash_value) != 64
+            not isinstance(self.hash_value, str)
+            or len(self.hash_value) != 64
             or any(c not in "0123456789abcdef" for c in self.hash_value)
         ):
-            raise ValidationError("hash_value must be a 64-character lower-case hex digest", code="field_invalid")
+            raise ValidationError(
+                "hash_value must be a 64-character lower-case hex digest", code="field_invalid"
+            )
         if self.size_bytes is not None and (type(self.size_bytes) is not int or self.size_bytes < 0):
             raise ValidationError("size_bytes must be a non-negative int", code="field_invalid")
         object.__setattr__(self, "attributes", json_attributes(self.attributes))

@@ -6,9 +6,8 @@ from typing import Any
 
 import orjson
 
-from contexta.contract._model import ContractModel
-from contexta.contract.artifacts import ArtifactManifest, ArtifactSource
-from contexta.contract.context import (
+from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract._context import (
     BatchExecution,
     DeploymentExecution,
     OperationExecution,
@@ -17,8 +16,9 @@ from contexta.contract.context import (
     SampleObservation,
     StageExecution,
 )
-from contexta.contract.environment import EnvironmentSnapshot, LineageEdge
-from contexta.contract.records import (
+from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
+from contexta.contract._model import ContractModel
+from contexta.contract._records import (
     DegradedPayload,
     DegradedRecord,
     MetricPayload,
@@ -36,10 +36,26 @@ __all__ = ["MODELS", "from_json", "model_from_dict", "to_json"]
 MODELS: dict[str, type[ContractModel]] = {
     model.__name__: model
     for model in (
-        Project, Run, StageExecution, BatchExecution, SampleObservation, OperationExecution, DeploymentExecution,
-        RecordEnvelope, MetricPayload, MetricRecord, StructuredEventPayload, StructuredEventRecord,
-        TraceSpanPayload, TraceSpanRecord, DegradedPayload, DegradedRecord,
-        ArtifactManifest, ArtifactSource, EnvironmentSnapshot, LineageEdge,
+        Project,
+        Run,
+        StageExecution,
+        BatchExecution,
+        SampleObservation,
+        OperationExecution,
+        DeploymentExecution,
+        RecordEnvelope,
+        MetricPayload,
+        MetricRecord,
+        StructuredEventPayload,
+        StructuredEventRecord,
+        TraceSpanPayload,
+        TraceSpanRecord,
+        DegradedPayload,
+        DegradedRecord,
+        ArtifactManifest,
+        ArtifactSource,
+        EnvironmentSnapshot,
+        LineageEdge,
     )
 }
 
@@ -47,7 +63,9 @@ MODELS: dict[str, type[ContractModel]] = {
 def to_json(model: ContractModel) -> bytes:
     """`{"model": <name>, "data": {...}}` as UTF-8 JSON bytes."""
     if not isinstance(model, ContractModel):
-        raise ValidationError(f"to_json takes a contract model, got {type(model).__name__}", code="model_unknown")
+        raise ValidationError(
+            f"to_json takes a contract model, got {type(model).__name__}", code="model_unknown"
+        )
     return orjson.dumps({"model": type(model).__name__, "data": model.to_dict(omit_none=True)})
 
 

@@ -18,8 +18,8 @@ from contexta.contract._checks import (
     metric_number,
 )
 from contexta.contract._model import ContractModel
-from contexta.contract.refs import ParsedRef, parse_ref
-from contexta.contract.timestamps import parse_timestamp
+from contexta.contract._refs import ParsedRef, parse_ref
+from contexta.contract._timestamps import parse_timestamp
 from contexta.errors import ValidationError
 
 __all__ = [
@@ -74,13 +74,18 @@ class RecordEnvelope(ContractModel):
         _set(self, "observed_at", check_timestamp(self.observed_at, "observed_at"))
         check_text(self.producer_ref, "producer_ref", optional=False)
         run = check_optional_ref(self.run_ref, "run", "run_ref")
-        deployment = check_optional_ref(self.deployment_execution_ref, "deployment", "deployment_execution_ref")
+        deployment = check_optional_ref(
+            self.deployment_execution_ref, "deployment", "deployment_execution_ref"
+        )
         owner: ParsedRef | None = run or deployment
         if owner is None:
-            raise ValidationError("a record needs a run_ref (or a deployment_execution_ref)", code="ref_missing")
+            raise ValidationError(
+                "a record needs a run_ref (or a deployment_execution_ref)", code="ref_missing"
+            )
         if record.components[:2] != owner.components:
-            raise ValidationError(f"record_ref {record.ref!r} does not belong to {owner.ref!r}",
-                                  code="ref_parent_mismatch")
+            raise ValidationError(
+                f"record_ref {record.ref!r} does not belong to {owner.ref!r}", code="ref_parent_mismatch"
+            )
         stage = check_optional_ref(self.stage_execution_ref, "stage", "stage_execution_ref")
         batch = check_optional_ref(self.batch_execution_ref, "batch", "batch_execution_ref")
         sample = check_optional_ref(self.sample_observation_ref, "sample", "sample_observation_ref")
@@ -118,7 +123,9 @@ class MetricPayload(ContractModel):
         check_choice(self.value_type, VALUE_TYPES, "value_type")
         check_text(self.unit, "unit")
         if self.step is not None and (type(self.step) is not int or self.step < 0):
-            raise ValidationError(f"step must be a non-negative int, got {self.step!r}", code="metric_step_invalid")
+            raise ValidationError(
+                f"step must be a non-negative int, got {self.step!r}", code="metric_step_invalid"
+            )
         check_choice(self.aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
         if self.subject_ref is not None:
             parse_ref(self.subject_ref)
@@ -207,7 +214,10 @@ class _Record(ContractModel):
 @dataclass(frozen=True, slots=True)
 class MetricRecord(_Record):
     record_type: ClassVar[str] = "metric"
-    nested_models: ClassVar[dict[str, type[ContractModel]]] = {"envelope": RecordEnvelope, "payload": MetricPayload}
+    nested_models: ClassVar[dict[str, type[ContractModel]]] = {
+        "envelope": RecordEnvelope,
+        "payload": MetricPayload,
+    }
     envelope: RecordEnvelope
     payload: MetricPayload
 
@@ -236,7 +246,10 @@ class StructuredEventRecord(_Record):
 @dataclass(frozen=True, slots=True)
 class TraceSpanRecord(_Record):
     record_type: ClassVar[str] = "span"
-    nested_models: ClassVar[dict[str, type[ContractModel]]] = {"envelope": RecordEnvelope, "payload": TraceSpanPayload}
+    nested_models: ClassVar[dict[str, type[ContractModel]]] = {
+        "envelope": RecordEnvelope,
+        "payload": TraceSpanPayload,
+    }
     envelope: RecordEnvelope
     payload: TraceSpanPayload
 
@@ -249,7 +262,10 @@ class TraceSpanRecord(_Record):
 @dataclass(frozen=True, slots=True)
 class DegradedRecord(_Record):
     record_type: ClassVar[str] = "degraded"
-    nested_models: ClassVar[dict[str, type[ContractModel]]] = {"envelope": RecordEnvelope, "payload": DegradedPayload}
+    nested_models: ClassVar[dict[str, type[ContractModel]]] = {
+        "envelope": RecordEnvelope,
+        "payload": DegradedPayload,
+    }
     envelope: RecordEnvelope
     payload: DegradedPayload
 

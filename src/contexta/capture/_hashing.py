@@ -38,8 +38,11 @@ def hash_file(path: Path) -> FileDigest:
     try:
         before = os.stat(path)
     except FileNotFoundError:
-        raise ValidationError(f"artifact file {str(path)!r} does not exist", code="artifact_missing",
-                              details={"path": str(path)}) from None
+        raise ValidationError(
+            f"artifact file {str(path)!r} does not exist",
+            code="artifact_missing",
+            details={"path": str(path)},
+        ) from None
     if not stat.S_ISREG(before.st_mode):
         kind = "a directory" if stat.S_ISDIR(before.st_mode) else "not a regular file"
         raise ValidationError(

@@ -9,12 +9,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from contexta.capture.artifacts import ArtifactVerification, verify_manifest
-from contexta.capture.log_reader import read_capture_log
-from contexta.capture.outbox import Outbox, ReplayReport
-from contexta.capture.pipeline import CapturePipeline
-from contexta.capture.results import CaptureResult, CaptureStats, FlushReport
-from contexta.capture.scopes import (
+from contexta.capture._artifacts import ArtifactVerification, verify_manifest
+from contexta.capture._log_reader import read_capture_log
+from contexta.capture._outbox import Outbox, ReplayReport
+from contexta.capture._pipeline import CapturePipeline
+from contexta.capture._results import CaptureResult, CaptureStats, FlushReport
+from contexta.capture._scopes import (
     BatchScope,
     DeploymentScope,
     RunScope,
@@ -24,12 +24,12 @@ from contexta.capture.scopes import (
     open_deployment,
     open_run,
 )
-from contexta.capture.session import CURRENT_SCOPE, CaptureSession
-from contexta.capture.sinks import LocalJsonlSink, Sink
+from contexta.capture._session import CURRENT_SCOPE, CaptureSession
+from contexta.capture._sinks import LocalJsonlSink, Sink
 from contexta.config import UnifiedConfig, load_config
+from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import json_attributes
-from contexta.contract.artifacts import ArtifactManifest
-from contexta.contract.refs import parse_ref
+from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 
 __all__ = ["Contexta"]
@@ -37,11 +37,14 @@ __all__ = ["Contexta"]
 _ScopeT = TypeVar("_ScopeT", bound=Scope)
 
 
-def _optional_text(value: Any, field: str) -> str | None:
+def _optional_text(value: str | None, field: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value):
-        raise ValidationError(f"{field} must be a non-empty string, got {value!r}", code="field_invalid",
-                              details={"field": field})
-    return value  # type: ignore[no-any-return]
+        raise ValidationError(
+            f"{field} must be a non-empty string, got {value!r}",
+            code="field_invalid",
+            details={"field": field},
+        )
+    return value
 
 
 class Contexta:
@@ -118,10 +121,13 @@ class Contexta:
         }
         if resume:
             details["resumed"] = True
-        return open_run(self._session, name, run_id=run_id,
-                        details={k: v for k, v in details.items() if v is not None})
+        return open_run(
+            self._session, name, run_id=run_id, details={k: v for k, v in details.items() if v is not None}
+        )
 
-    def deployment(self, name: str, *, run_ref: str | None = None, artifact_ref: str | None = None) -> DeploymentScope:
+    def deployment(
+        self, name: str, *, run_ref: str | None = None, artifact_ref: str | None = None
+    ) -> DeploymentScope:
         """Open a deployment (putting a run's result somewhere), optionally linked to its run and artifact."""
         return open_deployment(self._session, name, run_ref_value=run_ref, artifact_ref=artifact_ref)
 
@@ -164,36 +170,67 @@ class Contexta:
         scope = self.current_scope()
         if scope is None:
             raise LifecycleError(
-                "no run is open here: capture inside `with ctx.run(...)`, or call the run/stage object directly",
+                "no run is open here: capture inside `with ctx.run(...)`, "
+                "or call the run/stage object directly",
                 code="no_active_run",
             )
         return scope
 
     # -- emission on the current scope ---------------------------------------------------------
 
-    def metric(self, key: str, value: float | int, *, unit: str | None = None, step: int | None = None,
-               aggregation_scope: str = "step", tags: Mapping[str, Any] | None = None) -> CaptureResult:
-        return self._scope_for_capture().metric(key, value, unit=unit, step=step,
-                                                aggregation_scope=aggregation_scope, tags=tags)
+    def metric(
+        self,
+        key: str,
+        value: float | int,
+        *,
+        unit: str | None = None,
+        step: int | None = None,
+        aggregation_scope: str = "step",
+        tags: Mapping[str, Any] | None = None,
+    ) -> CaptureResult:
+        return self._scope_for_capture().metric(
+            key, value, unit=unit, step=step, aggregation_scope=aggregation_scope, tags=tags
+        )
 
-    def metrics(self, values: Mapping[str, float | int], *, step: int | None = None,
-                unit: str | None = None) -> CaptureResult:
+    def metrics(
+        self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
+    ) -> CaptureResult:
         return self._scope_for_capture().metrics(values, step=step, unit=unit)
 
-    def event(self, key: str, *, message: str, level: str = "info",
-              attributes: Mapping[str, Any] | None = None) -> CaptureResult:
+    def event(
+        self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
+    ) -> CaptureResult:
         return self._scope_for_capture().event(key, message=message, level=level, attributes=attributes)
 
-    def span(self, name: str, *, started_at: str | datetime | None = None, ended_at: str | datetime | None = None,
-             status: str = "ok", attributes: Mapping[str, Any] | None = None) -> CaptureResult:
-        return self._scope_for_capture().span(name, started_at=started_at, ended_at=ended_at, status=status,
-                                              attributes=attributes)
+    def span(
+        self,
+        name: str,
+        *,
+        started_at: str | datetime | None = None,
+        ended_at: str | datetime | None = None,
+        status: str = "ok",
+        attributes: Mapping[str, Any] | None = None,
+    ) -> CaptureResult:
+        return self._scope_for_capture().span(
+            name, started_at=started_at, ended_at=ended_at, status=status, attributes=attributes
+        )
 
-    def register_artifact(self, kind: str, path: Any, *, attributes: Mapping[str, Any] | None = None,
-                          artifact_ref: str | None = None, compute_hash: bool = True,
-                          allow_missing: bool = False) -> CaptureResult:
+    def register_artifact(
+        self,
+        kind: str,
+        path: Any,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        artifact_ref: str | None = None,
+        compute_hash: bool = True,
+        allow_missing: bool = False,
+    ) -> CaptureResult:
         return self._scope_for_capture().register_artifact(
-            kind, path, attributes=attributes, artifact_ref=artifact_ref, compute_hash=compute_hash,
+            kind,
+            path,
+            attributes=attributes,
+            artifact_ref=artifact_ref,
+            compute_hash=compute_hash,
             allow_missing=allow_missing,
         )
 
@@ -220,8 +257,12 @@ class Contexta:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        error_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- artifacts -----------------------------------------------------------------------------
@@ -239,8 +280,11 @@ class Contexta:
                     if manifest.get("artifact_ref") == artifact_ref:
                         found = ArtifactManifest.from_dict(manifest)
         if found is None:
-            raise NotFoundError(f"no artifact {artifact_ref} is registered in {self.workspace}",
-                                code="artifact_not_found", details={"artifact_ref": artifact_ref})
+            raise NotFoundError(
+                f"no artifact {artifact_ref} is registered in {self.workspace}",
+                code="artifact_not_found",
+                details={"artifact_ref": artifact_ref},
+            )
         return found
 
     def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture.items import BARRIER, ScopeContext
+from contexta.capture._items import BARRIER, ScopeContext
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
@@ -73,7 +73,9 @@ class CaptureQueue:
     def put_control(self, item: tuple[Any, ...]) -> None:
         """Enqueue a control item (a flush barrier) regardless of capacity and policy, and wake the writer."""
         if self._closed:
-            raise LifecycleError("this Contexta is closed; open a new one to capture more", code="contexta_closed")
+            raise LifecycleError(
+                "this Contexta is closed; open a new one to capture more", code="contexta_closed"
+            )
         self._items.append(item)
         self.wake()
 
@@ -122,7 +124,9 @@ class CaptureQueue:
 
     def _put_full(self, item: tuple[Any, ...]) -> bool:
         if self._closed:
-            raise LifecycleError("this Contexta is closed; open a new one to capture more", code="contexta_closed")
+            raise LifecycleError(
+                "this Contexta is closed; open a new one to capture more", code="contexta_closed"
+            )
         if self.overflow == "block" and threading.get_ident() != self.writer_ident:
             return self._put_blocking(item)
         if self.overflow == "drop_oldest":
@@ -137,8 +141,9 @@ class CaptureQueue:
             try:
                 while len(self._items) >= self._limit:
                     if self._closed:
-                        raise LifecycleError("this Contexta was closed while the capture call waited",
-                                             code="contexta_closed")
+                        raise LifecycleError(
+                            "this Contexta was closed while the capture call waited", code="contexta_closed"
+                        )
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         self._count_drop(item, "block_timeout")

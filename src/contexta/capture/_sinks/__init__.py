@@ -1,0 +1,9 @@
+"""Sinks: the places the capture writer delivers batches to."""
+
+from contexta.capture._sinks._base import Sink
+from contexta.capture._sinks._composite import CompositeSink
+from contexta.capture._sinks._jsonl import LocalJsonlSink
+from contexta.capture._sinks._memory import InMemorySink
+from contexta.capture._sinks._stdout import StdoutSink
+
+__all__ = ["CompositeSink", "InMemorySink", "LocalJsonlSink", "Sink", "StdoutSink"]
