@@ -6,7 +6,7 @@ tuple per call and the garbage collector has almost nothing to walk while items 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ARTIFACT", "BARRIER", "EVENT", "METRIC", "METRICS", "SCOPE", "SPAN", "ScopeContext"]
 
@@ -20,9 +20,12 @@ ARTIFACT = 6  # (ARTIFACT, t_ns, ctx, manifest, source, binding_status)
 BARRIER = 7  # (BARRIER, t_ns, None, threading.Event, fsync)
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeContext:
-    """Where records of one scope belong: built once when the scope opens, shared by all its items."""
+class ScopeContext(NamedTuple):
+    """Where records of one scope belong: built once when the scope opens, shared by all its items.
+
+    A tuple of strings on purpose: the garbage collector stops tracking tuples of atoms, so the
+    queued items that point to it cost the collector nothing while they wait.
+    """
 
     kind: str  # run | stage | batch | sample | operation | deployment
     ref: str
