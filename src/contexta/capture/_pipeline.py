@@ -158,7 +158,8 @@ class CapturePipeline:
         if not report.complete:
             print(
                 f"contexta: the capture writer did not finish within {timeout}s at exit; "
-                f"{len(self.queue)} queued items were abandoned (a sink is stuck).",
+                f"{len(self.queue) + self.writer.in_flight} captured items were abandoned "
+                "(a sink is stuck or too slow).",
                 file=sys.stderr,
             )
         elif report.errors:

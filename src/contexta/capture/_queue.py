@@ -40,8 +40,14 @@ class CaptureQueue:
         self._reset()
 
     def _reset(self) -> None:
-        self._items: deque[tuple[Any, ...]] = deque()
-        self._limit = self.capacity  # 0 once closed: every put takes the slow path, which refuses
+        # Scopes hold `items` and read `limit` directly on the hot path; after a fork the deque is
+        # cleared in place (the parent's writer writes those items), never replaced.
+        items: deque[tuple[Any, ...]] | None = getattr(self, "items", None)
+        if items is None:
+            self.items: deque[tuple[Any, ...]] = deque()
+        else:
+            items.clear()
+        self.limit = self.capacity  # 0 once closed: every put takes the slow path, which refuses
         self._closed = False
         self._wake = threading.Event()
         self.writer_idle = False
@@ -57,18 +63,18 @@ class CaptureQueue:
         self._reset()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def put(self, item: tuple[Any, ...]) -> bool:
         """Enqueue `item`; False when the overflow policy dropped it (the loss is counted)."""
-        items = self._items
-        if len(items) < self._limit:
+        items = self.items
+        if len(items) < self.limit:
             items.append(item)
             if self.writer_idle and len(items) >= self.wake_threshold:
                 self.writer_idle = False
                 self._wake.set()
             return True
-        return self._put_full(item)
+        return self.put_full(item)
 
     def put_control(self, item: tuple[Any, ...]) -> None:
         """Enqueue a control item (a flush barrier) regardless of capacity and policy, and wake the writer."""
@@ -76,7 +82,7 @@ class CaptureQueue:
             raise LifecycleError(
                 "this Contexta is closed; open a new one to capture more", code="contexta_closed"
             )
-        self._items.append(item)
+        self.items.append(item)
         self.wake()
 
     def wake(self) -> None:
@@ -86,14 +92,14 @@ class CaptureQueue:
     def wait_for_items(self, timeout: float) -> None:
         """Writer side: sleep until woken or `timeout` passes."""
         self.writer_idle = True
-        if len(self._items) < self.wake_threshold:
+        if len(self.items) < self.wake_threshold:
             self._wake.wait(timeout)
         self._wake.clear()
         self.writer_idle = False
 
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
-        items = self._items
+        items = self.items
         taken = []
         popleft = items.popleft
         try:
@@ -116,13 +122,13 @@ class CaptureQueue:
     def close(self) -> None:
         """Refuse new items; items already queued stay for the writer to drain."""
         self._closed = True
-        self._limit = 0
+        self.limit = 0
         with self._space:
             self._space.notify_all()
 
     # -- the full-queue path -------------------------------------------------------------------
 
-    def _put_full(self, item: tuple[Any, ...]) -> bool:
+    def put_full(self, item: tuple[Any, ...]) -> bool:
         if self._closed:
             raise LifecycleError(
                 "this Contexta is closed; open a new one to capture more", code="contexta_closed"
@@ -139,7 +145,7 @@ class CaptureQueue:
         with self._space:
             self._waiting += 1
             try:
-                while len(self._items) >= self._limit:
+                while len(self.items) >= self.limit:
                     if self._closed:
                         raise LifecycleError(
                             "this Contexta was closed while the capture call waited", code="contexta_closed"
@@ -152,11 +158,11 @@ class CaptureQueue:
                     self._space.wait(min(remaining, 0.05))
             finally:
                 self._waiting -= 1
-            self._items.append(item)
+            self.items.append(item)
         return True
 
     def _put_replacing_oldest(self, item: tuple[Any, ...]) -> bool:
-        items = self._items
+        items = self.items
         try:
             oldest = items.popleft()
         except IndexError:

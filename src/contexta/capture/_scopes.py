@@ -94,6 +94,7 @@ class Scope:
         self._context = context
         self._details = details or {}
         self._put = session.pipeline.put
+        self._queue = session.pipeline.queue
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -162,18 +163,32 @@ class Scope:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
             value = metric_number(value, key)
-        if step is not None:
+        if step is not None and (type(step) is not int or step < 0):
             _check_step(step)
-        if unit is not None:
+        if unit is not None and (type(unit) is not str or not unit):
             _check_unit(unit)
         if aggregation_scope != "step":
             check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
-        checked_tags = None if tags is None else json_attributes(tags, "tags")
-        if self._put(
-            (kinds.METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, checked_tags)
-        ):
+        item = (
+            kinds.METRIC,
+            _time_ns(),
+            self._context,
+            key,
+            value,
+            unit,
+            step,
+            aggregation_scope,
+            None if tags is None else json_attributes(tags, "tags"),
+        )
+        # CaptureQueue.put, inlined: this is the call a training loop makes millions of times.
+        queue = self._queue
+        items = queue.items
+        if len(items) < queue.limit:
+            items.append(item)
+            if queue.writer_idle and len(items) >= queue.wake_threshold:
+                queue.wake()
             return ACCEPTED
-        return DROPPED
+        return ACCEPTED if queue.put_full(item) else DROPPED
 
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None

@@ -56,6 +56,7 @@ class BatchWriter:
 
     def reset_counters(self) -> None:
         self.taken = 0
+        self.in_flight = 0
         self.written = 0
         self.failed = 0
         self.batches = 0
@@ -130,6 +131,13 @@ class BatchWriter:
                 queue.wait_for_items(self.flush_interval_s)
 
     def _process(self, taken: list[tuple[Any, ...]]) -> None:
+        self.in_flight = len(taken)
+        try:
+            self._process_taken(taken)
+        finally:
+            self.in_flight = 0
+
+    def _process_taken(self, taken: list[tuple[Any, ...]]) -> None:
         new_episodes = self.queue.take_drop_episodes()
         for episode in new_episodes:
             self._merge_episode(episode)
