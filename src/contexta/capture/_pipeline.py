@@ -8,6 +8,7 @@ time (a stuck sink is abandoned with a warning, never allowed to hang the interp
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util as multiprocessing_util
 import os
 import sys
 import threading
@@ -15,7 +16,6 @@ import time
 import warnings
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._items import BARRIER
@@ -69,6 +69,9 @@ class CapturePipeline:
         self._close_lock = threading.Lock()
         self.writer.start()
         _LIVE_PIPELINES.add(self)
+        # multiprocessing children leave through os._exit, skipping atexit. Their exit finalizers do run,
+        # but the child's bootstrap clears that registry after fork, so register from an after-fork hook.
+        multiprocessing_util.register_after_fork(self, _register_multiprocessing_exit)
 
     @property
     def closed(self) -> bool:
@@ -204,14 +207,9 @@ class CapturePipeline:
         if self._closed:
             return
         self.writer.restart_after_fork()
-        _register_multiprocessing_exit(self)
 
 
 def _register_multiprocessing_exit(pipeline: CapturePipeline) -> None:
-    # multiprocessing children leave through os._exit, skipping atexit; its own exit finalizers still run.
-    util: Any = sys.modules.get("multiprocessing.util")
-    if util is None:
-        return
     reference = weakref.ref(pipeline)
 
     def close_child_pipeline() -> None:
@@ -219,7 +217,7 @@ def _register_multiprocessing_exit(pipeline: CapturePipeline) -> None:
         if live is not None:
             live.close_at_exit()
 
-    util.Finalize(None, close_child_pipeline, exitpriority=100)
+    multiprocessing_util.Finalize(None, close_child_pipeline, exitpriority=100)
 
 
 def _after_fork_in_child() -> None:

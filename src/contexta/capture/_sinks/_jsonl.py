@@ -54,7 +54,8 @@ class LocalJsonlSink:
         if fd is None:
             path = self.file_path_for(family)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            # Read-write (not write-only) so the torn-tail check can read the last byte.
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
             _terminate_torn_tail(fd)
             self._fds[family] = fd
         return fd
