@@ -47,7 +47,8 @@ class WorkspaceConfig:
                         code="config_value_invalid",
                         details={"key": f"workspace.{item.name}"},
                     )
-                object.__setattr__(self, item.name, Path(value))
+                # Absolute once, here: a later chdir must not move the workspace under the running sinks.
+                object.__setattr__(self, item.name, Path(os.path.abspath(value)))
 
     @property
     def root(self) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Self
 
+from contexta.errors import ValidationError
+
 
 class ContractModel:
     """Mixin for frozen contract dataclasses: `to_dict()` / `from_dict()` including nested models."""
@@ -33,4 +35,9 @@ class ContractModel:
         for name, model in cls.nested_models.items():
             if isinstance(values.get(name), dict):
                 values[name] = model.from_dict(values[name])
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as error:  # a required field is missing
+            raise ValidationError(
+                f"cannot build {cls.__name__}: {error}", code="model_fields_invalid"
+            ) from None

@@ -58,7 +58,7 @@ class RecordEnvelope(ContractModel):
     recorded_at: str
     observed_at: str
     producer_ref: str
-    run_ref: str | None
+    run_ref: str | None = None
     stage_execution_ref: str | None = None
     batch_execution_ref: str | None = None
     sample_observation_ref: str | None = None

@@ -210,6 +210,18 @@ def deployment_ref(project: str, deployment: str) -> str:
     )
 
 
+def _checked_component(component: str, what: str) -> str:
+    if not isinstance(component, str) or not is_component(component):
+        raise ValidationError(
+            f"{what} {component!r} is not a ref component: lower-case letters and digits joined by "
+            f"single '-', "
+            f"at most {MAX_COMPONENT_LENGTH} characters",
+            code="ref_component_invalid",
+            details={"what": what},
+        )
+    return component
+
+
 def record_ref(owner_ref: str, record_id: str) -> str:
     """`record:{project}.{run}.{id}`; a deployment without a run owns its records the same way."""
     owner = parse_ref(owner_ref)
@@ -217,11 +229,14 @@ def record_ref(owner_ref: str, record_id: str) -> str:
         raise ValidationError(
             f"records belong to a run or a deployment, not {owner_ref!r}", code="ref_kind_mismatch"
         )
-    return _join("record", *owner.components, record_id)
+    return _join("record", *owner.components, _checked_component(record_id, "record id"))
 
 
 def artifact_ref(parent_run_ref: str, kind: str, suffix: str) -> str:
     """`artifact:{project}.{run}.{kind}-{suffix}`: the suffix keeps two files of one kind apart."""
+    kind_component = normalize_name(kind, "artifact kind")
     return _join(
-        "artifact", *_components(parent_run_ref, "run"), f"{normalize_name(kind, 'artifact kind')}-{suffix}"
+        "artifact",
+        *_components(parent_run_ref, "run"),
+        _checked_component(f"{kind_component}-{suffix}", "artifact kind with its suffix"),
     )

@@ -1,0 +1,252 @@
+"""Refs: normalised names, the builders that join them, and `parse_ref` that checks them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contexta.contract import (
+    artifact_ref,
+    batch_ref,
+    deployment_ref,
+    normalize_name,
+    parse_ref,
+    record_ref,
+    run_ref,
+    sample_ref,
+    stage_ref,
+)
+from contexta.errors import ValidationError
+
+# -- normalize_name ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Linear SVM!", "linear-svm"),
+        ("linear-svm", "linear-svm"),
+        ("  Epoch 1  ", "epoch-1"),
+        ("train__val//test", "train-val-test"),
+        ("macro.f1", "macro-f1"),
+        ("ResNet50", "resnet50"),
+        ("--a--b--", "a-b"),
+        ("007", "007"),
+    ],
+)
+def test_normalize_name_lowercases_and_folds_other_characters_into_single_hyphens(
+    name: str, expected: str
+) -> None:
+    assert normalize_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", "   ", "!!!", "---", "._/"])
+def test_normalize_name_without_letters_or_digits_is_name_empty(name: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        normalize_name(name)
+    assert excinfo.value.code == "name_empty"
+
+
+def test_normalize_name_allows_63_characters() -> None:
+    assert normalize_name("a" * 63) == "a" * 63
+    # the limit applies to the normalised form: surrounding junk is stripped first
+    assert normalize_name("  " + "B" * 63 + "!!") == "b" * 63
+
+
+@pytest.mark.parametrize("name", ["a" * 64, "word " * 20])
+def test_normalize_name_longer_than_63_characters_is_name_too_long(name: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        normalize_name(name)
+    assert excinfo.value.code == "name_too_long"
+
+
+@pytest.mark.parametrize("name", [None, 3, b"bytes"])
+def test_normalize_name_refuses_non_strings(name: object) -> None:
+    with pytest.raises(ValidationError):
+        normalize_name(name)  # type: ignore[arg-type]
+
+
+# -- builders ------------------------------------------------------------------------------------
+
+
+def test_run_ref_joins_normalised_project_and_run_names() -> None:
+    assert run_ref("Iris SVM", "Linear SVM!") == "run:iris-svm.linear-svm"
+
+
+def test_stage_and_batch_refs_extend_their_parent() -> None:
+    run = run_ref("iris-svm", "linear-svm")
+    stage = stage_ref(run, "Evaluate")
+    assert stage == "stage:iris-svm.linear-svm.evaluate"
+    assert batch_ref(stage, "Holdout Split") == "batch:iris-svm.linear-svm.evaluate.holdout-split"
+
+
+def test_sample_ref_under_a_stage_has_four_components() -> None:
+    stage = "stage:iris-svm.linear-svm.evaluate"
+    ref = sample_ref(stage, "First Prediction")
+    assert ref == "sample:iris-svm.linear-svm.evaluate.first-prediction"
+    parsed = parse_ref(ref, "sample")
+    assert parsed.components == ("iris-svm", "linear-svm", "evaluate", "first-prediction")
+
+
+def test_sample_ref_under_a_batch_has_five_components() -> None:
+    batch = "batch:iris-svm.linear-svm.evaluate.holdout-split"
+    ref = sample_ref(batch, "case 7")
+    assert ref == "sample:iris-svm.linear-svm.evaluate.holdout-split.case-7"
+    assert len(parse_ref(ref, "sample").components) == 5
+
+
+def test_sample_name_with_a_dot_becomes_one_component() -> None:
+    ref = sample_ref("stage:p.r.s", "a.b")
+    assert ref == "sample:p.r.s.a-b"
+
+
+@pytest.mark.parametrize("owner", ["run:p.r", "project:p", "deployment:p.d"])
+def test_sample_ref_needs_a_stage_or_batch_owner(owner: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        sample_ref(owner, "x")
+    assert excinfo.value.code == "ref_kind_mismatch"
+
+
+def test_stage_ref_refuses_a_parent_of_another_kind() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        stage_ref("stage:p.r.s", "child")
+    assert excinfo.value.code == "ref_kind_mismatch"
+
+
+def test_batch_ref_refuses_a_run_parent() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        batch_ref("run:p.r", "b")
+    assert excinfo.value.code == "ref_kind_mismatch"
+
+
+def test_deployment_record_and_artifact_refs() -> None:
+    assert deployment_ref("Iris SVM", "Prod Deploy v3") == "deployment:iris-svm.prod-deploy-v3"
+    run = "run:iris-svm.linear-svm"
+    assert record_ref(run, "r00001") == "record:iris-svm.linear-svm.r00001"
+    assert record_ref("deployment:iris-svm.prod", "r1") == "record:iris-svm.prod.r1"
+    assert artifact_ref(run, "Model", "0123456789ab") == "artifact:iris-svm.linear-svm.model-0123456789ab"
+    for ref in (record_ref(run, "r00001"), artifact_ref(run, "model", "0123456789ab")):
+        assert parse_ref(ref).ref == ref
+
+
+def test_record_ref_needs_a_run_or_deployment_owner() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        record_ref("stage:p.r.s", "r1")
+    assert excinfo.value.code == "ref_kind_mismatch"
+
+
+def test_builder_name_too_long_is_reported_with_the_name_code() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        stage_ref("run:p.r", "s" * 64)
+    assert excinfo.value.code == "name_too_long"
+    assert stage_ref("run:p.r", "s" * 63) == "stage:p.r." + "s" * 63
+
+
+def test_builder_refuses_a_whole_ref_longer_than_255_characters() -> None:
+    stage = stage_ref(run_ref("p" * 63, "r" * 63), "s" * 63)  # 6 + 3 * 63 + 2 = 197 characters
+    with pytest.raises(ValidationError) as excinfo:
+        batch_ref(stage, "b" * 63)  # would be 261 characters
+    assert excinfo.value.code == "ref_too_long"
+    # 57 more characters plus the dot land exactly on 255, which is allowed
+    ref = batch_ref(stage, "b" * 57)
+    assert len(ref) == 255
+    assert parse_ref(ref, "batch").name == "b" * 57
+
+
+@pytest.mark.parametrize(
+    ("build", "args"),
+    [
+        (record_ref, ("run:p.r", "Bad Id")),
+        (record_ref, ("run:p.r", "a.b")),
+        (artifact_ref, ("run:p.r", "model", "XYZ!")),
+        (artifact_ref, ("run:p.r", "k" * 60, "0123456789ab")),  # kind + suffix over 63 characters
+    ],
+)
+def test_builders_never_return_a_ref_that_parse_ref_rejects(build: object, args: tuple[str, ...]) -> None:
+    try:
+        ref = build(*args)  # type: ignore[operator]
+    except ValidationError:
+        return
+    parse_ref(ref)
+
+
+@given(
+    project=st.text(max_size=80),
+    run=st.text(max_size=80),
+    stage=st.text(max_size=80),
+    sample=st.text(max_size=80),
+)
+def test_built_refs_always_parse_back(project: str, run: str, stage: str, sample: str) -> None:
+    try:
+        ref = sample_ref(stage_ref(run_ref(project, run), stage), sample)
+    except ValidationError as error:
+        assert error.code in {"name_empty", "name_too_long", "ref_too_long"}
+        return
+    parsed = parse_ref(ref, "sample")
+    assert parsed.ref == ref
+    assert len(ref) <= 255
+    assert all(len(component) <= 63 for component in parsed.components)
+
+
+# -- parse_ref -----------------------------------------------------------------------------------
+
+
+def test_parse_ref_splits_kind_and_components() -> None:
+    parsed = parse_ref("stage:iris-svm.linear-svm.evaluate")
+    assert parsed.kind == "stage"
+    assert parsed.components == ("iris-svm", "linear-svm", "evaluate")
+    assert parsed.name == "evaluate"
+    assert parsed.project == "iris-svm"
+    assert parsed.ref == "stage:iris-svm.linear-svm.evaluate"
+    assert parsed.extends(parse_ref("run:iris-svm.linear-svm"))
+    assert not parsed.extends(parse_ref("run:iris-svm.other"))
+    assert not parsed.extends(parsed)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "",
+        "iris-svm.linear-svm",  # no kind
+        "widget:p.r",  # unknown kind
+        "run:p",  # too few components
+        "run:p.r.x",  # too many components
+        "sample:p.r.s",  # a sample needs 4 or 5
+        "sample:p.r.s.b.x.y",
+        "run:P.r",  # upper case
+        "run:p..r",  # empty component
+        "run:p.-r",
+        "run:p.r-",
+        "run:p.a--b",  # double hyphen
+        "run:p.a_b",
+        "run:p.a b",
+        "run:p." + "r" * 64,  # component longer than 63
+        "batch:" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 58,  # 256 characters
+    ],
+)
+def test_parse_ref_rejects_malformed_refs_with_ref_invalid(ref: str) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        parse_ref(ref)
+    assert excinfo.value.code == "ref_invalid"
+
+
+@pytest.mark.parametrize("ref", [None, 12, b"run:p.r"])
+def test_parse_ref_rejects_non_strings(ref: object) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        parse_ref(ref)  # type: ignore[arg-type]
+    assert excinfo.value.code == "ref_invalid"
+
+
+def test_parse_ref_accepts_the_limits() -> None:
+    assert parse_ref("run:p." + "r" * 63).name == "r" * 63
+    longest = "batch:" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 57
+    assert len(longest) == 255
+    assert parse_ref(longest).kind == "batch"
+
+
+def test_parse_ref_with_an_expected_kind_reports_a_kind_mismatch() -> None:
+    assert parse_ref("run:p.r", "run").kind == "run"
+    with pytest.raises(ValidationError) as excinfo:
+        parse_ref("run:p.r", "stage")
+    assert excinfo.value.code == "ref_kind_mismatch"
