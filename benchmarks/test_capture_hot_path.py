@@ -1,0 +1,177 @@
+"""What one capture call costs the caller, next to the floor and to the synchronous path it replaces.
+
+Run with `python -m pytest benchmarks/ --benchmark-enable`. Without that flag (the project default is
+`--benchmark-disable`) each body runs once as a smoke test.
+
+Every "metric-call" benchmark times one round of CALLS calls, so the rows of that table compare per
+call directly; `extra_info["per_call_ns"]` holds the mean divided by CALLS. The floor is a tuple of the
+same shape appended to a `collections.deque`; the seed-style path opens the log, `json.dumps` one line,
+writes and closes it on every call, as the system the seed documents describe did (SPEC §11).
+Between rounds the queue is flushed (untimed), so every round starts from an empty queue while the
+writer thread still competes for the GIL during the round, as it does in a training loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contexta import Contexta
+from contexta.capture import RunScope, StageScope
+
+CALLS = 10_000
+ROUNDS = 20
+THROUGHPUT_CALLS = 200_000
+SMOKE_THROUGHPUT_CALLS = 20_000  # when benchmarks are disabled the body is only a smoke test
+QUEUE_CAPACITY = 1 << 20  # larger than anything queued below, so no call ever blocks or drops
+
+Capture = tuple[Contexta, RunScope, StageScope]
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Iterator[Capture]:
+    ctx = Contexta(
+        workspace=tmp_path / ".contexta",
+        config={"project_name": "bench", "capture": {"queue_capacity": QUEUE_CAPACITY}},
+    )
+    run = ctx.run("hot-path")
+    stage = run.stage("train")
+    yield ctx, run, stage
+    run.close()
+    ctx.close()
+    stats = ctx.capture_stats()
+    assert (stats.dropped, stats.failed, stats.lost, stats.pending) == (0, 0, 0, 0)
+
+
+def run_rounds(benchmark: Any, body: Callable[[], object], *, calls: int, rounds: int = ROUNDS,
+               between: Callable[[], object] | None = None) -> None:
+    """Time `rounds` rounds of `body` (which makes `calls` calls) and note the per-call cost."""
+
+    def setup() -> None:  # pedantic treats a truthy return value as arguments
+        if between is not None:
+            between()
+
+    benchmark.extra_info["calls_per_round"] = calls
+    benchmark.pedantic(body, setup=setup, rounds=rounds, warmup_rounds=1)
+    if benchmark.stats is not None:
+        stats = benchmark.stats.stats
+        benchmark.extra_info["per_call_ns"] = round(stats.mean / calls * 1e9, 1)
+        benchmark.extra_info["per_call_min_ns"] = round(stats.min / calls * 1e9, 1)
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_stage_metric_call(benchmark: Any, capture: Capture) -> None:
+    ctx, _, stage = capture
+
+    def body() -> None:
+        metric = stage.metric
+        for step in range(CALLS):
+            metric("loss", 0.5, step=step)
+
+    run_rounds(benchmark, body, calls=CALLS, between=ctx.flush)
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_ctx_metric_call_on_the_current_stage(benchmark: Any, capture: Capture) -> None:
+    ctx, run, _ = capture
+
+    def body() -> None:
+        with run.stage("facade"):  # ctx.metric finds this stage through the current-scope context variable
+            metric = ctx.metric
+            for step in range(CALLS):
+                metric("loss", 0.5, step=step)
+
+    run_rounds(benchmark, body, calls=CALLS, between=ctx.flush)
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_stage_metrics_call_with_four_keys(benchmark: Any, capture: Capture) -> None:
+    ctx, _, stage = capture
+
+    def body() -> None:
+        metrics = stage.metrics
+        for step in range(CALLS):
+            metrics({"loss": 0.5, "accuracy": 0.91, "learning_rate": 0.001, "grad_norm": 1.7}, step=step)
+
+    run_rounds(benchmark, body, calls=CALLS, between=ctx.flush)
+    if benchmark.stats is not None:
+        benchmark.extra_info["per_key_ns"] = round(benchmark.stats.stats.mean / (CALLS * 4) * 1e9, 1)
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_floor_deque_append_of_a_similar_tuple(benchmark: Any) -> None:
+    queue: collections.deque[tuple[Any, ...]] = collections.deque()
+    scope = object()  # stands in for the shared scope context every queued item points to
+    time_ns = time.time_ns
+
+    def body() -> None:
+        append = queue.append
+        for step in range(CALLS):
+            append((1, time_ns(), scope, "loss", 0.5, None, step, "step", None))
+
+    run_rounds(benchmark, body, calls=CALLS, between=queue.clear)
+    assert len(queue) == CALLS
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_seed_style_synchronous_write_per_call(benchmark: Any, tmp_path: Path) -> None:
+    log = tmp_path / "record.jsonl"
+    counter = iter(range(1 << 62))
+
+    def one_call(key: str, value: float, step: int) -> None:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = {
+            "captured_at": now,
+            "family": "RECORD",
+            "payload_type": "MetricRecord",
+            "payload_ref": f"record:bench.hot-path.{next(counter)}",
+            "sink_name": "local-jsonl",
+            "payload": {
+                "envelope": {"record_ref": f"record:bench.hot-path.{step}", "record_type": "metric",
+                             "recorded_at": now, "observed_at": now, "producer_ref": "contexta.capture",
+                             "run_ref": "run:bench.hot-path",
+                             "stage_execution_ref": "stage:bench.hot-path.train",
+                             "completeness_marker": "complete", "degradation_marker": "none",
+                             "schema_version": "1.0"},
+                "payload": {"metric_key": key, "value": value, "value_type": "float64", "step": step,
+                            "aggregation_scope": "step", "subject_ref": "stage:bench.hot-path.train"},
+            },
+        }
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    def body() -> None:
+        for step in range(CALLS):
+            one_call("loss", 0.5, step)
+
+    run_rounds(benchmark, body, calls=CALLS, rounds=5, between=lambda: log.write_bytes(b""))
+    assert sum(1 for _ in log.open("rb")) == CALLS
+
+
+@pytest.mark.benchmark(group="metric-throughput")
+def test_throughput_of_metric_calls_until_flushed(benchmark: Any, capture: Capture) -> None:
+    ctx, _, stage = capture
+    calls = THROUGHPUT_CALLS if benchmark.enabled else SMOKE_THROUGHPUT_CALLS
+    written_before = ctx.capture_stats().written
+
+    def body() -> None:
+        metric = stage.metric
+        for step in range(calls):
+            metric("loss", 0.5, step=step)
+        report = ctx.flush()
+        assert report.complete
+
+    benchmark.extra_info["calls_per_round"] = calls
+    benchmark.pedantic(body, rounds=3 if benchmark.enabled else 1, warmup_rounds=0)
+    rounds = 3 if benchmark.enabled else 1
+    assert ctx.capture_stats().written - written_before >= calls * rounds
+    if benchmark.stats is not None:
+        benchmark.extra_info["records_per_s"] = round(calls / benchmark.stats.stats.mean)
+        benchmark.extra_info["best_records_per_s"] = round(calls / benchmark.stats.stats.min)
