@@ -27,27 +27,134 @@ FAMILIES = ("RECORD", "ARTIFACT", "CONTEXT")
 PRODUCER_REF = "contexta.capture"
 
 
+class MetricFields(NamedTuple):
+    """A metric as the writer keeps it: flat, so log lines and store rows are formatted straight from it."""
+
+    record_ref: str
+    recorded_at: str
+    observed_at: str
+    context: ScopeContext
+    key: str
+    value: float | int
+    unit: str | None
+    step: int | None
+    aggregation_scope: str
+    tags: dict[str, Any] | None
+
+
 class CapturedEntry(NamedTuple):
     """One record as the writer built it: its family, model name, ref, capture time and document.
 
-    A named tuple rather than a dataclass: the writer builds hundreds of thousands a second.
+    A named tuple rather than a dataclass: the writer builds hundreds of thousands a second. Metrics,
+    the bulk of every log, carry `metric` instead of a document; `payload` builds it on demand.
     """
 
     family: str  # RECORD | ARTIFACT | CONTEXT
     payload_type: str  # contract model name (MetricRecord, Run, ArtifactRegistration, ...)
     payload_ref: str
     captured_at: str
-    payload: dict[str, Any]
+    document: dict[str, Any] | None
+    metric: MetricFields | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The `payload` object of this entry's capture-log line."""
+        if self.document is not None:
+            return self.document
+        assert self.metric is not None
+        return _metric_document(self.metric)
 
     def to_model(self) -> ContractModel | dict[str, Any]:
         """The validated contract model (an artifact registration stays a mapping of models)."""
+        payload = self.payload
         if self.payload_type == "ArtifactRegistration":
             return {
-                "manifest": model_from_dict("ArtifactManifest", self.payload["manifest"]),
-                "source": model_from_dict("ArtifactSource", self.payload["source"]),
-                "binding_status": self.payload["binding_status"],
+                "manifest": model_from_dict("ArtifactManifest", payload["manifest"]),
+                "source": model_from_dict("ArtifactSource", payload["source"]),
+                "binding_status": payload["binding_status"],
             }
-        return model_from_dict(self.payload_type, self.payload)
+        return model_from_dict(self.payload_type, payload)
+
+
+def _envelope_constants(context: ScopeContext) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "producer_ref": PRODUCER_REF,
+            "run_ref": context.run_ref,
+            "stage_execution_ref": context.stage_ref,
+            "batch_execution_ref": context.batch_ref,
+            "sample_observation_ref": context.sample_ref,
+            "deployment_execution_ref": context.deployment_ref,
+            "completeness_marker": "complete",
+            "degradation_marker": "none",
+            "schema_version": SCHEMA_VERSION,
+        }
+    )
+
+
+def _metric_document(metric: MetricFields) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "metric_key": metric.key,
+        "value": metric.value,
+        "value_type": "float64" if type(metric.value) is float else "int64",
+        "aggregation_scope": metric.aggregation_scope,
+        "subject_ref": metric.context.ref,
+    }
+    if metric.unit is not None:
+        payload["unit"] = metric.unit
+    if metric.step is not None:
+        payload["step"] = metric.step
+    if metric.tags is not None:
+        payload["tags"] = metric.tags
+    envelope = {
+        "record_ref": metric.record_ref,
+        "record_type": "metric",
+        "recorded_at": metric.recorded_at,
+        "observed_at": metric.observed_at,
+        **_envelope_constants(metric.context),
+    }
+    return {"envelope": envelope, "payload": payload}
+
+
+# Per scope: the envelope's constant fields as a JSON fragment, reused by every metric line of the scope.
+_fragment_cache: dict[int, tuple[ScopeContext, str]] = {}
+
+
+def _envelope_fragment(context: ScopeContext) -> str:
+    cached = _fragment_cache.get(id(context))
+    if cached is not None and cached[0] is context:
+        return cached[1]
+    if len(_fragment_cache) > 4096:
+        _fragment_cache.clear()
+    fragment = orjson.dumps(_envelope_constants(context)).decode()[1:-1]
+    _fragment_cache[id(context)] = (context, fragment)
+    return fragment
+
+
+def _metric_line(metric: MetricFields, sink_name_json: str) -> str:
+    """The capture-log line of a metric, formatted directly.
+
+    Equivalent to `orjson.dumps(entry_to_line(...))` (a test holds them equal) at a fraction of the
+    cost: keys and refs are validated to need no JSON escaping, values are finite numbers whose repr
+    is valid JSON, and only the free-text unit and tags go through the encoder.
+    """
+    ref = metric.record_ref
+    value = metric.value
+    extras = ""
+    if metric.unit is not None:
+        extras += ',"unit":' + orjson.dumps(metric.unit).decode()
+    if metric.step is not None:
+        extras += f',"step":{metric.step}'
+    if metric.tags is not None:
+        extras += ',"tags":' + orjson.dumps(metric.tags).decode()
+    return (
+        f'{{"captured_at":"{metric.recorded_at}","family":"RECORD","payload_type":"MetricRecord",'
+        f'"payload_ref":"{ref}","sink_name":{sink_name_json},"payload":{{"envelope":{{"record_ref":"{ref}",'
+        f'"record_type":"metric","recorded_at":"{metric.recorded_at}","observed_at":"{metric.observed_at}",'
+        f'{_envelope_fragment(metric.context)}}},"payload":{{"metric_key":"{metric.key}","value":{value!r},'
+        f'"value_type":"{"float64" if type(value) is float else "int64"}",'
+        f'"aggregation_scope":"{metric.aggregation_scope}","subject_ref":"{metric.context.ref}"{extras}}}}}}}\n'
+    )
 
 
 def entry_to_line(entry: CapturedEntry, sink_name: str) -> dict[str, Any]:
@@ -90,11 +197,17 @@ class CaptureBatch(Sequence[CapturedEntry]):
         data = self._encoded.get(key)
         if data is None:
             dumps = orjson.dumps
-            data = b"".join(
-                dumps(entry_to_line(entry, sink_name), option=orjson.OPT_APPEND_NEWLINE)
-                for entry in self._entries
-                if entry.family == family
-            )
+            newline = orjson.OPT_APPEND_NEWLINE
+            sink_name_json = dumps(sink_name).decode()
+            parts = []
+            for entry in self._entries:
+                if entry.family != family:
+                    continue
+                if entry.metric is not None:
+                    parts.append(_metric_line(entry.metric, sink_name_json).encode())
+                else:
+                    parts.append(dumps(entry_to_line(entry, sink_name), option=newline))
+            data = b"".join(parts)
             self._encoded[key] = data
         return data
 
@@ -166,19 +279,7 @@ class EntryBuilder:
         if len(self._scope_cache) > 4096:
             self._scope_cache.clear()
         prefix = f"record:{context.owner_ref.partition(':')[2]}.{self._prefix}"
-        constant = _drop_none(
-            {
-                "producer_ref": PRODUCER_REF,
-                "run_ref": context.run_ref,
-                "stage_execution_ref": context.stage_ref,
-                "batch_execution_ref": context.batch_ref,
-                "sample_observation_ref": context.sample_ref,
-                "deployment_execution_ref": context.deployment_ref,
-                "completeness_marker": "complete",
-                "degradation_marker": "none",
-                "schema_version": SCHEMA_VERSION,
-            }
-        )
+        constant = _envelope_constants(context)
         self._scope_cache[id(context)] = (context, prefix, constant)
         return prefix, constant
 
@@ -204,23 +305,17 @@ class EntryBuilder:
         aggregation_scope: str,
         tags: dict[str, Any] | None,
     ) -> CapturedEntry:
-        envelope = self._envelope("metric", t_ns, context)
-        payload: dict[str, Any] = {
-            "metric_key": key,
-            "value": value,
-            "value_type": "float64" if type(value) is float else "int64",
-            "aggregation_scope": aggregation_scope,
-            "subject_ref": context.ref,
-        }
-        if unit is not None:
-            payload["unit"] = unit
-        if step is not None:
-            payload["step"] = step
-        if tags is not None:
-            payload["tags"] = tags
-        ref = envelope["record_ref"]
+        prefix, _ = self._scope_parts(context)
+        self._sequence += 1
+        ref = f"{prefix}{self._sequence:x}"
+        recorded_at = self._recorded_at
         return CapturedEntry(
-            "RECORD", "MetricRecord", ref, envelope["recorded_at"], {"envelope": envelope, "payload": payload}
+            "RECORD",
+            "MetricRecord",
+            ref,
+            recorded_at,
+            None,
+            MetricFields(ref, recorded_at, format_ns(t_ns), context, key, value, unit, step, aggregation_scope, tags),
         )
 
     def _event(self, item: tuple[Any, ...]) -> CapturedEntry:

@@ -128,7 +128,13 @@ def metric_number(value: Any, key: str) -> int | float:
         if math.isfinite(value):
             return float(value)
     elif kind is int:
-        return int(value)
+        if -(2**63) <= value < 2**63:
+            return int(value)
+        raise ValidationError(
+            f"metric {key!r} has value {value}, outside the 64-bit integer range; log it as a float",
+            code="metric_value_invalid",
+            details={"key": key},
+        )
     elif kind is not bool and not isinstance(value, (str, bytes)):
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "ndim", 0) == 0:

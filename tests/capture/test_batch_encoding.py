@@ -1,0 +1,98 @@
+"""The writer's direct metric-line formatting must say exactly what the generic JSON encoder says."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contexta import Contexta
+from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
+from contexta.errors import ValidationError
+
+keys = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,30}", fullmatch=True)
+values = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+units = st.one_of(st.none(), st.text(min_size=1, max_size=20))
+tag_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=10))
+tags = st.one_of(st.none(), st.dictionaries(st.text(max_size=8), tag_values, max_size=3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(keys, values, units, st.one_of(st.none(), st.integers(0, 10**9)), tags),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics: list[Any]) -> None:
+    workspace: Path = tmp_path_factory.mktemp("ws")
+    memory = InMemorySink()
+    ctx = Contexta(workspace=workspace, config={"project_name": "p"}, sinks=[memory])
+    try:
+        with ctx.run("r") as run, run.stage("s") as stage:
+            for key, value, unit, step, tag_map in metrics:
+                stage.metric(key, value, unit=unit, step=step, tags=tag_map)
+    finally:
+        ctx.close()
+    metric_entries = [entry for entry in memory.entries if entry.payload_type == "MetricRecord"]
+    assert len(metric_entries) == len(metrics)
+    fast = CaptureBatch(metric_entries).encoded("RECORD", "local-jsonl").splitlines()
+    for entry, line in zip(metric_entries, fast, strict=True):
+        generic = {
+            "captured_at": entry.captured_at,
+            "family": "RECORD",
+            "payload_type": "MetricRecord",
+            "payload_ref": entry.payload_ref,
+            "sink_name": "local-jsonl",
+            "payload": entry.payload,
+        }
+        assert orjson.loads(line) == orjson.loads(orjson.dumps(generic))
+    for entry, (_, value, *_rest) in zip(metric_entries, metrics, strict=True):
+        stored = entry.payload["payload"]["value"]
+        assert stored == value and type(stored) is type(value) and not math.isnan(stored)
+
+
+def test_log_lines_rebuild_into_validated_models(tmp_path: Path) -> None:
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"})
+    with ctx.run("r") as run, run.stage("train") as stage:
+        stage.metric("loss", 0.25, unit='"quoted" µs', step=7, tags={"fold": 1})
+    sink = next(sink for sink in ctx.sinks if isinstance(sink, LocalJsonlSink))
+    ctx.close()
+    line = next(
+        line
+        for line in read_capture_log(sink.file_path_for("RECORD")).lines
+        if line["payload_type"] == "MetricRecord"
+    )
+    assert line["payload"]["payload"] == {
+        "metric_key": "loss",
+        "value": 0.25,
+        "value_type": "float64",
+        "aggregation_scope": "step",
+        "subject_ref": "stage:p.r.train",
+        "unit": '"quoted" µs',
+        "step": 7,
+        "tags": {"fold": 1},
+    }
+    assert line["payload"]["envelope"]["stage_execution_ref"] == "stage:p.r.train"
+
+
+def test_integers_beyond_64_bits_are_refused_at_the_call(tmp_path: Path) -> None:
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"})
+    try:
+        with ctx.run("r") as run:
+            with pytest.raises(ValidationError) as raised:
+                run.metric("count", 2**64)
+            assert raised.value.code == "metric_value_invalid"
+            run.metric("count", 2**63 - 1)
+    finally:
+        report = ctx.close()
+    assert report.ok
