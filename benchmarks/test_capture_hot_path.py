@@ -50,8 +50,14 @@ def capture(tmp_path: Path) -> Iterator[Capture]:
     assert (stats.dropped, stats.failed, stats.lost, stats.pending) == (0, 0, 0, 0)
 
 
-def run_rounds(benchmark: Any, body: Callable[[], object], *, calls: int, rounds: int = ROUNDS,
-               between: Callable[[], object] | None = None) -> None:
+def run_rounds(
+    benchmark: Any,
+    body: Callable[[], object],
+    *,
+    calls: int,
+    rounds: int = ROUNDS,
+    between: Callable[[], object] | None = None,
+) -> None:
     """Time `rounds` rounds of `body` (which makes `calls` calls) and note the per-call cost."""
 
     def setup() -> None:  # pedantic treats a truthy return value as arguments
@@ -134,14 +140,26 @@ def test_seed_style_synchronous_write_per_call(benchmark: Any, tmp_path: Path) -
             "payload_ref": f"record:bench.hot-path.{next(counter)}",
             "sink_name": "local-jsonl",
             "payload": {
-                "envelope": {"record_ref": f"record:bench.hot-path.{step}", "record_type": "metric",
-                             "recorded_at": now, "observed_at": now, "producer_ref": "contexta.capture",
-                             "run_ref": "run:bench.hot-path",
-                             "stage_execution_ref": "stage:bench.hot-path.train",
-                             "completeness_marker": "complete", "degradation_marker": "none",
-                             "schema_version": "1.0"},
-                "payload": {"metric_key": key, "value": value, "value_type": "float64", "step": step,
-                            "aggregation_scope": "step", "subject_ref": "stage:bench.hot-path.train"},
+                "envelope": {
+                    "record_ref": f"record:bench.hot-path.{step}",
+                    "record_type": "metric",
+                    "recorded_at": now,
+                    "observed_at": now,
+                    "producer_ref": "contexta.capture",
+                    "run_ref": "run:bench.hot-path",
+                    "stage_execution_ref": "stage:bench.hot-path.train",
+                    "completeness_marker": "complete",
+                    "degradation_marker": "none",
+                    "schema_version": "1.0",
+                },
+                "payload": {
+                    "metric_key": key,
+                    "value": value,
+                    "value_type": "float64",
+                    "step": step,
+                    "aggregation_scope": "step",
+                    "subject_ref": "stage:bench.hot-path.train",
+                },
             },
         }
         with open(log, "a", encoding="utf-8") as handle:

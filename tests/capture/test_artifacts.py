@@ -92,8 +92,9 @@ def test_files_around_the_read_and_map_thresholds_hash_correctly(
 # -- the artifact log -------------------------------------------------------------------------
 
 
-def test_a_registered_file_is_bound_in_the_artifact_log(ctx: Contexta, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registered_file_is_bound_in_the_artifact_log(
+    ctx: Contexta, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = write_random(tmp_path / "model.pkl", 2048)
     monkeypatch.chdir(tmp_path)
     absolute = os.path.abspath("model.pkl")
@@ -244,8 +245,9 @@ def delete(path: Path) -> None:
     [(flip_one_byte, "hash_mismatch"), (append_bytes, "size_mismatch"), (delete, "missing")],
     ids=["same-size-edit", "appended", "deleted"],
 )
-def test_verify_artifact_reports_what_changed(ctx: Contexta, tmp_path: Path, size: int, change: Any,
-                                              status: str) -> None:
+def test_verify_artifact_reports_what_changed(
+    ctx: Contexta, tmp_path: Path, size: int, change: Any, status: str
+) -> None:
     path = tmp_path / "model.bin"
     data = write_random(path, size)
     with ctx.run("r") as run:

@@ -95,8 +95,9 @@ class FlakySink:
 
 
 def open_contexta(tmp_path: Path, sinks: list[Any] | None = None, **capture: Any) -> Contexta:
-    return Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p", "capture": capture},
-                    sinks=sinks)
+    return Contexta(
+        workspace=tmp_path / ".contexta", config={"project_name": "p", "capture": capture}, sinks=sinks
+    )
 
 
 def metric_entries(entries: list[CapturedEntry]) -> list[CapturedEntry]:
@@ -107,7 +108,8 @@ def metric_entries(entries: list[CapturedEntry]) -> list[CapturedEntry]:
 
 
 def test_fifty_thousand_metrics_are_in_the_log_in_order_as_soon_as_the_run_block_exits(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     count = 50_000
     ctx = open_contexta(tmp_path)
     try:
@@ -175,8 +177,9 @@ def test_block_policy_delivers_every_record_in_order_through_a_slow_sink(tmp_pat
     assert report.ok
 
 
-def _burst_against_a_gated_sink(tmp_path: Path, overflow: str, count: int) -> tuple[
-        SlowSink, list[CaptureResult], CaptureStats, str]:
+def _burst_against_a_gated_sink(
+    tmp_path: Path, overflow: str, count: int
+) -> tuple[SlowSink, list[CaptureResult], CaptureStats, str]:
     """Capture `count` metrics while the sink is stuck, so the queue (64) overflows; then let it drain."""
     gate = threading.Event()
     gate.set()
@@ -250,8 +253,9 @@ def test_block_policy_gives_up_after_block_timeout_and_counts_the_drops(tmp_path
     gate = threading.Event()
     gate.set()
     sink = SlowSink(gate=gate)
-    ctx = open_contexta(tmp_path, [sink], queue_capacity=16, max_batch_size=4, overflow="block",
-                        block_timeout_s=0.05)
+    ctx = open_contexta(
+        tmp_path, [sink], queue_capacity=16, max_batch_size=4, overflow="block", block_timeout_s=0.05
+    )
     results: list[CaptureResult] = []
     try:
         with ctx.run("r") as run:
@@ -314,19 +318,29 @@ def test_failing_sink_is_isolated_parked_in_the_outbox_and_replayed_exactly_once
         records = read_capture_log(logs / "record.jsonl")
         contexts = read_capture_log(logs / "context.jsonl")
         assert records.clean and contexts.clean
-        assert [line["payload"]["payload"]["step"] for line in records.lines
-                if line["payload_type"] == "MetricRecord"] == list(range(200))
+        assert [
+            line["payload"]["payload"]["step"]
+            for line in records.lines
+            if line["payload_type"] == "MetricRecord"
+        ] == list(range(200))
         assert [line["payload_type"] for line in records.lines].count("StructuredEventRecord") == 1
         assert [(line["payload_type"], line["payload"]["status"]) for line in contexts.lines] == [
-            ("Run", "open"), ("StageExecution", "open"),
-            ("StageExecution", "completed"), ("Run", "completed"),
+            ("Run", "open"),
+            ("StageExecution", "open"),
+            ("StageExecution", "completed"),
+            ("Run", "completed"),
         ]
         assert flaky.entries == []
         assert sorted(outbox.glob("*.jsonl")), "refused batches must be parked in the sink's outbox"
 
         def identity(family: str, line: dict[str, Any]) -> tuple[str, ...]:
-            return (family, line["payload_type"], line["payload_ref"], line["captured_at"],
-                    str(line["payload"].get("status")))
+            return (
+                family,
+                line["payload_type"],
+                line["payload_ref"],
+                line["captured_at"],
+                str(line["payload"].get("status")),
+            )
 
         delivered_to_b = Counter(identity("RECORD", line) for line in records.lines)
         delivered_to_b.update(identity("CONTEXT", line) for line in contexts.lines)
@@ -339,8 +353,15 @@ def test_failing_sink_is_isolated_parked_in_the_outbox_and_replayed_exactly_once
         assert replay.delivered_batches == flaky.refused_batches
         assert replay.delivered_records == sum(delivered_to_b.values()) == len(flaky.entries)
         replayed = Counter(
-            identity(entry.family, {"payload_type": entry.payload_type, "payload_ref": entry.payload_ref,
-                                    "captured_at": entry.captured_at, "payload": entry.payload})
+            identity(
+                entry.family,
+                {
+                    "payload_type": entry.payload_type,
+                    "payload_ref": entry.payload_ref,
+                    "captured_at": entry.captured_at,
+                    "payload": entry.payload,
+                },
+            )
             for entry in flaky.entries
         )
         assert replayed == delivered_to_b  # every missed record, exactly once
@@ -488,8 +509,11 @@ def test_concurrent_samples_under_one_stage_keep_their_records_apart(tmp_path: P
     metrics = metric_entries(sink.entries)
     assert len(metrics) == threads_count * per_thread
     for index, ref in sample_refs.items():
-        mine = [entry.payload for entry in metrics
-                if entry.payload["envelope"].get("sample_observation_ref") == ref]
+        mine = [
+            entry.payload
+            for entry in metrics
+            if entry.payload["envelope"].get("sample_observation_ref") == ref
+        ]
         assert [doc["payload"]["step"] for doc in mine] == list(range(per_thread))
         assert {doc["payload"]["value"] // 1_000 for doc in mine} == {index}
         assert {doc["envelope"]["stage_execution_ref"] for doc in mine} == {stage.ref}

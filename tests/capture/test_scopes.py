@@ -192,12 +192,14 @@ def test_an_escaping_exception_fails_the_scope_and_propagates(ctx: Contexta, kin
     closed = scope_lines(ctx, scope.ref)[-1]
     assert closed["status"] == "failed"
     assert closed["ended_at"] == scope.ended_at
-    failures = [record for record in event_records(ctx)
-                if record["payload"]["event_key"] == f"{scope_kind(scope)}.failed"]
+    failures = [
+        record
+        for record in event_records(ctx)
+        if record["payload"]["event_key"] == f"{scope_kind(scope)}.failed"
+    ]
     assert len(failures) == 1
     assert failures[0]["payload"]["subject_ref"] == scope.ref
     assert "boom" in failures[0]["payload"]["message"]
-
 
 
 class _Interrupted(BaseException):
@@ -303,8 +305,13 @@ def test_using_a_closed_scope_raises_closed_scope_error(ctx: Contexta, kind: str
 def test_opening_children_of_a_closed_scope_raises_closed_scope_error(ctx: Contexta) -> None:
     with ctx.run("r") as run, run.stage("s") as stage, stage.batch("b") as batch:
         pass
-    for open_call in (lambda: run.stage("t"), lambda: stage.batch("c"), lambda: stage.sample("x"),
-                      lambda: batch.sample("x"), lambda: stage.operation("op")):
+    for open_call in (
+        lambda: run.stage("t"),
+        lambda: stage.batch("c"),
+        lambda: stage.sample("x"),
+        lambda: batch.sample("x"),
+        lambda: stage.operation("op"),
+    ):
         with pytest.raises(ClosedScopeError) as raised:
             open_call()
         assert raised.value.code == "scope_closed"
@@ -437,10 +444,14 @@ BAD_CALLS = [
     pytest.param(lambda c, r, s: s.metric("loss", np.float64("nan")), "metric_value_invalid", id="numpy-nan"),
     pytest.param(lambda c, r, s: s.metric("loss", np.array([1.0])), "metric_value_invalid", id="np-vector"),
     pytest.param(lambda c, r, s: c.metric("loss", math.nan), "metric_value_invalid", id="ctx-metric-nan"),
-    pytest.param(lambda c, r, s: s.metrics({"ok_key": 1.0, "bad": math.nan}, step=1), "metric_value_invalid",
-                 id="metrics-one-nan"),
-    pytest.param(lambda c, r, s: s.metrics({"ok_key": 1.0, "bad key": 2.0}), "metric_key_invalid",
-                 id="metrics-bad-key"),
+    pytest.param(
+        lambda c, r, s: s.metrics({"ok_key": 1.0, "bad": math.nan}, step=1),
+        "metric_value_invalid",
+        id="metrics-one-nan",
+    ),
+    pytest.param(
+        lambda c, r, s: s.metrics({"ok_key": 1.0, "bad key": 2.0}), "metric_key_invalid", id="metrics-bad-key"
+    ),
     pytest.param(lambda c, r, s: s.metric("", 1.0), "metric_key_invalid", id="key-empty"),
     pytest.param(lambda c, r, s: s.metric("val loss", 1.0), "metric_key_invalid", id="key-space"),
     pytest.param(lambda c, r, s: s.metric("k" * 201, 1.0), "metric_key_invalid", id="key-too-long"),
@@ -449,37 +460,73 @@ BAD_CALLS = [
     pytest.param(lambda c, r, s: s.event("bad key", message="m"), "metric_key_invalid", id="event-key-space"),
     pytest.param(lambda c, r, s: s.metric("loss", 1.0, step=-1), "metric_step_invalid", id="step-negative"),
     pytest.param(lambda c, r, s: s.metric("loss", 1.0, step=1.5), "metric_step_invalid", id="step-float"),
-    pytest.param(lambda c, r, s: s.metrics({"ok_key": 1.0}, step=-3), "metric_step_invalid",
-                 id="metrics-step-negative"),
-    pytest.param(lambda c, r, s: s.metric("loss", 1.0, aggregation_scope="forever"),
-                 "aggregation_scope_invalid", id="aggregation-scope"),
-    pytest.param(lambda c, r, s: s.metric("loss", 1.0, tags={"x": object()}), "attributes_invalid",
-                 id="metric-tags-object"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes={"x": object()}), "attributes_invalid",
-                 id="attributes-object"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes={"ids": {1, 2}}), "attributes_invalid",
-                 id="attributes-set"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes={"a": {"b": [1.0, math.nan]}}),
-                 "attributes_invalid", id="attributes-nested-nan"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes={1: "x"}), "attributes_invalid",
-                 id="attributes-non-str-key"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes=_cyclic_dict()), "attributes_invalid",
-                 id="attributes-cyclic-dict"),
-    pytest.param(lambda c, r, s: s.event("e", message="m", attributes=_cyclic_list()), "attributes_invalid",
-                 id="attributes-cyclic-list"),
-    pytest.param(lambda c, r, s: s.span("load", attributes={"x": object()}), "attributes_invalid",
-                 id="span-attributes-object"),
-    pytest.param(lambda c, r, s: c.event("e", message="m", attributes={"x": {3}}), "attributes_invalid",
-                 id="ctx-event-attributes"),
+    pytest.param(
+        lambda c, r, s: s.metrics({"ok_key": 1.0}, step=-3), "metric_step_invalid", id="metrics-step-negative"
+    ),
+    pytest.param(
+        lambda c, r, s: s.metric("loss", 1.0, aggregation_scope="forever"),
+        "aggregation_scope_invalid",
+        id="aggregation-scope",
+    ),
+    pytest.param(
+        lambda c, r, s: s.metric("loss", 1.0, tags={"x": object()}),
+        "attributes_invalid",
+        id="metric-tags-object",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes={"x": object()}),
+        "attributes_invalid",
+        id="attributes-object",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes={"ids": {1, 2}}),
+        "attributes_invalid",
+        id="attributes-set",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes={"a": {"b": [1.0, math.nan]}}),
+        "attributes_invalid",
+        id="attributes-nested-nan",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes={1: "x"}),
+        "attributes_invalid",
+        id="attributes-non-str-key",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes=_cyclic_dict()),
+        "attributes_invalid",
+        id="attributes-cyclic-dict",
+    ),
+    pytest.param(
+        lambda c, r, s: s.event("e", message="m", attributes=_cyclic_list()),
+        "attributes_invalid",
+        id="attributes-cyclic-list",
+    ),
+    pytest.param(
+        lambda c, r, s: s.span("load", attributes={"x": object()}),
+        "attributes_invalid",
+        id="span-attributes-object",
+    ),
+    pytest.param(
+        lambda c, r, s: c.event("e", message="m", attributes={"x": {3}}),
+        "attributes_invalid",
+        id="ctx-event-attributes",
+    ),
     pytest.param(lambda c, r, s: s.event("e", message="m", level="loud"), "level_invalid", id="event-level"),
     pytest.param(lambda c, r, s: c.run("!!!"), "name_empty", id="run-name-empty"),
     pytest.param(lambda c, r, s: r.stage("s" * 100), "name_too_long", id="stage-name-too-long"),
     pytest.param(lambda c, r, s: s.batch("   "), "name_empty", id="batch-name-empty"),
-    pytest.param(lambda c, r, s: s.span("load", started_at="2024-01-01T00:00:01Z",
-                                        ended_at="2024-01-01T00:00:00Z"),
-                 "span_time_invalid", id="span-ends-before-start"),
-    pytest.param(lambda c, r, s: c.deployment("canary", run_ref="run:other.r"), "ref_parent_mismatch",
-                 id="deployment-other-project"),
+    pytest.param(
+        lambda c, r, s: s.span("load", started_at="2024-01-01T00:00:01Z", ended_at="2024-01-01T00:00:00Z"),
+        "span_time_invalid",
+        id="span-ends-before-start",
+    ),
+    pytest.param(
+        lambda c, r, s: c.deployment("canary", run_ref="run:other.r"),
+        "ref_parent_mismatch",
+        id="deployment-other-project",
+    ),
 ]
 
 
@@ -556,14 +603,18 @@ def test_seed_style_metric_keys_are_accepted(ctx: Contexta) -> None:
 
 def test_metric_records_carry_unit_step_scope_and_tags(ctx: Contexta) -> None:
     with ctx.run("r") as run, run.stage("s") as stage, stage.batch("b") as batch:
-        batch.metric("macro.f1", 0.96, unit="ratio", step=2, aggregation_scope="epoch",
-                     tags={"split": "holdout"})
+        batch.metric(
+            "macro.f1", 0.96, unit="ratio", step=2, aggregation_scope="epoch", tags={"split": "holdout"}
+        )
     (line,) = [line for line in log_lines(ctx, "record") if line["payload_type"] == "MetricRecord"]
     envelope, payload = line["payload"]["envelope"], line["payload"]["payload"]
     assert line["payload_ref"] == envelope["record_ref"]
     assert envelope["record_ref"].startswith("record:p.r.")
     assert (envelope["run_ref"], envelope["stage_execution_ref"], envelope["batch_execution_ref"]) == (
-        run.ref, stage.ref, batch.ref)
+        run.ref,
+        stage.ref,
+        batch.ref,
+    )
     assert payload == {
         "metric_key": "macro.f1",
         "value": 0.96,

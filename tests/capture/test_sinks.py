@@ -30,11 +30,21 @@ from contexta.errors import CaptureError, ValidationError
 LINE_KEYS = {"captured_at", "family", "payload_type", "payload_ref", "sink_name", "payload"}
 # the envelope keys a record captured on a stage must carry; the others are null there and may be omitted
 STAGE_ENVELOPE_KEYS = {
-    "record_ref", "record_type", "recorded_at", "observed_at", "producer_ref", "run_ref",
-    "stage_execution_ref", "completeness_marker", "degradation_marker", "schema_version",
+    "record_ref",
+    "record_type",
+    "recorded_at",
+    "observed_at",
+    "producer_ref",
+    "run_ref",
+    "stage_execution_ref",
+    "completeness_marker",
+    "degradation_marker",
+    "schema_version",
 }
 ENVELOPE_KEYS = STAGE_ENVELOPE_KEYS | {
-    "batch_execution_ref", "sample_observation_ref", "deployment_execution_ref",
+    "batch_execution_ref",
+    "sample_observation_ref",
+    "deployment_execution_ref",
 }
 
 
@@ -59,16 +69,18 @@ class FailingSink:
 
 
 def open_contexta(tmp_path: Path, sinks: list[Any] | None = None, **capture: Any) -> Contexta:
-    return Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p", "capture": capture},
-                    sinks=sinks)
+    return Contexta(
+        workspace=tmp_path / ".contexta", config={"project_name": "p", "capture": capture}, sinks=sinks
+    )
 
 
 def capture_dir(ctx: Contexta) -> Path:
     return ctx.workspace / "cache" / "capture"
 
 
-def assert_envelope_on_stage(envelope: dict[str, Any], record_type: str, run_ref: str,
-                             stage_ref: str) -> None:
+def assert_envelope_on_stage(
+    envelope: dict[str, Any], record_type: str, run_ref: str, stage_ref: str
+) -> None:
     assert STAGE_ENVELOPE_KEYS <= set(envelope) <= ENVELOPE_KEYS
     for key in set(envelope) - STAGE_ENVELOPE_KEYS:
         assert envelope[key] is None, key
@@ -117,16 +129,26 @@ def test_local_jsonl_sink_writes_the_spec_line_shapes(tmp_path: Path) -> None:
     assert metric_line["payload_type"] == "MetricRecord"
     assert_envelope_on_stage(metric_line["payload"]["envelope"], "metric", run.ref, stage.ref)
     assert metric_line["payload"]["payload"] == {
-        "metric_key": "macro.f1", "value": 0.9, "value_type": "float64", "unit": "ratio", "step": 3,
-        "aggregation_scope": "step", "subject_ref": stage.ref, "tags": {"split": "val"},
+        "metric_key": "macro.f1",
+        "value": 0.9,
+        "value_type": "float64",
+        "unit": "ratio",
+        "step": 3,
+        "aggregation_scope": "step",
+        "subject_ref": stage.ref,
+        "tags": {"split": "val"},
     }
     assert isinstance(model_from_dict("MetricRecord", metric_line["payload"]), MetricRecord)
 
     assert event_line["payload_type"] == "StructuredEventRecord"
     assert_envelope_on_stage(event_line["payload"]["envelope"], "event", run.ref, stage.ref)
     assert event_line["payload"]["payload"] == {
-        "event_key": "eval.done", "level": "warning", "message": "finished", "attributes": {"rows": 150},
-        "origin_marker": "explicit_capture", "subject_ref": stage.ref,
+        "event_key": "eval.done",
+        "level": "warning",
+        "message": "finished",
+        "attributes": {"rows": 150},
+        "origin_marker": "explicit_capture",
+        "subject_ref": stage.ref,
     }
     assert metric_line["payload_ref"] != event_line["payload_ref"]
 
@@ -140,8 +162,18 @@ def test_local_jsonl_sink_writes_the_spec_line_shapes(tmp_path: Path) -> None:
     assert payload["binding_status"] == "BOUND"
     manifest = payload["manifest"]
     absolute = os.path.abspath(model_file)
-    assert {"artifact_kind", "artifact_ref", "run_ref", "stage_execution_ref", "location_ref",
-            "hash_algorithm", "hash_value", "size_bytes", "created_at", "attributes"} <= set(manifest)
+    assert {
+        "artifact_kind",
+        "artifact_ref",
+        "run_ref",
+        "stage_execution_ref",
+        "location_ref",
+        "hash_algorithm",
+        "hash_value",
+        "size_bytes",
+        "created_at",
+        "attributes",
+    } <= set(manifest)
     assert manifest["artifact_kind"] == "model"
     assert re.fullmatch(r"artifact:p\.r\.model-[0-9a-f]{12}", manifest["artifact_ref"])
     assert manifest["artifact_ref"] == registered.payload["manifest"].artifact_ref
@@ -157,7 +189,10 @@ def test_local_jsonl_sink_writes_the_spec_line_shapes(tmp_path: Path) -> None:
 
     # context.jsonl: scopes opened and closed
     assert [(line["payload_type"], line["payload"]["status"]) for line in contexts.lines] == [
-        ("Run", "open"), ("StageExecution", "open"), ("StageExecution", "completed"), ("Run", "completed"),
+        ("Run", "open"),
+        ("StageExecution", "open"),
+        ("StageExecution", "completed"),
+        ("Run", "completed"),
     ]
     for line in contexts.lines:
         assert set(line) == LINE_KEYS
@@ -295,7 +330,8 @@ def _a_real_batch(tmp_path: Path) -> CaptureBatch:
 
 
 def test_composite_sink_used_directly_raises_sink_failed_after_feeding_the_healthy_member(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     batch = _a_real_batch(tmp_path)
     memory = InMemorySink("memory")
     composite = CompositeSink([memory, FailingSink("failing")])
@@ -319,8 +355,11 @@ def test_composite_sink_given_to_contexta_isolates_its_members(tmp_path: Path) -
             for i in range(50):
                 run.metric("m", float(i), step=i)
         report = ctx.flush()
-        assert [entry.payload["payload"]["step"] for entry in memory.entries
-                if entry.payload_type == "MetricRecord"] == list(range(50))
+        assert [
+            entry.payload["payload"]["step"]
+            for entry in memory.entries
+            if entry.payload_type == "MetricRecord"
+        ] == list(range(50))
         assert len(memory.entries) == 52
         assert report.stats.sink_failures.get("failing", 0) > 0
         assert report.stats.sink_failures.get("memory", 0) == 0
@@ -348,6 +387,7 @@ def test_duplicate_sink_names_are_refused(tmp_path: Path) -> None:
     assert excinfo.value.code == "sink_name_duplicate"
 
     with pytest.raises(ValidationError) as excinfo:  # also across a composite's members
-        open_contexta(tmp_path, [InMemorySink("memory"),
-                                 CompositeSink([InMemorySink("memory")], name="group")])
+        open_contexta(
+            tmp_path, [InMemorySink("memory"), CompositeSink([InMemorySink("memory")], name="group")]
+        )
     assert excinfo.value.code == "sink_name_duplicate"

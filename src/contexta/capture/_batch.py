@@ -315,7 +315,9 @@ class EntryBuilder:
             ref,
             recorded_at,
             None,
-            MetricFields(ref, recorded_at, format_ns(t_ns), context, key, value, unit, step, aggregation_scope, tags),
+            MetricFields(
+                ref, recorded_at, format_ns(t_ns), context, key, value, unit, step, aggregation_scope, tags
+            ),
         )
 
     def _event(self, item: tuple[Any, ...]) -> CapturedEntry:
