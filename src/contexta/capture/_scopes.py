@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
@@ -69,6 +69,16 @@ def _check_step(step: Any) -> None:
 def _check_unit(unit: Any) -> None:
     if type(unit) is not str or not unit:
         raise ValidationError(f"unit must be a non-empty string, got {unit!r}", code="metric_unit_invalid")
+
+
+_REF_FIELDS = {
+    "stage": "stage_ref",
+    "batch": "batch_ref",
+    "sample": "sample_ref",
+    "operation": "operation_ref",
+}
+_ORDERED_KINDS = frozenset(("stage", "batch"))
+_ChildT = TypeVar("_ChildT", bound="Scope")
 
 
 def _exit_status(error: BaseException | None) -> str:
@@ -311,21 +321,34 @@ class Scope:
             (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, self._details)
         )
 
-    def _open_child(self, kind: str, name: str, build: Any) -> Any:
+    def _open_child(
+        self,
+        scope_class: type[_ChildT],
+        name: str,
+        build_ref: Callable[[str, str], str],
+        details: dict[str, Any] | None = None,
+    ) -> _ChildT:
+        """Open a child scope: its context is this one's with the child's own ref filled in."""
         if self._status != "open":
             raise self._closed_error()
+        kind = scope_class.kind
+        component = normalize_name(name, f"{kind} name")
+        ref = build_ref(self._context.ref, component)
+        context = self._context._replace(kind=kind, ref=ref, name=component, **{_REF_FIELDS[kind]: ref})
         with self._lock:
-            key = (kind, name)
+            key = (kind, component)
             if key in self._children:
                 raise ConflictError(
-                    f"a {kind} named {name!r} is already open under {self.ref}; names must be unique among "
-                    "open siblings",
+                    f"a {kind} named {component!r} is already open under {self.ref}; names must be "
+                    "unique among open siblings",
                     code=f"{kind}_already_open",
-                    details={"ref": self.ref, "name": name},
+                    details={"ref": self.ref, "name": component},
                 )
-            order = self._child_counts.get(kind, 0)
-            self._child_counts[kind] = order + 1
-            child = build(order)
+            child_details = dict(details or {})
+            if kind in _ORDERED_KINDS:
+                child_details["order_index"] = self._child_counts.get(kind, 0)
+            self._child_counts[kind] = self._child_counts.get(kind, 0) + 1
+            child = scope_class(self._session, self, context, child_details)
             self._children[key] = child
         return child
 
@@ -398,31 +421,13 @@ class _SampleOwner(Scope):
         self, name: str, *, retention_class: str | None = None, redaction_profile: str | None = None
     ) -> SampleScope:
         """Open a sample; several may be open at once (one per thread or task) with distinct names."""
-        component = normalize_name(name, "sample name")
+        details = {}
         for field, value in (("retention_class", retention_class), ("redaction_profile", redaction_profile)):
             if value is not None and not isinstance(value, str):
                 raise ValidationError(f"{field} must be a string", code="field_invalid")
-        details = {"retention_class": retention_class, "redaction_profile": redaction_profile}
-        parent = self._context
-
-        def build(order: int) -> SampleScope:
-            context = ScopeContext(
-                "sample",
-                sample_ref(parent.ref, component),
-                component,
-                parent.project,
-                parent.owner_ref,
-                run_ref=parent.run_ref,
-                stage_ref=parent.stage_ref,
-                batch_ref=parent.batch_ref,
-                sample_ref=sample_ref(parent.ref, component),
-            )
-            return SampleScope(
-                self._session, self, context, {k: v for k, v in details.items() if v is not None}
-            )
-
-        scope: SampleScope = self._open_child("sample", component, build)
-        return scope
+            if value is not None:
+                details[field] = value
+        return self._open_child(SampleScope, name, sample_ref, details)
 
 
 class BatchScope(_SampleOwner):
@@ -437,46 +442,10 @@ class StageScope(_SampleOwner):
     kind = "stage"
 
     def batch(self, name: str) -> BatchScope:
-        component = normalize_name(name, "batch name")
-        parent = self._context
-
-        def build(order: int) -> BatchScope:
-            ref = batch_ref(parent.ref, component)
-            context = ScopeContext(
-                "batch",
-                ref,
-                component,
-                parent.project,
-                parent.owner_ref,
-                run_ref=parent.run_ref,
-                stage_ref=parent.ref,
-                batch_ref=ref,
-            )
-            return BatchScope(self._session, self, context, {"order_index": order})
-
-        scope: BatchScope = self._open_child("batch", component, build)
-        return scope
+        return self._open_child(BatchScope, name, batch_ref)
 
     def operation(self, name: str) -> OperationScope:
-        component = normalize_name(name, "operation name")
-        parent = self._context
-
-        def build(order: int) -> OperationScope:
-            ref = operation_ref(parent.ref, component)
-            context = ScopeContext(
-                "operation",
-                ref,
-                component,
-                parent.project,
-                parent.owner_ref,
-                run_ref=parent.run_ref,
-                stage_ref=parent.ref,
-                operation_ref=ref,
-            )
-            return OperationScope(self._session, self, context)
-
-        scope: OperationScope = self._open_child("operation", component, build)
-        return scope
+        return self._open_child(OperationScope, name, operation_ref)
 
 
 class _TopLevelScope(Scope):
@@ -500,18 +469,7 @@ class RunScope(_TopLevelScope):
         return self.ref
 
     def stage(self, name: str) -> StageScope:
-        component = normalize_name(name, "stage name")
-        parent = self._context
-
-        def build(order: int) -> StageScope:
-            ref = stage_ref(parent.ref, component)
-            context = ScopeContext(
-                "stage", ref, component, parent.project, parent.owner_ref, run_ref=parent.ref, stage_ref=ref
-            )
-            return StageScope(self._session, self, context, {"order_index": order})
-
-        scope: StageScope = self._open_child("stage", component, build)
-        return scope
+        return self._open_child(StageScope, name, stage_ref)
 
 
 class DeploymentScope(_TopLevelScope):

@@ -196,11 +196,14 @@ class DegradedPayload(ContractModel):
 
 
 class _Record(ContractModel):
+    """An envelope and a payload; the record class fixes the record type and the payload model."""
+
     __slots__ = ()
     record_type: ClassVar[str]
     envelope: RecordEnvelope
+    payload: Any
 
-    def _check_envelope(self) -> None:
+    def __post_init__(self) -> None:
         if not isinstance(self.envelope, RecordEnvelope):
             raise ValidationError("envelope must be a RecordEnvelope", code="field_invalid")
         if self.envelope.record_type != self.record_type:
@@ -209,6 +212,9 @@ class _Record(ContractModel):
                 f"not {self.envelope.record_type!r}",
                 code="record_type_mismatch",
             )
+        payload_model = self.nested_models["payload"]
+        if not isinstance(self.payload, payload_model):
+            raise ValidationError(f"payload must be a {payload_model.__name__}", code="field_invalid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +227,6 @@ class MetricRecord(_Record):
     envelope: RecordEnvelope
     payload: MetricPayload
 
-    def __post_init__(self) -> None:
-        self._check_envelope()
-        if not isinstance(self.payload, MetricPayload):
-            raise ValidationError("payload must be a MetricPayload", code="field_invalid")
-
 
 @dataclass(frozen=True, slots=True)
 class StructuredEventRecord(_Record):
@@ -236,11 +237,6 @@ class StructuredEventRecord(_Record):
     }
     envelope: RecordEnvelope
     payload: StructuredEventPayload
-
-    def __post_init__(self) -> None:
-        self._check_envelope()
-        if not isinstance(self.payload, StructuredEventPayload):
-            raise ValidationError("payload must be a StructuredEventPayload", code="field_invalid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +249,6 @@ class TraceSpanRecord(_Record):
     envelope: RecordEnvelope
     payload: TraceSpanPayload
 
-    def __post_init__(self) -> None:
-        self._check_envelope()
-        if not isinstance(self.payload, TraceSpanPayload):
-            raise ValidationError("payload must be a TraceSpanPayload", code="field_invalid")
-
 
 @dataclass(frozen=True, slots=True)
 class DegradedRecord(_Record):
@@ -268,8 +259,3 @@ class DegradedRecord(_Record):
     }
     envelope: RecordEnvelope
     payload: DegradedPayload
-
-    def __post_init__(self) -> None:
-        self._check_envelope()
-        if not isinstance(self.payload, DegradedPayload):
-            raise ValidationError("payload must be a DegradedPayload", code="field_invalid")
