@@ -31,6 +31,7 @@ from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import json_attributes
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
+from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
 
 __all__ = ["Contexta"]
 
@@ -71,7 +72,17 @@ class Contexta:
                         f"{sink!r} is not a sink: it needs a name and write(batch), flush(), close()",
                         code="sink_invalid",
                     )
-        self._pipeline = CapturePipeline(self._config.capture, list(sinks), Outbox(layout.outbox_dir))
+        self._database = StoreDatabase(layout.metadata_dir / "contexta.db")
+        with self._database.read():  # open (and migrate) now: a corrupt or foreign file fails here, clearly
+            pass
+        self._metadata_store = MetadataStore(self._database)
+        self._record_store = RecordStore(self._database)
+        self._artifact_store = ArtifactStore(self._database, layout.artifacts_dir)
+        store_sinks: list[Sink] = [StoreSink(self._database)] if self._config.capture.persist else []
+        self._pipeline = CapturePipeline(
+            self._config.capture, [*sinks, *store_sinks], Outbox(layout.outbox_dir)
+        )
+        self._capture_sinks = tuple(sink for sink in self._pipeline.sinks if not isinstance(sink, StoreSink))
         self._session = CaptureSession(self._config.project_name, self._pipeline)
 
     @classmethod
@@ -95,7 +106,20 @@ class Contexta:
 
     @property
     def sinks(self) -> tuple[Sink, ...]:
-        return self._pipeline.sinks
+        """The capture sinks (the live store sink is not among them: it does not depend on `sinks=`)."""
+        return self._capture_sinks
+
+    @property
+    def metadata_store(self) -> MetadataStore:
+        return self._metadata_store
+
+    @property
+    def record_store(self) -> RecordStore:
+        return self._record_store
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._artifact_store
 
     # -- scopes --------------------------------------------------------------------------------
 
@@ -245,7 +269,9 @@ class Contexta:
         if not self._pipeline.closed:
             for scope in self._session.open_top_level():
                 scope.close("cancelled")
-        return self._pipeline.close(timeout)
+        report = self._pipeline.close(timeout)
+        self._database.close_all()
+        return report
 
     def capture_stats(self) -> CaptureStats:
         return self._pipeline.stats()

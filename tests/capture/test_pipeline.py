@@ -324,7 +324,11 @@ def test_failing_sink_is_isolated_parked_in_the_outbox_and_replayed_exactly_once
             if line["payload_type"] == "MetricRecord"
         ] == list(range(200))
         assert [line["payload_type"] for line in records.lines].count("StructuredEventRecord") == 1
-        assert [(line["payload_type"], line["payload"]["status"]) for line in contexts.lines] == [
+        assert [
+            (line["payload_type"], line["payload"]["status"])
+            for line in contexts.lines
+            if line["payload_type"] != "EnvironmentSnapshot"
+        ] == [
             ("Run", "open"),
             ("StageExecution", "open"),
             ("StageExecution", "completed"),
@@ -454,8 +458,8 @@ def test_capture_stats_count_what_happened(tmp_path: Path) -> None:
     for name in ("queued", "written", "dropped", "failed", "batches"):
         assert type(getattr(stats, name)) is int, name
     delivered = len(sink.entries)
-    assert delivered == 102  # run opened + 100 metrics + run closed
-    assert stats.queued == 102
+    assert delivered == 103  # run opened + environment snapshot + 100 metrics + run closed
+    assert stats.queued == 103
     assert stats.written == delivered
     assert stats.dropped == 0
     assert stats.failed == 0

@@ -188,7 +188,11 @@ def test_local_jsonl_sink_writes_the_spec_line_shapes(tmp_path: Path) -> None:
     assert {"exists": True, "kind": "PATH", "uri": absolute}.items() <= payload["source"].items()
 
     # context.jsonl: scopes opened and closed
-    assert [(line["payload_type"], line["payload"]["status"]) for line in contexts.lines] == [
+    assert [
+        (line["payload_type"], line["payload"]["status"])
+        for line in contexts.lines
+        if line["payload_type"] != "EnvironmentSnapshot"
+    ] == [
         ("Run", "open"),
         ("StageExecution", "open"),
         ("StageExecution", "completed"),
@@ -198,7 +202,9 @@ def test_local_jsonl_sink_writes_the_spec_line_shapes(tmp_path: Path) -> None:
         assert set(line) == LINE_KEYS
         assert line["family"] == "CONTEXT"
         assert line["sink_name"] == "local-jsonl"
-    run_open, stage_open, stage_closed, run_closed = (line["payload"] for line in contexts.lines)
+    run_open, stage_open, stage_closed, run_closed = (
+        line["payload"] for line in contexts.lines if line["payload_type"] != "EnvironmentSnapshot"
+    )
     assert {"run_ref", "project_ref", "name", "status", "started_at"} <= set(run_open)
     assert (run_open["run_ref"], run_open["project_ref"], run_open["name"]) == (run.ref, "project:p", "r")
     assert run_open["dataset_ref"] == "dataset:local.iris"
@@ -312,7 +318,10 @@ def test_stdout_sink_writes_json_lines_to_the_given_stream(tmp_path: Path) -> No
     assert {line["sink_name"] for line in lines} == {"stdout"}
     metric_lines = [line for line in lines if line["payload_type"] == "MetricRecord"]
     assert [line["payload"]["payload"]["step"] for line in metric_lines] == list(range(7))
-    assert {line["payload_type"] for line in lines if line["family"] == "CONTEXT"} == {"Run"}
+    assert {line["payload_type"] for line in lines if line["family"] == "CONTEXT"} == {
+        "Run",
+        "EnvironmentSnapshot",
+    }
 
 
 # -- CompositeSink ---------------------------------------------------------------------------------
@@ -342,7 +351,7 @@ def test_composite_sink_used_directly_raises_sink_failed_after_feeding_the_healt
     assert excinfo.value.code == "sink_failed"
     assert "failing" in excinfo.value.message
     assert memory.entries == list(batch)
-    assert len(batch) == 7  # run open + 5 metrics + run closed
+    assert len(batch) == 8  # run open + environment snapshot + 5 metrics + run closed
 
 
 @pytest.mark.filterwarnings("ignore::contexta.capture.CaptureWarning")
@@ -360,7 +369,7 @@ def test_composite_sink_given_to_contexta_isolates_its_members(tmp_path: Path) -
             for entry in memory.entries
             if entry.payload_type == "MetricRecord"
         ] == list(range(50))
-        assert len(memory.entries) == 52
+        assert len(memory.entries) == 53  # + run open, environment snapshot, run closed
         assert report.stats.sink_failures.get("failing", 0) > 0
         assert report.stats.sink_failures.get("memory", 0) == 0
         outbox = ctx.workspace / "cache" / "outbox"
@@ -369,9 +378,10 @@ def test_composite_sink_given_to_contexta_isolates_its_members(tmp_path: Path) -
 
         failing.healthy = True
         replay = ctx.replay_outbox()
-        assert replay.delivered_records == 52
-        assert len(failing.entries) == 52
-        assert len(memory.entries) == 52  # the healthy member is not fed the parked batches again
+        assert replay.delivered_records == 53
+        assert len(failing.entries) == 53
+        # The healthy member is not fed the parked batches again.
+        assert len(memory.entries) == 53
     finally:
         failing.healthy = True
         ctx.close()

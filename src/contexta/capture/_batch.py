@@ -255,6 +255,12 @@ class EntryBuilder:
                 entries.append(self._span(item))
             elif kind == kinds.SCOPE:
                 entries.append(self._scope(item))
+            elif kind == kinds.ENVIRONMENT:
+                _, t_ns, context, fields = item
+                document = {"run_ref": context.run_ref, "captured_at": now(t_ns), **fields}
+                entries.append(
+                    CapturedEntry("CONTEXT", "EnvironmentSnapshot", context.run_ref, now(t_ns), document)
+                )
             elif kind == kinds.ARTIFACT:
                 _, t_ns, context, manifest, source, binding_status = item
                 entries.append(

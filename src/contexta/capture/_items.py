@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["ARTIFACT", "BARRIER", "EVENT", "METRIC", "METRICS", "SCOPE", "SPAN", "ScopeContext"]
+__all__ = [
+    "ARTIFACT",
+    "BARRIER",
+    "ENVIRONMENT",
+    "EVENT",
+    "METRIC",
+    "METRICS",
+    "SCOPE",
+    "SPAN",
+    "ScopeContext",
+]
 
 # Item kinds (the first element of every queued tuple).
 METRIC = 1  # (METRIC, t_ns, ctx, key, value, unit, step, aggregation_scope, tags)
@@ -18,6 +28,7 @@ SPAN = 4  # (SPAN, t_ns, ctx, name, started_at, ended_at, status, attributes)
 SCOPE = 5  # (SCOPE, t_ns, ctx, status, started_ns, ended_ns, details)
 ARTIFACT = 6  # (ARTIFACT, t_ns, ctx, manifest, source, binding_status)
 BARRIER = 7  # (BARRIER, t_ns, None, threading.Event, fsync)
+ENVIRONMENT = 8  # (ENVIRONMENT, t_ns, ctx, fields)
 
 
 class ScopeContext(NamedTuple):

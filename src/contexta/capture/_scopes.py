@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
+from contexta.capture._environment import environment_fields
 from contexta.capture._items import ScopeContext
 from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._session import CURRENT_SCOPE, CaptureSession
@@ -37,7 +38,7 @@ from contexta.contract._refs import (
     stage_ref,
 )
 from contexta.contract._timestamps import format_ns, normalize_timestamp, parse_timestamp
-from contexta.errors import ClosedScopeError, ConflictError, ValidationError
+from contexta.errors import ClosedScopeError, ConflictError, LifecycleError, ValidationError
 
 __all__ = [
     "BatchScope",
@@ -463,6 +464,38 @@ class RunScope(_TopLevelScope):
 
     kind = "run"
     registry = "run"
+
+    def __init__(
+        self,
+        session: CaptureSession,
+        parent: Scope | None,
+        context: ScopeContext,
+        details: dict[str, Any] | None = None,
+    ):
+        super().__init__(session, parent, context, details)
+        self._environment = threading.Thread(
+            target=self._capture_environment, name="contexta-environment", daemon=True
+        )
+        self._environment.start()
+
+    def _capture_environment(self) -> None:
+        try:
+            fields = environment_fields()
+        except Exception as error:  # an odd interpreter must not cost the run its records
+            fields = {
+                "python_version": "unknown",
+                "platform": "unknown",
+                "attributes": {"error": f"{type(error).__name__}: {error}"},
+            }
+        try:
+            self._put((kinds.ENVIRONMENT, _time_ns(), self._context, fields))
+        except LifecycleError:  # the Contexta was closed meanwhile
+            pass
+
+    def close(self, status: str = "completed") -> None:
+        if threading.current_thread() is not self._environment:
+            self._environment.join(timeout=10)
+        super().close(status)
 
     @property
     def run_id(self) -> str:

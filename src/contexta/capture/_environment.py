@@ -1,0 +1,66 @@
+"""The environment a run executes in: Python, platform, installed packages and the git revision.
+
+Collected in a background thread when a run opens (listing packages and asking git take tens of
+milliseconds, far too long for the caller), cached per process, and enqueued like any record.
+No environment variable values are recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+from typing import Any
+
+__all__ = ["environment_fields"]
+
+
+@functools.lru_cache(maxsize=1)
+def _process_fields() -> tuple[tuple[str, Any], ...]:
+    packages: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name:
+            packages[name.lower()] = distribution.version
+    return (
+        ("python_version", platform.python_version()),
+        ("platform", platform.platform()),
+        ("packages", dict(sorted(packages.items()))),
+        (
+            "attributes",
+            {
+                "executable": sys.executable,
+                "hostname": socket.gethostname(),
+                "implementation": platform.python_implementation(),
+            },
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _git_revision(directory: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    revision = result.stdout.strip()
+    return revision if result.returncode == 0 and revision else None
+
+
+def environment_fields() -> dict[str, Any]:
+    """The EnvironmentSnapshot fields (without run_ref and captured_at) for this process."""
+    fields = dict(_process_fields())
+    fields["attributes"] = dict(fields["attributes"])
+    fields["git_revision"] = _git_revision(os.getcwd())
+    return fields

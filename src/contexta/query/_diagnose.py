@@ -1,0 +1,135 @@
+"""Diagnosing a run: what went wrong or is unfinished, each issue with a code, a severity, the subject
+it concerns, and what to do about it."""
+
+from __future__ import annotations
+
+from contexta.query._completeness import RunFacts, completeness_notes, gather_facts, stage_names
+from contexta.query._fetch import consistent_read
+from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
+from contexta.query._resolve import find_run_ref
+from contexta.store._database import StoreDatabase
+
+__all__ = ["diagnose_run", "issues_of"]
+
+
+def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
+    """The issues the facts of a run show, errors first (otherwise in run order)."""
+    run = facts.run
+    show = f"inspect it with `contexta run show {run.run_id}`"
+    issues: list[DiagnosticIssue] = []
+    if run.status == "failed":
+        issues.append(
+            DiagnosticIssue(
+                "error",
+                "failed_run",
+                f"Run '{run.name}' failed at {run.ended_at}; {show} and rerun it.",
+                run.run_id,
+            )
+        )
+    for stage in facts.stages:
+        if stage.status == "failed":
+            issues.append(
+                DiagnosticIssue(
+                    "error",
+                    "failed_stage",
+                    f"Stage '{stage.name}' failed at {stage.ended_at}; {show} for its events and rerun "
+                    "the stage.",
+                    stage.stage_id,
+                )
+            )
+        elif stage.status == "open" and facts.run_closed:
+            issues.append(
+                DiagnosticIssue(
+                    "warning",
+                    "incomplete_stage",
+                    f"Stage '{stage.name}' is still open although the run is {run.status}: it was never "
+                    "closed (a crash or a missing close()), so its results may be partial.",
+                    stage.stage_id,
+                )
+            )
+    names = stage_names(facts)
+    for batch in facts.batches:
+        stage_name = names.get(batch.stage_id or "", batch.stage_id)
+        if batch.status == "failed":
+            issues.append(
+                DiagnosticIssue(
+                    "error",
+                    "failed_batch",
+                    f"Batch '{batch.name}' of stage '{stage_name}' failed at {batch.ended_at}; {show} "
+                    "for its records and rerun the batch.",
+                    batch.batch_id,
+                )
+            )
+        elif batch.status == "open" and facts.run_closed:
+            issues.append(
+                DiagnosticIssue(
+                    "warning",
+                    "incomplete_batch",
+                    f"Batch '{batch.name}' of stage '{stage_name}' is still open although the run is "
+                    f"{run.status}: it was never closed (a crash or a missing close()), so its metrics "
+                    "may be partial.",
+                    batch.batch_id,
+                )
+            )
+    for deployment in facts.deployments:
+        if deployment.status == "failed":
+            issues.append(
+                DiagnosticIssue(
+                    "error",
+                    "failed_deployment",
+                    f"Deployment '{deployment.name}' of this run failed at {deployment.ended_at}; check its "
+                    "events and redeploy once the cause is fixed.",
+                    deployment.deployment_id,
+                )
+            )
+    for summary in facts.degraded:
+        if summary.dropped_count:
+            effect = (
+                f"{summary.dropped_count} items were dropped; raise CaptureConfig.queue_capacity or use "
+                "overflow='block' to keep them"
+            )
+        else:
+            effect = "see these records in the run snapshot for what was lost"
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "degraded_record",
+                f"{summary.record_count} degraded record(s) with reason '{summary.reason_code}': {effect}.",
+                summary.first_record_ref,
+            )
+        )
+    for stage in facts.evaluation_stages_without_metrics():
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "missing_terminal_metrics",
+                f"Stage '{stage.name}' recorded no metrics: record its results with stage.metric(...) "
+                "so this run can be compared and selected.",
+                stage.stage_id,
+            )
+        )
+    for artifact in facts.artifacts:
+        if artifact.binding_status == "PENDING":
+            issues.append(
+                DiagnosticIssue(
+                    "warning",
+                    "pending_artifact",
+                    f"Artifact '{artifact.kind}' was registered before its file existed "
+                    f"({artifact.location}); register it again once the file is written.",
+                    artifact.artifact_ref,
+                )
+            )
+    issues.sort(key=lambda issue: -SEVERITIES.index(issue.severity))  # stable: run order within a severity
+    return issues
+
+
+def diagnose_run(db: StoreDatabase, run_id: str, *, project: str | None = None) -> DiagnosticsResult:
+    """The issues of a run (failed or unfinished stages, batches and deployments, lost records, missing
+    results) and its completeness notes."""
+    with consistent_read(db) as connection:
+        facts = gather_facts(connection, find_run_ref(connection, run_id, project))
+    return DiagnosticsResult(
+        run_id=facts.run.run_id,
+        issues=tuple(issues_of(facts)),
+        completeness_notes=tuple(completeness_notes(facts)),
+    )

@@ -1,0 +1,312 @@
+"""Rows to read models, on an open connection: the SELECTs every query shares, and their order.
+
+Timestamps are ordered as instants, not as text (`...:00Z` sorts after `...:00.5Z` as text), so rows
+are sorted here rather than with ORDER BY; ties fall back to `rowid`, the order rows were first put.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from contexta.contract._timestamps import parse_timestamp
+from contexta.errors import ContextaError
+from contexta.query._models import (
+    AnyRecord,
+    ArtifactRecord,
+    BatchRecord,
+    DeploymentRecord,
+    EnvironmentRecord,
+    MetricPoint,
+    ProjectRecord,
+    RunRecord,
+    SampleRecord,
+    StageRecord,
+)
+from contexta.store._database import StoreDatabase
+from contexta.store._rows import RECORD_COLUMNS, loads_or_none, record_from_row
+
+__all__ = [
+    "DegradedSummary",
+    "consistent_read",
+    "fetch_artifacts",
+    "fetch_batches",
+    "fetch_degraded_summary",
+    "fetch_deployments",
+    "fetch_environment",
+    "fetch_metric_points",
+    "fetch_metric_stage_refs",
+    "fetch_projects",
+    "fetch_records",
+    "fetch_runs",
+    "fetch_samples",
+    "fetch_stages",
+    "instant",
+    "latest_metric_values",
+]
+
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+
+
+class DegradedSummary(NamedTuple):
+    """The degraded records of one reason code in a run."""
+
+    reason_code: str
+    record_count: int
+    dropped_count: int
+    first_record_ref: str
+
+
+@contextmanager
+def consistent_read(db: StoreDatabase) -> Iterator[sqlite3.Connection]:
+    """This thread's connection inside one read transaction, so several SELECTs see one state of the
+    store even while a writer commits (WAL keeps the reader's snapshot)."""
+    with db.read() as connection:
+        if connection.in_transaction:  # already inside the caller's transaction: it is consistent
+            yield connection
+            return
+        connection.execute("BEGIN")
+        try:
+            yield connection
+        finally:
+            _end_read(connection)
+
+
+def _end_read(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:  # a failed statement may already have ended it
+        connection.execute("COMMIT")
+
+
+def instant(timestamp: str | None) -> datetime:
+    """The sort key of a stored timestamp; a missing or unreadable one sorts last."""
+    if timestamp is None:
+        return _FAR_FUTURE
+    try:
+        return parse_timestamp(timestamp)
+    except ContextaError:
+        return _FAR_FUTURE
+
+
+def _order(order_index: int | None) -> tuple[bool, int]:
+    # Rows without an order_index come after the numbered ones.
+    return (order_index is None, order_index or 0)
+
+
+def fetch_projects(connection: sqlite3.Connection) -> list[ProjectRecord]:
+    rows = connection.execute(
+        "SELECT rowid, project_ref, name, created_at, description FROM projects"
+    ).fetchall()
+    rows.sort(key=lambda row: (instant(row[3]), row[0]))
+    return [ProjectRecord(row[1], row[2], row[3], row[4]) for row in rows]
+
+
+_RUN_SELECT = (
+    "SELECT runs.rowid, run_ref, runs.project_ref, projects.name, runs.name, status, started_at, ended_at, "
+    "runs.tags, metadata, dataset_ref, code_revision, config_snapshot "
+    "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
+)
+
+
+def fetch_runs(
+    connection: sqlite3.Connection,
+    *,
+    project_ref: str | None = None,
+    run_refs: list[str] | None = None,
+    status: str | None = None,
+) -> list[RunRecord]:
+    """Runs matching every filter given, oldest first (started_at, then the order they were put)."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if project_ref is not None:
+        clauses.append("runs.project_ref = ?")
+        parameters.append(project_ref)
+    if status is not None:
+        clauses.append("status = ?")
+        parameters.append(status)
+    rows: list[Any] = []
+    # Long ref lists go in chunks: SQLite caps the number of parameters in one statement.
+    chunks = [None] if run_refs is None else [run_refs[i : i + 500] for i in range(0, len(run_refs), 500)]
+    for chunk in chunks:
+        chunk_clauses, chunk_parameters = list(clauses), list(parameters)
+        if chunk is not None:
+            chunk_clauses.append(f"run_ref IN ({', '.join('?' * len(chunk))})")
+            chunk_parameters.extend(chunk)
+        where = f" WHERE {' AND '.join(chunk_clauses)}" if chunk_clauses else ""
+        rows.extend(connection.execute(_RUN_SELECT + where, chunk_parameters).fetchall())
+    rows.sort(key=lambda row: (instant(row[6]), row[0]))
+    return [
+        RunRecord(
+            run_id=row[1],
+            # A run put before its project still names it: the project ref's component is its name.
+            project_name=row[3] if row[3] is not None else row[2].partition(":")[2],
+            name=row[4],
+            status=row[5],
+            started_at=row[6],
+            ended_at=row[7],
+            tags=loads_or_none(row[8]),
+            metadata=loads_or_none(row[9]),
+            dataset_ref=row[10],
+            code_revision=row[11],
+            config_snapshot=loads_or_none(row[12]),
+        )
+        for row in rows
+    ]
+
+
+def fetch_stages(connection: sqlite3.Connection, run_ref: str) -> list[StageRecord]:
+    """A run's stages by order_index, then start time."""
+    rows = connection.execute(
+        "SELECT rowid, stage_ref, name, status, started_at, ended_at, order_index FROM stages "
+        "WHERE run_ref = ?",
+        (run_ref,),
+    ).fetchall()
+    rows.sort(key=lambda row: (_order(row[6]), instant(row[4]), row[0]))
+    return [StageRecord(row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
+
+
+def fetch_batches(
+    connection: sqlite3.Connection, run_ref: str, stage_ref: str | None = None
+) -> list[BatchRecord]:
+    """A run's (or one stage's) batches: grouped by their stage's order, then order_index, then start."""
+    stage_rank = {stage.stage_id: rank for rank, stage in enumerate(fetch_stages(connection, run_ref))}
+    sql = (
+        "SELECT rowid, batch_ref, name, status, started_at, ended_at, order_index, stage_ref "
+        "FROM batches WHERE run_ref = ?"
+    )
+    parameters: list[Any] = [run_ref]
+    if stage_ref is not None:
+        sql += " AND stage_ref = ?"
+        parameters.append(stage_ref)
+    rows = connection.execute(sql, parameters).fetchall()
+    rows.sort(
+        key=lambda row: (stage_rank.get(row[7], len(stage_rank)), _order(row[6]), instant(row[4]), row[0])
+    )
+    return [BatchRecord(row[1], row[2], row[3], row[4], row[5], row[6], row[7]) for row in rows]
+
+
+def fetch_samples(
+    connection: sqlite3.Connection,
+    run_ref: str,
+    stage_ref: str | None = None,
+    batch_ref: str | None = None,
+) -> list[SampleRecord]:
+    """A run's samples (optionally of one stage and/or batch) in the order they were observed."""
+    sql = (
+        "SELECT rowid, sample_ref, name, observed_at, retention_class, redaction_profile, stage_ref, "
+        "batch_ref, status FROM samples WHERE run_ref = ?"
+    )
+    parameters: list[Any] = [run_ref]
+    if stage_ref is not None:
+        sql += " AND stage_ref = ?"
+        parameters.append(stage_ref)
+    if batch_ref is not None:
+        sql += " AND batch_ref = ?"
+        parameters.append(batch_ref)
+    rows = connection.execute(sql, parameters).fetchall()
+    rows.sort(key=lambda row: (instant(row[3]), row[0]))
+    return [SampleRecord(*row[1:]) for row in rows]
+
+
+def fetch_deployments(
+    connection: sqlite3.Connection, *, project_ref: str | None = None, run_ref: str | None = None
+) -> list[DeploymentRecord]:
+    """Deployments matching every filter given, oldest first (start time, then order_index)."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if project_ref is not None:
+        clauses.append("project_ref = ?")
+        parameters.append(project_ref)
+    if run_ref is not None:
+        clauses.append("run_ref = ?")
+        parameters.append(run_ref)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = connection.execute(
+        "SELECT rowid, deployment_ref, name, status, run_ref, artifact_ref, started_at, ended_at, "
+        "order_index FROM deployments" + where,
+        parameters,
+    ).fetchall()
+    rows.sort(key=lambda row: (instant(row[6]), _order(row[8]), row[0]))
+    return [DeploymentRecord(*row[1:8]) for row in rows]
+
+
+def fetch_artifacts(connection: sqlite3.Connection, run_ref: str) -> list[ArtifactRecord]:
+    """A run's registered artifacts in the order they were created."""
+    rows = connection.execute(
+        "SELECT rowid, artifact_ref, kind, run_ref, stage_ref, location_ref, hash_algorithm, hash_value, "
+        "size_bytes, created_at, binding_status FROM artifacts WHERE run_ref = ?",
+        (run_ref,),
+    ).fetchall()
+    rows.sort(key=lambda row: (instant(row[9]), row[0]))
+    return [ArtifactRecord(*row[1:]) for row in rows]
+
+
+def fetch_environment(connection: sqlite3.Connection, run_ref: str) -> EnvironmentRecord | None:
+    row = connection.execute(
+        "SELECT python_version, platform, packages, git_revision, captured_at FROM environments "
+        "WHERE run_ref = ?",
+        (run_ref,),
+    ).fetchone()
+    if row is None:
+        return None
+    return EnvironmentRecord(row[0], row[1], loads_or_none(row[2]), row[3], row[4])
+
+
+def fetch_metric_points(
+    connection: sqlite3.Connection, run_ref: str, metric_key: str, stage_ref: str | None = None
+) -> list[MetricPoint]:
+    """One metric's points in capture order (`records.seq`)."""
+    sql = (
+        "SELECT step, value, observed_at, stage_ref, batch_ref, sample_ref FROM records "
+        "WHERE run_ref = ? AND key = ? AND record_type = 'metric'"
+    )
+    parameters: list[Any] = [run_ref, metric_key]
+    if stage_ref is not None:
+        sql += " AND stage_ref = ?"
+        parameters.append(stage_ref)
+    rows = connection.execute(sql + " ORDER BY seq", parameters).fetchall()
+    return [MetricPoint(*row) for row in rows]
+
+
+def latest_metric_values(
+    connection: sqlite3.Connection, run_ref: str
+) -> dict[tuple[str | None, str], float | int]:
+    """(stage ref or None for run-level, metric key) -> the value captured last, in capture order."""
+    # SQLite takes the bare `value` column from the row that holds max(seq).
+    rows = connection.execute(
+        "SELECT stage_ref, key, value, max(seq) FROM records WHERE run_ref = ? AND record_type = 'metric' "
+        "GROUP BY stage_ref, key ORDER BY min(seq)",
+        (run_ref,),
+    ).fetchall()
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+def fetch_records(connection: sqlite3.Connection, run_ref: str) -> list[AnyRecord]:
+    """Every record of a run as its contract model, in capture order."""
+    rows = connection.execute(
+        f"SELECT {RECORD_COLUMNS} FROM records WHERE run_ref = ? ORDER BY seq", (run_ref,)
+    ).fetchall()
+    return [record_from_row(row) for row in rows]
+
+
+def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list[DegradedSummary]:
+    """A run's degraded records grouped by reason code, in the order each reason first appeared."""
+    # SQLite takes the bare `record_ref` column from the row that holds min(seq).
+    rows = connection.execute(
+        "SELECT key, count(*), total(value), record_ref, min(seq) FROM records "
+        "WHERE run_ref = ? AND record_type = 'degraded' GROUP BY key ORDER BY min(seq)",
+        (run_ref,),
+    ).fetchall()
+    return [DegradedSummary(row[0], row[1], int(row[2]), row[3]) for row in rows]
+
+
+def fetch_metric_stage_refs(connection: sqlite3.Connection, run_ref: str) -> tuple[int, frozenset[str]]:
+    """How many metrics a run recorded, and the stages that recorded at least one."""
+    rows = connection.execute(
+        "SELECT stage_ref, count(*) FROM records WHERE run_ref = ? AND record_type = 'metric' "
+        "GROUP BY stage_ref",
+        (run_ref,),
+    ).fetchall()
+    return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0] is not None)

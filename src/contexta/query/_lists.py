@@ -1,0 +1,146 @@
+"""Listing what the store holds: projects, runs and what happened inside a run, oldest first.
+
+Every function takes the store first; ids accept a full ref or a bare name (see `_resolve`), and
+`project` (where taken) is the project a bare run name is looked up in first.
+"""
+
+from __future__ import annotations
+
+from contexta.contract._checks import STATUSES
+from contexta.errors import ValidationError
+from contexta.query._fetch import (
+    fetch_artifacts,
+    fetch_batches,
+    fetch_deployments,
+    fetch_environment,
+    fetch_metric_points,
+    fetch_projects,
+    fetch_runs,
+    fetch_samples,
+    fetch_stages,
+)
+from contexta.query._models import (
+    ArtifactRecord,
+    BatchRecord,
+    DeploymentRecord,
+    EnvironmentRecord,
+    MetricSeries,
+    ProjectRecord,
+    RunRecord,
+    SampleRecord,
+    StageRecord,
+)
+from contexta.query._resolve import find_batch_ref, find_run_ref, find_stage_ref, project_filter_ref
+from contexta.store._database import StoreDatabase
+
+__all__ = [
+    "get_environment",
+    "get_metric_series",
+    "list_artifacts",
+    "list_batches",
+    "list_deployments",
+    "list_projects",
+    "list_runs",
+    "list_samples",
+    "list_stages",
+]
+
+
+def list_projects(db: StoreDatabase) -> list[ProjectRecord]:
+    """Every project put in the store, oldest first."""
+    with db.read() as connection:
+        return fetch_projects(connection)
+
+
+def list_runs(
+    db: StoreDatabase, project: str | None = None, *, status: str | None = None, limit: int | None = None
+) -> list[RunRecord]:
+    """Runs (of one project, by name or ref, or of all), oldest first by start time.
+
+    `status` keeps runs in that state; `limit` keeps the most recent `limit` runs, still oldest first.
+    A project with no runs gives an empty list.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValidationError(
+            f"status must be one of {', '.join(STATUSES)}, got {status!r}",
+            code="status_invalid",
+            details={"status": status},
+        )
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValidationError(f"limit must be a positive int, got {limit!r}", code="limit_invalid")
+    project_ref = None if project is None else project_filter_ref(project)
+    with db.read() as connection:
+        runs = fetch_runs(connection, project_ref=project_ref, status=status)
+    return runs[-limit:] if limit is not None else runs
+
+
+def list_stages(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[StageRecord]:
+    """A run's stages in order (order_index, then start time)."""
+    with db.read() as connection:
+        return fetch_stages(connection, find_run_ref(connection, run_id, project))
+
+
+def list_batches(
+    db: StoreDatabase, run_id: str, stage_id: str | None = None, *, project: str | None = None
+) -> list[BatchRecord]:
+    """A run's batches, or one stage's: by stage order, then order_index, then start time."""
+    with db.read() as connection:
+        run_ref = find_run_ref(connection, run_id, project)
+        stage_ref = None if stage_id is None else find_stage_ref(connection, run_ref, stage_id)
+        return fetch_batches(connection, run_ref, stage_ref)
+
+
+def list_samples(
+    db: StoreDatabase,
+    run_id: str,
+    stage_id: str | None = None,
+    batch_id: str | None = None,
+    *,
+    project: str | None = None,
+) -> list[SampleRecord]:
+    """A run's samples (optionally of one stage and/or one batch) in the order they were observed."""
+    with db.read() as connection:
+        run_ref = find_run_ref(connection, run_id, project)
+        stage_ref = None if stage_id is None else find_stage_ref(connection, run_ref, stage_id)
+        batch_ref = None if batch_id is None else find_batch_ref(connection, run_ref, batch_id, stage_ref)
+        return fetch_samples(connection, run_ref, stage_ref, batch_ref)
+
+
+def list_deployments(
+    db: StoreDatabase, project: str | None = None, run_id: str | None = None
+) -> list[DeploymentRecord]:
+    """Deployments (of a project, of a run, or all), oldest first by start time."""
+    project_ref = None if project is None else project_filter_ref(project)
+    with db.read() as connection:
+        run_ref = None if run_id is None else find_run_ref(connection, run_id, project)
+        return fetch_deployments(connection, project_ref=project_ref, run_ref=run_ref)
+
+
+def list_artifacts(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[ArtifactRecord]:
+    """A run's registered artifacts in the order they were created."""
+    with db.read() as connection:
+        return fetch_artifacts(connection, find_run_ref(connection, run_id, project))
+
+
+def get_metric_series(
+    db: StoreDatabase, run_id: str, key: str, stage: str | None = None, *, project: str | None = None
+) -> MetricSeries:
+    """One metric's points in a run (optionally within one stage) in capture order; empty when the
+    run never recorded `key`."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError(
+            f"metric key must be a non-empty string, got {key!r}", code="metric_key_invalid"
+        )
+    with db.read() as connection:
+        run_ref = find_run_ref(connection, run_id, project)
+        stage_ref = None if stage is None else find_stage_ref(connection, run_ref, stage)
+        points = fetch_metric_points(connection, run_ref, key, stage_ref)
+    return MetricSeries(run_id=run_ref, metric_key=key, points=tuple(points))
+
+
+def get_environment(
+    db: StoreDatabase, run_id: str, *, project: str | None = None
+) -> EnvironmentRecord | None:
+    """What the run ran on (Python, platform, packages, git revision), or None when not captured."""
+    with db.read() as connection:
+        return fetch_environment(connection, find_run_ref(connection, run_id, project))

@@ -1,0 +1,225 @@
+"""Read models: what the investigation queries hand back, frozen and cheap to build.
+
+These are views of the store, not contract models: ids are full refs, names are the subject's own
+name, and JSON columns come back as plain mappings. `to_dict()` gives JSON-ready mappings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from contexta.contract._model import ContractModel
+from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
+from contexta.errors import ValidationError
+
+__all__ = [
+    "SEVERITIES",
+    "AnyRecord",
+    "ArtifactRecord",
+    "BatchRecord",
+    "DeploymentRecord",
+    "DiagnosticIssue",
+    "DiagnosticsResult",
+    "EnvironmentRecord",
+    "MetricPoint",
+    "MetricSeries",
+    "ProjectRecord",
+    "RunRecord",
+    "RunSnapshot",
+    "SampleRecord",
+    "StageRecord",
+]
+
+AnyRecord = MetricRecord | StructuredEventRecord | TraceSpanRecord | DegradedRecord
+
+# Diagnostic severities, least to most severe.
+SEVERITIES = ("info", "warning", "error")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ReadModel | ContractModel):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class ReadModel:
+    """Mixin for the frozen read dataclasses: `to_dict()` with nested models and tuples made plain."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready mapping of every field (nested models become mappings, tuples lists)."""
+        return {
+            field.name: _plain(getattr(self, field.name))
+            for field in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord(ReadModel):
+    project_id: str
+    name: str
+    created_at: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord(ReadModel):
+    run_id: str
+    project_name: str
+    name: str
+    status: str
+    started_at: str
+    ended_at: str | None = None
+    tags: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    dataset_ref: str | None = None
+    code_revision: str | None = None
+    config_snapshot: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord(ReadModel):
+    stage_id: str
+    name: str
+    status: str
+    started_at: str
+    ended_at: str | None = None
+    order: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord(ReadModel):
+    batch_id: str
+    name: str
+    status: str
+    started_at: str
+    ended_at: str | None = None
+    order: int | None = None
+    stage_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord(ReadModel):
+    sample_id: str
+    name: str
+    observed_at: str
+    retention_class: str | None = None
+    redaction_profile: str | None = None
+    stage_id: str | None = None
+    batch_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord(ReadModel):
+    deployment_id: str
+    name: str
+    status: str
+    run_id: str | None = None
+    artifact_ref: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord(ReadModel):
+    artifact_ref: str
+    kind: str
+    run_id: str
+    stage_id: str | None
+    location: str
+    hash_algorithm: str
+    hash_value: str | None
+    size_bytes: int | None
+    created_at: str
+    binding_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint(ReadModel):
+    step: int | None
+    value: float | int
+    observed_at: str
+    stage_id: str | None = None
+    batch_id: str | None = None
+    sample_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries(ReadModel):
+    """One metric key's points in one run, in capture order."""
+
+    run_id: str
+    metric_key: str
+    points: tuple[MetricPoint, ...]
+
+    @property
+    def values(self) -> tuple[float | int, ...]:
+        return tuple(point.value for point in self.points)
+
+    @property
+    def latest(self) -> MetricPoint | None:
+        """The last point captured, or None for an empty series."""
+        return self.points[-1] if self.points else None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentRecord(ReadModel):
+    python_version: str
+    platform: str
+    packages: dict[str, Any] | None
+    git_revision: str | None
+    captured_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot(ReadModel):
+    """Everything the store holds about one run, with notes on what is missing and why."""
+
+    run: RunRecord
+    stages: tuple[StageRecord, ...]
+    batches: tuple[BatchRecord, ...]
+    samples: tuple[SampleRecord, ...]
+    deployments: tuple[DeploymentRecord, ...]
+    artifacts: tuple[ArtifactRecord, ...]
+    records: tuple[AnyRecord, ...]
+    completeness_notes: tuple[str, ...]
+    environment: EnvironmentRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticIssue(ReadModel):
+    severity: str
+    code: str
+    summary: str
+    subject_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticsResult(ReadModel):
+    run_id: str
+    issues: tuple[DiagnosticIssue, ...]
+    completeness_notes: tuple[str, ...]
+
+    @property
+    def max_severity(self) -> str | None:
+        """The most severe issue's severity (`error` > `warning` > `info`), or None when clean."""
+        if not self.issues:
+            return None
+        return max((issue.severity for issue in self.issues), key=SEVERITIES.index)
+
+    def has_issues_at_least(self, severity: str) -> bool:
+        """True when some issue is at least as severe as `severity` (the CLI's `--fail-on`)."""
+        if severity not in SEVERITIES:
+            raise ValidationError(
+                f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}", code="severity_invalid"
+            )
+        threshold = SEVERITIES.index(severity)
+        return any(SEVERITIES.index(issue.severity) >= threshold for issue in self.issues)

@@ -1,0 +1,71 @@
+"""Choosing the best of several runs by one metric."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from contexta.contract._refs import normalize_name
+from contexta.errors import ValidationError
+from contexta.query._fetch import consistent_read, fetch_runs
+from contexta.query._resolve import find_run_ref
+from contexta.store._database import StoreDatabase
+
+__all__ = ["latest_metric_value", "select_best_run"]
+
+
+def latest_metric_value(
+    connection: sqlite3.Connection, run_ref: str, metric_key: str, stage_ref: str | None = None
+) -> float | int | None:
+    """The value of `metric_key` captured last in the run (or in one stage of it), or None."""
+    sql = "SELECT value FROM records WHERE run_ref = ? AND key = ? AND record_type = 'metric'"
+    parameters = [run_ref, metric_key]
+    if stage_ref is not None:
+        sql += " AND stage_ref = ?"
+        parameters.append(stage_ref)
+    row = connection.execute(sql + " ORDER BY seq DESC LIMIT 1", parameters).fetchone()
+    value: float | int | None = None if row is None else row[0]
+    return value
+
+
+def select_best_run(
+    db: StoreDatabase,
+    run_ids: Iterable[str],
+    metric_key: str,
+    *,
+    stage_name: str | None = None,
+    higher_is_better: bool = True,
+    project: str | None = None,
+) -> str | None:
+    """The ref of the run whose latest `metric_key` (within the stage `stage_name`, when given) is best.
+
+    Runs without the metric are skipped; a tie goes to the run that started first; None when no run
+    has the metric. Ids are full refs or bare run names.
+    """
+    if isinstance(run_ids, str):
+        raise ValidationError(
+            "run_ids must be a collection of run ids, not one string; wrap it in a list",
+            code="run_ids_invalid",
+        )
+    if not isinstance(metric_key, str) or not metric_key:
+        raise ValidationError(
+            f"metric key must be a non-empty string, got {metric_key!r}", code="metric_key_invalid"
+        )
+    stage = None if stage_name is None else normalize_name(stage_name, "stage name")
+    with consistent_read(db) as connection:
+        run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
+        if not run_refs:
+            return None
+        candidates: list[tuple[float | int, str]] = []
+        for run in fetch_runs(connection, run_refs=run_refs):  # oldest first: ties keep the first
+            stage_ref = None if stage is None else f"stage:{run.run_id.partition(':')[2]}.{stage}"
+            value = latest_metric_value(connection, run.run_id, metric_key, stage_ref)
+            if value is not None:
+                candidates.append((value, run.run_id))
+    if not candidates:
+        return None
+    best_value, best_run = candidates[0]
+    for value, run_ref in candidates[1:]:
+        if (value > best_value) if higher_is_better else (value < best_value):
+            best_value, best_run = value, run_ref
+    return best_run

@@ -1,0 +1,32 @@
+"""A run's snapshot: everything the store holds about it, read in one consistent view."""
+
+from __future__ import annotations
+
+from contexta.query._completeness import completeness_notes, gather_facts
+from contexta.query._fetch import consistent_read, fetch_records, fetch_samples
+from contexta.query._models import RunSnapshot
+from contexta.query._resolve import find_run_ref
+from contexta.store._database import StoreDatabase
+
+__all__ = ["get_run_snapshot"]
+
+
+def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = None) -> RunSnapshot:
+    """The run with its stages, batches, samples, deployments, artifacts, records (capture order),
+    environment, and notes on what is missing and why."""
+    with consistent_read(db) as connection:
+        run_ref = find_run_ref(connection, run_id, project)
+        facts = gather_facts(connection, run_ref)
+        samples = fetch_samples(connection, run_ref)
+        records = fetch_records(connection, run_ref)
+    return RunSnapshot(
+        run=facts.run,
+        stages=facts.stages,
+        batches=facts.batches,
+        samples=tuple(samples),
+        deployments=facts.deployments,
+        artifacts=facts.artifacts,
+        records=tuple(records),
+        completeness_notes=tuple(completeness_notes(facts)),
+        environment=facts.environment,
+    )
