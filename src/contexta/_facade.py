@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from contexta._investigation import Investigation
 from contexta.capture._artifacts import ArtifactVerification, verify_manifest
 from contexta.capture._log_reader import read_capture_log
 from contexta.capture._outbox import Outbox, ReplayReport
@@ -48,7 +49,7 @@ def _optional_text(value: str | None, field: str) -> str | None:
     return value
 
 
-class Contexta:
+class Contexta(Investigation):
     """One project's capture (and, later, investigation) over one workspace."""
 
     def __init__(

@@ -138,22 +138,21 @@ def _metric_line(metric: MetricFields, sink_name_json: str) -> str:
     cost: keys and refs are validated to need no JSON escaping, values are finite numbers whose repr
     is valid JSON, and only the free-text unit and tags go through the encoder.
     """
-    ref = metric.record_ref
-    value = metric.value
+    (ref, recorded_at, observed_at, context, key, value, unit, step, aggregation_scope, tags) = metric
     extras = ""
-    if metric.unit is not None:
-        extras += ',"unit":' + orjson.dumps(metric.unit).decode()
-    if metric.step is not None:
-        extras += f',"step":{metric.step}'
-    if metric.tags is not None:
-        extras += ',"tags":' + orjson.dumps(metric.tags).decode()
+    if unit is not None:
+        extras += ',"unit":' + orjson.dumps(unit).decode()
+    if step is not None:
+        extras += f',"step":{step}'
+    if tags is not None:
+        extras += ',"tags":' + orjson.dumps(tags).decode()
     return (
-        f'{{"captured_at":"{metric.recorded_at}","family":"RECORD","payload_type":"MetricRecord",'
+        f'{{"captured_at":"{recorded_at}","family":"RECORD","payload_type":"MetricRecord",'
         f'"payload_ref":"{ref}","sink_name":{sink_name_json},"payload":{{"envelope":{{"record_ref":"{ref}",'
-        f'"record_type":"metric","recorded_at":"{metric.recorded_at}","observed_at":"{metric.observed_at}",'
-        f'{_envelope_fragment(metric.context)}}},"payload":{{"metric_key":"{metric.key}","value":{value!r},'
+        f'"record_type":"metric","recorded_at":"{recorded_at}","observed_at":"{observed_at}",'
+        f'{_envelope_fragment(context)}}},"payload":{{"metric_key":"{key}","value":{value!r},'
         f'"value_type":"{"float64" if type(value) is float else "int64"}",'
-        f'"aggregation_scope":"{metric.aggregation_scope}","subject_ref":"{metric.context.ref}"{extras}}}}}}}\n'
+        f'"aggregation_scope":"{aggregation_scope}","subject_ref":"{context.ref}"{extras}}}}}}}\n'
     )
 
 

@@ -81,7 +81,7 @@ class CapturePipeline:
 
     def _barrier(self, timeout: float | None) -> bool:
         """Wait until everything enqueued before this call has been handed to every sink and flushed."""
-        if threading.get_ident() == self.writer.ident:
+        if self.writer.owns_current_thread():
             raise CaptureError(
                 "flush() was called from inside a sink; a sink cannot wait for itself", code="flush_reentrant"
             )
@@ -109,7 +109,7 @@ class CapturePipeline:
 
     def barrier_for_scope_exit(self) -> None:
         """A run leaving its `with` block: wait for its records, but never longer than block_timeout_s."""
-        if self._closed or threading.get_ident() == self.writer.ident:
+        if self._closed or self.writer.owns_current_thread():
             return
         if not self._barrier(self.config.block_timeout_s):
             warnings.warn(
@@ -161,7 +161,8 @@ class CapturePipeline:
         if not report.complete:
             print(
                 f"contexta: the capture writer did not finish within {timeout}s at exit; "
-                f"{len(self.queue) + self.writer.in_flight} captured items were abandoned "
+                f"{len(self.queue) + self.writer.in_flight + self.writer.pending_in_lanes} captured items "
+                "were abandoned "
                 "(a sink is stuck or too slow).",
                 file=sys.stderr,
             )

@@ -51,7 +51,7 @@ class CaptureQueue:
         self._closed = False
         self._wake = threading.Event()
         self.writer_idle = False
-        self.writer_ident: int | None = None
+        self.writer_idents: set[int | None] = set()
         self._space = threading.Condition(threading.Lock())
         self._waiting = 0
         self._drop_lock = threading.Lock()
@@ -133,7 +133,7 @@ class CaptureQueue:
             raise LifecycleError(
                 "this Contexta is closed; open a new one to capture more", code="contexta_closed"
             )
-        if self.overflow == "block" and threading.get_ident() != self.writer_ident:
+        if self.overflow == "block" and threading.get_ident() not in self.writer_idents:
             return self._put_blocking(item)
         if self.overflow == "drop_oldest":
             return self._put_replacing_oldest(item)

@@ -15,6 +15,7 @@ from typing import Any
 
 from contexta.capture import _items as kinds
 from contexta.capture._batch import CaptureBatch, CapturedEntry, EntryBuilder
+from contexta.capture._lanes import BatchTicket, SinkLane
 from contexta.capture._outbox import Outbox
 from contexta.capture._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
@@ -52,6 +53,8 @@ class BatchWriter:
         self.flush_interval_s = flush_interval_s
         self.builder = EntryBuilder()
         self._thread: threading.Thread | None = None
+        self.lanes: list[SinkLane] = []
+        self._counter_lock = threading.Lock()
         self.reset_counters()
 
     def reset_counters(self) -> None:
@@ -74,8 +77,11 @@ class BatchWriter:
 
     def start(self) -> None:
         self._stopping = False
+        self._counter_lock = threading.Lock()
+        self.lanes = [SinkLane(sink, self._park, self._settle, self._flush_failed) for sink in self.sinks]
         self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)
         self._thread.start()
+        self.queue.writer_idents = {self._thread.ident, *(lane.ident for lane in self.lanes)}
 
     def restart_after_fork(self) -> None:
         self.builder.reset_ids()
@@ -86,9 +92,13 @@ class BatchWriter:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def owns_current_thread(self) -> bool:
+        """True inside the writer or a sink lane (where waiting for a flush would wait for oneself)."""
+        return threading.get_ident() in self.queue.writer_idents
+
     @property
-    def ident(self) -> int | None:
-        return self._thread.ident if self._thread is not None else None
+    def pending_in_lanes(self) -> int:
+        return sum(lane.pending_records for lane in self.lanes)
 
     def stop(self) -> None:
         """Ask the thread to finish once the queue is empty (the caller waits on a barrier first)."""
@@ -117,13 +127,17 @@ class BatchWriter:
 
     def _run(self) -> None:
         queue = self.queue
-        queue.writer_ident = threading.get_ident()
         while True:
             taken = queue.take(self.max_batch_size)
             if taken:
                 self._process(taken)
             elif self._stopping:
                 self._deliver([], self._finish_episodes())
+                self._flush_sinks()
+                for lane in self.lanes:
+                    lane.stop()
+                for lane in self.lanes:
+                    lane.join(None)
                 return
             else:
                 if self._episodes:
@@ -164,18 +178,19 @@ class BatchWriter:
         entries.extend(extra)
         self.taken += len(pending)
         batch = CaptureBatch(entries)
-        refused = False
-        for sink in self.sinks:
-            try:
-                sink.write(batch)
-            except Exception as error:
-                refused = True
-                self._park(sink, batch, error)
+        ticket = BatchTicket(len(batch), len(self.lanes))
         self.batches += 1
-        if refused:
-            self.failed += len(batch)
-        else:
-            self.written += len(batch)
+        if not self.lanes:
+            self._settle(ticket)
+        for lane in self.lanes:
+            lane.submit(batch, ticket)
+
+    def _settle(self, ticket: BatchTicket) -> None:
+        with self._counter_lock:
+            if ticket.refused:
+                self.failed += ticket.size
+            else:
+                self.written += ticket.size
 
     def _build_each(self, pending: list[tuple[Any, ...]]) -> list[CapturedEntry]:
         """Slow path after a build failure: keep every good record, mark each bad one degraded."""
@@ -199,33 +214,35 @@ class BatchWriter:
         return entries
 
     def _park(self, sink: Sink, batch: CaptureBatch, error: Exception) -> None:
-        self.sink_failures[sink.name] += 1
+        with self._counter_lock:
+            self.sink_failures[sink.name] += 1
         try:
             path = self.outbox.park(sink.name, batch, error)
         except Exception as outbox_error:
-            self.lost += len(batch)
+            with self._counter_lock:
+                self.lost += len(batch)
             self._error(
                 f"sink {sink.name!r} failed ({type(error).__name__}: {error}) and the outbox could not keep "
                 f"its {len(batch)} records ({type(outbox_error).__name__}: {outbox_error}); they are lost",
                 f"lost:{sink.name}",
             )
             return
-        self.outboxed += len(batch)
+        with self._counter_lock:
+            self.outboxed += len(batch)
         self._error(
             f"sink {sink.name!r} failed ({type(error).__name__}: {error}); {len(batch)} records parked in "
             f"{path.parent} for ctx.replay_outbox()",
             f"sink:{sink.name}",
         )
 
+    def _flush_failed(self, sink: Sink, error: Exception) -> None:
+        self._error(
+            f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}", f"flush:{sink.name}"
+        )
+
     def _flush_sinks(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.flush()
-            except Exception as error:
-                self._error(
-                    f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}",
-                    f"flush:{sink.name}",
-                )
+        for done in [lane.barrier() for lane in self.lanes]:
+            done.wait()
 
     # -- drop episodes -------------------------------------------------------------------------
 

@@ -109,11 +109,11 @@ def completeness_notes(facts: RunFacts) -> list[str]:
                 f"Batch '{batch.name}' of stage '{stage_name}' is still open{while_closed}; "
                 "its metrics may be partial."
             )
-    if facts.metric_count == 0:
+    silent_evaluations = facts.evaluation_stages_without_metrics()
+    for stage in silent_evaluations:
+        notes.append(f"Stage '{stage.name}' recorded no metrics, so the run has no evaluation results.")
+    if facts.metric_count == 0 and not silent_evaluations:
         notes.append(f"No metrics were recorded for run {run.run_id}.")
-    else:
-        for stage in facts.evaluation_stages_without_metrics():
-            notes.append(f"Stage '{stage.name}' recorded no metrics, so the run has no evaluation results.")
     for summary in facts.degraded:
         dropped = f", {_plural(summary.dropped_count, 'item')} dropped" if summary.dropped_count else ""
         notes.append(

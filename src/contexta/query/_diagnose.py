@@ -15,14 +15,14 @@ __all__ = ["diagnose_run", "issues_of"]
 def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
     """The issues the facts of a run show, errors first (otherwise in run order)."""
     run = facts.run
-    show = f"inspect it with `contexta run show {run.run_id}`"
+    show = f"inspect the run with `contexta run show {run.run_id}`"
     issues: list[DiagnosticIssue] = []
     if run.status == "failed":
         issues.append(
             DiagnosticIssue(
                 "error",
                 "failed_run",
-                f"Run '{run.name}' failed at {run.ended_at}; {show} and rerun it.",
+                f"Run '{run.name}' failed at {run.ended_at}; {show} and rerun it once the cause is fixed.",
                 run.run_id,
             )
         )
@@ -32,8 +32,7 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 DiagnosticIssue(
                     "error",
                     "failed_stage",
-                    f"Stage '{stage.name}' failed at {stage.ended_at}; {show} for its events and rerun "
-                    "the stage.",
+                    f"Stage '{stage.name}' failed at {stage.ended_at}; {show} and rerun the stage.",
                     stage.stage_id,
                 )
             )
@@ -56,7 +55,7 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                     "error",
                     "failed_batch",
                     f"Batch '{batch.name}' of stage '{stage_name}' failed at {batch.ended_at}; {show} "
-                    "for its records and rerun the batch.",
+                    "and rerun the batch.",
                     batch.batch_id,
                 )
             )

@@ -40,6 +40,7 @@ __all__ = [
     "fetch_metric_points",
     "fetch_metric_stage_refs",
     "fetch_projects",
+    "fetch_record_counts",
     "fetch_records",
     "fetch_runs",
     "fetch_samples",
@@ -274,10 +275,11 @@ def latest_metric_values(
     connection: sqlite3.Connection, run_ref: str
 ) -> dict[tuple[str | None, str], float | int]:
     """(stage ref or None for run-level, metric key) -> the value captured last, in capture order."""
-    # SQLite takes the bare `value` column from the row that holds max(seq).
     rows = connection.execute(
-        "SELECT stage_ref, key, value, max(seq) FROM records WHERE run_ref = ? AND record_type = 'metric' "
-        "GROUP BY stage_ref, key ORDER BY min(seq)",
+        "SELECT records.stage_ref, records.key, records.value FROM records JOIN ("
+        "  SELECT max(seq) AS last_seq, min(seq) AS first_seq FROM records"
+        "  WHERE run_ref = ? AND record_type = 'metric' GROUP BY stage_ref, key"
+        ") AS series ON records.seq = series.last_seq ORDER BY series.first_seq",
         (run_ref,),
     ).fetchall()
     return {(row[0], row[1]): row[2] for row in rows}
@@ -293,10 +295,11 @@ def fetch_records(connection: sqlite3.Connection, run_ref: str) -> list[AnyRecor
 
 def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list[DegradedSummary]:
     """A run's degraded records grouped by reason code, in the order each reason first appeared."""
-    # SQLite takes the bare `record_ref` column from the row that holds min(seq).
     rows = connection.execute(
-        "SELECT key, count(*), total(value), record_ref, min(seq) FROM records "
-        "WHERE run_ref = ? AND record_type = 'degraded' GROUP BY key ORDER BY min(seq)",
+        "SELECT records.key, series.record_count, series.dropped, records.record_ref FROM records JOIN ("
+        "  SELECT min(seq) AS first_seq, count(*) AS record_count, total(value) AS dropped FROM records"
+        "  WHERE run_ref = ? AND record_type = 'degraded' GROUP BY key"
+        ") AS series ON records.seq = series.first_seq ORDER BY series.first_seq",
         (run_ref,),
     ).fetchall()
     return [DegradedSummary(row[0], row[1], int(row[2]), row[3]) for row in rows]
@@ -310,3 +313,11 @@ def fetch_metric_stage_refs(connection: sqlite3.Connection, run_ref: str) -> tup
         (run_ref,),
     ).fetchall()
     return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0] is not None)
+
+
+def fetch_record_counts(connection: sqlite3.Connection, run_ref: str) -> dict[str, int]:
+    """record type (`metric`, `event`, `span`, `degraded`) -> how many the run has."""
+    rows = connection.execute(
+        "SELECT record_type, count(*) FROM records WHERE run_ref = ? GROUP BY record_type", (run_ref,)
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}

@@ -18,20 +18,17 @@ __all__ = ["AppendResult", "RecordStore", "RejectedRecord", "insert_record_rows"
 
 _RECORD_TYPES = (MetricRecord, StructuredEventRecord, TraceSpanRecord, DegradedRecord)
 _COLUMN_COUNT = len(INSERT_COLUMNS.split(", "))
-# One statement for a whole batch: sqlite3 releases the GIL once for all rows instead of once per row,
-# so a training loop in another thread keeps running while the batch is inserted.
+# One statement per batch: sqlite3 releases the GIL once for all its rows (not once per row or per
+# few thousand rows), and the parsing and inserting happen in C while the training loop keeps running.
 _BULK_INSERT = (
-    f"INSERT OR IGNORE INTO records ({INSERT_COLUMNS}) SELECT "
+    f"INSERT INTO records ({INSERT_COLUMNS}) SELECT "
     + ", ".join(f"value ->> {index}" for index in range(_COLUMN_COUNT))
     + " FROM json_each(?)"
 )
 
 
 def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
-    """Insert rows (INSERT_COLUMNS order) in one statement; a record ref already stored is skipped.
-
-    Returns how many were new, so replaying a batch twice stores it once.
-    """
+    """Insert rows (INSERT_COLUMNS order); returns how many were inserted."""
     if not rows:
         return 0
     before = connection.total_changes
@@ -75,8 +72,7 @@ class RecordStore:
             for record in records:
                 if not isinstance(record, _RECORD_TYPES):
                     raise ValidationError(
-                        "append takes metric, event, span or degraded records; "
-                        f"got {type(record).__name__}",
+                        f"append takes metric, event, span or degraded records; got {type(record).__name__}",
                         code="record_type_invalid",
                     )
                 envelope = record.envelope

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from contexta.capture._batch import CapturedEntry, MetricFields
+from contexta.capture._batch import PRODUCER_REF, CapturedEntry, MetricFields
 from contexta.contract._model import ContractModel
 from contexta.contract._records import (
     SCHEMA_VERSION,
@@ -59,31 +59,41 @@ def loads_or_none(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _default_subject(
+    run_ref: Any, stage_ref: Any, batch_ref: Any, sample_ref: Any, deployment_ref: Any
+) -> Any:
+    """The subject a metric has when it was captured on its innermost context (no need to store it)."""
+    return sample_ref or batch_ref or stage_ref or run_ref or deployment_ref
+
+
 def metric_row(metric: MetricFields) -> list[Any]:
-    """The insert row of a captured metric (INSERT_COLUMNS order)."""
-    context = metric.context
-    document: dict[str, Any] = {
-        "producer_ref": "contexta.capture",
-        "aggregation_scope": metric.aggregation_scope,
-        "subject_ref": context.ref,
-    }
-    if metric.tags is not None:
-        document["tags"] = metric.tags
+    """The insert row of a captured metric (INSERT_COLUMNS order).
+
+    The document stays empty in the common case (captured by us, step aggregation, subject = the
+    innermost context): a million-point series should not store a million copies of the same JSON.
+    """
+    (record_ref, recorded_at, observed_at, context, key, value, unit, step, aggregation_scope, tags) = metric
+    (kind, subject_ref, _, _, _, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, _) = context
+    document = None
+    if tags is not None or aggregation_scope != "step" or kind == "operation":
+        document = orjson.dumps(
+            {"aggregation_scope": aggregation_scope, "subject_ref": subject_ref, "tags": tags}
+        ).decode()
     return [
-        metric.record_ref,
+        record_ref,
         "metric",
-        context.run_ref,
-        context.stage_ref,
-        context.batch_ref,
-        context.sample_ref,
-        context.deployment_ref,
-        metric.observed_at,
-        metric.recorded_at,
-        metric.key,
-        metric.value,
-        metric.step,
-        metric.unit,
-        orjson.dumps(document).decode(),
+        run_ref,
+        stage_ref,
+        batch_ref,
+        sample_ref,
+        deployment_ref,
+        observed_at,
+        recorded_at,
+        key,
+        value,
+        step,
+        unit,
+        document,
     ]
 
 
@@ -96,13 +106,22 @@ def record_row_from_payload(payload: dict[str, Any]) -> list[Any]:
     step = unit = None
     if record_type == "metric":
         value, step, unit = body["value"], body.get("step"), body.get("unit")
-        document: dict[str, Any] = {
-            "producer_ref": envelope["producer_ref"],
-            "aggregation_scope": body.get("aggregation_scope", "step"),
-        }
-        for optional in ("subject_ref", "tags"):
-            if body.get(optional) is not None:
-                document[optional] = body[optional]
+        document: dict[str, Any] = {}
+        if envelope["producer_ref"] != PRODUCER_REF:
+            document["producer_ref"] = envelope["producer_ref"]
+        if body.get("aggregation_scope", "step") != "step":
+            document["aggregation_scope"] = body["aggregation_scope"]
+        default_subject = _default_subject(
+            envelope.get("run_ref"),
+            envelope.get("stage_execution_ref"),
+            envelope.get("batch_execution_ref"),
+            envelope.get("sample_observation_ref"),
+            envelope.get("deployment_execution_ref"),
+        )
+        if body.get("subject_ref") != default_subject:
+            document["subject_ref"] = body.get("subject_ref")
+        if body.get("tags") is not None:
+            document["tags"] = body["tags"]
         if body.get("value_type") not in (None, "int64" if type(value) is int else "float64"):
             document["value_type"] = body["value_type"]
         for marker, default in _DEFAULT_MARKERS.items():
@@ -110,7 +129,7 @@ def record_row_from_payload(payload: dict[str, Any]) -> list[Any]:
                 document[marker] = envelope[marker]
         if envelope.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
             document["schema_version"] = envelope["schema_version"]
-        document_text = orjson.dumps(document).decode()
+        document_text = orjson.dumps(document).decode() if document else None
     else:
         if record_type == "degraded":
             value = body.get("dropped_count")
@@ -164,7 +183,7 @@ def record_from_row(row: tuple[Any, ...]) -> AnyRecord:
         unit,
         document_text,
     ) = row
-    document = orjson.loads(document_text)
+    document = orjson.loads(document_text) if document_text is not None else {}
     if record_type != "metric":
         model: Any = model_from_dict(_RECORD_MODELS[record_type], document)
         return model  # type: ignore[no-any-return]
@@ -173,7 +192,7 @@ def record_from_row(row: tuple[Any, ...]) -> AnyRecord:
         "record_type": "metric",
         "recorded_at": recorded_at,
         "observed_at": observed_at,
-        "producer_ref": document.get("producer_ref", "contexta.capture"),
+        "producer_ref": document.get("producer_ref", PRODUCER_REF),
         "run_ref": run_ref,
         "stage_execution_ref": stage_ref,
         "batch_execution_ref": batch_ref,
@@ -190,7 +209,9 @@ def record_from_row(row: tuple[Any, ...]) -> AnyRecord:
         "unit": unit,
         "step": step,
         "aggregation_scope": document.get("aggregation_scope", "step"),
-        "subject_ref": document.get("subject_ref"),
+        "subject_ref": document.get(
+            "subject_ref", _default_subject(run_ref, stage_ref, batch_ref, sample_ref, deployment_ref)
+        ),
         "tags": document.get("tags"),
     }
     record: Any = model_from_dict("MetricRecord", {"envelope": envelope, "payload": payload})

@@ -116,7 +116,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # value has no declared type on purpose: ints stay ints and floats stay floats.
         """CREATE TABLE records(
             seq INTEGER PRIMARY KEY,
-            record_ref TEXT NOT NULL UNIQUE,
+            record_ref TEXT NOT NULL,
             record_type TEXT NOT NULL,
             run_ref TEXT,
             stage_ref TEXT,
@@ -129,9 +129,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             value,
             step INTEGER,
             unit TEXT,
-            document TEXT NOT NULL
+            document TEXT
         )""",
         "CREATE INDEX records_by_series ON records(run_ref, key, seq)",
+        # Outbox batches delivered into this store: a replayed batch is stored once, even after a crash
+        # between delivering it and deleting its outbox file (both happen in one transaction here).
+        """CREATE TABLE delivered_batches(
+            batch_id TEXT PRIMARY KEY,
+            delivered_at TEXT NOT NULL
+        )""",
         "CREATE INDEX records_by_deployment ON records(deployment_ref) WHERE deployment_ref IS NOT NULL",
         """CREATE TABLE artifacts(
             artifact_ref TEXT PRIMARY KEY,

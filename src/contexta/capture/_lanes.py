@@ -1,0 +1,118 @@
+"""Sink lanes: each sink receives batches on a thread of its own.
+
+The writer builds a batch once and hands it to every lane; the lanes write in parallel. Sinks spend
+most of their time in calls that release the GIL (os.write, SQLite), so the log file, the store and
+the writer's own Python work overlap instead of taking turns. A lane holds at most two batches, which
+keeps memory bounded and pushes back on the writer when a sink is slow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from contexta.capture._batch import CaptureBatch
+from contexta.capture._sinks._base import Sink
+
+__all__ = ["BatchTicket", "SinkLane"]
+
+_MAX_PENDING = 2
+
+
+@dataclass(slots=True)
+class BatchTicket:
+    """One batch's progress through all lanes; the last lane to finish settles the counters."""
+
+    size: int
+    remaining: int
+    refused: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finish(self, refused: bool) -> bool:
+        """Record one lane's outcome; True for the lane that finished last."""
+        with self.lock:
+            self.refused = self.refused or refused
+            self.remaining -= 1
+            return self.remaining == 0
+
+
+class SinkLane:
+    """Delivers batches to one sink, in order, on its own thread."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        on_refused: Callable[[Sink, CaptureBatch, Exception], None],
+        on_settled: Callable[[BatchTicket], None],
+        on_flush_error: Callable[[Sink, Exception], None],
+    ):
+        self.sink = sink
+        self._on_refused = on_refused
+        self._on_settled = on_settled
+        self._on_flush_error = on_flush_error
+        self._pending: deque[tuple[CaptureBatch, BatchTicket] | threading.Event | None] = deque()
+        self._condition = threading.Condition(threading.Lock())
+        self.pending_records = 0
+        self._thread = threading.Thread(target=self._run, name=f"contexta-sink-{sink.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def ident(self) -> int | None:
+        return self._thread.ident
+
+    def submit(self, batch: CaptureBatch, ticket: BatchTicket) -> None:
+        with self._condition:
+            while sum(1 for item in self._pending if isinstance(item, tuple)) >= _MAX_PENDING:
+                self._condition.wait()
+            self._pending.append((batch, ticket))
+            self.pending_records += len(batch)
+            self._condition.notify_all()
+
+    def barrier(self) -> threading.Event:
+        """An event set once every batch submitted so far is written and the sink flushed."""
+        done = threading.Event()
+        with self._condition:
+            self._pending.append(done)
+            self._condition.notify_all()
+        return done
+
+    def stop(self) -> None:
+        with self._condition:
+            self._pending.append(None)
+            self._condition.notify_all()
+
+    def join(self, timeout: float | None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending:
+                    self._condition.wait()
+                item = self._pending[0]
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                try:
+                    self.sink.flush()
+                except Exception as error:
+                    self._on_flush_error(self.sink, error)
+                item.set()
+            else:
+                batch, ticket = item
+                refused = False
+                try:
+                    self.sink.write(batch)
+                except Exception as error:
+                    refused = True
+                    self._on_refused(self.sink, batch, error)
+                if ticket.finish(refused):
+                    self._on_settled(ticket)
+            with self._condition:
+                self._pending.popleft()
+                if not isinstance(item, threading.Event):
+                    self.pending_records -= len(item[0])
+                self._condition.notify_all()

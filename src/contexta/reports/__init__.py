@@ -1,0 +1,13 @@
+"""Report documents over the canonical store, and their renderings (Markdown, JSON, CSV)."""
+
+from contexta.reports._builders import build_multi_run_report, build_snapshot_report
+from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
+
+__all__ = [
+    "Cell",
+    "ReportDocument",
+    "ReportSection",
+    "ReportTable",
+    "build_multi_run_report",
+    "build_snapshot_report",
+]

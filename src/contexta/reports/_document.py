@@ -1,0 +1,186 @@
+"""Report documents: titled sections of paragraphs and tables, rendered as Markdown, JSON or CSV.
+
+A document is plain data built once by a builder; each renderer only formats it, so the renderings
+always agree with one another.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from contexta.errors import NotFoundError, ValidationError
+
+__all__ = ["Cell", "ReportDocument", "ReportSection", "ReportTable"]
+
+Cell = str | int | float | bool | None
+
+
+def _format_number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _text_cell(value: Cell) -> str:
+    """A cell for people: numbers shortened, nothing shown as `-`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return _format_number(value)
+    return str(value)
+
+
+def _markdown_cell(value: Cell) -> str:
+    return (
+        _text_cell(value)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("\r\n", "\n")
+        .replace("\n", "<br>")
+    )
+
+
+def _csv_cell(value: Cell) -> str:
+    """A cell for programs: nothing is empty, numbers keep every digit."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_cell(value: object) -> Cell:
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    raise ValidationError(
+        f"a report cell must be a string, number, bool or None, got {type(value).__name__}; "
+        "format it as text first",
+        code="report_cell_invalid",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTable:
+    """Named columns and rows of cells; every row has one cell per column."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...] = ()
+
+    def __init__(self, columns: Iterable[str], rows: Iterable[Iterable[Cell]] = ()):
+        columns = tuple(str(column) for column in columns)
+        checked_rows = tuple(tuple(_check_cell(cell) for cell in row) for row in rows)
+        for index, row in enumerate(checked_rows):
+            if len(row) != len(columns):
+                raise ValidationError(
+                    f"row {index} has {len(row)} cells but the table has {len(columns)} columns",
+                    code="report_table_invalid",
+                )
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "rows", checked_rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "rows": [list(row) for row in self.rows]}
+
+    def column(self, name: str) -> tuple[Cell, ...]:
+        """Every row's cell in the column `name`."""
+        if name not in self.columns:
+            raise NotFoundError(
+                f"the table has no column {name!r} (its columns: {', '.join(self.columns)})",
+                code="report_column_not_found",
+            )
+        index = self.columns.index(name)
+        return tuple(row[index] for row in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSection:
+    """A titled part of a report: paragraphs of text, then an optional table."""
+
+    title: str
+    paragraphs: tuple[str, ...] = ()
+    table: ReportTable | None = None
+
+    def __init__(self, title: str, paragraphs: Sequence[str] = (), table: ReportTable | None = None):
+        if isinstance(paragraphs, str):  # a lone string would otherwise become one paragraph per letter
+            paragraphs = (paragraphs,)
+        object.__setattr__(self, "title", str(title))
+        object.__setattr__(self, "paragraphs", tuple(str(paragraph) for paragraph in paragraphs))
+        object.__setattr__(self, "table", table)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "paragraphs": list(self.paragraphs),
+            "table": None if self.table is None else self.table.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDocument:
+    """A report: a title and its sections, in reading order."""
+
+    title: str
+    sections: tuple[ReportSection, ...]
+
+    def __init__(self, title: str, sections: Iterable[ReportSection]):
+        object.__setattr__(self, "title", str(title))
+        object.__setattr__(self, "sections", tuple(sections))
+
+    def section(self, title: str) -> ReportSection:
+        """The section titled `title`."""
+        for section in self.sections:
+            if section.title == title:
+                return section
+        raise NotFoundError(
+            f"the report has no section {title!r} (its sections: "
+            f"{', '.join(section.title for section in self.sections)})",
+            code="report_section_not_found",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"title": ..., "sections": [{"title", "paragraphs", "table": {"columns", "rows"} | None}]}`."""
+        return {"title": self.title, "sections": [section.to_dict() for section in self.sections]}
+
+    def to_json(self) -> str:
+        """`to_dict()` as indented JSON text."""
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
+
+    def to_markdown(self) -> str:
+        """The report as Markdown: `#` title, `##` per section, paragraphs, then a pipe table."""
+        lines = [f"# {self.title}"]
+        for section in self.sections:
+            lines += ["", f"## {section.title}"]
+            for paragraph in section.paragraphs:
+                lines += ["", paragraph]
+            table = section.table
+            # An empty table is left out of Markdown (its section says so); JSON and CSV keep the header.
+            if table is not None and table.columns and table.rows:
+                lines += ["", "| " + " | ".join(_markdown_cell(column) for column in table.columns) + " |"]
+                lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
+                lines += [
+                    "| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in table.rows
+                ]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        """Every table as CSV, one block per section that has one: a row holding the section title,
+        the header row, the data rows; blocks are separated by an empty line."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        first = True
+        for section in self.sections:
+            if section.table is None:
+                continue
+            if not first:
+                buffer.write("\n")
+            first = False
+            writer.writerow([section.title])
+            writer.writerow(section.table.columns)
+            writer.writerows([_csv_cell(cell) for cell in row] for row in section.table.rows)
+        return buffer.getvalue()
