@@ -171,9 +171,11 @@ def entry_to_line(entry: CapturedEntry, sink_name: str) -> dict[str, Any]:
 class CaptureBatch(Sequence[CapturedEntry]):
     """The entries of one writer cycle, shared read-only by every sink."""
 
-    __slots__ = ("_encoded", "_entries", "_models")
+    __slots__ = ("_encoded", "_entries", "_models", "batch_id")
 
-    def __init__(self, entries: Iterable[CapturedEntry]):
+    def __init__(self, entries: Iterable[CapturedEntry], *, batch_id: str | None = None):
+        # batch_id is set on batches replayed from the outbox, so a sink can store each of them once.
+        self.batch_id = batch_id
         self._entries = tuple(entries)
         self._encoded: dict[tuple[str, str], bytes] = {}
         self._models: list[ContractModel | dict[str, Any]] | None = None

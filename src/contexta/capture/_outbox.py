@@ -87,7 +87,8 @@ class Outbox:
                 raw = claimed.read_bytes().splitlines()
                 header = orjson.loads(raw[0])
                 batch = CaptureBatch(
-                    entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip())
+                    entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip()),
+                    batch_id=f"outbox:{header['sink']}:{path.stem}",
                 )
                 deliver(str(header["sink"]), batch)
             except Exception as error:

@@ -45,6 +45,8 @@ class StoreSink:
     def write(self, batch: CaptureBatch) -> None:
         rows: list[list[Any]] = []
         with self.database.transaction() as connection:
+            if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
+                return
             for entry in batch:
                 family = entry.family
                 if family == "RECORD":
@@ -66,6 +68,16 @@ class StoreSink:
                         source_exists=int(bool(payload["source"].get("exists"))),
                     )
             insert_record_rows(connection, rows)
+
+    @staticmethod
+    def _first_delivery(connection: sqlite3.Connection, batch_id: str) -> bool:
+        """Mark a replayed batch delivered; False if this store already has it."""
+        cursor = connection.execute(
+            "INSERT OR IGNORE INTO delivered_batches (batch_id, delivered_at) "
+            "VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            (batch_id,),
+        )
+        return cursor.rowcount == 1
 
     def _ensure_project(self, connection: sqlite3.Connection, project_ref: str, created_at: str) -> None:
         connection.execute(
