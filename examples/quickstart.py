@@ -77,6 +77,10 @@ with ctx.run(
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_bytes(pickle.dumps(make_pipeline(scaler, model)))
     registration = run.register_artifact("model", str(model_path), attributes={"format": "pickle"})
+
+# Leaving the run flushed it into the workspace's store: it can be queried straight away.
+loss_series = ctx.get_metric_series(run.ref, "train/loss")
+stages = [f"{stage.name} ({stage.status})" for stage in ctx.list_stages(run.ref)]
 ctx.close()
 
 with records_path.open("rb") as log:
@@ -94,3 +98,8 @@ print(f"Records: {Path(os.path.relpath(records_path)).as_posix()}")
 print(f"Artifacts: {Path(os.path.relpath(local_sink.file_path_for('ARTIFACT'))).as_posix()}")
 loss_lines = metric_keys.count("train/loss")
 print(f"Metric lines from this run in record.jsonl: {len(metric_keys)} ({loss_lines} of them train/loss)")
+print(f"Stages in the store: {', '.join(stages)}")
+print(
+    f"train/loss in the store: {len(loss_series.points)} points, "
+    f"{loss_series.points[0].value:.4f} at step 1 -> {loss_series.points[-1].value:.4f} at step {EPOCHS}"
+)
