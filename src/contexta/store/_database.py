@@ -71,23 +71,29 @@ class StoreDatabase:
     def _open(self) -> sqlite3.Connection:
         self._refuse_foreign_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if not self._checked:
+                self._refuse_foreign_database(connection)  # before anything that writes to the file
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             if not self._checked:
                 self._migrate(connection)
                 self._checked = True
         except sqlite3.DatabaseError as error:
+            connection.close()
             raise StoreError(
                 f"{self.path} is not a usable Contexta store ({error}); "
                 "move it aside or run `contexta repair`",
                 code="store_corrupt",
                 details={"path": str(self.path)},
             ) from None
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _refuse_foreign_file(self) -> None:
@@ -107,7 +113,7 @@ class StoreDatabase:
                 details={"path": str(self.path)},
             )
 
-    def _migrate(self, connection: sqlite3.Connection) -> None:
+    def _refuse_foreign_database(self, connection: sqlite3.Connection) -> None:
         application_id = connection.execute("PRAGMA application_id").fetchone()[0]
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if application_id not in (0, APPLICATION_ID):
@@ -118,15 +124,18 @@ class StoreDatabase:
                 details={"path": str(self.path)},
             )
         if application_id == 0 and version == 0:
-            tables = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[
-                0
-            ]
+            (tables,) = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()
             if tables:
                 raise StoreError(
                     f"{self.path} is an SQLite database with tables of its own; it is not a Contexta store",
                     code="store_foreign",
                     details={"path": str(self.path)},
                 )
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {version}, newer than this Contexta ({SCHEMA_VERSION}); "

@@ -38,6 +38,10 @@ __all__ = [
 
 _ModelT = TypeVar("_ModelT", bound=ContractModel)
 
+_NOUNS = {
+    "projects": "project", "runs": "run", "stages": "stage", "batches": "batch", "samples": "sample",
+    "deployments": "deployment", "environments": "environment", "relations": "relation",
+}  # fmt: skip
 _PARENT_TABLES = {"project_ref": "projects", "run_ref": "runs", "stage_ref": "stages", "batch_ref": "batches"}
 
 
@@ -85,7 +89,7 @@ class _Repository:
                 f"SELECT {table.column_list} FROM {table.name} WHERE {table.key[0]} = ?", (ref,)
             ).fetchone()
         if row is None:
-            noun = table.name.removesuffix("s")
+            noun = _NOUNS[table.name]
             raise NotFoundError(
                 f"no {noun} {ref} in the store", code=f"{noun}_not_found", details={"ref": ref}
             )

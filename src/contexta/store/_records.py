@@ -68,6 +68,7 @@ class RecordStore:
         accepted: list[str] = []
         rejected: list[RejectedRecord] = []
         rows: list[list[Any]] = []
+        seen: set[tuple[str | None, str]] = set()
         with self._database.transaction() as connection:
             for record in records:
                 if not isinstance(record, _RECORD_TYPES):
@@ -84,24 +85,15 @@ class RecordStore:
                     ).fetchone()
                 ):
                     reason = "a record with this ref is already stored"
+                if reason is None and (envelope.run_ref, envelope.record_ref) in seen:
+                    reason = "a record with this ref appears earlier in the same call"
                 if reason is not None:
                     rejected.append(RejectedRecord(envelope.record_ref, reason))
                     continue
+                seen.add((envelope.run_ref, envelope.record_ref))
                 rows.append(record_row(record))
                 accepted.append(envelope.record_ref)
-            stored = insert_record_rows(connection, rows)
-        if stored != len(rows):  # two records in this call shared a ref
-            duplicates = len(rows) - stored
-            return AppendResult(
-                tuple(accepted[:-duplicates]),
-                (
-                    *rejected,
-                    *(
-                        RejectedRecord(ref, "a record with this ref appears twice")
-                        for ref in accepted[-duplicates:]
-                    ),
-                ),
-            )
+            insert_record_rows(connection, rows)
         return AppendResult(tuple(accepted), tuple(rejected))
 
     @staticmethod
