@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 __all__ = ["StoreDatabase"]
 
 BUSY_TIMEOUT_S = 60.0
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreDatabase:
@@ -69,7 +68,7 @@ class StoreDatabase:
             pass
 
     def _open(self) -> sqlite3.Connection:
-        self._refuse_foreign_file()
+        self._refuse_directory()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -78,7 +77,9 @@ class StoreDatabase:
             connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             if not self._checked:
                 self._refuse_foreign_database(connection)  # before anything that writes to the file
-            connection.execute("PRAGMA journal_mode=WAL")
+            # Switching a new file to WAL takes an exclusive lock without consulting the busy handler,
+            # so processes creating one store at the same moment must retry it themselves.
+            self._until_unlocked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
             connection.execute("PRAGMA synchronous=NORMAL")
             if not self._checked:
                 self._migrate(connection)
@@ -96,26 +97,27 @@ class StoreDatabase:
             raise
         return connection
 
-    def _refuse_foreign_file(self) -> None:
-        try:
-            with open(self.path, "rb") as handle:
-                header = handle.read(len(_SQLITE_HEADER))
-        except FileNotFoundError:
-            return
-        except IsADirectoryError:
-            raise StoreError(
-                f"{self.path} is a directory, not a Contexta store", code="store_foreign"
-            ) from None
-        if header and header != _SQLITE_HEADER:
-            raise StoreError(
-                f"{self.path} is not an SQLite database; it is not a Contexta store (move it aside)",
-                code="store_corrupt",
-                details={"path": str(self.path)},
-            )
+    def _refuse_directory(self) -> None:
+        # Only a stat: opening and closing the database file ourselves would drop every POSIX lock this
+        # process holds on it (fcntl locks belong to the process), and another process could then
+        # checkpoint and delete the WAL under our live connections. A file that is not SQLite at all is
+        # caught by SQLite itself ("file is not a database").
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a Contexta store", code="store_foreign")
 
     def _refuse_foreign_database(self, connection: sqlite3.Connection) -> None:
-        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        # One read transaction, so the three answers come from one snapshot: read one by one, they can
+        # straddle another process's migration (no id yet, then its tables) and look foreign.
+        connection.execute("BEGIN")
+        try:
+            application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            (tables,) = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+            ).fetchone()
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
         if application_id not in (0, APPLICATION_ID):
             raise StoreError(
                 f"{self.path} belongs to another application (application_id {application_id}); "
@@ -123,16 +125,12 @@ class StoreDatabase:
                 code="store_foreign",
                 details={"path": str(self.path)},
             )
-        if application_id == 0 and version == 0:
-            (tables,) = connection.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-            ).fetchone()
-            if tables:
-                raise StoreError(
-                    f"{self.path} is an SQLite database with tables of its own; it is not a Contexta store",
-                    code="store_foreign",
-                    details={"path": str(self.path)},
-                )
+        if application_id == 0 and version == 0 and tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database with tables of its own; it is not a Contexta store",
+                code="store_foreign",
+                details={"path": str(self.path)},
+            )
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -181,11 +179,18 @@ class StoreDatabase:
         connection.execute("COMMIT")
 
     def _begin(self, connection: sqlite3.Connection) -> None:
-        # busy_timeout covers most waits; a locked error beyond it is retried, never shown to the user.
+        self._until_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"))
+
+    def _until_unlocked(self, statement: Callable[[], object]) -> None:
+        """Run `statement`, retrying while another connection holds the lock it needs.
+
+        busy_timeout covers most waits; a locked error beyond it (or one SQLite raises without waiting)
+        is retried here, never shown to the user, until a deadline far beyond any honest transaction."""
         deadline = time.monotonic() + 10 * BUSY_TIMEOUT_S
+        pause = 0.001
         while True:
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                statement()
                 return
             except sqlite3.OperationalError as error:
                 if "locked" not in str(error) and "busy" not in str(error):
@@ -194,7 +199,8 @@ class StoreDatabase:
                     raise StoreError(
                         f"{self.path} stayed locked by another writer", code="store_locked"
                     ) from None
-                time.sleep(0.05)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
 
     def close(self) -> None:
         """Release this store: the calling thread's connection closes now, other threads' on their next
