@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from contexta.store._database import StoreDatabase
-from contexta.store._rows import INSERT_COLUMNS, record_row_from_payload
+from contexta.store._records import store_record_documents
 
 DIGEST = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
@@ -224,11 +224,8 @@ class StoreBuilder:
             envelope["batch_execution_ref"] = "batch:" + ".".join(components[:4])
         if kind == "sample":
             envelope["sample_observation_ref"] = owner_ref
-        row = record_row_from_payload({"envelope": envelope, "payload": body})
         with self.db.transaction() as connection:
-            connection.execute(
-                f"INSERT INTO records({INSERT_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
-            )
+            store_record_documents(connection, [{"envelope": envelope, "payload": body}])
         return str(envelope["record_ref"])
 
     def metric(

@@ -34,9 +34,12 @@ tags = st.one_of(st.none(), st.dictionaries(st.text(max_size=8), tag_values, max
     )
 )
 def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics: list[Any]) -> None:
+    # The capture log's lines come from the writer's direct formatting; the memory sink's entries are
+    # encoded here with the generic encoder. Both sinks saw the same batches.
     workspace: Path = tmp_path_factory.mktemp("ws")
     memory = InMemorySink()
-    ctx = Contexta(workspace=workspace, config={"project_name": "p"}, sinks=[memory])
+    log = LocalJsonlSink(workspace / "capture")
+    ctx = Contexta(workspace=workspace, config={"project_name": "p"}, sinks=[memory, log])
     try:
         with ctx.run("r") as run, run.stage("s") as stage:
             for key, value, unit, step, tag_map in metrics:
@@ -45,7 +48,12 @@ def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics:
         ctx.close()
     metric_entries = [entry for entry in memory.entries if entry.payload_type == "MetricRecord"]
     assert len(metric_entries) == len(metrics)
-    fast = CaptureBatch(metric_entries).encoded("RECORD", "local-jsonl").splitlines()
+    fast = [
+        line
+        for line in read_capture_log(log.file_path_for("RECORD")).lines
+        if line["payload_type"] == "MetricRecord"
+    ]
+    assert len(fast) == len(metrics)
     for entry, line in zip(metric_entries, fast, strict=True):
         generic = {
             "captured_at": entry.captured_at,
@@ -55,10 +63,26 @@ def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics:
             "sink_name": "local-jsonl",
             "payload": entry.payload,
         }
-        assert orjson.loads(line) == orjson.loads(orjson.dumps(generic))
-    for entry, (_, value, *_rest) in zip(metric_entries, metrics, strict=True):
-        stored = entry.payload["payload"]["value"]
+        assert line == orjson.loads(orjson.dumps(generic))
+    for line, (_, value, *_rest) in zip(fast, metrics, strict=True):
+        stored = line["payload"]["payload"]["value"]
         assert stored == value and type(stored) is type(value) and not math.isnan(stored)
+
+
+def test_a_batch_built_from_entries_encodes_like_the_writer(tmp_path: Path) -> None:
+    memory = InMemorySink()
+    log = LocalJsonlSink(tmp_path / "capture")
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}, sinks=[memory, log])
+    with ctx.run("r") as run, run.stage("s") as stage:
+        stage.metrics({"loss": 0.5, "accuracy": 1}, step=3)
+        stage.event("note", message="between metrics")
+        stage.metric("lr", 0.001, unit="1/step")
+    ctx.close()
+    rebuilt = CaptureBatch(memory.entries).encoded("RECORD", "local-jsonl")
+    written = log.file_path_for("RECORD").read_bytes()
+    assert [orjson.loads(line) for line in rebuilt.splitlines()] == [
+        orjson.loads(line) for line in written.splitlines()
+    ]
 
 
 def test_log_lines_rebuild_into_validated_models(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _time_ns = time.time_ns
+_METRIC = kinds.METRIC
 _MAX_REMEMBERED_KEYS = 16_384
 _known_keys: set[str] = set()
 
@@ -70,6 +71,17 @@ def _check_step(step: Any) -> None:
 def _check_unit(unit: Any) -> None:
     if type(unit) is not str or not unit:
         raise ValidationError(f"unit must be a non-empty string, got {unit!r}", code="metric_unit_invalid")
+
+
+def _checked_metric_options(
+    unit: Any, aggregation_scope: Any, tags: Mapping[str, Any] | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The less common metric options, checked (tags copied as JSON-safe attributes)."""
+    if unit is not None:
+        _check_unit(unit)
+    if aggregation_scope != "step":
+        check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
+    return unit, None if tags is None else json_attributes(tags, "tags")
 
 
 _REF_FIELDS = {
@@ -106,6 +118,7 @@ class Scope:
         self._details = details or {}
         self._put = session.pipeline.put
         self._queue = session.pipeline.queue
+        self._items = self._queue.items  # the queue's deque, never replaced (cleared in place after fork)
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -176,24 +189,12 @@ class Scope:
             value = metric_number(value, key)
         if step is not None and (type(step) is not int or step < 0):
             _check_step(step)
-        if unit is not None and (type(unit) is not str or not unit):
-            _check_unit(unit)
-        if aggregation_scope != "step":
-            check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
-        item = (
-            kinds.METRIC,
-            _time_ns(),
-            self._context,
-            key,
-            value,
-            unit,
-            step,
-            aggregation_scope,
-            None if tags is None else json_attributes(tags, "tags"),
-        )
+        if unit is not None or aggregation_scope != "step" or tags is not None:
+            unit, tags = _checked_metric_options(unit, aggregation_scope, tags)
+        item = (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
         # CaptureQueue.put, inlined: this is the call a training loop makes millions of times.
         queue = self._queue
-        items = queue.items
+        items = self._items
         if len(items) < queue.limit:
             items.append(item)
             if queue.writer_idle and len(items) >= queue.wake_threshold:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from contexta.capture import _items as kinds
-from contexta.capture._batch import CaptureBatch, CapturedEntry, EntryBuilder
+from contexta.capture._batch import CaptureBatch
+from contexta.capture._builder import BatchItems, EntryBuilder
 from contexta.capture._lanes import BatchTicket, SinkLane
 from contexta.capture._outbox import Outbox
 from contexta.capture._queue import CaptureQueue, DropEpisode
@@ -132,7 +133,7 @@ class BatchWriter:
             if taken:
                 self._process(taken)
             elif self._stopping:
-                self._deliver([], self._finish_episodes())
+                self._deliver([], finish_episodes=True)
                 self._flush_sinks()
                 for lane in self.lanes:
                     lane.stop()
@@ -141,7 +142,7 @@ class BatchWriter:
                 return
             else:
                 if self._episodes:
-                    self._deliver([], self._finish_episodes())
+                    self._deliver([], finish_episodes=True)
                 queue.wait_for_items(self.flush_interval_s)
 
     def _process(self, taken: list[tuple[Any, ...]]) -> None:
@@ -158,26 +159,29 @@ class BatchWriter:
         pending: list[tuple[Any, ...]] = []
         for item in taken:
             if item[0] == kinds.BARRIER:
-                self._deliver(pending, self._finish_episodes())
+                self._deliver(pending, finish_episodes=True)
                 pending = []
                 self._flush_sinks()
                 item[3].set()
             else:
                 pending.append(item)
         # An episode ends once a whole cycle passes without new drops.
-        self._deliver(pending, self._finish_episodes() if not new_episodes else [])
+        self._deliver(pending, finish_episodes=not new_episodes)
 
-    def _deliver(self, pending: list[tuple[Any, ...]], extra: list[CapturedEntry]) -> None:
-        if not pending and not extra:
+    def _deliver(self, pending: list[tuple[Any, ...]], *, finish_episodes: bool) -> None:
+        episodes = self._take_finished_episodes() if finish_episodes else []
+        if not pending and not episodes:
             return
-        entries: list[CapturedEntry] = []
+        self.builder.begin()
+        items: BatchItems = []
         try:
-            self.builder.build(pending, entries)
+            self.builder.build(pending, items)
         except Exception:
-            entries = self._build_each(pending)
-        entries.extend(extra)
+            items = self._build_each(pending)
+        for episode in episodes:
+            self._append_degraded_marker(items, episode)
         self.taken += len(pending)
-        batch = CaptureBatch(entries)
+        batch = CaptureBatch.from_writer(items, self.builder.finish(items))
         ticket = BatchTicket(len(batch), len(self.lanes))
         self.batches += 1
         if not self.lanes:
@@ -192,26 +196,25 @@ class BatchWriter:
             else:
                 self.written += ticket.size
 
-    def _build_each(self, pending: list[tuple[Any, ...]]) -> list[CapturedEntry]:
+    def _build_each(self, pending: list[tuple[Any, ...]]) -> BatchItems:
         """Slow path after a build failure: keep every good record, mark each bad one degraded."""
-        entries: list[CapturedEntry] = []
+        items: BatchItems = []
         for item in pending:
             try:
-                self.builder.build([item], entries)
+                self.builder.build([item], items)
             except Exception as error:
                 context = item[2]
-                entries.append(
-                    self.builder.degraded(
-                        context,
-                        "record_unbuildable",
-                        f"a captured record could not be built: {error!r}",
-                        1,
-                        item[1],
-                        item[1],
-                    )
+                self.builder.degraded(
+                    items,
+                    context,
+                    "record_unbuildable",
+                    f"a captured record could not be built: {error!r}",
+                    1,
+                    item[1],
+                    item[1],
                 )
                 self._error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
-        return entries
+        return items
 
     def _park(self, sink: Sink, batch: CaptureBatch, error: Exception) -> None:
         with self._counter_lock:
@@ -255,29 +258,27 @@ class BatchWriter:
             known.first_ns = min(known.first_ns, episode.first_ns)
             known.last_ns = max(known.last_ns, episode.last_ns)
 
-    def _finish_episodes(self) -> list[CapturedEntry]:
+    def _take_finished_episodes(self) -> list[DropEpisode]:
         for episode in self.queue.take_drop_episodes():
             self._merge_episode(episode)
-        if not self._episodes:
-            return []
-        entries = []
-        for episode in self._episodes.values():
-            message = _DROP_MESSAGES.get(episode.policy, "records were dropped")
-            entries.append(
-                self.builder.degraded(
-                    episode.context,
-                    "capture.dropped",
-                    f"{episode.count} records dropped: {message}",
-                    episode.count,
-                    episode.first_ns,
-                    episode.last_ns,
-                    {"policy": episode.policy},
-                )
-            )
-            self.dropped_reported += episode.count
-            self._error(
-                f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
-                f"drop:{episode.policy}",
-            )
+        episodes = list(self._episodes.values())
         self._episodes = {}
-        return entries
+        return episodes
+
+    def _append_degraded_marker(self, items: BatchItems, episode: DropEpisode) -> None:
+        message = _DROP_MESSAGES.get(episode.policy, "records were dropped")
+        self.builder.degraded(
+            items,
+            episode.context,
+            "capture.dropped",
+            f"{episode.count} records dropped: {message}",
+            episode.count,
+            episode.first_ns,
+            episode.last_ns,
+            {"policy": episode.policy},
+        )
+        self.dropped_reported += episode.count
+        self._error(
+            f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
+            f"drop:{episode.policy}",
+        )

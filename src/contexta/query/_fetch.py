@@ -20,14 +20,16 @@ from contexta.query._models import (
     BatchRecord,
     DeploymentRecord,
     EnvironmentRecord,
-    MetricPoint,
+    MetricPoints,
     ProjectRecord,
     RunRecord,
     SampleRecord,
     StageRecord,
 )
 from contexta.store._database import StoreDatabase
-from contexta.store._rows import RECORD_COLUMNS, loads_or_none, record_from_row
+from contexta.store._metric_points import load_columns, select_series
+from contexta.store._records import scan_records
+from contexta.store._rows import loads_or_none
 
 __all__ = [
     "DegradedSummary",
@@ -257,40 +259,28 @@ def fetch_environment(connection: sqlite3.Connection, run_ref: str) -> Environme
 
 def fetch_metric_points(
     connection: sqlite3.Connection, run_ref: str, metric_key: str, stage_ref: str | None = None
-) -> list[MetricPoint]:
-    """One metric's points in capture order (`records.seq`)."""
-    sql = (
-        "SELECT step, value, observed_at, stage_ref, batch_ref, sample_ref FROM records "
-        "WHERE run_ref = ? AND key = ? AND record_type = 'metric'"
-    )
-    parameters: list[Any] = [run_ref, metric_key]
-    if stage_ref is not None:
-        sql += " AND stage_ref = ?"
-        parameters.append(stage_ref)
-    rows = connection.execute(sql + " ORDER BY seq", parameters).fetchall()
-    return [MetricPoint(*row) for row in rows]
+) -> MetricPoints:
+    """One metric's points in capture order."""
+    series = select_series(connection, run_ref=run_ref, key=metric_key, stage_ref=stage_ref)
+    return MetricPoints(load_columns(connection, series)) if series else MetricPoints()
 
 
 def latest_metric_values(
     connection: sqlite3.Connection, run_ref: str
 ) -> dict[tuple[str | None, str], float | int]:
     """(stage ref or None for run-level, metric key) -> the value captured last, in capture order."""
-    rows = connection.execute(
-        "SELECT records.stage_ref, records.key, records.value FROM records JOIN ("
-        "  SELECT max(seq) AS last_seq, min(seq) AS first_seq FROM records"
-        "  WHERE run_ref = ? AND record_type = 'metric' GROUP BY stage_ref, key"
-        ") AS series ON records.seq = series.last_seq ORDER BY series.first_seq",
-        (run_ref,),
-    ).fetchall()
-    return {(row[0], row[1]): row[2] for row in rows}
+    latest: dict[tuple[str | None, str], tuple[int, float | int]] = {}
+    for series in select_series(connection, run_ref=run_ref):  # ordered by first capture
+        slot = (series.stage_ref, series.key)
+        known = latest.get(slot)
+        if known is None or series.last_seq > known[0]:
+            latest[slot] = (series.last_seq, series.last_value)
+    return {slot: value for slot, (_, value) in latest.items()}
 
 
 def fetch_records(connection: sqlite3.Connection, run_ref: str) -> list[AnyRecord]:
     """Every record of a run as its contract model, in capture order."""
-    rows = connection.execute(
-        f"SELECT {RECORD_COLUMNS} FROM records WHERE run_ref = ? ORDER BY seq", (run_ref,)
-    ).fetchall()
-    return [record_from_row(row) for row in rows]
+    return [record for _, record in scan_records(connection, run=run_ref)]
 
 
 def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list[DegradedSummary]:
@@ -308,11 +298,10 @@ def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list
 def fetch_metric_stage_refs(connection: sqlite3.Connection, run_ref: str) -> tuple[int, frozenset[str]]:
     """How many metrics a run recorded, and the stages that recorded at least one."""
     rows = connection.execute(
-        "SELECT stage_ref, count(*) FROM records WHERE run_ref = ? AND record_type = 'metric' "
-        "GROUP BY stage_ref",
+        "SELECT stage_ref, sum(point_count) FROM metric_series WHERE run_ref = ? GROUP BY stage_ref",
         (run_ref,),
     ).fetchall()
-    return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0] is not None)
+    return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0])
 
 
 def fetch_record_counts(connection: sqlite3.Connection, run_ref: str) -> dict[str, int]:
@@ -320,4 +309,10 @@ def fetch_record_counts(connection: sqlite3.Connection, run_ref: str) -> dict[st
     rows = connection.execute(
         "SELECT record_type, count(*) FROM records WHERE run_ref = ? GROUP BY record_type", (run_ref,)
     ).fetchall()
-    return {row[0]: row[1] for row in rows}
+    counts = {row[0]: row[1] for row in rows}
+    (metrics,) = connection.execute(
+        "SELECT sum(point_count) FROM metric_series WHERE run_ref = ?", (run_ref,)
+    ).fetchone()
+    if metrics:
+        counts["metric"] = int(metrics)
+    return counts

@@ -9,6 +9,7 @@ from __future__ import annotations
 from contexta.contract._checks import STATUSES
 from contexta.errors import ValidationError
 from contexta.query._fetch import (
+    consistent_read,
     fetch_artifacts,
     fetch_batches,
     fetch_deployments,
@@ -131,11 +132,11 @@ def get_metric_series(
         raise ValidationError(
             f"metric key must be a non-empty string, got {key!r}", code="metric_key_invalid"
         )
-    with db.read() as connection:
+    with consistent_read(db) as connection:
         run_ref = find_run_ref(connection, run_id, project)
         stage_ref = None if stage is None else find_stage_ref(connection, run_ref, stage)
         points = fetch_metric_points(connection, run_ref, key, stage_ref)
-    return MetricSeries(run_id=run_ref, metric_key=key, points=tuple(points))
+    return MetricSeries(run_id=run_ref, metric_key=key, points=points)
 
 
 def get_environment(

@@ -7,12 +7,14 @@ name, and JSON columns come back as plain mappings. `to_dict()` gives JSON-ready
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from contexta.contract._model import ContractModel
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
+from contexta.store._metric_points import MetricColumns
 
 __all__ = [
     "SEVERITIES",
@@ -24,6 +26,7 @@ __all__ = [
     "DiagnosticsResult",
     "EnvironmentRecord",
     "MetricPoint",
+    "MetricPoints",
     "MetricSeries",
     "ProjectRecord",
     "RunRecord",
@@ -41,7 +44,7 @@ SEVERITIES = ("info", "warning", "error")
 def _plain(value: Any) -> Any:
     if isinstance(value, ReadModel | ContractModel):
         return value.to_dict()
-    if isinstance(value, tuple | list):
+    if isinstance(value, tuple | list | MetricPoints):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
@@ -152,17 +155,85 @@ class MetricPoint(ReadModel):
     sample_id: str | None = None
 
 
+class MetricPoints(Sequence[MetricPoint]):
+    """A series' points as a read-only sequence over its columns: each `MetricPoint` is built when it
+    is read, so a million-point series costs a few lists until someone walks it."""
+
+    __slots__ = ("_columns", "_scopes")
+
+    def __init__(self, columns: MetricColumns | None = None):
+        self._columns = columns
+        # Per series row: the (stage, batch, sample) refs every point of it shares.
+        self._scopes = (
+            []
+            if columns is None
+            else [(row.stage_ref, row.batch_ref, row.sample_ref) for row in columns.series_rows]
+        )
+
+    def __len__(self) -> int:
+        return 0 if self._columns is None else len(self._columns)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricPoint: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[MetricPoint, ...]: ...
+    def __getitem__(self, index: int | slice) -> MetricPoint | tuple[MetricPoint, ...]:
+        if isinstance(index, slice):
+            return tuple(self._point(position) for position in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("metric point index out of range")
+        return self._point(index)
+
+    def _point(self, index: int) -> MetricPoint:
+        columns = self._columns
+        assert columns is not None
+        stage, batch, sample = self._scopes[columns.series[index]]
+        return MetricPoint(
+            columns.steps[index], columns.values[index], columns.observed_at(index), stage, batch, sample
+        )
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        return (self._point(index) for index in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"<MetricPoints of {len(self)}>"
+
+    @property
+    def steps(self) -> list[int | None]:
+        """Every point's step, without building the points."""
+        return [] if self._columns is None else list(self._columns.steps)
+
+    @property
+    def values(self) -> list[float | int]:
+        """Every point's value, without building the points."""
+        return [] if self._columns is None else list(self._columns.values)
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSeries(ReadModel):
     """One metric key's points in one run, in capture order."""
 
     run_id: str
     metric_key: str
-    points: tuple[MetricPoint, ...]
+    points: MetricPoints
 
     @property
     def values(self) -> tuple[float | int, ...]:
-        return tuple(point.value for point in self.points)
+        return tuple(self.points.values)
+
+    @property
+    def steps(self) -> tuple[int | None, ...]:
+        return tuple(self.points.steps)
 
     @property
     def latest(self) -> MetricPoint | None:

@@ -18,12 +18,12 @@ def latest_metric_value(
     connection: sqlite3.Connection, run_ref: str, metric_key: str, stage_ref: str | None = None
 ) -> float | int | None:
     """The value of `metric_key` captured last in the run (or in one stage of it), or None."""
-    sql = "SELECT value FROM records WHERE run_ref = ? AND key = ? AND record_type = 'metric'"
+    sql = "SELECT last_value FROM metric_series WHERE run_ref = ? AND key = ?"
     parameters = [run_ref, metric_key]
     if stage_ref is not None:
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
-    row = connection.execute(sql + " ORDER BY seq DESC LIMIT 1", parameters).fetchone()
+    row = connection.execute(sql + " ORDER BY last_seq DESC LIMIT 1", parameters).fetchone()
     value: float | int | None = None if row is None else row[0]
     return value
 

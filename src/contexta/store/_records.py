@@ -7,33 +7,62 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
 from contexta.store._database import StoreDatabase
-from contexta.store._rows import INSERT_COLUMNS, RECORD_COLUMNS, AnyRecord, record_from_row, record_row
+from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
+from contexta.store._metric_points import metric_records, select_series
+from contexta.store._rows import RECORD_COLUMNS, AnyRecord, record_from_row, record_row_from_payload
 
-__all__ = ["AppendResult", "RecordStore", "RejectedRecord", "insert_record_rows"]
+__all__ = [
+    "AppendResult",
+    "RecordStore",
+    "RejectedRecord",
+    "delete_run_contents",
+    "insert_record_rows",
+    "scan_records",
+    "store_record_documents",
+]
 
 _RECORD_TYPES = (MetricRecord, StructuredEventRecord, TraceSpanRecord, DegradedRecord)
-_COLUMN_COUNT = len(INSERT_COLUMNS.split(", "))
-# One statement per batch: sqlite3 releases the GIL once for all its rows (not once per row or per
-# few thousand rows), and the parsing and inserting happen in C while the training loop keeps running.
-_BULK_INSERT = (
-    f"INSERT INTO records ({INSERT_COLUMNS}) SELECT "
-    + ", ".join(f"value ->> {index}" for index in range(_COLUMN_COUNT))
-    + " FROM json_each(?)"
+_INSERT = (
+    f"INSERT INTO records ({RECORD_COLUMNS}) VALUES ({', '.join('?' * len(RECORD_COLUMNS.split(', ')))})"
 )
+# Everything an execution of a run owns besides its metrics; re-running a run name replaces these.
+_RUN_OWNED_TABLES = ("stages", "batches", "samples", "operations", "records", "artifacts", "environments")
 
 
-def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> int:
-    """Insert rows (INSERT_COLUMNS order); returns how many were inserted."""
-    if not rows:
-        return 0
-    before = connection.total_changes
-    connection.execute(_BULK_INSERT, (orjson.dumps(rows),))
-    return connection.total_changes - before
+def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert record rows (RECORD_COLUMNS order, seq included)."""
+    if rows:
+        connection.executemany(_INSERT, rows)
+
+
+def store_record_documents(connection: sqlite3.Connection, documents: Sequence[dict[str, Any]]) -> None:
+    """Store records given as `{"envelope": ..., "payload": ...}` documents, in this order, as they are
+    (refs and timestamps kept exactly); the caller has checked them."""
+    if not documents:
+        return
+    seq_base = reserve_seq(connection, len(documents))
+    metrics = MetricChunkWriter()
+    rows = []
+    for position, document in enumerate(documents):
+        if document["envelope"]["record_type"] == "metric":
+            metrics.add_record(position, document)
+        else:
+            rows.append(record_row_from_payload(document, seq_base + position))
+    metrics.write(connection, seq_base, None)
+    insert_record_rows(connection, rows)
+
+
+def delete_run_contents(connection: sqlite3.Connection, run_ref: str) -> None:
+    """Remove what an earlier execution of `run_ref` stored (the run row itself stays)."""
+    for table in _RUN_OWNED_TABLES:
+        connection.execute(f"DELETE FROM {table} WHERE run_ref = ?", (run_ref,))
+    series = "SELECT series_id FROM metric_series WHERE run_ref = ?"
+    connection.execute(f"DELETE FROM metric_chunks WHERE series_id IN ({series})", (run_ref,))
+    connection.execute(f"DELETE FROM explicit_metric_refs WHERE series_id IN ({series})", (run_ref,))
+    connection.execute("DELETE FROM metric_series WHERE run_ref = ?", (run_ref,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +94,9 @@ class RecordStore:
 
     def append_many(self, records: Iterable[AnyRecord]) -> AppendResult:
         """Store records whose run (or deployment) is stored; refuse the others with a reason."""
-        accepted: list[str] = []
+        accepted: list[AnyRecord] = []
         rejected: list[RejectedRecord] = []
-        rows: list[list[Any]] = []
-        seen: set[tuple[str | None, str]] = set()
+        seen: set[str] = set()
         with self._database.transaction() as connection:
             for record in records:
                 if not isinstance(record, _RECORD_TYPES):
@@ -78,23 +106,26 @@ class RecordStore:
                     )
                 envelope = record.envelope
                 reason = self._missing_owner(connection, envelope.run_ref, envelope.deployment_execution_ref)
-                if (
-                    reason is None
-                    and connection.execute(
-                        "SELECT 1 FROM records WHERE record_ref = ?", (envelope.record_ref,)
-                    ).fetchone()
-                ):
+                if reason is None and self._stored(connection, record):
                     reason = "a record with this ref is already stored"
-                if reason is None and (envelope.run_ref, envelope.record_ref) in seen:
+                if reason is None and envelope.record_ref in seen:
                     reason = "a record with this ref appears earlier in the same call"
                 if reason is not None:
                     rejected.append(RejectedRecord(envelope.record_ref, reason))
                     continue
-                seen.add((envelope.run_ref, envelope.record_ref))
-                rows.append(record_row(record))
-                accepted.append(envelope.record_ref)
-            insert_record_rows(connection, rows)
-        return AppendResult(tuple(accepted), tuple(rejected))
+                seen.add(envelope.record_ref)
+                accepted.append(record)
+            store_record_documents(connection, [record.to_dict(omit_none=True) for record in accepted])
+        return AppendResult(tuple(record.envelope.record_ref for record in accepted), tuple(rejected))
+
+    @staticmethod
+    def _stored(connection: sqlite3.Connection, record: AnyRecord) -> bool:
+        ref = record.envelope.record_ref
+        if isinstance(record, MetricRecord):
+            sql = "SELECT 1 FROM explicit_metric_refs WHERE record_ref = ?"
+        else:
+            sql = "SELECT 1 FROM records WHERE record_ref = ?"
+        return connection.execute(sql, (ref,)).fetchone() is not None
 
     @staticmethod
     def _missing_owner(
@@ -123,6 +154,35 @@ class RecordStore:
         limit: int | None = None,
     ) -> list[AnyRecord]:
         """Stored records matching every given filter (refs), in capture order."""
+        with self._database.read() as connection:
+            found = scan_records(connection, run=run, stage=stage, key=key, record_type=record_type)
+        return [record for _, record in (found if limit is None else found[: int(limit)])]
+
+    def count(self, *, run: str | None = None) -> int:
+        with self._database.read() as connection:
+            where, parameters = ("", ()) if run is None else (" WHERE run_ref = ?", (run,))
+            (rows,) = connection.execute(f"SELECT count(*) FROM records{where}", parameters).fetchone()
+            (points,) = connection.execute(
+                f"SELECT total(point_count) FROM metric_series{where}", parameters
+            ).fetchone()
+            return int(rows) + int(points)
+
+
+def scan_records(
+    connection: sqlite3.Connection,
+    *,
+    run: str | None = None,
+    stage: str | None = None,
+    key: str | None = None,
+    record_type: str | None = None,
+) -> list[tuple[int, AnyRecord]]:
+    """(seq, record) for every stored record matching the filters, in capture order."""
+    found: list[tuple[int, AnyRecord]] = []
+    if record_type in (None, "metric"):
+        found.extend(
+            metric_records(connection, select_series(connection, run_ref=run, key=key, stage_ref=stage))
+        )
+    if record_type != "metric":
         clauses = []
         parameters: list[Any] = []
         for column, value in (
@@ -134,21 +194,8 @@ class RecordStore:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 parameters.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        tail = ""
-        if limit is not None:
-            tail = " LIMIT ?"
-            parameters.append(int(limit))
-        with self._database.read() as connection:
-            rows = connection.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records {where} ORDER BY seq{tail}", parameters
-            )
-            return [record_from_row(row) for row in rows]
-
-    def count(self, *, run: str | None = None) -> int:
-        with self._database.read() as connection:
-            if run is None:
-                return int(connection.execute("SELECT count(*) FROM records").fetchone()[0])
-            return int(
-                connection.execute("SELECT count(*) FROM records WHERE run_ref = ?", (run,)).fetchone()[0]
-            )
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = connection.execute(f"SELECT {RECORD_COLUMNS} FROM records{where} ORDER BY seq", parameters)
+        found.extend((row[0], record_from_row(row)) for row in rows)
+    found.sort(key=lambda pair: pair[0])
+    return found

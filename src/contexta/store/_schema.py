@@ -1,7 +1,9 @@
 """The canonical store's schema: versioned, created and migrated in one place.
 
-Refs are the keys everywhere (they are stable, readable and already unique). Records keep their
-insertion order in `seq`, which is what "capture order" means for a metric series.
+Refs are the keys everywhere (they are stable, readable and already unique). Every record has a place
+in `seq`, which is what "capture order" means. Metrics are stored as columns of points per series and
+batch, because one row per point costs SQLite more than capture itself (about 70,000 rows/s on these
+machines against 750,000 points/s in chunks).
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY(source_ref, target_ref, relation)
         )""",
         "CREATE INDEX relations_by_target ON relations(target_ref)",
+        # Events, spans and degraded markers, one row each. Metrics, the bulk of every store, are kept in
+        # columns instead (metric_series / metric_chunks below). `seq` is capture order across both.
         # value has no declared type on purpose: ints stay ints and floats stay floats.
         """CREATE TABLE records(
             seq INTEGER PRIMARY KEY,
@@ -131,7 +135,54 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             unit TEXT,
             document TEXT
         )""",
-        "CREATE INDEX records_by_series ON records(run_ref, key, seq)",
+        "CREATE INDEX records_by_run ON records(run_ref, record_type, seq)",
+        "CREATE INDEX records_by_ref ON records(record_ref)",
+        # Capture order: each stored batch reserves a range of `seq` numbers here.
+        "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters(name, value) VALUES ('seq', 0)",
+        # One row per metric series: where it was captured, its key and the rare fields that every point
+        # of it shares, plus running aggregates so "latest value" and "how many" never read the points.
+        # Identity columns hold '' rather than NULL, so the UNIQUE constraint sees every series once.
+        """CREATE TABLE metric_series(
+            series_id INTEGER PRIMARY KEY,
+            run_ref TEXT NOT NULL,
+            stage_ref TEXT NOT NULL,
+            batch_ref TEXT NOT NULL,
+            sample_ref TEXT NOT NULL,
+            deployment_ref TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value_type TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            extras TEXT NOT NULL,
+            point_count INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            last_value,
+            UNIQUE(run_ref, key, stage_ref, batch_ref, sample_ref, deployment_ref, value_type, unit, extras)
+        )""",
+        "CREATE INDEX metric_series_by_deployment ON metric_series(deployment_ref) "
+        "WHERE deployment_ref != ''",
+        # The points of one series from one stored batch, as little-endian arrays: point i has capture
+        # order seq_base + positions[i]. Captured points are named by the writer's numbering (record ref
+        # `record:{owner}.{id_prefix}{ref_base + positions[i]}`, recorded at recorded_ns); points
+        # written by hand or replayed from the outbox keep their own refs and times in `explicit`.
+        """CREATE TABLE metric_chunks(
+            chunk_id INTEGER PRIMARY KEY,
+            series_id INTEGER NOT NULL,
+            seq_base INTEGER NOT NULL,
+            point_count INTEGER NOT NULL,
+            positions BLOB NOT NULL,
+            observed_ns BLOB,
+            point_values BLOB NOT NULL,
+            steps BLOB NOT NULL,
+            id_prefix TEXT,
+            ref_base INTEGER,
+            recorded_ns INTEGER,
+            explicit TEXT
+        )""",
+        "CREATE INDEX metric_chunks_by_series ON metric_chunks(series_id, seq_base)",
+        # Refs of metric points written by hand, so a second append of one ref is refused.
+        "CREATE TABLE explicit_metric_refs(record_ref TEXT PRIMARY KEY, series_id INTEGER NOT NULL)",
         # Outbox batches delivered into this store: a replayed batch is stored once, even after a crash
         # between delivering it and deleting its outbox file (both happen in one transaction here).
         """CREATE TABLE delivered_batches(

@@ -9,14 +9,12 @@ from typing import Any
 
 from contexta.capture._batch import CaptureBatch
 from contexta.store._database import StoreDatabase
-from contexta.store._records import insert_record_rows
-from contexta.store._rows import entry_row
+from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
+from contexta.store._records import delete_run_contents, insert_record_rows
+from contexta.store._rows import record_row_from_payload
 from contexta.store._tables import TABLE_FOR_MODEL, TABLES
 
 __all__ = ["StoreSink"]
-
-# Everything an execution of a run owns; re-running a run name replaces these.
-_RUN_OWNED_TABLES = ("stages", "batches", "samples", "operations", "records", "artifacts", "environments")
 
 
 def _process_alive(pid: int) -> bool:
@@ -33,8 +31,9 @@ class StoreSink:
     """Makes captured runs queryable the moment their batch commits.
 
     Runs, stages, batches, samples, operations and deployments are upserted as they open and close;
-    records go in with one bulk statement per batch (a record ref already stored is skipped, so a
-    replayed batch lands once); artifact manifests go to the artifact index.
+    metrics go into columnar chunks (one per series per batch), other records into rows; artifact
+    manifests go to the artifact index. Each batch reserves its range of capture-order numbers, so a
+    point's place is its batch's first number plus its position in the batch.
     """
 
     def __init__(self, database: StoreDatabase, *, name: str = "canonical-store"):
@@ -43,31 +42,47 @@ class StoreSink:
         self._host = socket.gethostname()
 
     def write(self, batch: CaptureBatch) -> None:
-        rows: list[list[Any]] = []
+        items = batch.items
         with self.database.transaction() as connection:
             if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
                 return
-            for entry in batch:
-                family = entry.family
+            seq_base = reserve_seq(connection, len(items))
+            metrics = MetricChunkWriter()
+            rows: list[list[Any]] = []
+            written = 0  # items before this position are already in `metrics` or `rows`
+
+            def store_pending(stop: int) -> None:
+                nonlocal rows, written
+                metrics.add_captured(items, written, stop)
+                metrics.write(connection, seq_base, batch.numbering)
+                insert_record_rows(connection, rows)
+                rows, written = [], stop
+
+            for position, item in enumerate(items):
+                if type(item) is tuple:
+                    continue  # a raw metric: packed with its neighbours by `store_pending`
+                family = item.family
                 if family == "RECORD":
-                    rows.append(entry_row(entry))
-                elif family == "CONTEXT":
-                    if entry.payload_type == "Run":
-                        # A replaced run deletes its old records: insert what came before it first.
-                        insert_record_rows(connection, rows)
-                        rows = []
-                        self._put_run(connection, entry.payload)
+                    if item.payload_type == "MetricRecord":
+                        metrics.add_record(position, item.payload)
                     else:
-                        self._put_context(connection, entry.payload_type, entry.payload)
+                        rows.append(record_row_from_payload(item.payload, seq_base + position))
+                elif family == "CONTEXT":
+                    if item.payload_type == "Run":
+                        # A replaced run deletes its old records: store what came before it first.
+                        store_pending(position)
+                        self._put_run(connection, item.payload)
+                    else:
+                        self._put_context(connection, item.payload_type, item.payload)
                 elif family == "ARTIFACT":
-                    payload = entry.payload
+                    payload = item.payload
                     TABLES["artifacts"].upsert(
                         connection,
                         payload["manifest"],
                         binding_status=payload["binding_status"],
                         source_exists=int(bool(payload["source"].get("exists"))),
                     )
-            insert_record_rows(connection, rows)
+            store_pending(len(items))
 
     @staticmethod
     def _first_delivery(connection: sqlite3.Connection, batch_id: str) -> bool:
@@ -113,8 +128,7 @@ class StoreSink:
                 and _process_alive(owner_pid)
             ):
                 return  # another live process is capturing this run (a rank, a worker): join it
-            for table in _RUN_OWNED_TABLES:
-                connection.execute(f"DELETE FROM {table} WHERE run_ref = ?", (run_ref,))
+            delete_run_contents(connection, run_ref)
         TABLES["runs"].upsert(connection, document, owner_pid=os.getpid(), owner_host=self._host)
 
     def flush(self) -> None:

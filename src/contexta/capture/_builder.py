@@ -1,0 +1,245 @@
+"""Writer-side conversion of queued tuples into a batch's items, in the writer thread.
+
+Metric tuples pass through untouched (a multi-key `metrics()` call is split into one tuple per key);
+every other kind becomes a `CapturedEntry` with a JSON-ready document. Each item of a batch is named by
+its position: the item at position p is record number `first + p` of this process, so metric refs
+need not be built until a sink asks for them, and every sink derives the same ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from contexta.capture import _items as kinds
+from contexta.capture._entries import CapturedEntry, drop_none, envelope_constants, record_ref_prefix
+from contexta.capture._items import ScopeContext
+from contexta.capture._metric_lines import Numbering
+from contexta.contract._timestamps import format_ns
+
+__all__ = ["BatchItems", "EntryBuilder"]
+
+# A batch's items: raw METRIC tuples and built entries, in capture order.
+BatchItems = list[Any]
+
+
+class EntryBuilder:
+    """Numbers records and builds the entries of everything that is not a metric."""
+
+    def __init__(self) -> None:
+        self.reset_ids()
+
+    def reset_ids(self) -> None:
+        """A fresh id prefix, so a forked child never reuses its parent's record refs."""
+        self.id_prefix = f"{os.urandom(4).hex()}-"
+        self._next = 1  # the number of position 0 of the next batch
+        self._numbering = self.begin()
+
+    def begin(self) -> Numbering:
+        """Start a batch: its first record number and its recorded-at time."""
+        now = time.time_ns()
+        self._numbering = Numbering(self.id_prefix, self._next, now, format_ns(now))
+        return self._numbering
+
+    def finish(self, items: BatchItems) -> Numbering:
+        """End the batch `items` (its numbers are now taken) and return its numbering."""
+        self._next = self._numbering.first + len(items)
+        return self._numbering
+
+    def build(self, queued: Iterable[tuple[Any, ...]], items: BatchItems) -> None:
+        """Append the items for `queued` to `items`."""
+        append = items.append
+        for item in queued:
+            kind = item[0]
+            if kind == kinds.METRIC:
+                append(item)
+            elif kind == kinds.METRICS:
+                _, t_ns, context, pairs, unit, step = item
+                for key, value in pairs:
+                    append((kinds.METRIC, t_ns, context, key, value, unit, step, "step", None))
+            else:
+                append(self._entry(item, len(items)))
+
+    def _entry(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
+        kind = item[0]
+        if kind == kinds.EVENT:
+            return self._event(item, position)
+        if kind == kinds.SPAN:
+            return self._span(item, position)
+        if kind == kinds.SCOPE:
+            return self._scope(item)
+        if kind == kinds.ENVIRONMENT:
+            _, t_ns, context, fields = item
+            document = {"run_ref": context.run_ref, "captured_at": format_ns(t_ns), **fields}
+            return CapturedEntry("CONTEXT", "EnvironmentSnapshot", context.run_ref, format_ns(t_ns), document)
+        if kind == kinds.ARTIFACT:
+            _, t_ns, context, manifest, source, binding_status = item
+            return CapturedEntry(
+                "ARTIFACT",
+                "ArtifactRegistration",
+                manifest.artifact_ref,
+                format_ns(t_ns),
+                {
+                    "binding_status": binding_status,
+                    "manifest": manifest.to_dict(omit_none=True),
+                    "source": source.to_dict(),
+                },
+            )
+        raise ValueError(f"unknown capture item kind {kind!r}")
+
+    def _envelope(self, record_type: str, t_ns: int, context: ScopeContext, position: int) -> dict[str, Any]:
+        numbering = self._numbering
+        return {
+            "record_ref": f"{record_ref_prefix(context, numbering.id_prefix)}{numbering.first + position}",
+            "record_type": record_type,
+            "recorded_at": numbering.recorded_at,
+            "observed_at": format_ns(t_ns),
+            **envelope_constants(context),
+        }
+
+    def _record(self, payload_type: str, envelope: dict[str, Any], payload: dict[str, Any]) -> CapturedEntry:
+        return CapturedEntry(
+            "RECORD",
+            payload_type,
+            envelope["record_ref"],
+            envelope["recorded_at"],
+            {"envelope": envelope, "payload": payload},
+        )
+
+    def _event(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
+        _, t_ns, context, key, message, level, attributes = item
+        payload = drop_none(
+            {
+                "event_key": key,
+                "level": level,
+                "message": message,
+                "attributes": attributes,
+                "origin_marker": "explicit_capture",
+                "subject_ref": context.ref,
+            }
+        )
+        return self._record(
+            "StructuredEventRecord", self._envelope("event", t_ns, context, position), payload
+        )
+
+    def _span(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
+        _, t_ns, context, name, started_at, ended_at, status, attributes = item
+        payload = drop_none(
+            {
+                "span_name": name,
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "status": status,
+                "attributes": attributes,
+                "subject_ref": context.ref,
+            }
+        )
+        return self._record("TraceSpanRecord", self._envelope("span", t_ns, context, position), payload)
+
+    def degraded(
+        self,
+        items: BatchItems,
+        context: ScopeContext,
+        reason_code: str,
+        message: str,
+        dropped_count: int,
+        first_ns: int,
+        last_ns: int,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a degraded marker to `items`: how many records of `context`'s owner were lost, why, when."""
+        envelope = self._envelope("degraded", last_ns, context, len(items))
+        envelope["completeness_marker"] = "partial"
+        envelope["degradation_marker"] = "degraded"
+        payload = drop_none(
+            {
+                "reason_code": reason_code,
+                "message": message,
+                "dropped_count": dropped_count,
+                "first_observed_at": format_ns(first_ns),
+                "last_observed_at": format_ns(last_ns),
+                "attributes": attributes,
+                "subject_ref": context.owner_ref,
+            }
+        )
+        items.append(self._record("DegradedRecord", envelope, payload))
+
+    def _scope(self, item: tuple[Any, ...]) -> CapturedEntry:
+        _, t_ns, context, status, started_ns, ended_ns, details = item
+        started = format_ns(started_ns)
+        ended = format_ns(ended_ns) if ended_ns is not None else None
+        name = context.name
+        document: dict[str, Any]
+        if context.kind == "run":
+            payload_type = "Run"
+            document = {
+                "run_ref": context.ref,
+                "project_ref": f"project:{context.project}",
+                "name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
+        elif context.kind == "stage":
+            payload_type = "StageExecution"
+            document = {
+                "stage_execution_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
+        elif context.kind == "batch":
+            payload_type = "BatchExecution"
+            document = {
+                "batch_execution_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "batch_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                **details,
+            }
+        elif context.kind == "sample":
+            payload_type = "SampleObservation"
+            document = {
+                "sample_observation_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "batch_execution_ref": context.batch_ref,
+                "sample_name": name,
+                "observed_at": started,
+                "status": status,
+                "ended_at": ended,
+                **details,
+            }
+        elif context.kind == "operation":
+            payload_type = "OperationExecution"
+            document = {
+                "operation_ref": context.ref,
+                "run_ref": context.run_ref,
+                "stage_execution_ref": context.stage_ref,
+                "operation_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+            }
+        else:
+            payload_type = "DeploymentExecution"
+            document = {
+                "deployment_execution_ref": context.ref,
+                "project_ref": f"project:{context.project}",
+                "deployment_name": name,
+                "status": status,
+                "started_at": started,
+                "ended_at": ended,
+                "run_ref": context.run_ref,
+                **details,
+            }
+        return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), drop_none(document))

@@ -1,0 +1,282 @@
+"""Metric points packed into columns: one chunk per series per stored batch (the write side).
+
+A store of one row per point spends more time in SQLite than capture spends producing the points,
+so each batch's points are grouped by series and each group becomes one row of little-endian
+arrays (positions, observation times, values, steps). The series row keeps running aggregates
+(count, first and last seq, last value) that answer "latest value" and "how many" without the points.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from array import array
+from typing import Any, NamedTuple
+
+import orjson
+
+from contexta.capture._entries import PRODUCER_REF
+from contexta.capture._items import ScopeContext
+from contexta.capture._metric_lines import Numbering
+from contexta.contract._records import SCHEMA_VERSION
+
+__all__ = ["MetricChunkWriter", "SeriesIdentity", "pack", "reserve_seq", "unpack"]
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+NO_STEP = -1  # steps are non-negative, so -1 marks a point without one
+POSITION_TYPE = "i"  # a position within one batch fits 32 bits
+
+
+def pack(typecode: str, values: Any) -> bytes:
+    packed = array(typecode, values)
+    if not _LITTLE_ENDIAN:
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack(typecode: str, blob: bytes) -> array[Any]:
+    unpacked = array(typecode)
+    unpacked.frombytes(blob)
+    if not _LITTLE_ENDIAN:
+        unpacked.byteswap()
+    return unpacked
+
+
+def reserve_seq(connection: sqlite3.Connection, count: int) -> int:
+    """Reserve `count` capture-order numbers inside the caller's write transaction; returns the first."""
+    (end,) = connection.execute(
+        "UPDATE counters SET value = value + ? WHERE name = 'seq' RETURNING value", (count,)
+    ).fetchone()
+    return int(end) - count + 1
+
+
+class SeriesIdentity(NamedTuple):
+    """What every point of a series shares; '' where a ref or unit is absent (see the schema)."""
+
+    run_ref: str
+    stage_ref: str
+    batch_ref: str
+    sample_ref: str
+    deployment_ref: str
+    key: str
+    value_type: str  # how the values are stored: float64 or int64
+    unit: str
+    extras: str  # canonical JSON of the rare fields that differ from their defaults, or ''
+
+
+def default_subject(
+    run_ref: str | None,
+    stage_ref: str | None,
+    batch_ref: str | None,
+    sample_ref: str | None,
+    deployment_ref: str | None,
+) -> str | None:
+    """The subject a metric has when it was captured on its innermost context (not worth storing)."""
+    return sample_ref or batch_ref or stage_ref or run_ref or deployment_ref
+
+
+def _identity(
+    refs: tuple[str | None, ...], key: str, value_type: str, unit: str | None, extras: str
+) -> SeriesIdentity:
+    run, stage, batch, sample, deployment = (ref or "" for ref in refs)
+    return SeriesIdentity(run, stage, batch, sample, deployment, key, value_type, unit or "", extras)
+
+
+def _extras(fields: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """Canonical JSON of the fields whose value is not their default ('' when all are)."""
+    present = {key: value for key, value in fields.items() if value != defaults.get(key)}
+    return orjson.dumps(present, option=orjson.OPT_SORT_KEYS).decode() if present else ""
+
+
+def _captured_identity(
+    context: ScopeContext, key: str, value: float | int, unit: str | None, scope: str, tags: Any
+) -> SeriesIdentity:
+    refs = (context.run_ref, context.stage_ref, context.batch_ref, context.sample_ref, context.deployment_ref)
+    extras = _extras(
+        {"aggregation_scope": scope, "subject_ref": context.ref, "tags": tags},
+        {"aggregation_scope": "step", "subject_ref": default_subject(*refs), "tags": None},
+    )
+    return _identity(refs, key, "float64" if type(value) is float else "int64", unit, extras)
+
+
+_ENVELOPE_DEFAULTS = {
+    "producer_ref": PRODUCER_REF,
+    "completeness_marker": "complete",
+    "degradation_marker": "none",
+    "schema_version": SCHEMA_VERSION,
+}
+
+
+def _record_identity(document: dict[str, Any]) -> SeriesIdentity:
+    envelope, payload = document["envelope"], document["payload"]
+    refs = tuple(
+        envelope.get(name)
+        for name in (
+            "run_ref",
+            "stage_execution_ref",
+            "batch_execution_ref",
+            "sample_observation_ref",
+            "deployment_execution_ref",
+        )
+    )
+    value = payload["value"]
+    stored_type = "float64" if type(value) is float else "int64"
+    fields = {name: envelope.get(name, default) for name, default in _ENVELOPE_DEFAULTS.items()}
+    fields.update(
+        aggregation_scope=payload.get("aggregation_scope", "step"),
+        subject_ref=payload.get("subject_ref"),  # absent is None here, not the default subject
+        tags=payload.get("tags"),
+        value_type=payload.get("value_type", stored_type),
+    )
+    defaults = {
+        **_ENVELOPE_DEFAULTS,
+        "aggregation_scope": "step",
+        "subject_ref": default_subject(*refs),
+        "tags": None,
+        "value_type": stored_type,
+    }
+    return _identity(refs, payload["metric_key"], stored_type, payload.get("unit"), _extras(fields, defaults))
+
+
+class _Group:
+    """The points of one series within one batch."""
+
+    __slots__ = ("explicit", "identity", "observed", "positions", "steps", "values")
+
+    def __init__(self, identity: SeriesIdentity, explicit: bool):
+        self.identity = identity
+        self.positions: list[int] = []
+        self.observed: list[int] = []
+        self.values: list[float | int] = []
+        self.steps: list[int] = []
+        # Hand-written or replayed points keep their own ref and timestamps, exactly as given.
+        self.explicit: dict[str, list[str]] | None = (
+            {"refs": [], "observed_at": [], "recorded_at": []} if explicit else None
+        )
+
+
+_UPSERT_SERIES = (
+    "INSERT INTO metric_series (run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, "
+    "unit, extras, point_count, first_seq, last_seq, last_value) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_ref, key, stage_ref, batch_ref, sample_ref, deployment_ref, value_type, unit, extras) "
+    "DO UPDATE SET point_count = point_count + excluded.point_count, "
+    "first_seq = min(first_seq, excluded.first_seq), "
+    "last_value = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_value ELSE last_value END, "
+    "last_seq = max(last_seq, excluded.last_seq) "
+    "RETURNING series_id"
+)
+_INSERT_CHUNK = (
+    "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
+    "steps, id_prefix, ref_base, recorded_ns, explicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class MetricChunkWriter:
+    """Collects one batch's metric points by series, then writes one chunk per series."""
+
+    def __init__(self) -> None:
+        self._fast: dict[tuple[int, str], _Group] = {}  # the common point: float, no unit, step scope
+        self._captured: dict[SeriesIdentity, _Group] = {}
+        self._explicit: dict[SeriesIdentity, _Group] = {}
+
+    def add_captured(self, items: list[Any], start: int, stop: int) -> None:
+        """Add the raw METRIC tuples among `items[start:stop]` (other items are skipped)."""
+        fast = self._fast
+        for position in range(start, stop):
+            item = items[position]
+            if type(item) is not tuple:
+                continue
+            _, t_ns, context, key, value, unit, step, scope, tags = item
+            if unit is None and scope == "step" and tags is None and type(value) is float:
+                group = fast.get((id(context), key))
+                if group is None:
+                    group = fast[(id(context), key)] = self._group(
+                        self._captured, _captured_identity(context, key, value, unit, scope, tags)
+                    )
+            else:
+                group = self._group(
+                    self._captured, _captured_identity(context, key, value, unit, scope, tags)
+                )
+            group.positions.append(position)
+            group.observed.append(t_ns)
+            group.values.append(value)
+            group.steps.append(NO_STEP if step is None else step)
+
+    def add_record(self, position: int, document: dict[str, Any]) -> None:
+        """Add a metric given as its record document (written by hand, or replayed from the outbox)."""
+        group = self._group(self._explicit, _record_identity(document))
+        envelope, payload = document["envelope"], document["payload"]
+        step = payload.get("step")
+        group.positions.append(position)
+        group.values.append(payload["value"])
+        group.steps.append(NO_STEP if step is None else step)
+        assert group.explicit is not None
+        group.explicit["refs"].append(envelope["record_ref"])
+        group.explicit["observed_at"].append(envelope["observed_at"])
+        group.explicit["recorded_at"].append(envelope["recorded_at"])
+
+    def _group(self, groups: dict[SeriesIdentity, _Group], identity: SeriesIdentity) -> _Group:
+        group = groups.get(identity)
+        if group is None:
+            group = groups[identity] = _Group(identity, explicit=groups is self._explicit)
+        return group
+
+    def write(self, connection: sqlite3.Connection, seq_base: int, numbering: Numbering | None) -> None:
+        """Write every collected group (positions are offsets from `seq_base`) and start afresh."""
+        for group in (*self._captured.values(), *self._explicit.values()):
+            count = len(group.positions)
+            series_id = connection.execute(
+                _UPSERT_SERIES,
+                (
+                    *group.identity,
+                    count,
+                    seq_base + group.positions[0],
+                    seq_base + group.positions[-1],
+                    group.values[-1],
+                ),
+            ).fetchone()[0]
+            typecode = "d" if group.identity.value_type == "float64" else "q"
+            explicit = group.explicit
+            if explicit is None:
+                assert numbering is not None
+                connection.execute(
+                    _INSERT_CHUNK,
+                    (
+                        series_id,
+                        seq_base,
+                        count,
+                        pack(POSITION_TYPE, group.positions),
+                        pack("q", group.observed),
+                        pack(typecode, group.values),
+                        pack("q", group.steps),
+                        numbering.id_prefix,
+                        numbering.first,
+                        numbering.recorded_ns,
+                        None,
+                    ),
+                )
+            else:
+                connection.execute(
+                    _INSERT_CHUNK,
+                    (
+                        series_id,
+                        seq_base,
+                        count,
+                        pack(POSITION_TYPE, group.positions),
+                        None,
+                        pack(typecode, group.values),
+                        pack("q", group.steps),
+                        None,
+                        None,
+                        None,
+                        orjson.dumps(explicit).decode(),
+                    ),
+                )
+                connection.executemany(
+                    "INSERT INTO explicit_metric_refs (record_ref, series_id) VALUES (?, ?)",
+                    [(ref, series_id) for ref in explicit["refs"]],
+                )
+        self._fast.clear()
+        self._captured.clear()
+        self._explicit.clear()

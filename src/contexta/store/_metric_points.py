@@ -1,0 +1,272 @@
+"""Metric points read back from their chunks (the read side of `_metric_chunks.py`).
+
+Series are chosen by SQL on `metric_series`; their chunks are decoded with `array` (C speed) into
+columns, in capture order. Points become objects only when someone asks: a million-point series is
+a few arrays, not a million models.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from contexta.capture._entries import PRODUCER_REF
+from contexta.contract._records import SCHEMA_VERSION, MetricRecord
+from contexta.contract._serialization import model_from_dict
+from contexta.contract._timestamps import format_ns
+from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject, unpack
+
+__all__ = ["MetricColumns", "SeriesRow", "load_columns", "metric_records", "select_series"]
+
+_SERIES_COLUMNS = (
+    "series_id, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras, "
+    "point_count, first_seq, last_seq, last_value"
+)
+
+
+class SeriesRow(NamedTuple):
+    """A stored series; refs and unit are None where absent."""
+
+    series_id: int
+    run_ref: str | None
+    stage_ref: str | None
+    batch_ref: str | None
+    sample_ref: str | None
+    deployment_ref: str | None
+    key: str
+    value_type: str
+    unit: str | None
+    extras: dict[str, Any]
+    point_count: int
+    first_seq: int
+    last_seq: int
+    last_value: float | int
+
+
+def _series_row(row: tuple[Any, ...]) -> SeriesRow:
+    (series_id, run, stage, batch, sample, deployment, key, value_type, unit, extras, *aggregates) = row
+    return SeriesRow(
+        series_id,
+        run or None,
+        stage or None,
+        batch or None,
+        sample or None,
+        deployment or None,
+        key,
+        value_type,
+        unit or None,
+        orjson.loads(extras) if extras else {},
+        *aggregates,
+    )
+
+
+def select_series(
+    connection: sqlite3.Connection,
+    *,
+    run_ref: str | None = None,
+    key: str | None = None,
+    stage_ref: str | None = None,
+    deployment_ref: str | None = None,
+) -> list[SeriesRow]:
+    """The series matching every filter given, in the order their first points were captured."""
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (
+        ("run_ref", run_ref),
+        ("key", key),
+        ("stage_ref", stage_ref),
+        ("deployment_ref", deployment_ref),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            parameters.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = connection.execute(
+        f"SELECT {_SERIES_COLUMNS} FROM metric_series{where} ORDER BY first_seq", parameters
+    ).fetchall()
+    return [_series_row(row) for row in rows]
+
+
+@dataclass(slots=True)
+class MetricColumns:
+    """Points of one or more series in capture order, one list per field.
+
+    `observed` holds an epoch-ns int for captured points and the given string for hand-written ones;
+    `observed_at(i)` formats either. `series` holds each point's index into `series_rows`.
+    """
+
+    series_rows: list[SeriesRow]
+    seqs: list[int] = field(default_factory=list)
+    steps: list[int | None] = field(default_factory=list)
+    values: list[float | int] = field(default_factory=list)
+    observed: list[int | str] = field(default_factory=list)
+    series: list[int] = field(default_factory=list)
+    refs: list[str] | None = None  # filled by `load_columns(..., with_refs=True)`
+    recorded: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def observed_at(self, index: int) -> str:
+        observed = self.observed[index]
+        return observed if type(observed) is str else format_ns(observed)  # type: ignore[arg-type]
+
+
+class _Chunk(NamedTuple):
+    series_index: int
+    seq_base: int
+    positions: Sequence[int]
+    values: Sequence[float | int]
+    steps: Sequence[int]
+    observed: Sequence[int | str]
+    explicit: dict[str, list[str]] | None
+    id_prefix: str | None
+    ref_base: int | None
+    recorded_ns: int | None
+
+
+def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Iterator[_Chunk]:
+    index_of = {row.series_id: index for index, row in enumerate(series_rows)}
+    typecodes = {row.series_id: "d" if row.value_type == "float64" else "q" for row in series_rows}
+    ids = list(index_of)
+    for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
+        part = ids[start : start + 500]
+        rows = connection.execute(
+            "SELECT series_id, seq_base, positions, observed_ns, point_values, steps, id_prefix, ref_base, "
+            f"recorded_ns, explicit FROM metric_chunks WHERE series_id IN ({', '.join('?' * len(part))}) "
+            "ORDER BY seq_base, chunk_id",
+            part,
+        )
+        for series_id, seq_base, positions, observed, values, steps, prefix, ref_base, recorded, text in rows:
+            explicit = orjson.loads(text) if text is not None else None
+            yield _Chunk(
+                index_of[series_id],
+                seq_base,
+                unpack(POSITION_TYPE, positions),
+                unpack(typecodes[series_id], values),
+                unpack("q", steps),
+                explicit["observed_at"] if explicit is not None else unpack("q", observed),
+                explicit,
+                prefix,
+                ref_base,
+                recorded,
+            )
+
+
+def _owner(row: SeriesRow) -> str:
+    owner = row.run_ref or row.deployment_ref or ""
+    return owner.partition(":")[2]
+
+
+def load_columns(
+    connection: sqlite3.Connection, series_rows: list[SeriesRow], *, with_refs: bool = False
+) -> MetricColumns:
+    """Every point of `series_rows`, merged into capture order."""
+    columns = MetricColumns(series_rows)
+    if with_refs:
+        columns.refs, columns.recorded = [], []
+    pending: list[_Chunk] = []  # chunks of one stored batch; several series may interleave inside it
+    for chunk in _chunks(connection, series_rows):
+        if pending and chunk.seq_base != pending[0].seq_base:
+            _append_batch(columns, pending)
+            pending = []
+        pending.append(chunk)
+    if pending:
+        _append_batch(columns, pending)
+    return columns
+
+
+def _append_batch(columns: MetricColumns, chunks: list[_Chunk]) -> None:
+    if len(chunks) == 1:
+        _append_chunk(columns, chunks[0], range(len(chunks[0].positions)))
+        return
+    # Several series in one batch: merge their points by position (a batch's seq range is its own).
+    order = sorted(
+        (
+            (chunk.positions[index], number, index)
+            for number, chunk in enumerate(chunks)
+            for index in range(len(chunk.positions))
+        )
+    )
+    for _, number, index in order:
+        _append_chunk(columns, chunks[number], (index,))
+
+
+def _append_chunk(columns: MetricColumns, chunk: _Chunk, indexes: range | tuple[int, ...]) -> None:
+    base = chunk.seq_base
+    if isinstance(indexes, range):  # the whole chunk: extend column by column
+        columns.seqs.extend(base + position for position in chunk.positions)
+        columns.steps.extend(None if step == NO_STEP else step for step in chunk.steps)
+        columns.values.extend(chunk.values)
+        columns.observed.extend(chunk.observed)
+        columns.series.extend([chunk.series_index] * len(chunk.positions))
+    else:
+        for index in indexes:
+            step = chunk.steps[index]
+            columns.seqs.append(base + chunk.positions[index])
+            columns.steps.append(None if step == NO_STEP else step)
+            columns.values.append(chunk.values[index])
+            columns.observed.append(chunk.observed[index])
+            columns.series.append(chunk.series_index)
+    if columns.refs is None or columns.recorded is None:
+        return
+    row = columns.series_rows[chunk.series_index]
+    if chunk.explicit is not None:
+        columns.refs.extend(chunk.explicit["refs"][index] for index in indexes)
+        columns.recorded.extend(chunk.explicit["recorded_at"][index] for index in indexes)
+        return
+    assert chunk.ref_base is not None and chunk.recorded_ns is not None
+    prefix = f"record:{_owner(row)}.{chunk.id_prefix}"
+    first = chunk.ref_base
+    columns.refs.extend(f"{prefix}{first + chunk.positions[index]}" for index in indexes)
+    columns.recorded.extend([format_ns(chunk.recorded_ns)] * len(indexes))
+
+
+def metric_records(
+    connection: sqlite3.Connection, series_rows: list[SeriesRow]
+) -> list[tuple[int, MetricRecord]]:
+    """(seq, contract record) for every point of `series_rows`, in capture order."""
+    columns = load_columns(connection, series_rows, with_refs=True)
+    assert columns.refs is not None and columns.recorded is not None
+    records: list[tuple[int, MetricRecord]] = []
+    for index, seq in enumerate(columns.seqs):
+        row = series_rows[columns.series[index]]
+        extras = row.extras
+        value = columns.values[index]
+        envelope = {
+            "record_ref": columns.refs[index],
+            "record_type": "metric",
+            "recorded_at": columns.recorded[index],
+            "observed_at": columns.observed_at(index),
+            "producer_ref": extras.get("producer_ref", PRODUCER_REF),
+            "run_ref": row.run_ref,
+            "stage_execution_ref": row.stage_ref,
+            "batch_execution_ref": row.batch_ref,
+            "sample_observation_ref": row.sample_ref,
+            "deployment_execution_ref": row.deployment_ref,
+            "completeness_marker": extras.get("completeness_marker", "complete"),
+            "degradation_marker": extras.get("degradation_marker", "none"),
+            "schema_version": extras.get("schema_version", SCHEMA_VERSION),
+        }
+        payload = {
+            "metric_key": row.key,
+            "value": value,
+            "value_type": extras.get("value_type", row.value_type),
+            "unit": row.unit,
+            "step": columns.steps[index],
+            "aggregation_scope": extras.get("aggregation_scope", "step"),
+            "subject_ref": extras.get(
+                "subject_ref",
+                default_subject(
+                    row.run_ref, row.stage_ref, row.batch_ref, row.sample_ref, row.deployment_ref
+                ),
+            ),
+            "tags": extras.get("tags"),
+        }
+        record: Any = model_from_dict("MetricRecord", {"envelope": envelope, "payload": payload})
+        records.append((seq, record))
+    return records
