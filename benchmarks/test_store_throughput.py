@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from contexta import Contexta
 from contexta.capture import RunScope, StageScope
+from contexta.contract import Project, Run
 from contexta.store import StoreDatabase
+from contexta.store._tables import TABLES
 
 PROJECT = "bench"
 METRICS = 1_000_000
@@ -113,8 +114,8 @@ def test_get_metric_series_of_a_long_series(benchmark: Any, long_series: tuple[P
 
 @pytest.fixture
 def many_runs(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, int]:
-    """A workspace with RUNS completed runs, put with one bulk insert in the store's own table layout
-    (src/contexta/store/_schema.py), shaped like rows live capture writes."""
+    """A workspace with RUNS completed runs, put in one transaction through the store's own run table
+    (the upsert `put_run` and live capture use), with tags and metadata like captured runs have."""
     runs = RUNS if _enabled(request.config) else SMOKE_RUNS
     workspace = tmp_path / ".contexta"
     Contexta(workspace=workspace, config={"project_name": PROJECT}).close()  # creates the schema
@@ -123,31 +124,23 @@ def many_runs(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, int
     def timestamp(offset_s: float) -> str:
         return (start + timedelta(seconds=offset_s)).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
-    rows = [
-        (
-            f"run:{PROJECT}.run-{number:05d}",
-            f"project:{PROJECT}",
-            f"run-{number:05d}",
-            "completed",
-            timestamp(number * 60),
-            timestamp(number * 60 + 42.5),
-            orjson.dumps({"seed": number % 5}).decode(),
-            orjson.dumps({"lr": 0.001, "epochs": 10}).decode(),
-        )
-        for number in range(runs)
-    ]
     database = StoreDatabase(_store_path(workspace))
     try:
         with database.transaction() as connection:
-            connection.execute(
-                "INSERT OR IGNORE INTO projects (project_ref, name, created_at) VALUES (?, ?, ?)",
-                (f"project:{PROJECT}", PROJECT, timestamp(0)),
+            TABLES["projects"].upsert(
+                connection, Project(f"project:{PROJECT}", PROJECT, timestamp(0)).to_dict()
             )
-            connection.executemany(
-                "INSERT INTO runs (run_ref, project_ref, name, status, started_at, ended_at, tags, metadata) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            for number in range(runs):
+                run = Run(
+                    f"run:{PROJECT}.run-{number:05d}",
+                    f"project:{PROJECT}",
+                    f"run-{number:05d}",
+                    "completed",
+                    timestamp(number * 60),
+                    timestamp(number * 60 + 42.5),
+                )
+                document = {**run.to_dict(), "tags": {"seed": number % 5}, "metadata": {"lr": 0.001}}
+                TABLES["runs"].upsert(connection, document)
     finally:
         database.close_all()
     return workspace, runs

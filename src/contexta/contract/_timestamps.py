@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from contexta.errors import ValidationError
 
-__all__ = ["format_ns", "normalize_timestamp", "parse_timestamp", "utc_now"]
+__all__ = ["format_ns", "instant_key", "normalize_timestamp", "parse_timestamp", "utc_now"]
 
 _second_cache: tuple[int, str] = (-1, "")
 
@@ -66,3 +66,11 @@ def normalize_timestamp(value: str | datetime, field: str = "timestamp") -> str:
     if isinstance(value, str):
         return value
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def instant_key(value: str | datetime) -> str:
+    """A fixed-width form of a contract timestamp whose text order is its instant order
+    (`2025-01-01T00:00:00Z` and `2025-01-01T00:00:00.5Z` do not sort as instants as they are written).
+    """
+    parsed = parse_timestamp(value)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")

@@ -191,7 +191,7 @@ class MetricPoints(Sequence[MetricPoint]):
         assert columns is not None
         stage, batch, sample = self._scopes[columns.series[index]]
         return MetricPoint(
-            columns.steps[index], columns.values[index], columns.observed_at(index), stage, batch, sample
+            columns.step(index), columns.values[index], columns.observed_at(index), stage, batch, sample
         )
 
     def __iter__(self) -> Iterator[MetricPoint]:
@@ -211,7 +211,7 @@ class MetricPoints(Sequence[MetricPoint]):
     @property
     def steps(self) -> list[int | None]:
         """Every point's step, without building the points."""
-        return [] if self._columns is None else list(self._columns.steps)
+        return [] if self._columns is None else self._columns.step_list()
 
     @property
     def values(self) -> list[float | int]:

@@ -131,8 +131,8 @@ class RunRepository(_Repository):
 
     def list_runs(self, project_ref: str | None = None) -> list[Run]:
         if project_ref is None:
-            return self._list(order="started_at, rowid")
-        return self._list("WHERE project_ref = ?", (project_ref,), "started_at, rowid")
+            return self._list(order="started_key, rowid")
+        return self._list("WHERE project_ref = ?", (project_ref,), "started_key, rowid")
 
 
 class StageRepository(_Repository):
@@ -199,8 +199,8 @@ class DeploymentRepository(_Repository):
 
     def list_deployment_executions(self, project_ref: str | None = None) -> list[DeploymentExecution]:
         if project_ref is None:
-            return self._list(order="started_at, rowid")
-        return self._list("WHERE project_ref = ?", (project_ref,), "started_at, rowid")
+            return self._list(order="started_key, rowid")
+        return self._list("WHERE project_ref = ?", (project_ref,), "started_key, rowid")
 
 
 class EnvironmentRepository(_Repository):

@@ -8,8 +8,8 @@ a few arrays, not a million models.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterator, MutableSequence, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -91,38 +91,52 @@ def select_series(
     return [_series_row(row) for row in rows]
 
 
-@dataclass(slots=True)
 class MetricColumns:
-    """Points of one or more series in capture order, one list per field.
+    """Points of one or more series in capture order, one column per field.
 
-    `observed` holds an epoch-ns int for captured points and the given string for hand-written ones;
-    `observed_at(i)` formats either. `series` holds each point's index into `series_rows`.
+    Columns are arrays while every point allows it (floats of float series, captured observation
+    times in epoch ns) and lists otherwise. `steps` holds NO_STEP where a point has none; `observed`
+    holds epoch ns for captured points and the given string for hand-written ones; `series` holds each
+    point's index into `series_rows`. Use the accessors, which turn those into the public forms.
     """
 
-    series_rows: list[SeriesRow]
-    seqs: list[int] = field(default_factory=list)
-    steps: list[int | None] = field(default_factory=list)
-    values: list[float | int] = field(default_factory=list)
-    observed: list[int | str] = field(default_factory=list)
-    series: list[int] = field(default_factory=list)
-    refs: list[str] | None = None  # filled by `load_columns(..., with_refs=True)`
-    recorded: list[str] | None = None
+    __slots__ = ("observed", "recorded", "refs", "seqs", "series", "series_rows", "steps", "values")
+
+    def __init__(self, series_rows: list[SeriesRow], *, with_refs: bool = False):
+        self.series_rows = series_rows
+        value_types = {row.value_type for row in series_rows}
+        self.values: MutableSequence[Any] = (
+            array("d") if value_types == {"float64"} else array("q") if value_types == {"int64"} else []
+        )
+        self.steps: array[int] = array("q")
+        self.observed: MutableSequence[Any] = array("q")
+        self.seqs: array[int] = array("q")
+        self.series: array[int] = array("i")
+        self.refs: list[str] | None = [] if with_refs else None
+        self.recorded: list[str] | None = [] if with_refs else None
 
     def __len__(self) -> int:
         return len(self.seqs)
 
+    def step(self, index: int) -> int | None:
+        step = self.steps[index]
+        return None if step == NO_STEP else step
+
+    def step_list(self) -> list[int | None]:
+        return [None if step == NO_STEP else step for step in self.steps]
+
     def observed_at(self, index: int) -> str:
         observed = self.observed[index]
-        return observed if type(observed) is str else format_ns(observed)  # type: ignore[arg-type]
+        return observed if type(observed) is str else format_ns(observed)
 
 
 class _Chunk(NamedTuple):
     series_index: int
     seq_base: int
     positions: Sequence[int]
-    values: Sequence[float | int]
+    values: array[Any]
     steps: Sequence[int]
-    observed: Sequence[int | str]
+    observed: array[int] | list[str]
     explicit: dict[str, list[str]] | None
     id_prefix: str | None
     ref_base: int | None
@@ -166,9 +180,7 @@ def load_columns(
     connection: sqlite3.Connection, series_rows: list[SeriesRow], *, with_refs: bool = False
 ) -> MetricColumns:
     """Every point of `series_rows`, merged into capture order."""
-    columns = MetricColumns(series_rows)
-    if with_refs:
-        columns.refs, columns.recorded = [], []
+    columns = MetricColumns(series_rows, with_refs=with_refs)
     pending: list[_Chunk] = []  # chunks of one stored batch; several series may interleave inside it
     for chunk in _chunks(connection, series_rows):
         if pending and chunk.seq_base != pending[0].seq_base:
@@ -182,45 +194,45 @@ def load_columns(
 
 def _append_batch(columns: MetricColumns, chunks: list[_Chunk]) -> None:
     if len(chunks) == 1:
-        _append_chunk(columns, chunks[0], range(len(chunks[0].positions)))
+        _append_chunk(columns, chunks[0], None)
         return
     # Several series in one batch: merge their points by position (a batch's seq range is its own).
     order = sorted(
-        (
-            (chunk.positions[index], number, index)
-            for number, chunk in enumerate(chunks)
-            for index in range(len(chunk.positions))
-        )
+        (position, number, index)
+        for number, chunk in enumerate(chunks)
+        for index, position in enumerate(chunk.positions)
     )
     for _, number, index in order:
         _append_chunk(columns, chunks[number], (index,))
 
 
-def _append_chunk(columns: MetricColumns, chunk: _Chunk, indexes: range | tuple[int, ...]) -> None:
-    base = chunk.seq_base
-    if isinstance(indexes, range):  # the whole chunk: extend column by column
-        columns.seqs.extend(base + position for position in chunk.positions)
-        columns.steps.extend(None if step == NO_STEP else step for step in chunk.steps)
+def _append_chunk(columns: MetricColumns, chunk: _Chunk, indexes: tuple[int, ...] | None) -> None:
+    """Append all of `chunk` (indexes None: column by column, at C speed) or the points at `indexes`."""
+    if type(chunk.observed) is not array and type(columns.observed) is array:
+        columns.observed = list(columns.observed)  # hand-written points keep their own strings
+    if indexes is None:
+        count = len(chunk.positions)
+        columns.seqs.extend(map(chunk.seq_base.__add__, chunk.positions))
+        columns.steps.extend(chunk.steps)
         columns.values.extend(chunk.values)
         columns.observed.extend(chunk.observed)
-        columns.series.extend([chunk.series_index] * len(chunk.positions))
+        columns.series.extend(array("i", [chunk.series_index]) * count)
+        indexes = tuple(range(count)) if columns.refs is not None else ()
     else:
         for index in indexes:
-            step = chunk.steps[index]
-            columns.seqs.append(base + chunk.positions[index])
-            columns.steps.append(None if step == NO_STEP else step)
+            columns.seqs.append(chunk.seq_base + chunk.positions[index])
+            columns.steps.append(chunk.steps[index])
             columns.values.append(chunk.values[index])
             columns.observed.append(chunk.observed[index])
             columns.series.append(chunk.series_index)
     if columns.refs is None or columns.recorded is None:
         return
-    row = columns.series_rows[chunk.series_index]
     if chunk.explicit is not None:
         columns.refs.extend(chunk.explicit["refs"][index] for index in indexes)
         columns.recorded.extend(chunk.explicit["recorded_at"][index] for index in indexes)
         return
     assert chunk.ref_base is not None and chunk.recorded_ns is not None
-    prefix = f"record:{_owner(row)}.{chunk.id_prefix}"
+    prefix = f"record:{_owner(columns.series_rows[chunk.series_index])}.{chunk.id_prefix}"
     first = chunk.ref_base
     columns.refs.extend(f"{prefix}{first + chunk.positions[index]}" for index in indexes)
     columns.recorded.extend([format_ns(chunk.recorded_ns)] * len(indexes))
@@ -257,7 +269,7 @@ def metric_records(
             "value": value,
             "value_type": extras.get("value_type", row.value_type),
             "unit": row.unit,
-            "step": columns.steps[index],
+            "step": columns.step(index),
             "aggregation_scope": extras.get("aggregation_scope", "step"),
             "subject_ref": extras.get(
                 "subject_ref",

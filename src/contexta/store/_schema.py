@@ -37,9 +37,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             config_snapshot TEXT,
             owner_pid INTEGER,
             owner_host TEXT,
-            created_seq INTEGER NOT NULL DEFAULT 0
+            started_key TEXT
         )""",
-        "CREATE INDEX runs_by_project ON runs(project_ref, started_at)",
+        "CREATE INDEX runs_by_start ON runs(started_key)",
+        "CREATE INDEX runs_by_project ON runs(project_ref, started_key)",
         """CREATE TABLE stages(
             stage_ref TEXT PRIMARY KEY,
             run_ref TEXT NOT NULL,
@@ -93,9 +94,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             ended_at TEXT,
             order_index INTEGER,
             run_ref TEXT,
-            artifact_ref TEXT
+            artifact_ref TEXT,
+            started_key TEXT
         )""",
-        "CREATE INDEX deployments_by_project ON deployments(project_ref, started_at)",
+        "CREATE INDEX deployments_by_project ON deployments(project_ref, started_key)",
         "CREATE INDEX deployments_by_run ON deployments(run_ref)",
         """CREATE TABLE environments(
             run_ref TEXT PRIMARY KEY,

@@ -19,6 +19,7 @@ from contexta.contract._context import (
 )
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
 from contexta.contract._model import ContractModel
+from contexta.contract._timestamps import instant_key
 from contexta.store._rows import dumps_or_none, loads_or_none
 
 __all__ = ["TABLES", "Table"]
@@ -32,6 +33,8 @@ class Table:
     model: type[ContractModel]
     key: tuple[str, ...]
     columns: tuple[tuple[str, str, bool], ...]  # (column, field, json)
+    # (column, field): a sortable form of a timestamp field, so SQL can order by instant (see instant_key).
+    instant_keys: tuple[tuple[str, str], ...] = ()
 
     @property
     def column_list(self) -> str:
@@ -52,6 +55,8 @@ class Table:
         return self.model.from_dict({key: value for key, value in values.items() if value is not None})
 
     def upsert(self, connection: sqlite3.Connection, fields: Mapping[str, Any], **extra: Any) -> None:
+        for column, field in self.instant_keys:
+            extra[column] = instant_key(fields[field]) if fields.get(field) is not None else None
         columns = [column for column, _, _ in self.columns] + list(extra)
         values = self.row(fields) + tuple(extra.values())
         updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in self.key)
@@ -97,6 +102,7 @@ TABLES: dict[str, Table] = {
             "metadata:json",
             "config_snapshot:json",
         ),
+        instant_keys=(("started_key", "started_at"),),
     ),
     "stages": Table(
         "stages",
@@ -173,6 +179,7 @@ TABLES: dict[str, Table] = {
             "run_ref",
             "artifact_ref",
         ),
+        instant_keys=(("started_key", "started_at"),),
     ),
     "environments": Table(
         "environments",
