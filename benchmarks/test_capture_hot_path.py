@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -24,12 +25,14 @@ from typing import Any
 import pytest
 
 from contexta import Contexta
-from contexta.capture import RunScope, StageScope
+from contexta.capture import LocalJsonlSink, RunScope, StageScope
 
 CALLS = 10_000
 ROUNDS = 20
-THROUGHPUT_CALLS = 200_000
+THROUGHPUT_CALLS = 1_000_000
 SMOKE_THROUGHPUT_CALLS = 20_000  # when benchmarks are disabled the body is only a smoke test
+MEMORY_CALLS = 5_000_000
+SMOKE_MEMORY_CALLS = 200_000
 QUEUE_CAPACITY = 1 << 20  # larger than anything queued below, so no call ever blocks or drops
 
 Capture = tuple[Contexta, RunScope, StageScope]
@@ -174,22 +177,73 @@ def test_seed_style_synchronous_write_per_call(benchmark: Any, tmp_path: Path) -
 
 
 @pytest.mark.benchmark(group="metric-throughput")
-def test_throughput_of_metric_calls_until_flushed(benchmark: Any, capture: Capture) -> None:
-    ctx, _, stage = capture
+def test_throughput_into_the_capture_log(benchmark: Any, tmp_path: Path) -> None:
+    """1,000,000 `stage.metric` calls with only the capture log (persist off), timed until `flush()`
+    returns: every record is then written to record.jsonl. The store's figure is in
+    test_store_throughput.py."""
     calls = THROUGHPUT_CALLS if benchmark.enabled else SMOKE_THROUGHPUT_CALLS
-    written_before = ctx.capture_stats().written
+    rounds = 3 if benchmark.enabled else 1
+    workspaces = iter(range(rounds + 1))
 
-    def body() -> None:
+    def setup() -> tuple[tuple[Contexta, StageScope], dict[str, Any]]:
+        ctx = Contexta(
+            workspace=tmp_path / f"round-{next(workspaces)}",
+            config={"project_name": "bench", "capture": {"persist": False}},
+        )
+        return (ctx, ctx.run("throughput").stage("train")), {}
+
+    def body(ctx: Contexta, stage: StageScope) -> None:
         metric = stage.metric
         for step in range(calls):
             metric("loss", 0.5, step=step)
-        report = ctx.flush()
-        assert report.complete
+        assert ctx.flush().complete
+
+    def check(ctx: Contexta, stage: StageScope) -> None:
+        log = next(sink for sink in ctx.sinks if isinstance(sink, LocalJsonlSink)).file_path_for("RECORD")
+        stats = ctx.capture_stats()
+        ctx.close()
+        assert (stats.dropped, stats.failed, stats.lost) == (0, 0, 0)
+        with log.open("rb") as lines:
+            assert sum(1 for line in lines if b'"MetricRecord"' in line) == calls
 
     benchmark.extra_info["calls_per_round"] = calls
-    benchmark.pedantic(body, rounds=3 if benchmark.enabled else 1, warmup_rounds=0)
-    rounds = 3 if benchmark.enabled else 1
-    assert ctx.capture_stats().written - written_before >= calls * rounds
+    benchmark.pedantic(body, setup=setup, teardown=check, rounds=rounds, iterations=1)
     if benchmark.stats is not None:
         benchmark.extra_info["records_per_s"] = round(calls / benchmark.stats.stats.mean)
         benchmark.extra_info["best_records_per_s"] = round(calls / benchmark.stats.stats.min)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from /proc")
+@pytest.mark.benchmark(group="metric-memory")
+def test_memory_stays_bounded_by_the_queue(benchmark: Any, tmp_path: Path) -> None:
+    """A 5,000,000-call loop (store on, default queue) must not grow RSS by more than 100 MB: the
+    queue is bounded and drained, so memory does not follow the number of calls."""
+    calls = MEMORY_CALLS if benchmark.enabled else SMOKE_MEMORY_CALLS
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": "bench"})
+    samples: list[int] = []
+
+    def body() -> None:
+        with ctx.run("memory") as run, run.stage("train") as stage:
+            metric = stage.metric
+            for step in range(calls):
+                metric("loss", 0.5, step=step)
+                if step % 100_000 == 0:
+                    samples.append(_rss_bytes())
+        samples.append(_rss_bytes())
+
+    try:
+        benchmark.pedantic(body, rounds=1, iterations=1)
+    finally:
+        stats = ctx.capture_stats()
+        ctx.close()
+    growth_mb = (max(samples) - samples[0]) / 2**20
+    benchmark.extra_info["calls"] = calls
+    benchmark.extra_info["rss_start_mb"] = round(samples[0] / 2**20, 1)
+    benchmark.extra_info["rss_growth_mb"] = round(growth_mb, 1)
+    assert stats.written >= calls and stats.dropped == 0
+    assert growth_mb < 100, f"RSS grew by {growth_mb:.1f} MB over {calls} calls"

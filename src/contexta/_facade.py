@@ -192,6 +192,9 @@ class Contexta(Investigation):
         return self._current(DeploymentScope)
 
     def _scope_for_capture(self) -> Scope:
+        scope = CURRENT_SCOPE.get()
+        if scope is not None and scope._session is self._session and scope._status == "open":
+            return scope  # the common case, checked first: ctx.metric(...) in a `with` block
         scope = self.current_scope()
         if scope is None:
             raise LifecycleError(

@@ -1,0 +1,129 @@
+"""Metric points stored as columns per series and batch come back exactly as they were captured."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from contexta import Contexta
+from contexta.capture import LocalJsonlSink, read_capture_log
+from contexta.contract import MetricPayload, MetricRecord, RecordEnvelope
+
+PROJECT = "chunks"
+
+
+def _open(workspace: Path, **capture: object) -> Contexta:
+    return Contexta(workspace=workspace, config={"project_name": PROJECT, "capture": capture})
+
+
+def test_interleaved_samples_keep_capture_order_per_sample_and_per_key(tmp_path: Path) -> None:
+    ctx = _open(tmp_path / ".contexta")
+    captured: list[tuple[str, int]] = []
+    with ctx.run("r") as run, run.stage("eval") as stage:
+        samples = [stage.sample(f"case-{number}") for number in range(3)]
+        for step in range(30):  # round-robin: every batch holds points of all three samples
+            sample = samples[step % 3]
+            sample.metric("latency", float(step), step=step)
+            captured.append((sample.ref, step))
+        for sample in samples:
+            sample.close()
+    series = ctx.get_metric_series("r", "latency")
+    assert [(point.sample_id, point.step) for point in series.points] == captured
+    assert [point.value for point in series.points] == [float(step) for _, step in captured]
+    ctx.close()
+
+
+def test_ints_and_floats_of_one_key_keep_their_types_and_order(tmp_path: Path) -> None:
+    ctx = _open(tmp_path / ".contexta")
+    values: list[float | int] = [1, 0.5, 2, 0.25, 3]
+    with ctx.run("r") as run:
+        for step, value in enumerate(values):
+            run.metric("mixed", value, step=step)
+    points = ctx.get_metric_series("r", "mixed").points
+    assert [point.value for point in points] == values
+    assert [type(point.value) for point in points] == [type(value) for value in values]
+    ctx.close()
+
+
+def test_a_series_spanning_many_batches_is_complete_and_its_latest_is_the_last(tmp_path: Path) -> None:
+    ctx = _open(tmp_path / ".contexta", max_batch_size=64)
+    with ctx.run("r") as run, run.stage("train") as stage:
+        for step in range(5_000):
+            stage.metric("loss", 1.0 / (step + 1), step=step)
+    series = ctx.get_metric_series("r", "loss")
+    assert series.steps == tuple(range(5_000))
+    assert series.latest is not None and series.latest.value == 1.0 / 5_000
+    assert ctx.select_best_run(["r"], "loss", higher_is_better=False) == f"run:{PROJECT}.r"
+    ctx.close()
+    with sqlite3.connect(tmp_path / ".contexta" / "metadata" / "contexta.db") as connection:
+        (chunks,) = connection.execute("SELECT count(*) FROM metric_chunks").fetchone()
+    assert chunks > 5_000 // 64  # one chunk per stored batch, not one row per point
+
+
+def test_the_store_names_each_point_as_the_capture_log_does(tmp_path: Path) -> None:
+    ctx = _open(tmp_path / ".contexta")
+    with ctx.run("r") as run, run.stage("train") as stage:
+        stage.metrics({"loss": 0.5, "accuracy": 0.75}, step=0)
+        stage.event("checkpoint", message="saved")
+        with stage.batch("b0") as batch:
+            batch.metric("loss", 0.25, unit="nats", step=1, tags={"device": "cpu"})
+    log = next(sink for sink in ctx.sinks if isinstance(sink, LocalJsonlSink)).file_path_for("RECORD")
+    stored = ctx.record_store.scan(run=f"run:{PROJECT}.r")
+    ctx.close()
+    lines = [line["payload"] for line in read_capture_log(log).lines]
+    assert [record.to_dict(omit_none=True) for record in stored] == [
+        MetricRecord.from_dict(line).to_dict(omit_none=True)
+        if line["envelope"]["record_type"] == "metric"
+        else line
+        for line in lines
+    ]
+
+
+def test_hand_written_and_captured_points_of_one_key_merge_in_capture_order(tmp_path: Path) -> None:
+    ctx = _open(tmp_path / ".contexta")
+    with ctx.run("r") as run:
+        run.metric("score", 0.1, step=0)
+    run_ref = f"run:{PROJECT}.r"
+    written = MetricRecord(
+        envelope=RecordEnvelope(
+            record_ref=f"record:{PROJECT}.r.by-hand-1",
+            record_type="metric",
+            recorded_at="2025-01-01T00:00:00Z",
+            observed_at="2025-01-01T00:00:00Z",
+            producer_ref="notebook",
+            run_ref=run_ref,
+        ),
+        payload=MetricPayload(metric_key="score", value=0.2, value_type="float64", step=1),
+    )
+    assert ctx.record_store.append(written).ok
+    with ctx.run("r", resume=True) as run:
+        run.metric("score", 0.3, step=2)
+    points = ctx.get_metric_series(run_ref, "score").points
+    assert [(point.step, point.value) for point in points] == [(0, 0.1), (1, 0.2), (2, 0.3)]
+    assert points[1].observed_at == "2025-01-01T00:00:00Z"
+    scanned = ctx.record_store.scan(run=run_ref, key="score")
+    assert scanned[1] == written
+    again = ctx.record_store.append(written)
+    assert [rejected.reason for rejected in again.rejected] == ["a record with this ref is already stored"]
+    ctx.close()
+
+
+def test_running_a_name_again_leaves_no_points_of_the_earlier_execution(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    for attempt in range(2):
+        ctx = _open(workspace)
+        with ctx.run("r") as run:
+            for step in range(100):
+                run.metric("loss", float(attempt), step=step)
+        ctx.close()
+    ctx = _open(workspace)
+    points = ctx.get_metric_series("r", "loss").points
+    assert len(points) == 100 and {point.value for point in points} == {1.0}
+    ctx.close()
+    with sqlite3.connect(workspace / "metadata" / "contexta.db") as connection:
+        orphans = connection.execute(
+            "SELECT count(*) FROM metric_chunks WHERE series_id NOT IN (SELECT series_id FROM metric_series)"
+        ).fetchone()[0]
+        series = connection.execute("SELECT point_count, extras FROM metric_series").fetchall()
+    assert orphans == 0
+    assert series == [(100, "")]
