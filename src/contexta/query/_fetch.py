@@ -157,26 +157,20 @@ def fetch_runs(
     configs = _json_column([row[11] for row in rows])
     return [
         RunRecord(
-            run_ref,
+            row[0],
             # A run put before its project still names it: the project ref's component is its name.
-            project_name if project_name is not None else project_ref.partition(":")[2],
-            name,
-            status,
-            started_at,
-            ended_at,
+            row[2] if row[2] is not None else row[1].partition(":")[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
             run_tags,
             run_metadata,
-            dataset_ref,
-            code_revision,
+            row[9],
+            row[10],
             config,
         )
-        for (
-            (run_ref, project_ref, project_name, name, status, started_at, ended_at, *_),
-            (dataset_ref, code_revision),
-            run_tags,
-            run_metadata,
-            config,
-        ) in zip(rows, [row[9:11] for row in rows], tags, metadata, configs, strict=True)
+        for row, run_tags, run_metadata, config in zip(rows, tags, metadata, configs, strict=True)
     ]
 
 
