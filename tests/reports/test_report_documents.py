@@ -218,6 +218,7 @@ def test_json_rendering_round_trips_to_the_dict() -> None:
         "title": "Intro",
         "paragraphs": ["First paragraph.", "Second | with a pipe."],
         "table": None,
+        "charts": [],
     }
     assert data["sections"][1]["table"]["rows"][0] == ["a|b", 0.9777777777777777, True]
 

@@ -1,10 +1,19 @@
 """Report documents over the canonical store, and their renderings (Markdown, JSON, CSV)."""
 
 from contexta.reports._builders import build_multi_run_report, build_snapshot_report
-from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
+from contexta.reports._document import (
+    Cell,
+    ChartSeries,
+    ReportChart,
+    ReportDocument,
+    ReportSection,
+    ReportTable,
+)
 
 __all__ = [
     "Cell",
+    "ChartSeries",
+    "ReportChart",
     "ReportDocument",
     "ReportSection",
     "ReportTable",

@@ -1,4 +1,5 @@
-"""Report documents: titled sections of paragraphs and tables, rendered as Markdown, JSON or CSV.
+"""Report documents: titled sections of paragraphs, tables and charts, rendered as Markdown, JSON, CSV
+or a self-contained HTML page.
 
 A document is plain data built once by a builder; each renderer only formats it, so the renderings
 always agree with one another.
@@ -16,7 +17,7 @@ import orjson
 
 from contexta.errors import NotFoundError, ValidationError
 
-__all__ = ["Cell", "ReportDocument", "ReportSection", "ReportTable"]
+__all__ = ["Cell", "ChartSeries", "ReportChart", "ReportDocument", "ReportSection", "ReportTable"]
 
 Cell = str | int | float | bool | None
 
@@ -99,25 +100,90 @@ class ReportTable:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartSeries:
+    """One line of a chart: a label and its (x, y) points in drawing order."""
+
+    label: str
+    points: tuple[tuple[float, float], ...]
+
+    def __init__(self, label: str, points: Iterable[tuple[float | int, float | int]]):
+        checked = []
+        for point in points:
+            x, y = point
+            if (
+                isinstance(x, bool)
+                or isinstance(y, bool)
+                or not isinstance(x, int | float)
+                or not isinstance(y, int | float)
+            ):
+                raise ValidationError(
+                    f"chart points are (x, y) numbers, got {point!r}", code="report_chart_invalid"
+                )
+            checked.append((float(x), float(y)))
+        object.__setattr__(self, "label", str(label))
+        object.__setattr__(self, "points", tuple(checked))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "points": [list(point) for point in self.points]}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportChart:
+    """A line chart: one or more series over a shared x axis (steps, batches, runs)."""
+
+    title: str
+    x_label: str
+    y_label: str
+    series: tuple[ChartSeries, ...]
+
+    def __init__(self, title: str, x_label: str, y_label: str, series: Iterable[ChartSeries]):
+        object.__setattr__(self, "title", str(title))
+        object.__setattr__(self, "x_label", str(x_label))
+        object.__setattr__(self, "y_label", str(y_label))
+        object.__setattr__(self, "series", tuple(series))
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(line.points) for line in self.series)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "x_label": self.x_label,
+            "y_label": self.y_label,
+            "series": [line.to_dict() for line in self.series],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ReportSection:
-    """A titled part of a report: paragraphs of text, then an optional table."""
+    """A titled part of a report: paragraphs of text, an optional table, then any charts."""
 
     title: str
     paragraphs: tuple[str, ...] = ()
     table: ReportTable | None = None
+    charts: tuple[ReportChart, ...] = ()
 
-    def __init__(self, title: str, paragraphs: Sequence[str] = (), table: ReportTable | None = None):
+    def __init__(
+        self,
+        title: str,
+        paragraphs: Sequence[str] = (),
+        table: ReportTable | None = None,
+        charts: Iterable[ReportChart] = (),
+    ):
         if isinstance(paragraphs, str):  # a lone string would otherwise become one paragraph per letter
             paragraphs = (paragraphs,)
         object.__setattr__(self, "title", str(title))
         object.__setattr__(self, "paragraphs", tuple(str(paragraph) for paragraph in paragraphs))
         object.__setattr__(self, "table", table)
+        object.__setattr__(self, "charts", tuple(charts))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
             "paragraphs": list(self.paragraphs),
             "table": None if self.table is None else self.table.to_dict(),
+            "charts": [chart.to_dict() for chart in self.charts],
         }
 
 
@@ -144,7 +210,8 @@ class ReportDocument:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """`{"title": ..., "sections": [{"title", "paragraphs", "table": {"columns", "rows"} | None}]}`."""
+        """`{"title": ..., "sections": [{"title", "paragraphs", "table": {"columns", "rows"} | None,
+        "charts": [{"title", "x_label", "y_label", "series": [{"label", "points": [[x, y], ...]}]}]}]}`."""
         return {"title": self.title, "sections": [section.to_dict() for section in self.sections]}
 
     def to_json(self) -> str:
@@ -165,6 +232,12 @@ class ReportDocument:
                 lines.append("|" + "|".join(" --- " for _ in table.columns) + "|")
                 lines += [
                     "| " + " | ".join(_markdown_cell(cell) for cell in row) + " |" for row in table.rows
+                ]
+            for chart in section.charts:  # Markdown cannot draw: say what the HTML rendering shows
+                lines += [
+                    "",
+                    f"Chart: {_markdown_cell(chart.title)} ({chart.y_label} by {chart.x_label}; "
+                    f"{len(chart.series)} series, {chart.point_count} points; drawn in the HTML report)",
                 ]
         return "\n".join(lines) + "\n"
 
