@@ -17,7 +17,6 @@ import orjson
 from contexta.contract._timestamps import parse_timestamp
 from contexta.errors import ContextaError
 from contexta.query._models import (
-    AnyRecord,
     ArtifactRecord,
     BatchRecord,
     DeploymentRecord,
@@ -30,7 +29,7 @@ from contexta.query._models import (
 )
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_points import load_columns, select_series
-from contexta.store._records import scan_records
+from contexta.store._records import RecordView, record_view
 from contexta.store._rows import loads_or_none
 
 __all__ = [
@@ -293,9 +292,9 @@ def latest_metric_values(
     return {slot: value for slot, (_, value) in latest.items()}
 
 
-def fetch_records(connection: sqlite3.Connection, run_ref: str) -> list[AnyRecord]:
-    """Every record of a run as its contract model, in capture order."""
-    return [record for _, record in scan_records(connection, run=run_ref)]
+def fetch_records(connection: sqlite3.Connection, run_ref: str) -> RecordView:
+    """Every record of a run, in capture order (each built when read)."""
+    return record_view(connection, run=run_ref)
 
 
 def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list[DegradedSummary]:

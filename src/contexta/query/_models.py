@@ -44,7 +44,9 @@ SEVERITIES = ("info", "warning", "error")
 def _plain(value: Any) -> Any:
     if isinstance(value, ReadModel | ContractModel):
         return value.to_dict()
-    if isinstance(value, tuple | list | MetricPoints):
+    if isinstance(value, tuple | list | MetricPoints) or (
+        isinstance(value, Sequence) and not isinstance(value, str | bytes)
+    ):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
@@ -260,7 +262,7 @@ class RunSnapshot(ReadModel):
     samples: tuple[SampleRecord, ...]
     deployments: tuple[DeploymentRecord, ...]
     artifacts: tuple[ArtifactRecord, ...]
-    records: tuple[AnyRecord, ...]
+    records: Sequence[AnyRecord]  # built one at a time when read: a run may hold millions
     completeness_notes: tuple[str, ...]
     environment: EnvironmentRecord | None = None
 

@@ -26,7 +26,7 @@ def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = No
         samples=tuple(samples),
         deployments=facts.deployments,
         artifacts=facts.artifacts,
-        records=tuple(records),
+        records=records,
         completeness_notes=tuple(completeness_notes(facts)),
         environment=facts.environment,
     )

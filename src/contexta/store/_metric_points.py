@@ -20,7 +20,7 @@ from contexta.contract._serialization import model_from_dict
 from contexta.contract._timestamps import format_ns
 from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject, unpack
 
-__all__ = ["MetricColumns", "SeriesRow", "load_columns", "metric_records", "select_series"]
+__all__ = ["MetricColumns", "SeriesRow", "load_columns", "select_series"]
 
 _SERIES_COLUMNS = (
     "series_id, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras, "
@@ -91,18 +91,30 @@ def select_series(
     return [_series_row(row) for row in rows]
 
 
+class _Naming(NamedTuple):
+    """How the points of one chunk are named: captured points from the writer's numbering, hand-written
+    ones from their own refs and times (by position in their batch)."""
+
+    seq_base: int
+    ref_prefix: str | None  # record:{owner}.{id_prefix}
+    ref_base: int | None
+    recorded_at: str | None
+    explicit: dict[int, tuple[str, str]] | None  # position -> (record ref, recorded at)
+
+
 class MetricColumns:
     """Points of one or more series in capture order, one column per field.
 
     Columns are arrays while every point allows it (floats of float series, captured observation
     times in epoch ns) and lists otherwise. `steps` holds NO_STEP where a point has none; `observed`
     holds epoch ns for captured points and the given string for hand-written ones; `series` holds each
-    point's index into `series_rows`. Use the accessors, which turn those into the public forms.
+    point's index into `series_rows`, `chunk` its index into the chunks' naming. Use the accessors,
+    which turn those into the public forms, one point at a time.
     """
 
-    __slots__ = ("observed", "recorded", "refs", "seqs", "series", "series_rows", "steps", "values")
+    __slots__ = ("chunk", "namings", "observed", "seqs", "series", "series_rows", "steps", "values")
 
-    def __init__(self, series_rows: list[SeriesRow], *, with_refs: bool = False):
+    def __init__(self, series_rows: list[SeriesRow]):
         self.series_rows = series_rows
         value_types = {row.value_type for row in series_rows}
         self.values: MutableSequence[Any] = (
@@ -112,8 +124,8 @@ class MetricColumns:
         self.observed: MutableSequence[Any] = array("q")
         self.seqs: array[int] = array("q")
         self.series: array[int] = array("i")
-        self.refs: list[str] | None = [] if with_refs else None
-        self.recorded: list[str] | None = [] if with_refs else None
+        self.chunk: array[int] = array("i")
+        self.namings: list[_Naming] = []
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -129,6 +141,52 @@ class MetricColumns:
         observed = self.observed[index]
         return observed if type(observed) is str else format_ns(observed)
 
+    def ref_and_recorded_at(self, index: int) -> tuple[str, str]:
+        naming = self.namings[self.chunk[index]]
+        position = self.seqs[index] - naming.seq_base
+        if naming.explicit is not None:
+            return naming.explicit[position]
+        assert naming.ref_base is not None and naming.recorded_at is not None
+        return f"{naming.ref_prefix}{naming.ref_base + position}", naming.recorded_at
+
+    def record(self, index: int) -> MetricRecord:
+        """The contract record of point `index` (validated, as every record read from the store)."""
+        row = self.series_rows[self.series[index]]
+        extras = row.extras
+        record_ref, recorded_at = self.ref_and_recorded_at(index)
+        envelope = {
+            "record_ref": record_ref,
+            "record_type": "metric",
+            "recorded_at": recorded_at,
+            "observed_at": self.observed_at(index),
+            "producer_ref": extras.get("producer_ref", PRODUCER_REF),
+            "run_ref": row.run_ref,
+            "stage_execution_ref": row.stage_ref,
+            "batch_execution_ref": row.batch_ref,
+            "sample_observation_ref": row.sample_ref,
+            "deployment_execution_ref": row.deployment_ref,
+            "completeness_marker": extras.get("completeness_marker", "complete"),
+            "degradation_marker": extras.get("degradation_marker", "none"),
+            "schema_version": extras.get("schema_version", SCHEMA_VERSION),
+        }
+        payload = {
+            "metric_key": row.key,
+            "value": self.values[index],
+            "value_type": extras.get("value_type", row.value_type),
+            "unit": row.unit,
+            "step": self.step(index),
+            "aggregation_scope": extras.get("aggregation_scope", "step"),
+            "subject_ref": extras.get(
+                "subject_ref",
+                default_subject(
+                    row.run_ref, row.stage_ref, row.batch_ref, row.sample_ref, row.deployment_ref
+                ),
+            ),
+            "tags": extras.get("tags"),
+        }
+        record: Any = model_from_dict("MetricRecord", {"envelope": envelope, "payload": payload})
+        return record  # type: ignore[no-any-return]
+
 
 class _Chunk(NamedTuple):
     series_index: int
@@ -137,10 +195,7 @@ class _Chunk(NamedTuple):
     values: array[Any]
     steps: Sequence[int]
     observed: array[int] | list[str]
-    explicit: dict[str, list[str]] | None
-    id_prefix: str | None
-    ref_base: int | None
-    recorded_ns: int | None
+    naming: _Naming
 
 
 def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Iterator[_Chunk]:
@@ -156,31 +211,48 @@ def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Ite
             part,
         )
         for series_id, seq_base, positions, observed, values, steps, prefix, ref_base, recorded, text in rows:
-            explicit = orjson.loads(text) if text is not None else None
+            series_index = index_of[series_id]
+            unpacked_positions = unpack(POSITION_TYPE, positions)
+            if text is not None:
+                explicit = orjson.loads(text)
+                naming = _Naming(
+                    seq_base,
+                    None,
+                    None,
+                    None,
+                    dict(
+                        zip(
+                            unpacked_positions,
+                            zip(explicit["refs"], explicit["recorded_at"], strict=True),
+                            strict=True,
+                        )
+                    ),
+                )
+                observed_column: array[int] | list[str] = explicit["observed_at"]
+            else:
+                owner = series_rows[series_index].run_ref or series_rows[series_index].deployment_ref or ""
+                naming = _Naming(
+                    seq_base,
+                    f"record:{owner.partition(':')[2]}.{prefix}",
+                    ref_base,
+                    format_ns(recorded),
+                    None,
+                )
+                observed_column = unpack("q", observed)
             yield _Chunk(
-                index_of[series_id],
+                series_index,
                 seq_base,
-                unpack(POSITION_TYPE, positions),
+                unpacked_positions,
                 unpack(typecodes[series_id], values),
                 unpack("q", steps),
-                explicit["observed_at"] if explicit is not None else unpack("q", observed),
-                explicit,
-                prefix,
-                ref_base,
-                recorded,
+                observed_column,
+                naming,
             )
 
 
-def _owner(row: SeriesRow) -> str:
-    owner = row.run_ref or row.deployment_ref or ""
-    return owner.partition(":")[2]
-
-
-def load_columns(
-    connection: sqlite3.Connection, series_rows: list[SeriesRow], *, with_refs: bool = False
-) -> MetricColumns:
+def load_columns(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> MetricColumns:
     """Every point of `series_rows`, merged into capture order."""
-    columns = MetricColumns(series_rows, with_refs=with_refs)
+    columns = MetricColumns(series_rows)
     pending: list[_Chunk] = []  # chunks of one stored batch; several series may interleave inside it
     for chunk in _chunks(connection, series_rows):
         if pending and chunk.seq_base != pending[0].seq_base:
@@ -193,8 +265,12 @@ def load_columns(
 
 
 def _append_batch(columns: MetricColumns, chunks: list[_Chunk]) -> None:
+    numbers = []
+    for chunk in chunks:
+        numbers.append(len(columns.namings))
+        columns.namings.append(chunk.naming)
     if len(chunks) == 1:
-        _append_chunk(columns, chunks[0], None)
+        _append_chunk(columns, chunks[0], numbers[0])
         return
     # Several series in one batch: merge their points by position (a batch's seq range is its own).
     order = sorted(
@@ -203,82 +279,25 @@ def _append_batch(columns: MetricColumns, chunks: list[_Chunk]) -> None:
         for index, position in enumerate(chunk.positions)
     )
     for _, number, index in order:
-        _append_chunk(columns, chunks[number], (index,))
+        chunk = chunks[number]
+        if type(chunk.observed) is not array and type(columns.observed) is array:
+            columns.observed = list(columns.observed)
+        columns.seqs.append(chunk.seq_base + chunk.positions[index])
+        columns.steps.append(chunk.steps[index])
+        columns.values.append(chunk.values[index])
+        columns.observed.append(chunk.observed[index])
+        columns.series.append(chunk.series_index)
+        columns.chunk.append(numbers[number])
 
 
-def _append_chunk(columns: MetricColumns, chunk: _Chunk, indexes: tuple[int, ...] | None) -> None:
-    """Append all of `chunk` (indexes None: column by column, at C speed) or the points at `indexes`."""
+def _append_chunk(columns: MetricColumns, chunk: _Chunk, number: int) -> None:
+    """Append all of `chunk`, column by column, at C speed."""
     if type(chunk.observed) is not array and type(columns.observed) is array:
         columns.observed = list(columns.observed)  # hand-written points keep their own strings
-    if indexes is None:
-        count = len(chunk.positions)
-        columns.seqs.extend(map(chunk.seq_base.__add__, chunk.positions))
-        columns.steps.extend(chunk.steps)
-        columns.values.extend(chunk.values)
-        columns.observed.extend(chunk.observed)
-        columns.series.extend(array("i", [chunk.series_index]) * count)
-        indexes = tuple(range(count)) if columns.refs is not None else ()
-    else:
-        for index in indexes:
-            columns.seqs.append(chunk.seq_base + chunk.positions[index])
-            columns.steps.append(chunk.steps[index])
-            columns.values.append(chunk.values[index])
-            columns.observed.append(chunk.observed[index])
-            columns.series.append(chunk.series_index)
-    if columns.refs is None or columns.recorded is None:
-        return
-    if chunk.explicit is not None:
-        columns.refs.extend(chunk.explicit["refs"][index] for index in indexes)
-        columns.recorded.extend(chunk.explicit["recorded_at"][index] for index in indexes)
-        return
-    assert chunk.ref_base is not None and chunk.recorded_ns is not None
-    prefix = f"record:{_owner(columns.series_rows[chunk.series_index])}.{chunk.id_prefix}"
-    first = chunk.ref_base
-    columns.refs.extend(f"{prefix}{first + chunk.positions[index]}" for index in indexes)
-    columns.recorded.extend([format_ns(chunk.recorded_ns)] * len(indexes))
-
-
-def metric_records(
-    connection: sqlite3.Connection, series_rows: list[SeriesRow]
-) -> list[tuple[int, MetricRecord]]:
-    """(seq, contract record) for every point of `series_rows`, in capture order."""
-    columns = load_columns(connection, series_rows, with_refs=True)
-    assert columns.refs is not None and columns.recorded is not None
-    records: list[tuple[int, MetricRecord]] = []
-    for index, seq in enumerate(columns.seqs):
-        row = series_rows[columns.series[index]]
-        extras = row.extras
-        value = columns.values[index]
-        envelope = {
-            "record_ref": columns.refs[index],
-            "record_type": "metric",
-            "recorded_at": columns.recorded[index],
-            "observed_at": columns.observed_at(index),
-            "producer_ref": extras.get("producer_ref", PRODUCER_REF),
-            "run_ref": row.run_ref,
-            "stage_execution_ref": row.stage_ref,
-            "batch_execution_ref": row.batch_ref,
-            "sample_observation_ref": row.sample_ref,
-            "deployment_execution_ref": row.deployment_ref,
-            "completeness_marker": extras.get("completeness_marker", "complete"),
-            "degradation_marker": extras.get("degradation_marker", "none"),
-            "schema_version": extras.get("schema_version", SCHEMA_VERSION),
-        }
-        payload = {
-            "metric_key": row.key,
-            "value": value,
-            "value_type": extras.get("value_type", row.value_type),
-            "unit": row.unit,
-            "step": columns.step(index),
-            "aggregation_scope": extras.get("aggregation_scope", "step"),
-            "subject_ref": extras.get(
-                "subject_ref",
-                default_subject(
-                    row.run_ref, row.stage_ref, row.batch_ref, row.sample_ref, row.deployment_ref
-                ),
-            ),
-            "tags": extras.get("tags"),
-        }
-        record: Any = model_from_dict("MetricRecord", {"envelope": envelope, "payload": payload})
-        records.append((seq, record))
-    return records
+    count = len(chunk.positions)
+    columns.seqs.extend(map(chunk.seq_base.__add__, chunk.positions))
+    columns.steps.extend(chunk.steps)
+    columns.values.extend(chunk.values)
+    columns.observed.extend(chunk.observed)
+    columns.series.extend(array("i", [chunk.series_index]) * count)
+    columns.chunk.extend(array("i", [number]) * count)

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
-from contexta.store._metric_points import metric_records, select_series
+from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rows import RECORD_COLUMNS, AnyRecord, record_from_row, record_row_from_payload
 
 __all__ = [
     "AppendResult",
     "RecordStore",
+    "RecordView",
     "RejectedRecord",
     "delete_run_contents",
     "insert_record_rows",
-    "scan_records",
+    "record_view",
     "store_record_documents",
 ]
 
@@ -155,8 +158,8 @@ class RecordStore:
     ) -> list[AnyRecord]:
         """Stored records matching every given filter (refs), in capture order."""
         with self._database.read() as connection:
-            found = scan_records(connection, run=run, stage=stage, key=key, record_type=record_type)
-        return [record for _, record in (found if limit is None else found[: int(limit)])]
+            found = record_view(connection, run=run, stage=stage, key=key, record_type=record_type)
+        return list(found) if limit is None else found[: int(limit)]
 
     def count(self, *, run: str | None = None) -> int:
         with self._database.read() as connection:
@@ -168,20 +171,75 @@ class RecordStore:
             return int(rows) + int(points)
 
 
-def scan_records(
+class RecordView(Sequence[AnyRecord]):
+    """Stored records in capture order, each built (and validated) when it is read: a run of a million
+    metric points is a few arrays until someone walks it."""
+
+    __slots__ = ("_columns", "_row_at", "_rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], columns: MetricColumns | None):
+        self._rows = rows  # record rows (RECORD_COLUMNS, seq first) in seq order
+        self._columns = columns
+        seqs = columns.seqs if columns is not None else array("q")
+        # Where each row falls among all records: its rank plus the points captured before it.
+        self._row_at = [rank + bisect.bisect_left(seqs, row[0]) for rank, row in enumerate(rows)]
+
+    def __len__(self) -> int:
+        return len(self._rows) + (len(self._columns) if self._columns is not None else 0)
+
+    def _locate(self, index: int) -> tuple[bool, int]:
+        """(is a row, index into the rows or the metric columns) of record `index`."""
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("record index out of range")
+        rows_before = bisect.bisect_left(self._row_at, index)
+        if rows_before < len(self._row_at) and self._row_at[rows_before] == index:
+            return True, rows_before
+        return False, index - rows_before
+
+    @overload
+    def __getitem__(self, index: int) -> AnyRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[AnyRecord]: ...
+    def __getitem__(self, index: int | slice) -> AnyRecord | list[AnyRecord]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        is_row, position = self._locate(index)
+        if is_row:
+            return record_from_row(self._rows[position])
+        assert self._columns is not None
+        return self._columns.record(position)
+
+    def seq(self, index: int) -> int:
+        """The capture-order number of record `index`."""
+        is_row, position = self._locate(index)
+        if is_row:
+            return int(self._rows[position][0])
+        assert self._columns is not None
+        return self._columns.seqs[position]
+
+    def __iter__(self) -> Iterator[AnyRecord]:
+        return (self[index] for index in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"<RecordView of {len(self)} records>"
+
+
+def record_view(
     connection: sqlite3.Connection,
     *,
     run: str | None = None,
     stage: str | None = None,
     key: str | None = None,
     record_type: str | None = None,
-) -> list[tuple[int, AnyRecord]]:
-    """(seq, record) for every stored record matching the filters, in capture order."""
-    found: list[tuple[int, AnyRecord]] = []
+) -> RecordView:
+    """Every stored record matching the filters (refs), in capture order."""
+    columns = None
     if record_type in (None, "metric"):
-        found.extend(
-            metric_records(connection, select_series(connection, run_ref=run, key=key, stage_ref=stage))
-        )
+        series = select_series(connection, run_ref=run, key=key, stage_ref=stage)
+        columns = load_columns(connection, series) if series else None
+    rows: list[tuple[Any, ...]] = []
     if record_type != "metric":
         clauses = []
         parameters: list[Any] = []
@@ -195,7 +253,7 @@ def scan_records(
                 clauses.append(f"{column} = ?")
                 parameters.append(value)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = connection.execute(f"SELECT {RECORD_COLUMNS} FROM records{where} ORDER BY seq", parameters)
-        found.extend((row[0], record_from_row(row)) for row in rows)
-    found.sort(key=lambda pair: pair[0])
-    return found
+        rows = connection.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records{where} ORDER BY seq", parameters
+        ).fetchall()
+    return RecordView(rows, columns)
