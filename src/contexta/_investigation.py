@@ -91,6 +91,21 @@ class Investigation:
             project=self._project,
         )
 
+    def compare_runs(self, left: str, right: str) -> query.RunComparison:
+        """What changed from run `left` to run `right`: metric deltas per stage, artifact changes (by
+        digest), and differences in arguments and environment."""
+        return query.compare_runs(self._reads(), left, right, project=self._project)
+
+    def compare_multiple_runs(self, run_ids: Sequence[str]) -> query.MultiRunComparison:
+        return query.compare_multiple_runs(self._reads(), run_ids, project=self._project)
+
+    def build_run_report(self, left: str, right: str) -> reports.ReportDocument:
+        return reports.build_run_report(self._reads(), left, right, project=self._project)
+
+    def build_project_summary_report(self, project: str | None = None) -> reports.ReportDocument:
+        """The history of `project` (this Contexta's project unless given)."""
+        return reports.build_project_summary_report(self._reads(), project or self._project)
+
     def build_snapshot_report(self, run_id: str) -> reports.ReportDocument:
         return reports.build_snapshot_report(self._reads(), run_id, project=self._project)
 

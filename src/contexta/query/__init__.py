@@ -1,5 +1,6 @@
 """The read path: list, resolve, snapshot, diagnose and select over the canonical store."""
 
+from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._diagnose import diagnose_run
 from contexta.query._lists import (
     get_environment,
@@ -13,16 +14,23 @@ from contexta.query._lists import (
     list_stages,
 )
 from contexta.query._models import (
+    ArtifactChange,
     ArtifactRecord,
     BatchRecord,
     DeploymentRecord,
     DiagnosticIssue,
     DiagnosticsResult,
     EnvironmentRecord,
+    FieldAcrossRuns,
+    FieldDifference,
+    MetricAcrossRuns,
+    MetricDelta,
     MetricPoint,
     MetricPoints,
     MetricSeries,
+    MultiRunComparison,
     ProjectRecord,
+    RunComparison,
     RunRecord,
     RunSnapshot,
     SampleRecord,
@@ -33,20 +41,29 @@ from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
 
 __all__ = [
+    "ArtifactChange",
     "ArtifactRecord",
     "BatchRecord",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
     "EnvironmentRecord",
+    "FieldAcrossRuns",
+    "FieldDifference",
+    "MetricAcrossRuns",
+    "MetricDelta",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
+    "MultiRunComparison",
     "ProjectRecord",
+    "RunComparison",
     "RunRecord",
     "RunSnapshot",
     "SampleRecord",
     "StageRecord",
+    "compare_multiple_runs",
+    "compare_runs",
     "diagnose_run",
     "get_environment",
     "get_metric_series",

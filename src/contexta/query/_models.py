@@ -19,16 +19,23 @@ from contexta.store._metric_points import MetricColumns
 __all__ = [
     "SEVERITIES",
     "AnyRecord",
+    "ArtifactChange",
     "ArtifactRecord",
     "BatchRecord",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
     "EnvironmentRecord",
+    "FieldAcrossRuns",
+    "FieldDifference",
+    "MetricAcrossRuns",
+    "MetricDelta",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
+    "MultiRunComparison",
     "ProjectRecord",
+    "RunComparison",
     "RunRecord",
     "RunSnapshot",
     "SampleRecord",
@@ -296,3 +303,84 @@ class DiagnosticsResult(ReadModel):
             )
         threshold = SEVERITIES.index(severity)
         return any(SEVERITIES.index(issue.severity) >= threshold for issue in self.issues)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDelta(ReadModel):
+    """One metric's latest value in two runs (None where a run lacks it) and right minus left."""
+
+    stage_name: str | None  # None: captured on the run itself
+    metric_key: str
+    left: float | int | None
+    right: float | int | None
+    delta: float | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactChange(ReadModel):
+    """An artifact kind's registration in two runs, matched in creation order."""
+
+    kind: str
+    change: str  # added | removed | changed | unchanged
+    left_ref: str | None
+    right_ref: str | None
+    left_digest: str | None
+    right_digest: str | None
+    left_size_bytes: int | None
+    right_size_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDifference(ReadModel):
+    """A run argument or environment field whose value differs (None where a run lacks it); nested
+    mappings are compared field by field under dotted names (`config_snapshot.lr`, `packages.numpy`)."""
+
+    field: str
+    left: Any
+    right: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunComparison(ReadModel):
+    """What changed from the left run to the right one."""
+
+    left_run_id: str
+    right_run_id: str
+    metric_deltas: tuple[MetricDelta, ...]
+    artifact_changes: tuple[ArtifactChange, ...]
+    argument_differences: tuple[FieldDifference, ...]
+    environment_differences: tuple[FieldDifference, ...]
+
+    def metric_delta(self, metric_key: str, stage_name: str | None = None) -> MetricDelta | None:
+        """The delta of `metric_key` (in `stage_name`, or the first stage that has it), or None."""
+        for delta in self.metric_deltas:
+            if delta.metric_key == metric_key and (stage_name is None or delta.stage_name == stage_name):
+                return delta
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricAcrossRuns(ReadModel):
+    """One metric's latest value in each compared run, in the order of `run_ids`."""
+
+    stage_name: str | None
+    metric_key: str
+    values: tuple[float | int | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAcrossRuns(ReadModel):
+    """A run argument or environment field that is not the same in every compared run."""
+
+    field: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MultiRunComparison(ReadModel):
+    """Several runs side by side: every metric's latest value per run, and what differs between them."""
+
+    run_ids: tuple[str, ...]
+    metrics: tuple[MetricAcrossRuns, ...]
+    argument_differences: tuple[FieldAcrossRuns, ...]
+    environment_differences: tuple[FieldAcrossRuns, ...]

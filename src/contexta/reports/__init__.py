@@ -1,6 +1,7 @@
-"""Report documents over the canonical store, and their renderings (Markdown, JSON, CSV)."""
+"""Report documents over the canonical store, and their renderings (Markdown, JSON, CSV, HTML)."""
 
 from contexta.reports._builders import build_multi_run_report, build_snapshot_report
+from contexta.reports._comparison_reports import build_project_summary_report, build_run_report
 from contexta.reports._document import (
     Cell,
     ChartSeries,
@@ -18,5 +19,7 @@ __all__ = [
     "ReportSection",
     "ReportTable",
     "build_multi_run_report",
+    "build_project_summary_report",
+    "build_run_report",
     "build_snapshot_report",
 ]

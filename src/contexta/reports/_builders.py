@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from contexta.errors import ValidationError
-from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, completeness_notes, gather_facts
+from contexta.query._compare import metric_slots_in_order, named_metric_values
+from contexta.query._completeness import RunFacts, completeness_notes, gather_facts
 from contexta.query._diagnose import issues_of
 from contexta.query._fetch import (
     consistent_read,
@@ -18,6 +19,7 @@ from contexta.query._fetch import (
 )
 from contexta.query._models import DiagnosticIssue, EnvironmentRecord, RunRecord
 from contexta.query._resolve import find_run_ref
+from contexta.reports._charts import CHART_LIMIT, across_runs_chart, batch_charts, stage_charts
 from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
 from contexta.store._database import StoreDatabase
 
@@ -192,16 +194,21 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
         for sample in samples
     ]
     issue_rows = [(issue.severity, issue.code, issue.subject_ref, issue.summary) for issue in issues]
+    series_charts, undrawn = stage_charts(connection, facts)
+    stage_notes = _empty_note(stage_rows, "stages")
+    if undrawn:
+        stage_notes += (f"{undrawn} more metric series are not drawn; see get_metric_series().",)
     return [
         _summary_section(
             facts.run, facts.environment, fetch_record_counts(connection, run_ref), metric_values
         ),
         ReportSection(
             "Stages",
-            _empty_note(stage_rows, "stages"),
+            stage_notes,
             ReportTable(
                 ("stage", "status", "started_at", "ended_at", "duration_s", "order", "metrics"), stage_rows
             ),
+            series_charts,
         ),
         ReportSection(
             "Artifacts",
@@ -215,6 +222,7 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             "Batches",
             _empty_note(batch_rows, "batches"),
             ReportTable(("batch", "stage", "status", "started_at", "ended_at", "order"), batch_rows),
+            batch_charts(connection, facts),
         ),
         ReportSection(
             "Deployments",
@@ -259,36 +267,6 @@ def _run_labels(runs: list[RunRecord]) -> list[str]:
     return [run.name if names.count(run.name) == 1 else run.run_id for run in runs]
 
 
-def _metric_rows(
-    values_by_run: list[dict[tuple[str | None, str], float | int]],
-    facts: list[RunFacts],
-) -> list[tuple[Cell, ...]]:
-    """(stage, metric, latest value per run) rows: evaluation stages first, then the other stages, then
-    run-level metrics; within each group in the order metrics were first captured."""
-    first_seen: dict[tuple[str | None, str], int] = {}
-    per_run: list[dict[tuple[str | None, str], float | int]] = []
-    for run_facts, values in zip(facts, values_by_run, strict=True):
-        stage_names = {stage.stage_id: stage.name for stage in run_facts.stages}
-        named: dict[tuple[str | None, str], float | int] = {}
-        for (stage_ref, key), value in values.items():
-            stage_name = (
-                None if stage_ref is None else stage_names.get(stage_ref, stage_ref.rpartition(".")[2])
-            )
-            named[(stage_name, key)] = value
-            first_seen.setdefault((stage_name, key), len(first_seen))
-        per_run.append(named)
-
-    def group(row_key: tuple[str | None, str]) -> tuple[int, int]:
-        stage_name = row_key[0]
-        rank = 2 if stage_name is None else 0 if stage_name in EVALUATION_STAGE_NAMES else 1
-        return (rank, first_seen[row_key])
-
-    return [
-        (stage_name, key, *(named.get((stage_name, key)) for named in per_run))
-        for stage_name, key in sorted(first_seen, key=group)
-    ]
-
-
 def build_multi_run_report(
     db: StoreDatabase, run_ids: Iterable[str], *, project: str | None = None
 ) -> ReportDocument:
@@ -304,7 +282,7 @@ def build_multi_run_report(
         if not run_refs:
             raise ValidationError("give at least one run to report on", code="run_ids_empty")
         facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
-        values_by_run = [latest_metric_values(connection, run_ref) for run_ref in run_refs]
+        values_by_run = [named_metric_values(connection, run_facts) for run_facts in facts]
     runs = [run_facts.run for run_facts in facts]
     labels = _run_labels(runs)
     run_rows = [
@@ -319,7 +297,10 @@ def build_multi_run_report(
         )
         for label, run, run_facts in zip(labels, runs, facts, strict=True)
     ]
-    metric_rows = _metric_rows(values_by_run, facts)
+    metric_rows = [
+        (stage_name, key, *(values.get((stage_name, key)) for values in values_by_run))
+        for stage_name, key in metric_slots_in_order(values_by_run)
+    ]
     return ReportDocument(
         f"Multi Run Report: {len(runs)} runs",
         [
@@ -336,6 +317,11 @@ def build_multi_run_report(
                 if metric_rows
                 else ("None of these runs recorded a metric.",),
                 ReportTable(("stage", "metric", *labels), metric_rows),
+                [
+                    across_runs_chart(row[0], row[1], labels, row[2:])  # type: ignore[arg-type]
+                    for row in metric_rows[:CHART_LIMIT]
+                    if len(runs) > 1 and sum(value is not None for value in row[2:]) > 1
+                ],
             ),
         ],
     )

@@ -1,0 +1,196 @@
+"""Comparing runs: what changed in their metrics, artifacts, arguments and environment.
+
+Metrics are compared by their latest value per (stage name, key), so a stage is matched across runs
+by its name, not its ref (refs differ between runs by construction). Artifacts are matched by kind in
+creation order and compared by BLAKE3 digest and size.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from contexta.errors import ValidationError
+from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts
+from contexta.query._fetch import consistent_read, latest_metric_values
+from contexta.query._models import (
+    ArtifactChange,
+    ArtifactRecord,
+    FieldAcrossRuns,
+    FieldDifference,
+    MetricAcrossRuns,
+    MetricDelta,
+    MultiRunComparison,
+    RunComparison,
+)
+from contexta.query._resolve import find_run_ref
+from contexta.store._database import StoreDatabase
+
+__all__ = ["compare_multiple_runs", "compare_runs", "metric_slots_in_order", "named_metric_values"]
+
+MetricSlot = tuple[str | None, str]  # (stage name or None for run-level, metric key)
+
+
+def named_metric_values(connection: sqlite3.Connection, facts: RunFacts) -> dict[MetricSlot, float | int]:
+    """The run's latest metric values keyed by stage *name*, in the order they were first captured."""
+    names = {stage.stage_id: stage.name for stage in facts.stages}
+    return {
+        (None if stage_ref is None else names.get(stage_ref, stage_ref.rpartition(".")[2]), key): value
+        for (stage_ref, key), value in latest_metric_values(connection, facts.run.run_id).items()
+    }
+
+
+def metric_slots_in_order(per_run: Iterable[Mapping[MetricSlot, Any]]) -> list[MetricSlot]:
+    """Every slot of any run: evaluation stages first, then other stages, then run-level metrics; within
+    a group in the order first seen."""
+    first_seen: dict[MetricSlot, int] = {}
+    for values in per_run:
+        for slot in values:
+            first_seen.setdefault(slot, len(first_seen))
+
+    def group(slot: MetricSlot) -> tuple[int, int]:
+        stage_name = slot[0]
+        rank = 2 if stage_name is None else 0 if stage_name in EVALUATION_STAGE_NAMES else 1
+        return (rank, first_seen[slot])
+
+    return sorted(first_seen, key=group)
+
+
+def _delta(left: float | int | None, right: float | int | None) -> float | int | None:
+    return None if left is None or right is None else right - left
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}", item, into)
+    else:
+        into[prefix] = value
+
+
+def _argument_fields(facts: RunFacts) -> dict[str, Any]:
+    run = facts.run
+    fields: dict[str, Any] = {"dataset_ref": run.dataset_ref, "code_revision": run.code_revision}
+    for name in ("tags", "metadata", "config_snapshot"):
+        _flatten(name, getattr(run, name), fields)
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _environment_fields(facts: RunFacts) -> dict[str, Any]:
+    environment = facts.environment
+    if environment is None:
+        return {}
+    fields: dict[str, Any] = {
+        "python_version": environment.python_version,
+        "platform": environment.platform,
+        "git_revision": environment.git_revision,
+    }
+    for package, version in (environment.packages or {}).items():
+        fields[f"packages.{package}"] = version
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _differing(per_run: list[dict[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+    """(field, value per run) for every field whose value is not the same in every run."""
+    names = list(dict.fromkeys(name for fields in per_run for name in fields))
+    rows = []
+    for name in names:
+        values = tuple(fields.get(name) for fields in per_run)
+        if any(value != values[0] for value in values[1:]):
+            rows.append((name, values))
+    return rows
+
+
+def _artifact_changes(
+    left: Iterable[ArtifactRecord], right: Iterable[ArtifactRecord]
+) -> list[ArtifactChange]:
+    by_kind: dict[str, tuple[list[ArtifactRecord], list[ArtifactRecord]]] = {}
+    for side, artifacts in enumerate((left, right)):
+        for artifact in artifacts:
+            by_kind.setdefault(artifact.kind, ([], []))[side].append(artifact)
+    changes = []
+    for kind, (lefts, rights) in by_kind.items():
+        for index in range(max(len(lefts), len(rights))):
+            old = lefts[index] if index < len(lefts) else None
+            new = rights[index] if index < len(rights) else None
+            if old is None:
+                change = "added"
+            elif new is None:
+                change = "removed"
+            elif (old.hash_value, old.size_bytes) != (new.hash_value, new.size_bytes):
+                change = "changed"
+            else:
+                change = "unchanged"
+            changes.append(
+                ArtifactChange(
+                    kind,
+                    change,
+                    None if old is None else old.artifact_ref,
+                    None if new is None else new.artifact_ref,
+                    None if old is None else old.hash_value,
+                    None if new is None else new.hash_value,
+                    None if old is None else old.size_bytes,
+                    None if new is None else new.size_bytes,
+                )
+            )
+    return changes
+
+
+def compare_runs(db: StoreDatabase, left: str, right: str, *, project: str | None = None) -> RunComparison:
+    """What changed from run `left` to run `right` (full refs or bare names)."""
+    with consistent_read(db) as connection:
+        facts = [gather_facts(connection, find_run_ref(connection, run, project)) for run in (left, right)]
+        values = [named_metric_values(connection, run_facts) for run_facts in facts]
+    left_values, right_values = values
+    deltas = [
+        MetricDelta(
+            stage_name,
+            key,
+            left_values.get((stage_name, key)),
+            right_values.get((stage_name, key)),
+            _delta(left_values.get((stage_name, key)), right_values.get((stage_name, key))),
+        )
+        for stage_name, key in metric_slots_in_order(values)
+    ]
+    arguments = _differing([_argument_fields(run_facts) for run_facts in facts])
+    environments = _differing([_environment_fields(run_facts) for run_facts in facts])
+    return RunComparison(
+        left_run_id=facts[0].run.run_id,
+        right_run_id=facts[1].run.run_id,
+        metric_deltas=tuple(deltas),
+        artifact_changes=tuple(_artifact_changes(facts[0].artifacts, facts[1].artifacts)),
+        argument_differences=tuple(FieldDifference(name, old, new) for name, (old, new) in arguments),
+        environment_differences=tuple(FieldDifference(name, old, new) for name, (old, new) in environments),
+    )
+
+
+def compare_multiple_runs(
+    db: StoreDatabase, run_ids: Iterable[str], *, project: str | None = None
+) -> MultiRunComparison:
+    """Several runs side by side, in the order given (duplicates dropped)."""
+    if isinstance(run_ids, str):
+        raise ValidationError(
+            "run_ids must be a collection of run ids, not one string; wrap it in a list",
+            code="run_ids_invalid",
+        )
+    with consistent_read(db) as connection:
+        run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
+        if not run_refs:
+            raise ValidationError("give at least one run to compare", code="run_ids_empty")
+        facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
+        values = [named_metric_values(connection, run_facts) for run_facts in facts]
+    metrics = tuple(
+        MetricAcrossRuns(stage_name, key, tuple(run_values.get((stage_name, key)) for run_values in values))
+        for stage_name, key in metric_slots_in_order(values)
+    )
+    return MultiRunComparison(
+        run_ids=tuple(run_refs),
+        metrics=metrics,
+        argument_differences=tuple(
+            FieldAcrossRuns(name, row) for name, row in _differing([_argument_fields(f) for f in facts])
+        ),
+        environment_differences=tuple(
+            FieldAcrossRuns(name, row) for name, row in _differing([_environment_fields(f) for f in facts])
+        ),
+    )
