@@ -241,6 +241,13 @@ class ReportDocument:
                 ]
         return "\n".join(lines) + "\n"
 
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page: inline CSS, tables, and an inline SVG line
+        chart per chart; it fetches nothing, so it opens offline."""
+        from contexta.reports._html import render_html  # the renderer imports this module's models
+
+        return render_html(self)
+
     def to_csv(self) -> str:
         """Every table as CSV, one block per section that has one: a row holding the section title,
         the header row, the data rows; blocks are separated by an empty line."""
