@@ -160,3 +160,27 @@ def test_list_runs_over_many_runs(benchmark: Any, many_runs: tuple[Path, int]) -
     benchmark.extra_info["runs"] = runs
     if benchmark.stats is not None:
         benchmark.extra_info["mean_ms"] = round(benchmark.stats.stats.mean * 1000, 1)
+
+
+@pytest.mark.benchmark(group="store-query")
+def test_snapshot_and_report_of_a_long_run(benchmark: Any, long_series: tuple[Path, int]) -> None:
+    """`get_run_snapshot` plus `build_snapshot_report` (with its chart) of the run holding the long
+    series, rendered to Markdown and HTML. Target: under 2 s."""
+    workspace, points = long_series
+    ctx = Contexta(workspace=workspace, config={"project_name": PROJECT})
+
+    def investigate() -> tuple[int, str, str]:
+        snapshot = ctx.get_run_snapshot(f"run:{PROJECT}.long")
+        report = ctx.build_snapshot_report(f"run:{PROJECT}.long")
+        return len(snapshot.records), report.to_markdown(), report.to_html()
+
+    try:
+        records, markdown, html = benchmark.pedantic(investigate, rounds=ROUNDS, iterations=1)
+    finally:
+        ctx.close()
+    assert records >= points
+    assert "loss in stage train" in markdown
+    assert html.count("<svg") >= 1
+    benchmark.extra_info["points"] = points
+    if benchmark.stats is not None:
+        benchmark.extra_info["mean_s"] = round(benchmark.stats.stats.mean, 3)

@@ -163,3 +163,22 @@ def test_snapshot_report_draws_each_series(ctx: Contexta) -> None:
     multi = ctx.build_multi_run_report(["baseline", "tuned"])
     titles = [chart.title for chart in multi.section("Metrics").charts]
     assert "accuracy (evaluate) across runs" in titles
+
+
+def test_an_error_event_is_diagnosed_and_its_text_escaped_in_every_report(ctx: Contexta) -> None:
+    hostile = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+    with ctx.run("noisy") as run, run.stage("evaluate") as stage:
+        stage.metric("accuracy", 0.5)
+        stage.event("judge.crashed", message=hostile, level="error")
+    (issue,) = [issue for issue in ctx.diagnose_run("noisy").issues if issue.code == "error_event"]
+    assert issue.severity == "warning" and hostile in issue.summary
+    assert issue.subject_ref == f"stage:{PROJECT}.noisy.evaluate"
+    for report in (
+        ctx.build_snapshot_report("noisy"),
+        ctx.build_run_report("baseline", "noisy"),
+        ctx.build_project_summary_report(),
+    ):
+        html = report.to_html()
+        assert "<script" not in html and "<img" not in html  # the text is there, as text only
+        if report.title.startswith(("Run Snapshot", "Run Report")):
+            assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html

@@ -7,7 +7,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from contexta.query._fetch import (
+    AlarmEvent,
     DegradedSummary,
+    fetch_alarm_events,
     fetch_artifacts,
     fetch_batches,
     fetch_degraded_summary,
@@ -45,6 +47,7 @@ class RunFacts:
     metric_count: int
     stages_with_metrics: frozenset[str]
     degraded: tuple[DegradedSummary, ...]
+    alarm_events: tuple[AlarmEvent, ...] = ()
 
     @property
     def run_closed(self) -> bool:
@@ -72,6 +75,7 @@ def gather_facts(connection: sqlite3.Connection, run_ref: str) -> RunFacts:
         metric_count=metric_count,
         stages_with_metrics=stages_with_metrics,
         degraded=tuple(fetch_degraded_summary(connection, run_ref)),
+        alarm_events=tuple(fetch_alarm_events(connection, run_ref)),
     )
 
 

@@ -97,6 +97,16 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 summary.first_record_ref,
             )
         )
+    for event in facts.alarm_events:
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "error_event",
+                f"Event '{event.event_key}' at {event.observed_at} was captured at level {event.level}: "
+                f"{event.message}",
+                event.subject_ref or event.record_ref,
+            )
+        )
     for stage in facts.evaluation_stages_without_metrics():
         issues.append(
             DiagnosticIssue(

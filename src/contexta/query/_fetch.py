@@ -33,8 +33,10 @@ from contexta.store._records import RecordView, record_view
 from contexta.store._rows import loads_or_none
 
 __all__ = [
+    "AlarmEvent",
     "DegradedSummary",
     "consistent_read",
+    "fetch_alarm_events",
     "fetch_artifacts",
     "fetch_batches",
     "fetch_degraded_summary",
@@ -307,6 +309,29 @@ def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list
         (run_ref,),
     ).fetchall()
     return [DegradedSummary(row[0], row[1], int(row[2]), row[3]) for row in rows]
+
+
+class AlarmEvent(NamedTuple):
+    """An event captured at level error or critical."""
+
+    record_ref: str
+    event_key: str
+    level: str
+    message: str
+    observed_at: str
+    subject_ref: str | None
+
+
+def fetch_alarm_events(connection: sqlite3.Connection, run_ref: str, limit: int = 20) -> list[AlarmEvent]:
+    """The run's first `limit` events of level error or critical, in capture order."""
+    rows = connection.execute(
+        "SELECT record_ref, key, document ->> '$.payload.level', document ->> '$.payload.message', "
+        "observed_at, coalesce(document ->> '$.payload.subject_ref', stage_ref, run_ref) FROM records "
+        "WHERE run_ref = ? AND record_type = 'event' "
+        "AND document ->> '$.payload.level' IN ('error', 'critical') ORDER BY seq LIMIT ?",
+        (run_ref, limit),
+    ).fetchall()
+    return [AlarmEvent(*row) for row in rows]
 
 
 def fetch_metric_stage_refs(connection: sqlite3.Connection, run_ref: str) -> tuple[int, frozenset[str]]:
