@@ -560,3 +560,35 @@ def test_two_samples_with_the_same_name_cannot_be_open_at_once(tmp_path: Path) -
 
     assert sorted(outcomes) == ["conflict", "opened"]
     assert all(code for code in codes)
+
+
+@pytest.mark.filterwarnings("ignore::contexta.capture.CaptureWarning")
+@pytest.mark.parametrize("overflow", ["drop_newest", "drop_oldest"])
+def test_scopes_opened_and_closed_in_a_burst_are_never_dropped(tmp_path: Path, overflow: str) -> None:
+    # Samples open and close while the sink is stuck and the queue overflows: their metrics may be
+    # dropped (counted), but every sample's opening and closing must reach the sink, or the store would
+    # show samples that never ended.
+    gate = threading.Event()
+    gate.set()
+    sink = SlowSink(delay_s=0.01, gate=gate)
+    ctx = open_contexta(tmp_path, [sink], queue_capacity=64, max_batch_size=16, overflow=overflow)
+    try:
+        with ctx.run("r") as run, run.stage("s") as stage:
+            ctx.flush()
+            gate.clear()
+            for number in range(200):
+                with stage.sample(f"case-{number}") as sample:
+                    for step in range(5):
+                        sample.metric("score", float(step), step=step)
+            gate.set()
+        stats = ctx.flush().stats
+    finally:
+        gate.set()
+        ctx.close()
+    assert stats.dropped > 0
+    closed = [
+        entry.payload["sample_name"]
+        for entry in sink.entries
+        if entry.payload_type == "SampleObservation" and entry.payload["status"] == "completed"
+    ]
+    assert sorted(closed) == sorted(f"case-{number}" for number in range(200))

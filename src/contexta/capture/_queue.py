@@ -12,10 +12,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture._items import BARRIER, ScopeContext
+from contexta.capture._items import BARRIER, SCOPE, ScopeContext
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
+
+_STRUCTURAL = frozenset((BARRIER, SCOPE))  # never dropped by an overflow policy
 
 
 @dataclass(slots=True)
@@ -78,12 +80,18 @@ class CaptureQueue:
 
     def put_control(self, item: tuple[Any, ...]) -> None:
         """Enqueue a control item (a flush barrier) regardless of capacity and policy, and wake the writer."""
+        self.put_structural(item)
+        self.wake()
+
+    def put_structural(self, item: tuple[Any, ...]) -> None:
+        """Enqueue an item that must never wait or be dropped, whatever the policy: a scope opening or
+        closing (a lost close would leave a stage open forever) or a flush barrier. There are only as
+        many as scopes, so they cannot grow the queue without bound the way records could."""
         if self._closed:
             raise LifecycleError(
                 "this Contexta is closed; open a new one to capture more", code="contexta_closed"
             )
         self.items.append(item)
-        self.wake()
 
     def wake(self) -> None:
         self.writer_idle = False
@@ -163,15 +171,15 @@ class CaptureQueue:
 
     def _put_replacing_oldest(self, item: tuple[Any, ...]) -> bool:
         items = self.items
-        try:
+        kept: list[tuple[Any, ...]] = []  # structural items met on the way; they are never dropped
+        while items:
             oldest = items.popleft()
-        except IndexError:
-            oldest = None
-        if oldest is not None:
-            if oldest[0] == BARRIER:  # never drop a flush barrier: put it back in front
-                items.appendleft(oldest)
-            else:
-                self._count_drop(oldest, "drop_oldest")
+            if oldest[0] in _STRUCTURAL:
+                kept.append(oldest)
+                continue
+            self._count_drop(oldest, "drop_oldest")
+            break
+        items.extendleft(reversed(kept))
         items.append(item)
         self.wake()
         return True

@@ -345,7 +345,7 @@ class Scope:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _enqueue_lifecycle(self, t_ns: int) -> None:
-        self._session.pipeline.put(
+        self._queue.put_structural(
             (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, self._details)
         )
 
