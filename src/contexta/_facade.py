@@ -298,10 +298,17 @@ class Contexta(Investigation):
     # -- artifacts -----------------------------------------------------------------------------
 
     def _find_manifest(self, artifact_ref: str) -> ArtifactManifest:
+        """This process's registration, else the store's artifact index, else the capture log (which
+        has artifacts registered with `persist` off)."""
         parse_ref(artifact_ref, "artifact")
         registration = self._session.artifacts.get(artifact_ref)
         if registration is not None:
             return registration.manifest
+        self._reads()  # what this process captured is in the store first
+        try:
+            return self.artifact_store.get_manifest(artifact_ref)
+        except NotFoundError:
+            pass
         found: ArtifactManifest | None = None
         for sink in self.sinks:
             if isinstance(sink, LocalJsonlSink):

@@ -322,14 +322,22 @@ class AlarmEvent(NamedTuple):
     subject_ref: str | None
 
 
+# Written by a scope an exception escaped; its failed_* diagnostic already reports it.
+_FAILURE_EVENTS = tuple(
+    f"{kind}.failed" for kind in ("run", "stage", "batch", "sample", "operation", "deployment")
+)
+
+
 def fetch_alarm_events(connection: sqlite3.Connection, run_ref: str, limit: int = 20) -> list[AlarmEvent]:
-    """The run's first `limit` events of level error or critical, in capture order."""
+    """The run's first `limit` events of level error or critical, in capture order (except the ones a
+    failing scope writes about itself)."""
     rows = connection.execute(
         "SELECT record_ref, key, document ->> '$.payload.level', document ->> '$.payload.message', "
         "observed_at, coalesce(document ->> '$.payload.subject_ref', stage_ref, run_ref) FROM records "
         "WHERE run_ref = ? AND record_type = 'event' "
-        "AND document ->> '$.payload.level' IN ('error', 'critical') ORDER BY seq LIMIT ?",
-        (run_ref, limit),
+        "AND document ->> '$.payload.level' IN ('error', 'critical') "
+        f"AND key NOT IN ({', '.join('?' * len(_FAILURE_EVENTS))}) ORDER BY seq LIMIT ?",
+        (run_ref, *_FAILURE_EVENTS, limit),
     ).fetchall()
     return [AlarmEvent(*row) for row in rows]
 

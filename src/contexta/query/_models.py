@@ -272,6 +272,7 @@ class RunSnapshot(ReadModel):
     records: Sequence[AnyRecord]  # built one at a time when read: a run may hold millions
     completeness_notes: tuple[str, ...]
     environment: EnvironmentRecord | None = None
+    record_counts: dict[str, int] | None = None  # record type (metric, event, span, degraded) -> count
 
 
 @dataclass(frozen=True, slots=True)

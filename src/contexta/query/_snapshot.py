@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contexta.query._completeness import completeness_notes, gather_facts
-from contexta.query._fetch import consistent_read, fetch_records, fetch_samples
+from contexta.query._fetch import consistent_read, fetch_record_counts, fetch_records, fetch_samples
 from contexta.query._models import RunSnapshot
 from contexta.query._resolve import find_run_ref
 from contexta.store._database import StoreDatabase
@@ -19,6 +19,7 @@ def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = No
         facts = gather_facts(connection, run_ref)
         samples = fetch_samples(connection, run_ref)
         records = fetch_records(connection, run_ref)
+        counts = fetch_record_counts(connection, run_ref)
     return RunSnapshot(
         run=facts.run,
         stages=facts.stages,
@@ -29,4 +30,5 @@ def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = No
         records=records,
         completeness_notes=tuple(completeness_notes(facts)),
         environment=facts.environment,
+        record_counts=counts,
     )

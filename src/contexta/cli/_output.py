@@ -1,0 +1,64 @@
+"""Where a command's output goes: text or JSON on stdout, one-line failures on stderr."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import orjson
+
+__all__ = ["CommandError", "Output", "UsageError"]
+
+
+class CommandError(Exception):
+    """A handled failure: the command line prints `contexta: <message>` on stderr and exits 1."""
+
+
+class UsageError(Exception):
+    """Arguments that parse but do not make sense together: reported like argparse's errors (exit 2)."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(slots=True)
+class Output:
+    """A command's two streams and the width its text must fit in."""
+
+    stdout: TextIO
+    stderr: TextIO
+    width: int
+
+    @classmethod
+    def for_terminal(cls, stdout: TextIO, stderr: TextIO) -> Output:
+        """Output sized to the terminal (`COLUMNS`, else the terminal, else 80 columns)."""
+        return cls(stdout, stderr, max(shutil.get_terminal_size().columns, 20))
+
+    def line(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def lines(self, texts: list[str]) -> None:
+        if texts:
+            self.stdout.write("\n".join(texts) + "\n")
+
+    def document(self, text: str) -> None:
+        """A rendered document as it is, ending in exactly the newlines it has (at least one)."""
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+
+    def json(self, value: Any) -> None:
+        """`value` as indented JSON: the whole of stdout for a `--format json` command."""
+        self.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+    def json_line(self, value: Any) -> None:
+        """`value` as one compact JSON line (JSON Lines, for output that streams)."""
+        self.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
+
+    def flush(self) -> None:
+        self.stdout.flush()
+
+    def error(self, message: str) -> None:
+        """The one stderr line of a handled failure."""
+        self.stderr.write(f"contexta: {_one_line(message)}\n")
+        self.stderr.flush()
