@@ -11,7 +11,6 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contexta.errors import ValidationError
 from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts
 from contexta.query._fetch import consistent_read, latest_metric_values
 from contexta.query._models import (
@@ -24,7 +23,7 @@ from contexta.query._models import (
     MultiRunComparison,
     RunComparison,
 )
-from contexta.query._resolve import find_run_ref
+from contexta.query._resolve import check_run_ids, find_run_ref, find_run_refs
 from contexta.store._database import StoreDatabase
 
 __all__ = ["compare_multiple_runs", "compare_runs", "metric_slots_in_order", "named_metric_values"]
@@ -169,15 +168,9 @@ def compare_multiple_runs(
     db: StoreDatabase, run_ids: Iterable[str], *, project: str | None = None
 ) -> MultiRunComparison:
     """Several runs side by side, in the order given (duplicates dropped)."""
-    if isinstance(run_ids, str):
-        raise ValidationError(
-            "run_ids must be a collection of run ids, not one string; wrap it in a list",
-            code="run_ids_invalid",
-        )
+    check_run_ids(run_ids)
     with consistent_read(db) as connection:
-        run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
-        if not run_refs:
-            raise ValidationError("give at least one run to compare", code="run_ids_empty")
+        run_refs = find_run_refs(connection, run_ids, project, needed_for="to compare")
         facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
         values = [named_metric_values(connection, run_facts) for run_facts in facts]
     metrics = tuple(

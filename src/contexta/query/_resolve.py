@@ -7,6 +7,7 @@ A name that fits several subjects is refused with the candidates, never guessed.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 from contexta.contract._refs import ParsedRef, normalize_name, parse_ref, project_ref
 from contexta.errors import ConflictError, NotFoundError, ValidationError
@@ -118,6 +119,26 @@ def find_run_ref(connection: sqlite3.Connection, run_id: str, project: str | Non
         code="run_ambiguous",
         details={"run": text, "candidates": candidates},
     )
+
+
+def check_run_ids(run_ids: Iterable[str]) -> None:
+    """Refuse one string where a collection of run ids belongs (it would be read letter by letter)."""
+    if isinstance(run_ids, str):
+        raise ValidationError(
+            "run_ids must be a collection of run ids, not one string; wrap it in a list",
+            code="run_ids_invalid",
+        )
+
+
+def find_run_refs(
+    connection: sqlite3.Connection, run_ids: Iterable[str], project: str | None, *, needed_for: str | None
+) -> list[str]:
+    """The refs of `run_ids` in the order given, duplicates dropped; with `needed_for`, an empty
+    collection is refused (`give at least one run <needed_for>`)."""
+    run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
+    if not run_refs and needed_for is not None:
+        raise ValidationError(f"give at least one run {needed_for}", code="run_ids_empty")
+    return run_refs
 
 
 def _run_not_found(run_id: str) -> NotFoundError:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from contexta.contract._refs import normalize_name
 from contexta.errors import ValidationError
 from contexta.query._fetch import consistent_read, fetch_runs
-from contexta.query._resolve import find_run_ref
+from contexta.query._resolve import check_run_ids, find_run_refs
 from contexta.store._database import StoreDatabase
 
 __all__ = ["latest_metric_value", "select_best_run"]
@@ -42,18 +42,14 @@ def select_best_run(
     Runs without the metric are skipped; a tie goes to the run that started first; None when no run
     has the metric. Ids are full refs or bare run names.
     """
-    if isinstance(run_ids, str):
-        raise ValidationError(
-            "run_ids must be a collection of run ids, not one string; wrap it in a list",
-            code="run_ids_invalid",
-        )
+    check_run_ids(run_ids)
     if not isinstance(metric_key, str) or not metric_key:
         raise ValidationError(
             f"metric key must be a non-empty string, got {metric_key!r}", code="metric_key_invalid"
         )
     stage = None if stage_name is None else normalize_name(stage_name, "stage name")
     with consistent_read(db) as connection:
-        run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
+        run_refs = find_run_refs(connection, run_ids, project, needed_for=None)
         if not run_refs:
             return None
         candidates: list[tuple[float | int, str]] = []

@@ -6,7 +6,6 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contexta.errors import ValidationError
 from contexta.query._compare import metric_slots_in_order, named_metric_values
 from contexta.query._completeness import RunFacts, completeness_notes, gather_facts
 from contexta.query._diagnose import issues_of
@@ -18,7 +17,7 @@ from contexta.query._fetch import (
     latest_metric_values,
 )
 from contexta.query._models import DiagnosticIssue, EnvironmentRecord, RunRecord
-from contexta.query._resolve import find_run_ref
+from contexta.query._resolve import check_run_ids, find_run_ref, find_run_refs
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, batch_charts, stage_charts
 from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
 from contexta.store._database import StoreDatabase
@@ -272,15 +271,9 @@ def build_multi_run_report(
 ) -> ReportDocument:
     """Several runs side by side: titled `Multi Run Report: N runs`, with a table of the runs and a
     table of each metric's latest value per run (evaluation stages first)."""
-    if isinstance(run_ids, str):
-        raise ValidationError(
-            "run_ids must be a collection of run ids, not one string; wrap it in a list",
-            code="run_ids_invalid",
-        )
+    check_run_ids(run_ids)
     with consistent_read(db) as connection:
-        run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
-        if not run_refs:
-            raise ValidationError("give at least one run to report on", code="run_ids_empty")
+        run_refs = find_run_refs(connection, run_ids, project, needed_for="to report on")
         facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
         values_by_run = [named_metric_values(connection, run_facts) for run_facts in facts]
     runs = [run_facts.run for run_facts in facts]

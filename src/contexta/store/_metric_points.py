@@ -19,6 +19,7 @@ from contexta.contract._records import SCHEMA_VERSION, MetricRecord
 from contexta.contract._serialization import model_from_dict
 from contexta.contract._timestamps import format_ns
 from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject, unpack
+from contexta.store._sql import where_equal
 
 __all__ = ["MetricColumns", "SeriesRow", "load_columns", "select_series"]
 
@@ -73,18 +74,9 @@ def select_series(
     deployment_ref: str | None = None,
 ) -> list[SeriesRow]:
     """The series matching every filter given, in the order their first points were captured."""
-    clauses: list[str] = []
-    parameters: list[Any] = []
-    for column, value in (
-        ("run_ref", run_ref),
-        ("key", key),
-        ("stage_ref", stage_ref),
-        ("deployment_ref", deployment_ref),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            parameters.append(value)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, parameters = where_equal(
+        (("run_ref", run_ref), ("key", key), ("stage_ref", stage_ref), ("deployment_ref", deployment_ref))
+    )
     rows = connection.execute(
         f"SELECT {_SERIES_COLUMNS} FROM metric_series{where} ORDER BY first_seq", parameters
     ).fetchall()

@@ -15,6 +15,7 @@ from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
 from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rows import RECORD_COLUMNS, AnyRecord, record_from_row, record_row_from_payload
+from contexta.store._sql import where_equal
 
 __all__ = [
     "AppendResult",
@@ -241,18 +242,9 @@ def record_view(
         columns = load_columns(connection, series) if series else None
     rows: list[tuple[Any, ...]] = []
     if record_type != "metric":
-        clauses = []
-        parameters: list[Any] = []
-        for column, value in (
-            ("run_ref", run),
-            ("stage_ref", stage),
-            ("key", key),
-            ("record_type", record_type),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                parameters.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, parameters = where_equal(
+            (("run_ref", run), ("stage_ref", stage), ("key", key), ("record_type", record_type))
+        )
         rows = connection.execute(
             f"SELECT {RECORD_COLUMNS} FROM records{where} ORDER BY seq", parameters
         ).fetchall()
