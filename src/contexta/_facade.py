@@ -9,6 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
+
+from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
 from contexta.capture._artifacts import ArtifactVerification, verify_manifest
 from contexta.capture._log_reader import read_capture_log
@@ -155,6 +158,48 @@ class Contexta(Investigation):
     ) -> DeploymentScope:
         """Open a deployment (putting a run's result somewhere), optionally linked to its run and artifact."""
         return open_deployment(self._session, name, run_ref_value=run_ref, artifact_ref=artifact_ref)
+
+    def arun(
+        self,
+        name: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        code_revision: str | None = None,
+        config_snapshot: Mapping[str, Any] | None = None,
+        dataset_ref: str | None = None,
+        resume: bool = False,
+    ) -> AsyncRunScope:
+        """`run()` for async code: `async with ctx.arun(...) as run:`; closing it awaits its flush."""
+        return AsyncRunScope(
+            self.run(
+                name,
+                run_id=run_id,
+                tags=tags,
+                metadata=metadata,
+                code_revision=code_revision,
+                config_snapshot=config_snapshot,
+                dataset_ref=dataset_ref,
+                resume=resume,
+            )
+        )
+
+    def adeployment(
+        self, name: str, *, run_ref: str | None = None, artifact_ref: str | None = None
+    ) -> AsyncDeploymentScope:
+        """`deployment()` for async code: `async with ctx.adeployment(...) as deployment:`."""
+        return AsyncDeploymentScope(self.deployment(name, run_ref=run_ref, artifact_ref=artifact_ref))
+
+    async def aflush(self, timeout: float | None = None) -> FlushReport:
+        """`flush()` without blocking the event loop (it waits in a worker thread)."""
+        return await anyio.to_thread.run_sync(self.flush, timeout, abandon_on_cancel=True)
+
+    async def aclose(self, timeout: float | None = None) -> FlushReport:
+        """`close()` without blocking the event loop; shielded, so a cancelled caller still closes."""
+        with anyio.CancelScope(shield=True):
+            report = await anyio.to_thread.run_sync(self.close, timeout)
+        return report
 
     def _current(self, kind: type[_ScopeT]) -> _ScopeT | None:
         scope = CURRENT_SCOPE.get()

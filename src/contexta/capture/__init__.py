@@ -1,4 +1,6 @@
-"""The write path: scopes, the bounded queue and its writer, sinks, artifact hashing."""
+"""The write path: scopes (sync and async), the bounded queue and its writer, sinks, artifact hashing."""
+
+from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
 from contexta.capture._batch import CaptureBatch, CapturedEntry
@@ -18,11 +20,52 @@ from contexta.capture._scopes import (
 from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink
 from contexta.capture._writer import CaptureWarning
 
+if TYPE_CHECKING:
+    from contexta._async import (
+        AsyncBatchScope,
+        AsyncDeploymentScope,
+        AsyncOperationScope,
+        AsyncRunScope,
+        AsyncSampleScope,
+        AsyncScope,
+        AsyncStageScope,
+    )
+
+_ASYNC_SCOPES = frozenset(
+    (
+        "AsyncBatchScope",
+        "AsyncDeploymentScope",
+        "AsyncOperationScope",
+        "AsyncRunScope",
+        "AsyncSampleScope",
+        "AsyncScope",
+        "AsyncStageScope",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The async shells (contexta._async) are built on this package's modules, so importing them here
+    # eagerly would be circular; they are looked up on first use instead.
+    if name in _ASYNC_SCOPES:
+        import contexta._async
+
+        return getattr(contexta._async, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ACCEPTED",
     "DROPPED",
     "ArtifactRegistration",
     "ArtifactVerification",
+    "AsyncBatchScope",
+    "AsyncDeploymentScope",
+    "AsyncOperationScope",
+    "AsyncRunScope",
+    "AsyncSampleScope",
+    "AsyncScope",
+    "AsyncStageScope",
     "BatchScope",
     "CaptureBatch",
     "CaptureLogRead",

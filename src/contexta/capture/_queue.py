@@ -12,12 +12,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture._items import BARRIER, SCOPE, ScopeContext
+from contexta.capture._items import BARRIER, ENVIRONMENT, SCOPE, ScopeContext
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
 
-_STRUCTURAL = frozenset((BARRIER, SCOPE))  # never dropped by an overflow policy
+_STRUCTURAL = frozenset((BARRIER, ENVIRONMENT, SCOPE))  # never dropped by an overflow policy
 
 
 @dataclass(slots=True)
@@ -77,6 +77,20 @@ class CaptureQueue:
                 self._wake.set()
             return True
         return self.put_full(item)
+
+    def offer(self, item: tuple[Any, ...]) -> bool | None:
+        """Enqueue `item` without ever waiting: True when queued, False when the policy dropped it, None
+        when the queue is full under `block` (the async facade then awaits room and offers again)."""
+        if len(self.items) < self.limit:
+            return self.put(item)
+        if self.overflow == "block" and not self._closed and threading.get_ident() not in self.writer_idents:
+            self.wake()
+            return None
+        return self.put_full(item)
+
+    def give_up_waiting(self, item: tuple[Any, ...]) -> None:
+        """An awaiting caller waited `block_timeout_s` for room: count `item` as dropped."""
+        self._count_drop(item, "block_timeout")
 
     def put_control(self, item: tuple[Any, ...]) -> None:
         """Enqueue a control item (a flush barrier) regardless of capacity and policy, and wake the writer."""

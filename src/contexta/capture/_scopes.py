@@ -224,6 +224,20 @@ class Scope:
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
     ) -> CaptureResult:
         """Record several metrics observed together (the training-loop form: one call per step)."""
+        item = self._metrics_item(values, step, unit)
+        queue = self._queue
+        items = self._items
+        if len(items) < queue.limit:
+            items.append(item)
+            if queue.writer_idle and len(items) >= queue.wake_threshold:
+                queue.wake()
+            return ACCEPTED
+        return ACCEPTED if queue.put_full(item) else DROPPED
+
+    def _metrics_item(
+        self, values: Mapping[str, float | int], step: int | None, unit: str | None
+    ) -> tuple[Any, ...]:
+        """The queued item of a `metrics()` call, checked (shared by the sync and async facades)."""
         if self._status != "open":
             raise self._closed_error()
         if type(values) is dict and values:
@@ -243,20 +257,40 @@ class Scope:
             _check_step(step)
         if unit is not None:
             _check_unit(unit)
-        item = (_METRICS, _time_ns(), self._context, pairs, unit, step)
-        queue = self._queue
-        items = self._items
-        if len(items) < queue.limit:
-            items.append(item)
-            if queue.writer_idle and len(items) >= queue.wake_threshold:
-                queue.wake()
-            return ACCEPTED
-        return ACCEPTED if queue.put_full(item) else DROPPED
+        return (_METRICS, _time_ns(), self._context, pairs, unit, step)
+
+    def _metric_item(
+        self,
+        key: str,
+        value: float | int,
+        unit: str | None,
+        step: int | None,
+        aggregation_scope: str,
+        tags: Mapping[str, Any] | None,
+    ) -> tuple[Any, ...]:
+        """The queued item of a `metric()` call, checked: the same checks `metric` makes inline (its
+        copy is the hot path; tests run every bad input through both)."""
+        if self._status != "open":
+            raise self._closed_error()
+        if key not in _known_keys:
+            _checked_key(key)
+        if type(value) is not float or value - value != 0.0:
+            value = metric_number(value, key)
+        if step is not None and (type(step) is not int or step < 0):
+            _check_step(step)
+        if unit is not None or aggregation_scope != "step" or tags is not None:
+            unit, tags = _checked_metric_options(unit, aggregation_scope, tags)
+        return (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
 
     def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
     ) -> CaptureResult:
         """Record something that happened, with a message for people and attributes for queries."""
+        return ACCEPTED if self._put(self._event_item(key, message, level, attributes)) else DROPPED
+
+    def _event_item(
+        self, key: str, message: str, level: str, attributes: Mapping[str, Any] | None
+    ) -> tuple[Any, ...]:
         if self._status != "open":
             raise self._closed_error()
         if key not in _known_keys:
@@ -268,9 +302,7 @@ class Scope:
         if level not in EVENT_LEVELS:
             check_choice(level, EVENT_LEVELS, "level")
         checked = None if attributes is None else json_attributes(attributes)
-        if self._put((kinds.EVENT, _time_ns(), self._context, key, message, level, checked)):
-            return ACCEPTED
-        return DROPPED
+        return (kinds.EVENT, _time_ns(), self._context, key, message, level, checked)
 
     def span(
         self,
@@ -282,6 +314,17 @@ class Scope:
         attributes: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
         """Record a timed piece of work that already happened (both ends default to now)."""
+        item = self._span_item(name, started_at, ended_at, status, attributes)
+        return ACCEPTED if self._put(item) else DROPPED
+
+    def _span_item(
+        self,
+        name: str,
+        started_at: str | datetime | None,
+        ended_at: str | datetime | None,
+        status: str,
+        attributes: Mapping[str, Any] | None,
+    ) -> tuple[Any, ...]:
         if self._status != "open":
             raise self._closed_error()
         check_metric_key(name)
@@ -294,9 +337,7 @@ class Scope:
             )
         check_choice(status, SPAN_STATUSES, "status")
         checked = None if attributes is None else json_attributes(attributes)
-        if self._put((kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)):
-            return ACCEPTED
-        return DROPPED
+        return (kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)
 
     def register_artifact(
         self,
@@ -416,18 +457,30 @@ class Scope:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._leave()
+        self._finish(error)
+
+    def _leave(self) -> None:
+        """Stop being the current scope of this thread or task (the first half of leaving `with`)."""
         if self._tokens:
             token = self._tokens.pop()
             try:
                 CURRENT_SCOPE.reset(token)
             except ValueError:  # exited in another context than it was entered in
                 pass
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Close as the `with` block ended: `completed`, or `failed` / `cancelled` with an event saying
+        why (the second half of leaving `with`; the async facade runs it off the event loop for runs)."""
         if error is not None and self._status == "open":
-            self.event(
-                f"{self.kind}.failed",
-                message=f"{type(error).__name__}: {error}",
-                level="error" if isinstance(error, Exception) else "warning",
-                attributes={"exception_type": type(error).__name__},
+            # Never waits and is never dropped: it explains why the scope failed.
+            self._queue.put_structural(
+                self._event_item(
+                    f"{self.kind}.failed",
+                    f"{type(error).__name__}: {error}",
+                    "error" if isinstance(error, Exception) else "warning",
+                    {"exception_type": type(error).__name__},
+                )
             )
         self.close(_exit_status(error))
 
@@ -515,7 +568,8 @@ class RunScope(_TopLevelScope):
                 "attributes": {"error": f"{type(error).__name__}: {error}"},
             }
         try:
-            self._put((kinds.ENVIRONMENT, _time_ns(), self._context, fields))
+            # One per run and part of what the run is: never waits, never dropped.
+            self._queue.put_structural((kinds.ENVIRONMENT, _time_ns(), self._context, fields))
         except LifecycleError:  # the Contexta was closed meanwhile
             pass
 
