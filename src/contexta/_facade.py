@@ -36,6 +36,7 @@ from contexta.contract._checks import json_attributes
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
+from contexta.store._recovery import mark_interrupted_runs
 
 __all__ = ["Contexta"]
 
@@ -79,6 +80,8 @@ class Contexta(Investigation):
         self._database = StoreDatabase(layout.metadata_dir / "contexta.db")
         with self._database.read():  # open (and migrate) now: a corrupt or foreign file fails here, clearly
             pass
+        # Runs left open by processes that died (killed, crashed) stop looking like they still run.
+        self._interrupted_runs = tuple(mark_interrupted_runs(self._database))
         self._metadata_store = MetadataStore(self._database)
         self._record_store = RecordStore(self._database)
         self._artifact_store = ArtifactStore(self._database, layout.artifacts_dir)

@@ -27,8 +27,17 @@ class BatchTicket:
 
     size: int
     remaining: int
+    logs_pending: int = 0  # capture-log lanes that have not yet finished this batch
     refused: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    logged: threading.Event = field(default_factory=threading.Event)
+
+    def log_finished(self) -> None:
+        """A capture-log lane is done with this batch (written or refused)."""
+        with self.lock:
+            self.logs_pending -= 1
+            if self.logs_pending <= 0:
+                self.logged.set()
 
     def finish(self, refused: bool) -> bool:
         """Record one lane's outcome; True for the lane that finished last."""
@@ -49,6 +58,8 @@ class SinkLane:
         on_flush_error: Callable[[Sink, Exception], None],
     ):
         self.sink = sink
+        self.is_capture_log = bool(getattr(sink, "is_capture_log", False))
+        self.after_capture_log = bool(getattr(sink, "after_capture_log", False))
         self._on_refused = on_refused
         self._on_settled = on_settled
         self._on_flush_error = on_flush_error
@@ -103,12 +114,17 @@ class SinkLane:
                 item.set()
             else:
                 batch, ticket = item
+                if self.after_capture_log:
+                    ticket.logged.wait()
                 refused = False
                 try:
                     self.sink.write(batch)
                 except Exception as error:
                     refused = True
                     self._on_refused(self.sink, batch, error)
+                finally:
+                    if self.is_capture_log:
+                        ticket.log_finished()
                 if ticket.finish(refused):
                     self._on_settled(ticket)
             with self._condition:

@@ -80,6 +80,7 @@ class BatchWriter:
         self._stopping = False
         self._counter_lock = threading.Lock()
         self.lanes = [SinkLane(sink, self._park, self._settle, self._flush_failed) for sink in self.sinks]
+        self._capture_log_lanes = sum(lane.is_capture_log for lane in self.lanes)
         self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)
         self._thread.start()
         self.queue.writer_idents = {self._thread.ident, *(lane.ident for lane in self.lanes)}
@@ -182,7 +183,9 @@ class BatchWriter:
             self._append_degraded_marker(items, episode)
         self.taken += len(pending)
         batch = CaptureBatch.from_writer(items, self.builder.finish(items))
-        ticket = BatchTicket(len(batch), len(self.lanes))
+        ticket = BatchTicket(len(batch), len(self.lanes), self._capture_log_lanes)
+        if not self._capture_log_lanes:
+            ticket.logged.set()
         self.batches += 1
         if not self.lanes:
             self._settle(ticket)

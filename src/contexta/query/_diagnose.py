@@ -17,7 +17,18 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
     run = facts.run
     show = f"inspect the run with `contexta run show {run.run_id}`"
     issues: list[DiagnosticIssue] = []
-    if run.status == "failed":
+    if run.end_reason == "interrupted":
+        issues.append(
+            DiagnosticIssue(
+                "error",
+                "interrupted",
+                f"Run '{run.name}' was interrupted: its process ended (killed or crashed) without closing "
+                f"it, so it was marked failed at {run.ended_at}; records captured after the last one "
+                f"stored are lost. {show[0].upper()}{show[1:]} to see how far it got, and rerun it.",
+                run.run_id,
+            )
+        )
+    elif run.status == "failed":
         issues.append(
             DiagnosticIssue(
                 "error",

@@ -111,7 +111,8 @@ def fetch_projects(connection: sqlite3.Connection) -> list[ProjectRecord]:
 
 _RUN_SELECT = (
     "SELECT run_ref, runs.project_ref, projects.name, runs.name, status, started_at, ended_at, "
-    "runs.tags, metadata, dataset_ref, code_revision, config_snapshot, runs.started_key, runs.rowid "
+    "runs.tags, metadata, dataset_ref, code_revision, config_snapshot, runs.started_key, runs.rowid, "
+    "runs.end_reason "
     "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
 
@@ -170,6 +171,7 @@ def fetch_runs(
             row[9],
             row[10],
             config,
+            row[14],
         )
         for row, run_tags, run_metadata, config in zip(rows, tags, metadata, configs, strict=True)
     ]

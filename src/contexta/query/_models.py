@@ -94,6 +94,7 @@ class RunRecord(ReadModel):
     dataset_ref: str | None = None
     code_revision: str | None = None
     config_snapshot: dict[str, Any] | None = None
+    end_reason: str | None = None  # "interrupted": its process died and a later Contexta closed it
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             config_snapshot TEXT,
             owner_pid INTEGER,
             owner_host TEXT,
-            started_key TEXT
+            started_key TEXT,
+            end_reason TEXT
         )""",
         "CREATE INDEX runs_by_start ON runs(started_key)",
         "CREATE INDEX runs_by_project ON runs(project_ref, started_key)",

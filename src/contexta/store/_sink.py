@@ -11,20 +11,11 @@ from contexta.capture._batch import CaptureBatch
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
 from contexta.store._records import delete_run_contents, insert_record_rows
+from contexta.store._recovery import process_alive
 from contexta.store._rows import record_row_from_payload
 from contexta.store._tables import TABLE_FOR_MODEL, TABLES
 
 __all__ = ["StoreSink"]
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StoreSink:
@@ -35,6 +26,10 @@ class StoreSink:
     manifests go to the artifact index. Each batch reserves its range of capture-order numbers, so a
     point's place is its batch's first number plus its position in the batch.
     """
+
+    # Write a batch only once the capture log has it, so after a crash the store never holds records
+    # the log lacks (the log is what `repair` rebuilds the store from).
+    after_capture_log = True
 
     def __init__(self, database: StoreDatabase, *, name: str = "canonical-store"):
         self.name = name
@@ -125,11 +120,13 @@ class StoreSink:
                 and owner_pid is not None
                 and owner_pid != os.getpid()
                 and owner_host == self._host
-                and _process_alive(owner_pid)
+                and process_alive(owner_pid)
             ):
                 return  # another live process is capturing this run (a rank, a worker): join it
             delete_run_contents(connection, run_ref)
-        TABLES["runs"].upsert(connection, document, owner_pid=os.getpid(), owner_host=self._host)
+        TABLES["runs"].upsert(
+            connection, document, owner_pid=os.getpid(), owner_host=self._host, end_reason=None
+        )
 
     def flush(self) -> None:
         """Each batch is committed when written; nothing is held back."""

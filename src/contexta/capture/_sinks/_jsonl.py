@@ -22,6 +22,8 @@ class LocalJsonlSink:
     newline before appending, so it stays one unreadable line instead of corrupting the next one.
     """
 
+    is_capture_log = True  # sinks marked `after_capture_log` write a batch only after this one has
+
     def __init__(
         self, directory: str | os.PathLike[str], *, name: str = "local-jsonl", durability: str = "flush"
     ):
