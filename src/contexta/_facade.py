@@ -37,6 +37,7 @@ from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
 from contexta.store._recovery import mark_interrupted_runs
+from contexta.store._repair import RepairReport, rebuild_store
 
 __all__ = ["Contexta"]
 
@@ -371,6 +372,13 @@ class Contexta(Investigation):
                 details={"artifact_ref": artifact_ref},
             )
         return found
+
+    def repair(self) -> RepairReport:
+        """Rebuild the store from the capture log; the previous store is kept beside it (see
+        `RepairReport.previous_store`). Run it while no other process captures into the workspace."""
+        self.flush()
+        self._database.close_all()  # this process lets go of the file; queries reopen the new one
+        return rebuild_store(self._database.path, self._config.workspace.capture_dir)
 
     def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
         """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""

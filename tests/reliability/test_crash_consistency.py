@@ -6,7 +6,8 @@ SIGKILL after a random delay, and then checks, from this process:
   and reported, never fatal, and nothing before it is lost or reordered);
 - the store opens cleanly (SQLite integrity check), and what it holds is a prefix of the log: the store
   writes a batch only after the log has it, so it is never ahead of the log;
-- the next Contexta on the workspace marks the run failed with an `interrupted` diagnostic.
+- the next Contexta on the workspace marks the run failed with an `interrupted` diagnostic;
+- every sixth round, `repair()` rebuilds the store from the log and then holds exactly the log's points.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _kill_one(workspace: Path, delay_s: float) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-def _check(workspace: Path) -> tuple[int, int, bool]:
+def _check(workspace: Path, repair: bool) -> tuple[int, int, bool]:
     log = read_capture_log(workspace / "cache" / "capture" / "record.jsonl")
     lines = log.lines
     total = sum(1 for _ in (workspace / "cache" / "capture" / "record.jsonl").open("rb"))
@@ -92,6 +93,12 @@ def _check(workspace: Path) -> tuple[int, int, bool]:
         stored = [point.step for point in ctx.get_metric_series(run.run_id, "loss").points]
     assert stored == list(range(len(stored))), "the store is not an in-order prefix"
     assert len(stored) <= len(logged), "the store holds records the log does not"
+    if repair:  # rebuilt from the log, the store holds exactly what the log kept
+        with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
+            ctx.repair()
+            rebuilt = [point.step for point in ctx.get_metric_series("endless", "loss").points]
+            assert ctx.list_runs()[0].end_reason == "interrupted"
+        assert rebuilt == logged
     return len(logged), len(stored), log.torn_tail
 
 
@@ -103,6 +110,6 @@ def test_thirty_sigkills_leave_a_consistent_log_and_store(tmp_path: Path) -> Non
         workspace.mkdir()
     with ThreadPoolExecutor(max_workers=2) as pool:  # two children at a time: the machine has 2 cores
         list(pool.map(_kill_one, workspaces, delays))
-    results = [_check(workspace) for workspace in workspaces]
+    results = [_check(workspace, repair=number % 6 == 0) for number, workspace in enumerate(workspaces)]
     assert sum(logged for logged, _, _ in results) > 0
     assert any(stored for _, stored, _ in results), "no round got as far as storing a metric"

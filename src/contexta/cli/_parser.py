@@ -10,6 +10,7 @@ from contexta import __version__
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
+from contexta.cli._maintenance import repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
 from contexta.cli._runs import list_runs_command, show_run_command
@@ -185,4 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--lines", "-n", type=_count(0), default=20, metavar="N", help="how many lines to start with (20)"
     )
     tail.add_argument("--family", choices=LOG_FAMILIES, help="only this log file (default: all three)")
+
+    _command(
+        commands,
+        "repair",
+        "rebuild the store from the capture log (the old store is kept); run it while nothing captures",
+        repair_command,
+    )
+    _command(
+        commands, "replay", "deliver the batches sinks refused earlier, each exactly once", replay_command
+    )
     return parser

@@ -14,6 +14,7 @@ from contexta.store._metadata import (
     StageRepository,
 )
 from contexta.store._records import AppendResult, RecordStore, RejectedRecord
+from contexta.store._repair import RepairReport, rebuild_store
 from contexta.store._sink import StoreSink
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "RecordStore",
     "RejectedRecord",
     "RelationRepository",
+    "RepairReport",
     "RunRepository",
     "SampleRepository",
     "StageRepository",
     "StoreDatabase",
     "StoreSink",
+    "rebuild_store",
 ]

@@ -1,0 +1,52 @@
+"""`contexta repair` and `contexta replay`: putting a workspace's store right after a crash or a
+failing sink."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from contexta.cli._output import CommandError, Output
+from contexta.cli._workspace import STORE_FILE_NAME, open_workspace, workspace_config
+from contexta.store import rebuild_store
+
+__all__ = ["repair_command", "replay_command"]
+
+
+def repair_command(args: argparse.Namespace, output: Output) -> int:
+    """Rebuild the store from the capture log. Works on a store too damaged to open."""
+    config = workspace_config(args)
+    layout = config.workspace
+    if not layout.capture_dir.is_dir():
+        raise CommandError(f"no capture log in {layout.root} ({layout.capture_dir} does not exist)")
+    report = rebuild_store(layout.metadata_dir / STORE_FILE_NAME, layout.capture_dir)
+    if args.format == "json":
+        output.json(dataclasses.asdict(report))
+        return 0
+    output.line(
+        f"Rebuilt {layout.metadata_dir / STORE_FILE_NAME} from the capture log: {report.runs} runs, "
+        f"{report.records} records, {report.artifacts} artifacts."
+    )
+    if report.interrupted_runs:
+        output.line(f"Never closed, marked failed (interrupted): {', '.join(report.interrupted_runs)}")
+    for name, numbers in report.skipped_lines.items():
+        output.line(f"Skipped unreadable lines of {name}: {', '.join(map(str, numbers))}")
+    if report.previous_store is not None:
+        output.line(f"The previous store is kept at {report.previous_store}")
+    return 0
+
+
+def replay_command(args: argparse.Namespace, output: Output) -> int:
+    """Deliver the batches sinks refused earlier (parked in the outbox), each exactly once."""
+    with open_workspace(args) as ctx:
+        report = ctx.replay_outbox()
+    if args.format == "json":
+        output.json(dataclasses.asdict(report))
+    else:
+        output.line(
+            f"Delivered {report.delivered_batches} parked batches ({report.delivered_records} records); "
+            f"{report.remaining_batches} still parked."
+        )
+        for error in report.errors:
+            output.line(f"  {error}")
+    return 0 if not report.remaining_batches else 1
