@@ -32,7 +32,6 @@ from contexta.capture._session import CURRENT_SCOPE, CaptureSession
 from contexta.capture._sinks import LocalJsonlSink, Sink
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
-from contexta.contract._checks import json_attributes
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
@@ -91,7 +90,9 @@ class Contexta(Investigation):
             self._config.capture, [*sinks, *store_sinks], Outbox(layout.outbox_dir)
         )
         self._capture_sinks = tuple(sink for sink in self._pipeline.sinks if not isinstance(sink, StoreSink))
-        self._session = CaptureSession(self._config.project_name, self._pipeline)
+        self._session = CaptureSession(
+            self._config.project_name, self._pipeline, redact_secrets=self._config.capture.redact_secrets
+        )
 
     @classmethod
     def open(cls, **kwargs: Any) -> Contexta:
@@ -147,9 +148,9 @@ class Contexta(Investigation):
         details: dict[str, Any] = {
             "dataset_ref": _optional_text(dataset_ref, "dataset_ref"),
             "code_revision": _optional_text(code_revision, "code_revision"),
-            "tags": json_attributes(tags, "tags"),
-            "metadata": json_attributes(metadata, "metadata"),
-            "config_snapshot": json_attributes(config_snapshot, "config_snapshot"),
+            "tags": self._session.attributes(tags, "tags"),
+            "metadata": self._session.attributes(metadata, "metadata"),
+            "config_snapshot": self._session.attributes(config_snapshot, "config_snapshot"),
         }
         if resume:
             details["resumed"] = True

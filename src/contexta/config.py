@@ -107,6 +107,9 @@ class CaptureConfig:
     persist: bool = True
     block_timeout_s: float = 30.0
     exit_timeout_s: float = 5.0
+    # Values of attribute keys that name secrets (api_key, password, token, ...) are captured as
+    # "[redacted]" (capture/_redaction.py); False keeps them as given.
+    redact_secrets: bool = True
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -137,12 +140,13 @@ class CaptureConfig:
                 code="config_value_invalid",
                 details={"key": "capture.durability"},
             )
-        if type(self.persist) is not bool:
-            raise ConfigurationError(
-                "capture.persist must be true or false",
-                code="config_value_invalid",
-                details={"key": "capture.persist"},
-            )
+        for name in ("persist", "redact_secrets"):
+            if type(getattr(self, name)) is not bool:
+                raise ConfigurationError(
+                    f"capture.{name} must be true or false",
+                    code="config_value_invalid",
+                    details={"key": f"capture.{name}"},
+                )
 
 
 @dataclass(frozen=True, slots=True)

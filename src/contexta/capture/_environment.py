@@ -2,7 +2,8 @@
 
 Collected in a background thread when a run opens (listing packages and asking git take tens of
 milliseconds, far too long for the caller), cached per process, and enqueued like any record.
-No environment variable values are recorded.
+Environment variables hold credentials (cloud keys, API tokens), so only the ones on an allow-list
+of settings that change how a job runs are recorded, never the others.
 """
 
 from __future__ import annotations
@@ -16,7 +17,20 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["environment_fields"]
+__all__ = ["ENVIRONMENT_VARIABLES", "environment_fields"]
+
+# The only environment variables whose values are recorded: devices, threads, seeds, ranks, job ids.
+ENVIRONMENT_VARIABLES = (
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONHASHSEED",
+    "WORLD_SIZE",
+    "RANK",
+    "LOCAL_RANK",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,5 +76,8 @@ def environment_fields() -> dict[str, Any]:
     """The EnvironmentSnapshot fields (without run_ref and captured_at) for this process."""
     fields = dict(_process_fields())
     fields["attributes"] = dict(fields["attributes"])
+    variables = {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ}
+    if variables:
+        fields["attributes"]["environment_variables"] = variables
     fields["git_revision"] = _git_revision(os.getcwd())
     return fields

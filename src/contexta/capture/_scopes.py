@@ -24,7 +24,6 @@ from contexta.capture._session import CURRENT_SCOPE, CaptureSession
 from contexta.contract._checks import (
     check_choice,
     check_metric_key,
-    json_attributes,
     metric_number,
 )
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
@@ -92,14 +91,14 @@ def _check_unit(unit: Any) -> None:
 
 
 def _checked_metric_options(
-    unit: Any, aggregation_scope: Any, tags: Mapping[str, Any] | None
+    session: CaptureSession, unit: Any, aggregation_scope: Any, tags: Mapping[str, Any] | None
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The less common metric options, checked (tags copied as JSON-safe attributes)."""
     if unit is not None:
         _check_unit(unit)
     if aggregation_scope != "step":
         check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
-    return unit, None if tags is None else json_attributes(tags, "tags")
+    return unit, None if tags is None else session.attributes(tags, "tags")
 
 
 _REF_FIELDS = {
@@ -208,7 +207,7 @@ class Scope:
         if step is not None and (type(step) is not int or step < 0):
             _check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(unit, aggregation_scope, tags)
+            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
         item = (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
         # CaptureQueue.put, inlined: this is the call a training loop makes millions of times.
         queue = self._queue
@@ -279,7 +278,7 @@ class Scope:
         if step is not None and (type(step) is not int or step < 0):
             _check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(unit, aggregation_scope, tags)
+            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
         return (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
 
     def event(
@@ -301,7 +300,7 @@ class Scope:
             )
         if level not in EVENT_LEVELS:
             check_choice(level, EVENT_LEVELS, "level")
-        checked = None if attributes is None else json_attributes(attributes)
+        checked = None if attributes is None else self._session.attributes(attributes)
         return (kinds.EVENT, _time_ns(), self._context, key, message, level, checked)
 
     def span(
@@ -336,7 +335,7 @@ class Scope:
                 f"span {name!r} ends ({end}) before it starts ({start})", code="span_time_invalid"
             )
         check_choice(status, SPAN_STATUSES, "status")
-        checked = None if attributes is None else json_attributes(attributes)
+        checked = None if attributes is None else self._session.attributes(attributes)
         return (kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)
 
     def register_artifact(
@@ -356,7 +355,7 @@ class Scope:
             self._context,
             kind,
             path,
-            attributes=attributes,
+            attributes=None if attributes is None else self._session.attributes(attributes),
             artifact_ref=artifact_ref,
             compute_hash=compute_hash,
             allow_missing=allow_missing,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._pipeline import CapturePipeline
+from contexta.capture._redaction import redact_secrets
+from contexta.contract._checks import json_attributes
 
 if TYPE_CHECKING:
     from contexta.capture._scopes import RunScope, Scope
@@ -19,13 +21,19 @@ CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", d
 
 
 class CaptureSession:
-    def __init__(self, project: str, pipeline: CapturePipeline):
+    def __init__(self, project: str, pipeline: CapturePipeline, *, redact_secrets: bool = True):
         self.project = project
         self.pipeline = pipeline
+        self.redact_secrets = redact_secrets
         self._lock = threading.Lock()
         self._open_runs: dict[str, RunScope] = {}
         self._open_deployments: dict[str, Scope] = {}
         self.artifacts: dict[str, ArtifactRegistration] = {}
+
+    def attributes(self, value: Any, field: str = "attributes") -> dict[str, Any] | None:
+        """A checked, detached copy of captured attributes, with secrets redacted unless opted out."""
+        checked = json_attributes(value, field)
+        return redact_secrets(checked) if self.redact_secrets else checked
 
     def claim(self, registry: str, ref: str, scope: Scope) -> Scope | None:
         """Register an open run/deployment; returns the scope already open under `ref`, if any."""
