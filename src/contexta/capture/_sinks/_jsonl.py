@@ -37,6 +37,7 @@ class LocalJsonlSink:
         self._fds: dict[str, int] = {}
         self._pid = os.getpid()
         self._dirty: set[str] = set()
+        self._torn: set[str] = set()
 
     def file_path_for(self, family: str) -> Path:
         """The log file of `family` (`"RECORD"`, `"ARTIFACT"` or `"CONTEXT"`)."""
@@ -51,6 +52,7 @@ class LocalJsonlSink:
         if self._pid != os.getpid():  # forked: the parent's descriptors are not ours to share
             self._fds = {}
             self._dirty = set()
+            self._torn = set()
             self._pid = os.getpid()
         fd = self._fds.get(family)
         if fd is None:
@@ -66,8 +68,28 @@ class LocalJsonlSink:
         for family in FAMILIES:
             data = batch.encoded(family, self.name)
             if data:
-                _write_all(self._fd(family), data)
+                self._append(family, data)
                 self._dirty.add(family)
+
+    def _append(self, family: str, data: bytes) -> None:
+        """Append one batch's lines, all or nothing: a write the disk cut short (full, over a size
+        limit) is taken back, so a batch the writer counts as failed leaves no half of itself behind
+        and the next batch does not start inside a broken line."""
+        fd = self._fd(family)
+        if family in self._torn:  # an earlier failure could not be taken back: close its line first
+            _terminate_torn_tail(fd)
+            self._torn.discard(family)
+        start = os.fstat(fd).st_size
+        try:
+            _write_all(fd, data)
+        except OSError:
+            end = os.fstat(fd).st_size
+            try:
+                if end > start:
+                    os.ftruncate(fd, start)  # shrinking needs no space
+            except OSError:
+                self._torn.add(family)
+            raise
 
     def flush(self) -> None:
         """Nothing is buffered in user space; with `durability="fsync"` the files are synced to disk."""
