@@ -223,15 +223,7 @@ class Scope:
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
     ) -> CaptureResult:
         """Record several metrics observed together (the training-loop form: one call per step)."""
-        item = self._metrics_item(values, step, unit)
-        queue = self._queue
-        items = self._items
-        if len(items) < queue.limit:
-            items.append(item)
-            if queue.writer_idle and len(items) >= queue.wake_threshold:
-                queue.wake()
-            return ACCEPTED
-        return ACCEPTED if queue.put_full(item) else DROPPED
+        return ACCEPTED if self._put(self._metrics_item(values, step, unit)) else DROPPED
 
     def _metrics_item(
         self, values: Mapping[str, float | int], step: int | None, unit: str | None

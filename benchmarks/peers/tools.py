@@ -1,0 +1,143 @@
+"""The trackers measured side by side: what to install for each and which workload script drives it.
+
+Every tool runs the same workload (see `workloads/workload_timing.py`); a tool only says how to install
+it, how to call it and, for the one path too slow for the full workload, how many calls to make. The
+rows appear in the table in this order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+FULL_CALLS = 100_000
+ASYNC_TASKS = 1_000
+ASYNC_METRICS_PER_TASK = 100
+
+# Trackers phone home by default; nothing is reachable from here but package registries, so a tool that
+# waits on a dead connection would be measuring the sandbox, not itself.
+NO_TELEMETRY: Mapping[str, str] = MappingProxyType(
+    {"DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "AIM_UI_TELEMETRY_ENABLED": "0"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One row of the table: a tracker (or a floor) and how to install and drive it."""
+
+    name: str  # short id, used for file names and `--only`
+    label: str  # what the table calls it
+    workload: str  # script under workloads/
+    environment: str  # virtualenv name under --venv-root, or "contexta" for the project's own venv
+    packages: tuple[str, ...] = ()  # pip requirements installed into that virtualenv
+    distributions: tuple[str, ...] = ()  # whose versions the table prints
+    arguments: tuple[str, ...] = ()  # extra arguments to the workload script
+    calls: int = FULL_CALLS
+    async_tasks: int = ASYNC_TASKS
+    async_metrics_per_task: int = ASYNC_METRICS_PER_TASK
+    env: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+TOOLS: tuple[Tool, ...] = (
+    Tool(
+        name="floor-deque",
+        label="floor: `deque.append((t, key, value, step))`",
+        workload="floor_deque.py",
+        environment="contexta",
+        note="the cheapest possible enqueue; durable never (memory only), read-back is len(deque)",
+    ),
+    Tool(
+        name="floor-orjson-thread",
+        label="floor: queue + thread writing orjson lines",
+        workload="floor_orjson_thread.py",
+        environment="contexta",
+        distributions=("orjson",),
+        note="SimpleQueue.put of a tuple; a thread writes batches of orjson lines to one file",
+    ),
+    Tool(
+        name="contexta-sync",
+        label="Contexta `stage.metric`",
+        workload="contexta_sync.py",
+        environment="contexta",
+        distributions=("contexta",),
+        note="default config (queue 65,536, overflow=block); durable = run closed + ctx.close()",
+    ),
+    Tool(
+        name="contexta-async",
+        label="Contexta `await stage.metric`",
+        workload="contexta_async.py",
+        environment="contexta",
+        distributions=("contexta",),
+        note="async facade; the sync columns are one task awaiting N calls under asyncio.run",
+    ),
+    Tool(
+        name="tensorboardx",
+        label="tensorboardX `SummaryWriter.add_scalar`",
+        workload="tensorboardx_writer.py",
+        environment="tensorboardx",
+        packages=("tensorboardX",),
+        distributions=("tensorboardX", "protobuf"),
+        note="durable = writer.close(); read back by parsing the event file with tensorboardX's protobuf",
+    ),
+    Tool(
+        name="mlflow-async",
+        label="MLflow `log_metric(synchronous=False)`",
+        workload="mlflow_logging.py",
+        environment="mlflow",
+        packages=("mlflow",),
+        distributions=("mlflow",),
+        arguments=("--asynchronous",),
+        note="default local store; durable = flush_async_logging() + end_run()",
+    ),
+    Tool(
+        name="mlflow-sync",
+        label="MLflow `log_metric` (synchronous, N=2,000)",
+        workload="mlflow_logging.py",
+        environment="mlflow",
+        packages=("mlflow",),
+        distributions=("mlflow",),
+        calls=2_000,
+        async_tasks=100,
+        async_metrics_per_task=20,
+        note="the default synchronous path; N=2,000 (async: 100 tasks x 20), all calls timed",
+    ),
+    Tool(
+        name="wandb-offline",
+        label="W&B offline `wandb.log`",
+        workload="wandb_offline.py",
+        environment="wandb",
+        packages=("wandb",),
+        distributions=("wandb",),
+        env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+        note="WANDB_MODE=offline; durable = wandb.finish(); read back from the run's .wandb file",
+    ),
+    Tool(
+        name="trackio",
+        label="trackio `trackio.log`",
+        workload="trackio_local.py",
+        environment="trackio",
+        packages=("trackio",),
+        distributions=("trackio",),
+        note="local SQLite under TRACKIO_DIR; durable = trackio.finish()",
+    ),
+    Tool(
+        name="aim",
+        label="Aim `Run.track`",
+        workload="aim_run.py",
+        environment="aim",
+        packages=("aim",),
+        distributions=("aim",),
+        note="local repo; durable = run.close(); read back with Run.get_metric",
+    ),
+    Tool(
+        name="dvclive",
+        label="DVCLive `log_metric` + `next_step`",
+        workload="dvclive_live.py",
+        environment="dvclive",
+        packages=("dvclive",),
+        distributions=("dvclive",),
+        note="durable = live.end(); read back from dvclive/plots/metrics/loss.tsv",
+    ),
+)
