@@ -7,9 +7,11 @@ anything else a tracker prints (banners, warnings) is kept only for the error me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -70,25 +72,41 @@ def run_workload(
     process_env = {**os.environ, **env, "PYTHONPATH": str(WORKLOADS)}
     started = time.perf_counter()
     try:
-        done = subprocess.run(
-            command,
-            cwd=workdir,
-            env=process_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        returncode, stdout, stderr = _run_in_own_group(command, workdir, process_env, timeout_s)
     except subprocess.TimeoutExpired:
-        return Outcome(None, f"timed out after {timeout_s:.0f} s", time.perf_counter() - started)
+        return Outcome(None, f"timed out after {timeout_s:g} s", time.perf_counter() - started)
     finally:
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     wall_s = time.perf_counter() - started
-    result = _result_line(done.stdout)
-    if done.returncode != 0 or result is None:
-        return Outcome(None, _failure_reason(done.returncode, done.stderr or done.stdout), wall_s)
+    result = _result_line(stdout)
+    if returncode != 0 or result is None:
+        return Outcome(None, _failure_reason(returncode, stderr or stdout), wall_s)
     return Outcome(result, None, wall_s)
+
+
+def _run_in_own_group(
+    command: Sequence[str], workdir: Path, env: Mapping[str, str], timeout_s: float
+) -> tuple[int, str, str]:
+    """Run `command` in a new process group; on timeout end that group, helper processes included
+    (W&B's service, MLflow's workers), so nothing outlives its measurement."""
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return process.returncode, stdout, stderr
 
 
 def _result_line(stdout: str) -> dict[str, Any] | None:

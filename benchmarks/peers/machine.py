@@ -35,11 +35,17 @@ def source_revision(repository: Path) -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.strip()
         changes = subprocess.run(
             ["git", "-C", str(repository), "status", "--porcelain", "--", "src"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

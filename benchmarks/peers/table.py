@@ -48,24 +48,25 @@ def millis(value: float | None) -> str:
 
 
 def read_back(counts: Sequence[int], expected: int | None) -> str:
-    """"100,000/100,000" when every repeat agrees, else the range, marked when it is not N."""
+    """ "100,000/100,000" when every repeat agrees, else the range, marked when it is not N."""
     if not counts or expected is None:
         return MISSING
     low, high = min(counts), max(counts)
-    got = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+    got = f"{low:,}" if low == high else f"{low:,} to {high:,}"
     mark = "" if low == high == expected else " (!)"
     return f"{got}/{expected:,}{mark}"
 
 
-def row_cells(row: dict[str, Any]) -> list[str]:
+def row_cells(row: dict[str, Any], calls: int) -> list[str]:
     per_call = row["per_call_us"]
     lateness = MISSING
     if row["async_worst_lateness_calls_ms"] is not None:
-        lateness = (
-            f"{millis(row['async_worst_lateness_calls_ms'])} / {millis(row['async_worst_lateness_finish_ms'])}"
-        )
+        during_calls = millis(row["async_worst_lateness_calls_ms"])
+        lateness = f"{during_calls} / {millis(row['async_worst_lateness_finish_ms'])}"
     notes = [row["note"]] if row["status"] == "measured" else [row["status"]]
-    if row["calls"] is not None and row["calls"] != row["async_calls"] and row["async_calls"] is not None:
+    if row["calls"] is not None and row["calls"] != calls:
+        notes.append("every call timed")
+    if row["async_calls"] is not None and row["async_calls"] != row["calls"]:
         notes.append(f"async: {row['async_tasks']:,} tasks, {row['async_calls']:,} metrics")
     if row["failures"] and row["status"] == "measured":
         notes.append(f"{len(row['failures'])} repeat(s) failed, see below")
@@ -103,7 +104,7 @@ def render(run: dict[str, Any]) -> str:
         "",
         f"Workload: one run, one stage, N = {run['calls']:,} calls logging `loss` (a value that changes with "
         f"the step) with step = 0..N-1; {run['sample']:,} calls in the middle are timed one by one with "
-        "`perf_counter_ns`. \"Last call to durable\" is the tool's own close/flush/finish; records/s is N / "
+        '`perf_counter_ns`. "Last call to durable" is the tool\'s own close/flush/finish; records/s is N / '
         "(all calls + close). Async: "
         f"{run['async_tasks']:,} asyncio tasks x {run['async_per_task']} metrics, each task yielding after "
         "every metric, beside a task that sleeps 1 ms in a loop; its worst lateness is shown while the "
@@ -112,13 +113,15 @@ def render(run: dict[str, Any]) -> str:
         "| " + " | ".join(COLUMNS) + " |",
         "| " + " | ".join(["---"] + ["---:"] * (len(COLUMNS) - 2) + ["---"]) + " |",
     ]
-    lines += ["| " + " | ".join(row_cells(row)) + " |" for row in rows]
+    lines += ["| " + " | ".join(row_cells(row, run["calls"])) + " |" for row in rows]
     empty = [row["empty_call_p50_us"] for row in rows if row["empty_call_p50_us"] is not None]
     lines += [
         "",
         "Per-call timings include the harness: a call of a one-line Python function plus two "
-        f"`perf_counter_ns()` reads, {min(empty) * 1000:.0f}–{max(empty) * 1000:.0f} ns (p50 of an empty "
-        "function, measured in each process)." if empty else "",
+        f"`perf_counter_ns()` reads, {min(empty) * 1000:.0f} to {max(empty) * 1000:.0f} ns (p50 of an empty "
+        "function, measured in each process)."
+        if empty
+        else "",
         "Peak RSS is `ru_maxrss` of the process that made the calls; a tracker's helper processes are not "
         "in it (W&B writes through its own `wandb-core` service process).",
     ]

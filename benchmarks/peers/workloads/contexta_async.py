@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import workload_timing
-from contexta import Contexta
 from contexta_sync import PROJECT, RUN, read_back
+
+from contexta import Contexta
 
 
 async def open_async_session(workdir: Path) -> workload_timing.AsyncSession:

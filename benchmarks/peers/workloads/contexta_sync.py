@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import workload_timing
+
 from contexta import Contexta
 
 PROJECT = "peers"

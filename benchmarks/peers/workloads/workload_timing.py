@@ -187,8 +187,7 @@ async def _tasks_and_ticker(
             before = clock()
             await asyncio.sleep(TICK_S)
             late = clock() - before - TICK_S
-            if late > worst[phase[0]]:
-                worst[phase[0]] = late
+            worst[phase[0]] = max(worst[phase[0]], late)
 
     async def sync_producer() -> None:
         log = session.log
