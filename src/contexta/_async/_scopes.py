@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import anyio
 
+from contexta._async._backend import load_event_loop_backend
 from contexta._async._enqueue import enqueue
 from contexta.capture._results import ACCEPTED, CaptureResult
 from contexta.capture._scopes import (
@@ -221,6 +222,10 @@ class _AsyncTopLevelScope(AsyncScope):
     records are delivered)."""
 
     __slots__ = ()
+
+    def __init__(self, scope: RunScope | DeploymentScope):
+        super().__init__(scope)
+        load_event_loop_backend()  # closing needs it; loading it there would stall a busy loop
 
     async def close(self, status: str = "completed") -> None:
         with anyio.CancelScope(shield=True):
