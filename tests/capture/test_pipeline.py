@@ -398,6 +398,27 @@ def test_flush_returns_only_when_everything_captured_before_it_is_in_the_sink(tm
         ctx.close()
 
 
+def test_a_trickle_reaches_the_sinks_without_waiting_for_a_full_batch_or_the_interval(
+    tmp_path: Path,
+) -> None:
+    """A service logging a few hundred records must not have them held back until 4,096 pile up:
+    one full batch of Python work at a time is what stalled event loops."""
+    sink = SlowSink()
+    ctx = open_contexta(tmp_path, [sink], flush_interval_s=60.0)  # the interval never fires here
+    try:
+        run = ctx.run("r")
+        for i in range(300):
+            run.metric("m", float(i), step=i)
+        deadline = time.monotonic() + 10.0
+        while len(metric_entries(sink.entries)) < 256 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(metric_entries(sink.entries)) >= 256
+        run.close()
+        assert len(metric_entries(sink.entries)) == 300
+    finally:
+        ctx.close()
+
+
 def test_close_is_idempotent_and_capture_after_close_is_refused(tmp_path: Path) -> None:
     sink = InMemorySink()
     ctx = open_contexta(tmp_path, [sink])

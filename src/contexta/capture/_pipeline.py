@@ -30,6 +30,12 @@ from contexta.errors import CaptureError, NotFoundError, ValidationError
 
 __all__ = ["CapturePipeline"]
 
+# The writer sleeps until this many records wait (or flush_interval_s passes), then takes up to
+# max_batch_size. Waking at a full batch meant that, under a steady trickle, every batch was 4,096
+# records long and its Python work held the GIL for tens of milliseconds at a stretch: an asyncio
+# service saw 10-70 ms loop stalls. Small batches under light load, full ones under backlog.
+WAKE_AT_RECORDS = 256
+
 # A strong set: a pipeline whose Contexta was dropped unclosed must still be flushed at exit.
 _LIVE_PIPELINES: set[CapturePipeline] = set()
 
@@ -58,7 +64,10 @@ class CapturePipeline:
         self.config = config
         self.sinks = tuple(_flatten(sinks))
         self.queue = CaptureQueue(
-            config.queue_capacity, config.max_batch_size, config.overflow, config.block_timeout_s
+            config.queue_capacity,
+            min(WAKE_AT_RECORDS, config.max_batch_size),
+            config.overflow,
+            config.block_timeout_s,
         )
         self.put = self.queue.put  # the hot path, bound once
         self.writer = BatchWriter(
