@@ -36,6 +36,7 @@ REPOSITORY = HERE.parents[1]
 SAMPLE = 10_000
 QUICK_DIVISOR = 10
 QUICK_SAMPLE = 2_000
+MODES = ("sync", "async", "service")
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -55,6 +56,13 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="interpreter with contexta (and orjson) installed, for Contexta and the floors",
     )
     parser.add_argument("--only", nargs="+", metavar="TOOL", choices=[t.name for t in TOOLS])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["sync", "service"],
+        help="sync, service (async loop with headroom) and async (saturated loop; adds ~10 minutes)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per workload process")
     parser.add_argument(
         "--budget-minutes", type=float, default=28, help="stop starting measurements after this long"
@@ -103,11 +111,13 @@ def prepare(tools: list[Tool], arguments: argparse.Namespace) -> dict[str, Envir
 
 
 def measure_once(record: ToolRecord, python: Path, arguments: argparse.Namespace, repeat: int) -> None:
-    """One sync and one async measurement of a tool, appended to its record."""
+    """One measurement of a tool in each chosen mode, appended to its record."""
     tool = record.tool
     size = workload_size(tool, arguments.quick)
     env = {**NO_TELEMETRY, **tool.env}
-    for mode, outcomes in (("sync", record.sync), ("async", record.asynchronous)):
+    outcomes_of = {"sync": record.sync, "async": record.asynchronous, "service": record.service}
+    for mode in arguments.modes:
+        outcomes = outcomes_of[mode]
         outcome = run_workload(
             python,
             tool.workload,
@@ -131,7 +141,11 @@ def describe(outcome: Outcome) -> str:
     if "per_call_ns" in result:
         text += f", p50 {result['per_call_ns']['p50'] / 1000:.2f} µs, durable {result['durable_s']:.3f} s"
     else:
-        text += f", worst lateness {result['worst_lateness_calls_ms']:.1f} ms"
+        text += (
+            f", loop lateness p99 {result['p99_lateness_calls_ms']:.1f} ms,"
+            f" worst {result['worst_lateness_calls_ms']:.1f} ms,"
+            f" at close {result['worst_lateness_finish_ms']:.1f} ms"
+        )
     return f"{text} ({outcome.wall_s:.0f} s)"
 
 
@@ -145,6 +159,7 @@ def write_results(run: dict[str, Any], records: list[ToolRecord], directory: Pat
         row["runs"] = {
             "sync": [asdict(outcome) for outcome in record.sync],
             "async": [asdict(outcome) for outcome in record.asynchronous],
+            "service": [asdict(outcome) for outcome in record.service],
         }
         rows.append(row)
     run = {**run, "rows": rows}
@@ -187,6 +202,7 @@ def main(argv: list[str]) -> int:
         "contexta_revision": machine.source_revision(REPOSITORY),
         "venv_root": str(arguments.venv_root),
         "repeats": repeats,
+        "modes": arguments.modes,
         "quick": arguments.quick,
         "calls": quick_size.calls if arguments.quick else FULL_CALLS,
         "sample": quick_size.sample if arguments.quick else SAMPLE,

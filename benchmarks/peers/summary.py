@@ -23,6 +23,7 @@ class ToolRecord:
     install_failure: str | None = None
     sync: list[Outcome] = field(default_factory=list)
     asynchronous: list[Outcome] = field(default_factory=list)
+    service: list[Outcome] = field(default_factory=list)
 
 
 def _median(results: list[dict[str, Any]], *path: str) -> float | None:
@@ -48,10 +49,15 @@ def summarise(record: ToolRecord) -> dict[str, Any]:
     tool = record.tool
     sync = [o.result for o in record.sync if o.result is not None]
     asynchronous = [o.result for o in record.asynchronous if o.result is not None]
-    failures = _failures(record.sync, "sync") + _failures(record.asynchronous, "async")
+    service = [o.result for o in record.service if o.result is not None]
+    failures = (
+        _failures(record.sync, "sync")
+        + _failures(record.asynchronous, "async")
+        + _failures(record.service, "service")
+    )
     if record.install_failure is not None:
         status = f"did not install: {record.install_failure}"
-    elif not sync and not asynchronous:
+    elif not sync and not asynchronous and not service:
         status = f"did not run: {failures[0].split(': ', 1)[1]}" if failures else "not run"
     else:
         status = "measured"
@@ -81,5 +87,12 @@ def summarise(record: ToolRecord) -> dict[str, Any]:
         "async_records_per_s": _median(asynchronous, "records_per_s"),
         "async_worst_lateness_calls_ms": _median(asynchronous, "worst_lateness_calls_ms"),
         "async_worst_lateness_finish_ms": _median(asynchronous, "worst_lateness_finish_ms"),
+        "async_p99_lateness_calls_ms": _median(asynchronous, "p99_lateness_calls_ms"),
         "async_read_back": _counts(asynchronous),
+        "service_calls": service[0]["calls"] if service else None,
+        "service_repeats": len(service),
+        "service_p99_lateness_calls_ms": _median(service, "p99_lateness_calls_ms"),
+        "service_worst_lateness_calls_ms": _median(service, "worst_lateness_calls_ms"),
+        "service_worst_lateness_finish_ms": _median(service, "worst_lateness_finish_ms"),
+        "service_read_back": _counts(service),
     }

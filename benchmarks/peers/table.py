@@ -15,7 +15,8 @@ COLUMNS = (
     "peak RSS (MiB)",
     "read back / N",
     "async records/s",
-    "async worst loop lateness (ms): calls / close",
+    "saturated loop: worst lateness (ms) calls / close",
+    "service loop: lateness (ms) p99 / worst / close",
     "notes",
 )
 MISSING = "—"
@@ -57,17 +58,35 @@ def read_back(counts: Sequence[int], expected: int | None) -> str:
     return f"{got}/{expected:,}{mark}"
 
 
-def row_cells(row: dict[str, Any], calls: int) -> list[str]:
+SATURATED_COLUMNS = ("async records/s", "saturated loop: worst lateness (ms) calls / close")
+
+
+def columns(saturated: bool) -> list[str]:
+    """The table's columns; the saturated-loop ones only when that mode was run (`--modes ... async`)."""
+    return [name for name in COLUMNS if saturated or name not in SATURATED_COLUMNS]
+
+
+def row_cells(row: dict[str, Any], calls: int, saturated: bool) -> list[str]:
     per_call = row["per_call_us"]
     lateness = MISSING
     if row["async_worst_lateness_calls_ms"] is not None:
         during_calls = millis(row["async_worst_lateness_calls_ms"])
         lateness = f"{during_calls} / {millis(row['async_worst_lateness_finish_ms'])}"
+    service = MISSING
+    if row["service_worst_lateness_calls_ms"] is not None:
+        service = " / ".join(
+            millis(row[f"service_{name}_ms"])
+            for name in ("p99_lateness_calls", "worst_lateness_calls", "worst_lateness_finish")
+        )
     notes = [row["note"]] if row["status"] == "measured" else [row["status"]]
     if row["calls"] is not None and row["calls"] != calls:
         notes.append("every call timed")
     if row["async_calls"] is not None and row["async_calls"] != row["calls"]:
         notes.append(f"async: {row['async_tasks']:,} tasks, {row['async_calls']:,} metrics")
+    for mode in ("async", "service"):
+        expected = row[f"{mode}_calls"]
+        if expected is not None and any(count != expected for count in row[f"{mode}_read_back"]):
+            notes.append(f"{mode} read back {read_back(row[f'{mode}_read_back'], expected)}")
     if row["failures"] and row["status"] == "measured":
         notes.append(f"{len(row['failures'])} repeat(s) failed, see below")
     return [
@@ -79,8 +98,8 @@ def row_cells(row: dict[str, Any], calls: int) -> list[str]:
         whole(row["records_per_s"]),
         whole(row["peak_rss_mib"]),
         read_back(row["read_back"], row["calls"]),
-        whole(row["async_records_per_s"]),
-        lateness,
+        *([whole(row["async_records_per_s"]), lateness] if saturated else []),
+        service,
         "; ".join(notes),
     ]
 
@@ -89,6 +108,8 @@ def render(run: dict[str, Any]) -> str:
     """The whole table.md: provenance, the table, failures and how to read it."""
     machine = run["machine"]
     rows = run["rows"]
+    saturated = any(row["async_repeats"] for row in rows)
+    shown = columns(saturated)
     lines = [
         "# Contexta next to the trackers users would pick instead",
         "",
@@ -106,14 +127,24 @@ def render(run: dict[str, Any]) -> str:
         f"the step) with step = 0..N-1; {run['sample']:,} calls in the middle are timed one by one with "
         '`perf_counter_ns`. "Last call to durable" is the tool\'s own close/flush/finish; records/s is N / '
         "(all calls + close). Async: "
-        f"{run['async_tasks']:,} asyncio tasks x {run['async_per_task']} metrics, each task yielding after "
-        "every metric, beside a task that sleeps 1 ms in a loop; its worst lateness is shown while the "
-        "tasks log and while the tool closes (a sync tool's close runs on the loop thread).",
+        f"{run['async_tasks']:,} asyncio tasks x {run['async_per_task']} metrics beside a task that sleeps "
+        "1 ms in a loop and records how late it wakes, while the tasks log and while the tool closes (a "
+        "sync tool is called, and closed, on the loop thread). Service loop: requests arrive 10 per ms "
+        "and each awaits a simulated model call of 10 to 100 ms between metrics (one seeded schedule for "
+        "every tool), the shape of an async LLM service; the loop has headroom, so its lateness is what "
+        "the tool adds, plus what the garbage collector and the shared machine add to every row."
+        + (
+            " Saturated loop: every task starts at once and yields with `sleep(0)` after each metric, so "
+            "the loop never idles; async records/s is the tool's throughput from async code, and even "
+            "the deque floor sees the loop's own round of all tasks as lateness."
+            if saturated
+            else ""
+        ),
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * (len(COLUMNS) - 2) + ["---"]) + " |",
+        "| " + " | ".join(shown) + " |",
+        "| " + " | ".join(["---"] + ["---:"] * (len(shown) - 2) + ["---"]) + " |",
     ]
-    lines += ["| " + " | ".join(row_cells(row, run["calls"])) + " |" for row in rows]
+    lines += ["| " + " | ".join(row_cells(row, run["calls"], saturated)) + " |" for row in rows]
     empty = [row["empty_call_p50_us"] for row in rows if row["empty_call_p50_us"] is not None]
     lines += [
         "",

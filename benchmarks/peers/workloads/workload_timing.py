@@ -10,8 +10,13 @@ Sync mode: N calls `log(step, value)` in a plain loop; the calls in a window of 
 middle are each timed with two `perf_counter_ns()` reads, the rest are not timed, so the tool's
 background work is in full swing while the sample is taken. Then `finish()` is timed: the time from
 the last call until the data is durable. Async mode: TASKS tasks under `asyncio.run`, each logging
-METRICS_PER_TASK metrics and yielding to the loop after each (a request boundary), with a ticker that
-sleeps 1 ms in a loop and records how late it wakes.
+METRICS_PER_TASK metrics and yielding to the loop after each (`sleep(0)`), with a ticker that sleeps
+1 ms in a loop and records how late it wakes: the loop is never idle, so this is throughput under a
+saturated loop, and even a tool that does nothing sees the loop's own round of TASKS tasks. Service
+mode: the same tasks, arriving 10 per millisecond, each awaiting a simulated model call between
+metrics (10 to 100 ms, the same seeded schedule for every tool): the shape of an async LLM evaluation
+service. The loop has headroom, so the ticker's lateness is what the tool (and the garbage collector)
+adds.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import math
 import os
 import platform
+import random
 import resource
 import time
 from array import array
@@ -33,6 +39,9 @@ from typing import Any, NamedTuple
 
 RESULT_MARKER = "PEER-RESULT "
 TICK_S = 0.001
+SERVICE_PAUSE_S = (0.010, 0.100)  # a simulated model call between two metrics of a task
+SERVICE_SEED = 20261201
+ARRIVALS_PER_MS = 10  # service mode: requests arrive over the first ~100 ms, not all at once
 
 
 class Session(NamedTuple):
@@ -172,12 +181,31 @@ def measure_sync(
     }
 
 
+def service_pauses(tasks: int, per_task: int) -> list[list[float]]:
+    """Each task's waits between metrics: seeded, so every tool meets the same schedule."""
+    chooser = random.Random(SERVICE_SEED)
+    low, high = SERVICE_PAUSE_S
+    return [[chooser.uniform(low, high) for _ in range(per_task)] for _ in range(tasks)]
+
+
+def _lateness_ms(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples) or [0.0]
+    return {"worst": ordered[-1] * 1000, "p99": ordered[math.ceil(0.99 * len(ordered)) - 1] * 1000}
+
+
 async def _tasks_and_ticker(
-    session: Session | AsyncSession, is_async: bool, tasks: int, per_task: int
+    session: Session | AsyncSession,
+    is_async: bool,
+    tasks: int,
+    per_task: int,
+    pauses: list[list[float]] | None,
 ) -> dict[str, float]:
-    """Run the tasks beside a 1 ms ticker; time until durable and the ticker's worst lateness."""
+    """Run the tasks beside a 1 ms ticker; time until durable and how late the ticker woke.
+
+    With `pauses` None each task yields with sleep(0) after every metric, else it awaits its pauses.
+    """
     steps = itertools.count()
-    worst = {"calls": 0.0, "finish": 0.0}
+    late: dict[str, list[float]] = {"calls": [], "finish": []}
     phase = ["calls"]
     stop = asyncio.Event()
 
@@ -186,28 +214,31 @@ async def _tasks_and_ticker(
         while not stop.is_set():
             before = clock()
             await asyncio.sleep(TICK_S)
-            late = clock() - before - TICK_S
-            worst[phase[0]] = max(worst[phase[0]], late)
+            late[phase[0]].append(clock() - before - TICK_S)
 
-    async def sync_producer() -> None:
+    async def producer(index: int) -> None:
         log = session.log
-        for _ in range(per_task):
+        waits = pauses[index] if pauses is not None else [0.0] * per_task
+        for wait in waits:
             step = next(steps)
-            log(step, value_at(step))
-            await asyncio.sleep(0)
-
-    async def async_producer() -> None:
-        log = session.log
-        for _ in range(per_task):
-            step = next(steps)
-            await log(step, value_at(step))  # type: ignore[misc]
-            await asyncio.sleep(0)
+            if is_async:
+                await log(step, value_at(step))  # type: ignore[misc]
+            else:
+                log(step, value_at(step))
+            await asyncio.sleep(wait)
 
     ticking = asyncio.create_task(ticker())
     await asyncio.sleep(TICK_S * 5)  # let the ticker settle into its loop
-    producer = async_producer if is_async else sync_producer
     started = time.perf_counter()
-    await asyncio.gather(*(producer() for _ in range(tasks)))
+    if pauses is None:  # saturated: every task at once
+        await asyncio.gather(*(producer(index) for index in range(tasks)))
+    else:  # a service: requests arrive ARRIVALS_PER_MS at a time, as they would from clients
+        running = []
+        for index in range(tasks):
+            running.append(asyncio.create_task(producer(index)))
+            if index % ARRIVALS_PER_MS == ARRIVALS_PER_MS - 1:
+                await asyncio.sleep(0.001)
+        await asyncio.gather(*running)
     called = time.perf_counter()
     phase[0] = "finish"
     if is_async:
@@ -217,11 +248,14 @@ async def _tasks_and_ticker(
     durable = time.perf_counter()
     stop.set()
     await ticking
+    during_calls, at_finish = _lateness_ms(late["calls"]), _lateness_ms(late["finish"])
     return {
         "calls_s": called - started,
         "durable_s": durable - called,
-        "worst_lateness_calls_ms": worst["calls"] * 1000,
-        "worst_lateness_finish_ms": worst["finish"] * 1000,
+        "worst_lateness_calls_ms": during_calls["worst"],
+        "p99_lateness_calls_ms": during_calls["p99"],
+        "worst_lateness_finish_ms": at_finish["worst"],
+        "ticks": len(late["calls"]) + len(late["finish"]),
     }
 
 
@@ -231,14 +265,17 @@ def measure_async(
     workdir: Path,
     tasks: int,
     per_task: int,
+    service: bool,
 ) -> dict[str, Any]:
     """The async workload: `tasks` tasks x `per_task` metrics under asyncio.run, beside a ticker."""
+    pauses = service_pauses(tasks, per_task) if service else None
 
     async def body() -> dict[str, float]:
         if open_async_session is not None:
-            return await _tasks_and_ticker(await open_async_session(workdir), True, tasks, per_task)
+            session = await open_async_session(workdir)
+            return await _tasks_and_ticker(session, True, tasks, per_task, pauses)
         assert open_session is not None
-        return await _tasks_and_ticker(open_session(workdir), False, tasks, per_task)
+        return await _tasks_and_ticker(open_session(workdir), False, tasks, per_task, pauses)
 
     timing = asyncio.run(body())
     records = tasks * per_task
@@ -271,7 +308,7 @@ def main(
 ) -> None:
     """Parse the runner's arguments, run one measurement in `--workdir`, print the result line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("sync", "async"), required=True)
+    parser.add_argument("--mode", choices=("sync", "async", "service"), required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=10_000)
@@ -287,7 +324,12 @@ def main(
         )
     else:
         result = measure_async(
-            open_session, open_async_session, arguments.workdir, arguments.tasks, arguments.per_task
+            open_session,
+            open_async_session,
+            arguments.workdir,
+            arguments.tasks,
+            arguments.per_task,
+            service=arguments.mode == "service",
         )
     read_started = time.perf_counter()
     result["read_back"] = read_back(arguments.workdir)
