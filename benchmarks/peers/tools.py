@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypedDict
 
 FULL_CALLS = 100_000
 ASYNC_TASKS = 1_000
@@ -18,6 +19,19 @@ ASYNC_METRICS_PER_TASK = 100
 REDUCED_CALLS = 2_000
 REDUCED_ASYNC_TASKS = 100
 REDUCED_ASYNC_METRICS_PER_TASK = 20
+
+
+class WorkloadFields(TypedDict):
+    calls: int
+    async_tasks: int
+    async_metrics_per_task: int
+
+
+REDUCED_SIZE: WorkloadFields = {
+    "calls": REDUCED_CALLS,
+    "async_tasks": REDUCED_ASYNC_TASKS,
+    "async_metrics_per_task": REDUCED_ASYNC_METRICS_PER_TASK,
+}
 
 # Trackers phone home by default; nothing is reachable from here but package registries, so a tool that
 # waits on a dead connection would be measuring the sandbox, not itself.
@@ -99,9 +113,7 @@ TOOLS: tuple[Tool, ...] = (
         packages=("mlflow",),
         distributions=("mlflow",),
         arguments=("--asynchronous",),
-        calls=REDUCED_CALLS,
-        async_tasks=REDUCED_ASYNC_TASKS,
-        async_metrics_per_task=REDUCED_ASYNC_METRICS_PER_TASK,
+        **REDUCED_SIZE,
         note="default store (SQLite, mlflow.db); durable = flush_async_logging() + end_run(); "
         "N reduced: it lands ~100 records/s here",
     ),
@@ -112,9 +124,7 @@ TOOLS: tuple[Tool, ...] = (
         environment="mlflow",
         packages=("mlflow",),
         distributions=("mlflow",),
-        calls=REDUCED_CALLS,
-        async_tasks=REDUCED_ASYNC_TASKS,
-        async_metrics_per_task=REDUCED_ASYNC_METRICS_PER_TASK,
+        **REDUCED_SIZE,
         note="default synchronous path, one store write per call; durable = end_run(); N reduced as above",
     ),
     Tool(
@@ -154,9 +164,7 @@ TOOLS: tuple[Tool, ...] = (
         environment="dvclive",
         packages=("dvclive",),
         distributions=("dvclive",),
-        calls=REDUCED_CALLS,
-        async_tasks=REDUCED_ASYNC_TASKS,
-        async_metrics_per_task=REDUCED_ASYNC_METRICS_PER_TASK,
+        **REDUCED_SIZE,
         note="durable = live.end(); read back from loss.tsv; N reduced: every next_step rewrites dvc.yaml "
         "and re-reads all of loss.tsv, so a step costs more the more steps came before",
     ),
