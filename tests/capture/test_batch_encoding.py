@@ -46,27 +46,72 @@ def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics:
                 stage.metric(key, value, unit=unit, step=step, tags=tag_map)
     finally:
         ctx.close()
-    metric_entries = [entry for entry in memory.entries if entry.payload_type == "MetricRecord"]
-    assert len(metric_entries) == len(metrics)
-    fast = [
-        line
-        for line in read_capture_log(log.file_path_for("RECORD")).lines
-        if line["payload_type"] == "MetricRecord"
-    ]
+    fast = _assert_log_matches_generic_encoding(memory, log)
     assert len(fast) == len(metrics)
-    for entry, line in zip(metric_entries, fast, strict=True):
+    for line, (_, value, *_rest) in zip(fast, metrics, strict=True):
+        stored = line["payload"]["payload"]["value"]
+        assert stored == value and type(stored) is type(value) and not math.isnan(stored)
+
+
+def _assert_log_matches_generic_encoding(memory: InMemorySink, log: LocalJsonlSink) -> list[dict[str, Any]]:
+    """Every RECORD line of the log equals the generic encoding of the memory sink's entry."""
+    entries = [entry for entry in memory.entries if entry.family == "RECORD"]
+    lines = read_capture_log(log.file_path_for("RECORD")).lines
+    assert len(lines) == len(entries)
+    for entry, line in zip(entries, lines, strict=True):
         generic = {
             "captured_at": entry.captured_at,
             "family": "RECORD",
-            "payload_type": "MetricRecord",
+            "payload_type": entry.payload_type,
             "payload_ref": entry.payload_ref,
             "sink_name": "local-jsonl",
             "payload": entry.payload,
         }
         assert line == orjson.loads(orjson.dumps(generic))
-    for line, (_, value, *_rest) in zip(fast, metrics, strict=True):
-        stored = line["payload"]["payload"]["value"]
-        assert stored == value and type(stored) is type(value) and not math.isnan(stored)
+    return [line for line in lines if line["payload_type"] == "MetricRecord"]
+
+
+def test_batches_mixing_scopes_keys_types_steps_tags_and_events_encode_like_the_generic_encoder(
+    tmp_path: Path,
+) -> None:
+    # One writer batch in which every template dimension varies from one metric to the next, with
+    # events and tagged metrics in between: the column-wise formatting must keep each line's own
+    # template and the capture order.
+    memory = InMemorySink()
+    log = LocalJsonlSink(tmp_path / "capture")
+    ctx = Contexta(
+        workspace=tmp_path / ".contexta",
+        config={"project_name": "p", "capture": {"max_batch_size": 10_000}},
+        sinks=[memory, log],
+    )
+    with ctx.run("r") as run, run.stage("s") as stage:
+        first, second = stage.sample("a"), stage.sample("b")
+        for step in range(300):
+            scope = (run, stage, first, second)[step % 4]
+            scope.metric("loss", 0.5 + step if step % 3 else step, step=step if step % 5 else None)
+            stage.metrics({"accuracy": step / 300, "lr": 1e-3}, step=step)
+            if step % 7 == 0:
+                second.metric("latency", 1.25, unit="ms", aggregation_scope="sample")
+            if step % 11 == 0:
+                first.metric("tagged", step, tags={"fold": step % 3})
+            if step % 13 == 0:
+                stage.event("note", message=f"step {step}")
+        first.close()
+        second.close()
+    ctx.close()
+    fast = _assert_log_matches_generic_encoding(memory, log)
+    assert [line["payload"]["payload"]["metric_key"] for line in fast][:4] == [
+        "loss",
+        "accuracy",
+        "lr",
+        "latency",
+    ]
+    assert {line["payload"]["payload"]["value_type"] for line in fast} == {"float64", "int64"}
+    assert {line["payload"]["envelope"].get("sample_observation_ref") for line in fast} == {
+        None,
+        "sample:p.r.s.a",
+        "sample:p.r.s.b",
+    }
 
 
 def test_a_batch_built_from_entries_encodes_like_the_writer(tmp_path: Path) -> None:

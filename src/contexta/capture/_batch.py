@@ -17,6 +17,8 @@ from contexta.capture._entries import FAMILIES, CapturedEntry, entries_from_line
 from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines
 from contexta.contract._model import ContractModel
 
+_TUPLE_ONLY = {tuple}  # the type of raw metric items
+
 __all__ = ["FAMILIES", "CaptureBatch", "CapturedEntry", "entries_from_lines", "entry_to_line"]
 
 
@@ -78,8 +80,11 @@ class CaptureBatch(Sequence[CapturedEntry]):
                 data = record_lines(self._items, self.numbering, sink_name)
             else:
                 if self._others is None:
+                    only_metrics = set(map(type, self._items)) <= _TUPLE_ONLY  # decided at C speed
                     self._others = [
-                        item for item in self._items if type(item) is not tuple and item.family != "RECORD"
+                        item
+                        for item in ([] if only_metrics else self._items)
+                        if type(item) is not tuple and item.family != "RECORD"
                     ]
                 dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
                 data = b"".join(

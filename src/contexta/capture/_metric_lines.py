@@ -11,7 +11,9 @@ tags take the generic encoder.
 
 from __future__ import annotations
 
-import time
+from itertools import repeat
+from operator import floordiv, is_not, itemgetter, mod
+from time import gmtime, strftime
 from typing import Any, NamedTuple
 
 import orjson
@@ -28,9 +30,6 @@ from contexta.contract._timestamps import format_ns
 
 __all__ = ["Numbering", "materialize_metric", "record_lines"]
 
-# "000" to "999": the two halves of an observation time's microseconds, looked up, not formatted.
-_THREE_DIGITS = tuple(f"{number:03d}" for number in range(1000))
-
 
 class Numbering(NamedTuple):
     """How the raw metrics of one batch are named: the metric at position p is record number
@@ -43,12 +42,28 @@ class Numbering(NamedTuple):
 
 
 class _Pieces(NamedTuple):
-    head: str  # ... "payload_ref":"record:owner.prefix
-    middle: str  # ","sink_name": ... "record_ref":"record:owner.prefix
-    observed: str  # ","record_type":"metric","recorded_at":"...","observed_at":"
-    value: str  # Z", envelope constants ..."value":
-    step: str  # ,"value_type": ... "subject_ref": "..." [,"unit": ...] ,"step":
-    tail_without_step: str  # the same as `step` but closing the line without a step
+    """The constant text around a metric line's variables, for one template."""
+
+    head: bytes  # ... "payload_ref":"record:owner.prefix
+    middle: bytes  # ","sink_name": ... "record_ref":"record:owner.prefix
+    observed: bytes  # ","record_type":"metric","recorded_at":"...","observed_at":"
+    value: bytes  # ", envelope constants ..."value":
+    after_value: (
+        bytes  # ,"value_type": ... "subject_ref": "..." [,"unit": ...] and ,"step": or the line's end
+    )
+    close: bytes  # the line's end after a step, or "" without one
+
+
+_PIECE_PARTS = tuple(map(itemgetter, range(6)))  # head, middle, observed, value, after_value, close
+_LINE_PARTS = 12  # the six pieces and the six variables of a line, interleaved
+# Columns of a METRIC tuple: (METRIC, t_ns, context, key, value, unit, step, aggregation_scope, tags).
+_T_NS, _VALUE, _STEP, _TAGS = itemgetter(1), itemgetter(4), itemgetter(6), itemgetter(8)
+_CONTEXT, _KEY, _UNIT, _AGGREGATION = itemgetter(2), itemgetter(3), itemgetter(5), itemgetter(7)
+_OPTIONS = itemgetter(5, 7)  # unit, aggregation scope
+# "000" to "999" (and with the observation time's closing "Z"): looked up, not formatted.
+_THREE_DIGITS = tuple(b"%03d" % number for number in range(1000))
+_THREE_DIGITS_Z = tuple(b"%03dZ" % number for number in range(1000))
+_TUPLE_ONLY = {tuple}
 
 
 def _pieces(
@@ -56,85 +71,180 @@ def _pieces(
     key: str,
     unit: str | None,
     aggregation_scope: str,
-    value: float | int,
+    is_float: bool,
+    has_step: bool,
     numbering: Numbering,
     sink_name_json: str,
 ) -> _Pieces:
     prefix = record_ref_prefix(context, numbering.id_prefix)
     recorded_at = numbering.recorded_at
     constants = orjson.dumps(envelope_constants(context)).decode()[1:-1]
-    value_type = "float64" if type(value) is float else "int64"
+    value_type = "float64" if is_float else "int64"
     unit_part = "" if unit is None else ',"unit":' + orjson.dumps(unit).decode()
     payload_rest = (
         f',"value_type":"{value_type}","aggregation_scope":{orjson.dumps(aggregation_scope).decode()},'
         f'"subject_ref":"{context.ref}"{unit_part}'
     )
+    line_end = "}}}\n"
     return _Pieces(
         head=(
             f'{{"captured_at":"{recorded_at}","family":"RECORD","payload_type":"MetricRecord",'
             f'"payload_ref":"{prefix}'
-        ),
-        middle=f'","sink_name":{sink_name_json},"payload":{{"envelope":{{"record_ref":"{prefix}',
-        observed=f'","record_type":"metric","recorded_at":"{recorded_at}","observed_at":"',
-        value=f'Z",{constants}}},"payload":{{"metric_key":{orjson.dumps(key).decode()},"value":',
-        step=payload_rest + ',"step":',
-        tail_without_step=payload_rest + "}}}\n",
+        ).encode(),
+        middle=f'","sink_name":{sink_name_json},"payload":{{"envelope":{{"record_ref":"{prefix}'.encode(),
+        observed=f'","record_type":"metric","recorded_at":"{recorded_at}","observed_at":"'.encode(),
+        value=f'",{constants}}},"payload":{{"metric_key":{orjson.dumps(key).decode()},"value":'.encode(),
+        after_value=(payload_rest + (',"step":' if has_step else line_end)).encode(),
+        close=line_end.encode() if has_step else b"",
     )
 
 
 def record_lines(items: list[Any], numbering: Numbering | None, sink_name: str) -> bytes:
-    """The RECORD-family lines of a batch: raw metric tuples fast, built entries through orjson."""
+    """The RECORD-family lines of a batch: runs of plain metric tuples formatted column-wise, and
+    everything else (built entries, metrics with tags) through the generic encoder."""
+    if not items:
+        return b""
     sink_name_json = orjson.dumps(sink_name).decode()
-    out: list[str] = []
-    append = out.append
-    pieces_for: dict[tuple[int, str, str | None, str, bool], _Pieces] = {}
-    strftime, gmtime = time.strftime, time.gmtime
-    three_digits = _THREE_DIGITS
-    last_second = -1
-    second_text = ""
+    pieces_for: dict[tuple[Any, ...], _Pieces] = {}
     first = numbering.first if numbering is not None else 0
-    # One orjson call formats every value (about half the cost of repr() each); 0 holds entries' places.
-    values = orjson.dumps([item[4] if type(item) is tuple else 0 for item in items]).decode()[1:-1].split(",")
-    for position, item in enumerate(items):
-        if type(item) is not tuple:
-            if item.family == "RECORD":
-                append(_generic_line(item, sink_name))
-            continue
-        _, t_ns, context, key, value, unit, step, aggregation_scope, tags = item
-        if tags is not None:
+    out: list[bytes] = []
+    start = 0
+    for position in _singles(items):
+        if position > start:
+            _plain_run(out, items, start, position, first, numbering, sink_name_json, pieces_for)
+        item = items[position]
+        if type(item) is tuple:
             assert numbering is not None
-            append(_generic_line(materialize_metric(item, position, numbering), sink_name))
-            continue
-        template_key = (id(context), key, unit, aggregation_scope, type(value) is float)
-        pieces = pieces_for.get(template_key)
-        if pieces is None:
-            assert numbering is not None
-            pieces = pieces_for[template_key] = _pieces(
-                context, key, unit, aggregation_scope, value, numbering, sink_name_json
-            )
-        micros = t_ns // 1000
-        second = micros // 1_000_000
-        if second != last_second:
-            last_second = second
-            second_text = strftime("%Y-%m-%dT%H:%M:%S.", gmtime(second))
-        micros -= second * 1_000_000
-        number = first + position
-        head, middle, observed, value_piece, step_piece, tail_without_step = pieces
-        if step is None:
-            append(
-                f"{head}{number}{middle}{number}{observed}{second_text}{three_digits[micros // 1000]}"
-                f"{three_digits[micros % 1000]}{value_piece}{values[position]}{tail_without_step}"
-            )
-        else:
-            append(
-                f"{head}{number}{middle}{number}{observed}{second_text}{three_digits[micros // 1000]}"
-                f"{three_digits[micros % 1000]}{value_piece}{values[position]}{step_piece}{step}}}}}}}\n"
-            )
-    return "".join(out).encode()
+            out.append(_generic_line(materialize_metric(item, position, numbering), sink_name))
+        elif item.family == "RECORD":
+            out.append(_generic_line(item, sink_name))
+        start = position + 1
+    if start < len(items):
+        _plain_run(out, items, start, len(items), first, numbering, sink_name_json, pieces_for)
+    return b"".join(out)
 
 
-def _generic_line(entry: CapturedEntry, sink_name: str) -> str:
-    return orjson.dumps(entry_to_line(entry, sink_name), option=orjson.OPT_APPEND_NEWLINE).decode()
+def _singles(items: list[Any]) -> list[int]:
+    """Positions of the items that are not plain metric tuples (built entries, metrics with tags)."""
+    if set(map(type, items)) == _TUPLE_ONLY and list(map(_TAGS, items)).count(None) == len(items):
+        return []  # the common batch, decided at C speed
+    return [position for position, item in enumerate(items) if type(item) is not tuple or item[8] is not None]
+
+
+def _plain_run(
+    out: list[bytes],
+    items: list[Any],
+    start: int,
+    stop: int,
+    first: int,
+    numbering: Numbering | None,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> None:
+    """Append the lines of the plain metric tuples `items[start:stop]`.
+
+    Every step is a C-level map over a column (values, steps, times, numbers); Python runs once per
+    distinct template and once per distinct millisecond. A line is a join of its pieces, so no
+    ~600-byte string is built per metric (strings that long bypass Python's small-object allocator).
+    """
+    run = items[start:stop]
+    values = list(map(_VALUE, run))
+    steps = list(map(_STEP, run))
+    pieces = _run_pieces(run, values, steps, numbering, sink_name_json, pieces_for)
+    micros = list(map(floordiv, map(_T_NS, run), repeat(1000)))
+    millis = list(map(floordiv, micros, repeat(1000)))
+    seconds: dict[int, bytes] = {}
+    millis_texts: dict[int, bytes] = {}
+    for milli in set(millis):
+        second = milli // 1000
+        text = seconds.get(second)
+        if text is None:
+            text = seconds[second] = strftime("%Y-%m-%dT%H:%M:%S.", gmtime(second)).encode()
+        millis_texts[milli] = text + _THREE_DIGITS[milli - second * 1000]
+    # orjson prints a column of numbers in one call; a missing step prints as "null" and becomes "".
+    numbers = _json_column(list(range(first + start, first + stop)))
+    value_texts = _json_column(values)
+    step_texts = orjson.dumps(steps)[1:-1].replace(b"null", b"").split(b",")
+    head, middle, observed, value, after_value, close = pieces
+    # Each column is written into every 12th slot: no per-line tuple, so the collector never runs.
+    lines: list[bytes] = [b""] * (_LINE_PARTS * len(run))
+    lines[0::_LINE_PARTS] = head
+    lines[1::_LINE_PARTS] = numbers
+    lines[2::_LINE_PARTS] = middle
+    lines[3::_LINE_PARTS] = numbers
+    lines[4::_LINE_PARTS] = observed
+    lines[5::_LINE_PARTS] = list(map(millis_texts.__getitem__, millis))
+    lines[6::_LINE_PARTS] = list(map(_THREE_DIGITS_Z.__getitem__, map(mod, micros, repeat(1000))))
+    lines[7::_LINE_PARTS] = value
+    lines[8::_LINE_PARTS] = value_texts
+    lines[9::_LINE_PARTS] = after_value
+    lines[10::_LINE_PARTS] = step_texts
+    lines[11::_LINE_PARTS] = close
+    out += lines
+
+
+def _json_column(numbers: list[Any]) -> list[bytes]:
+    return orjson.dumps(numbers)[1:-1].split(b",")
+
+
+def _run_pieces(
+    run: list[Any],
+    values: list[Any],
+    steps: list[Any],
+    numbering: Numbering | None,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> list[list[bytes]]:
+    """The six piece columns (heads, middles, ...) of the metrics of `run`, hashing only what varies.
+
+    One template for the whole run (one scope, one key) is the common batch; `metrics()` varies only
+    the key. Each is decided by C-level counts, and a run mixing many scopes hashes full templates.
+    """
+    length = len(run)
+    contexts, keys = list(map(_CONTEXT, run)), list(map(_KEY, run))
+    options = list(map(_OPTIONS, run)) if _options_vary(run) else None  # (unit, aggregation scope)
+    types = list(map(type, values))
+    missing_steps = steps.count(None)
+    has_step = None if missing_steps in (0, length) else list(map(is_not, steps, repeat(None)))
+    varying: list[list[Any]] = [
+        column
+        for column in (contexts, keys, options, types, has_step)
+        if column is not None and column.count(column[0]) != length  # type: ignore[arg-type]
+    ]
+    if not varying:
+        return [[piece] * length for piece in _template_pieces(run[0], numbering, sink_name_json, pieces_for)]
+    labels = varying[0] if len(varying) == 1 else list(zip(*varying, strict=True))
+    by_label = {
+        label: _template_pieces(run[labels.index(label)], numbering, sink_name_json, pieces_for)
+        for label in set(labels)
+    }
+    per_metric = list(map(by_label.__getitem__, labels))
+    return [list(map(part, per_metric)) for part in _PIECE_PARTS]
+
+
+def _options_vary(run: list[Any]) -> bool:
+    """False when every metric of `run` has the default unit (none) and aggregation scope ("step")."""
+    length = len(run)
+    return list(map(_UNIT, run)).count(None) != length or list(map(_AGGREGATION, run)).count("step") != length
+
+
+def _template_pieces(
+    item: tuple[Any, ...],
+    numbering: Numbering | None,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> _Pieces:
+    _, _, context, key, value, unit, step, aggregation_scope, _ = item
+    template = (context, key, unit, aggregation_scope, type(value) is float, step is not None)
+    pieces = pieces_for.get(template)
+    if pieces is None:
+        assert numbering is not None
+        pieces = pieces_for[template] = _pieces(*template, numbering, sink_name_json)
+    return pieces
+
+
+def _generic_line(entry: CapturedEntry, sink_name: str) -> bytes:
+    return orjson.dumps(entry_to_line(entry, sink_name), option=orjson.OPT_APPEND_NEWLINE)
 
 
 def materialize_metric(item: tuple[Any, ...], position: int, numbering: Numbering) -> CapturedEntry:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from contexta.capture._items import BARRIER, ENVIRONMENT, SCOPE, ScopeContext
@@ -122,13 +123,17 @@ class CaptureQueue:
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
         items = self.items
-        taken = []
-        popleft = items.popleft
-        try:
-            for _ in range(limit):
-                taken.append(popleft())
-        except IndexError:
-            pass
+        if self.overflow == "drop_oldest":  # callers pop too: take one at a time
+            taken = []
+            popleft = items.popleft
+            try:
+                for _ in range(limit):
+                    taken.append(popleft())
+            except IndexError:
+                pass
+        else:  # only this thread pops, so `count` items are there; popped at C speed
+            count = min(limit, len(items))
+            taken = list(islice(iter(items.popleft, None), count))
         if self._waiting:
             with self._space:
                 self._space.notify_all()
