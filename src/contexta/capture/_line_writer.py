@@ -1,0 +1,204 @@
+"""Turning a batch's line segments into capture-log bytes and appending them, in this process or in
+the log-writer process.
+
+The writer thread reduces a batch to segments: finished lines (bytes) and metric columns (a tuple of
+plain values, see `MetricColumns`). Assembling the columns into ~600-byte lines is the most
+expensive Python work capture does, so under sustained load the capture log hands it to a child
+process that runs this file as a script (`python -P _line_writer.py LOG`): the caller's process then
+spends its GIL on the caller's loop instead. The file therefore imports nothing but the standard
+library and orjson; importing the `contexta` package would cost the child half a second at start.
+
+The child's protocol, on its stdin and stdout: it answers b"R" once ready; then for every request
+(an 8-byte little-endian length, then a pickle of the segments) it appends the assembled lines with
+one write and answers with `_REPLY` (status, errno, length of a message) and the message. A request
+cut short (the parent died mid-write) is discarded; end of input ends the child.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+from itertools import repeat
+from operator import floordiv, itemgetter, mod
+from time import gmtime, strftime
+from typing import Any
+
+import orjson
+
+# (first record number, templates, labels or None, values JSON, steps JSON, observation times in ns).
+# A template is the six constant pieces of a line (head, middle, observed, value, after_value, close);
+# labels name each metric's template by its index, or are None when one template serves them all.
+MetricColumns = tuple[int, list[tuple[bytes, ...]], list[int] | None, bytes, bytes, list[int]]
+Segment = bytes | MetricColumns
+
+REQUEST = struct.Struct("<Q")
+REPLY = struct.Struct("<BiI")  # status, errno, message length
+OK, OS_ERROR, OTHER_ERROR = 0, 1, 2
+READY = b"R"
+
+# "000" to "999" (and with the observation time's closing "Z"): looked up, not formatted.
+_THREE_DIGITS = tuple(b"%03d" % number for number in range(1000))
+_THREE_DIGITS_Z = tuple(b"%03dZ" % number for number in range(1000))
+_PIECE_PARTS = tuple(map(itemgetter, range(6)))
+_LINE_PARTS = 12  # the six pieces and the six variables of a line, interleaved
+
+
+def assemble(segments: list[Segment]) -> bytes:
+    """The log bytes of a batch's segments, in order."""
+    out: list[bytes] = []
+    for segment in segments:
+        if type(segment) is bytes:
+            out.append(segment)
+        else:
+            out += _metric_lines(segment)  # type: ignore[arg-type]
+    return b"".join(out)
+
+
+def _metric_lines(columns: MetricColumns) -> list[bytes]:
+    """The pieces of the lines of one run of metrics.
+
+    Every step is a C-level map over a column; Python runs once per distinct millisecond. A line is a
+    join of its pieces, so no ~600-byte string is built per metric (strings that long bypass Python's
+    small-object allocator), and each column fills every 12th slot of one list, so no per-line tuple
+    is allocated and the garbage collector never runs.
+    """
+    first, templates, labels, values_json, steps_json, t_ns = columns
+    count = len(t_ns)
+    if labels is None:
+        pieces = [[piece] * count for piece in templates[0]]
+    else:
+        per_metric = list(map(templates.__getitem__, labels))
+        pieces = [list(map(part, per_metric)) for part in _PIECE_PARTS]
+    micros = list(map(floordiv, t_ns, repeat(1000)))
+    millis = list(map(floordiv, micros, repeat(1000)))
+    seconds: dict[int, bytes] = {}
+    millis_texts: dict[int, bytes] = {}
+    for milli in set(millis):
+        second = milli // 1000
+        text = seconds.get(second)
+        if text is None:
+            text = seconds[second] = strftime("%Y-%m-%dT%H:%M:%S.", gmtime(second)).encode()
+        millis_texts[milli] = text + _THREE_DIGITS[milli - second * 1000]
+    # orjson printed the values and steps in one call each; a missing step printed as "null".
+    numbers = orjson.dumps(list(range(first, first + count)))[1:-1].split(b",")
+    head, middle, observed, value, after_value, close = pieces
+    lines: list[bytes] = [b""] * (_LINE_PARTS * count)
+    lines[0::_LINE_PARTS] = head
+    lines[1::_LINE_PARTS] = numbers
+    lines[2::_LINE_PARTS] = middle
+    lines[3::_LINE_PARTS] = numbers
+    lines[4::_LINE_PARTS] = observed
+    lines[5::_LINE_PARTS] = list(map(millis_texts.__getitem__, millis))
+    lines[6::_LINE_PARTS] = list(map(_THREE_DIGITS_Z.__getitem__, map(mod, micros, repeat(1000))))
+    lines[7::_LINE_PARTS] = value
+    lines[8::_LINE_PARTS] = values_json[1:-1].split(b",")
+    lines[9::_LINE_PARTS] = after_value
+    lines[10::_LINE_PARTS] = steps_json[1:-1].replace(b"null", b"").split(b",")
+    lines[11::_LINE_PARTS] = close
+    return lines
+
+
+# -- appending ---------------------------------------------------------------------------------
+
+
+class AppendRefusedError(OSError):
+    """An append failed; `torn` says whether the file's tail could not be restored."""
+
+    torn: bool = False
+
+
+def append_whole(fd: int, data: bytes, torn: bool) -> None:
+    """Append one batch's lines, all or nothing: a write the disk cut short (full, over a size limit)
+    is taken back, so a batch counted as failed leaves no half of itself behind and the next batch
+    does not start inside a broken line. `torn` says an earlier failure could not be taken back, so
+    its line is closed first. Raises `AppendRefusedError` (an OSError with the cause's errno)."""
+    try:
+        if torn:
+            terminate_torn_tail(fd)
+        start = os.fstat(fd).st_size
+    except OSError as error:
+        raise _refused(error, torn) from error
+    try:
+        _write_all(fd, data)
+    except OSError as error:
+        restored = False
+        try:
+            if os.fstat(fd).st_size > start:
+                os.ftruncate(fd, start)  # shrinking needs no space
+            restored = True
+        except OSError:
+            pass
+        raise _refused(error, not restored) from error
+
+
+def _refused(error: OSError, torn: bool) -> AppendRefusedError:
+    refused = AppendRefusedError(error.errno, error.strerror or str(error))
+    refused.torn = torn
+    return refused
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def terminate_torn_tail(fd: int) -> None:
+    """Close a line an earlier crash or failure left without its newline."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        os.write(fd, b"\n")
+
+
+# -- the log-writer process --------------------------------------------------------------------
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _reply(status: int, number: int, message: str) -> None:
+    text = message.encode("utf-8", "replace")
+    _write_all(1, REPLY.pack(status, number, len(text)) + text)
+
+
+def main(path: str) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides when this child stops (end of input).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, writes fail with EFBIG instead
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    torn = True  # the parent may have written before: make sure its last line is closed
+    _write_all(1, READY)
+    while True:
+        header = _read_exactly(0, REQUEST.size)
+        payload = None if header is None else _read_exactly(0, REQUEST.unpack(header)[0])
+        if payload is None:
+            return
+        try:
+            segments: Any = pickle.loads(payload)
+            append_whole(fd, assemble(segments), torn)
+            torn = False
+        except AppendRefusedError as error:
+            torn = error.torn
+            _reply(OS_ERROR, error.errno or 0, error.strerror or str(error))
+            continue
+        except Exception as error:
+            _reply(OTHER_ERROR, 0, f"{type(error).__name__}: {error}")
+            continue
+        _reply(OK, 0, "")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
