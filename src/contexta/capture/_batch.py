@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from contexta.capture._entries import FAMILIES, CapturedEntry, entries_from_lines, entry_to_line
-from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines
+from contexta.capture._line_writer import Segment
+from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines, record_segments
 from contexta.contract._model import ContractModel
 
 _TUPLE_ONLY = {tuple}  # the type of raw metric items
@@ -70,6 +71,10 @@ class CaptureBatch(Sequence[CapturedEntry]):
 
     def family(self, family: str) -> list[CapturedEntry]:
         return [entry for entry in self if entry.family == family]
+
+    def record_segments(self, sink_name: str) -> list[Segment]:
+        """The RECORD lines as segments (metric columns and finished lines) for `assemble`."""
+        return record_segments(self._items, self.numbering, sink_name)
 
     def encoded(self, family: str, sink_name: str) -> bytes:
         """The newline-terminated log lines of one family, encoded once per sink name."""

@@ -18,9 +18,11 @@ __all__ = [
     "SCOPE",
     "SPAN",
     "ScopeContext",
+    "as_context",
 ]
 
 # Item kinds (the first element of every queued tuple).
+# METRIC and METRICS items hold their scope's context as a plain tuple of its fields (see `as_context`).
 METRIC = 1  # (METRIC, t_ns, ctx, key, value, unit, step, aggregation_scope, tags)
 METRICS = 2  # (METRICS, t_ns, ctx, ((key, value), ...), unit, step)
 EVENT = 3  # (EVENT, t_ns, ctx, key, message, level, attributes)
@@ -49,3 +51,11 @@ class ScopeContext(NamedTuple):
     sample_ref: str | None = None
     deployment_ref: str | None = None
     operation_ref: str | None = None
+
+
+def as_context(context: ScopeContext | tuple[str | None, ...]) -> ScopeContext:
+    """The context of a queued item. Metric items carry it as a plain tuple of the same fields: the
+    collector untracks a plain tuple of atoms (a NamedTuple never), so queued metrics, which are
+    nothing but atoms then, stop costing it anything after their first young collection. A
+    training loop pays for that collector in every capture call."""
+    return context if type(context) is ScopeContext else ScopeContext._make(context)

@@ -60,6 +60,7 @@ class SinkLane:
         self.sink = sink
         self.is_capture_log = bool(getattr(sink, "is_capture_log", False))
         self.after_capture_log = bool(getattr(sink, "after_capture_log", False))
+        self._send_ahead: Callable[[CaptureBatch], None] | None = getattr(sink, "send_ahead", None)
         self._on_refused = on_refused
         self._on_settled = on_settled
         self._on_flush_error = on_flush_error
@@ -77,6 +78,14 @@ class SinkLane:
         with self._condition:
             while sum(1 for item in self._pending if isinstance(item, tuple)) >= _MAX_PENDING:
                 self._condition.wait()
+        # Only the writer submits, so the room stays ours while the sink looks ahead (unlocked: the
+        # look-ahead may wait on a pipe).
+        if self._send_ahead is not None:
+            try:
+                self._send_ahead(batch)
+            except Exception as error:  # the batch is still written by write(); say why it was not early
+                self._on_flush_error(self.sink, error)
+        with self._condition:
             self._pending.append((batch, ticket))
             self.pending_records += len(batch)
             self._condition.notify_all()

@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import signal
 import struct
 import sys
+import threading
+from array import array
 from itertools import repeat
 from operator import floordiv, itemgetter, mod
 from time import gmtime, strftime
-from typing import Any
 
 import orjson
 
-# (first record number, templates, labels or None, values JSON, steps JSON, observation times in ns).
+# (first record number, templates, labels or None, values JSON, steps JSON, observation times in ns
+# as the bytes of an array("q")).
 # A template is the six constant pieces of a line (head, middle, observed, value, after_value, close);
 # labels name each metric's template by its index, or are None when one template serves them all.
-MetricColumns = tuple[int, list[tuple[bytes, ...]], list[int] | None, bytes, bytes, list[int]]
+MetricColumns = tuple[int, list[tuple[bytes, ...]], list[int] | None, bytes, bytes, bytes]
 Segment = bytes | MetricColumns
 
 REQUEST = struct.Struct("<Q")
@@ -65,7 +68,9 @@ def _metric_lines(columns: MetricColumns) -> list[bytes]:
     small-object allocator), and each column fills every 12th slot of one list, so no per-line tuple
     is allocated and the garbage collector never runs.
     """
-    first, templates, labels, values_json, steps_json, t_ns = columns
+    first, templates, labels, values_json, steps_json, observed_ns = columns
+    t_ns = array("q")
+    t_ns.frombytes(observed_ns)
     count = len(t_ns)
     if labels is None:
         pieces = [[piece] * count for piece in templates[0]]
@@ -157,7 +162,7 @@ def terminate_torn_tail(fd: int) -> None:
 # -- the log-writer process --------------------------------------------------------------------
 
 
-def _read_exactly(fd: int, size: int) -> bytes | None:
+def read_exactly(fd: int, size: int) -> bytes | None:
     chunks: list[bytes] = []
     while size:
         chunk = os.read(fd, min(size, 1 << 20))
@@ -174,29 +179,43 @@ def _reply(status: int, number: int, message: str) -> None:
 
 
 def main(path: str) -> None:
+    """Read requests, assemble their lines, and hand them to a thread that appends and answers: the
+    next batch is assembled while the kernel copies the last one into the file."""
     # Ctrl-C reaches the whole process group: the parent decides when this child stops (end of input).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, writes fail with EFBIG instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    torn = True  # the parent may have written before: make sure its last line is closed
+    assembled: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=2)
+    appender = threading.Thread(target=_append_and_answer, args=(fd, assembled))
+    appender.start()
     _write_all(1, READY)
     while True:
-        header = _read_exactly(0, REQUEST.size)
-        payload = None if header is None else _read_exactly(0, REQUEST.unpack(header)[0])
+        header = read_exactly(0, REQUEST.size)
+        payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
         if payload is None:
-            return
+            break
         try:
-            segments: Any = pickle.loads(payload)
-            append_whole(fd, assemble(segments), torn)
-            torn = False
+            assembled.put(assemble(pickle.loads(payload)))
+        except Exception as error:
+            assembled.put(error)
+    assembled.put(None)
+    appender.join()
+
+
+def _append_and_answer(fd: int, assembled: queue.Queue[bytes | Exception | None]) -> None:
+    torn = True  # the parent may have written before: make sure its last line is closed
+    while (data := assembled.get()) is not None:
+        if isinstance(data, Exception):
+            _reply(OTHER_ERROR, 0, f"{type(data).__name__}: {data}")
+            continue
+        try:
+            append_whole(fd, data, torn)
         except AppendRefusedError as error:
             torn = error.torn
             _reply(OS_ERROR, error.errno or 0, error.strerror or str(error))
             continue
-        except Exception as error:
-            _reply(OTHER_ERROR, 0, f"{type(error).__name__}: {error}")
-            continue
+        torn = False
         _reply(OK, 0, "")
 
 

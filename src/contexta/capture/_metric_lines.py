@@ -12,6 +12,7 @@ text (unit) goes through orjson. Metrics with tags take the generic encoder.
 
 from __future__ import annotations
 
+from array import array
 from itertools import repeat
 from operator import is_not, itemgetter
 from typing import Any, NamedTuple
@@ -25,7 +26,7 @@ from contexta.capture._entries import (
     envelope_constants,
     record_ref_prefix,
 )
-from contexta.capture._items import ScopeContext
+from contexta.capture._items import ScopeContext, as_context
 from contexta.capture._line_writer import MetricColumns, Segment, assemble
 from contexta.contract._timestamps import format_ns
 
@@ -171,7 +172,8 @@ def _columns(
                 run[named.index(label)], numbering, sink_name_json, pieces_for
             )
         labels = list(map(index_of.__getitem__, named))
-    return (first, templates, labels, orjson.dumps(values), orjson.dumps(steps), list(map(_T_NS, run)))
+    observed_ns = array("q", map(_T_NS, run)).tobytes()  # cheaper to pickle than a list of ints
+    return (first, templates, labels, orjson.dumps(values), orjson.dumps(steps), observed_ns)
 
 
 def _options_vary(run: list[Any]) -> bool:
@@ -186,7 +188,8 @@ def _template_pieces(
     sink_name_json: str,
     pieces_for: dict[tuple[Any, ...], _Pieces],
 ) -> _Pieces:
-    _, _, context, key, value, unit, step, aggregation_scope, _ = item
+    _, _, fields, key, value, unit, step, aggregation_scope, _ = item
+    context = as_context(fields)
     template = (context, key, unit, aggregation_scope, type(value) is float, step is not None)
     pieces = pieces_for.get(template)
     if pieces is None:
@@ -201,7 +204,8 @@ def _generic_line(entry: CapturedEntry, sink_name: str) -> bytes:
 
 def materialize_metric(item: tuple[Any, ...], position: int, numbering: Numbering) -> CapturedEntry:
     """The entry of one raw metric tuple at `position` of its batch."""
-    _, t_ns, context, key, value, unit, step, aggregation_scope, tags = item
+    _, t_ns, fields, key, value, unit, step, aggregation_scope, tags = item
+    context = as_context(fields)
     ref = f"{record_ref_prefix(context, numbering.id_prefix)}{numbering.first + position}"
     recorded_at = numbering.recorded_at
     return CapturedEntry(

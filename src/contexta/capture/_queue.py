@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from contexta.capture._items import BARRIER, ENVIRONMENT, SCOPE, ScopeContext
+from contexta.capture._items import BARRIER, ENVIRONMENT, SCOPE, ScopeContext, as_context
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
@@ -204,7 +204,7 @@ class CaptureQueue:
         return True
 
     def _count_drop(self, item: tuple[Any, ...], policy: str) -> None:
-        context: ScopeContext = item[2]
+        context = as_context(item[2])
         t_ns = item[1]
         with self._drop_lock:
             self.dropped += 1

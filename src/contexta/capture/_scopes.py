@@ -132,6 +132,7 @@ class Scope:
         self._session = session
         self._parent = parent
         self._context = context
+        self._fields = tuple(context)  # what metric items carry (see _items.as_context)
         self._details = details or {}
         self._put = session.pipeline.put
         self._queue = session.pipeline.queue
@@ -208,7 +209,7 @@ class Scope:
             _check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
-        item = (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
+        item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
         # CaptureQueue.put, inlined: this is the call a training loop makes millions of times.
         queue = self._queue
         items = self._items
@@ -248,7 +249,7 @@ class Scope:
             _check_step(step)
         if unit is not None:
             _check_unit(unit)
-        return (_METRICS, _time_ns(), self._context, pairs, unit, step)
+        return (_METRICS, _time_ns(), self._fields, pairs, unit, step)
 
     def _metric_item(
         self,
@@ -271,7 +272,7 @@ class Scope:
             _check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
-        return (_METRIC, _time_ns(), self._context, key, value, unit, step, aggregation_scope, tags)
+        return (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
 
     def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None

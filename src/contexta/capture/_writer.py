@@ -17,6 +17,7 @@ from typing import Any
 from contexta.capture import _items as kinds
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._builder import BatchItems, EntryBuilder
+from contexta.capture._items import as_context
 from contexta.capture._lanes import BatchTicket, SinkLane
 from contexta.capture._outbox import Outbox
 from contexta.capture._queue import CaptureQueue, DropEpisode
@@ -213,7 +214,7 @@ class BatchWriter:
             try:
                 self.builder.build([item], items)
             except Exception as error:
-                context = item[2]
+                context = as_context(item[2])
                 self.builder.degraded(
                     items,
                     context,

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from contexta.capture._entries import PRODUCER_REF
-from contexta.capture._items import ScopeContext
+from contexta.capture._items import ScopeContext, as_context
 from contexta.capture._metric_lines import Numbering
 from contexta.contract._records import SCHEMA_VERSION
 
@@ -89,8 +89,14 @@ def _extras(fields: dict[str, Any], defaults: dict[str, Any]) -> str:
 
 
 def _captured_identity(
-    context: ScopeContext, key: str, value: float | int, unit: str | None, scope: str, tags: Any
+    fields: ScopeContext | tuple[str | None, ...],
+    key: str,
+    value: float | int,
+    unit: str | None,
+    scope: str,
+    tags: Any,
 ) -> SeriesIdentity:
+    context = as_context(fields)
     refs = (context.run_ref, context.stage_ref, context.batch_ref, context.sample_ref, context.deployment_ref)
     extras = _extras(
         {"aggregation_scope": scope, "subject_ref": context.ref, "tags": tags},

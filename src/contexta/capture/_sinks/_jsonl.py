@@ -6,9 +6,14 @@ import os
 from pathlib import Path
 
 from contexta.capture._batch import FAMILIES, CaptureBatch
+from contexta.capture._line_writer import AppendRefusedError, append_whole
+from contexta.capture._sinks._log_process import RecordOffload
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]
+
+# A batch this long means the writer is behind the callers: time to assemble lines in another process.
+LOG_PROCESS_MIN_BATCH = 2048
 
 _FILE_NAMES = {"RECORD": "record.jsonl", "ARTIFACT": "artifact.jsonl", "CONTEXT": "context.jsonl"}
 
@@ -37,7 +42,8 @@ class LocalJsonlSink:
         self._fds: dict[str, int] = {}
         self._pid = os.getpid()
         self._dirty: set[str] = set()
-        self._torn: set[str] = set()
+        self._torn: set[str] = set()  # families whose last line may lack its newline
+        self._offload = RecordOffload(self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH)
 
     def file_path_for(self, family: str) -> Path:
         """The log file of `family` (`"RECORD"`, `"ARTIFACT"` or `"CONTEXT"`)."""
@@ -54,42 +60,59 @@ class LocalJsonlSink:
             self._dirty = set()
             self._torn = set()
             self._pid = os.getpid()
+            self._offload.forget()
         fd = self._fds.get(family)
         if fd is None:
             path = self.file_path_for(family)
             path.parent.mkdir(parents=True, exist_ok=True)
             # Read-write (not write-only) so the torn-tail check can read the last byte.
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-            _terminate_torn_tail(fd)
             self._fds[family] = fd
+            self._torn.add(family)  # close a line an earlier crash may have left open, before appending
         return fd
 
     def write(self, batch: CaptureBatch) -> None:
         for family in FAMILIES:
+            if family == "RECORD":
+                self._write_records(batch)
+                continue
             data = batch.encoded(family, self.name)
             if data:
                 self._append(family, data)
                 self._dirty.add(family)
 
-    def _append(self, family: str, data: bytes) -> None:
-        """Append one batch's lines, all or nothing: a write the disk cut short (full, over a size
-        limit) is taken back, so a batch the writer counts as failed leaves no half of itself behind
-        and the next batch does not start inside a broken line."""
-        fd = self._fd(family)
-        if family in self._torn:  # an earlier failure could not be taken back: close its line first
-            _terminate_torn_tail(fd)
-            self._torn.discard(family)
-        start = os.fstat(fd).st_size
+    def send_ahead(self, batch: CaptureBatch) -> None:
+        """Called by the writer as it queues `batch` for this sink: under load, the log-writer process
+        starts on the batch's metric lines before `write` asks for them."""
+        self._fd("RECORD")  # notices a fork first
+        self._offload.send_ahead(batch, self.name)
+
+    def _write_records(self, batch: CaptureBatch) -> None:
+        self._fd("RECORD")
+        if self._offload.write(batch, self.name):
+            self._dirty.add("RECORD")
+            return
         try:
-            _write_all(fd, data)
-        except OSError:
-            end = os.fstat(fd).st_size
-            try:
-                if end > start:
-                    os.ftruncate(fd, start)  # shrinking needs no space
-            except OSError:
+            if self._offload.gone:
+                self._torn.add("RECORD")  # the process may have died inside a line
+            data = batch.encoded("RECORD", self.name)
+            if data:
+                self._append("RECORD", data)
+                self._dirty.add("RECORD")
+        finally:
+            self._offload.written_here()
+
+    def _append(self, family: str, data: bytes) -> None:
+        fd = self._fd(family)
+        try:
+            append_whole(fd, data, family in self._torn)
+        except AppendRefusedError as error:
+            if error.torn:
                 self._torn.add(family)
+            else:
+                self._torn.discard(family)
             raise
+        self._torn.discard(family)
 
     def flush(self) -> None:
         """Nothing is buffered in user space; with `durability="fsync"` the files are synced to disk."""
@@ -99,6 +122,7 @@ class LocalJsonlSink:
             self._dirty.clear()
 
     def close(self) -> None:
+        self._offload.close()
         fds, self._fds = self._fds, {}
         if self._pid != os.getpid():
             return
@@ -110,16 +134,3 @@ class LocalJsonlSink:
 
     def __repr__(self) -> str:
         return f"LocalJsonlSink({str(self.directory)!r}, name={self.name!r})"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _terminate_torn_tail(fd: int) -> None:
-    size = os.fstat(fd).st_size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
-        os.write(fd, b"\n")

@@ -1,0 +1,252 @@
+"""The log-writer process: a child that assembles and appends the capture log's metric lines.
+
+Assembling lines is most of the writer's Python work, and in one process it competes for the GIL
+with the very loop being measured. The capture log starts this child once its batches show sustained
+load, and from then on sends each batch's segments (a pickle of a few columns per batch) instead of
+writing lines itself. Requests are answered in order, one answer per batch, so a write that fails is
+reported for the batch that caused it, exactly as an in-process write would.
+
+The child runs `_line_writer.py` as a script with `-P` (no script directory on sys.path), so it
+imports only the standard library and orjson and is ready in tens of milliseconds. It ignores
+Ctrl-C and ends when its input closes: when the sink closes, or when this process dies however it
+dies, after appending every request it fully received.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+from contexta.capture import _line_writer as protocol
+from contexta.capture._batch import CaptureBatch
+from contexta.capture._line_writer import Segment
+
+__all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
+
+_F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe takes a whole batch in one write
+_CLOSE_TIMEOUT_S = 5.0
+
+
+class LogProcessGoneError(Exception):
+    """The log-writer process is not there to answer; the caller writes in-process instead."""
+
+
+class LogProcess:
+    """One log-writer child appending to one file, used from one thread (the sink's lane)."""
+
+    def __init__(self, path: Path):
+        self.pid = os.getpid()  # the process that owns the child
+        self._ready = False
+        self._child = subprocess.Popen(
+            [sys.executable, "-P", protocol.__file__, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            bufsize=0,
+        )
+        assert self._child.stdin is not None and self._child.stdout is not None
+        self._requests = self._child.stdin.fileno()
+        self._replies = self._child.stdout.fileno()
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._requests, _F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, OSError):
+            pass
+
+    def ready(self) -> bool:
+        """True once the child has started; never waits. Raises LogProcessGoneError if it died."""
+        if not self._ready and select.select([self._replies], [], [], 0)[0]:
+            if os.read(self._replies, 1) != protocol.READY:
+                raise LogProcessGoneError("the log-writer process exited while starting")
+            self._ready = True
+        return self._ready
+
+    def send(self, segments: list[Segment]) -> None:
+        """Queue a request to append `segments`; its answer comes from the next unanswered `reply()`."""
+        payload = pickle.dumps(segments, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            _send(self._requests, protocol.REQUEST.pack(len(payload)), payload)
+        except OSError as error:  # a broken pipe: the child is gone
+            raise LogProcessGoneError(f"the log-writer process is gone ({error})") from error
+
+    def reply(self) -> None:
+        """Wait for the answer to the oldest unanswered request: returns once its lines are written.
+        Raises OSError with the child's errno when the write failed (nothing of that batch is left in
+        the file)."""
+        try:
+            status, number, length = protocol.REPLY.unpack(_receive(self._replies, protocol.REPLY.size))
+            message = _receive(self._replies, length).decode("utf-8", "replace") if length else ""
+        except OSError as error:
+            raise LogProcessGoneError(f"the log-writer process is gone ({error})") from error
+        if status == protocol.OS_ERROR:
+            raise OSError(number, message)
+        if status != protocol.OK:
+            raise RuntimeError(f"the log-writer process could not write the batch: {message}")
+
+    def close(self) -> None:
+        """End the child (it has answered every request) and wait a bounded time for it."""
+        if self.pid != os.getpid():
+            self.forget()
+            return
+        self.forget()
+        try:
+            self._child.wait(_CLOSE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+
+    def forget(self) -> None:
+        """Drop this process's ends of the pipes (a forked child must not keep its parent's log-writer
+        alive, nor talk to it)."""
+        for stream in (self._child.stdin, self._child.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+def _send(fd: int, header: bytes, payload: bytes) -> None:
+    sent = os.writev(fd, (header, payload))
+    if sent < len(header):
+        header, sent = header[sent:], 0
+        while header:
+            header = header[os.write(fd, header) :]
+    else:
+        sent -= len(header)
+    rest = memoryview(payload)[sent:]
+    while rest:
+        rest = rest[os.write(fd, rest) :]
+
+
+def _receive(fd: int, size: int) -> bytes:
+    data = protocol.read_exactly(fd, size)
+    if data is None:
+        raise LogProcessGoneError("the log-writer process closed its replies")
+    return data
+
+
+class RecordOffload:
+    """Routes the RECORD lines of a capture log's batches to its log-writer process, in order.
+
+    The writer thread calls `send_ahead` as it hands a batch to the sink's lane, so the child already
+    holds the next batch when it answers the current one and never waits for this process's GIL; the
+    lane's `write` then only collects the answer. A batch is sent ahead only if every earlier batch
+    is sent too or already written, so lines keep their order across the two routes. If the child
+    dies, every unanswered batch is written in this process instead (one it appended just before
+    dying then appears twice, with the same record refs, rather than not at all).
+    """
+
+    def __init__(self, path: Path, min_batch: int):
+        self._path = path
+        self._min_batch = min_batch
+        self._failed = os.environ.get("CONTEXTA_LOG_PROCESS", "1") == "0"
+        self._process: LogProcess | None = None
+        self._lock = threading.Lock()
+        self._ahead: deque[CaptureBatch] = deque()  # sent, not yet answered, in order
+        self._behind = 0  # batches not sent ahead whose write in this process has not finished
+        self.gone = False  # the child died: the file's last line may be torn
+
+    def send_ahead(self, batch: CaptureBatch, sink_name: str) -> None:
+        with self._lock:
+            if self._behind == 0 and self._usable(batch):
+                assert self._process is not None
+                try:
+                    self._process.send(batch.record_segments(sink_name))
+                except LogProcessGoneError:
+                    self._fail()
+                else:
+                    self._ahead.append(batch)
+                    return
+            self._behind += 1
+
+    def write(self, batch: CaptureBatch, sink_name: str) -> bool:
+        """True once the child appended `batch` (raises its write error if it refused); False when the
+        caller must write the batch itself and then call `written_here()`."""
+        with self._lock:
+            if not (self._ahead and self._ahead[0] is batch):
+                if self._ahead or not self._usable(batch):
+                    return False
+                assert self._process is not None
+                try:
+                    self._process.send(batch.record_segments(sink_name))
+                except LogProcessGoneError:
+                    self._fail()
+                    return False
+                self._ahead.append(batch)
+                self._written()
+            process = self._process
+        try:
+            if process is None:
+                raise LogProcessGoneError("the log-writer process is gone")
+            process.reply()  # outside the lock: send_ahead may queue the next batch meanwhile
+        except LogProcessGoneError:
+            with self._lock:
+                self._answered(batch)
+                self._fail()
+                self._behind += 1  # now to be written here
+            return False
+        except BaseException:
+            with self._lock:
+                self._answered(batch)
+            raise
+        with self._lock:
+            self._answered(batch)
+        return True
+
+    def _answered(self, batch: CaptureBatch) -> None:
+        if self._ahead and self._ahead[0] is batch:
+            self._ahead.popleft()
+
+    def written_here(self) -> None:
+        with self._lock:
+            self._written()
+
+    def _written(self) -> None:
+        if self._behind:
+            self._behind -= 1
+
+    def _usable(self, batch: CaptureBatch) -> bool:
+        if self._failed:
+            return False
+        if self._process is None:
+            if len(batch) < self._min_batch:
+                return False
+            try:
+                self._process = LogProcess(self._path)
+            except OSError:
+                self._failed = True
+                return False
+        try:
+            return self._process.ready()
+        except LogProcessGoneError:
+            self._fail()
+            return False
+
+    def _fail(self) -> None:
+        if self._process is not None:
+            self._process.close()
+        self._process = None
+        self._failed = self.gone = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._process is not None:
+                self._process.close()
+                self._process = None
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's child process without talking to it."""
+        if self._process is not None:
+            self._process.forget()
+        self._process = None
+        self._lock = threading.Lock()
+        self._ahead.clear()
+        self._behind = 0
