@@ -69,7 +69,12 @@ class Contexta(Investigation):
         if layout.create_missing_dirs:
             layout.capture_dir.mkdir(parents=True, exist_ok=True)
         if sinks is None:
-            sinks = [LocalJsonlSink(layout.capture_dir, durability=self._config.capture.durability)]
+            capture = self._config.capture
+            sinks = [
+                LocalJsonlSink(
+                    layout.capture_dir, durability=capture.durability, log_process=capture.log_process
+                )
+            ]
         else:
             for sink in sinks:
                 if not isinstance(sink, Sink):

@@ -110,6 +110,9 @@ class CaptureConfig:
     # Values of attribute keys that name secrets (api_key, password, token, ...) are captured as
     # "[redacted]" (capture/_redaction.py); False keeps them as given.
     redact_secrets: bool = True
+    # Under sustained load the capture log's metric lines are assembled and appended by a child
+    # process (capture/_sinks/_log_process.py); False keeps all writing in this process.
+    log_process: bool = True
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -140,7 +143,7 @@ class CaptureConfig:
                 code="config_value_invalid",
                 details={"key": "capture.durability"},
             )
-        for name in ("persist", "redact_secrets"):
+        for name in ("persist", "redact_secrets", "log_process"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(
                     f"capture.{name} must be true or false",

@@ -55,7 +55,7 @@ class SinkLane:
         sink: Sink,
         on_refused: Callable[[Sink, CaptureBatch, Exception], None],
         on_settled: Callable[[BatchTicket], None],
-        on_flush_error: Callable[[Sink, Exception], None],
+        on_sink_error: Callable[[Sink, str, Exception], None],
     ):
         self.sink = sink
         self.is_capture_log = bool(getattr(sink, "is_capture_log", False))
@@ -63,7 +63,7 @@ class SinkLane:
         self._send_ahead: Callable[[CaptureBatch], None] | None = getattr(sink, "send_ahead", None)
         self._on_refused = on_refused
         self._on_settled = on_settled
-        self._on_flush_error = on_flush_error
+        self._on_sink_error = on_sink_error  # (sink, what it failed to do, error)
         self._pending: deque[tuple[CaptureBatch, BatchTicket] | threading.Event | None] = deque()
         self._condition = threading.Condition(threading.Lock())
         self.pending_records = 0
@@ -84,7 +84,7 @@ class SinkLane:
             try:
                 self._send_ahead(batch)
             except Exception as error:  # the batch is still written by write(); say why it was not early
-                self._on_flush_error(self.sink, error)
+                self._on_sink_error(self.sink, "look ahead at a batch", error)
         with self._condition:
             self._pending.append((batch, ticket))
             self.pending_records += len(batch)
@@ -119,7 +119,7 @@ class SinkLane:
                 try:
                     self.sink.flush()
                 except Exception as error:
-                    self._on_flush_error(self.sink, error)
+                    self._on_sink_error(self.sink, "flush", error)
                 item.set()
             else:
                 batch, ticket = item

@@ -84,7 +84,7 @@ class BatchWriter:
     def start(self) -> None:
         self._stopping = False
         self._counter_lock = threading.Lock()
-        self.lanes = [SinkLane(sink, self._park, self._settle, self._flush_failed) for sink in self.sinks]
+        self.lanes = [SinkLane(sink, self._park, self._settle, self._sink_failed) for sink in self.sinks]
         self._capture_log_lanes = sum(lane.is_capture_log for lane in self.lanes)
         self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)
         self._thread.start()
@@ -249,9 +249,9 @@ class BatchWriter:
             f"sink:{sink.name}",
         )
 
-    def _flush_failed(self, sink: Sink, error: Exception) -> None:
+    def _sink_failed(self, sink: Sink, action: str, error: Exception) -> None:
         self._error(
-            f"sink {sink.name!r} failed to flush: {type(error).__name__}: {error}", f"flush:{sink.name}"
+            f"sink {sink.name!r} failed to {action}: {type(error).__name__}: {error}", f"{action}:{sink.name}"
         )
 
     def _flush_sinks(self) -> None:

@@ -25,12 +25,21 @@ class LocalJsonlSink:
     several processes (ranks, DataLoader workers) can share a log without interleaving inside a line,
     and a crash can tear at most the last line. A torn tail left by an earlier crash is closed with a
     newline before appending, so it stays one unreadable line instead of corrupting the next one.
+
+    Under sustained load the metric lines are assembled and appended by a log-writer process
+    (`_log_process`), with the same one-write-per-batch and all-or-nothing rules, so that work does
+    not compete with the caller's loop for the GIL.
     """
 
     is_capture_log = True  # sinks marked `after_capture_log` write a batch only after this one has
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, name: str = "local-jsonl", durability: str = "flush"
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        name: str = "local-jsonl",
+        durability: str = "flush",
+        log_process: bool = True,
     ):
         if durability not in ("flush", "fsync"):
             raise ValidationError(
@@ -43,7 +52,9 @@ class LocalJsonlSink:
         self._pid = os.getpid()
         self._dirty: set[str] = set()
         self._torn: set[str] = set()  # families whose last line may lack its newline
-        self._offload = RecordOffload(self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH)
+        self._offload = RecordOffload(
+            self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH, enabled=log_process
+        )
 
     def file_path_for(self, family: str) -> Path:
         """The log file of `family` (`"RECORD"`, `"ARTIFACT"` or `"CONTEXT"`)."""
@@ -70,6 +81,13 @@ class LocalJsonlSink:
             self._fds[family] = fd
             self._torn.add(family)  # close a line an earlier crash may have left open, before appending
         return fd
+
+    @property
+    def log_process_pid(self) -> int | None:
+        """The pid of the log-writer process appending this log's metric lines, if one runs: it starts
+        once batches show sustained load (`log_process=False`, or `capture.log_process` /
+        CONTEXTA_CAPTURE_LOG_PROCESS=0 for the default sink, keeps all writing in this process)."""
+        return self._offload.pid
 
     def write(self, batch: CaptureBatch) -> None:
         for family in FAMILIES:

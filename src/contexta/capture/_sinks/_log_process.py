@@ -20,12 +20,14 @@ import select
 import subprocess
 import sys
 import threading
+import warnings
 from collections import deque
 from pathlib import Path
 
 from contexta.capture import _line_writer as protocol
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._line_writer import Segment
+from contexta.capture._writer import CaptureWarning
 
 __all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
 
@@ -59,6 +61,10 @@ class LogProcess:
             fcntl.fcntl(self._requests, _F_SETPIPE_SZ, 1 << 20)
         except (ImportError, OSError):
             pass
+
+    @property
+    def child_pid(self) -> int:
+        return self._child.pid
 
     def ready(self) -> bool:
         """True once the child has started; never waits. Raises LogProcessGoneError if it died."""
@@ -144,15 +150,20 @@ class RecordOffload:
     dying then appears twice, with the same record refs, rather than not at all).
     """
 
-    def __init__(self, path: Path, min_batch: int):
+    def __init__(self, path: Path, min_batch: int, *, enabled: bool):
         self._path = path
         self._min_batch = min_batch
-        self._failed = os.environ.get("CONTEXTA_LOG_PROCESS", "1") == "0"
+        self._failed = not enabled
         self._process: LogProcess | None = None
         self._lock = threading.Lock()
         self._ahead: deque[CaptureBatch] = deque()  # sent, not yet answered, in order
         self._behind = 0  # batches not sent ahead whose write in this process has not finished
         self.gone = False  # the child died: the file's last line may be torn
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else process.child_pid
 
     def send_ahead(self, batch: CaptureBatch, sink_name: str) -> None:
         with self._lock:
@@ -233,6 +244,12 @@ class RecordOffload:
     def _fail(self) -> None:
         if self._process is not None:
             self._process.close()
+            warnings.warn(
+                f"contexta: the log-writer process of {self._path} exited; this process writes the "
+                "capture log from now on (a batch it appended just before exiting may appear twice)",
+                CaptureWarning,
+                stacklevel=2,
+            )
         self._process = None
         self._failed = self.gone = True
 
