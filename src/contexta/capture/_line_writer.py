@@ -175,7 +175,16 @@ def read_exactly(fd: int, size: int) -> bytes | None:
 
 def _reply(status: int, number: int, message: str) -> None:
     text = message.encode("utf-8", "replace")
-    _write_all(1, REPLY.pack(status, number, len(text)) + text)
+    _tell_parent(REPLY.pack(status, number, len(text)) + text)
+
+
+def _tell_parent(data: bytes) -> None:
+    """Answer on stdout; a parent that stopped listening (it closed early or died) is not an error:
+    the requests already received are still appended."""
+    try:
+        _write_all(1, data)
+    except BrokenPipeError:
+        pass
 
 
 def main(path: str) -> None:
@@ -189,7 +198,7 @@ def main(path: str) -> None:
     assembled: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=2)
     appender = threading.Thread(target=_append_and_answer, args=(fd, assembled))
     appender.start()
-    _write_all(1, READY)
+    _tell_parent(READY)
     while True:
         header = read_exactly(0, REQUEST.size)
         payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
