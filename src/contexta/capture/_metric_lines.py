@@ -165,12 +165,13 @@ def _columns(
         templates = [_template_pieces(run[0], numbering, sink_name_json, pieces_for)]
     else:
         named = varying[0] if len(varying) == 1 else list(zip(*varying, strict=True))
-        index_of = {label: index for index, label in enumerate(set(named))}  # in insertion order
-        templates = [_template_pieces(run[0], numbering, sink_name_json, pieces_for)] * len(index_of)
-        for label, index in index_of.items():
-            templates[index] = _template_pieces(
-                run[named.index(label)], numbering, sink_name_json, pieces_for
-            )
+        # Each label's first position, in one C-level pass (earlier positions overwrite later ones).
+        first_of = dict(zip(reversed(named), range(length - 1, -1, -1), strict=True))
+        index_of = {label: index for index, label in enumerate(first_of)}
+        templates = [
+            _template_pieces(run[position], numbering, sink_name_json, pieces_for)
+            for position in first_of.values()
+        ]
         labels = list(map(index_of.__getitem__, named))
     observed_ns = array("q", map(_T_NS, run)).tobytes()  # cheaper to pickle than a list of ints
     return (first, templates, labels, orjson.dumps(values), orjson.dumps(steps), observed_ns)
