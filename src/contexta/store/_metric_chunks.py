@@ -195,7 +195,7 @@ class MetricChunkWriter:
 
     def add_captured(self, items: list[Any], start: int, stop: int) -> None:
         """Add the raw METRIC tuples among `items[start:stop]` (other items are skipped)."""
-        if self._add_one_series(items, start, stop):
+        if self._add_plain_points(items, start, stop):
             return
         fast = self._fast
         for position in range(start, stop):
@@ -218,39 +218,44 @@ class MetricChunkWriter:
             group.values.append(value)
             group.steps.append(NO_STEP if step is None else step)
 
-    def _add_one_series(self, items: list[Any], start: int, stop: int) -> bool:
-        """The common batch, one series of plain float points (one scope, one key), added column by
-        column at C speed; False leaves anything else to the point-by-point loop."""
+    def _add_plain_points(self, items: list[Any], start: int, stop: int) -> bool:
+        """The common batch, one series of plain float points (one scope, one key, no unit, step
+        scope, no tags), added column by column at C speed; False leaves anything else to the
+        point-by-point loop."""
         run = items[start:stop]
         if not run or set(map(type, run)) != _TUPLE_ONLY:
             return False
         length = len(run)
-        contexts, keys = list(map(_CONTEXT, run)), list(map(_KEY, run))
         values = list(map(_VALUE, run))
         if not (
-            contexts.count(contexts[0]) == length
-            and keys.count(keys[0]) == length
-            and list(map(_UNIT, run)).count(None) == length
+            list(map(_UNIT, run)).count(None) == length
             and list(map(_SCOPE, run)).count("step") == length
             and list(map(_TAGS, run)).count(None) == length
             and list(map(type, values)).count(float) == length
         ):
             return False
-        _, _, context, key, value, unit, _, scope, tags = run[0]
-        fast_key = (id(context), key)
-        group = self._fast.get(fast_key)
-        if group is None:
-            group = self._fast[fast_key] = self._group(
-                self._captured, _captured_identity(context, key, value, unit, scope, tags)
-            )
+        contexts, keys = list(map(_CONTEXT, run)), list(map(_KEY, run))
         steps = list(map(_STEP, run))
         if steps.count(None):
             steps = [NO_STEP if step is None else step for step in steps]
-        group.positions += range(start, stop)
-        group.observed += map(_T_NS, run)
-        group.values += values
-        group.steps += steps
-        return True
+        if contexts.count(contexts[0]) == length and keys.count(keys[0]) == length:
+            group = self._fast_group(contexts[0], keys[0])
+            group.positions += range(start, stop)
+            group.observed += map(_T_NS, run)
+            group.values += values
+            group.steps += steps
+            return True
+        # Interleaved series (samples of concurrent tasks, `metrics()` keys) stay with the loop:
+        # grouping them by a sort measured 1.3 us per point against the loop's 0.5-0.7 us.
+        return False
+
+    def _fast_group(self, context: Any, key: str) -> _Group:
+        group = self._fast.get((id(context), key))
+        if group is None:
+            group = self._fast[(id(context), key)] = self._group(
+                self._captured, _captured_identity(context, key, 0.0, None, "step", None)
+            )
+        return group
 
     def add_record(self, position: int, document: dict[str, Any]) -> None:
         """Add a metric given as its record document (written by hand, or replayed from the outbox)."""
