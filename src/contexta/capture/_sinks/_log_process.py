@@ -40,7 +40,8 @@ class LogProcessGoneError(Exception):
 
 
 class LogProcess:
-    """One log-writer child appending to one file, used from one thread (the sink's lane)."""
+    """One log-writer child appending to one file. Requests may be sent from the writer thread and
+    the sink's lane (RecordOffload serializes them); only the lane reads answers."""
 
     def __init__(self, path: Path):
         self.pid = os.getpid()  # the process that owns the child
