@@ -10,6 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from log_checks import assert_log_matches_generic_encoding
 
 from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
@@ -46,29 +47,11 @@ def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics:
                 stage.metric(key, value, unit=unit, step=step, tags=tag_map)
     finally:
         ctx.close()
-    fast = _assert_log_matches_generic_encoding(memory, log)
+    fast = assert_log_matches_generic_encoding(memory, log)
     assert len(fast) == len(metrics)
     for line, (_, value, *_rest) in zip(fast, metrics, strict=True):
         stored = line["payload"]["payload"]["value"]
         assert stored == value and type(stored) is type(value) and not math.isnan(stored)
-
-
-def _assert_log_matches_generic_encoding(memory: InMemorySink, log: LocalJsonlSink) -> list[dict[str, Any]]:
-    """Every RECORD line of the log equals the generic encoding of the memory sink's entry."""
-    entries = [entry for entry in memory.entries if entry.family == "RECORD"]
-    lines = read_capture_log(log.file_path_for("RECORD")).lines
-    assert len(lines) == len(entries)
-    for entry, line in zip(entries, lines, strict=True):
-        generic = {
-            "captured_at": entry.captured_at,
-            "family": "RECORD",
-            "payload_type": entry.payload_type,
-            "payload_ref": entry.payload_ref,
-            "sink_name": "local-jsonl",
-            "payload": entry.payload,
-        }
-        assert line == orjson.loads(orjson.dumps(generic))
-    return [line for line in lines if line["payload_type"] == "MetricRecord"]
 
 
 def test_batches_mixing_scopes_keys_types_steps_tags_and_events_encode_like_the_generic_encoder(
@@ -99,7 +82,7 @@ def test_batches_mixing_scopes_keys_types_steps_tags_and_events_encode_like_the_
         first.close()
         second.close()
     ctx.close()
-    fast = _assert_log_matches_generic_encoding(memory, log)
+    fast = assert_log_matches_generic_encoding(memory, log)
     assert [line["payload"]["payload"]["metric_key"] for line in fast][:4] == [
         "loss",
         "accuracy",

@@ -14,11 +14,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
+from log_checks import assert_log_matches_generic_encoding
 
 from contexta import Contexta
-from contexta.capture import CaptureBatch, CaptureWarning, InMemorySink, LocalJsonlSink, read_capture_log
+from contexta.capture import (
+    CaptureBatch,
+    CaptureWarning,
+    FlushReport,
+    InMemorySink,
+    LocalJsonlSink,
+    read_capture_log,
+)
 
 
 class _SlowFirstWrite(InMemorySink):
@@ -40,6 +47,14 @@ def _contexta(workspace: Path, *sinks: Any) -> Contexta:
     return Contexta(workspace=workspace, config={"project_name": "p"}, sinks=list(sinks))
 
 
+def _capture(ctx: Contexta, scope: Any, steps: range) -> FlushReport:
+    """`scope.metric("loss", step, step=step)` for every step, then flush: with the writer held back
+    once (_SlowFirstWrite), enough to start the log-writer process."""
+    for step in steps:
+        scope.metric("loss", float(step), step=step)
+    return ctx.flush()
+
+
 def _metric_lines(log: LocalJsonlSink) -> list[dict[str, Any]]:
     read = read_capture_log(log.file_path_for("RECORD"))
     assert not read.skipped_lines
@@ -58,22 +73,7 @@ def test_under_load_the_log_process_writes_what_the_generic_encoder_would(tmp_pa
         used = log.log_process_pid
     ctx.close()
     assert used is not None, "full batches should have started the log-writer process"
-    entries = [entry for entry in memory.entries if entry.family == "RECORD"]
-    lines = read_capture_log(log.file_path_for("RECORD")).lines
-    assert len(lines) == len(entries)
-    for entry, line in zip(entries, lines, strict=True):
-        assert line == orjson.loads(
-            orjson.dumps(
-                {
-                    "captured_at": entry.captured_at,
-                    "family": "RECORD",
-                    "payload_type": entry.payload_type,
-                    "payload_ref": entry.payload_ref,
-                    "sink_name": "local-jsonl",
-                    "payload": entry.payload,
-                }
-            )
-        )
+    assert_log_matches_generic_encoding(memory, log)
     assert log.log_process_pid is None  # closed with the sink
 
 
@@ -81,9 +81,7 @@ def test_the_log_process_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.M
     log = LocalJsonlSink(tmp_path / "capture", log_process=False)
     ctx = _contexta(tmp_path / ".contexta", _SlowFirstWrite(), log)
     with ctx.run("r") as run:
-        for step in range(20_000):
-            run.metric("loss", float(step), step=step)
-        ctx.flush()
+        _capture(ctx, run, range(20_000))
         assert log.log_process_pid is None
     ctx.close()
     assert [line["payload"]["payload"]["step"] for line in _metric_lines(log)] == list(range(20_000))
@@ -99,15 +97,11 @@ def test_a_killed_log_process_loses_no_record_and_says_so(tmp_path: Path) -> Non
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with ctx.run("r") as run:
-            for step in range(20_000):
-                run.metric("loss", float(step), step=step)
-            ctx.flush()
+            _capture(ctx, run, range(20_000))
             pid = log.log_process_pid
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            for step in range(20_000, 60_000):
-                run.metric("loss", float(step), step=step)
-            report = ctx.flush()
+            report = _capture(ctx, run, range(20_000, 60_000))
         stats = ctx.capture_stats()
         ctx.close()
     assert (stats.dropped, stats.failed, stats.lost) == (0, 0, 0), report.errors
@@ -127,9 +121,7 @@ def test_a_forked_child_starts_its_own_log_process(tmp_path: Path) -> None:
     log = LocalJsonlSink(tmp_path / "capture")
     ctx = _contexta(tmp_path / ".contexta", _SlowFirstWrite(), log)
     with ctx.run("parent") as run:
-        for step in range(20_000):
-            run.metric("loss", float(step), step=step)
-        ctx.flush()
+        _capture(ctx, run, range(20_000))
         parent_pid = log.log_process_pid
         assert parent_pid is not None
         pid = os.fork()
@@ -139,9 +131,7 @@ def test_a_forked_child_starts_its_own_log_process(tmp_path: Path) -> None:
                 child_sink = next(sink for sink in ctx.sinks if isinstance(sink, _SlowFirstWrite))
                 child_sink._slowed = False  # hold its writer back once too
                 with ctx.run("child") as child_run:
-                    for step in range(20_000):
-                        child_run.metric("loss", float(step), step=step)
-                    ctx.flush()
+                    _capture(ctx, child_run, range(20_000))
                     child_pid = log.log_process_pid
                 ctx.close()
                 status = 0 if child_pid not in (None, parent_pid) else 3
@@ -149,9 +139,7 @@ def test_a_forked_child_starts_its_own_log_process(tmp_path: Path) -> None:
                 os._exit(status)
         _, code = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(code) == 0
-        for step in range(20_000, 30_000):
-            run.metric("loss", float(step), step=step)
-        ctx.flush()
+        _capture(ctx, run, range(20_000, 30_000))
         assert log.log_process_pid == parent_pid  # the child's exit did not disturb the parent's
     ctx.close()
     by_run: dict[str, list[int]] = {}

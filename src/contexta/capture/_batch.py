@@ -14,11 +14,10 @@ from typing import Any
 import orjson
 
 from contexta.capture._entries import FAMILIES, CapturedEntry, entries_from_lines, entry_to_line
+from contexta.capture._items import only_tuples
 from contexta.capture._line_writer import Segment
 from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines, record_segments
 from contexta.contract._model import ContractModel
-
-_TUPLE_ONLY = {tuple}  # the type of raw metric items
 
 __all__ = ["FAMILIES", "CaptureBatch", "CapturedEntry", "entries_from_lines", "entry_to_line"]
 
@@ -85,7 +84,7 @@ class CaptureBatch(Sequence[CapturedEntry]):
                 data = record_lines(self._items, self.numbering, sink_name)
             else:
                 if self._others is None:
-                    only_metrics = set(map(type, self._items)) <= _TUPLE_ONLY  # decided at C speed
+                    only_metrics = only_tuples(self._items)  # decided at C speed
                     self._others = [
                         item
                         for item in ([] if only_metrics else self._items)

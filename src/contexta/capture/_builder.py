@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from operator import itemgetter
 from typing import Any
 
 from contexta.capture import _items as kinds
@@ -21,8 +20,6 @@ from contexta.capture._metric_lines import Numbering
 from contexta.contract._timestamps import format_ns
 
 __all__ = ["BatchItems", "EntryBuilder"]
-
-_KIND = itemgetter(0)
 
 # A batch's items: raw METRIC tuples and built entries, in capture order.
 BatchItems = list[Any]
@@ -53,7 +50,7 @@ class EntryBuilder:
 
     def build(self, queued: Iterable[tuple[Any, ...]], items: BatchItems) -> None:
         """Append the items for `queued` to `items`."""
-        if isinstance(queued, list) and list(map(_KIND, queued)).count(kinds.METRIC) == len(queued):
+        if isinstance(queued, list) and list(map(kinds.KIND, queued)).count(kinds.METRIC) == len(queued):
             items += queued  # only single metrics: they pass through as they are
             return
         append = items.append

@@ -6,19 +6,32 @@ tuple per call and the garbage collector has almost nothing to walk while items 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 __all__ = [
     "ARTIFACT",
     "BARRIER",
     "ENVIRONMENT",
     "EVENT",
+    "KIND",
     "METRIC",
     "METRICS",
+    "METRIC_AGGREGATION",
+    "METRIC_CONTEXT",
+    "METRIC_KEY",
+    "METRIC_STEP",
+    "METRIC_TAGS",
+    "METRIC_T_NS",
+    "METRIC_UNIT",
+    "METRIC_VALUE",
     "SCOPE",
     "SPAN",
     "ScopeContext",
     "as_context",
+    "has_default_options",
+    "only_tuples",
 ]
 
 # Item kinds (the first element of every queued tuple).
@@ -31,6 +44,22 @@ SCOPE = 5  # (SCOPE, t_ns, ctx, status, started_ns, ended_ns, details)
 ARTIFACT = 6  # (ARTIFACT, t_ns, ctx, manifest, source, binding_status)
 BARRIER = 7  # (BARRIER, t_ns, None, threading.Event, fsync)
 ENVIRONMENT = 8  # (ENVIRONMENT, t_ns, ctx, fields)
+
+# Column getters, for the writer's passes over a whole batch at C speed (`list(map(METRIC_VALUE, run))`).
+KIND = itemgetter(0)
+METRIC_T_NS, METRIC_CONTEXT, METRIC_KEY, METRIC_VALUE = (
+    itemgetter(1),
+    itemgetter(2),
+    itemgetter(3),
+    itemgetter(4),
+)
+METRIC_UNIT, METRIC_STEP, METRIC_AGGREGATION, METRIC_TAGS = (
+    itemgetter(5),
+    itemgetter(6),
+    itemgetter(7),
+    itemgetter(8),
+)
+_TUPLE_ONLY = frozenset((tuple,))
 
 
 class ScopeContext(NamedTuple):
@@ -59,3 +88,17 @@ def as_context(context: ScopeContext | tuple[str | None, ...]) -> ScopeContext:
     nothing but atoms then, stop costing it anything after their first young collection. A
     training loop pays for that collector in every capture call."""
     return context if type(context) is ScopeContext else ScopeContext._make(context)
+
+
+def only_tuples(items: Sequence[Any]) -> bool:
+    """True when every item is still a queued tuple (the writer built no entry among them)."""
+    return set(map(type, items)) <= _TUPLE_ONLY
+
+
+def has_default_options(run: Sequence[tuple[Any, ...]]) -> bool:
+    """True when every metric of `run` has no unit and the "step" aggregation scope."""
+    length = len(run)
+    return (
+        list(map(METRIC_UNIT, run)).count(None) == length
+        and list(map(METRIC_AGGREGATION, run)).count("step") == length
+    )

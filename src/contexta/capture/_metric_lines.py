@@ -26,7 +26,18 @@ from contexta.capture._entries import (
     envelope_constants,
     record_ref_prefix,
 )
-from contexta.capture._items import ScopeContext, as_context
+from contexta.capture._items import (
+    METRIC_CONTEXT,
+    METRIC_KEY,
+    METRIC_STEP,
+    METRIC_T_NS,
+    METRIC_TAGS,
+    METRIC_VALUE,
+    ScopeContext,
+    as_context,
+    has_default_options,
+    only_tuples,
+)
 from contexta.capture._line_writer import MetricColumns, Segment, assemble
 from contexta.contract._timestamps import format_ns
 
@@ -56,11 +67,7 @@ class _Pieces(NamedTuple):
     close: bytes  # the line's end after a step, or "" without one
 
 
-# Columns of a METRIC tuple: (METRIC, t_ns, context, key, value, unit, step, aggregation_scope, tags).
-_T_NS, _VALUE, _STEP, _TAGS = itemgetter(1), itemgetter(4), itemgetter(6), itemgetter(8)
-_CONTEXT, _KEY, _UNIT, _AGGREGATION = itemgetter(2), itemgetter(3), itemgetter(5), itemgetter(7)
-_OPTIONS = itemgetter(5, 7)  # unit, aggregation scope
-_TUPLE_ONLY = {tuple}
+_OPTIONS = itemgetter(5, 7)  # a METRIC tuple's unit and aggregation scope
 
 
 def _pieces(
@@ -129,7 +136,7 @@ def record_segments(items: list[Any], numbering: Numbering | None, sink_name: st
 
 def _singles(items: list[Any]) -> list[int]:
     """Positions of the items that are not plain metric tuples (built entries, metrics with tags)."""
-    if set(map(type, items)) == _TUPLE_ONLY and list(map(_TAGS, items)).count(None) == len(items):
+    if only_tuples(items) and list(map(METRIC_TAGS, items)).count(None) == len(items):
         return []  # the common batch, decided at C speed
     return [position for position, item in enumerate(items) if type(item) is not tuple or item[8] is not None]
 
@@ -147,10 +154,10 @@ def _columns(
     whole run (one scope, one key) is the common batch, and `metrics()` varies only the key.
     """
     length = len(run)
-    values = list(map(_VALUE, run))
-    steps = list(map(_STEP, run))
-    contexts, keys = list(map(_CONTEXT, run)), list(map(_KEY, run))
-    options = list(map(_OPTIONS, run)) if _options_vary(run) else None  # (unit, aggregation scope)
+    values = list(map(METRIC_VALUE, run))
+    steps = list(map(METRIC_STEP, run))
+    contexts, keys = list(map(METRIC_CONTEXT, run)), list(map(METRIC_KEY, run))
+    options = None if has_default_options(run) else list(map(_OPTIONS, run))
     types = list(map(type, values))
     missing_steps = steps.count(None)
     has_step = None if missing_steps in (0, length) else list(map(is_not, steps, repeat(None)))
@@ -173,14 +180,8 @@ def _columns(
             for position in first_of.values()
         ]
         labels = list(map(index_of.__getitem__, named))
-    observed_ns = array("q", map(_T_NS, run)).tobytes()  # cheaper to pickle than a list of ints
+    observed_ns = array("q", map(METRIC_T_NS, run)).tobytes()  # cheaper to pickle than a list of ints
     return (first, templates, labels, orjson.dumps(values), orjson.dumps(steps), observed_ns)
-
-
-def _options_vary(run: list[Any]) -> bool:
-    """False when every metric of `run` has the default unit (none) and aggregation scope ("step")."""
-    length = len(run)
-    return list(map(_UNIT, run)).count(None) != length or list(map(_AGGREGATION, run)).count("step") != length
 
 
 def _template_pieces(

@@ -11,7 +11,6 @@ import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
 from contexta.capture import _items as kinds
@@ -24,9 +23,6 @@ from contexta.capture._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
 
 __all__ = ["BatchWriter", "CaptureWarning"]
-
-
-_KIND = itemgetter(0)
 
 
 class CaptureWarning(UserWarning):
@@ -162,7 +158,7 @@ class BatchWriter:
         new_episodes = self.queue.take_drop_episodes()
         for episode in new_episodes:
             self._merge_episode(episode)
-        if kinds.BARRIER not in map(_KIND, taken):  # the common cycle, checked at C speed
+        if kinds.BARRIER not in map(kinds.KIND, taken):  # the common cycle, checked at C speed
             self._deliver(taken, finish_episodes=not new_episodes)
             return
         pending: list[tuple[Any, ...]] = []

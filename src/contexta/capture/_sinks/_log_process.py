@@ -44,7 +44,7 @@ class LogProcess:
     the sink's lane (RecordOffload serializes them); only the lane reads answers."""
 
     def __init__(self, path: Path):
-        self.pid = os.getpid()  # the process that owns the child
+        self._owner_pid = os.getpid()  # the process that started the child
         self._ready = False
         self._child = subprocess.Popen(
             [sys.executable, "-P", protocol.__file__, str(path)],
@@ -99,7 +99,7 @@ class LogProcess:
 
     def close(self) -> None:
         """End the child (it has answered every request) and wait a bounded time for it."""
-        if self.pid != os.getpid():
+        if self._owner_pid != os.getpid():
             self.forget()
             return
         self.forget()
