@@ -7,7 +7,7 @@ are sorted here rather than with ORDER BY; ties fall back to `rowid`, the order 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -16,6 +16,7 @@ import orjson
 
 from contexta.contract._timestamps import parse_timestamp
 from contexta.errors import ContextaError
+from contexta.query._bulk import build_many, collection_paused
 from contexta.query._models import (
     ArtifactRecord,
     BatchRecord,
@@ -106,18 +107,20 @@ def fetch_projects(connection: sqlite3.Connection) -> list[ProjectRecord]:
         "SELECT rowid, project_ref, name, created_at, description FROM projects"
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[3]), row[0]))
-    return [ProjectRecord(row[1], row[2], row[3], row[4]) for row in rows]
+    return build_many(ProjectRecord, (row[1:5] for row in rows))
 
 
 _RUN_SELECT = (
-    "SELECT run_ref, runs.project_ref, projects.name, runs.name, status, started_at, ended_at, "
-    "runs.tags, metadata, dataset_ref, code_revision, config_snapshot, runs.started_key, runs.rowid, "
-    "runs.end_reason "
+    # A run put before its project still names it: the project ref's component is its name.
+    "SELECT run_ref, coalesce(projects.name, substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
+    "runs.name, status, started_at, ended_at, runs.tags, metadata, dataset_ref, code_revision, "
+    "config_snapshot, runs.end_reason "
     "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
+_RUN_JSON_COLUMNS = (6, 7, 10)  # tags, metadata, config_snapshot
 
 
-def _json_column(texts: list[str | None]) -> list[Any]:
+def _json_column(texts: Sequence[str | None]) -> list[Any]:
     """Decode a column of JSON texts (None stays None) with one parser call instead of one per row."""
     return orjson.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")  # type: ignore[no-any-return]
 
@@ -138,43 +141,21 @@ def fetch_runs(
     if status is not None:
         clauses.append("status = ?")
         parameters.append(status)
-    rows: list[Any] = []
-    # Long ref lists go in chunks: SQLite caps the number of parameters in one statement.
-    chunks = [None] if run_refs is None else [run_refs[i : i + 500] for i in range(0, len(run_refs), 500)]
-    for chunk in chunks:
-        chunk_clauses, chunk_parameters = list(clauses), list(parameters)
-        if chunk is not None:
-            chunk_clauses.append(f"run_ref IN ({', '.join('?' * len(chunk))})")
-            chunk_parameters.extend(chunk)
-        where = f" WHERE {' AND '.join(chunk_clauses)}" if chunk_clauses else ""
-        rows.extend(
-            connection.execute(
-                f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.rowid", chunk_parameters
-            ).fetchall()
-        )
-    if len(chunks) > 1:  # each chunk came back in order; put them together the same way
-        rows.sort(key=lambda row: (row[12] or "", row[13]))
-    tags = _json_column([row[7] for row in rows])
-    metadata = _json_column([row[8] for row in rows])
-    configs = _json_column([row[11] for row in rows])
-    return [
-        RunRecord(
-            row[0],
-            # A run put before its project still names it: the project ref's component is its name.
-            row[2] if row[2] is not None else row[1].partition(":")[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            run_tags,
-            run_metadata,
-            row[9],
-            row[10],
-            config,
-            row[14],
-        )
-        for row, run_tags, run_metadata, config in zip(rows, tags, metadata, configs, strict=True)
-    ]
+    if run_refs is not None:  # one JSON parameter: SQLite caps the number of `?` in a statement
+        clauses.append("run_ref IN (SELECT value FROM json_each(?))")
+        parameters.append(orjson.dumps(run_refs).decode())
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    with collection_paused():
+        rows = connection.execute(
+            f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.rowid", parameters
+        ).fetchall()
+        if not rows:
+            return []
+        # Column at a time, so the only per-row Python work is building the record.
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        for index in _RUN_JSON_COLUMNS:
+            columns[index] = _json_column(columns[index])
+        return build_many(RunRecord, zip(*columns, strict=True))
 
 
 def fetch_stages(connection: sqlite3.Connection, run_ref: str) -> list[StageRecord]:
@@ -185,7 +166,7 @@ def fetch_stages(connection: sqlite3.Connection, run_ref: str) -> list[StageReco
         (run_ref,),
     ).fetchall()
     rows.sort(key=lambda row: (_order(row[6]), instant(row[4]), row[0]))
-    return [StageRecord(row[1], row[2], row[3], row[4], row[5], row[6]) for row in rows]
+    return build_many(StageRecord, (row[1:7] for row in rows))
 
 
 def fetch_batches(
@@ -205,7 +186,7 @@ def fetch_batches(
     rows.sort(
         key=lambda row: (stage_rank.get(row[7], len(stage_rank)), _order(row[6]), instant(row[4]), row[0])
     )
-    return [BatchRecord(row[1], row[2], row[3], row[4], row[5], row[6], row[7]) for row in rows]
+    return build_many(BatchRecord, (row[1:8] for row in rows))
 
 
 def fetch_samples(
@@ -228,7 +209,7 @@ def fetch_samples(
         parameters.append(batch_ref)
     rows = connection.execute(sql, parameters).fetchall()
     rows.sort(key=lambda row: (instant(row[3]), row[0]))
-    return [SampleRecord(*row[1:]) for row in rows]
+    return build_many(SampleRecord, (row[1:] for row in rows))
 
 
 def fetch_deployments(
@@ -250,7 +231,7 @@ def fetch_deployments(
         parameters,
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[6]), _order(row[8]), row[0]))
-    return [DeploymentRecord(*row[1:8]) for row in rows]
+    return build_many(DeploymentRecord, (row[1:8] for row in rows))
 
 
 def fetch_artifacts(connection: sqlite3.Connection, run_ref: str) -> list[ArtifactRecord]:
@@ -261,7 +242,7 @@ def fetch_artifacts(connection: sqlite3.Connection, run_ref: str) -> list[Artifa
         (run_ref,),
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[9]), row[0]))
-    return [ArtifactRecord(*row[1:]) for row in rows]
+    return build_many(ArtifactRecord, (row[1:] for row in rows))
 
 
 def fetch_environment(connection: sqlite3.Connection, run_ref: str) -> EnvironmentRecord | None:
