@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
-from contexta.capture import LocalJsonlSink, read_capture_log
+from contexta.capture import CaptureWarning, LocalJsonlSink, read_capture_log
 from contexta.contract import MetricPayload, MetricRecord, RecordEnvelope
 
 PROJECT = "chunks"
@@ -127,3 +130,97 @@ def test_running_a_name_again_leaves_no_points_of_the_earlier_execution(tmp_path
         series = connection.execute("SELECT point_count, extras FROM metric_series").fetchall()
     assert orphans == 0
     assert series == [(100, "")]
+
+
+def test_samples_interleaved_in_runs_of_any_length_keep_every_point_in_order(tmp_path: Path) -> None:
+    """Concurrent tasks capture a few points per turn: runs of 1 to 12 points of one sample, across
+    many small batches, each batch stored run by run or point by point depending on the runs."""
+    ctx = _open(tmp_path / ".contexta", max_batch_size=64)
+    turns = random.Random(7)
+    captured: dict[str, list[tuple[int, float]]] = {}
+    with ctx.run("r") as run, run.stage("eval") as stage:
+        samples = [stage.sample(f"case-{number}") for number in range(5)]
+        for _ in range(400):
+            sample, key = turns.choice(samples), turns.choice(["latency", "tokens"])
+            points = captured.setdefault(f"{sample.ref} {key}", [])
+            for _ in range(turns.choice([1, 1, 2, 3, 5, 12])):
+                value = turns.random()
+                sample.metric(key, value, step=len(points))
+                points.append((len(points), value))
+        for sample in samples:
+            sample.close()
+    for key in ("latency", "tokens"):
+        by_sample: dict[str, list[tuple[int, float]]] = {}
+        for point in ctx.get_metric_series("r", key).points:
+            by_sample.setdefault(f"{point.sample_id} {key}", []).append((point.step, point.value))
+        assert by_sample == {name: points for name, points in captured.items() if name.endswith(key)}
+    ctx.close()
+    with sqlite3.connect(tmp_path / ".contexta" / "metadata" / "contexta.db") as connection:
+        counts = dict(
+            connection.execute("SELECT sample_ref || ' ' || key, point_count FROM metric_series").fetchall()
+        )
+    assert counts == {name: len(points) for name, points in captured.items()}
+
+
+def test_running_a_name_again_in_one_contexta_stores_the_new_points_under_live_series(
+    tmp_path: Path,
+) -> None:
+    ctx = _open(tmp_path / ".contexta")
+    for attempt in range(3):
+        with ctx.run("r") as run, run.stage("train") as stage:
+            # New series first, so the replaced run's series ids are handed out again to other keys.
+            for number in range(attempt + 1):
+                stage.metric(f"warmup-{number}", float(attempt), step=0)
+            ctx.flush()
+            for step in range(50):
+                stage.metric("loss", float(attempt), step=step)
+        points = ctx.get_metric_series("r", "loss").points
+        assert [(point.step, point.value) for point in points] == [
+            (step, float(attempt)) for step in range(50)
+        ]
+        for number in range(attempt + 1):
+            warmup = ctx.get_metric_series("r", f"warmup-{number}").points
+            assert [point.value for point in warmup] == [float(attempt)]
+    ctx.close()
+    with sqlite3.connect(tmp_path / ".contexta" / "metadata" / "contexta.db") as connection:
+        orphans = connection.execute(
+            "SELECT count(*) FROM metric_chunks WHERE series_id NOT IN (SELECT series_id FROM metric_series)"
+        ).fetchone()[0]
+    assert orphans == 0
+
+
+def test_points_after_a_refused_store_batch_land_in_their_own_series(tmp_path: Path) -> None:
+    """A batch the store refused is rolled back, series rows included: later points must not be filed
+    under a series id that now belongs to another series (here a hand-written one)."""
+    workspace = tmp_path / ".contexta"
+    ctx = _open(workspace)
+    database = workspace / "metadata" / "contexta.db"
+    run_ref = f"run:{PROJECT}.r"
+    with ctx.run("r") as run, run.stage("train") as stage:
+        ctx.flush()  # the run and stage are stored
+        with sqlite3.connect(database) as connection:
+            connection.execute(
+                "CREATE TRIGGER refuse_chunks BEFORE INSERT ON metric_chunks "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        stage.metric("loss", 1.0, step=0)
+        with pytest.warns(CaptureWarning):
+            ctx.flush()
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TRIGGER refuse_chunks")
+        written = MetricRecord(
+            envelope=RecordEnvelope(
+                record_ref=f"record:{PROJECT}.r.by-hand-1",
+                record_type="metric",
+                recorded_at="2025-01-01T00:00:00Z",
+                observed_at="2025-01-01T00:00:00Z",
+                producer_ref="notebook",
+                run_ref=run_ref,
+            ),
+            payload=MetricPayload(metric_key="by-hand", value=7.0, value_type="float64", step=0),
+        )
+        assert ctx.record_store.append(written).ok
+        stage.metric("loss", 2.0, step=1)
+    assert [point.value for point in ctx.get_metric_series("r", "by-hand").points] == [7.0]
+    assert [(point.step, point.value) for point in ctx.get_metric_series("r", "loss").points][-1] == (1, 2.0)
+    ctx.close()

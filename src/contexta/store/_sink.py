@@ -9,7 +9,7 @@ from typing import Any
 
 from contexta.capture._batch import CaptureBatch
 from contexta.store._database import StoreDatabase
-from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
+from contexta.store._metric_chunks import MetricChunkWriter, SeriesCache, reserve_seq
 from contexta.store._records import delete_run_contents, insert_record_rows
 from contexta.store._recovery import process_alive
 from contexta.store._rows import record_row_from_payload
@@ -35,14 +35,23 @@ class StoreSink:
         self.name = name
         self.database = database
         self._host = socket.gethostname()
+        self._series = SeriesCache()
 
     def write(self, batch: CaptureBatch) -> None:
+        try:
+            self._write(batch)
+        except BaseException:
+            self._series.clear()  # rolled back: ids it learned in this batch may name nothing
+            raise
+
+    def _write(self, batch: CaptureBatch) -> None:
         items = batch.items
         with self.database.transaction() as connection:
+            self._series.use(connection)
             if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
                 return
             seq_base = reserve_seq(connection, len(items))
-            metrics = MetricChunkWriter()
+            metrics = MetricChunkWriter(self._series)
             rows: list[list[Any]] = []
             written = 0  # items before this position are already in `metrics` or `rows`
 
@@ -124,6 +133,7 @@ class StoreSink:
             ):
                 return  # another live process is capturing this run (a rank, a worker): join it
             delete_run_contents(connection, run_ref)
+            self._series.clear()  # its series rows are gone
         TABLES["runs"].upsert(
             connection, document, owner_pid=os.getpid(), owner_host=self._host, end_reason=None
         )
