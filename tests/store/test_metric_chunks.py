@@ -224,3 +224,22 @@ def test_points_after_a_refused_store_batch_land_in_their_own_series(tmp_path: P
     assert [point.value for point in ctx.get_metric_series("r", "by-hand").points] == [7.0]
     assert [(point.step, point.value) for point in ctx.get_metric_series("r", "loss").points][-1] == (1, 2.0)
     ctx.close()
+
+
+def test_a_run_resumed_after_another_contexta_ran_its_name_again_files_points_correctly(
+    tmp_path: Path,
+) -> None:
+    workspace = tmp_path / ".contexta"
+    first, second = _open(workspace), _open(workspace)
+    with first.run("r") as run, run.stage("train") as stage:
+        stage.metric("loss", 1.0, step=0)
+    with second.run("r") as run, run.stage("train") as stage:  # replaces the first execution
+        stage.metric("accuracy", 0.5, step=0)
+        stage.metric("tokens", 3.0, step=0)
+    second.close()
+    with first.run("r", resume=True) as run, run.stage("train") as stage:
+        stage.metric("loss", 2.0, step=1)
+    assert [(point.step, point.value) for point in first.get_metric_series("r", "loss").points] == [(1, 2.0)]
+    assert [point.value for point in first.get_metric_series("r", "accuracy").points] == [0.5]
+    assert [point.value for point in first.get_metric_series("r", "tokens").points] == [3.0]
+    first.close()

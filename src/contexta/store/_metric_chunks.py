@@ -221,8 +221,8 @@ class SeriesCache:
     thread took it meanwhile; one upsert and one insert per series per batch made the sink wait more
     than it worked (100 concurrent samples: 110 us per series per batch). With the ids known, a batch
     updates all its series in one statement and inserts all its chunks in another. Cleared whenever
-    rows could have gone (a run replaced, a transaction rolled back, another connection) and when it
-    grows past `LIMIT` series, so it never holds more than a bounded amount.
+    rows could have gone (any run opened, resumed or closed, a transaction rolled back, another
+    connection) and when it grows past `LIMIT` series, so it never holds more than a bounded amount.
     """
 
     LIMIT = 20_000

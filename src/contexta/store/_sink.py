@@ -115,6 +115,10 @@ class StoreSink:
 
     def _put_run(self, connection: sqlite3.Connection, document: dict[str, Any]) -> None:
         run_ref = document["run_ref"]
+        # Between a run's open and close no other process deletes its series (a live owner is joined,
+        # not replaced), but across runs one may have: a run resumed here after another process ran
+        # the name again must not reuse ids remembered from before.
+        self._series.clear()
         self._ensure_project(connection, document["project_ref"], document["started_at"])
         if document["status"] != "open":
             TABLES["runs"].upsert(connection, document)
@@ -133,7 +137,6 @@ class StoreSink:
             ):
                 return  # another live process is capturing this run (a rank, a worker): join it
             delete_run_contents(connection, run_ref)
-            self._series.clear()  # its series rows are gone
         TABLES["runs"].upsert(
             connection, document, owner_pid=os.getpid(), owner_host=self._host, end_reason=None
         )
