@@ -100,7 +100,11 @@ class CaptureConfig:
     """
 
     queue_capacity: int = 65_536
-    max_batch_size: int = 4_096
+    # The most records one batch takes from the queue. The writer wakes at a few hundred, so only a
+    # backlog makes batches this big; then each batch's fixed costs (a store transaction, a few
+    # statements, a message to the log-writer process) are spread over more records: 100 async tasks
+    # captured 157-175k records/s at 4,096 and 251-254k at 16,384.
+    max_batch_size: int = 16_384
     flush_interval_s: float = 0.2
     overflow: str = "block"
     durability: str = "flush"

@@ -169,7 +169,10 @@ _FULL_DISK_CHILD = textwrap.dedent(
                 time.sleep(0.3)
 
     log = LocalJsonlSink(sys.argv[1] + "/capture")
-    ctx = Contexta(workspace=sys.argv[1] + "/ws", config={"project_name": "p"}, sinks=[SlowFirstWrite(), log])
+    # Batches of 4,096 (~2.5 MB of lines): several fit under the limit before it is reached, and a
+    # parked one fits in the outbox's own file.
+    config = {"project_name": "p", "capture": {"max_batch_size": 4096}}
+    ctx = Contexta(workspace=sys.argv[1] + "/ws", config=config, sinks=[SlowFirstWrite(), log])
     with ctx.run("r") as run:
         for step in range(40_000):
             run.metric("loss", float(step), step=step)
