@@ -19,6 +19,21 @@ def _open(workspace: Path, **capture: object) -> Contexta:
     return Contexta(workspace=workspace, config={"project_name": PROJECT, "capture": capture})
 
 
+def _hand_written(run_ref: str, key: str, value: float, *, step: int) -> MetricRecord:
+    """A metric written by hand into the store, with its own ref and timestamps."""
+    return MetricRecord(
+        envelope=RecordEnvelope(
+            record_ref=f"record:{PROJECT}.r.by-hand-1",
+            record_type="metric",
+            recorded_at="2025-01-01T00:00:00Z",
+            observed_at="2025-01-01T00:00:00Z",
+            producer_ref="notebook",
+            run_ref=run_ref,
+        ),
+        payload=MetricPayload(metric_key=key, value=value, value_type="float64", step=step),
+    )
+
+
 def test_interleaved_samples_keep_capture_order_per_sample_and_per_key(tmp_path: Path) -> None:
     ctx = _open(tmp_path / ".contexta")
     captured: list[tuple[str, int]] = []
@@ -87,17 +102,7 @@ def test_hand_written_and_captured_points_of_one_key_merge_in_capture_order(tmp_
     with ctx.run("r") as run:
         run.metric("score", 0.1, step=0)
     run_ref = f"run:{PROJECT}.r"
-    written = MetricRecord(
-        envelope=RecordEnvelope(
-            record_ref=f"record:{PROJECT}.r.by-hand-1",
-            record_type="metric",
-            recorded_at="2025-01-01T00:00:00Z",
-            observed_at="2025-01-01T00:00:00Z",
-            producer_ref="notebook",
-            run_ref=run_ref,
-        ),
-        payload=MetricPayload(metric_key="score", value=0.2, value_type="float64", step=1),
-    )
+    written = _hand_written(run_ref, "score", 0.2, step=1)
     assert ctx.record_store.append(written).ok
     with ctx.run("r", resume=True) as run:
         run.metric("score", 0.3, step=2)
@@ -208,17 +213,7 @@ def test_points_after_a_refused_store_batch_land_in_their_own_series(tmp_path: P
             ctx.flush()
         with sqlite3.connect(database) as connection:
             connection.execute("DROP TRIGGER refuse_chunks")
-        written = MetricRecord(
-            envelope=RecordEnvelope(
-                record_ref=f"record:{PROJECT}.r.by-hand-1",
-                record_type="metric",
-                recorded_at="2025-01-01T00:00:00Z",
-                observed_at="2025-01-01T00:00:00Z",
-                producer_ref="notebook",
-                run_ref=run_ref,
-            ),
-            payload=MetricPayload(metric_key="by-hand", value=7.0, value_type="float64", step=0),
-        )
+        written = _hand_written(run_ref, "by-hand", 7.0, step=0)
         assert ctx.record_store.append(written).ok
         stage.metric("loss", 2.0, step=1)
     assert [point.value for point in ctx.get_metric_series("r", "by-hand").points] == [7.0]

@@ -189,14 +189,10 @@ _UPSERT_SERIES_TAIL = (
     "last_value = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_value ELSE last_value END, "
     "last_seq = max(last_seq, excluded.last_seq)"
 )
-_UPSERT_SERIES = (
-    f"{_UPSERT_SERIES_HEAD}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){_UPSERT_SERIES_TAIL} RETURNING series_id"
-)
 _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
     "steps, id_prefix, ref_base, recorded_ns, explicit) VALUES "
 )
-_INSERT_CHUNK = f"{_INSERT_CHUNKS_HEAD}(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per multi-row statement: 500 x 13 parameters stays far below SQLite's 32,766.
 _ROWS_PER_STATEMENT = 500
 
@@ -204,6 +200,10 @@ _ROWS_PER_STATEMENT = 500
 def _many_rows(head: str, width: int, count: int, tail: str = "") -> str:
     row = f"({', '.join('?' * width)})"
     return f"{head}{', '.join([row] * count)}{tail}"
+
+
+_UPSERT_SERIES = _many_rows(_UPSERT_SERIES_HEAD, 13, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id")
+_INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 11, 1)
 
 
 def _statements(head: str, rows: list[tuple[Any, ...]], tail: str = "") -> Iterator[tuple[str, list[Any]]]:
@@ -375,22 +375,7 @@ class MetricChunkWriter:
             # RETURNING gives rows in no promised order: each names its series.
             for series_id, *identity in connection.execute(sql, parameters).fetchall():
                 ids[SeriesIdentity(*identity)] = series_id
-        chunks = [
-            (
-                ids[group.identity],
-                seq_base,
-                len(group.positions),
-                pack(POSITION_TYPE, group.positions),
-                pack("q", group.observed),
-                pack("d" if group.identity.value_type == "float64" else "q", group.values),
-                pack("q", group.steps),
-                numbering.id_prefix,
-                numbering.first,
-                numbering.recorded_ns,
-                None,
-            )
-            for group in groups
-        ]
+        chunks = [_chunk_row(group, ids[group.identity], seq_base, numbering) for group in groups]
         for sql, parameters in _statements(_INSERT_CHUNKS_HEAD, chunks):
             connection.execute(sql, parameters)
 
@@ -400,26 +385,29 @@ class MetricChunkWriter:
         (series_id,) = connection.execute(
             _UPSERT_SERIES, MetricChunkWriter._series_row(group, seq_base)
         ).fetchone()
+        connection.execute(_INSERT_CHUNK, _chunk_row(group, series_id, seq_base, None))
         explicit = group.explicit
         assert explicit is not None
-        typecode = "d" if group.identity.value_type == "float64" else "q"
-        connection.execute(
-            _INSERT_CHUNK,
-            (
-                series_id,
-                seq_base,
-                len(group.positions),
-                pack(POSITION_TYPE, group.positions),
-                None,
-                pack(typecode, group.values),
-                pack("q", group.steps),
-                None,
-                None,
-                None,
-                orjson.dumps(explicit).decode(),
-            ),
-        )
         connection.executemany(
             "INSERT INTO explicit_metric_refs (record_ref, series_id) VALUES (?, ?)",
             [(ref, series_id) for ref in explicit["refs"]],
         )
+
+
+def _chunk_row(group: _Group, series_id: int, seq_base: int, numbering: Numbering | None) -> tuple[Any, ...]:
+    """A metric_chunks row: captured points are named by the writer's numbering; explicit ones
+    (`numbering` None) carry their own refs and timestamps."""
+    explicit = group.explicit
+    return (
+        series_id,
+        seq_base,
+        len(group.positions),
+        pack(POSITION_TYPE, group.positions),
+        pack("q", group.observed) if explicit is None else None,
+        pack("d" if group.identity.value_type == "float64" else "q", group.values),
+        pack("q", group.steps),
+        None if numbering is None else numbering.id_prefix,
+        None if numbering is None else numbering.first,
+        None if numbering is None else numbering.recorded_ns,
+        None if explicit is None else orjson.dumps(explicit).decode(),
+    )
