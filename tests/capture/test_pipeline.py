@@ -30,6 +30,7 @@ from contexta.capture import (
     ReplayReport,
     read_capture_log,
 )
+from contexta.capture._queue import CaptureQueue
 from contexta.contract import DegradedRecord
 from contexta.errors import CaptureError, ClosedScopeError, ConflictError, LifecycleError
 
@@ -439,6 +440,37 @@ def test_close_is_idempotent_and_capture_after_close_is_refused(tmp_path: Path) 
         ctx.run("again")
     assert excinfo.value.code == "contexta_closed"
     assert len(metric_entries(sink.entries)) == 1
+
+
+def test_a_metric_method_held_from_before_close_is_refused_after_close(tmp_path: Path) -> None:
+    """Training loops bind `metric = stage.metric` once; the bound method must not outlive the scope."""
+    sink = InMemorySink()
+    ctx = open_contexta(tmp_path, [sink])
+    try:
+        stage = ctx.run("r").stage("train")
+        metric = stage.metric
+        metric("loss", 1.0, step=0)
+        stage.close()
+        with pytest.raises(ClosedScopeError) as excinfo:
+            metric("loss", 0.5, step=1)
+        assert excinfo.value.code == "scope_closed"
+        ctx.flush()
+        assert [entry.payload["payload"]["step"] for entry in metric_entries(sink.entries)] == [0]
+    finally:
+        ctx.close()
+
+
+def test_a_writer_going_to_sleep_never_reopens_a_closed_queue() -> None:
+    """`limit` is the hot path's only check; a writer that sleeps after `close()` must leave it at 0."""
+    queue = CaptureQueue(capacity=1024, wake_threshold=256, overflow="block", block_timeout_s=1.0)
+    assert queue.put((0, 0, None)) is True
+    queue.close()
+    queue.wait_for_items(0.0)
+    queue.wake()
+    assert queue.limit == 0
+    with pytest.raises(LifecycleError):
+        queue.put((0, 0, None))
+    assert len(queue) == 1
 
 
 def test_flush_with_a_stuck_sink_raises_flush_timeout_instead_of_hanging(tmp_path: Path) -> None:

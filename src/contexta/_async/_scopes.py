@@ -102,8 +102,6 @@ class AsyncScope:
         items = queue.items
         if len(items) < queue.limit:  # CaptureQueue.put inlined, as in the sync facade: the common case
             items.append(item)
-            if queue.writer_idle and len(items) >= queue.wake_threshold:
-                queue.wake()
             return ACCEPTED
         return await enqueue(queue, item)
 

@@ -1,7 +1,9 @@
 """The bounded in-process queue between capture calls and the writer thread.
 
-`put` is the hot path: a length check, a deque append and, once per batch, a wake-up. Everything
-slow (waiting for space, dropping, counting the loss) lives on the full-queue path.
+`put` is the hot path: one length check against `limit` and a deque append. `limit` folds three
+things into that one comparison: the capacity while the writer is busy, the wake threshold while it
+sleeps (so the call that fills a batch takes the slow path and wakes it), and 0 once closed. Everything
+slow (waking the writer, waiting for space, dropping, counting the loss) lives beyond the limit.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ class CaptureQueue:
             self.items: deque[tuple[Any, ...]] = deque()
         else:
             items.clear()
-        self.limit = self.capacity  # 0 once closed: every put takes the slow path, which refuses
+        # Read without a lock on the hot path; written only under `_limit_lock`, so a writer going to
+        # sleep can never reopen a queue that `close()` has just shut.
+        self._limit_lock = threading.Lock()
+        self.limit = self.capacity
         self._closed = False
         self._wake = threading.Event()
         self.writer_idle = False
@@ -73,18 +78,25 @@ class CaptureQueue:
         items = self.items
         if len(items) < self.limit:
             items.append(item)
+            return True
+        return self.put_beyond_limit(item)
+
+    def put_beyond_limit(self, item: tuple[Any, ...]) -> bool:
+        """`put` for an item that met `limit`: wake a sleeping writer, or take the full-queue path."""
+        items = self.items
+        if not self._closed and len(items) < self.capacity:
+            items.append(item)
             if self.writer_idle and len(items) >= self.wake_threshold:
-                self.writer_idle = False
-                self._wake.set()
+                self.wake()
             return True
         return self.put_full(item)
 
     def offer(self, item: tuple[Any, ...]) -> bool | None:
         """Enqueue `item` without ever waiting: True when queued, False when the policy dropped it, None
         when the queue is full under `block` (the async facade then awaits room and offers again)."""
-        if len(self.items) < self.limit:
+        if self._closed or len(self.items) < self.capacity:
             return self.put(item)
-        if self.overflow == "block" and not self._closed and threading.get_ident() not in self.writer_idents:
+        if self.overflow == "block" and threading.get_ident() not in self.writer_idents:
             self.wake()
             return None
         return self.put_full(item)
@@ -109,16 +121,23 @@ class CaptureQueue:
         self.items.append(item)
 
     def wake(self) -> None:
-        self.writer_idle = False
+        self._set_writer_idle(False)
         self._wake.set()
 
     def wait_for_items(self, timeout: float) -> None:
         """Writer side: sleep until woken or `timeout` passes."""
-        self.writer_idle = True
+        self._set_writer_idle(True)
         if len(self.items) < self.wake_threshold:
             self._wake.wait(timeout)
         self._wake.clear()
-        self.writer_idle = False
+        self._set_writer_idle(False)
+
+    def _set_writer_idle(self, idle: bool) -> None:
+        """While the writer sleeps, the call that brings a batch's worth of items goes beyond `limit`."""
+        with self._limit_lock:
+            self.writer_idle = idle
+            if not self._closed:
+                self.limit = self.wake_threshold if idle else self.capacity
 
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
@@ -148,8 +167,9 @@ class CaptureQueue:
 
     def close(self) -> None:
         """Refuse new items; items already queued stay for the writer to drain."""
-        self._closed = True
-        self.limit = 0
+        with self._limit_lock:
+            self._closed = True
+            self.limit = 0  # every put goes beyond the limit, where a closed queue refuses it
         with self._space:
             self._space.notify_all()
 
@@ -172,7 +192,7 @@ class CaptureQueue:
         with self._space:
             self._waiting += 1
             try:
-                while len(self.items) >= self.limit:
+                while len(self.items) >= self.capacity or self._closed:
                     if self._closed:
                         raise LifecycleError(
                             "this Contexta was closed while the capture call waited", code="contexta_closed"

@@ -7,8 +7,10 @@ check their input, stamp the time and enqueue one small tuple; everything else h
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
@@ -55,6 +57,16 @@ _METRICS = kinds.METRICS
 _FLOAT_ONLY = {float}
 _MAX_REMEMBERED_KEYS = 16_384
 _known_keys: set[str] = set()
+
+
+class _ClosedItems(deque[tuple[Any, ...]]):
+    """A closed scope's items: never shorter than a queue's limit, so `metric` takes its slow path."""
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+
+_CLOSED_ITEMS = _ClosedItems()
 
 
 def _checked_key(key: str) -> str:
@@ -136,7 +148,8 @@ class Scope:
         self._details = details or {}
         self._put = session.pipeline.put
         self._queue = session.pipeline.queue
-        self._items = self._queue.items  # the queue's deque, never replaced (cleared in place after fork)
+        # The queue's deque (never replaced: cleared in place after a fork) until this scope closes.
+        self._items: deque[tuple[Any, ...]] = self._queue.items
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -199,8 +212,6 @@ class Scope:
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
         """Record one numeric observation; returns at once (the writer does the rest)."""
-        if self._status != "open":
-            raise self._closed_error()
         if key not in _known_keys:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
@@ -210,15 +221,19 @@ class Scope:
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
         item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
-        # CaptureQueue.put, inlined: this is the call a training loop makes millions of times.
-        queue = self._queue
+        # CaptureQueue.put, inlined: this is the call a training loop makes millions of times. A closed
+        # scope's items are `_CLOSED_ITEMS`, never below the limit, so this one comparison also sends a
+        # call on a closed scope beyond the limit, where it is refused.
         items = self._items
-        if len(items) < queue.limit:
+        if len(items) < self._queue.limit:
             items.append(item)
-            if queue.writer_idle and len(items) >= queue.wake_threshold:
-                queue.wake()
             return ACCEPTED
-        return ACCEPTED if queue.put_full(item) else DROPPED
+        return self._put_beyond_limit(item)
+
+    def _put_beyond_limit(self, item: tuple[Any, ...]) -> CaptureResult:
+        if self._status != "open":
+            raise self._closed_error()
+        return ACCEPTED if self._queue.put_beyond_limit(item) else DROPPED
 
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
@@ -430,6 +445,7 @@ class Scope:
             if self._status != "open":
                 return
             self._status = status
+            self._items = _CLOSED_ITEMS
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns)
         if self._parent is not None:
