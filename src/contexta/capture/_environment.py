@@ -8,6 +8,7 @@ of settings that change how a job runs are recorded, never the others.
 
 from __future__ import annotations
 
+import email.parser  # noqa: F401 (why: see below)
 import functools
 import importlib.metadata
 import os
@@ -18,6 +19,10 @@ import sys
 from typing import Any
 
 __all__ = ["ENVIRONMENT_VARIABLES", "environment_fields"]
+
+# `email.parser` above: importlib.metadata loads it on the first `.metadata`, which would be in the
+# collecting thread in the middle of a run; an import holds the GIL while it runs and stalls a busy
+# event loop, so it is loaded with this module instead.
 
 # The only environment variables whose values are recorded: devices, threads, seeds, ranks, job ids.
 ENVIRONMENT_VARIABLES = (
