@@ -96,7 +96,10 @@ class Contexta(Investigation):
         )
         self._capture_sinks = tuple(sink for sink in self._pipeline.sinks if not isinstance(sink, StoreSink))
         self._session = CaptureSession(
-            self._config.project_name, self._pipeline, redact_secrets=self._config.capture.redact_secrets
+            self._config.project_name,
+            self._pipeline,
+            redact_secrets=self._config.capture.redact_secrets,
+            compiled_metric=self._config.capture.compiled_metric,
         )
 
     @classmethod

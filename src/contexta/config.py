@@ -117,6 +117,9 @@ class CaptureConfig:
     # Under sustained load the capture log's metric lines are assembled and appended by a child
     # process (capture/_sinks/_log_process.py); False keeps all writing in this process.
     log_process: bool = True
+    # `metric()` runs as compiled code (capture/_metric_call.c) when the package was built with a C
+    # compiler; False uses the Python method alone. Both apply the same rules and queue the same items.
+    compiled_metric: bool = True
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):

@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
-from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from types import MappingProxyType, MethodType, TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
@@ -26,6 +26,7 @@ from contexta.capture._session import CURRENT_SCOPE, CaptureSession
 from contexta.contract._checks import (
     check_choice,
     check_metric_key,
+    check_step,
     metric_number,
 )
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
@@ -40,6 +41,9 @@ from contexta.contract._refs import (
 )
 from contexta.contract._timestamps import format_ns, normalize_timestamp, parse_timestamp
 from contexta.errors import ClosedScopeError, ConflictError, LifecycleError, ValidationError
+
+if TYPE_CHECKING:
+    from contexta.capture._metric_call import MetricCall as _CompiledMetric
 
 __all__ = [
     "BatchScope",
@@ -90,11 +94,6 @@ def _checked_pairs(values: Any) -> tuple[tuple[str, float | int], ...]:
             value = metric_number(value, key)
         pairs.append((key, value))
     return tuple(pairs)
-
-
-def _check_step(step: Any) -> None:
-    if type(step) is not int or step < 0:
-        raise ValidationError(f"step must be a non-negative int, got {step!r}", code="metric_step_invalid")
 
 
 def _check_unit(unit: Any) -> None:
@@ -150,6 +149,8 @@ class Scope:
         self._queue = session.pipeline.queue
         # The queue's deque (never replaced: cleared in place after a fork) until this scope closes.
         self._items: deque[tuple[Any, ...]] = self._queue.items
+        compiled = session.metric_call
+        self._metric_call = None if compiled is None else self._compiled_metric(compiled)
         self._lock = threading.Lock()
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -194,6 +195,22 @@ class Scope:
 
     # -- emission (the hot path) ---------------------------------------------------------------
 
+    def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
+        """Shadow `metric` on this instance with the compiled call, which hands every case but the
+        common one to the method below: the rules live there once (see capture/_metric_call.c)."""
+        call = compiled(
+            MethodType(type(self).metric, self),
+            self._items,
+            self._queue,
+            self._fields,
+            _known_keys,
+            _METRIC,
+            ACCEPTED,
+            "step",
+        )
+        setattr(self, "metric", call)  # noqa: B010 (mypy refuses a plain assignment over a method)
+        return call
+
     def _closed_error(self) -> ClosedScopeError:
         return ClosedScopeError(
             f"{self.ref} is already {self._status}; capture into an open scope",
@@ -216,8 +233,8 @@ class Scope:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
             value = metric_number(value, key)
-        if step is not None and (type(step) is not int or step < 0):
-            _check_step(step)
+        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+            check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
         item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
@@ -260,8 +277,8 @@ class Scope:
                 pairs = _checked_pairs(values)
         else:
             pairs = _checked_pairs(values)
-        if step is not None and (type(step) is not int or step < 0):
-            _check_step(step)
+        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+            check_step(step)
         if unit is not None:
             _check_unit(unit)
         return (_METRICS, _time_ns(), self._fields, pairs, unit, step)
@@ -283,8 +300,8 @@ class Scope:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
             value = metric_number(value, key)
-        if step is not None and (type(step) is not int or step < 0):
-            _check_step(step)
+        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+            check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
         return (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
@@ -446,6 +463,8 @@ class Scope:
                 return
             self._status = status
             self._items = _CLOSED_ITEMS
+            if self._metric_call is not None:
+                self._metric_call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns)
         if self._parent is not None:

@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
+from contexta.capture._compiled import MetricCall
 from contexta.capture._pipeline import CapturePipeline
 from contexta.capture._redaction import redact_secrets
 from contexta.contract._checks import json_attributes
@@ -21,10 +22,19 @@ CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", d
 
 
 class CaptureSession:
-    def __init__(self, project: str, pipeline: CapturePipeline, *, redact_secrets: bool = True):
+    def __init__(
+        self,
+        project: str,
+        pipeline: CapturePipeline,
+        *,
+        redact_secrets: bool = True,
+        compiled_metric: bool = True,
+    ):
         self.project = project
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
+        # The compiled `metric()` call its scopes use, or None for the Python method alone.
+        self.metric_call = MetricCall if compiled_metric else None
         self._lock = threading.Lock()
         self._open_runs: dict[str, RunScope] = {}
         self._open_deployments: dict[str, Scope] = {}

@@ -97,6 +97,14 @@ def check_lifecycle(status: Any, started_at: str, ended_at: str | None) -> None:
         )
 
 
+def check_step(step: Any) -> None:
+    """Steps are stored as SQLite integers and written as JSON numbers: 0 up to 2**63 - 1."""
+    if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+        raise ValidationError(
+            f"step must be an int from 0 to 2**63 - 1, got {step!r}", code="metric_step_invalid"
+        )
+
+
 def check_order_index(value: Any) -> None:
     if value is not None and (type(value) is not int or value < 0):
         raise ValidationError(

@@ -12,6 +12,7 @@ from contexta.contract._checks import (
     check_metric_key,
     check_optional_ref,
     check_ref,
+    check_step,
     check_text,
     check_timestamp,
     json_attributes,
@@ -122,10 +123,7 @@ class MetricPayload(ContractModel):
         _set(self, "value", metric_number(self.value, self.metric_key))
         check_choice(self.value_type, VALUE_TYPES, "value_type")
         check_text(self.unit, "unit")
-        if self.step is not None and (type(self.step) is not int or self.step < 0):
-            raise ValidationError(
-                f"step must be a non-negative int, got {self.step!r}", code="metric_step_invalid"
-            )
+        check_step(self.step)
         check_choice(self.aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
         if self.subject_ref is not None:
             parse_ref(self.subject_ref)

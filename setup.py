@@ -1,0 +1,16 @@
+"""Builds the optional C fast path of `metric()`; the project's metadata is in pyproject.toml.
+
+`optional=True`: where it cannot be compiled, the package installs without it and runs in pure Python.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "contexta.capture._metric_call",
+            ["src/contexta/capture/_metric_call.c"],
+            optional=True,
+        )
+    ]
+)
