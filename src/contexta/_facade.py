@@ -274,9 +274,10 @@ class Contexta(Investigation):
         aggregation_scope: str = "step",
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
-        return self._scope_for_capture().metric(
-            key, value, unit=unit, step=step, aggregation_scope=aggregation_scope, tags=tags
-        )
+        scope = self._scope_for_capture()
+        if unit is None and aggregation_scope == "step" and tags is None:
+            return scope.metric(key, value, step=step)  # the shape the compiled call takes itself
+        return scope.metric(key, value, unit=unit, step=step, aggregation_scope=aggregation_scope, tags=tags)
 
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
