@@ -186,6 +186,8 @@ def test_the_extension_was_built_where_a_c_compiler_is_available() -> None:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}) on this machine: the pure-Python method is used")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers (Python.h) on this machine: the pure-Python method is used")
     assert MetricCall is not None, "pip install -e . did not build src/contexta/capture/_metric_call.c"
 
 
