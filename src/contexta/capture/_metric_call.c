@@ -36,6 +36,20 @@ typedef struct {
     PyObject *default_scope; /* the default aggregation scope, "step" */
 } MetricCall;
 
+/* Every object a MetricCall holds, for the garbage collector's traverse and clear: one list to keep. */
+#define EACH_REFERENCE(DO)                                                                          \
+    do {                                                                                            \
+        DO(self->fallback);                                                                         \
+        DO(self->items);                                                                            \
+        DO(self->append);                                                                           \
+        DO(self->queue);                                                                            \
+        DO(self->fields);                                                                           \
+        DO(self->known_keys);                                                                       \
+        DO(self->kind);                                                                             \
+        DO(self->accepted);                                                                         \
+        DO(self->default_scope);                                                                    \
+    } while (0)
+
 /* True for an exact int (not a bool) that fits in a signed 64-bit integer. */
 static int
 is_int64(PyObject *value)
@@ -219,15 +233,7 @@ static int
 metric_call_traverse(PyObject *op, visitproc visit, void *arg)
 {
     MetricCall *self = (MetricCall *)op;
-    Py_VISIT(self->fallback);
-    Py_VISIT(self->items);
-    Py_VISIT(self->append);
-    Py_VISIT(self->queue);
-    Py_VISIT(self->fields);
-    Py_VISIT(self->known_keys);
-    Py_VISIT(self->kind);
-    Py_VISIT(self->accepted);
-    Py_VISIT(self->default_scope);
+    EACH_REFERENCE(Py_VISIT);
     return 0;
 }
 
@@ -235,15 +241,7 @@ static int
 metric_call_clear(PyObject *op)
 {
     MetricCall *self = (MetricCall *)op;
-    Py_CLEAR(self->fallback);
-    Py_CLEAR(self->items);
-    Py_CLEAR(self->append);
-    Py_CLEAR(self->queue);
-    Py_CLEAR(self->fields);
-    Py_CLEAR(self->known_keys);
-    Py_CLEAR(self->kind);
-    Py_CLEAR(self->accepted);
-    Py_CLEAR(self->default_scope);
+    EACH_REFERENCE(Py_CLEAR);
     return 0;
 }
 
