@@ -27,14 +27,30 @@ class StoreBuilder:
     def __init__(self, db: StoreDatabase):
         self.db = db
         self._record_ids = 0
+        self._executions = 0
 
     def _insert(self, table: str, **columns: Any) -> None:
         if table in ("runs", "deployments"):  # the store orders these by instant through this column
             columns["started_key"] = instant_key(columns["started_at"])
-        names = ", ".join(columns)
-        marks = ", ".join("?" * len(columns))
         with self.db.transaction() as connection:
+            if table == "runs":  # each run put here is a new execution of its ref
+                self._executions += 1
+                columns["execution_id"] = f"e{self._executions:04d}"
+            elif table == "deployments":
+                columns["run_execution_id"] = self._latest(connection, columns["run_ref"])
+            elif table != "projects":  # owned by the latest execution of its run
+                columns["execution_id"] = self._latest(connection, columns["run_ref"])
+            names = ", ".join(columns)
+            marks = ", ".join("?" * len(columns))
             connection.execute(f"INSERT INTO {table}({names}) VALUES ({marks})", list(columns.values()))
+
+    @staticmethod
+    def _latest(connection: Any, run_ref: str | None) -> str | None:
+        row = connection.execute(
+            "SELECT execution_id FROM runs WHERE run_ref = ? ORDER BY started_key DESC, rowid DESC LIMIT 1",
+            (run_ref,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def project(
         self, name: str, created_at: str = "2025-01-01T00:00:00Z", description: str | None = None

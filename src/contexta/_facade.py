@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -35,6 +36,7 @@ from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
+from contexta.store._executions import latest_execution_start
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._repair import RepairReport, rebuild_store
 
@@ -86,11 +88,14 @@ class Contexta(Investigation):
         with self._database.read():  # open (and migrate) now: a corrupt or foreign file fails here, clearly
             pass
         # Runs left open by processes that died (killed, crashed) stop looking like they still run.
-        self._interrupted_runs = tuple(mark_interrupted_runs(self._database))
+        live_dir = layout.live_dir if layout.create_missing_dirs or layout.live_dir.is_dir() else None
+        self._interrupted_runs = tuple(mark_interrupted_runs(self._database, live_dir))
         self._metadata_store = MetadataStore(self._database)
         self._record_store = RecordStore(self._database)
         self._artifact_store = ArtifactStore(self._database, layout.artifacts_dir)
-        store_sinks: list[Sink] = [StoreSink(self._database)] if self._config.capture.persist else []
+        store_sinks: list[Sink] = (
+            [StoreSink(self._database, live_dir=live_dir)] if self._config.capture.persist else []
+        )
         self._pipeline = CapturePipeline(
             self._config.capture, [*sinks, *store_sinks], Outbox(layout.outbox_dir)
         )
@@ -100,6 +105,8 @@ class Contexta(Investigation):
             self._pipeline,
             redact_secrets=self._config.capture.redact_secrets,
             compiled_metric=self._config.capture.compiled_metric,
+            latest_stored_execution=partial(latest_execution_start, self._database),
+            live_dir=live_dir,
         )
 
     @classmethod
@@ -163,7 +170,11 @@ class Contexta(Investigation):
         if resume:
             details["resumed"] = True
         return open_run(
-            self._session, name, run_id=run_id, details={k: v for k, v in details.items() if v is not None}
+            self._session,
+            name,
+            run_id=run_id,
+            details={k: v for k, v in details.items() if v is not None},
+            resume=resume,
         )
 
     def deployment(
@@ -388,7 +399,8 @@ class Contexta(Investigation):
         `RepairReport.previous_store`). Run it while no other process captures into the workspace."""
         self.flush()
         self._database.close_all()  # this process lets go of the file; queries reopen the new one
-        return rebuild_store(self._database.path, self._config.workspace.capture_dir)
+        layout = self._config.workspace
+        return rebuild_store(self._database.path, layout.capture_dir, layout.live_dir)
 
     def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
         """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""

@@ -36,10 +36,18 @@ class Investigation:
         return query.list_projects(self._reads())
 
     def list_runs(
-        self, project: str | None = None, *, status: str | None = None, limit: int | None = None
+        self,
+        project: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        all_executions: bool = False,
     ) -> list[query.RunRecord]:
-        """Runs, oldest first (all projects unless `project` is given)."""
-        return query.list_runs(self._reads(), project, status=status, limit=limit)
+        """Runs, oldest first (all projects unless `project` is given): the latest execution of each
+        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`)."""
+        return query.list_runs(
+            self._reads(), project, status=status, limit=limit, all_executions=all_executions
+        )
 
     def list_stages(self, run_id: str) -> list[query.StageRecord]:
         return query.list_stages(self._reads(), run_id, project=self._project)

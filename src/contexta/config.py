@@ -71,6 +71,11 @@ class WorkspaceConfig:
         return self.cache_dir / "outbox"
 
     @property
+    def live_dir(self) -> Path:
+        """Where each capturing process holds a lock per open run (see contexta/_liveness.py)."""
+        return self.cache_dir / "live"
+
+    @property
     def metadata_dir(self) -> Path:
         return self._under_root(self.metadata_path, "metadata")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 __all__ = [
     "CaptureError",
+    "CaptureWarning",
     "ClosedScopeError",
     "ConfigurationError",
     "ConflictError",
@@ -92,3 +93,8 @@ class StoreError(ContextaError):
     """The canonical store cannot be read or written."""
 
     default_code = "store_failed"
+
+
+class CaptureWarning(UserWarning):
+    """Issued when captured data could not be delivered (a sink failed, records were dropped), or
+    when capture meets something the user should know now (the same run open in two processes)."""

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import xxhash
 
 from contexta import Contexta, ContextaError
 from contexta.capture import (
     BatchScope,
+    CaptureWarning,
     DeploymentScope,
     OperationScope,
     RunScope,
@@ -30,6 +32,13 @@ from contexta.capture import (
 from contexta.errors import ClosedScopeError, ConflictError, LifecycleError, ValidationError
 
 COMPONENT = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def _hash(name: str) -> str:
+    """The documented suffix of a name not in ref form: XXH3-64 of its UTF-8 bytes, 16 hex digits."""
+    return xxhash.xxh3_64_hexdigest(name.encode())
+
+
 PAYLOAD_TYPES = {
     "run": "Run",
     "stage": "StageExecution",
@@ -103,30 +112,35 @@ def open_child(ctx: Contexta, parent: Any, kind: str) -> Any:
 # -- refs -------------------------------------------------------------------------------------
 
 
-def test_refs_of_every_scope_kind_are_built_from_normalised_names(ctx: Contexta) -> None:
-    with ctx.run("Linear SVM") as run, run.stage("Train Model") as stage:
-        with stage.batch("Epoch 1") as batch, batch.sample("Row #7") as batch_sample:
+def test_names_in_ref_form_keep_their_refs_and_other_names_get_their_own(ctx: Contexta) -> None:
+    with ctx.run("linear-svm") as run, run.stage("Train Model") as stage:
+        with stage.batch("epoch-1") as batch, batch.sample("Row #7") as batch_sample:
             pass
-        with stage.sample("First Prediction") as stage_sample:
+        with stage.sample("first-prediction") as stage_sample:
             pass
         with stage.operation("Fit Weights") as operation:
             pass
-    with ctx.deployment("Prod Canary", run_ref=run.ref) as deployment:
+    with ctx.deployment("prod-canary", run_ref=run.ref) as deployment:
         pass
 
+    train = f"train-model-{_hash('Train Model')}"
     expected = {
         run: ("run:p.linear-svm", "linear-svm", RunScope),
-        stage: ("stage:p.linear-svm.train-model", "train-model", StageScope),
-        batch: ("batch:p.linear-svm.train-model.epoch-1", "epoch-1", BatchScope),
-        stage_sample: ("sample:p.linear-svm.train-model.first-prediction", "first-prediction", SampleScope),
-        batch_sample: ("sample:p.linear-svm.train-model.epoch-1.row-7", "row-7", SampleScope),
-        operation: ("operation:p.linear-svm.train-model.fit-weights", "fit-weights", OperationScope),
+        stage: (f"stage:p.linear-svm.{train}", "Train Model", StageScope),
+        batch: (f"batch:p.linear-svm.{train}.epoch-1", "epoch-1", BatchScope),
+        stage_sample: (f"sample:p.linear-svm.{train}.first-prediction", "first-prediction", SampleScope),
+        batch_sample: (f"sample:p.linear-svm.{train}.epoch-1.row-7-{_hash('Row #7')}", "Row #7", SampleScope),
+        operation: (
+            f"operation:p.linear-svm.{train}.fit-weights-{_hash('Fit Weights')}",
+            "Fit Weights",
+            OperationScope,
+        ),
         deployment: ("deployment:p.prod-canary", "prod-canary", DeploymentScope),
     }
     for scope, (ref, name, cls) in expected.items():
         assert isinstance(scope, cls)
         assert scope.ref == ref
-        assert scope.name == name
+        assert scope.name == name  # as typed
         assert len(ref) <= 255
         for component in ref.partition(":")[2].split("."):
             assert COMPONENT.fullmatch(component) and len(component) <= 63
@@ -657,7 +671,7 @@ def test_deployment_records_carry_the_deployment_and_the_linked_run(ctx: Context
     with ctx.run("train") as run:
         pass
     artifact = "artifact:p.train.model-0123456789ab"
-    with ctx.deployment("Tiny CNN Candidate", run_ref=run.ref, artifact_ref=artifact) as deployment:
+    with ctx.deployment("tiny-cnn-candidate", run_ref=run.ref, artifact_ref=artifact) as deployment:
         deployment.event("checkpoint.selected", message="picked epoch 3")
         deployment.metric("latency.ms", 12.5, unit="ms")
     assert deployment.ref == "deployment:p.tiny-cnn-candidate"
@@ -695,12 +709,12 @@ def test_stage_and_batch_order_index_increments(ctx: Contexta) -> None:
 
 def test_a_second_open_stage_with_the_same_name_conflicts(ctx: Contexta) -> None:
     with ctx.run("r") as run, run.stage("Train") as first:
-        for same in ("Train", "train", "TRAIN!"):  # same normalised name
-            with pytest.raises(ConflictError) as raised:
-                run.stage(same)
-            assert raised.value.code
-        with run.stage("evaluate") as other:  # a different name may overlap
-            assert other.status == "open"
+        with pytest.raises(ConflictError) as raised:
+            run.stage("Train")
+        assert raised.value.code == "stage_already_open"
+        for other_name in ("train", "TRAIN!"):  # different names: their own stages, open beside it
+            with run.stage(other_name) as other:
+                assert other.ref != first.ref and other.status == "open"
         assert first.status == "open"
     assert [line["status"] for line in scope_lines(ctx, first.ref)] == ["open", "completed"]
 
@@ -722,8 +736,8 @@ def test_sibling_samples_and_batches_need_distinct_open_names(ctx: Contexta) -> 
     with ctx.run("r") as run, run.stage("s") as stage:
         with stage.sample("x"):
             with pytest.raises(ConflictError):
-                stage.sample("X")
-            with stage.sample("y"):
+                stage.sample("x")
+            with stage.sample("X"), stage.sample("y"):  # other names, other samples
                 pass
         with stage.batch("b"), pytest.raises(ConflictError):
             stage.batch("b")
@@ -731,10 +745,18 @@ def test_sibling_samples_and_batches_need_distinct_open_names(ctx: Contexta) -> 
             pass
 
 
-def test_a_run_cannot_be_opened_twice_at_once(ctx: Contexta) -> None:
-    with ctx.run("r"):
-        with pytest.raises(ConflictError) as raised:
-            ctx.run("R")
-        assert raised.value.code
-    with ctx.run("r") as again:
-        assert again.status == "open"
+def test_a_run_name_opened_twice_at_once_gives_two_executions_and_warns(ctx: Contexta) -> None:
+    with ctx.run("r") as first:
+        first.metric("loss", 1.0, step=0)
+        with pytest.warns(CaptureWarning, match=r"run:p\.r is already open in this process"):
+            second = ctx.run("r")
+        second.metric("loss", 2.0, step=0)
+        second.close()
+    assert first.ref == second.ref and first.execution_id != second.execution_id
+    runs = ctx.list_runs(all_executions=True)
+    assert [(run.run_id, run.execution_id) for run in runs] == [
+        ("run:p.r@1", first.execution_id),
+        ("run:p.r", second.execution_id),
+    ]
+    assert ctx.get_metric_series("r@1", "loss").values == (1.0,)
+    assert ctx.get_metric_series("r", "loss").values == (2.0,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from contexta.contract import (
     normalize_name,
     parse_ref,
     record_ref,
+    ref_component,
     run_ref,
     sample_ref,
     stage_ref,
@@ -70,20 +72,30 @@ def test_normalize_name_refuses_non_strings(name: object) -> None:
 # -- builders ------------------------------------------------------------------------------------
 
 
-def test_run_ref_joins_normalised_project_and_run_names() -> None:
-    assert run_ref("Iris SVM", "Linear SVM!") == "run:iris-svm.linear-svm"
+def _hash(name: str) -> str:
+    return xxhash.xxh3_64_hexdigest(name.encode())
+
+
+def test_run_ref_joins_the_components_of_project_and_run_names() -> None:
+    assert run_ref("iris-svm", "linear-svm") == "run:iris-svm.linear-svm"
+    assert run_ref("Iris SVM", "Linear SVM!") == (
+        f"run:iris-svm-{_hash('Iris SVM')}.linear-svm-{_hash('Linear SVM!')}"
+    )
 
 
 def test_stage_and_batch_refs_extend_their_parent() -> None:
     run = run_ref("iris-svm", "linear-svm")
-    stage = stage_ref(run, "Evaluate")
+    stage = stage_ref(run, "evaluate")
     assert stage == "stage:iris-svm.linear-svm.evaluate"
-    assert batch_ref(stage, "Holdout Split") == "batch:iris-svm.linear-svm.evaluate.holdout-split"
+    assert batch_ref(stage, "holdout-split") == "batch:iris-svm.linear-svm.evaluate.holdout-split"
+    assert batch_ref(stage, "Holdout Split") == (
+        f"batch:iris-svm.linear-svm.evaluate.holdout-split-{_hash('Holdout Split')}"
+    )
 
 
 def test_sample_ref_under_a_stage_has_four_components() -> None:
     stage = "stage:iris-svm.linear-svm.evaluate"
-    ref = sample_ref(stage, "First Prediction")
+    ref = sample_ref(stage, "first-prediction")
     assert ref == "sample:iris-svm.linear-svm.evaluate.first-prediction"
     parsed = parse_ref(ref, "sample")
     assert parsed.components == ("iris-svm", "linear-svm", "evaluate", "first-prediction")
@@ -92,13 +104,59 @@ def test_sample_ref_under_a_stage_has_four_components() -> None:
 def test_sample_ref_under_a_batch_has_five_components() -> None:
     batch = "batch:iris-svm.linear-svm.evaluate.holdout-split"
     ref = sample_ref(batch, "case 7")
-    assert ref == "sample:iris-svm.linear-svm.evaluate.holdout-split.case-7"
+    assert ref == f"sample:iris-svm.linear-svm.evaluate.holdout-split.case-7-{_hash('case 7')}"
     assert len(parse_ref(ref, "sample").components) == 5
 
 
 def test_sample_name_with_a_dot_becomes_one_component() -> None:
     ref = sample_ref("stage:p.r.s", "a.b")
-    assert ref == "sample:p.r.s.a-b"
+    assert ref == f"sample:p.r.s.a-b-{_hash('a.b')}"
+
+
+# -- ref_component: two names never share a ref -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["linear-svm", "epoch-1", "first-prediction", "007", "a" * 63])
+def test_a_name_in_ref_form_is_its_own_component(name: str) -> None:
+    assert ref_component(name) == name
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("lr=0.1", "lr=0-1", "lr-0-1"),
+        ("ResNet 50", "resnet_50", "resnet-50", "RESNET 50"),
+        ("case_1", "case-1", "Case 1"),
+        ("обучение-1", "валидация-1", "1"),
+        ("обучение", "валидация", "評価", "평가"),
+    ],
+)
+def test_different_names_get_different_components(names: tuple[str, ...]) -> None:
+    components = [ref_component(name) for name in names]
+    assert len(set(components)) == len(names), components
+    for component in components:
+        assert parse_ref(f"run:p.{component}").name == component
+
+
+def test_a_component_is_stable_and_documented() -> None:
+    assert ref_component("ResNet 50") == ref_component("ResNet 50") == f"resnet-50-{_hash('ResNet 50')}"
+    assert ref_component("обучение") == _hash("обучение")  # no Latin letters or digits: the hash alone
+
+
+def test_a_long_name_keeps_a_shortened_stem_and_its_whole_hash() -> None:
+    name = "A" * 60
+    component = ref_component(name)
+    assert len(component) <= 63 and component.endswith(_hash(name)) and component.startswith("aaaa")
+
+
+@given(st.text(min_size=1, max_size=80), st.text(min_size=1, max_size=80))
+def test_two_names_share_a_component_only_when_they_are_equal(left: str, right: str) -> None:
+    try:
+        components = ref_component(left), ref_component(right)
+    except ValidationError as error:
+        assert error.code in {"name_empty", "name_too_long", "name_invalid"}
+        return
+    assert (components[0] == components[1]) == (left == right)
 
 
 @pytest.mark.parametrize("owner", ["run:p.r", "project:p", "deployment:p.d"])
@@ -121,7 +179,7 @@ def test_batch_ref_refuses_a_run_parent() -> None:
 
 
 def test_deployment_record_and_artifact_refs() -> None:
-    assert deployment_ref("Iris SVM", "Prod Deploy v3") == "deployment:iris-svm.prod-deploy-v3"
+    assert deployment_ref("iris-svm", "prod-deploy-v3") == "deployment:iris-svm.prod-deploy-v3"
     run = "run:iris-svm.linear-svm"
     assert record_ref(run, "r00001") == "record:iris-svm.linear-svm.r00001"
     assert record_ref("deployment:iris-svm.prod", "r1") == "record:iris-svm.prod.r1"

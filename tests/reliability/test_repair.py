@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,7 @@ def _capture(workspace: Path, tmp_path: Path) -> None:
     model = tmp_path / "model.bin"
     model.write_bytes(b"weights")
     with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
-        for attempt in range(2):  # the second execution replaces the first, in the store and after repair
+        for attempt in range(2):  # two executions, both kept: in the store and after repair
             with ctx.run("baseline", tags={"attempt": attempt}) as run:
                 with run.stage("train") as stage:
                     for step in range(300):
@@ -42,6 +46,11 @@ def _answers(workspace: Path) -> dict[str, object]:
     with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
         return {
             "runs": [(run.name, run.status, run.tags) for run in ctx.list_runs()],
+            "executions": [
+                (run.run_id, run.execution_id, run.status, run.started_at, run.ended_at)
+                for run in ctx.list_runs(all_executions=True)
+            ],
+            "first loss": ctx.get_metric_series("baseline@1", "loss").values,
             "loss": [
                 (p.step, p.value, p.observed_at) for p in ctx.get_metric_series("baseline", "loss").points
             ],
@@ -81,7 +90,7 @@ def test_repair_of_a_healthy_store_changes_no_answer(tmp_path: Path) -> None:
     before = _answers(workspace)
     with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
         report = ctx.repair()
-        assert report.runs == 2 and report.artifacts == 2 and report.interrupted_runs == ()
+        assert report.runs == 3 and report.artifacts == 2 and report.interrupted_runs == ()
         assert report.previous_store is not None and report.previous_store.exists()
         assert [run.name for run in ctx.list_runs()] == ["baseline", "broken"]  # the same ctx reads on
     assert _answers(workspace) == before
@@ -89,17 +98,30 @@ def test_repair_of_a_healthy_store_changes_no_answer(tmp_path: Path) -> None:
 
 def test_repair_skips_a_torn_last_line_and_closes_runs_the_log_never_closed(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
-    ctx = Contexta(workspace=workspace, config={"project_name": PROJECT})
-    run = ctx.run("cut-short")
-    run.metric("loss", 0.5, step=0)
-    ctx.flush()
+    script = (
+        "import os, signal, sys\n"
+        "from contexta import Contexta\n"
+        f"ctx = Contexta(workspace={str(workspace)!r}, config={{'project_name': {PROJECT!r}}})\n"
+        "run = ctx.run('cut-short')\n"
+        "stage = run.stage('train')\n"
+        "stage.metric('loss', 0.5, step=0)\n"
+        "ctx.flush()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     log = workspace / "cache" / "capture" / "record.jsonl"
+    last_metric_at = json.loads(log.read_bytes().splitlines()[-1])["payload"]["envelope"]["observed_at"]
     with log.open("ab") as handle:
         handle.write(b'{"captured_at": "2025-01-01T00:00:0')  # what a kill mid-write leaves
-    report = ctx.repair()
-    assert report.skipped_lines == {"record.jsonl": (sum(1 for _ in log.open("rb")),)}
-    assert report.interrupted_runs == (f"run:{PROJECT}.cut-short",)
-    (stored,) = ctx.list_runs()
-    assert (stored.status, stored.end_reason) == ("failed", "interrupted")
-    assert ctx.get_metric_series("cut-short", "loss").values == (0.5,)
-    ctx._pipeline.close(timeout=10)  # the run scope is left as a killed process would leave it
+    with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
+        report = ctx.repair()
+        assert report.skipped_lines == {"record.jsonl": (sum(1 for _ in log.open("rb")),)}
+        assert report.interrupted_runs == (f"run:{PROJECT}.cut-short",)
+        (stored,) = ctx.list_runs()
+        assert (stored.status, stored.end_reason) == ("failed", "interrupted")
+        # It ended where the log ends, not when the repair ran; its stage with it.
+        assert stored.ended_at == last_metric_at
+        (stage,) = ctx.list_stages("cut-short")
+        assert (stage.status, stage.end_reason, stage.ended_at) == ("failed", "interrupted", last_metric_at)
+        assert ctx.get_metric_series("cut-short", "loss").values == (0.5,)

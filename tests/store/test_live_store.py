@@ -129,7 +129,7 @@ def _fit_linear_model(ctx: Contexta, directory: Path) -> Capture:
     weights = np.zeros(3)
     losses: list[float] = []
     grad_norms: list[float] = []
-    with ctx.run("Linear Fit", **RUN_ARGUMENTS) as run:
+    with ctx.run("linear-fit", **RUN_ARGUMENTS) as run:
         with run.stage("train") as train:
             for step in range(STEPS):
                 residual = train_x @ weights - train_y

@@ -116,7 +116,7 @@ def test_hand_written_and_captured_points_of_one_key_merge_in_capture_order(tmp_
     ctx.close()
 
 
-def test_running_a_name_again_leaves_no_points_of_the_earlier_execution(tmp_path: Path) -> None:
+def test_running_a_name_again_keeps_the_earlier_executions_points_apart(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
     for attempt in range(2):
         ctx = _open(workspace)
@@ -125,8 +125,9 @@ def test_running_a_name_again_leaves_no_points_of_the_earlier_execution(tmp_path
                 run.metric("loss", float(attempt), step=step)
         ctx.close()
     ctx = _open(workspace)
-    points = ctx.get_metric_series("r", "loss").points
-    assert len(points) == 100 and {point.value for point in points} == {1.0}
+    latest, first = ctx.get_metric_series("r", "loss").points, ctx.get_metric_series("r@1", "loss").points
+    assert len(latest) == 100 and {point.value for point in latest} == {1.0}
+    assert len(first) == 100 and {point.value for point in first} == {0.0}
     ctx.close()
     with sqlite3.connect(workspace / "metadata" / "contexta.db") as connection:
         orphans = connection.execute(
@@ -134,7 +135,7 @@ def test_running_a_name_again_leaves_no_points_of_the_earlier_execution(tmp_path
         ).fetchone()[0]
         series = connection.execute("SELECT point_count, extras FROM metric_series").fetchall()
     assert orphans == 0
-    assert series == [(100, "")]
+    assert series == [(100, ""), (100, "")]  # one series per execution
 
 
 def test_samples_interleaved_in_runs_of_any_length_keep_every_point_in_order(tmp_path: Path) -> None:

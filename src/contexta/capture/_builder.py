@@ -75,7 +75,12 @@ class EntryBuilder:
             return self._scope(item)
         if kind == kinds.ENVIRONMENT:
             _, t_ns, context, fields = item
-            document = {"run_ref": context.run_ref, "captured_at": format_ns(t_ns), **fields}
+            document = {
+                "run_ref": context.run_ref,
+                "execution_id": context.execution_id,
+                "captured_at": format_ns(t_ns),
+                **fields,
+            }
             return CapturedEntry("CONTEXT", "EnvironmentSnapshot", context.run_ref, format_ns(t_ns), document)
         if kind == kinds.ARTIFACT:
             _, t_ns, context, manifest, source, binding_status = item
@@ -89,6 +94,7 @@ class EntryBuilder:
                     "manifest": manifest.to_dict(omit_none=True),
                     "source": source.to_dict(),
                 },
+                execution_id=context.execution_id,
             )
         raise ValueError(f"unknown capture item kind {kind!r}")
 
@@ -173,14 +179,20 @@ class EntryBuilder:
         _, t_ns, context, status, started_ns, ended_ns, details = item
         started = format_ns(started_ns)
         ended = format_ns(ended_ns) if ended_ns is not None else None
-        name = context.name
+        # Models hold the ref's component as the name (SPEC section 7); the name as typed travels
+        # beside it as `display_name`, which the store keeps and queries show.
+        name = context.ref.rpartition(".")[2]
+        display_name = context.name
+        execution_id = context.execution_id
         document: dict[str, Any]
         if context.kind == "run":
             payload_type = "Run"
             document = {
                 "run_ref": context.ref,
+                "execution_id": execution_id,
                 "project_ref": f"project:{context.project}",
                 "name": name,
+                "display_name": display_name,
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
@@ -191,7 +203,9 @@ class EntryBuilder:
             document = {
                 "stage_execution_ref": context.ref,
                 "run_ref": context.run_ref,
+                "execution_id": execution_id,
                 "stage_name": name,
+                "display_name": display_name,
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
@@ -202,8 +216,10 @@ class EntryBuilder:
             document = {
                 "batch_execution_ref": context.ref,
                 "run_ref": context.run_ref,
+                "execution_id": execution_id,
                 "stage_execution_ref": context.stage_ref,
                 "batch_name": name,
+                "display_name": display_name,
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
@@ -214,9 +230,11 @@ class EntryBuilder:
             document = {
                 "sample_observation_ref": context.ref,
                 "run_ref": context.run_ref,
+                "execution_id": execution_id,
                 "stage_execution_ref": context.stage_ref,
                 "batch_execution_ref": context.batch_ref,
                 "sample_name": name,
+                "display_name": display_name,
                 "observed_at": started,
                 "status": status,
                 "ended_at": ended,
@@ -227,11 +245,14 @@ class EntryBuilder:
             document = {
                 "operation_ref": context.ref,
                 "run_ref": context.run_ref,
+                "execution_id": execution_id,
                 "stage_execution_ref": context.stage_ref,
                 "operation_name": name,
+                "display_name": display_name,
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
+                **details,
             }
         else:
             payload_type = "DeploymentExecution"
@@ -239,10 +260,12 @@ class EntryBuilder:
                 "deployment_execution_ref": context.ref,
                 "project_ref": f"project:{context.project}",
                 "deployment_name": name,
+                "display_name": display_name,
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
                 "run_ref": context.run_ref,
+                "run_execution_id": execution_id,
                 **details,
             }
         return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), drop_none(document))

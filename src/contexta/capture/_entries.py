@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from contexta.capture._items import ScopeContext
 from contexta.contract._model import ContractModel
 from contexta.contract._records import SCHEMA_VERSION
+from contexta.contract._refs import record_id_prefix
 from contexta.contract._serialization import model_from_dict
 
 __all__ = [
@@ -59,6 +60,9 @@ class CapturedEntry(NamedTuple):
     captured_at: str
     document: dict[str, Any] | None
     metric: MetricFields | None = None
+    # The run execution an artifact registration belongs to, for the store (its log line keeps the
+    # shape SPEC §5 gives; replayed from the log, an artifact goes to its run's latest execution).
+    execution_id: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -85,8 +89,9 @@ def drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_ref_prefix(context: ScopeContext, id_prefix: str) -> str:
-    """`record:{project}.{run}.{id_prefix}`: the refs of a scope's records end in a number after it."""
-    return f"record:{context.owner_ref.partition(':')[2]}.{id_prefix}"
+    """`record:{project}.{run}.{execution id}-{id_prefix}`: a scope's record refs end in a number
+    after it."""
+    return f"record:{context.owner_ref.partition(':')[2]}.{record_id_prefix(context.execution_id, id_prefix)}"
 
 
 def envelope_constants(context: ScopeContext) -> dict[str, Any]:

@@ -71,8 +71,8 @@ class ScopeContext(NamedTuple):
 
     kind: str  # run | stage | batch | sample | operation | deployment
     ref: str
-    name: str
-    project: str
+    name: str  # the name as the user typed it (the ref holds its component, see `ref_component`)
+    project: str  # the project's ref component
     owner_ref: str  # the run (or, for a run-less deployment, the deployment) that owns its records
     run_ref: str | None = None
     stage_ref: str | None = None
@@ -80,6 +80,9 @@ class ScopeContext(NamedTuple):
     sample_ref: str | None = None
     deployment_ref: str | None = None
     operation_ref: str | None = None
+    # Which execution of the run these records belong to: each `ctx.run(name)` is a new one (a
+    # `resume=True` joins the latest), so a re-run or a second process never mixes with the first.
+    execution_id: str | None = None
 
 
 def as_context(context: ScopeContext | tuple[str | None, ...]) -> ScopeContext:

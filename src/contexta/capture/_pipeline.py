@@ -116,18 +116,20 @@ class CapturePipeline:
             )
         return self._report(True)
 
-    def barrier_for_scope_exit(self) -> None:
-        """A run leaving its `with` block: wait for its records, but never longer than block_timeout_s."""
+    def barrier_for_scope_exit(self) -> bool:
+        """A run leaving its `with` block: wait for its records, but never longer than block_timeout_s.
+        True once they are in every sink."""
         if self._closed or self.writer.owns_current_thread():
-            return
-        if not self._barrier(self.config.block_timeout_s):
-            warnings.warn(
-                f"contexta: the capture writer did not finish within {self.config.block_timeout_s}s "
-                "when a run "
-                f"ended; {len(self.queue)} items are still queued (is a sink stuck?)",
-                CaptureWarning,
-                stacklevel=3,
-            )
+            return False
+        if self._barrier(self.config.block_timeout_s):
+            return True
+        warnings.warn(
+            f"contexta: the capture writer did not finish within {self.config.block_timeout_s}s when a "
+            f"run ended; {len(self.queue)} items are still queued (is a sink stuck?)",
+            CaptureWarning,
+            stacklevel=3,
+        )
+        return False
 
     def close(self, timeout: float | None = None) -> FlushReport:
         """Flush, stop the writer and close the sinks; idempotent. Raises if `timeout` passes first."""

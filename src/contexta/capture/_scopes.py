@@ -7,9 +7,11 @@ check their input, stamp the time and enqueue one small tuple; everything else h
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -17,6 +19,7 @@ from datetime import datetime
 from types import MappingProxyType, MethodType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
+from contexta._liveness import acquire_owner_lock
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
 from contexta.capture._environment import environment_fields
@@ -32,7 +35,7 @@ from contexta.contract._checks import (
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
 from contexta.contract._refs import (
     batch_ref,
-    normalize_name,
+    deployment_ref,
     operation_ref,
     parse_ref,
     run_ref,
@@ -40,7 +43,7 @@ from contexta.contract._refs import (
     stage_ref,
 )
 from contexta.contract._timestamps import format_ns, normalize_timestamp, parse_timestamp
-from contexta.errors import ClosedScopeError, ConflictError, LifecycleError, ValidationError
+from contexta.errors import CaptureWarning, ClosedScopeError, ConflictError, LifecycleError, ValidationError
 
 if TYPE_CHECKING:
     from contexta.capture._metric_call import MetricCall as _CompiledMetric
@@ -425,17 +428,16 @@ class Scope:
         if self._status != "open":
             raise self._closed_error()
         kind = scope_class.kind
-        component = normalize_name(name, f"{kind} name")
-        ref = build_ref(self._context.ref, component)
-        context = self._context._replace(kind=kind, ref=ref, name=component, **{_REF_FIELDS[kind]: ref})
+        ref = build_ref(self._context.ref, name)  # checks the name; its component ends the ref
+        context = self._context._replace(kind=kind, ref=ref, name=name, **{_REF_FIELDS[kind]: ref})
         with self._lock:
-            key = (kind, component)
+            key = (kind, ref)
             if key in self._children:
                 raise ConflictError(
-                    f"a {kind} named {component!r} is already open under {self.ref}; names must be "
+                    f"a {kind} named {name!r} ({ref}) is already open under {self.ref}; names must be "
                     "unique among open siblings",
                     code=f"{kind}_already_open",
-                    details={"ref": self.ref, "name": component},
+                    details={"ref": self.ref, "name": name},
                 )
             child_details = dict(details or {})
             if kind in _ORDERED_KINDS:
@@ -447,7 +449,7 @@ class Scope:
 
     def _child_closed(self, child: Scope) -> None:
         with self._lock:
-            self._children.pop((child.kind, child.name), None)
+            self._children.pop((child.kind, child.ref), None)
 
     def close(self, status: str = "completed") -> None:
         """Close this scope (and any open children) with a terminal status; closing twice is harmless."""
@@ -556,21 +558,10 @@ class StageScope(_SampleOwner):
         return self._open_child(OperationScope, name, operation_ref)
 
 
-class _TopLevelScope(Scope):
-    """Runs and deployments: registered with the session, and their end is a flush barrier."""
-
-    registry: ClassVar[str]
-
-    def _after_close(self) -> None:
-        self._session.release(self.registry, self.ref)
-        self._session.pipeline.barrier_for_scope_exit()
-
-
-class RunScope(_TopLevelScope):
-    """One execution of a piece of ML work."""
+class RunScope(Scope):
+    """One execution of a piece of ML work; its end is a flush barrier."""
 
     kind = "run"
-    registry = "run"
 
     def __init__(
         self,
@@ -579,11 +570,33 @@ class RunScope(_TopLevelScope):
         context: ScopeContext,
         details: dict[str, Any] | None = None,
     ):
+        # Held from before the store can see the run until its close is stored (contexta/_liveness.py).
+        self._owner_lock = (
+            None
+            if session.live_dir is None or context.execution_id is None
+            else acquire_owner_lock(session.live_dir, context.execution_id)
+        )
+        details = dict(details or {})
+        details.update(session.owner_fields(), owner_lock=self._owner_lock is not None)
         super().__init__(session, parent, context, details)
         self._environment = threading.Thread(
             target=self._capture_environment, name="contexta-environment", daemon=True
         )
         self._environment.start()
+
+    @property
+    def execution_id(self) -> str:
+        """This execution's id: `ctx.get_run_snapshot(f"{run.ref}@{run.execution_id}")` reads it
+        even after the name was run again."""
+        assert self._context.execution_id is not None
+        return self._context.execution_id
+
+    def _after_close(self) -> None:
+        self._session.remove_run(self)
+        stored = self._session.pipeline.barrier_for_scope_exit()
+        if stored and self._owner_lock is not None:
+            self._owner_lock.release()
+            self._owner_lock = None
 
     def _capture_environment(self) -> None:
         try:
@@ -613,64 +626,92 @@ class RunScope(_TopLevelScope):
         return self._open_child(StageScope, name, stage_ref)
 
 
-class DeploymentScope(_TopLevelScope):
-    """Putting a result somewhere (staging, production), optionally linked to the run and artifact."""
+class DeploymentScope(Scope):
+    """Putting a result somewhere (staging, production), optionally linked to the run and artifact;
+    its end is a flush barrier."""
 
     kind = "deployment"
-    registry = "deployment"
+
+    def _after_close(self) -> None:
+        self._session.release(self.ref)
+        self._session.pipeline.barrier_for_scope_exit()
 
 
-def open_run(session: CaptureSession, name: str, *, run_id: str | None, details: dict[str, Any]) -> RunScope:
-    """Open a run scope (the facade checks the arguments that go into `details`)."""
+def open_run(
+    session: CaptureSession, name: str, *, run_id: str | None, details: dict[str, Any], resume: bool = False
+) -> RunScope:
+    """Open a run scope: a new execution of its name, or with `resume` the latest one (the facade
+    checks the arguments that go into `details`)."""
+    if not isinstance(name, str):
+        raise ValidationError(f"run name must be a string, got {type(name).__name__}", code="name_invalid")
     if run_id is not None:
         ref = run_id if run_id.startswith("run:") else run_ref(session.project, run_id)
         parsed = parse_ref(ref, "run")
-        if parsed.project != normalize_name(session.project):
+        if parsed.project != session.project_component:
             raise ValidationError(
                 f"run_id {run_id!r} belongs to another project than {session.project!r}",
                 code="ref_parent_mismatch",
             )
     else:
         ref = run_ref(session.project, name)
-    component = parse_ref(ref).name
-    project = normalize_name(session.project, "project name")
-    context = ScopeContext("run", ref, component, project, ref, run_ref=ref)
-    scope: RunScope = _claim(session, RunScope, context, details)
+    execution_id = session.execution_for(ref, _time_ns(), resume=resume)
+    context = ScopeContext(
+        "run", ref, name, session.project_component, ref, run_ref=ref, execution_id=execution_id
+    )
+    details = {**details, "project_name": session.project}
+    scope = RunScope(session, None, context, details)
+    others = session.add_run(scope)
+    if others:
+        warnings.warn(
+            f"contexta: {ref} is already open in this process (pid {os.getpid()} on {session.host}); "
+            f"this run is recorded as a separate execution ({execution_id}), never mixed with the "
+            "other one",
+            CaptureWarning,
+            stacklevel=3,
+        )
     return scope
 
 
 def open_deployment(
     session: CaptureSession, name: str, *, run_ref_value: str | None, artifact_ref: str | None
 ) -> DeploymentScope:
-    project = normalize_name(session.project, "project name")
-    component = normalize_name(name, "deployment name")
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"deployment name must be a string, got {type(name).__name__}", code="name_invalid"
+        )
+    project = session.project_component
     if run_ref_value is not None and parse_ref(run_ref_value, "run").project != project:
         raise ValidationError(
             f"run_ref {run_ref_value!r} is not a run of project {project!r}", code="ref_parent_mismatch"
         )
     if artifact_ref is not None:
         parse_ref(artifact_ref, "artifact")
-    ref = f"deployment:{project}.{component}"
+    ref = deployment_ref(session.project, name)
+    # The execution the deployment is of: the one of its run this session opened last, if any (the
+    # store links it to the latest stored one otherwise).
+    execution_id = None if run_ref_value is None else session.latest_execution(run_ref_value)
     context = ScopeContext(
-        "deployment", ref, component, project, run_ref_value or ref, run_ref=run_ref_value, deployment_ref=ref
+        "deployment",
+        ref,
+        name,
+        project,
+        run_ref_value or ref,
+        run_ref=run_ref_value,
+        deployment_ref=ref,
+        execution_id=execution_id,
     )
-    details = {"artifact_ref": artifact_ref} if artifact_ref else {}
-    scope: DeploymentScope = _claim(session, DeploymentScope, context, details)
-    return scope
-
-
-def _claim(session: CaptureSession, cls: Any, context: ScopeContext, details: dict[str, Any]) -> Any:
-    placeholder = object.__new__(cls)
-    if session.claim(cls.registry, context.ref, placeholder) is not None:
+    details: dict[str, Any] = {"artifact_ref": artifact_ref} if artifact_ref else {}
+    placeholder = object.__new__(DeploymentScope)
+    if session.claim(ref, placeholder) is not None:
         raise ConflictError(
-            f"{context.ref} is already open in this process; close it before opening it again",
-            code=f"{cls.kind}_already_open",
-            details={"ref": context.ref},
+            f"{ref} is already open in this process; close it before opening it again",
+            code="deployment_already_open",
+            details={"ref": ref},
         )
     try:
-        scope = cls(session, None, context, details)
+        scope = DeploymentScope(session, None, context, details)
     except BaseException:
-        session.release(cls.registry, context.ref)
+        session.release(ref)
         raise
-    session.replace(cls.registry, context.ref, scope)
+    session.replace(ref, scope)
     return scope

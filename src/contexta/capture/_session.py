@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
@@ -11,6 +15,7 @@ from contexta.capture._compiled import MetricCall
 from contexta.capture._pipeline import CapturePipeline
 from contexta.capture._redaction import redact_secrets
 from contexta.contract._checks import json_attributes
+from contexta.contract._refs import new_execution_id, ref_component
 
 if TYPE_CHECKING:
     from contexta.capture._scopes import RunScope, Scope
@@ -19,6 +24,10 @@ __all__ = ["CURRENT_SCOPE", "CaptureSession"]
 
 # The innermost scope entered with `with` in this thread or task.
 CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", default=None)
+
+# (execution id, start in ns since the epoch) of the latest stored execution of a run ref, or None.
+LatestExecution = Callable[[str], "tuple[str, int] | None"]
+_REMEMBERED_EXECUTIONS = 4_096
 
 
 class CaptureSession:
@@ -29,41 +38,93 @@ class CaptureSession:
         *,
         redact_secrets: bool = True,
         compiled_metric: bool = True,
+        latest_stored_execution: LatestExecution | None = None,
+        live_dir: Path | None = None,
     ):
-        self.project = project
+        self.project = project  # the project's name as configured
+        self.project_component = ref_component(project, "project name")
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
         # The compiled `metric()` call its scopes use, or None for the Python method alone.
         self.metric_call = MetricCall if compiled_metric else None
+        # Where runs hold their owner locks (see contexta/_liveness.py), or None for none.
+        self.live_dir = live_dir
+        self.host = socket.gethostname()
+        self._latest_stored_execution = latest_stored_execution
         self._lock = threading.Lock()
-        self._open_runs: dict[str, RunScope] = {}
+        self._open_runs: dict[int, RunScope] = {}  # by id(scope): one name may be open twice
         self._open_deployments: dict[str, Scope] = {}
+        # run ref -> (start ns, execution id) of the latest execution this session opened.
+        self._executions: dict[str, tuple[int, str]] = {}
         self.artifacts: dict[str, ArtifactRegistration] = {}
+
+    def execution_for(self, run_ref: str, started_ns: int, *, resume: bool) -> str:
+        """The execution a run opening now belongs to: a new one, or with `resume` the latest one
+        (opened by this session or found in the store; a new one when there is none)."""
+        execution_id: str | None = None
+        if resume:
+            with self._lock:
+                mine = self._executions.get(run_ref)
+            stored = None if self._latest_stored_execution is None else self._latest_stored_execution(run_ref)
+            candidates: list[tuple[int, str]] = []
+            if mine is not None:
+                candidates.append(mine)
+            if stored is not None:
+                candidates.append((stored[1], stored[0]))
+            if candidates:
+                execution_id = max(candidates)[1]
+        if execution_id is None:
+            execution_id = new_execution_id()
+        with self._lock:
+            if len(self._executions) >= _REMEMBERED_EXECUTIONS:
+                self._executions.clear()
+            known = self._executions.get(run_ref)
+            if known is None or known[0] <= started_ns:
+                self._executions[run_ref] = (started_ns, execution_id)
+        return execution_id
+
+    def latest_execution(self, run_ref: str) -> str | None:
+        """The execution this session opened last under `run_ref` (a deployment links to it)."""
+        with self._lock:
+            known = self._executions.get(run_ref)
+        return None if known is None else known[1]
+
+    def owner_fields(self) -> dict[str, Any]:
+        """Who captures a run opened now: stored with it, named when another process opens it too."""
+        return {"owner_pid": os.getpid(), "owner_host": self.host}
 
     def attributes(self, value: Any, field: str = "attributes") -> dict[str, Any] | None:
         """A checked, detached copy of captured attributes, with secrets redacted unless opted out."""
         checked = json_attributes(value, field)
         return redact_secrets(checked) if self.redact_secrets else checked
 
-    def claim(self, registry: str, ref: str, scope: Scope) -> Scope | None:
-        """Register an open run/deployment; returns the scope already open under `ref`, if any."""
-        table = self._open_runs if registry == "run" else self._open_deployments
+    def add_run(self, run: RunScope) -> list[RunScope]:
+        """Register an open run; returns the runs of the same ref already open in this session."""
         with self._lock:
-            existing = table.get(ref)
+            others = [open_run for open_run in self._open_runs.values() if open_run.ref == run.ref]
+            self._open_runs[id(run)] = run
+        return others
+
+    def remove_run(self, run: RunScope) -> None:
+        with self._lock:
+            self._open_runs.pop(id(run), None)
+
+    def claim(self, ref: str, scope: Scope) -> Scope | None:
+        """Register an open deployment; returns the deployment already open under `ref`, if any."""
+        with self._lock:
+            existing = self._open_deployments.get(ref)
             if existing is not None:
                 return existing
-            table[ref] = scope  # type: ignore[assignment]
+            self._open_deployments[ref] = scope
             return None
 
-    def replace(self, registry: str, ref: str, scope: Scope) -> None:
-        table = self._open_runs if registry == "run" else self._open_deployments
+    def replace(self, ref: str, scope: Scope) -> None:
         with self._lock:
-            table[ref] = scope  # type: ignore[assignment]
+            self._open_deployments[ref] = scope
 
-    def release(self, registry: str, ref: str) -> None:
-        table = self._open_runs if registry == "run" else self._open_deployments
+    def release(self, ref: str) -> None:
         with self._lock:
-            table.pop(ref, None)
+            self._open_deployments.pop(ref, None)
 
     def open_runs(self) -> list[RunScope]:
         with self._lock:

@@ -21,12 +21,9 @@ from contexta.capture._lanes import BatchTicket, SinkLane
 from contexta.capture._outbox import Outbox
 from contexta.capture._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
+from contexta.errors import CaptureWarning
 
 __all__ = ["BatchWriter", "CaptureWarning"]
-
-
-class CaptureWarning(UserWarning):
-    """Issued when captured data could not be delivered (a sink failed, records were dropped)."""
 
 
 _DROP_MESSAGES = {

@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs = _command(commands, "runs", "list runs, oldest first", list_runs_command)
     runs.add_argument("--status", choices=STATUSES, help="only runs in this state")
     runs.add_argument("--limit", type=_count(1), metavar="N", help="only the N most recent runs")
+    runs.add_argument(
+        "--all",
+        action="store_true",
+        dest="all_executions",
+        help="every execution of each run name, not only the latest (earlier ones are NAME@N)",
+    )
 
     run = commands.add_parser("run", help="look at one run (run show RUN)", description="Look at one run.")
     _add_locations(run, defaults=False)
@@ -125,7 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a run's arguments, stages, batches, deployments, artifacts and diagnostics",
         show_run_command,
     )
-    show.add_argument("run", metavar="RUN", help="a run ref (run:project.name) or a bare run name")
+    show.add_argument(
+        "run",
+        metavar="RUN",
+        help="a run ref (run:project.name) or a bare run name; RUN@N for its N-th execution",
+    )
 
     compare = _command(
         commands,

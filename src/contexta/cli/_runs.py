@@ -19,7 +19,9 @@ __all__ = ["list_runs_command", "show_run_command"]
 def list_runs_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta runs`: a table of runs, oldest first (json: their records)."""
     with open_workspace(args) as ctx:
-        runs = ctx.list_runs(args.project, status=args.status, limit=args.limit)
+        runs = ctx.list_runs(
+            args.project, status=args.status, limit=args.limit, all_executions=args.all_executions
+        )
         where = ctx.workspace
     if args.format == "json":
         output.json([run.to_dict() for run in runs])
@@ -31,6 +33,7 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
         return 0
     columns = [
         Column("name"),
+        *([Column("execution", keep=True)] if args.all_executions else []),
         Column("status", keep=True),
         Column("started", keep=True),
         Column("ended", keep=True),
@@ -40,6 +43,7 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
     rows = [
         [
             run.name,
+            *([_execution_label(run)] if args.all_executions else []),
             run.status,
             cells.moment(run.started_at),
             cells.end_moment(run.started_at, run.ended_at),
@@ -52,7 +56,20 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
     return 0
 
 
+def _execution_label(run: RunRecord) -> str:
+    """`@2`, and `@3 latest` for the one the run's ref names."""
+    return f"@{run.execution_number}{' latest' if run.latest else ''}"
+
+
 # -- run show --------------------------------------------------------------------------------------
+
+
+def _ending_text(run: RunRecord) -> str:
+    """Why the run ended, when it did not simply complete: the reason and the exception, if any."""
+    parts = [run.end_reason] if run.end_reason else []
+    if run.failure:
+        parts.append(f"{run.failure.get('type')}: {run.failure.get('message')}")
+    return "; ".join(part for part in parts if part) or cells.NOTHING
 
 
 def _environment_text(environment: EnvironmentRecord | None) -> str:
@@ -71,7 +88,9 @@ def _summary_fields(snapshot: RunSnapshot) -> list[tuple[str, str]]:
     return [
         ("name", run.name),
         ("project", run.project_name),
+        ("execution", f"{_execution_label(run)} ({run.execution_id})"),
         ("status", run.status),
+        ("ended because", _ending_text(run)),
         ("started", cells.moment(run.started_at)),
         ("ended", cells.moment(run.ended_at)),
         ("duration", cells.duration(run.started_at, run.ended_at)),
@@ -189,8 +208,35 @@ def _show_text(snapshot: RunSnapshot, diagnosis: DiagnosticsResult, output: Outp
             for artifact in snapshot.artifacts
         ],
     )
+    _failures_text(snapshot, output)
     output.line()
     output.lines(textwrap.wrap(_diagnostics_text(diagnosis), output.width, break_on_hyphens=False))
+
+
+def _failures_text(snapshot: RunSnapshot, output: Output) -> None:
+    """The exceptions that ended the run and its scopes, with their short tracebacks."""
+    scopes: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("run", snapshot.run.name, snapshot.run.failure),
+        *(("stage", stage.name, stage.failure) for stage in snapshot.stages),
+        *(("batch", batch.name, batch.failure) for batch in snapshot.batches),
+        *(("sample", sample.name, sample.failure) for sample in snapshot.samples),
+    ]
+    failed = [(kind, name, failure) for kind, name, failure in scopes if failure]
+    for kind, name, failure in failed[:_SHOWN_FAILURES]:
+        assert failure is not None
+        output.line()
+        output.line(f"Failure of {kind} {name}: {failure.get('type')}: {failure.get('message')}")
+        traceback = failure.get("traceback")
+        if traceback:
+            output.lines([f"  {line}" for line in str(traceback).rstrip().splitlines()])
+    if len(failed) > _SHOWN_FAILURES:
+        output.line()
+        output.line(
+            f"... and {len(failed) - _SHOWN_FAILURES} more failures (contexta run show --format json)"
+        )
+
+
+_SHOWN_FAILURES = 5
 
 
 def _plain(item: Any) -> Any:

@@ -1,18 +1,27 @@
 """Refs: the stable, human-readable identifiers that tie every record to its place in a run.
 
-A ref is `kind:component.component...`; each component is a normalised name (`[a-z0-9]+(-[a-z0-9]+)*`,
-at most 63 characters) and a child's ref extends its parent's, so ownership can be read off the ref.
+A ref is `kind:component.component...`; each component is `[a-z0-9]+(-[a-z0-9]+)*`, at most 63
+characters, and a child's ref extends its parent's, so ownership can be read off the ref.
+
+A name becomes its component by `ref_component`: a name already in ref form is its own component
+(`linear-svm`, `epoch-1`); any other name is normalised (lower-case, other characters folded into
+`-`) and suffixed with a hash of the exact name typed, so `ResNet 50`, `resnet_50` and `resnet-50`
+get three refs and two names never share one. The name itself is kept beside the ref.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import xxhash
+
 from contexta.errors import ValidationError
 
 __all__ = [
+    "EXECUTION_ID_LENGTH",
     "MAX_COMPONENT_LENGTH",
     "MAX_REF_LENGTH",
     "REF_KINDS",
@@ -20,12 +29,17 @@ __all__ = [
     "artifact_ref",
     "batch_ref",
     "deployment_ref",
+    "execution_of_record_ref",
     "is_component",
+    "is_execution_id",
+    "new_execution_id",
     "normalize_name",
     "operation_ref",
     "parse_ref",
     "project_ref",
+    "record_id_prefix",
     "record_ref",
+    "ref_component",
     "run_ref",
     "sample_ref",
     "stage_ref",
@@ -33,6 +47,12 @@ __all__ = [
 
 MAX_COMPONENT_LENGTH = 63
 MAX_REF_LENGTH = 255
+# A name as typed may be longer than its component (a hashed component keeps only part of it).
+MAX_NAME_LENGTH = 512
+# Hex digits of the name's hash in a hashed component: 64 bits, so even a million names in one
+# scope that share their normalised form (names in a script without Latin letters or digits
+# normalise to nothing) collide with a chance of about 3 in 100 million.
+NAME_HASH_LENGTH = 16
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _NOT_COMPONENT_CHARS = re.compile(r"[^a-z0-9]+")
@@ -82,6 +102,93 @@ def _normalize_text(name: str, what: str) -> str:
             details={"what": what, "name": name},
         )
     return component
+
+
+def ref_component(name: str, what: str = "name") -> str:
+    """The ref component of a name as typed: itself when already in ref form, otherwise its
+    normalised form (shortened to fit) joined by `-` to a 16-hex-digit hash of the exact name.
+
+    Stable (the same name always gives the same component) and never shared by two different names:
+    a name in ref form has no hash part unless typed with one, and the hash tells every other pair
+    apart. `ValidationError` for a name without letters or digits (`name_empty`) or whose normalised
+    form exceeds 63 characters (`name_too_long`), as `normalize_name` refuses them.
+    """
+    if not isinstance(name, str):
+        raise ValidationError(
+            f"{what} must be a string, got {type(name).__name__}", code="name_invalid", details={"what": what}
+        )
+    return _component_of(name, what)
+
+
+@lru_cache(maxsize=8192)
+def _component_of(name: str, what: str) -> str:
+    if is_component(name):
+        return name
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"{what} is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}",
+            code="name_too_long",
+            details={"what": what, "name": name[:80]},
+        )
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{what} {name[:80]!r} is not valid text (it holds a lone surrogate); decode it properly",
+            code="name_invalid",
+            details={"what": what},
+        ) from None
+    stem = _NOT_COMPONENT_CHARS.sub("-", name.lower()).strip("-")
+    if not stem and not any(character.isalnum() for character in name):
+        raise ValidationError(
+            f"{what} {name!r} has no letters or digits; give it a name such as 'train' or 'epoch-1'",
+            code="name_empty",
+            details={"what": what, "name": name},
+        )
+    if len(stem) > MAX_COMPONENT_LENGTH:
+        raise ValidationError(
+            f"{what} {name[:80]!r} is {len(stem)} characters once normalised; the limit is "
+            f"{MAX_COMPONENT_LENGTH}",
+            code="name_too_long",
+            details={"what": what, "name": name[:80]},
+        )
+    digest = xxhash.xxh3_64_hexdigest(encoded)
+    stem = stem[: MAX_COMPONENT_LENGTH - NAME_HASH_LENGTH - 1].rstrip("-")
+    return f"{stem}-{digest}" if stem else digest
+
+
+_EXECUTION_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+EXECUTION_ID_LENGTH = 16
+
+
+def new_execution_id() -> str:
+    """A fresh execution id: 16 hex digits, never all digits (`run@3` means the third execution, so
+    an id must not read as a number)."""
+    while True:
+        candidate = os.urandom(EXECUTION_ID_LENGTH // 2).hex()
+        if not candidate.isdigit():
+            return candidate
+
+
+def is_execution_id(text: str) -> bool:
+    """True for text shaped like an execution id (ids of stores migrated from schema 1 have a `v1-`
+    prefix); a plain number is an execution's position, not its id."""
+    return _EXECUTION_ID.fullmatch(text) is not None and not text.isdigit()
+
+
+def record_id_prefix(execution_id: str | None, id_prefix: str) -> str:
+    """What a captured record's id starts with: its run execution's id, then the capturing process's
+    prefix (`{execution id}-{8 hex}-`), so a record names the execution it belongs to wherever it is
+    read (the capture log's envelope keeps exactly the fields SPEC section 5 lists)."""
+    return id_prefix if not execution_id else f"{execution_id}-{id_prefix}"
+
+
+def execution_of_record_ref(record_ref: str) -> str | None:
+    """The execution a captured record ref names (see `record_id_prefix`), or None for a ref that
+    names none (written by hand, by a run-less deployment, or before executions existed)."""
+    record_id = record_ref.rpartition(".")[2]
+    head, dash, _ = record_id.partition("-")
+    return head if dash and len(head) == EXECUTION_ID_LENGTH and is_execution_id(head) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,19 +280,19 @@ def _components(ref: str, kind: str) -> tuple[str, ...]:
 
 
 def project_ref(project: str) -> str:
-    return _join("project", normalize_name(project, "project name"))
+    return _join("project", ref_component(project, "project name"))
 
 
 def run_ref(project: str, run: str) -> str:
-    return _join("run", normalize_name(project, "project name"), normalize_name(run, "run name"))
+    return _join("run", ref_component(project, "project name"), ref_component(run, "run name"))
 
 
 def stage_ref(parent_run_ref: str, stage: str) -> str:
-    return _join("stage", *_components(parent_run_ref, "run"), normalize_name(stage, "stage name"))
+    return _join("stage", *_components(parent_run_ref, "run"), ref_component(stage, "stage name"))
 
 
 def batch_ref(parent_stage_ref: str, batch: str) -> str:
-    return _join("batch", *_components(parent_stage_ref, "stage"), normalize_name(batch, "batch name"))
+    return _join("batch", *_components(parent_stage_ref, "stage"), ref_component(batch, "batch name"))
 
 
 def sample_ref(owner_ref: str, sample: str) -> str:
@@ -195,18 +302,18 @@ def sample_ref(owner_ref: str, sample: str) -> str:
         raise ValidationError(
             f"a sample belongs to a stage or a batch, not to {owner_ref!r}", code="ref_kind_mismatch"
         )
-    return _join("sample", *owner.components, normalize_name(sample, "sample name"))
+    return _join("sample", *owner.components, ref_component(sample, "sample name"))
 
 
 def operation_ref(parent_stage_ref: str, operation: str) -> str:
     return _join(
-        "operation", *_components(parent_stage_ref, "stage"), normalize_name(operation, "operation name")
+        "operation", *_components(parent_stage_ref, "stage"), ref_component(operation, "operation name")
     )
 
 
 def deployment_ref(project: str, deployment: str) -> str:
     return _join(
-        "deployment", normalize_name(project, "project name"), normalize_name(deployment, "deployment name")
+        "deployment", ref_component(project, "project name"), ref_component(deployment, "deployment name")
     )
 
 

@@ -23,7 +23,7 @@ from contexta.query._models import (
     MultiRunComparison,
     RunComparison,
 )
-from contexta.query._resolve import check_run_ids, find_run_ref, find_run_refs
+from contexta.query._resolve import check_run_ids, find_run, find_runs
 from contexta.store._database import StoreDatabase
 
 __all__ = ["compare_multiple_runs", "compare_runs", "metric_slots_in_order", "named_metric_values"]
@@ -36,7 +36,7 @@ def named_metric_values(connection: sqlite3.Connection, facts: RunFacts) -> dict
     names = {stage.stage_id: stage.name for stage in facts.stages}
     return {
         (None if stage_ref is None else names.get(stage_ref, stage_ref.rpartition(".")[2]), key): value
-        for (stage_ref, key), value in latest_metric_values(connection, facts.run.run_id).items()
+        for (stage_ref, key), value in latest_metric_values(connection, facts.execution_id).items()
     }
 
 
@@ -139,7 +139,7 @@ def _artifact_changes(
 def compare_runs(db: StoreDatabase, left: str, right: str, *, project: str | None = None) -> RunComparison:
     """What changed from run `left` to run `right` (full refs or bare names)."""
     with consistent_read(db) as connection:
-        facts = [gather_facts(connection, find_run_ref(connection, run, project)) for run in (left, right)]
+        facts = [gather_facts(connection, find_run(connection, run, project)) for run in (left, right)]
         values = [named_metric_values(connection, run_facts) for run_facts in facts]
     left_values, right_values = values
     deltas = [
@@ -170,15 +170,15 @@ def compare_multiple_runs(
     """Several runs side by side, in the order given (duplicates dropped)."""
     check_run_ids(run_ids)
     with consistent_read(db) as connection:
-        run_refs = find_run_refs(connection, run_ids, project, needed_for="to compare")
-        facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
+        runs = find_runs(connection, run_ids, project, needed_for="to compare")
+        facts = [gather_facts(connection, run) for run in runs]
         values = [named_metric_values(connection, run_facts) for run_facts in facts]
     metrics = tuple(
         MetricAcrossRuns(stage_name, key, tuple(run_values.get((stage_name, key)) for run_values in values))
         for stage_name, key in metric_slots_in_order(values)
     )
     return MultiRunComparison(
-        run_ids=tuple(run_refs),
+        run_ids=tuple(run.run_id for run in runs),
         metrics=metrics,
         argument_differences=tuple(
             FieldAcrossRuns(name, row) for name, row in _differing([_argument_fields(f) for f in facts])

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from contexta.query._fetch import (
     AlarmEvent,
     DegradedSummary,
+    UnfinishedSamples,
     fetch_alarm_events,
     fetch_artifacts,
     fetch_batches,
@@ -18,6 +19,7 @@ from contexta.query._fetch import (
     fetch_metric_stage_refs,
     fetch_runs,
     fetch_stages,
+    fetch_unfinished_samples,
 )
 from contexta.query._models import (
     ArtifactRecord,
@@ -27,11 +29,13 @@ from contexta.query._models import (
     RunRecord,
     StageRecord,
 )
+from contexta.query._resolve import RunTarget
 
 __all__ = ["EVALUATION_STAGE_NAMES", "RunFacts", "completeness_notes", "gather_facts", "stage_names"]
 
 # Stages whose metrics are a run's results: a run that evaluated and measured nothing is missing them.
 EVALUATION_STAGE_NAMES = frozenset({"evaluate", "evaluation", "eval"})
+NO_UNFINISHED_SAMPLES = UnfinishedSamples(0, 0, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +52,17 @@ class RunFacts:
     stages_with_metrics: frozenset[str]
     degraded: tuple[DegradedSummary, ...]
     alarm_events: tuple[AlarmEvent, ...] = ()
+    unfinished_samples: UnfinishedSamples = NO_UNFINISHED_SAMPLES
 
     @property
     def run_closed(self) -> bool:
         return self.run.status != "open"
+
+    @property
+    def execution_id(self) -> str:
+        """The execution these facts are of."""
+        assert self.run.execution_id is not None
+        return self.run.execution_id
 
     def evaluation_stages_without_metrics(self) -> list[StageRecord]:
         return [
@@ -61,21 +72,23 @@ class RunFacts:
         ]
 
 
-def gather_facts(connection: sqlite3.Connection, run_ref: str) -> RunFacts:
-    """The facts of a run that exists (callers resolve the ref first)."""
-    (run,) = fetch_runs(connection, run_refs=[run_ref])
-    metric_count, stages_with_metrics = fetch_metric_stage_refs(connection, run_ref)
+def gather_facts(connection: sqlite3.Connection, run: RunTarget) -> RunFacts:
+    """The facts of a run execution that exists (callers resolve it first)."""
+    execution = run.execution_id
+    (record,) = fetch_runs(connection, execution_ids=[execution])
+    metric_count, stages_with_metrics = fetch_metric_stage_refs(connection, execution)
     return RunFacts(
-        run=run,
-        stages=tuple(fetch_stages(connection, run_ref)),
-        batches=tuple(fetch_batches(connection, run_ref)),
-        deployments=tuple(fetch_deployments(connection, run_ref=run_ref)),
-        artifacts=tuple(fetch_artifacts(connection, run_ref)),
-        environment=fetch_environment(connection, run_ref),
+        run=record,
+        stages=tuple(fetch_stages(connection, execution)),
+        batches=tuple(fetch_batches(connection, execution)),
+        deployments=tuple(fetch_deployments(connection, execution_id=execution)),
+        artifacts=tuple(fetch_artifacts(connection, execution)),
+        environment=fetch_environment(connection, execution),
         metric_count=metric_count,
         stages_with_metrics=stages_with_metrics,
-        degraded=tuple(fetch_degraded_summary(connection, run_ref)),
-        alarm_events=tuple(fetch_alarm_events(connection, run_ref)),
+        degraded=tuple(fetch_degraded_summary(connection, execution)),
+        alarm_events=tuple(fetch_alarm_events(connection, execution)),
+        unfinished_samples=fetch_unfinished_samples(connection, execution),
     )
 
 

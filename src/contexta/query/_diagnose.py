@@ -6,7 +6,7 @@ from __future__ import annotations
 from contexta.query._completeness import RunFacts, completeness_notes, gather_facts, stage_names
 from contexta.query._fetch import consistent_read
 from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
-from contexta.query._resolve import find_run_ref
+from contexta.query._resolve import find_run
 from contexta.store._database import StoreDatabase
 
 __all__ = ["diagnose_run", "issues_of"]
@@ -147,7 +147,7 @@ def diagnose_run(db: StoreDatabase, run_id: str, *, project: str | None = None) 
     """The issues of a run (failed or unfinished stages, batches and deployments, lost records, missing
     results) and its completeness notes."""
     with consistent_read(db) as connection:
-        facts = gather_facts(connection, find_run_ref(connection, run_id, project))
+        facts = gather_facts(connection, find_run(connection, run_id, project))
     return DiagnosticsResult(
         run_id=facts.run.run_id,
         issues=tuple(issues_of(facts)),

@@ -36,6 +36,7 @@ from contexta.store._rows import loads_or_none
 __all__ = [
     "AlarmEvent",
     "DegradedSummary",
+    "UnfinishedSamples",
     "consistent_read",
     "fetch_alarm_events",
     "fetch_artifacts",
@@ -51,6 +52,7 @@ __all__ = [
     "fetch_runs",
     "fetch_samples",
     "fetch_stages",
+    "fetch_unfinished_samples",
     "instant",
     "latest_metric_values",
 ]
@@ -104,20 +106,27 @@ def _order(order_index: int | None) -> tuple[bool, int]:
 
 def fetch_projects(connection: sqlite3.Connection) -> list[ProjectRecord]:
     rows = connection.execute(
-        "SELECT rowid, project_ref, name, created_at, description FROM projects"
+        "SELECT rowid, project_ref, coalesce(display_name, name), created_at, description FROM projects"
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[3]), row[0]))
     return build_many(ProjectRecord, (row[1:5] for row in rows))
 
 
 _RUN_SELECT = (
-    # A run put before its project still names it: the project ref's component is its name.
-    "SELECT run_ref, coalesce(projects.name, substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
-    "runs.name, status, started_at, ended_at, runs.tags, metadata, dataset_ref, code_revision, "
-    "config_snapshot, runs.end_reason "
-    "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
+    # An earlier execution is named `ref@n` (the latest is the run ref itself): what is listed can be
+    # passed back to every query. A run put before its project still names it: the project ref's
+    # component is its name.
+    "SELECT CASE WHEN execution_number = execution_count THEN run_ref "
+    "ELSE run_ref || '@' || execution_number END, "
+    "coalesce(projects.display_name, projects.name, "
+    "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
+    "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, metadata, "
+    "dataset_ref, code_revision, config_snapshot, runs.end_reason, runs.failure, runs.execution_id, "
+    "execution_number, execution_number = execution_count "
+    "FROM run_executions AS runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
-_RUN_JSON_COLUMNS = (6, 7, 10)  # tags, metadata, config_snapshot
+_RUN_JSON_COLUMNS = (6, 7, 10, 12)  # tags, metadata, config_snapshot, failure
+_RUN_BOOL_COLUMN = 15  # latest
 
 
 def _json_column(texts: Sequence[str | None]) -> list[Any]:
@@ -129,10 +138,12 @@ def fetch_runs(
     connection: sqlite3.Connection,
     *,
     project_ref: str | None = None,
-    run_refs: list[str] | None = None,
+    execution_ids: list[str] | None = None,
     status: str | None = None,
+    all_executions: bool = False,
 ) -> list[RunRecord]:
-    """Runs matching every filter given, oldest first (by start instant, then the order they were put)."""
+    """Runs matching every filter given, oldest first (by start instant, then the order they were put):
+    the latest execution of each run, or with `all_executions` every one."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
@@ -141,13 +152,15 @@ def fetch_runs(
     if status is not None:
         clauses.append("status = ?")
         parameters.append(status)
-    if run_refs is not None:  # one JSON parameter: SQLite caps the number of `?` in a statement
-        clauses.append("run_ref IN (SELECT value FROM json_each(?))")
-        parameters.append(orjson.dumps(run_refs).decode())
+    if execution_ids is not None:  # one JSON parameter: SQLite caps the number of `?` in a statement
+        clauses.append("execution_id IN (SELECT value FROM json_each(?))")
+        parameters.append(orjson.dumps(execution_ids).decode())
+    elif not all_executions:
+        clauses.append("execution_number = execution_count")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     with collection_paused():
         rows = connection.execute(
-            f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.rowid", parameters
+            f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.run_rowid", parameters
         ).fetchall()
         if not rows:
             return []
@@ -155,30 +168,37 @@ def fetch_runs(
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index in _RUN_JSON_COLUMNS:
             columns[index] = _json_column(columns[index])
+        columns[_RUN_BOOL_COLUMN] = list(map(bool, columns[_RUN_BOOL_COLUMN]))
         return build_many(RunRecord, zip(*columns, strict=True))
 
 
-def fetch_stages(connection: sqlite3.Connection, run_ref: str) -> list[StageRecord]:
-    """A run's stages by order_index, then start time."""
+def _failures(rows: list[tuple[Any, ...]], column: int) -> list[tuple[Any, ...]]:
+    """Rows with their `failure` column (JSON text) decoded."""
+    return [(*row[:column], loads_or_none(row[column]), *row[column + 1 :]) for row in rows]
+
+
+def fetch_stages(connection: sqlite3.Connection, execution_id: str) -> list[StageRecord]:
+    """An execution's stages by order_index, then start time."""
     rows = connection.execute(
-        "SELECT rowid, stage_ref, name, status, started_at, ended_at, order_index FROM stages "
-        "WHERE run_ref = ?",
-        (run_ref,),
+        "SELECT rowid, stage_ref, coalesce(display_name, name), status, started_at, ended_at, order_index, "
+        "end_reason, failure FROM stages WHERE execution_id = ?",
+        (execution_id,),
     ).fetchall()
     rows.sort(key=lambda row: (_order(row[6]), instant(row[4]), row[0]))
-    return build_many(StageRecord, (row[1:7] for row in rows))
+    return build_many(StageRecord, (row[1:] for row in _failures(rows, 8)))
 
 
 def fetch_batches(
-    connection: sqlite3.Connection, run_ref: str, stage_ref: str | None = None
+    connection: sqlite3.Connection, execution_id: str, stage_ref: str | None = None
 ) -> list[BatchRecord]:
-    """A run's (or one stage's) batches: grouped by their stage's order, then order_index, then start."""
-    stage_rank = {stage.stage_id: rank for rank, stage in enumerate(fetch_stages(connection, run_ref))}
+    """An execution's (or one stage's) batches: grouped by their stage's order, then order_index,
+    then start."""
+    stage_rank = {stage.stage_id: rank for rank, stage in enumerate(fetch_stages(connection, execution_id))}
     sql = (
-        "SELECT rowid, batch_ref, name, status, started_at, ended_at, order_index, stage_ref "
-        "FROM batches WHERE run_ref = ?"
+        "SELECT rowid, batch_ref, coalesce(display_name, name), status, started_at, ended_at, order_index, "
+        "stage_ref, end_reason, failure FROM batches WHERE execution_id = ?"
     )
-    parameters: list[Any] = [run_ref]
+    parameters: list[Any] = [execution_id]
     if stage_ref is not None:
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
@@ -186,21 +206,22 @@ def fetch_batches(
     rows.sort(
         key=lambda row: (stage_rank.get(row[7], len(stage_rank)), _order(row[6]), instant(row[4]), row[0])
     )
-    return build_many(BatchRecord, (row[1:8] for row in rows))
+    return build_many(BatchRecord, (row[1:] for row in _failures(rows, 9)))
 
 
 def fetch_samples(
     connection: sqlite3.Connection,
-    run_ref: str,
+    execution_id: str,
     stage_ref: str | None = None,
     batch_ref: str | None = None,
 ) -> list[SampleRecord]:
-    """A run's samples (optionally of one stage and/or batch) in the order they were observed."""
+    """An execution's samples (optionally of one stage and/or batch) in the order they were observed."""
     sql = (
-        "SELECT rowid, sample_ref, name, observed_at, retention_class, redaction_profile, stage_ref, "
-        "batch_ref, status FROM samples WHERE run_ref = ?"
+        "SELECT rowid, sample_ref, coalesce(display_name, name), observed_at, retention_class, "
+        "redaction_profile, stage_ref, "
+        "batch_ref, status, ended_at, end_reason, failure FROM samples WHERE execution_id = ?"
     )
-    parameters: list[Any] = [run_ref]
+    parameters: list[Any] = [execution_id]
     if stage_ref is not None:
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
@@ -209,47 +230,48 @@ def fetch_samples(
         parameters.append(batch_ref)
     rows = connection.execute(sql, parameters).fetchall()
     rows.sort(key=lambda row: (instant(row[3]), row[0]))
-    return build_many(SampleRecord, (row[1:] for row in rows))
+    return build_many(SampleRecord, (row[1:] for row in _failures(rows, 11)))
 
 
 def fetch_deployments(
-    connection: sqlite3.Connection, *, project_ref: str | None = None, run_ref: str | None = None
+    connection: sqlite3.Connection, *, project_ref: str | None = None, execution_id: str | None = None
 ) -> list[DeploymentRecord]:
-    """Deployments matching every filter given, oldest first (start time, then order_index)."""
+    """Deployments matching every filter given (a project, the run execution deployed), oldest first
+    (start time, then order_index)."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
         clauses.append("project_ref = ?")
         parameters.append(project_ref)
-    if run_ref is not None:
-        clauses.append("run_ref = ?")
-        parameters.append(run_ref)
+    if execution_id is not None:
+        clauses.append("run_execution_id = ?")
+        parameters.append(execution_id)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = connection.execute(
-        "SELECT rowid, deployment_ref, name, status, run_ref, artifact_ref, started_at, ended_at, "
-        "order_index FROM deployments" + where,
+        "SELECT rowid, deployment_ref, coalesce(display_name, name), status, run_ref, artifact_ref, "
+        "started_at, ended_at, order_index FROM deployments" + where,
         parameters,
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[6]), _order(row[8]), row[0]))
     return build_many(DeploymentRecord, (row[1:8] for row in rows))
 
 
-def fetch_artifacts(connection: sqlite3.Connection, run_ref: str) -> list[ArtifactRecord]:
-    """A run's registered artifacts in the order they were created."""
+def fetch_artifacts(connection: sqlite3.Connection, execution_id: str) -> list[ArtifactRecord]:
+    """An execution's registered artifacts in the order they were created."""
     rows = connection.execute(
         "SELECT rowid, artifact_ref, kind, run_ref, stage_ref, location_ref, hash_algorithm, hash_value, "
-        "size_bytes, created_at, binding_status FROM artifacts WHERE run_ref = ?",
-        (run_ref,),
+        "size_bytes, created_at, binding_status FROM artifacts WHERE execution_id = ?",
+        (execution_id,),
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[9]), row[0]))
     return build_many(ArtifactRecord, (row[1:] for row in rows))
 
 
-def fetch_environment(connection: sqlite3.Connection, run_ref: str) -> EnvironmentRecord | None:
+def fetch_environment(connection: sqlite3.Connection, execution_id: str) -> EnvironmentRecord | None:
     row = connection.execute(
         "SELECT python_version, platform, packages, git_revision, captured_at FROM environments "
-        "WHERE run_ref = ?",
-        (run_ref,),
+        "WHERE execution_id = ?",
+        (execution_id,),
     ).fetchone()
     if row is None:
         return None
@@ -257,19 +279,19 @@ def fetch_environment(connection: sqlite3.Connection, run_ref: str) -> Environme
 
 
 def fetch_metric_points(
-    connection: sqlite3.Connection, run_ref: str, metric_key: str, stage_ref: str | None = None
+    connection: sqlite3.Connection, execution_id: str, metric_key: str, stage_ref: str | None = None
 ) -> MetricPoints:
     """One metric's points in capture order."""
-    series = select_series(connection, run_ref=run_ref, key=metric_key, stage_ref=stage_ref)
+    series = select_series(connection, execution_id=execution_id, key=metric_key, stage_ref=stage_ref)
     return MetricPoints(load_columns(connection, series)) if series else MetricPoints()
 
 
 def latest_metric_values(
-    connection: sqlite3.Connection, run_ref: str
+    connection: sqlite3.Connection, execution_id: str
 ) -> dict[tuple[str | None, str], float | int]:
     """(stage ref or None for run-level, metric key) -> the value captured last, in capture order."""
     latest: dict[tuple[str | None, str], tuple[int, float | int]] = {}
-    for series in select_series(connection, run_ref=run_ref):  # ordered by first capture
+    for series in select_series(connection, execution_id=execution_id):  # ordered by first capture
         slot = (series.stage_ref, series.key)
         known = latest.get(slot)
         if known is None or series.last_seq > known[0]:
@@ -277,19 +299,19 @@ def latest_metric_values(
     return {slot: value for slot, (_, value) in latest.items()}
 
 
-def fetch_records(connection: sqlite3.Connection, run_ref: str) -> RecordView:
-    """Every record of a run, in capture order (each built when read)."""
-    return record_view(connection, run=run_ref)
+def fetch_records(connection: sqlite3.Connection, execution_id: str) -> RecordView:
+    """Every record of an execution, in capture order (each built when read)."""
+    return record_view(connection, execution_id=execution_id)
 
 
-def fetch_degraded_summary(connection: sqlite3.Connection, run_ref: str) -> list[DegradedSummary]:
+def fetch_degraded_summary(connection: sqlite3.Connection, execution_id: str) -> list[DegradedSummary]:
     """A run's degraded records grouped by reason code, in the order each reason first appeared."""
     rows = connection.execute(
         "SELECT records.key, series.record_count, series.dropped, records.record_ref FROM records JOIN ("
         "  SELECT min(seq) AS first_seq, count(*) AS record_count, total(value) AS dropped FROM records"
-        "  WHERE run_ref = ? AND record_type = 'degraded' GROUP BY key"
+        "  WHERE execution_id = ? AND record_type = 'degraded' GROUP BY key"
         ") AS series ON records.seq = series.first_seq ORDER BY series.first_seq",
-        (run_ref,),
+        (execution_id,),
     ).fetchall()
     return [DegradedSummary(row[0], row[1], int(row[2]), row[3]) for row in rows]
 
@@ -311,38 +333,72 @@ _FAILURE_EVENTS = tuple(
 )
 
 
-def fetch_alarm_events(connection: sqlite3.Connection, run_ref: str, limit: int = 20) -> list[AlarmEvent]:
+def fetch_alarm_events(
+    connection: sqlite3.Connection, execution_id: str, limit: int = 20
+) -> list[AlarmEvent]:
     """The run's first `limit` events of level error or critical, in capture order (except the ones a
     failing scope writes about itself)."""
     rows = connection.execute(
         "SELECT record_ref, key, document ->> '$.payload.level', document ->> '$.payload.message', "
         "observed_at, coalesce(document ->> '$.payload.subject_ref', stage_ref, run_ref) FROM records "
-        "WHERE run_ref = ? AND record_type = 'event' "
+        "WHERE execution_id = ? AND record_type = 'event' "
         "AND document ->> '$.payload.level' IN ('error', 'critical') "
         f"AND key NOT IN ({', '.join('?' * len(_FAILURE_EVENTS))}) ORDER BY seq LIMIT ?",
-        (run_ref, *_FAILURE_EVENTS, limit),
+        (execution_id, *_FAILURE_EVENTS, limit),
     ).fetchall()
     return [AlarmEvent(*row) for row in rows]
 
 
-def fetch_metric_stage_refs(connection: sqlite3.Connection, run_ref: str) -> tuple[int, frozenset[str]]:
-    """How many metrics a run recorded, and the stages that recorded at least one."""
+def fetch_metric_stage_refs(connection: sqlite3.Connection, execution_id: str) -> tuple[int, frozenset[str]]:
+    """How many metrics an execution recorded, and the stages that recorded at least one."""
     rows = connection.execute(
-        "SELECT stage_ref, sum(point_count) FROM metric_series WHERE run_ref = ? GROUP BY stage_ref",
-        (run_ref,),
+        "SELECT stage_ref, sum(point_count) FROM metric_series WHERE execution_id = ? GROUP BY stage_ref",
+        (execution_id,),
     ).fetchall()
     return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0])
 
 
-def fetch_record_counts(connection: sqlite3.Connection, run_ref: str) -> dict[str, int]:
-    """record type (`metric`, `event`, `span`, `degraded`) -> how many the run has."""
+def fetch_record_counts(connection: sqlite3.Connection, execution_id: str) -> dict[str, int]:
+    """record type (`metric`, `event`, `span`, `degraded`) -> how many the execution has."""
     rows = connection.execute(
-        "SELECT record_type, count(*) FROM records WHERE run_ref = ? GROUP BY record_type", (run_ref,)
+        "SELECT record_type, count(*) FROM records WHERE execution_id = ? GROUP BY record_type",
+        (execution_id,),
     ).fetchall()
     counts = {row[0]: row[1] for row in rows}
     (metrics,) = connection.execute(
-        "SELECT sum(point_count) FROM metric_series WHERE run_ref = ?", (run_ref,)
+        "SELECT sum(point_count) FROM metric_series WHERE execution_id = ?", (execution_id,)
     ).fetchone()
     if metrics:
         counts["metric"] = int(metrics)
     return counts
+
+
+class UnfinishedSamples(NamedTuple):
+    """How many of an execution's samples failed or were cancelled, and the first of them."""
+
+    failed: int
+    cancelled: int
+    first: tuple[SampleRecord, ...]
+
+
+def fetch_unfinished_samples(
+    connection: sqlite3.Connection, execution_id: str, limit: int = 20
+) -> UnfinishedSamples:
+    """An execution's failed and cancelled samples: counted, and the first `limit` in capture order
+    (an evaluation of 100,000 cases is summarised, not listed)."""
+    counts = dict(
+        connection.execute(
+            "SELECT status, count(*) FROM samples WHERE execution_id = ? "
+            "AND status IN ('failed', 'cancelled') GROUP BY status",
+            (execution_id,),
+        ).fetchall()
+    )
+    rows = connection.execute(
+        "SELECT rowid, sample_ref, coalesce(display_name, name), observed_at, retention_class, "
+        "redaction_profile, stage_ref, "
+        "batch_ref, status, ended_at, end_reason, failure FROM samples WHERE execution_id = ? "
+        "AND status IN ('failed', 'cancelled') ORDER BY rowid LIMIT ?",
+        (execution_id, limit),
+    ).fetchall()
+    first = build_many(SampleRecord, (row[1:] for row in _failures(rows, 11)))
+    return UnfinishedSamples(int(counts.get("failed", 0)), int(counts.get("cancelled", 0)), tuple(first))

@@ -31,7 +31,7 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
-from contexta.query._resolve import find_batch_ref, find_run_ref, find_stage_ref, project_filter_ref
+from contexta.query._resolve import find_batch_ref, find_run, find_stage_ref, project_filter_ref
 from contexta.store._database import StoreDatabase
 
 __all__ = [
@@ -54,9 +54,16 @@ def list_projects(db: StoreDatabase) -> list[ProjectRecord]:
 
 
 def list_runs(
-    db: StoreDatabase, project: str | None = None, *, status: str | None = None, limit: int | None = None
+    db: StoreDatabase,
+    project: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = None,
+    all_executions: bool = False,
 ) -> list[RunRecord]:
-    """Runs (of one project, by name or ref, or of all), oldest first by start time.
+    """Runs (of one project, by name or ref, or of all), oldest first by start time: the latest
+    execution of each, or with `all_executions` every execution (an earlier one's `run_id` is
+    `run:p.r@n`).
 
     `status` keeps runs in that state; `limit` keeps the most recent `limit` runs, still oldest first.
     A project with no runs gives an empty list.
@@ -71,14 +78,16 @@ def list_runs(
         raise ValidationError(f"limit must be a positive int, got {limit!r}", code="limit_invalid")
     project_ref = None if project is None else project_filter_ref(project)
     with db.read() as connection:
-        runs = fetch_runs(connection, project_ref=project_ref, status=status)
+        runs = fetch_runs(
+            connection, project_ref=project_ref, status=status, all_executions=bool(all_executions)
+        )
     return runs[-limit:] if limit is not None else runs
 
 
 def list_stages(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[StageRecord]:
     """A run's stages in order (order_index, then start time)."""
     with db.read() as connection:
-        return fetch_stages(connection, find_run_ref(connection, run_id, project))
+        return fetch_stages(connection, find_run(connection, run_id, project).execution_id)
 
 
 def list_batches(
@@ -86,9 +95,9 @@ def list_batches(
 ) -> list[BatchRecord]:
     """A run's batches, or one stage's: by stage order, then order_index, then start time."""
     with db.read() as connection:
-        run_ref = find_run_ref(connection, run_id, project)
-        stage_ref = None if stage_id is None else find_stage_ref(connection, run_ref, stage_id)
-        return fetch_batches(connection, run_ref, stage_ref)
+        run = find_run(connection, run_id, project)
+        stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
+        return fetch_batches(connection, run.execution_id, stage_ref)
 
 
 def list_samples(
@@ -101,26 +110,26 @@ def list_samples(
 ) -> list[SampleRecord]:
     """A run's samples (optionally of one stage and/or one batch) in the order they were observed."""
     with db.read() as connection:
-        run_ref = find_run_ref(connection, run_id, project)
-        stage_ref = None if stage_id is None else find_stage_ref(connection, run_ref, stage_id)
-        batch_ref = None if batch_id is None else find_batch_ref(connection, run_ref, batch_id, stage_ref)
-        return fetch_samples(connection, run_ref, stage_ref, batch_ref)
+        run = find_run(connection, run_id, project)
+        stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
+        batch_ref = None if batch_id is None else find_batch_ref(connection, run, batch_id, stage_ref)
+        return fetch_samples(connection, run.execution_id, stage_ref, batch_ref)
 
 
 def list_deployments(
     db: StoreDatabase, project: str | None = None, run_id: str | None = None
 ) -> list[DeploymentRecord]:
-    """Deployments (of a project, of a run, or all), oldest first by start time."""
+    """Deployments (of a project, of a run's execution, or all), oldest first by start time."""
     project_ref = None if project is None else project_filter_ref(project)
     with db.read() as connection:
-        run_ref = None if run_id is None else find_run_ref(connection, run_id, project)
-        return fetch_deployments(connection, project_ref=project_ref, run_ref=run_ref)
+        execution = None if run_id is None else find_run(connection, run_id, project).execution_id
+        return fetch_deployments(connection, project_ref=project_ref, execution_id=execution)
 
 
 def list_artifacts(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[ArtifactRecord]:
     """A run's registered artifacts in the order they were created."""
     with db.read() as connection:
-        return fetch_artifacts(connection, find_run_ref(connection, run_id, project))
+        return fetch_artifacts(connection, find_run(connection, run_id, project).execution_id)
 
 
 def get_metric_series(
@@ -133,10 +142,10 @@ def get_metric_series(
             f"metric key must be a non-empty string, got {key!r}", code="metric_key_invalid"
         )
     with consistent_read(db) as connection:
-        run_ref = find_run_ref(connection, run_id, project)
-        stage_ref = None if stage is None else find_stage_ref(connection, run_ref, stage)
-        points = fetch_metric_points(connection, run_ref, key, stage_ref)
-    return MetricSeries(run_id=run_ref, metric_key=key, points=points)
+        run = find_run(connection, run_id, project)
+        stage_ref = None if stage is None else find_stage_ref(connection, run, stage)
+        points = fetch_metric_points(connection, run.execution_id, key, stage_ref)
+    return MetricSeries(run_id=run.run_id, metric_key=key, points=points)
 
 
 def get_environment(
@@ -144,4 +153,4 @@ def get_environment(
 ) -> EnvironmentRecord | None:
     """What the run ran on (Python, platform, packages, git revision), or None when not captured."""
     with db.read() as connection:
-        return fetch_environment(connection, find_run_ref(connection, run_id, project))
+        return fetch_environment(connection, find_run(connection, run_id, project).execution_id)

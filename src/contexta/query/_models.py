@@ -83,6 +83,9 @@ class ProjectRecord(ReadModel):
 
 @dataclass(frozen=True, slots=True)
 class RunRecord(ReadModel):
+    """One execution of a run. `run_id` names it in every query: the run ref for the latest
+    execution, `run:p.r@n` for the n-th (by start) of an earlier one; `name` is the name as typed."""
+
     run_id: str
     project_name: str
     name: str
@@ -94,7 +97,18 @@ class RunRecord(ReadModel):
     dataset_ref: str | None = None
     code_revision: str | None = None
     config_snapshot: dict[str, Any] | None = None
-    end_reason: str | None = None  # "interrupted": its process died and a later Contexta closed it
+    # Why it ended: "interrupted" (its process died and a later Contexta closed it), "exception",
+    # "keyboard_interrupt", "signal:SIGTERM", ...; None for a normal end.
+    end_reason: str | None = None
+    failure: dict[str, Any] | None = None  # {"type", "message", "traceback"} of what ended it
+    execution_id: str | None = None
+    execution_number: int = 1  # its place among the run's executions by start, from 1
+    latest: bool = True  # whether the run ref names it
+
+    @property
+    def run_ref(self) -> str:
+        """The run's ref (shared by all its executions)."""
+        return self.run_id.partition("@")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +119,8 @@ class StageRecord(ReadModel):
     started_at: str
     ended_at: str | None = None
     order: int | None = None
+    end_reason: str | None = None
+    failure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +132,8 @@ class BatchRecord(ReadModel):
     ended_at: str | None = None
     order: int | None = None
     stage_id: str | None = None
+    end_reason: str | None = None
+    failure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,9 @@ class SampleRecord(ReadModel):
     stage_id: str | None = None
     batch_id: str | None = None
     status: str | None = None
+    ended_at: str | None = None
+    end_reason: str | None = None
+    failure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,24 +1,41 @@
-"""Turning what a person types (a full ref or a bare name) into the full ref a query needs.
+"""Turning what a person types (a full ref or a bare name) into what a query needs.
 
-A bare name is normalised the way capture normalises names (`"Linear SVM"` finds `run:p.linear-svm`).
-A name that fits several subjects is refused with the candidates, never guessed.
+A run is one of its executions: `run:p.r` and a bare name mean the latest, `...@2` the second (by
+start), `...@<execution id>` that one. A bare name matches the name as typed (`"Linear SVM"`), else
+its ref component (`linear-svm`, or a typed name's hashed one), else its normalised form, so refs
+and names printed anywhere can be typed back. A name that fits several subjects is refused with the
+candidates, never guessed.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import NamedTuple
 
-from contexta.contract._refs import ParsedRef, normalize_name, parse_ref, project_ref
+from contexta.contract._refs import (
+    ParsedRef,
+    is_component,
+    is_execution_id,
+    normalize_name,
+    parse_ref,
+    project_ref,
+    ref_component,
+)
 from contexta.errors import ConflictError, NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import execution_by_number, latest_execution_id
 
 __all__ = [
+    "RunTarget",
+    "check_run_ids",
     "find_batch_ref",
     "find_project_ref",
-    "find_run_ref",
+    "find_run",
+    "find_runs",
     "find_stage_ref",
     "project_filter_ref",
+    "refs_by_name",
     "resolve_batch",
     "resolve_project",
     "resolve_run",
@@ -88,37 +105,128 @@ def resolve_project(db: StoreDatabase, project: str) -> str:
 # -- runs ------------------------------------------------------------------------------------------
 
 
-def find_run_ref(connection: sqlite3.Connection, run_id: str, project: str | None = None) -> str:
-    text = _text(run_id, "run id")
-    if ":" in text:
-        ref = parse_ref(text, "run").ref
-        if connection.execute("SELECT 1 FROM runs WHERE run_ref = ?", (ref,)).fetchone():
-            return ref
-        raise _run_not_found(text)
-    name = _bare_name(text, "run name")
-    if name is None:
-        raise _run_not_found(text)
-    # Run refs have one dot: `run:project.name`.
-    candidates: list[str] = [
+class RunTarget(NamedTuple):
+    """One execution of a run, as a query found it."""
+
+    execution_id: str
+    run_ref: str
+    number: int  # its place among the run's executions by start, from 1
+    execution_count: int  # how many executions the run has
+
+    @property
+    def latest(self) -> bool:
+        return self.number == self.execution_count
+
+    @property
+    def run_id(self) -> str:
+        """How queries name it: the run ref for the latest execution, `ref@n` for an earlier one."""
+        return self.run_ref if self.latest else f"{self.run_ref}@{self.number}"
+
+
+def _name_levels(text: str) -> list[str]:
+    """The ref components a bare name can mean, most exact first: the name itself in ref form, its
+    `ref_component` (a typed name with a hash), its lossy normalised form (what names meant before
+    typed names were kept)."""
+    levels: list[str] = []
+    for build in (lambda name: name if is_component(name) else None, ref_component, normalize_name):
+        try:
+            component = build(text)
+        except ValidationError:
+            component = None
+        if component is not None and component not in levels:
+            levels.append(component)
+    return levels
+
+
+def _refs_named(connection: sqlite3.Connection, text: str) -> list[str]:
+    """Run refs a bare name (or `name@n`'s name) can mean: runs whose typed name it is, else runs
+    whose ref ends in one of its components (see `_name_levels`), the first level that has any."""
+    found = [
         row[0]
         for row in connection.execute(
-            "SELECT run_ref FROM runs WHERE substr(run_ref, instr(run_ref, '.') + 1) = ? ORDER BY run_ref",
-            (name,),
+            "SELECT DISTINCT run_ref FROM runs WHERE coalesce(display_name, name) = ? ORDER BY run_ref",
+            (text,),
         )
     ]
-    if project is not None:
-        preferred = f"run:{project_filter_ref(project).partition(':')[2]}.{name}"
-        if preferred in candidates:
-            return preferred
+    if found:
+        return found
+    for component in _name_levels(text):
+        found = [
+            row[0]
+            for row in connection.execute(
+                # Run refs have one dot: `run:project.name`.
+                "SELECT DISTINCT run_ref FROM runs WHERE substr(run_ref, instr(run_ref, '.') + 1) = ? "
+                "ORDER BY run_ref",
+                (component,),
+            )
+        ]
+        if found:
+            return found
+    return []
+
+
+def _find_run_ref(connection: sqlite3.Connection, text: str, original: str, project: str | None) -> str:
+    if ":" in text:
+        ref = parse_ref(text, "run").ref
+        if connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone():
+            return ref
+        raise _run_not_found(original)
+    candidates = _refs_named(connection, text)
+    if project is not None and len(candidates) > 1:
+        project_part = project_filter_ref(project).partition(":")[2]
+        preferred = [ref for ref in candidates if ref.partition(":")[2].partition(".")[0] == project_part]
+        if len(preferred) == 1:
+            return preferred[0]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise _run_not_found(text)
+        raise _run_not_found(original)
     raise ConflictError(
-        f"run name {text!r} matches runs in several projects ({_listing(candidates)}); pass the full ref",
+        f"run name {original!r} matches several runs ({_listing(candidates)}); pass the full ref",
         code="run_ambiguous",
-        details={"run": text, "candidates": candidates},
+        details={"run": original, "candidates": candidates},
     )
+
+
+def _execution(connection: sqlite3.Connection, run_ref: str, selector: str | None, original: str) -> str:
+    """The execution id `selector` picks among the executions of `run_ref` (None: the latest)."""
+    if selector is None:
+        found = latest_execution_id(connection, run_ref)
+    elif selector.isdigit():
+        found = execution_by_number(connection, run_ref, int(selector))
+    elif is_execution_id(selector):
+        row = connection.execute(
+            "SELECT execution_id FROM runs WHERE execution_id = ? AND run_ref = ?", (selector, run_ref)
+        ).fetchone()
+        found = None if row is None else str(row[0])
+    else:
+        raise ValidationError(
+            f"{original!r}: after '@' give an execution's number (1 is the first) or its id",
+            code="id_invalid",
+            details={"run": original},
+        )
+    if found is None:
+        (count,) = connection.execute("SELECT count(*) FROM runs WHERE run_ref = ?", (run_ref,)).fetchone()
+        raise NotFoundError(
+            f"{run_ref} has no execution {selector!r} (it has {count}; list them with "
+            "`contexta runs --all` or ctx.list_runs(all_executions=True))",
+            code="run_not_found",
+            details={"run": original},
+        )
+    return found
+
+
+def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = None) -> RunTarget:
+    """The execution `run_id` names: `run:p.r` or a bare name (the latest execution), `...@n` (the
+    n-th, from 1, by start) or `...@<execution id>`."""
+    text = _text(run_id, "run id")
+    base, at, selector = text.rpartition("@") if "@" in text else (text, "", "")
+    run_ref = _find_run_ref(connection, base.strip(), text, project)
+    execution_id = _execution(connection, run_ref, selector.strip() if at else None, text)
+    number, count = connection.execute(
+        "SELECT execution_number, execution_count FROM run_executions WHERE execution_id = ?", (execution_id,)
+    ).fetchone()
+    return RunTarget(execution_id, run_ref, int(number), int(count))
 
 
 def check_run_ids(run_ids: Iterable[str]) -> None:
@@ -130,15 +238,20 @@ def check_run_ids(run_ids: Iterable[str]) -> None:
         )
 
 
-def find_run_refs(
+def find_runs(
     connection: sqlite3.Connection, run_ids: Iterable[str], project: str | None, *, needed_for: str | None
-) -> list[str]:
-    """The refs of `run_ids` in the order given, duplicates dropped; with `needed_for`, an empty
-    collection is refused (`give at least one run <needed_for>`)."""
-    run_refs = list(dict.fromkeys(find_run_ref(connection, run_id, project) for run_id in run_ids))
-    if not run_refs and needed_for is not None:
+) -> list[RunTarget]:
+    """The executions `run_ids` name, in the order given, duplicates dropped; with `needed_for`, an
+    empty collection is refused (`give at least one run <needed_for>`)."""
+    targets = list(
+        {
+            target.execution_id: target
+            for target in (find_run(connection, run_id, project) for run_id in run_ids)
+        }.values()
+    )
+    if not targets and needed_for is not None:
         raise ValidationError(f"give at least one run {needed_for}", code="run_ids_empty")
-    return run_refs
+    return targets
 
 
 def _run_not_found(run_id: str) -> NotFoundError:
@@ -150,13 +263,14 @@ def _run_not_found(run_id: str) -> NotFoundError:
 
 
 def resolve_run(db: StoreDatabase, run_id: str, project: str | None = None) -> str:
-    """The full run ref for `run:p.r` or a bare run name.
+    """How queries name the execution `run_id` means: the full run ref for the latest execution of a
+    run, `run:p.r@n` for an earlier one.
 
     A bare name is looked up in `project` first, then in every project; `NotFoundError(run_not_found)`
-    when nothing matches, `ConflictError(run_ambiguous)` when several projects have such a run.
+    when nothing matches, `ConflictError(run_ambiguous)` when several runs have such a name.
     """
     with db.read() as connection:
-        return find_run_ref(connection, run_id, project)
+        return find_run(connection, run_id, project).run_id
 
 
 # -- stages and batches ----------------------------------------------------------------------------
@@ -171,70 +285,87 @@ def _check_child(child: ParsedRef, parent_ref: str, what: str, parent_what: str)
         )
 
 
-def find_stage_ref(connection: sqlite3.Connection, run_ref: str, stage_id: str) -> str:
+def refs_by_name(rows: list[tuple[str, str]], text: str) -> list[str]:
+    """The refs among (ref, typed name) rows that a bare name means: the typed name first, then the
+    first of its components (see `_name_levels`) that some ref ends in."""
+    exact = [ref for ref, name in rows if name == text]
+    if exact:
+        return exact
+    for component in _name_levels(text):
+        matches = [ref for ref, _ in rows if ref.rpartition(".")[2] == component]
+        if matches:
+            return matches
+    return []
+
+
+def find_stage_ref(connection: sqlite3.Connection, run: RunTarget, stage_id: str) -> str:
     text = _text(stage_id, "stage id")
-    stages = [
-        row[0]
+    stages: list[tuple[str, str]] = [
+        (row[0], row[1])
         for row in connection.execute(
-            "SELECT stage_ref FROM stages WHERE run_ref = ? ORDER BY order_index, rowid", (run_ref,)
+            "SELECT stage_ref, coalesce(display_name, name) FROM stages WHERE execution_id = ? "
+            "ORDER BY order_index, rowid",
+            (run.execution_id,),
         )
     ]
     if ":" in text:
         parsed = parse_ref(text, "stage")
-        _check_child(parsed, run_ref, "stage", "run")
-        ref: str | None = parsed.ref
+        _check_child(parsed, run.run_ref, "stage", "run")
+        matches = [ref for ref, _ in stages if ref == parsed.ref]
     else:
-        name = _bare_name(text, "stage name")
-        ref = None if name is None else f"stage:{run_ref.partition(':')[2]}.{name}"
-    if ref in stages:
-        assert ref is not None
-        return ref
-    names = [stage.rpartition(".")[2] for stage in stages]
+        matches = refs_by_name(stages, text)
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConflictError(
+            f"stage name {text!r} matches several stages of {run.run_id} ({_listing(matches)}); pass the "
+            "full stage ref",
+            code="stage_ambiguous",
+            details={"stage": text, "candidates": matches},
+        )
+    names = [name for _, name in stages]
     raise NotFoundError(
-        f"run {run_ref!r} has no stage {stage_id!r} (its stages: {_listing(names)})",
+        f"run {run.run_id!r} has no stage {stage_id!r} (its stages: {_listing(names)})",
         code="stage_not_found",
-        details={"run": run_ref, "stage": stage_id},
+        details={"run": run.run_id, "stage": stage_id},
     )
 
 
 def resolve_stage(db: StoreDatabase, run_id: str, stage_id: str, project: str | None = None) -> str:
     """The full stage ref of `stage_id` (a full ref or a bare stage name) within the run `run_id`
-    (itself a full ref or a bare run name)."""
+    (itself a full ref or a bare run name, optionally `@n` for an earlier execution)."""
     with db.read() as connection:
-        return find_stage_ref(connection, find_run_ref(connection, run_id, project), stage_id)
+        return find_stage_ref(connection, find_run(connection, run_id, project), stage_id)
 
 
 def find_batch_ref(
-    connection: sqlite3.Connection, run_ref: str, batch_id: str, stage_ref: str | None = None
+    connection: sqlite3.Connection, run: RunTarget, batch_id: str, stage_ref: str | None = None
 ) -> str:
     text = _text(batch_id, "batch id")
-    owner = stage_ref if stage_ref is not None else run_ref
+    owner = stage_ref if stage_ref is not None else run.run_ref
+    sql = "SELECT batch_ref, coalesce(display_name, name) FROM batches WHERE execution_id = ?"
+    parameters = [run.execution_id]
+    if stage_ref is not None:
+        sql += " AND stage_ref = ?"
+        parameters.append(stage_ref)
+    batches: list[tuple[str, str]] = [(row[0], row[1]) for row in connection.execute(sql, parameters)]
     if ":" in text:
         parsed = parse_ref(text, "batch")
         _check_child(parsed, owner, "batch", "stage" if stage_ref is not None else "run")
-        if connection.execute("SELECT 1 FROM batches WHERE batch_ref = ?", (parsed.ref,)).fetchone():
-            return parsed.ref
-        candidates: list[str] = []
+        candidates = [ref for ref, _ in batches if ref == parsed.ref]
     else:
-        name = _bare_name(text, "batch name")
-        sql, parameters = "SELECT batch_ref FROM batches WHERE run_ref = ?", [run_ref]
-        if stage_ref is not None:
-            sql += " AND stage_ref = ?"
-            parameters.append(stage_ref)
-        candidates = sorted(
-            row[0] for row in connection.execute(sql, parameters) if row[0].rpartition(".")[2] == name
-        )
-        if len(candidates) == 1:
-            return candidates[0]
+        candidates = sorted(refs_by_name(batches, text))
+    if len(candidates) == 1:
+        return candidates[0]
     if candidates:
         raise ConflictError(
-            f"batch name {text!r} matches batches in several stages of {run_ref!r} "
+            f"batch name {text!r} matches batches in several stages of {run.run_id!r} "
             f"({_listing(candidates)}); pass the stage or the full batch ref",
             code="batch_ambiguous",
             details={"batch": text, "candidates": candidates},
         )
     raise NotFoundError(
-        f"{owner!r} has no batch {batch_id!r}; list its batches with ctx.list_batches({run_ref!r})",
+        f"{owner!r} has no batch {batch_id!r}; list its batches with ctx.list_batches({run.run_id!r})",
         code="batch_not_found",
         details={"batch": batch_id, "owner": owner},
     )
@@ -246,6 +377,6 @@ def resolve_batch(
     """The full batch ref of `batch_id` (a full ref or a bare batch name) within a run, or one of its
     stages; `ConflictError(batch_ambiguous)` when a bare name is used in several stages."""
     with db.read() as connection:
-        run_ref = find_run_ref(connection, run_id, project)
-        stage_ref = None if stage_id is None else find_stage_ref(connection, run_ref, stage_id)
-        return find_batch_ref(connection, run_ref, batch_id, stage_ref)
+        run = find_run(connection, run_id, project)
+        stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
+        return find_batch_ref(connection, run, batch_id, stage_ref)

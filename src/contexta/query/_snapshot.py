@@ -5,7 +5,7 @@ from __future__ import annotations
 from contexta.query._completeness import completeness_notes, gather_facts
 from contexta.query._fetch import consistent_read, fetch_record_counts, fetch_records, fetch_samples
 from contexta.query._models import RunSnapshot
-from contexta.query._resolve import find_run_ref
+from contexta.query._resolve import find_run
 from contexta.store._database import StoreDatabase
 
 __all__ = ["get_run_snapshot"]
@@ -15,11 +15,11 @@ def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = No
     """The run with its stages, batches, samples, deployments, artifacts, records (capture order),
     environment, and notes on what is missing and why."""
     with consistent_read(db) as connection:
-        run_ref = find_run_ref(connection, run_id, project)
-        facts = gather_facts(connection, run_ref)
-        samples = fetch_samples(connection, run_ref)
-        records = fetch_records(connection, run_ref)
-        counts = fetch_record_counts(connection, run_ref)
+        run = find_run(connection, run_id, project)
+        facts = gather_facts(connection, run)
+        samples = fetch_samples(connection, run.execution_id)
+        records = fetch_records(connection, run.execution_id)
+        counts = fetch_record_counts(connection, run.execution_id)
     return RunSnapshot(
         run=facts.run,
         stages=facts.stages,

@@ -17,7 +17,7 @@ from contexta.query._fetch import (
     latest_metric_values,
 )
 from contexta.query._models import DiagnosticIssue, EnvironmentRecord, RunRecord
-from contexta.query._resolve import check_run_ids, find_run_ref, find_run_refs
+from contexta.query._resolve import check_run_ids, find_run, find_runs
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, batch_charts, stage_charts
 from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
 from contexta.store._database import StoreDatabase
@@ -129,10 +129,10 @@ def _empty_note(rows: list[Any], what: str) -> tuple[str, ...]:
 
 
 def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[ReportSection]:
-    run_ref = facts.run.run_id
-    metric_values = latest_metric_values(connection, run_ref)
+    execution = facts.execution_id
+    metric_values = latest_metric_values(connection, execution)
     stage_names = {stage.stage_id: stage.name for stage in facts.stages}
-    samples = fetch_samples(connection, run_ref)
+    samples = fetch_samples(connection, execution)
     issues = issues_of(facts)
     notes = completeness_notes(facts)
 
@@ -199,7 +199,7 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
         stage_notes += (f"{undrawn} more metric series are not drawn; see get_metric_series().",)
     return [
         _summary_section(
-            facts.run, facts.environment, fetch_record_counts(connection, run_ref), metric_values
+            facts.run, facts.environment, fetch_record_counts(connection, execution), metric_values
         ),
         ReportSection(
             "Stages",
@@ -252,7 +252,7 @@ def build_snapshot_report(db: StoreDatabase, run_id: str, *, project: str | None
     """One run as a report: Run Summary, Stages, Artifacts, Batches, Deployments, Samples, Diagnostics,
     Completeness Notes (in that order)."""
     with consistent_read(db) as connection:
-        facts = gather_facts(connection, find_run_ref(connection, run_id, project))
+        facts = gather_facts(connection, find_run(connection, run_id, project))
         sections = _snapshot_sections(connection, facts)
     return ReportDocument(f"Run Snapshot: {facts.run.run_id}", sections)
 
@@ -273,8 +273,8 @@ def build_multi_run_report(
     table of each metric's latest value per run (evaluation stages first)."""
     check_run_ids(run_ids)
     with consistent_read(db) as connection:
-        run_refs = find_run_refs(connection, run_ids, project, needed_for="to report on")
-        facts = [gather_facts(connection, run_ref) for run_ref in run_refs]
+        targets = find_runs(connection, run_ids, project, needed_for="to report on")
+        facts = [gather_facts(connection, target) for target in targets]
         values_by_run = [named_metric_values(connection, run_facts) for run_facts in facts]
     runs = [run_facts.run for run_facts in facts]
     labels = _run_labels(runs)

@@ -54,7 +54,7 @@ def stage_charts(connection: sqlite3.Connection, facts: RunFacts) -> tuple[list[
     such metrics were left out beyond the chart limit."""
     names = {stage.stage_id: stage.name for stage in facts.stages}
     slots: dict[tuple[str | None, str], list[SeriesRow]] = {}
-    for series in select_series(connection, run_ref=facts.run.run_id):
+    for series in select_series(connection, execution_id=facts.execution_id):
         slots.setdefault((series.stage_ref, series.key), []).append(series)
     drawable = [slot for slot, rows in slots.items() if sum(row.point_count for row in rows) > 1]
     charts = []
@@ -77,7 +77,7 @@ def batch_charts(connection: sqlite3.Connection, facts: RunFacts) -> list[Report
     """Per metric recorded inside batches: its latest value in each batch, in batch order."""
     order = {batch.batch_id: rank for rank, batch in enumerate(facts.batches)}
     per_key: dict[str, dict[int, tuple[int, float | int]]] = {}
-    for series in select_series(connection, run_ref=facts.run.run_id):
+    for series in select_series(connection, execution_id=facts.execution_id):
         if series.batch_ref is None or series.sample_ref is not None or series.batch_ref not in order:
             continue
         rank = order[series.batch_ref]

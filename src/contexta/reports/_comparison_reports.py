@@ -13,7 +13,7 @@ from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gathe
 from contexta.query._diagnose import issues_of
 from contexta.query._fetch import consistent_read, fetch_deployments, fetch_runs
 from contexta.query._models import FieldDifference, RunComparison
-from contexta.query._resolve import find_project_ref
+from contexta.query._resolve import find_project_ref, find_run
 from contexta.reports._builders import _duration_s, _issue_counts, _run_labels
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, chart_points
 from contexta.reports._document import (
@@ -41,12 +41,14 @@ def _difference_rows(differences: tuple[FieldDifference, ...]) -> list[tuple[Cel
     return [(difference.field, _cell(difference.left), _cell(difference.right)) for difference in differences]
 
 
-def _stage_ref(run_ref: str, stage_name: str | None) -> str | None:
-    return None if stage_name is None else f"stage:{run_ref.partition(':')[2]}.{stage_name}"
+def _stage_ref(facts: RunFacts, stage_name: str | None) -> str | None:
+    if stage_name is None:
+        return None
+    return next((stage.stage_id for stage in facts.stages if stage.name == stage_name), "")
 
 
 def _overlay_charts(
-    connection: sqlite3.Connection, comparison: RunComparison, labels: list[str]
+    connection: sqlite3.Connection, comparison: RunComparison, facts: list[RunFacts], labels: list[str]
 ) -> list[ReportChart]:
     """For each metric both runs recorded more than once: both runs' series on one chart."""
     charts = []
@@ -54,12 +56,12 @@ def _overlay_charts(
         if delta.left is None or delta.right is None:
             continue
         lines = []
-        for run_ref, label in zip((comparison.left_run_id, comparison.right_run_id), labels, strict=True):
-            stage_ref = _stage_ref(run_ref, delta.stage_name)
+        for run_facts, label in zip(facts, labels, strict=True):
+            stage_ref = _stage_ref(run_facts, delta.stage_name)
             series = [
                 row
                 for row in select_series(
-                    connection, run_ref=run_ref, key=delta.metric_key, stage_ref=stage_ref
+                    connection, execution_id=run_facts.execution_id, key=delta.metric_key, stage_ref=stage_ref
                 )
                 if stage_ref is not None or row.stage_ref is None
             ]
@@ -88,9 +90,12 @@ def build_run_report(
     Arguments, Environment, Diagnostics."""
     comparison = compare_runs(db, left, right, project=project)
     with consistent_read(db) as connection:
-        facts = [gather_facts(connection, run) for run in (comparison.left_run_id, comparison.right_run_id)]
+        facts = [
+            gather_facts(connection, find_run(connection, run))
+            for run in (comparison.left_run_id, comparison.right_run_id)
+        ]
         labels = _run_labels([run_facts.run for run_facts in facts])
-        charts = _overlay_charts(connection, comparison, labels)
+        charts = _overlay_charts(connection, comparison, facts, labels)
     old, new = (run_facts.run for run_facts in facts)
     issue_counts = [_issue_counts(issues_of(run_facts)) for run_facts in facts]
     run_rows: list[tuple[Cell, ...]] = [
@@ -193,7 +198,7 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
     with consistent_read(db) as connection:
         project_ref = find_project_ref(connection, project)
         runs = fetch_runs(connection, project_ref=project_ref)
-        facts: list[RunFacts] = [gather_facts(connection, run.run_id) for run in runs]
+        facts: list[RunFacts] = [gather_facts(connection, find_run(connection, run.run_id)) for run in runs]
         values_by_run = [named_metric_values(connection, run_facts) for run_facts in facts]
         deployments = fetch_deployments(connection, project_ref=project_ref)
     name = project_ref.partition(":")[2]

@@ -10,6 +10,7 @@ from contexta.capture._hashing import hash_file
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import latest_execution_id
 from contexta.store._metadata import manifest_from_row, require_parent
 from contexta.store._tables import TABLES
 
@@ -34,7 +35,7 @@ class ArtifactStore:
             require_parent(connection, "run_ref", manifest.run_ref)
             _TABLE.upsert(
                 connection,
-                manifest.to_dict(),
+                {**manifest.to_dict(), "execution_id": latest_execution_id(connection, manifest.run_ref)},
                 binding_status=binding_status,
                 source_exists=int(binding_status == "BOUND"),
             )
@@ -53,8 +54,13 @@ class ArtifactStore:
         return manifest_from_row(row)
 
     def list_manifests(self, run_ref: str | None = None) -> list[ArtifactManifest]:
-        where, parameters = ("WHERE run_ref = ?", (run_ref,)) if run_ref else ("", ())
+        """Every manifest, or those of the latest execution of `run_ref`."""
         with self._database.read() as connection:
+            where, parameters = (
+                ("WHERE execution_id = ?", (latest_execution_id(connection, run_ref) or "",))
+                if run_ref
+                else ("", ())
+            )
             rows = connection.execute(
                 f"SELECT {_TABLE.column_list} FROM artifacts {where} ORDER BY created_at, rowid", parameters
             ).fetchall()

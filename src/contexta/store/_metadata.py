@@ -1,7 +1,9 @@
 """The metadata store of the seeds: one repository per subject, with `put_*` / `get_*` / `list_*`.
 
 `put_*` upserts a validated contract model and refuses one whose parent is not stored (naming the
-missing parent), so hand-written history has the same shape as captured history.
+missing parent), so hand-written history has the same shape as captured history. A run ref names
+the latest execution of the run: hand-written history updates it (creating the first), and `get_*` /
+`list_*` read it; earlier executions are read through the queries (`ctx.list_runs(all_executions=True)`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from contexta.contract._context import (
 )
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
 from contexta.contract._model import ContractModel
+from contexta.contract._refs import new_execution_id, parse_ref
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import latest_execution_id
 from contexta.store._tables import TABLES, Table
 
 __all__ = [
@@ -42,22 +46,53 @@ _NOUNS = {
     "projects": "project", "runs": "run", "stages": "stage", "batches": "batch", "samples": "sample",
     "deployments": "deployment", "environments": "environment", "relations": "relation",
 }  # fmt: skip
-_PARENT_TABLES = {"project_ref": "projects", "run_ref": "runs", "stage_ref": "stages", "batch_ref": "batches"}
 
 
 def require_parent(connection: sqlite3.Connection, what: str, ref: str | None) -> None:
-    """Raise NotFoundError naming `ref` when the parent it refers to is not stored."""
+    """Raise NotFoundError naming `ref` when the project or run it refers to is not stored."""
     if ref is None:
         return
-    table = _PARENT_TABLES[what]
-    key = TABLES[table].key[0]
-    if connection.execute(f"SELECT 1 FROM {table} WHERE {key} = ?", (ref,)).fetchone() is None:
+    table, column = {"project_ref": ("projects", "project_ref"), "run_ref": ("runs", "run_ref")}[what]
+    if connection.execute(f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1", (ref,)).fetchone() is None:
         noun = what.removesuffix("_ref")
         raise NotFoundError(
             f"{noun} {ref} is not in the store; put the {noun} first",
             code=f"{noun}_not_found",
             details={"ref": ref},
         )
+
+
+def _latest_execution(connection: sqlite3.Connection, run_ref: str) -> str:
+    """The execution hand-written history of `run_ref` goes to: its latest (NotFoundError if none)."""
+    require_parent(connection, "run_ref", run_ref)
+    execution = latest_execution_id(connection, run_ref)
+    assert execution is not None
+    return execution
+
+
+def _require_scope(connection: sqlite3.Connection, table: str, column: str, execution: str, ref: str) -> None:
+    """A stage (or batch) a hand-written child names must be stored in the run's latest execution."""
+    if (
+        connection.execute(
+            f"SELECT 1 FROM {table} WHERE execution_id = ? AND {column} = ?", (execution, ref)
+        ).fetchone()
+        is None
+    ):
+        noun = column.removesuffix("_ref")
+        raise NotFoundError(
+            f"{noun} {ref} is not in the store; put the {noun} first",
+            code=f"{noun}_not_found",
+            details={"ref": ref},
+        )
+
+
+_SCOPE_TABLES = {"stage_ref": "stages", "batch_ref": "batches"}
+
+
+def _run_of(ref: str) -> str:
+    """The run ref a stage, batch or sample ref lives under."""
+    parsed = parse_ref(ref)
+    return f"run:{'.'.join(parsed.components[:2])}"
 
 
 class _Repository:
@@ -82,11 +117,30 @@ class _Repository:
                 require_parent(connection, what, ref)
             self._table.upsert(connection, model.to_dict())
 
-    def _get(self, ref: str, model_type: type[_ModelT]) -> _ModelT:
+    def _put_owned(self, model: ContractModel, run_ref: str, scopes: dict[str, str | None]) -> None:
+        """Upsert a model a run owns into the run's latest execution; `scopes` (stage_ref / batch_ref
+        -> ref) must be stored there already."""
+        with self._database.transaction() as connection:
+            execution = _latest_execution(connection, run_ref)
+            for column, ref in scopes.items():
+                if ref is not None:
+                    _require_scope(connection, _SCOPE_TABLES[column], column, execution, ref)
+            self._table.upsert(connection, {**model.to_dict(), "execution_id": execution})
+
+    def _get(self, ref: str, model_type: type[_ModelT], column: str | None = None) -> _ModelT:
+        """The model stored under `ref`; a run-owned one (`column` names its ref column) is read from
+        the latest execution of its run."""
         table = self._table
         with self._database.read() as connection:
+            parameters: tuple[str, ...]
+            if column is None:
+                sql, parameters = f"WHERE {table.key[0]} = ?", (ref,)
+            else:
+                run_ref = ref if column == "run_ref" else _run_of(ref)
+                execution = latest_execution_id(connection, run_ref) or ""
+                sql, parameters = f"WHERE execution_id = ? AND {column} = ?", (execution, ref)
             row = connection.execute(
-                f"SELECT {table.column_list} FROM {table.name} WHERE {table.key[0]} = ?", (ref,)
+                f"SELECT {table.column_list} FROM {table.name} {sql}", parameters
             ).fetchone()
         if row is None:
             noun = _NOUNS[table.name]
@@ -104,6 +158,14 @@ class _Repository:
             ).fetchall()
         return [table.model_from_row(row) for row in rows]
 
+    def _list_latest(
+        self, run_ref: str, order: str, extra: str = "", parameters: tuple[Any, ...] = ()
+    ) -> list[Any]:
+        """What the latest execution of `run_ref` holds in this table."""
+        with self._database.read() as connection:
+            execution = latest_execution_id(connection, run_ref) or ""
+        return self._list(f"WHERE execution_id = ?{extra}", (execution, *parameters), order)
+
 
 class ProjectRepository(_Repository):
     table_name = "projects"
@@ -119,20 +181,35 @@ class ProjectRepository(_Repository):
         return self._list(order="created_at, rowid")
 
 
+# Only the latest execution of each run (what a run ref names); `ctx.list_runs(all_executions=True)`
+# lists the others.
+_LATEST_ONLY = (
+    "NOT EXISTS (SELECT 1 FROM runs later WHERE later.run_ref = runs.run_ref AND "
+    "(later.started_key > runs.started_key OR "
+    "(later.started_key = runs.started_key AND later.rowid > runs.rowid)))"
+)
+
+
 class RunRepository(_Repository):
     table_name = "runs"
 
     def put_run(self, run: Run) -> None:
+        """Store a run written by hand: it becomes (or updates) the latest execution of its ref."""
         self._check(run, Run)
-        self._put(run, {"project_ref": run.project_ref})
+        with self._database.transaction() as connection:
+            require_parent(connection, "project_ref", run.project_ref)
+            execution = latest_execution_id(connection, run.run_ref) or new_execution_id()
+            self._table.upsert(connection, {**run.to_dict(), "execution_id": execution})
 
     def get_run(self, run_ref: str) -> Run:
-        return self._get(run_ref, Run)
+        """The latest execution of `run_ref`."""
+        return self._get(run_ref, Run, "run_ref")
 
     def list_runs(self, project_ref: str | None = None) -> list[Run]:
+        """The latest execution of each run (of one project), oldest first."""
         if project_ref is None:
-            return self._list(order="started_key, rowid")
-        return self._list("WHERE project_ref = ?", (project_ref,), "started_key, rowid")
+            return self._list(f"WHERE {_LATEST_ONLY}", (), "started_key, rowid")
+        return self._list(f"WHERE project_ref = ? AND {_LATEST_ONLY}", (project_ref,), "started_key, rowid")
 
 
 class StageRepository(_Repository):
@@ -140,13 +217,13 @@ class StageRepository(_Repository):
 
     def put_stage_execution(self, stage: StageExecution) -> None:
         self._check(stage, StageExecution)
-        self._put(stage, {"run_ref": stage.run_ref})
+        self._put_owned(stage, stage.run_ref, {})
 
     def get_stage_execution(self, stage_ref: str) -> StageExecution:
-        return self._get(stage_ref, StageExecution)
+        return self._get(stage_ref, StageExecution, "stage_ref")
 
     def list_stage_executions(self, run_ref: str) -> list[StageExecution]:
-        return self._list("WHERE run_ref = ?", (run_ref,), "coalesce(order_index, 1e18), started_at, rowid")
+        return self._list_latest(run_ref, "coalesce(order_index, 1e18), started_at, rowid")
 
 
 class BatchRepository(_Repository):
@@ -154,16 +231,16 @@ class BatchRepository(_Repository):
 
     def put_batch_execution(self, batch: BatchExecution) -> None:
         self._check(batch, BatchExecution)
-        self._put(batch, {"run_ref": batch.run_ref, "stage_ref": batch.stage_execution_ref})
+        self._put_owned(batch, batch.run_ref, {"stage_ref": batch.stage_execution_ref})
 
     def get_batch_execution(self, batch_ref: str) -> BatchExecution:
-        return self._get(batch_ref, BatchExecution)
+        return self._get(batch_ref, BatchExecution, "batch_ref")
 
     def list_batch_executions(self, run_ref: str, stage_ref: str | None = None) -> list[BatchExecution]:
         order = "coalesce(order_index, 1e18), started_at, rowid"
         if stage_ref is None:
-            return self._list("WHERE run_ref = ?", (run_ref,), order)
-        return self._list("WHERE run_ref = ? AND stage_ref = ?", (run_ref, stage_ref), order)
+            return self._list_latest(run_ref, order)
+        return self._list_latest(run_ref, order, " AND stage_ref = ?", (stage_ref,))
 
 
 class SampleRepository(_Repository):
@@ -171,28 +248,31 @@ class SampleRepository(_Repository):
 
     def put_sample_observation(self, sample: SampleObservation) -> None:
         self._check(sample, SampleObservation)
-        self._put(
+        self._put_owned(
             sample,
-            {
-                "run_ref": sample.run_ref,
-                "stage_ref": sample.stage_execution_ref,
-                "batch_ref": sample.batch_execution_ref,
-            },
+            sample.run_ref,
+            {"stage_ref": sample.stage_execution_ref, "batch_ref": sample.batch_execution_ref},
         )
 
     def get_sample_observation(self, sample_ref: str) -> SampleObservation:
-        return self._get(sample_ref, SampleObservation)
+        return self._get(sample_ref, SampleObservation, "sample_ref")
 
     def list_sample_observations(self, run_ref: str) -> list[SampleObservation]:
-        return self._list("WHERE run_ref = ?", (run_ref,), "observed_at, rowid")
+        return self._list_latest(run_ref, "observed_at, rowid")
 
 
 class DeploymentRepository(_Repository):
     table_name = "deployments"
 
     def put_deployment_execution(self, deployment: DeploymentExecution) -> None:
+        """Store a deployment written by hand, linked to the latest execution of its run."""
         self._check(deployment, DeploymentExecution)
-        self._put(deployment, {"project_ref": deployment.project_ref, "run_ref": deployment.run_ref})
+        with self._database.transaction() as connection:
+            require_parent(connection, "project_ref", deployment.project_ref)
+            fields = deployment.to_dict()
+            if deployment.run_ref is not None:
+                fields["run_execution_id"] = _latest_execution(connection, deployment.run_ref)
+            self._table.upsert(connection, fields)
 
     def get_deployment_execution(self, deployment_ref: str) -> DeploymentExecution:
         return self._get(deployment_ref, DeploymentExecution)
@@ -208,10 +288,10 @@ class EnvironmentRepository(_Repository):
 
     def put_environment_snapshot(self, snapshot: EnvironmentSnapshot) -> None:
         self._check(snapshot, EnvironmentSnapshot)
-        self._put(snapshot, {"run_ref": snapshot.run_ref})
+        self._put_owned(snapshot, snapshot.run_ref, {})
 
     def get_environment_snapshot(self, run_ref: str) -> EnvironmentSnapshot:
-        return self._get(run_ref, EnvironmentSnapshot)
+        return self._get(run_ref, EnvironmentSnapshot, "run_ref")
 
 
 class RelationRepository(_Repository):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, compress
 from operator import ne, or_
 from typing import Any, NamedTuple
@@ -33,6 +33,7 @@ from contexta.capture._items import (
 )
 from contexta.capture._metric_lines import Numbering
 from contexta.contract._records import SCHEMA_VERSION
+from contexta.contract._refs import execution_of_record_ref, record_id_prefix
 
 __all__ = ["MetricChunkWriter", "SeriesCache", "SeriesIdentity", "pack", "reserve_seq", "unpack"]
 
@@ -70,6 +71,7 @@ def reserve_seq(connection: sqlite3.Connection, count: int) -> int:
 class SeriesIdentity(NamedTuple):
     """What every point of a series shares; '' where a ref or unit is absent (see the schema)."""
 
+    execution_id: str  # the run execution it belongs to ('' for a run-less deployment's)
     run_ref: str
     stage_ref: str
     batch_ref: str
@@ -93,10 +95,22 @@ def default_subject(
 
 
 def _identity(
-    refs: tuple[str | None, ...], key: str, value_type: str, unit: str | None, extras: str
+    execution_id: str | None,
+    refs: tuple[str | None, ...],
+    key: str,
+    value_type: str,
+    unit: str | None,
+    extras: str,
 ) -> SeriesIdentity:
     run, stage, batch, sample, deployment = (ref or "" for ref in refs)
-    return SeriesIdentity(run, stage, batch, sample, deployment, key, value_type, unit or "", extras)
+    return SeriesIdentity(
+        execution_id or "", run, stage, batch, sample, deployment, key, value_type, unit or "", extras
+    )
+
+
+# The execution a record document belongs to, given its run ref and the execution its record ref
+# names (None when it names none): that one if the run has it, else the run's latest ('' for none).
+ExecutionOf = Callable[[str | None, str | None], str]
 
 
 def _extras(fields: dict[str, Any], defaults: dict[str, Any]) -> str:
@@ -119,7 +133,9 @@ def _captured_identity(
         {"aggregation_scope": scope, "subject_ref": context.ref, "tags": tags},
         {"aggregation_scope": "step", "subject_ref": default_subject(*refs), "tags": None},
     )
-    return _identity(refs, key, "float64" if type(value) is float else "int64", unit, extras)
+    return _identity(
+        context.execution_id, refs, key, "float64" if type(value) is float else "int64", unit, extras
+    )
 
 
 _ENVELOPE_DEFAULTS = {
@@ -130,7 +146,7 @@ _ENVELOPE_DEFAULTS = {
 }
 
 
-def _record_identity(document: dict[str, Any]) -> SeriesIdentity:
+def _record_identity(document: dict[str, Any], execution_of: ExecutionOf) -> SeriesIdentity:
     envelope, payload = document["envelope"], document["payload"]
     refs = tuple(
         envelope.get(name)
@@ -158,7 +174,10 @@ def _record_identity(document: dict[str, Any]) -> SeriesIdentity:
         "tags": None,
         "value_type": stored_type,
     }
-    return _identity(refs, payload["metric_key"], stored_type, payload.get("unit"), _extras(fields, defaults))
+    execution_id = execution_of(envelope.get("run_ref"), execution_of_record_ref(envelope["record_ref"]))
+    return _identity(
+        execution_id, refs, payload["metric_key"], stored_type, payload.get("unit"), _extras(fields, defaults)
+    )
 
 
 class _Group:
@@ -178,7 +197,9 @@ class _Group:
         )
 
 
-_SERIES_COLUMNS = "run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras"
+_SERIES_COLUMNS = (
+    "execution_id, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras"
+)
 _UPSERT_SERIES_HEAD = (
     f"INSERT INTO metric_series ({_SERIES_COLUMNS}, point_count, first_seq, last_seq, last_value) VALUES "
 )
@@ -193,7 +214,7 @@ _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
     "steps, id_prefix, ref_base, recorded_ns, explicit) VALUES "
 )
-# Rows per multi-row statement: 500 x 13 parameters stays far below SQLite's 32,766.
+# Rows per multi-row statement: 500 x 14 parameters stays far below SQLite's 32,766.
 _ROWS_PER_STATEMENT = 500
 
 
@@ -202,7 +223,7 @@ def _many_rows(head: str, width: int, count: int, tail: str = "") -> str:
     return f"{head}{', '.join([row] * count)}{tail}"
 
 
-_UPSERT_SERIES = _many_rows(_UPSERT_SERIES_HEAD, 13, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id")
+_UPSERT_SERIES = _many_rows(_UPSERT_SERIES_HEAD, 14, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id")
 _INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 11, 1)
 
 
@@ -244,11 +265,16 @@ class SeriesCache:
         self.connection = None
 
 
+def _no_execution(run_ref: str | None, claimed: str | None) -> str:
+    return ""
+
+
 class MetricChunkWriter:
     """Collects one batch's metric points by series, then writes one chunk per series."""
 
-    def __init__(self, cache: SeriesCache | None = None) -> None:
+    def __init__(self, cache: SeriesCache | None = None, execution_of: ExecutionOf = _no_execution) -> None:
         self._cache = SeriesCache() if cache is None else cache
+        self._execution_of = execution_of
         self._fast: dict[tuple[int, str], _Group] = {}  # the common point: float, no unit, step scope
         self._captured: dict[SeriesIdentity, _Group] = {}
         self._explicit: dict[SeriesIdentity, _Group] = {}
@@ -322,7 +348,7 @@ class MetricChunkWriter:
 
     def add_record(self, position: int, document: dict[str, Any]) -> None:
         """Add a metric given as its record document (written by hand, or replayed from the outbox)."""
-        group = self._group(self._explicit, _record_identity(document))
+        group = self._group(self._explicit, _record_identity(document, self._execution_of))
         envelope, payload = document["envelope"], document["payload"]
         step = payload.get("step")
         group.positions.append(position)
@@ -406,7 +432,7 @@ def _chunk_row(group: _Group, series_id: int, seq_base: int, numbering: Numberin
         pack("q", group.observed) if explicit is None else None,
         pack("d" if group.identity.value_type == "float64" else "q", group.values),
         pack("q", group.steps),
-        None if numbering is None else numbering.id_prefix,
+        None if numbering is None else record_id_prefix(group.identity.execution_id, numbering.id_prefix),
         None if numbering is None else numbering.first,
         None if numbering is None else numbering.recorded_ns,
         None if explicit is None else orjson.dumps(explicit).decode(),

@@ -68,14 +68,20 @@ def _series_row(row: tuple[Any, ...]) -> SeriesRow:
 def select_series(
     connection: sqlite3.Connection,
     *,
-    run_ref: str | None = None,
+    execution_id: str | None = None,
     key: str | None = None,
     stage_ref: str | None = None,
     deployment_ref: str | None = None,
 ) -> list[SeriesRow]:
-    """The series matching every filter given, in the order their first points were captured."""
+    """The series matching every filter given (an execution of a run, a key, a stage ref, a
+    deployment ref), in the order their first points were captured."""
     where, parameters = where_equal(
-        (("run_ref", run_ref), ("key", key), ("stage_ref", stage_ref), ("deployment_ref", deployment_ref))
+        (
+            ("execution_id", execution_id),
+            ("key", key),
+            ("stage_ref", stage_ref),
+            ("deployment_ref", deployment_ref),
+        )
     )
     rows = connection.execute(
         f"SELECT {_SERIES_COLUMNS} FROM metric_series{where} ORDER BY first_seq", parameters

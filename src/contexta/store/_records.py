@@ -12,6 +12,7 @@ from typing import Any, overload
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import ExecutionResolver, latest_execution_id
 from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
 from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rows import RECORD_COLUMNS, AnyRecord, record_from_row, record_row_from_payload
@@ -22,7 +23,6 @@ __all__ = [
     "RecordStore",
     "RecordView",
     "RejectedRecord",
-    "delete_run_contents",
     "insert_record_rows",
     "record_view",
     "store_record_documents",
@@ -32,8 +32,6 @@ _RECORD_TYPES = (MetricRecord, StructuredEventRecord, TraceSpanRecord, DegradedR
 _INSERT = (
     f"INSERT INTO records ({RECORD_COLUMNS}) VALUES ({', '.join('?' * len(RECORD_COLUMNS.split(', ')))})"
 )
-# Everything an execution of a run owns besides its metrics; re-running a run name replaces these.
-_RUN_OWNED_TABLES = ("stages", "batches", "samples", "operations", "records", "artifacts", "environments")
 
 
 def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
@@ -44,29 +42,23 @@ def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[A
 
 def store_record_documents(connection: sqlite3.Connection, documents: Sequence[dict[str, Any]]) -> None:
     """Store records given as `{"envelope": ..., "payload": ...}` documents, in this order, as they are
-    (refs and timestamps kept exactly); the caller has checked them."""
+    (refs and timestamps kept exactly); the caller has checked them. Each belongs to the latest
+    execution of its run (a hand-written record names the run, not an execution)."""
     if not documents:
         return
     seq_base = reserve_seq(connection, len(documents))
-    metrics = MetricChunkWriter()
+    execution_of = ExecutionResolver(connection)
+    metrics = MetricChunkWriter(execution_of=execution_of)
     rows = []
     for position, document in enumerate(documents):
         if document["envelope"]["record_type"] == "metric":
             metrics.add_record(position, document)
         else:
-            rows.append(record_row_from_payload(document, seq_base + position))
+            row = record_row_from_payload(document, seq_base + position)
+            row[-2] = execution_of(row[3], row[-2])
+            rows.append(row)
     metrics.write(connection, seq_base, None)
     insert_record_rows(connection, rows)
-
-
-def delete_run_contents(connection: sqlite3.Connection, run_ref: str) -> None:
-    """Remove what an earlier execution of `run_ref` stored (the run row itself stays)."""
-    for table in _RUN_OWNED_TABLES:
-        connection.execute(f"DELETE FROM {table} WHERE run_ref = ?", (run_ref,))
-    series = "SELECT series_id FROM metric_series WHERE run_ref = ?"
-    connection.execute(f"DELETE FROM metric_chunks WHERE series_id IN ({series})", (run_ref,))
-    connection.execute(f"DELETE FROM explicit_metric_refs WHERE series_id IN ({series})", (run_ref,))
-    connection.execute("DELETE FROM metric_series WHERE run_ref = ?", (run_ref,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +149,20 @@ class RecordStore:
         record_type: str | None = None,
         limit: int | None = None,
     ) -> list[AnyRecord]:
-        """Stored records matching every given filter (refs), in capture order."""
+        """Stored records matching every given filter (refs; `run` means its latest execution), in
+        capture order."""
         with self._database.read() as connection:
-            found = record_view(connection, run=run, stage=stage, key=key, record_type=record_type)
+            execution = None if run is None else latest_execution_id(connection, run) or "-"
+            found = record_view(
+                connection, execution_id=execution, stage=stage, key=key, record_type=record_type
+            )
         return list(found) if limit is None else found[: int(limit)]
 
     def count(self, *, run: str | None = None) -> int:
+        """How many records the store holds (of the latest execution of `run`, when given)."""
         with self._database.read() as connection:
-            where, parameters = ("", ()) if run is None else (" WHERE run_ref = ?", (run,))
+            execution = None if run is None else latest_execution_id(connection, run) or "-"
+            where, parameters = ("", ()) if execution is None else (" WHERE execution_id = ?", (execution,))
             (rows,) = connection.execute(f"SELECT count(*) FROM records{where}", parameters).fetchone()
             (points,) = connection.execute(
                 f"SELECT total(point_count) FROM metric_series{where}", parameters
@@ -230,20 +228,25 @@ class RecordView(Sequence[AnyRecord]):
 def record_view(
     connection: sqlite3.Connection,
     *,
-    run: str | None = None,
+    execution_id: str | None = None,
     stage: str | None = None,
     key: str | None = None,
     record_type: str | None = None,
 ) -> RecordView:
-    """Every stored record matching the filters (refs), in capture order."""
+    """Every stored record matching the filters (a run execution, refs, a key), in capture order."""
     columns = None
     if record_type in (None, "metric"):
-        series = select_series(connection, run_ref=run, key=key, stage_ref=stage)
+        series = select_series(connection, execution_id=execution_id, key=key, stage_ref=stage)
         columns = load_columns(connection, series) if series else None
     rows: list[tuple[Any, ...]] = []
     if record_type != "metric":
         where, parameters = where_equal(
-            (("run_ref", run), ("stage_ref", stage), ("key", key), ("record_type", record_type))
+            (
+                ("execution_id", execution_id),
+                ("stage_ref", stage),
+                ("key", key),
+                ("record_type", record_type),
+            )
         )
         rows = connection.execute(
             f"SELECT {RECORD_COLUMNS} FROM records{where} ORDER BY seq", parameters

@@ -1,24 +1,47 @@
-"""Runs whose process died: found when a workspace is opened, and marked so they are not open forever.
+"""Runs whose process died: found when a workspace is opened, and closed so they are not open forever.
 
 A run is `open` in the store from its first batch until its closing batch commits. A process killed
 in between (by the scheduler, the OOM killer, a SIGKILL) never writes the close, and trackers that do
-not look would show it running forever. Every run records the pid and host that own it; opening a
-`Contexta` checks the open runs of this host and marks those whose process is gone as `failed`, with
-`end_reason = 'interrupted'`, which diagnostics report as an `interrupted` error. Runs of other hosts
-are left alone: their processes cannot be checked from here.
+not look would show it running forever. Each capturing process holds a kernel lock for its run
+(`contexta/_liveness.py`), which the kernel releases however the process ends and whatever pid
+namespace it ran in; opening a `Contexta` takes the locks of every open run it can, and a run none
+of whose owners still holds one was left by processes that are gone. It is closed `failed` with
+`end_reason = 'interrupted'`, and so is every stage, batch, sample and operation it left open, each
+ended at the run's last recorded activity (what the store saw last, not the moment someone noticed).
+Runs stored before owner locks existed fall back to their pid and host: those of this host whose
+process is gone are closed; those of other hosts are left alone (their processes cannot be checked).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
+from pathlib import Path
 
-from contexta.contract._timestamps import instant_key, utc_now
+import orjson
+
+from contexta._liveness import owners_alive, remove_owner_locks
+from contexta.contract._timestamps import format_ns, instant_key
 from contexta.store._database import StoreDatabase
+from contexta.store._metric_chunks import unpack
 
-__all__ = ["INTERRUPTED", "mark_interrupted_runs", "process_alive"]
+__all__ = [
+    "INTERRUPTED",
+    "close_interrupted_execution",
+    "mark_interrupted_runs",
+    "owner_alive",
+    "process_alive",
+]
 
 INTERRUPTED = "interrupted"
+# Scope tables and the column that holds each scope's start.
+_SCOPE_STARTS = {
+    "stages": "started_at",
+    "batches": "started_at",
+    "samples": "observed_at",
+    "operations": "started_at",
+}
 
 
 def process_alive(pid: int) -> bool:
@@ -33,33 +56,106 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def mark_interrupted_runs(database: StoreDatabase, host: str | None = None) -> list[str]:
-    """Mark this host's open runs whose owning process is gone as failed (interrupted); their refs."""
+def owner_alive(
+    live_dir: Path | None,
+    execution_id: str,
+    owner_pid: int | None,
+    owner_host: str | None,
+    host: str,
+) -> bool | None:
+    """Whether a process still captures `execution_id`: True, False, or None when nothing here can
+    tell (no lock files, and an owner on another host or without a pid)."""
+    if live_dir is not None:
+        held = owners_alive(live_dir, execution_id)
+        if held is not None:
+            return held
+    if owner_pid is None or owner_host != host:
+        return None
+    if owner_pid == os.getpid():
+        return True  # this process: a Contexta of its own may have the run open
+    return process_alive(owner_pid)
+
+
+def last_activity(connection: sqlite3.Connection, execution_id: str, started_at: str) -> str:
+    """The latest time the store saw anything of an execution: a scope opening or closing, a record,
+    a metric point; never before the run started."""
+    times = [started_at]
+    for table, start in _SCOPE_STARTS.items():
+        times.extend(
+            value
+            for row in connection.execute(
+                f"SELECT max({start}), max(ended_at) FROM {table} WHERE execution_id = ?", (execution_id,)
+            )
+            for value in row
+            if value is not None
+        )
+    (recorded,) = connection.execute(
+        "SELECT max(observed_at) FROM records WHERE execution_id = ?", (execution_id,)
+    ).fetchone()
+    if recorded is not None:
+        times.append(recorded)
+    # Each series' last chunk holds its latest points (chunks are written in capture order); points
+    # replayed from the log or written by hand keep their times as text in `explicit`.
+    newest = 0
+    for observed, explicit in connection.execute(
+        "SELECT c.observed_ns, c.explicit FROM metric_chunks c JOIN ("
+        "  SELECT s.series_id, max(c2.seq_base) AS last_base FROM metric_series s"
+        "  JOIN metric_chunks c2 ON c2.series_id = s.series_id WHERE s.execution_id = ?"
+        "  GROUP BY s.series_id"
+        ") last ON c.series_id = last.series_id AND c.seq_base = last.last_base",
+        (execution_id,),
+    ):
+        if observed:
+            newest = max(newest, *unpack("q", observed))
+        elif explicit:
+            times.extend(orjson.loads(explicit)["observed_at"])
+    if newest:
+        times.append(format_ns(newest))
+    return max(times, key=instant_key)
+
+
+def close_interrupted_execution(connection: sqlite3.Connection, execution_id: str) -> bool:
+    """Close an open execution whose owners are gone, with everything it left open, `failed` /
+    `interrupted` at its last activity; False if it was no longer open (its owner closed it meanwhile)."""
+    row = connection.execute(
+        "SELECT started_at FROM runs WHERE execution_id = ? AND status = 'open'", (execution_id,)
+    ).fetchone()
+    if row is None:
+        return False
+    ended = last_activity(connection, execution_id, row[0])
+    connection.execute(
+        "UPDATE runs SET status = 'failed', ended_at = ?, end_reason = ? WHERE execution_id = ?",
+        (ended, INTERRUPTED, execution_id),
+    )
+    for table in _SCOPE_STARTS:  # `ended` is at or after every scope's start (see last_activity)
+        connection.execute(
+            f"UPDATE {table} SET status = 'failed', ended_at = ?, end_reason = ? "
+            "WHERE execution_id = ? AND status = 'open'",
+            (ended, INTERRUPTED, execution_id),
+        )
+    return True
+
+
+def mark_interrupted_runs(
+    database: StoreDatabase, live_dir: Path | None = None, host: str | None = None
+) -> list[str]:
+    """Close every open run whose owners are all gone (see the module docstring); their refs."""
     host = socket.gethostname() if host is None else host
     with database.read() as connection:
         candidates = connection.execute(
-            "SELECT run_ref, owner_pid, started_at FROM runs WHERE status = 'open' AND owner_host = ? "
-            "AND owner_pid IS NOT NULL",
-            (host,),
+            "SELECT execution_id, run_ref, owner_pid, owner_host FROM runs WHERE status = 'open'"
         ).fetchall()
     gone = [
-        (run_ref, started_at)
-        for run_ref, pid, started_at in candidates
-        if pid != os.getpid() and not process_alive(pid)
+        (execution_id, run_ref)
+        for execution_id, run_ref, pid, owner_host in candidates
+        if owner_alive(live_dir, execution_id, pid, owner_host, host) is False
     ]
-    if not gone:
-        return []
-    detected = utc_now()
     marked = []
-    with database.transaction() as connection:
-        for run_ref, started_at in gone:
-            # ended_at is when the loss was noticed, never before the start it is compared with.
-            ended = max(detected, started_at, key=instant_key)
-            cursor = connection.execute(
-                "UPDATE runs SET status = 'failed', ended_at = ?, end_reason = ? "
-                "WHERE run_ref = ? AND status = 'open'",
-                (ended, INTERRUPTED, run_ref),
-            )
-            if cursor.rowcount:
-                marked.append(run_ref)
+    for execution_id, run_ref in gone:
+        with database.transaction() as connection:
+            closed = close_interrupted_execution(connection, execution_id)
+        if closed:
+            marked.append(run_ref)
+        if live_dir is not None:
+            remove_owner_locks(live_dir, execution_id)
     return marked

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contexta._liveness import owners_alive
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._entries import entries_from_lines
 from contexta.capture._log_reader import iter_capture_log
-from contexta.contract._timestamps import instant_key, utc_now
+from contexta.contract._timestamps import instant_key
 from contexta.errors import ContextaError
 from contexta.store._database import StoreDatabase
-from contexta.store._recovery import INTERRUPTED
+from contexta.store._recovery import close_interrupted_execution
 from contexta.store._sink import StoreSink
 
 __all__ = ["RepairReport", "rebuild_store"]
@@ -79,28 +80,32 @@ def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple
     return {name: tuple(numbers) for name, numbers in skipped.items() if numbers}, records, artifacts
 
 
-def _close_runs_left_open(database: StoreDatabase) -> tuple[str, ...]:
-    """Runs the log opened but never closed: their processes are gone (repair runs alone)."""
-    now = utc_now()
+def _close_runs_left_open(database: StoreDatabase, live_dir: Path | None) -> tuple[str, ...]:
+    """Runs the log opened but never closed, whose processes are gone: closed `failed` /
+    `interrupted` with what they left open, at their last activity in the log (the end times the
+    log recorded for everything else are kept as they are). A run whose owner still holds its lock
+    is left open: it is still being captured."""
+    closed = []
     with database.transaction() as connection:
-        rows = connection.execute("SELECT run_ref, started_at FROM runs WHERE status = 'open'").fetchall()
-        for run_ref, started_at in rows:
-            connection.execute(
-                "UPDATE runs SET status = 'failed', ended_at = ?, end_reason = ? WHERE run_ref = ?",
-                (max(now, started_at, key=instant_key), INTERRUPTED, run_ref),
-            )
-    return tuple(row[0] for row in rows)
+        rows = connection.execute("SELECT execution_id, run_ref FROM runs WHERE status = 'open'").fetchall()
+        for execution_id, run_ref in rows:
+            if live_dir is not None and owners_alive(live_dir, execution_id):
+                continue
+            if close_interrupted_execution(connection, execution_id):
+                closed.append(run_ref)
+    return tuple(closed)
 
 
-def rebuild_store(database_path: Path, capture_dir: Path) -> RepairReport:
-    """Rebuild the store at `database_path` from the capture log in `capture_dir`."""
+def rebuild_store(database_path: Path, capture_dir: Path, live_dir: Path | None = None) -> RepairReport:
+    """Rebuild the store at `database_path` from the capture log in `capture_dir` (`live_dir`: where
+    capturing processes hold their owner locks, see contexta/_liveness.py)."""
     partial = database_path.with_name(f"{database_path.name}.repair-{os.getpid()}")
     for suffix in _DATABASE_FILES:
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     rebuilt = StoreDatabase(partial)
     try:
         skipped, records, artifacts = _replay(capture_dir, rebuilt)
-        interrupted = _close_runs_left_open(rebuilt)
+        interrupted = _close_runs_left_open(rebuilt, live_dir)
         with rebuilt.read() as connection:
             (runs,) = connection.execute("SELECT count(*) FROM runs").fetchone()
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # one self-contained file to move

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
+from contexta.contract._refs import execution_of_record_ref
 from contexta.contract._serialization import model_from_dict
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
 # The insert (and select) order of a row.
 RECORD_COLUMNS = (
     "seq, record_ref, record_type, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, "
-    "observed_at, recorded_at, key, value, step, unit, document"
+    "observed_at, recorded_at, key, value, step, unit, execution_id, document"
 )
 
 _RECORD_MODELS = {"event": "StructuredEventRecord", "span": "TraceSpanRecord", "degraded": "DegradedRecord"}
@@ -43,7 +44,8 @@ def loads_or_none(text: str | None) -> Any:
 
 
 def record_row_from_payload(payload: dict[str, Any], seq: int) -> list[Any]:
-    """The row (RECORD_COLUMNS order) of a non-metric record given as its capture payload."""
+    """The row (RECORD_COLUMNS order) of a non-metric record given as its capture payload; its
+    execution (the second last column) is the one its ref names, or None when it names none."""
     envelope = payload["envelope"]
     body = payload["payload"]
     record_type = envelope["record_type"]
@@ -62,6 +64,7 @@ def record_row_from_payload(payload: dict[str, Any], seq: int) -> list[Any]:
         body.get("dropped_count") if record_type == "degraded" else None,
         None,
         None,
+        execution_of_record_ref(envelope["record_ref"]),  # what the ref claims; the caller checks it
         orjson.dumps(payload).decode(),
     ]
 

@@ -1,16 +1,20 @@
 """The canonical store's schema: versioned, created and migrated in one place.
 
-Refs are the keys everywhere (they are stable, readable and already unique). Every record has a place
-in `seq`, which is what "capture order" means. Metrics are stored as columns of points per series and
-batch, because one row per point costs SQLite more than capture itself (about 70,000 rows/s on these
-machines against 750,000 points/s in chunks).
+Every execution of a run is kept: a run row is keyed by its `execution_id`, and everything a run
+owns (stages, batches, samples, operations, its environment, records, metric series, artifacts)
+is keyed by that id and its own ref, so running a name again, or in two processes at once, adds an
+execution beside the others instead of replacing or joining one. `run:{project}.{run}` means the
+latest execution (the one that started last). Refs stay the readable names inside an execution.
+Every record has a place in `seq`, which is what "capture order" means. Metrics are stored as
+columns of points per series and batch, because one row per point costs SQLite more than capture
+itself (about 70,000 rows/s on these machines against 750,000 points/s in chunks).
 """
 
 from __future__ import annotations
 
 # PRAGMA application_id: marks the file as ours, so a foreign SQLite file is refused, not modified.
 APPLICATION_ID = 0x43545841  # "CTXA"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -212,3 +216,178 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX artifacts_by_hash ON artifacts(hash_value)",
     ),
 }
+
+
+# The tables that schema 2 rebuilds, as they are now; a run-owned table gains `execution_id` first.
+# Why a scope ended, the exception if one did, and its name as typed (`name` holds the ref component).
+_SCOPE_COLUMNS = "end_reason TEXT, failure TEXT, display_name TEXT"
+
+_SCHEMA_2 = (
+    f"""CREATE TABLE runs_2(
+        execution_id TEXT PRIMARY KEY,
+        run_ref TEXT NOT NULL,
+        project_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        description TEXT,
+        dataset_ref TEXT,
+        code_revision TEXT,
+        tags TEXT,
+        metadata TEXT,
+        config_snapshot TEXT,
+        owner_pid INTEGER,
+        owner_host TEXT,
+        owner_lock INTEGER NOT NULL DEFAULT 0,
+        started_key TEXT,
+        {_SCOPE_COLUMNS}
+    )""",
+    # Executions of schema 1 (one per ref) get ids that say where they came from.
+    """INSERT INTO runs_2 (execution_id, run_ref, project_ref, name, status, started_at, ended_at,
+        description, dataset_ref, code_revision, tags, metadata, config_snapshot, owner_pid, owner_host,
+        started_key, end_reason)
+        SELECT 'v1-' || rowid, run_ref, project_ref, name, status, started_at, ended_at, description,
+        dataset_ref, code_revision, tags, metadata, config_snapshot, owner_pid, owner_host, started_key,
+        end_reason FROM runs ORDER BY rowid""",
+    f"""CREATE TABLE stages_2(
+        execution_id TEXT NOT NULL,
+        stage_ref TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        order_index INTEGER,
+        {_SCOPE_COLUMNS},
+        PRIMARY KEY(execution_id, stage_ref)
+    )""",
+    f"""CREATE TABLE batches_2(
+        execution_id TEXT NOT NULL,
+        batch_ref TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        stage_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        order_index INTEGER,
+        {_SCOPE_COLUMNS},
+        PRIMARY KEY(execution_id, batch_ref)
+    )""",
+    f"""CREATE TABLE samples_2(
+        execution_id TEXT NOT NULL,
+        sample_ref TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        stage_ref TEXT NOT NULL,
+        batch_ref TEXT,
+        name TEXT NOT NULL,
+        observed_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        ended_at TEXT,
+        retention_class TEXT,
+        redaction_profile TEXT,
+        {_SCOPE_COLUMNS},
+        PRIMARY KEY(execution_id, sample_ref)
+    )""",
+    f"""CREATE TABLE operations_2(
+        execution_id TEXT NOT NULL,
+        operation_ref TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        stage_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        {_SCOPE_COLUMNS},
+        PRIMARY KEY(execution_id, operation_ref)
+    )""",
+    """CREATE TABLE environments_2(
+        execution_id TEXT PRIMARY KEY,
+        run_ref TEXT NOT NULL,
+        captured_at TEXT NOT NULL,
+        python_version TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        packages TEXT,
+        git_revision TEXT,
+        attributes TEXT
+    )""",
+    # Series of a run-less deployment have execution_id ''. Identity columns hold '' rather than NULL,
+    # so the UNIQUE constraint sees every series once.
+    """CREATE TABLE metric_series_2(
+        series_id INTEGER PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        stage_ref TEXT NOT NULL,
+        batch_ref TEXT NOT NULL,
+        sample_ref TEXT NOT NULL,
+        deployment_ref TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value_type TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        extras TEXT NOT NULL,
+        point_count INTEGER NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        last_value,
+        non_finite_count INTEGER NOT NULL DEFAULT 0,
+        first_non_finite_step INTEGER,
+        UNIQUE(execution_id, run_ref, key, stage_ref, batch_ref, sample_ref, deployment_ref, value_type,
+            unit, extras)
+    )""",
+    # What schema 1 held moves over, each row to the one execution of its run.
+    """INSERT INTO stages_2 SELECT coalesce(r.execution_id, ''), s.stage_ref, s.run_ref, s.name, s.status,
+        s.started_at, s.ended_at, s.order_index, NULL, NULL, NULL
+        FROM stages s LEFT JOIN runs_2 r ON r.run_ref = s.run_ref ORDER BY s.rowid""",
+    """INSERT INTO batches_2 SELECT coalesce(r.execution_id, ''), b.batch_ref, b.run_ref, b.stage_ref,
+        b.name, b.status, b.started_at, b.ended_at, b.order_index, NULL, NULL, NULL
+        FROM batches b LEFT JOIN runs_2 r ON r.run_ref = b.run_ref ORDER BY b.rowid""",
+    """INSERT INTO samples_2 SELECT coalesce(r.execution_id, ''), s.sample_ref, s.run_ref, s.stage_ref,
+        s.batch_ref, s.name, s.observed_at, s.status, s.ended_at, s.retention_class, s.redaction_profile,
+        NULL, NULL, NULL FROM samples s LEFT JOIN runs_2 r ON r.run_ref = s.run_ref ORDER BY s.rowid""",
+    """INSERT INTO operations_2 SELECT coalesce(r.execution_id, ''), o.operation_ref, o.run_ref,
+        o.stage_ref, o.name, o.status, o.started_at, o.ended_at, NULL, NULL, NULL
+        FROM operations o LEFT JOIN runs_2 r ON r.run_ref = o.run_ref ORDER BY o.rowid""",
+    """INSERT INTO environments_2 SELECT coalesce(r.execution_id, ''), e.run_ref, e.captured_at,
+        e.python_version, e.platform, e.packages, e.git_revision, e.attributes
+        FROM environments e LEFT JOIN runs_2 r ON r.run_ref = e.run_ref ORDER BY e.rowid""",
+    """INSERT INTO metric_series_2 (series_id, execution_id, run_ref, stage_ref, batch_ref, sample_ref,
+        deployment_ref, key, value_type, unit, extras, point_count, first_seq, last_seq, last_value)
+        SELECT m.series_id, coalesce(r.execution_id, ''), m.run_ref, m.stage_ref, m.batch_ref,
+        m.sample_ref, m.deployment_ref, m.key, m.value_type, m.unit, m.extras, m.point_count, m.first_seq,
+        m.last_seq, m.last_value FROM metric_series m LEFT JOIN runs_2 r ON r.run_ref = m.run_ref""",
+    "ALTER TABLE records ADD COLUMN execution_id TEXT",
+    "UPDATE records SET execution_id = "
+    "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = records.run_ref)",
+    "DROP INDEX records_by_run",
+    "CREATE INDEX records_by_execution ON records(execution_id, record_type, seq)",
+    "ALTER TABLE artifacts ADD COLUMN execution_id TEXT",
+    "UPDATE artifacts SET execution_id = "
+    "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = artifacts.run_ref)",
+    "DROP INDEX artifacts_by_run",
+    "CREATE INDEX artifacts_by_execution ON artifacts(execution_id)",
+    # The execution a deployment is of (its run_ref names the run, this the execution of it).
+    "ALTER TABLE deployments ADD COLUMN run_execution_id TEXT",
+    "ALTER TABLE deployments ADD COLUMN display_name TEXT",
+    "ALTER TABLE projects ADD COLUMN display_name TEXT",
+    "UPDATE deployments SET run_execution_id = "
+    "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = deployments.run_ref)",
+    *(
+        statement
+        for table in ("runs", "stages", "batches", "samples", "operations", "environments", "metric_series")
+        for statement in (f"DROP TABLE {table}", f"ALTER TABLE {table}_2 RENAME TO {table}")
+    ),
+    "CREATE INDEX runs_by_ref ON runs(run_ref, started_key)",
+    "CREATE INDEX runs_by_start ON runs(started_key)",
+    "CREATE INDEX runs_by_project ON runs(project_ref, started_key)",
+    "CREATE INDEX runs_open ON runs(status) WHERE status = 'open'",
+    "CREATE INDEX batches_by_stage ON batches(execution_id, stage_ref)",
+    "CREATE INDEX samples_by_stage ON samples(execution_id, stage_ref, batch_ref)",
+    "CREATE INDEX metric_series_by_deployment ON metric_series(deployment_ref) WHERE deployment_ref != ''",
+    # Executions in start order per run ref, numbered: `run@2` is the second, the highest is the latest.
+    """CREATE VIEW run_executions AS SELECT runs.rowid AS run_rowid, runs.*,
+        row_number() OVER (PARTITION BY run_ref ORDER BY started_key, runs.rowid) AS execution_number,
+        count(*) OVER (PARTITION BY run_ref) AS execution_count FROM runs""",
+)
+
+MIGRATIONS[2] = _SCHEMA_2

@@ -5,37 +5,71 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import warnings
+from pathlib import Path
 from typing import Any
 
 from contexta.capture._batch import CaptureBatch
+from contexta.contract._refs import new_execution_id
+from contexta.contract._timestamps import instant_key
+from contexta.errors import CaptureWarning
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import ExecutionResolver, latest_execution_id
 from contexta.store._metric_chunks import MetricChunkWriter, SeriesCache, reserve_seq
-from contexta.store._records import delete_run_contents, insert_record_rows
-from contexta.store._recovery import process_alive
-from contexta.store._rows import record_row_from_payload
+from contexta.store._records import insert_record_rows
+from contexta.store._recovery import owner_alive
+from contexta.store._rows import dumps_or_none, record_row_from_payload
 from contexta.store._tables import TABLE_FOR_MODEL, TABLES
 
 __all__ = ["StoreSink"]
+
+_RUN_COLUMNS = (
+    "execution_id, run_ref, project_ref, name, display_name, status, started_at, ended_at, description, "
+    "dataset_ref, "
+    "code_revision, tags, metadata, config_snapshot, owner_pid, owner_host, owner_lock, started_key, "
+    "end_reason, failure"
+)
+# A captured run row: inserted when an execution opens; a resumed execution reopens (the arguments
+# its resume gave replace the earlier ones, the others stay) and takes a new owner; a close sets the
+# ending. The start never moves: it is when the execution began.
+_PUT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(_RUN_COLUMNS.split(', ')))}) "
+    "ON CONFLICT (execution_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
+    "end_reason = excluded.end_reason, failure = excluded.failure, "
+    "description = coalesce(excluded.description, description), "
+    "dataset_ref = coalesce(excluded.dataset_ref, dataset_ref), "
+    "code_revision = coalesce(excluded.code_revision, code_revision), "
+    "tags = coalesce(excluded.tags, tags), metadata = coalesce(excluded.metadata, metadata), "
+    "config_snapshot = coalesce(excluded.config_snapshot, config_snapshot), "
+    "owner_pid = CASE WHEN excluded.status = 'open' THEN excluded.owner_pid ELSE owner_pid END, "
+    "owner_host = CASE WHEN excluded.status = 'open' THEN excluded.owner_host ELSE owner_host END, "
+    "owner_lock = CASE WHEN excluded.status = 'open' THEN excluded.owner_lock ELSE owner_lock END"
+)
 
 
 class StoreSink:
     """Makes captured runs queryable the moment their batch commits.
 
-    Runs, stages, batches, samples, operations and deployments are upserted as they open and close;
-    metrics go into columnar chunks (one per series per batch), other records into rows; artifact
-    manifests go to the artifact index. Each batch reserves its range of capture-order numbers, so a
-    point's place is its batch's first number plus its position in the batch.
+    Runs, stages, batches, samples, operations and deployments are upserted as they open and close,
+    each within its run's execution (see `_schema.py`); metrics go into columnar chunks (one per series
+    per batch), other records into rows; artifact manifests go to the artifact index. Each batch
+    reserves its range of capture-order numbers, so a point's place is its batch's first number plus
+    its position in the batch.
     """
 
     # Write a batch only once the capture log has it, so after a crash the store never holds records
     # the log lacks (the log is what `repair` rebuilds the store from).
     after_capture_log = True
 
-    def __init__(self, database: StoreDatabase, *, name: str = "canonical-store"):
+    def __init__(
+        self, database: StoreDatabase, *, name: str = "canonical-store", live_dir: Path | None = None
+    ):
         self.name = name
         self.database = database
         self._host = socket.gethostname()
+        self._live_dir = live_dir  # where capturing processes hold their owner locks
         self._series = SeriesCache()
+        self._warned: set[str] = set()
 
     def write(self, batch: CaptureBatch) -> None:
         try:
@@ -51,42 +85,40 @@ class StoreSink:
             if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
                 return
             seq_base = reserve_seq(connection, len(items))
-            metrics = MetricChunkWriter(self._series)
+
+            execution_of = ExecutionResolver(connection)
+
+            metrics = MetricChunkWriter(self._series, execution_of)
             rows: list[list[Any]] = []
-            written = 0  # items before this position are already in `metrics` or `rows`
-
-            def store_pending(stop: int) -> None:
-                nonlocal rows, written
-                metrics.add_captured(items, written, stop)
-                metrics.write(connection, seq_base, batch.numbering)
-                insert_record_rows(connection, rows)
-                rows, written = [], stop
-
             for position, item in enumerate(items):
                 if type(item) is tuple:
-                    continue  # a raw metric: packed with its neighbours by `store_pending`
+                    continue  # a raw metric: packed with its neighbours below
                 family = item.family
                 if family == "RECORD":
                     if item.payload_type == "MetricRecord":
                         metrics.add_record(position, item.payload)
                     else:
-                        rows.append(record_row_from_payload(item.payload, seq_base + position))
+                        row = record_row_from_payload(item.payload, seq_base + position)
+                        row[-2] = execution_of(row[3], row[-2])
+                        rows.append(row)
                 elif family == "CONTEXT":
                     if item.payload_type == "Run":
-                        # A replaced run deletes its old records: store what came before it first.
-                        store_pending(position)
                         self._put_run(connection, item.payload)
+                        execution_of.forget()
                     else:
-                        self._put_context(connection, item.payload_type, item.payload)
+                        self._put_context(connection, item.payload_type, item.payload, execution_of)
                 elif family == "ARTIFACT":
                     payload = item.payload
+                    manifest = payload["manifest"]
                     TABLES["artifacts"].upsert(
                         connection,
-                        payload["manifest"],
+                        {**manifest, "execution_id": execution_of(manifest["run_ref"], item.execution_id)},
                         binding_status=payload["binding_status"],
                         source_exists=int(bool(payload["source"].get("exists"))),
                     )
-            store_pending(len(items))
+            metrics.add_captured(items, 0, len(items))
+            metrics.write(connection, seq_base, batch.numbering)
+            insert_record_rows(connection, rows)
 
     @staticmethod
     def _first_delivery(connection: sqlite3.Connection, batch_id: str) -> bool:
@@ -98,48 +130,102 @@ class StoreSink:
         )
         return cursor.rowcount == 1
 
-    def _ensure_project(self, connection: sqlite3.Connection, project_ref: str, created_at: str) -> None:
+    @staticmethod
+    def _ensure_project(
+        connection: sqlite3.Connection, project_ref: str, created_at: str, display_name: str | None = None
+    ) -> None:
         connection.execute(
-            "INSERT OR IGNORE INTO projects (project_ref, name, created_at) VALUES (?, ?, ?)",
-            (project_ref, project_ref.partition(":")[2], created_at),
+            "INSERT OR IGNORE INTO projects (project_ref, name, display_name, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (project_ref, project_ref.partition(":")[2], display_name, created_at),
         )
 
     def _put_context(
-        self, connection: sqlite3.Connection, payload_type: str, document: dict[str, Any]
+        self,
+        connection: sqlite3.Connection,
+        payload_type: str,
+        document: dict[str, Any],
+        execution_of: Any,
     ) -> None:
+        table = TABLE_FOR_MODEL.get(payload_type)
+        if table is None:
+            return
         if payload_type == "DeploymentExecution":
             self._ensure_project(connection, document["project_ref"], document["started_at"])
-        table = TABLE_FOR_MODEL.get(payload_type)
-        if table is not None:
-            table.upsert(connection, document)
+            if document.get("run_ref") is not None:
+                execution = execution_of(document["run_ref"], document.get("run_execution_id"))
+                document = {**document, "run_execution_id": execution}
+        elif "execution_id" in table.key and document.get("execution_id") is None:
+            document = {**document, "execution_id": execution_of(document.get("run_ref"), None)}
+        table.upsert(connection, document)
 
     def _put_run(self, connection: sqlite3.Connection, document: dict[str, Any]) -> None:
-        run_ref = document["run_ref"]
-        # Between a run's open and close no other process deletes its series (a live owner is joined,
-        # not replaced), but across runs one may have: a run resumed here after another process ran
-        # the name again must not reuse ids remembered from before.
-        self._series.clear()
-        self._ensure_project(connection, document["project_ref"], document["started_at"])
-        if document["status"] != "open":
-            TABLES["runs"].upsert(connection, document)
-            return
-        existing = connection.execute(
-            "SELECT status, owner_pid, owner_host FROM runs WHERE run_ref = ?", (run_ref,)
-        ).fetchone()
-        if existing is not None and not document.get("resumed"):
-            status, owner_pid, owner_host = existing
-            if (
-                status == "open"
-                and owner_pid is not None
-                and owner_pid != os.getpid()
-                and owner_host == self._host
-                and process_alive(owner_pid)
-            ):
-                return  # another live process is capturing this run (a rank, a worker): join it
-            delete_run_contents(connection, run_ref)
-        TABLES["runs"].upsert(
-            connection, document, owner_pid=os.getpid(), owner_host=self._host, end_reason=None
+        self._ensure_project(
+            connection, document["project_ref"], document["started_at"], document.get("project_name")
         )
+        execution_id = document.get("execution_id") or self._execution_of_old_run(connection, document)
+        opening = document["status"] == "open"
+        if opening and not document.get("resumed"):
+            self._warn_if_open_elsewhere(connection, document["run_ref"], execution_id)
+        connection.execute(
+            _PUT_RUN,
+            (
+                execution_id,
+                document["run_ref"],
+                document["project_ref"],
+                document["name"],
+                document.get("display_name"),
+                document["status"],
+                document["started_at"],
+                document.get("ended_at"),
+                document.get("description"),
+                document.get("dataset_ref"),
+                document.get("code_revision"),
+                dumps_or_none(document.get("tags")),
+                dumps_or_none(document.get("metadata")),
+                dumps_or_none(document.get("config_snapshot")),
+                document.get("owner_pid"),
+                document.get("owner_host"),
+                int(bool(document.get("owner_lock"))),
+                instant_key(document["started_at"]),
+                document.get("end_reason"),
+                dumps_or_none(document.get("failure")),
+            ),
+        )
+
+    @staticmethod
+    def _execution_of_old_run(connection: sqlite3.Connection, document: dict[str, Any]) -> str:
+        """A run document from a capture log written before executions: each opening (but a resume)
+        starts a new execution, everything else belongs to the latest one."""
+        latest = latest_execution_id(connection, document["run_ref"])
+        if latest is None or (document["status"] == "open" and not document.get("resumed")):
+            return new_execution_id()
+        return latest
+
+    def _warn_if_open_elsewhere(
+        self, connection: sqlite3.Connection, run_ref: str, execution_id: str
+    ) -> None:
+        """Another execution of the same name is still being captured: say so, naming its process.
+        (This one is kept apart from it; the warning is so two jobs that collide are noticed.)"""
+        others = connection.execute(
+            "SELECT execution_id, owner_pid, owner_host, started_at FROM runs "
+            "WHERE run_ref = ? AND status = 'open' AND execution_id != ?",
+            (run_ref, execution_id),
+        ).fetchall()
+        for other_id, pid, host, started_at in others:
+            if other_id in self._warned or (pid == os.getpid() and host == self._host):
+                continue  # warned already, or open in this process (which warned when it opened)
+            if owner_alive(self._live_dir, other_id, pid, host, self._host) is False:
+                continue
+            self._warned.add(other_id)
+            warnings.warn(
+                f"contexta: {run_ref} is also being captured by process {pid} on host {host} (its "
+                f"execution {other_id} started {started_at}); this process records its own execution "
+                f"{execution_id}, and the two are never mixed. Give concurrent jobs different names, or "
+                "open with resume=True to add to the other one.",
+                CaptureWarning,
+                stacklevel=2,
+            )
 
     def flush(self) -> None:
         """Each batch is committed when written; nothing is held back."""

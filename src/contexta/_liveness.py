@@ -1,0 +1,139 @@
+"""Who still captures an execution: a kernel lock held by each process that has the run open.
+
+A run left `open` in the store by a process that died (SIGKILL, the OOM killer, a node lost) must be
+closed by the next process that opens the workspace, and one still running must be left alone.
+A pid cannot tell them apart: pids are reused, a container's main process is pid 1 in every
+container, and a process in another pid namespace has a pid that means nothing here. A lock can:
+each process capturing an execution holds `flock` on its own file under `<cache>/live/`, and the
+kernel releases it the moment the process ends, however it ends, in whatever namespace it ran. A
+checker that can take every lock file of an execution knows no owner is left.
+
+The file stays while the run is open and is removed once the run's close is in the store; a process
+that dies leaves its file behind, unlocked, for the checker to find and remove.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+__all__ = ["OwnerLock", "acquire_owner_lock", "owners_alive", "remove_owner_locks"]
+
+_SUFFIX = ".lock"
+# Locks this process holds, so a forked child can let go of its copies (the parent still holds them).
+_held: set[OwnerLock] = set()
+_held_lock = threading.Lock()
+
+
+class OwnerLock:
+    """This process's claim on one execution: an open, `flock`ed file until `release()`."""
+
+    def __init__(self, path: Path, descriptor: int):
+        self.path = path
+        self._descriptor: int | None = descriptor
+        self._pid = os.getpid()
+
+    def release(self) -> None:
+        """The run's close is stored: remove the file, then let go of the lock (in that order, so a
+        checker never takes the lock of a file that is about to be removed and calls a live run dead)."""
+        with _held_lock:
+            _held.discard(self)
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is None or self._pid != os.getpid():
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(descriptor)
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: close the inherited descriptor. flock belongs to the open file, which the
+        parent still has open, so the parent keeps the lock."""
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is not None:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+
+
+def _lock_path(directory: Path, execution_id: str) -> Path:
+    return directory / f"{execution_id}.{os.getpid()}-{os.urandom(3).hex()}{_SUFFIX}"
+
+
+def acquire_owner_lock(directory: Path, execution_id: str) -> OwnerLock | None:
+    """Hold a lock that says this process captures `execution_id`; None where locks cannot be had
+    (a read-only cache, a file system without flock): the checker then falls back to pid and host."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = _lock_path(directory, execution_id)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None
+    lock = OwnerLock(path, descriptor)
+    with _held_lock:
+        _held.add(lock)
+    return lock
+
+
+def _lock_files(directory: Path, execution_id: str) -> list[Path]:
+    try:
+        return sorted(directory.glob(f"{execution_id}.*{_SUFFIX}"))
+    except OSError:
+        return []
+
+
+def owners_alive(directory: Path, execution_id: str) -> bool | None:
+    """True while some process holds a lock of `execution_id`; False when it left lock files and
+    none is held (every owner ended); None when it left none to judge by."""
+    files = _lock_files(directory, execution_id)
+    if not files:
+        return None
+    for path in files:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # its owner just closed the run and removed it
+        except OSError:
+            return True  # cannot tell: never call a run dead on a guess
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return True
+        finally:
+            os.close(descriptor)  # taken only to test it: closing lets go at once
+    return False
+
+
+def remove_owner_locks(directory: Path, execution_id: str) -> None:
+    """Remove the lock files dead owners left behind (after their run was marked interrupted)."""
+    for path in _lock_files(directory, execution_id):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _after_fork_in_child() -> None:
+    global _held_lock
+    _held_lock = threading.Lock()
+    for lock in list(_held):
+        lock._forget_after_fork()
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
