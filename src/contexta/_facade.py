@@ -100,6 +100,7 @@ class Contexta(Investigation):
             self._pipeline,
             redact_secrets=self._config.capture.redact_secrets,
             compiled_metric=self._config.capture.compiled_metric,
+            record_non_finite=self._config.capture.non_finite == "record",
         )
 
     @classmethod

@@ -29,10 +29,13 @@ class CaptureSession:
         *,
         redact_secrets: bool = True,
         compiled_metric: bool = True,
+        record_non_finite: bool = True,
     ):
         self.project = project
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
+        # NaN and infinite metric values are recorded, or refused at the call (capture.non_finite).
+        self.record_non_finite = record_non_finite
         # The compiled `metric()` call its scopes use, or None for the Python method alone.
         self.metric_call = MetricCall if compiled_metric else None
         self._lock = threading.Lock()

@@ -146,6 +146,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # One row per metric series: where it was captured, its key and the rare fields that every point
         # of it shares, plus running aggregates so "latest value" and "how many" never read the points.
         # Identity columns hold '' rather than NULL, so the UNIQUE constraint sees every series once.
+        # last_value has no type affinity: a NaN or infinite last value is its token text ("NaN",
+        # "Infinity", "-Infinity"; SQLite would store a bound NaN as NULL). non_finite_count counts the
+        # series' NaN and infinite points; first_non_finite_step is the step of the first of them (NULL
+        # when there is none, or when that point had no step), for diagnostics.
         """CREATE TABLE metric_series(
             series_id INTEGER PRIMARY KEY,
             run_ref TEXT NOT NULL,
@@ -161,6 +165,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             first_seq INTEGER NOT NULL,
             last_seq INTEGER NOT NULL,
             last_value,
+            non_finite_count INTEGER NOT NULL DEFAULT 0,
+            first_non_finite_step INTEGER,
             UNIQUE(run_ref, key, stage_ref, batch_ref, sample_ref, deployment_ref, value_type, unit, extras)
         )""",
         "CREATE INDEX metric_series_by_deployment ON metric_series(deployment_ref) "
