@@ -100,6 +100,14 @@ def test_a_nan_loss_mid_training_is_recorded_and_the_loop_finishes(ctx: Contexta
     assert [payload["value"] for payload in logged][first_nan] == "NaN"
     assert {payload["value_type"] for payload in logged} == {"float64"}
 
+    (issue,) = [
+        i
+        for i in ctx.diagnose_run("diverging").issues
+        if i.code == "non_finite_metric" and "'loss'" in i.summary
+    ]
+    assert f"the first at step {first_nan}" in issue.summary
+    assert issue.severity == "warning"
+
 
 # -- every capture call records NaN and the infinities ----------------------------------------
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from contexta.query._fetch import (
     AlarmEvent,
     DegradedSummary,
+    NonFiniteSeries,
     fetch_alarm_events,
     fetch_artifacts,
     fetch_batches,
@@ -16,6 +17,7 @@ from contexta.query._fetch import (
     fetch_deployments,
     fetch_environment,
     fetch_metric_stage_refs,
+    fetch_non_finite_series,
     fetch_runs,
     fetch_stages,
 )
@@ -48,6 +50,7 @@ class RunFacts:
     stages_with_metrics: frozenset[str]
     degraded: tuple[DegradedSummary, ...]
     alarm_events: tuple[AlarmEvent, ...] = ()
+    non_finite_series: tuple[NonFiniteSeries, ...] = ()
 
     @property
     def run_closed(self) -> bool:
@@ -76,6 +79,7 @@ def gather_facts(connection: sqlite3.Connection, run_ref: str) -> RunFacts:
         stages_with_metrics=stages_with_metrics,
         degraded=tuple(fetch_degraded_summary(connection, run_ref)),
         alarm_events=tuple(fetch_alarm_events(connection, run_ref)),
+        non_finite_series=tuple(fetch_non_finite_series(connection, run_ref)),
     )
 
 

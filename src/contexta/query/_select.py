@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from contexta.contract._non_finite import decode_metric_value, is_finite_number
 from contexta.contract._refs import normalize_name
 from contexta.errors import ValidationError
 from contexta.query._fetch import consistent_read, fetch_runs
@@ -24,7 +25,7 @@ def latest_metric_value(
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
     row = connection.execute(sql + " ORDER BY last_seq DESC LIMIT 1", parameters).fetchone()
-    value: float | int | None = None if row is None else row[0]
+    value: float | int | None = None if row is None else decode_metric_value(row[0])
     return value
 
 
@@ -39,8 +40,9 @@ def select_best_run(
 ) -> str | None:
     """The ref of the run whose latest `metric_key` (within the stage `stage_name`, when given) is best.
 
-    Runs without the metric are skipped; a tie goes to the run that started first; None when no run
-    has the metric. Ids are full refs or bare run names.
+    Runs without the metric are skipped, and so are runs whose latest value is NaN or infinite (a
+    diverged run never wins, and NaN compares with nothing); a tie goes to the run that started
+    first; None when no run has a finite value. Ids are full refs or bare run names.
     """
     check_run_ids(run_ids)
     if not isinstance(metric_key, str) or not metric_key:
@@ -56,7 +58,7 @@ def select_best_run(
         for run in fetch_runs(connection, run_refs=run_refs):  # oldest first: ties keep the first
             stage_ref = None if stage is None else f"stage:{run.run_id.partition(':')[2]}.{stage}"
             value = latest_metric_value(connection, run.run_id, metric_key, stage_ref)
-            if value is not None:
+            if value is not None and is_finite_number(value):
                 candidates.append((value, run.run_id))
     if not candidates:
         return None
