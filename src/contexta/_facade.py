@@ -105,6 +105,7 @@ class Contexta(Investigation):
             self._pipeline,
             redact_secrets=self._config.capture.redact_secrets,
             compiled_metric=self._config.capture.compiled_metric,
+            record_non_finite=self._config.capture.non_finite == "record",
             latest_stored_execution=partial(latest_execution_start, self._database),
             live_dir=live_dir,
         )

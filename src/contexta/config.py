@@ -22,6 +22,7 @@ __all__ = ["PROFILES", "CaptureConfig", "UnifiedConfig", "WorkspaceConfig", "loa
 
 OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 DURABILITY_MODES = ("flush", "fsync")
+NON_FINITE_POLICIES = ("record", "raise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,9 @@ class CaptureConfig:
     # `metric()` runs as compiled code (capture/_metric_call.c) when the package was built with a C
     # compiler; False uses the Python method alone. Both apply the same rules and queue the same items.
     compiled_metric: bool = True
+    # A NaN or infinite metric value is recorded (and read back as the same float) by default: a
+    # diverging loss must never kill the job that logs it. "raise" refuses it at the call instead.
+    non_finite: str = "record"
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -154,6 +158,12 @@ class CaptureConfig:
                 f"capture.durability must be 'flush' or 'fsync', got {self.durability!r}",
                 code="config_value_invalid",
                 details={"key": "capture.durability"},
+            )
+        if self.non_finite not in NON_FINITE_POLICIES:
+            raise ConfigurationError(
+                f"capture.non_finite must be 'record' or 'raise', got {self.non_finite!r}",
+                code="config_value_invalid",
+                details={"key": "capture.non_finite"},
             )
         for name in ("persist", "redact_secrets", "log_process"):
             if type(getattr(self, name)) is not bool:

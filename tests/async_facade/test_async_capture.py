@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -184,13 +183,14 @@ async def test_a_run_cancelled_as_a_whole_still_closes_and_delivers(ctx: Context
     ("call", "code"),
     [
         (lambda scope: scope.metric("", 1.0), "metric_key_invalid"),
-        (lambda scope: scope.metric("loss", math.nan), "metric_value_invalid"),
+        (lambda scope: scope.metric("loss", [0.5]), "metric_value_invalid"),
         (lambda scope: scope.metric("loss", True), "metric_value_invalid"),
         (lambda scope: scope.metric("loss", "0.5"), "metric_value_invalid"),
         (lambda scope: scope.metric("loss", 0.5, step=-1), "metric_step_invalid"),
         (lambda scope: scope.metric("loss", 0.5, unit=""), "metric_unit_invalid"),
         (lambda scope: scope.metrics({}), "metrics_invalid"),
-        (lambda scope: scope.metrics({"ok": 1.0, "bad": math.inf}), "metric_value_invalid"),
+        (lambda scope: scope.metrics({"bad": "0.5"}), "metric_value_invalid"),
+        (lambda scope: scope.metrics({"ok": 1.0, "bad": "0.5"}), "metrics_partly_invalid"),
         (lambda scope: scope.event("done", message=3), "event_message_invalid"),  # type: ignore[arg-type]
         (lambda scope: scope.event("done", message="x", attributes={"f": object()}), None),
         (

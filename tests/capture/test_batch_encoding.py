@@ -14,13 +14,17 @@ from log_checks import assert_log_matches_generic_encoding
 
 from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
+from contexta.capture._entries import entry_to_line
+from contexta.capture._items import METRIC, ScopeContext
+from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines
 from contexta.errors import ValidationError
 
 keys = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,30}", fullmatch=True)
 values = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(),  # NaN and the infinities included: written as tokens by both encoders
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
 )
+TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 units = st.one_of(st.none(), st.text(min_size=1, max_size=20))
 tag_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), st.text(max_size=10))
 tags = st.one_of(st.none(), st.dictionaries(st.text(max_size=8), tag_values, max_size=3))
@@ -51,7 +55,11 @@ def test_metric_lines_match_the_generic_encoding(tmp_path_factory: Any, metrics:
     assert len(fast) == len(metrics)
     for line, (_, value, *_rest) in zip(fast, metrics, strict=True):
         stored = line["payload"]["payload"]["value"]
-        assert stored == value and type(stored) is type(value) and not math.isnan(stored)
+        if isinstance(value, float) and not math.isfinite(value):
+            assert type(stored) is str and repr(TOKENS[stored]) == repr(value)
+            assert line["payload"]["payload"]["value_type"] == "float64"
+        else:
+            assert stored == value and type(stored) is type(value) and not math.isnan(stored)
 
 
 def test_batches_mixing_scopes_keys_types_steps_tags_and_events_encode_like_the_generic_encoder(
@@ -95,6 +103,70 @@ def test_batches_mixing_scopes_keys_types_steps_tags_and_events_encode_like_the_
         "sample:p.r.s.a",
         "sample:p.r.s.b",
     }
+
+
+def test_non_finite_values_in_a_batch_of_plain_metrics_encode_like_the_generic_encoder(
+    tmp_path: Path,
+) -> None:
+    # A batch of plain metric tuples is formatted column-wise, except the metrics whose value is not
+    # finite, which take the generic encoder: lines, values and order must come out as it says.
+    memory = InMemorySink()
+    log = LocalJsonlSink(tmp_path / "capture")
+    ctx = Contexta(
+        workspace=tmp_path / ".contexta",
+        config={"project_name": "p", "capture": {"max_batch_size": 10_000}},
+        sinks=[memory, log],
+    )
+    special = (math.nan, math.inf, -math.inf)
+    with ctx.run("r") as run, run.stage("s") as stage:
+        for step in range(3000):
+            value = special[step % 3] if step % 97 == 5 else step / 7
+            stage.metric("loss", value, step=step)
+            stage.metrics({"a": 1.0, "b": special[step % 3] if step % 50 == 0 else 2.0}, step=step)
+            run.metric("count", step)
+    ctx.close()
+    fast = assert_log_matches_generic_encoding(memory, log)
+    values = [line["payload"]["payload"]["value"] for line in fast]
+    assert len(fast) == 4 * 3000
+    assert {"NaN", "Infinity", "-Infinity"} <= set(values)
+    assert [
+        line["payload"]["payload"]["step"]
+        for line in fast
+        if line["payload"]["payload"]["metric_key"] == "loss"
+    ] == list(range(3000))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [math.nan, 1.0, 2.0, -math.inf],  # cut out at both ends of the run
+        [math.inf, math.nan, -math.inf],  # nothing left for the columns
+        [1e308, 1e308, -1e308, 3],  # finite, but the sum the check takes overflows
+        [1e308, 1e308, math.nan, 0.5],
+    ],
+)
+def test_a_run_with_non_finite_values_at_its_ends_or_an_overflowing_sum_encodes_right(
+    values: list[float],
+) -> None:
+    # One batch of plain metric tuples, as the writer hands it to the capture log.
+    context = ScopeContext("run", "run:p.r", "r", "p", "run:p.r", run_ref="run:p.r")
+    items = [
+        (METRIC, 1_700_000_000_000_000_000 + step, tuple(context), "v", value, None, step, "step", None)
+        for step, value in enumerate(values)
+    ]
+    numbering = Numbering("ab12cd34-", 41, 1_700_000_000_500_000_000, "2023-11-14T22:13:20.500000Z")
+    lines = [orjson.loads(line) for line in record_lines(items, numbering, "local-jsonl").splitlines()]
+    expected = [
+        orjson.loads(
+            orjson.dumps(entry_to_line(materialize_metric(item, position, numbering), "local-jsonl"))
+        )
+        for position, item in enumerate(items)
+    ]
+    assert lines == expected
+    written = [line["payload"]["payload"]["value"] for line in lines]
+    assert [TOKENS[value] if type(value) is str else value for value in written] == pytest.approx(
+        values, nan_ok=True
+    )
 
 
 def test_a_batch_built_from_entries_encodes_like_the_writer(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ writes must be what this process would have written, in order, with nothing lost
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -66,14 +67,18 @@ def test_under_load_the_log_process_writes_what_the_generic_encoder_would(tmp_pa
     ctx = _contexta(tmp_path / ".contexta", memory, log)
     with ctx.run("r") as run, run.stage("s") as stage:
         for step in range(20_000):
-            stage.metrics({"loss": 1.0 / (step + 1), "accuracy": step / 20_000}, step=step)
+            # Now and then a NaN or an infinity: those lines come from the generic encoder, between
+            # the columns the log-writer process assembles.
+            loss = (math.nan, math.inf, -math.inf)[step % 3] if step % 997 == 1 else 1.0 / (step + 1)
+            stage.metrics({"loss": loss, "accuracy": step / 20_000}, step=step)
             if step % 1000 == 0:
                 stage.event("checkpoint", message=f"step {step}")
         ctx.flush()
         used = log.log_process_pid
     ctx.close()
     assert used is not None, "full batches should have started the log-writer process"
-    assert_log_matches_generic_encoding(memory, log)
+    lines = assert_log_matches_generic_encoding(memory, log)
+    assert [line["payload"]["payload"]["value"] for line in lines].count("NaN") == 7
     assert log.log_process_pid is None  # closed with the sink
 
 

@@ -493,3 +493,31 @@ def test_from_json_rejects_a_nested_payload_of_the_wrong_record_type() -> None:
     with pytest.raises(ValidationError) as excinfo:
         from_json(orjson.dumps({"model": "MetricRecord", "data": record}))
     assert excinfo.value.code == "record_type_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("value", "token"), [(float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")]
+)
+def test_a_metric_that_is_not_finite_round_trips_as_its_token(value: float, token: str) -> None:
+    # JSON has no NaN (orjson would write null, read back as "no value"): the value is written as the
+    # capture log writes it, and read back as the same float.
+    record = MetricRecord(envelope("metric"), MetricPayload("loss", value, "float64", step=41))
+    text = to_json(record)
+    assert orjson.loads(text)["data"]["payload"]["value"] == token
+    back = from_json(text)
+    assert isinstance(back, MetricRecord)
+    assert repr(back.payload.value) == repr(value)
+    assert back.envelope == record.envelope and back.payload.step == 41
+
+    payload = from_json(to_json(record.payload))
+    assert isinstance(payload, MetricPayload)
+    assert repr(payload.value) == repr(value)
+
+
+def test_a_token_is_read_only_where_json_holds_a_float_metric_value() -> None:
+    with pytest.raises(ValidationError):
+        MetricPayload("loss", "NaN", "float64")  # built in code: a string is refused like any string
+    with pytest.raises(ValidationError):
+        model_from_dict("MetricPayload", {"metric_key": "n", "value": "NaN", "value_type": "int64"})
+    with pytest.raises(ValidationError):
+        model_from_dict("MetricPayload", {"metric_key": "n", "value": "nan", "value_type": "float64"})

@@ -305,12 +305,17 @@ def test_series_of_different_lengths_and_negative_values_share_the_axes() -> Non
     assert any(line.get("class") == "zero" for line in parsed.all_of("line"))
 
 
-def test_readings_that_are_not_finite_are_left_out_of_the_line() -> None:
-    points = [(0, 1.0), (1, math.nan), (2, math.inf), (3, 2.0)]
+def test_readings_that_are_not_finite_are_gaps_in_the_line() -> None:
+    points = [(0, 1.0), (1, 1.5), (2, math.nan), (3, math.inf), (4, 2.0), (5, 2.5), (6, -math.inf), (7, 3.0)]
     page, parsed = _read(_chart_document(ReportChart("Loss", "step", "loss", [ChartSeries("l", points)])))
 
-    assert [len(line) for line in parsed.polylines()] == [2]
+    # The line stops before the NaN and starts again after the infinity; a lone reading is a dot.
+    assert [len(line) for line in parsed.polylines()] == [2, 2]
+    assert [circle for circle in parsed.all_of("circle") if circle.get("class") == "series"]
     assert "nan" not in page and "inf" not in page
+    # The infinities take no part in the scale: the y axis spans the finite readings.
+    y_ticks = parsed.tick_labels("end")
+    assert y_ticks[0] <= 1.0 and 3.0 <= y_ticks[-1] <= 10
 
 
 def test_every_series_keeps_its_own_look_past_the_palette() -> None:

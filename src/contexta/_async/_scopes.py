@@ -108,8 +108,13 @@ class AsyncScope:
     async def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
     ) -> CaptureResult:
-        """Record several metrics observed together."""
-        return await enqueue(self._queue, self._scope._metrics_item(values, step, unit))
+        """Record several metrics observed together; a refused pair never costs the valid ones (they
+        are recorded, then `ValidationError` names the refused keys, as in the sync facade)."""
+        item, refused = self._scope._metrics_item(values, step, unit)
+        result = ACCEPTED if item is None else await enqueue(self._queue, item)
+        if refused is not None:
+            raise refused
+        return result
 
     async def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from contexta.capture._items import ScopeContext
 from contexta.contract._model import ContractModel
+from contexta.contract._non_finite import encode_metric_value
 from contexta.contract._records import SCHEMA_VERSION
 from contexta.contract._refs import record_id_prefix
 from contexta.contract._serialization import model_from_dict
@@ -112,11 +113,14 @@ def envelope_constants(context: ScopeContext) -> dict[str, Any]:
 
 
 def metric_document(metric: MetricFields) -> dict[str, Any]:
-    """The `{"envelope": ..., "payload": ...}` document of a metric."""
+    """The `{"envelope": ..., "payload": ...}` document of a metric. A NaN or infinite value is
+    written as its token ("NaN", "Infinity", "-Infinity"; see contract/_non_finite.py): JSON has no
+    such numbers."""
+    value = metric.value
     payload: dict[str, Any] = {
         "metric_key": metric.key,
-        "value": metric.value,
-        "value_type": "float64" if type(metric.value) is float else "int64",
+        "value": value if value - value == 0 else encode_metric_value(value),
+        "value_type": "float64" if type(value) is float else "int64",
         "aggregation_scope": metric.aggregation_scope,
         "subject_ref": metric.context.ref,
     }

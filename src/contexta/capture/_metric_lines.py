@@ -7,7 +7,8 @@ variables; a run of metrics becomes columns (`record_segments`), which `_line_wr
 interleaves with the pieces, here or in the log-writer process. The result equals
 `orjson.dumps(entry_to_line(...))` as JSON (a test holds them equal): refs and keys are validated at
 the call to need no JSON escaping, finite floats and int64s print as valid JSON numbers, and free
-text (unit) goes through orjson. Metrics with tags take the generic encoder.
+text (unit) goes through orjson. Metrics with tags, and metrics whose value is NaN or infinite (which
+the generic encoder writes as a token, since JSON has no such numbers), take the generic encoder.
 """
 
 from __future__ import annotations
@@ -116,12 +117,11 @@ def record_segments(items: list[Any], numbering: Numbering | None, sink_name: st
         return []
     sink_name_json = orjson.dumps(sink_name).decode()
     pieces_for: dict[tuple[Any, ...], _Pieces] = {}
-    first = numbering.first if numbering is not None else 0
     out: list[Segment] = []
     start = 0
     for position in _singles(items):
         if position > start:
-            out.append(_columns(items[start:position], first + start, numbering, sink_name_json, pieces_for))
+            out += _column_segments(items, start, position, numbering, sink_name, sink_name_json, pieces_for)
         item = items[position]
         if type(item) is tuple:
             assert numbering is not None
@@ -130,7 +130,7 @@ def record_segments(items: list[Any], numbering: Numbering | None, sink_name: st
             out.append(_generic_line(item, sink_name))
         start = position + 1
     if start < len(items):
-        out.append(_columns(items[start:], first + start, numbering, sink_name_json, pieces_for))
+        out += _column_segments(items, start, len(items), numbering, sink_name, sink_name_json, pieces_for)
     return out
 
 
@@ -141,20 +141,62 @@ def _singles(items: list[Any]) -> list[int]:
     return [position for position, item in enumerate(items) if type(item) is not tuple or item[8] is not None]
 
 
+def _column_segments(
+    items: list[Any],
+    start: int,
+    stop: int,
+    numbering: Numbering | None,
+    sink_name: str,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> list[Segment]:
+    """The plain metric tuples `items[start:stop]` as columns, except any whose value is NaN or
+    infinite: those are cut out as lines from the generic encoder, which writes the value as its
+    token (JSON has no such numbers, and the columns print values as JSON numbers)."""
+    first = numbering.first if numbering is not None else 0
+    run = items[start:stop]
+    values = list(map(METRIC_VALUE, run))
+    if (total := sum(values)) - total == 0:  # the common run, decided at C speed: no NaN, no infinity
+        return [_columns(run, values, first + start, numbering, sink_name_json, pieces_for)]
+    assert numbering is not None
+    out: list[Segment] = []
+    done = 0  # offsets in `run` before this one are in `out`
+    for offset, value in enumerate(values):
+        if value - value != 0:
+            if offset > done:
+                out.append(
+                    _columns(
+                        run[done:offset],
+                        values[done:offset],
+                        first + start + done,
+                        numbering,
+                        sink_name_json,
+                        pieces_for,
+                    )
+                )
+            out.append(_generic_line(materialize_metric(run[offset], start + offset, numbering), sink_name))
+            done = offset + 1
+    if done < len(run):  # (none was cut out when the sum only overflowed)
+        out.append(
+            _columns(run[done:], values[done:], first + start + done, numbering, sink_name_json, pieces_for)
+        )
+    return out
+
+
 def _columns(
     run: list[Any],
+    values: list[Any],
     first: int,
     numbering: Numbering | None,
     sink_name_json: str,
     pieces_for: dict[tuple[Any, ...], _Pieces],
 ) -> MetricColumns:
-    """The columns of a run of plain metric tuples, each taken at C speed.
+    """The columns of a run of plain metric tuples with finite values, each taken at C speed.
 
     Only what varies inside the run is hashed to find each metric's template: one template for the
     whole run (one scope, one key) is the common batch, and `metrics()` varies only the key.
     """
     length = len(run)
-    values = list(map(METRIC_VALUE, run))
     steps = list(map(METRIC_STEP, run))
     contexts, keys = list(map(METRIC_CONTEXT, run)), list(map(METRIC_KEY, run))
     options = None if has_default_options(run) else list(map(_OPTIONS, run))

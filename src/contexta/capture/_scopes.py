@@ -31,6 +31,7 @@ from contexta.contract._checks import (
     check_metric_key,
     check_step,
     metric_number,
+    short_repr,
 )
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
 from contexta.contract._refs import (
@@ -83,25 +84,69 @@ def _checked_key(key: str) -> str:
     return key
 
 
-def _checked_pairs(values: Any) -> tuple[tuple[str, float | int], ...]:
-    """(key, value) pairs of a `metrics()` mapping, each checked (and each value converted)."""
+def _checked_pairs(
+    values: Any, allow_non_finite: bool
+) -> tuple[tuple[tuple[str, float | int], ...], ValidationError | None]:
+    """The valid (key, value) pairs of a `metrics()` mapping, each checked (and each value converted),
+    and the error naming the pairs refused, or None.
+
+    A bad pair never costs the good ones: they are recorded, then the call raises (see `Scope.metrics`).
+    """
     if not isinstance(values, Mapping) or not values:
         raise ValidationError(
             "metrics() takes a non-empty mapping of metric key to value", code="metrics_invalid"
         )
     pairs = []
+    refused: list[tuple[Any, ValidationError]] = []
     for key, value in values.items():
-        if key not in _known_keys:
-            _checked_key(key)
-        if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key)
+        try:
+            if key not in _known_keys:
+                _checked_key(key)
+            if type(value) is not float or value - value != 0.0:
+                value = metric_number(value, key, allow_non_finite=allow_non_finite)
+        except ValidationError as error:
+            refused.append((key, error))
+            continue
         pairs.append((key, value))
-    return tuple(pairs)
+    return tuple(pairs), None if not refused else _refusal(refused, [key for key, _ in pairs])
+
+
+_NAMED_REFUSALS = 5  # refused keys named in the message; the details list all of them
+
+
+def _refusal(refused: list[tuple[Any, ValidationError]], recorded: list[str]) -> ValidationError:
+    """The error a `metrics()` call raises after recording its valid pairs: which keys were refused
+    and why, and whether the others were recorded. One bad pair alone raises its own error, the
+    same `metric()` would."""
+    if len(refused) == 1 and not recorded:
+        return refused[0][1]
+    names = ", ".join(short_repr(key) for key, _ in refused[:_NAMED_REFUSALS])
+    if len(refused) > _NAMED_REFUSALS:
+        names += f" and {len(refused) - _NAMED_REFUSALS} more"
+    outcome = f"the other {len(recorded)} were recorded" if recorded else "nothing of this call was recorded"
+    return ValidationError(
+        f"metrics() refused {len(refused)} of {len(refused) + len(recorded)} keys ({names}); {outcome}. "
+        f"First refusal: {refused[0][1].message}",
+        code="metrics_partly_invalid" if recorded else "metrics_invalid",
+        details={
+            "refused": [
+                {
+                    "key": key if isinstance(key, str) else short_repr(key),
+                    "code": error.code,
+                    "message": error.message,
+                }
+                for key, error in refused
+            ],
+            "recorded": recorded,
+        },
+    )
 
 
 def _check_unit(unit: Any) -> None:
     if type(unit) is not str or not unit:
-        raise ValidationError(f"unit must be a non-empty string, got {unit!r}", code="metric_unit_invalid")
+        raise ValidationError(
+            f"unit must be a non-empty string, got {short_repr(unit)}", code="metric_unit_invalid"
+        )
 
 
 def _checked_metric_options(
@@ -235,7 +280,7 @@ class Scope:
         if key not in _known_keys:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key)
+            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
         if step is not None and (type(step) is not int or not 0 <= step < 2**63):
             check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
@@ -258,15 +303,30 @@ class Scope:
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
     ) -> CaptureResult:
-        """Record several metrics observed together (the training-loop form: one call per step)."""
-        return ACCEPTED if self._put(self._metrics_item(values, step, unit)) else DROPPED
+        """Record several metrics observed together (the training-loop form: one call per step).
+
+        A key or value that is refused never costs the others: every valid pair is recorded, then
+        `ValidationError` (code `metrics_partly_invalid`) names the refused keys. A bad `step` or
+        `unit`, which every pair shares, refuses the whole call.
+        """
+        item, refused = self._metrics_item(values, step, unit)
+        accepted = item is None or self._put(item)
+        if refused is not None:
+            raise refused
+        return ACCEPTED if accepted else DROPPED
 
     def _metrics_item(
         self, values: Mapping[str, float | int], step: int | None, unit: str | None
-    ) -> tuple[Any, ...]:
-        """The queued item of a `metrics()` call, checked (shared by the sync and async facades)."""
+    ) -> tuple[tuple[Any, ...] | None, ValidationError | None]:
+        """The queued item of a `metrics()` call's valid pairs (None when there are none) and the
+        error to raise once it is queued (None when every pair is valid); shared by both facades."""
         if self._status != "open":
             raise self._closed_error()
+        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+            check_step(step)
+        if unit is not None:
+            _check_unit(unit)
+        refused = None
         if type(values) is dict and values:
             pairs = tuple(values.items())
             numbers = values.values()
@@ -277,14 +337,11 @@ class Scope:
                 and set(map(type, numbers)) == _FLOAT_ONLY
                 and (total := sum(numbers)) - total == 0.0
             ):
-                pairs = _checked_pairs(values)
+                pairs, refused = _checked_pairs(values, self._session.record_non_finite)
         else:
-            pairs = _checked_pairs(values)
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
-        if unit is not None:
-            _check_unit(unit)
-        return (_METRICS, _time_ns(), self._fields, pairs, unit, step)
+            pairs, refused = _checked_pairs(values, self._session.record_non_finite)
+        item = (_METRICS, _time_ns(), self._fields, pairs, unit, step) if pairs else None
+        return item, refused
 
     def _metric_item(
         self,
@@ -302,7 +359,7 @@ class Scope:
         if key not in _known_keys:
             _checked_key(key)
         if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key)
+            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
         if step is not None and (type(step) is not int or not 0 <= step < 2**63):
             check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:

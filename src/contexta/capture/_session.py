@@ -38,6 +38,7 @@ class CaptureSession:
         *,
         redact_secrets: bool = True,
         compiled_metric: bool = True,
+        record_non_finite: bool = True,
         latest_stored_execution: LatestExecution | None = None,
         live_dir: Path | None = None,
     ):
@@ -45,6 +46,8 @@ class CaptureSession:
         self.project_component = ref_component(project, "project name")
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
+        # NaN and infinite metric values are recorded, or refused at the call (capture.non_finite).
+        self.record_non_finite = record_non_finite
         # The compiled `metric()` call its scopes use, or None for the Python method alone.
         self.metric_call = MetricCall if compiled_metric else None
         # Where runs hold their owner locks (see contexta/_liveness.py), or None for none.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -83,7 +84,8 @@ def duration(started_at: str | None, ended_at: str | None) -> str:
 
 
 def number(amount: float | int | None) -> str:
-    """An int as it is, a float to six significant digits, `-` for nothing."""
+    """An int as it is, a float to six significant digits (`nan`, `inf`, `-inf` as such), `-` for
+    nothing."""
     if amount is None:
         return NOTHING
     if isinstance(amount, float):
@@ -92,11 +94,11 @@ def number(amount: float | int | None) -> str:
 
 
 def signed(amount: float | int | None) -> str:
-    """A difference, always with its sign (`+0.02`, `-3`)."""
+    """A difference, always with its sign (`+0.02`, `-3`); `nan` has none (NaN minus anything)."""
     if amount is None:
         return NOTHING
     if isinstance(amount, float):
-        return f"{amount:+.6g}"
+        return "nan" if math.isnan(amount) else f"{amount:+.6g}"
     return f"{amount:+d}"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from contexta.cli import _cells as cells
 from contexta.cli._tables import cut, cut_left, display_width
+from contexta.contract._non_finite import decode_metric_value
 
 __all__ = ["LogEntry", "describe_line", "render_entry"]
 
@@ -58,7 +59,8 @@ def _record_entry(line: Mapping[str, Any], payload_type: str, document: Mapping[
     observed_at = envelope.get("observed_at") or line.get("captured_at")
     if payload_type == "MetricRecord":
         kind = "metric"
-        detail = f"{_text(body.get('metric_key'))}={_text(body.get('value'))}"
+        # A NaN or infinite value is a token in the log ("NaN", "Infinity"): shown as nan / inf.
+        detail = f"{_text(body.get('metric_key'))}={_text(decode_metric_value(body.get('value')))}"
         if body.get("unit"):
             detail += f" {_text(body.get('unit'))}"
         if body.get("step") is not None:

@@ -17,6 +17,35 @@ TERMINAL_STATUSES = frozenset(("completed", "failed", "cancelled"))
 METRIC_KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 MAX_METRIC_KEY_LENGTH = 200
 MAX_ATTRIBUTE_DEPTH = 32
+MAX_SHOWN_CHARACTERS = 60  # of a refused value quoted in an error message
+
+
+def short_repr(value: Any, limit: int = MAX_SHOWN_CHARACTERS) -> str:
+    """`repr(value)` cut to `limit` characters: error messages quote what they refuse, never all of it."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def describe_value(value: Any) -> str:
+    """A bounded description of a refused value: an array by its type and shape, a collection by its
+    length, anything else by a short repr and its type (a million-element array is never printed)."""
+    kind = type(value)
+    module = kind.__module__.partition(".")[0]
+    name = kind.__name__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    shape = getattr(value, "shape", None)
+    if shape is not None and not callable(shape):
+        try:
+            dimensions = tuple(int(size) for size in shape)
+        except (TypeError, ValueError):
+            dimensions = None
+        if dimensions:  # a 0-d array that got here is shown as its value
+            return f"a {name} of shape {dimensions}"
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return f"a {name} of {len(value)} items"
+    return f"value {short_repr(value)} (a {name})"
 
 
 def check_ref(value: Any, kind: str, field: str) -> ParsedRef:
@@ -45,7 +74,7 @@ def check_component(value: Any, field: str) -> None:
     if not isinstance(value, str) or not is_component(value):
         raise ValidationError(
             f"{field} must be a normalised name (lower-case letters and digits joined by '-', no '.'), "
-            f"got {value!r}",
+            f"got {short_repr(value)}",
             code="name_invalid",
             details={"field": field},
         )
@@ -65,7 +94,7 @@ def check_text(value: Any, field: str, *, optional: bool = True) -> None:
 def check_choice(value: Any, choices: tuple[str, ...] | frozenset[str], field: str) -> None:
     if value not in choices:
         raise ValidationError(
-            f"{field} must be one of {', '.join(sorted(choices))}; got {value!r}",
+            f"{field} must be one of {', '.join(sorted(choices))}; got {short_repr(value)}",
             code=f"{field}_invalid",
             details={"field": field},
         )
@@ -101,14 +130,14 @@ def check_step(step: Any) -> None:
     """Steps are stored as SQLite integers and written as JSON numbers: 0 up to 2**63 - 1."""
     if step is not None and (type(step) is not int or not 0 <= step < 2**63):
         raise ValidationError(
-            f"step must be an int from 0 to 2**63 - 1, got {step!r}", code="metric_step_invalid"
+            f"step must be an int from 0 to 2**63 - 1, got {short_repr(step)}", code="metric_step_invalid"
         )
 
 
 def check_order_index(value: Any) -> None:
     if value is not None and (type(value) is not int or value < 0):
         raise ValidationError(
-            f"order_index must be a non-negative int, got {value!r}",
+            f"order_index must be a non-negative int, got {short_repr(value)}",
             code="field_invalid",
             details={"field": "order_index"},
         )
@@ -117,33 +146,43 @@ def check_order_index(value: Any) -> None:
 def check_metric_key(key: Any) -> str:
     if not isinstance(key, str) or len(key) > MAX_METRIC_KEY_LENGTH or not METRIC_KEY_PATTERN.fullmatch(key):
         raise ValidationError(
-            f"metric key {key!r} is not valid: use letters, digits, '_', '.', '/' or '-' (not first), "
-            f"at most {MAX_METRIC_KEY_LENGTH} characters, e.g. 'val_loss', 'train/loss', 'macro.f1'",
+            f"metric key {short_repr(key)} is not valid: use letters, digits, '_', '.', '/' or '-' "
+            f"(not first), at most {MAX_METRIC_KEY_LENGTH} characters, "
+            "e.g. 'val_loss', 'train/loss', 'macro.f1'",
             code="metric_key_invalid",
-            details={"key": key if isinstance(key, str) else repr(key)},
+            details={"key": key if isinstance(key, str) else short_repr(key)},
         )
     return key
 
 
-def metric_number(value: Any, key: str) -> int | float:
+def metric_number(value: Any, key: str, *, allow_non_finite: bool = False) -> int | float:
     """The plain Python number for a metric value, or `ValidationError` saying why it is refused.
 
     NumPy scalars and 0-d tensors arrive through `.item()`; bools are refused because `True` logged
-    as a metric is almost always a mistake for `1.0`.
+    as a metric is almost always a mistake for `1.0`. NaN and infinities are numbers a diverging job
+    really produced: kept with `allow_non_finite` (capture's default, and every contract model),
+    refused otherwise (`capture.non_finite = "raise"`).
     """
     kind = type(value)
     if kind is float:
-        if math.isfinite(value):
+        if allow_non_finite or math.isfinite(value):
             return float(value)
-    elif kind is int:
-        if -(2**63) <= value < 2**63:
-            return int(value)
         raise ValidationError(
-            f"metric {key!r} has value {value}, outside the 64-bit integer range; log it as a float",
+            f"metric {key!r} has value {value!r}, which is not finite, and capture.non_finite is 'raise'; "
+            "fix the computation, or set capture.non_finite = 'record' to record NaN and infinities",
             code="metric_value_invalid",
             details={"key": key},
         )
-    elif kind is not bool and not isinstance(value, (str, bytes)):
+    if kind is int:
+        if -(2**63) <= value < 2**63:
+            return int(value)
+        raise ValidationError(
+            f"metric {key!r} has an int of {value.bit_length()} bits, outside the 64-bit range; "
+            "log it as a float",
+            code="metric_value_invalid",
+            details={"key": key},
+        )
+    if kind is not bool and not isinstance(value, (str, bytes)):
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "ndim", 0) == 0:
             try:
@@ -151,12 +190,16 @@ def metric_number(value: Any, key: str) -> int | float:
             except (TypeError, ValueError, RuntimeError):
                 converted = None
             if type(converted) in (int, float) and kind.__name__ != "bool_":
-                return metric_number(converted, key)
+                return metric_number(converted, key, allow_non_finite=allow_non_finite)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return metric_number(float(value) if isinstance(value, float) else int(value), key)
-    reason = "it is not finite" if kind is float else f"it is a {kind.__name__}"
+            number = float(value) if isinstance(value, float) else int(value)
+            return metric_number(number, key, allow_non_finite=allow_non_finite)
+    if kind is bool or kind.__name__ in ("bool", "bool_"):  # NumPy 2 names its bool scalar "bool"
+        advice = "log 1.0 or 0.0 if a number is meant"
+    else:
+        advice = "log one number per key (NumPy scalars and 0-d tensors are converted, e.g. `loss.item()`)"
     raise ValidationError(
-        f"metric {key!r} has value {value!r}, and {reason}; metric values are finite ints or floats",
+        f"metric {key!r} has {describe_value(value)}; metric values are single ints or floats: {advice}",
         code="metric_value_invalid",
         details={"key": key},
     )

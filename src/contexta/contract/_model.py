@@ -28,6 +28,12 @@ class ContractModel:
         return result
 
     @classmethod
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The field values of `from_dict` (a fresh mapping) with anything JSON cannot hold as-is
+        decoded; a model with such a field overrides this (see MetricPayload)."""
+        return values
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Rebuild (and so re-validate) a model from `to_dict()` output."""
         known = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -35,6 +41,7 @@ class ContractModel:
         for name, model in cls.nested_models.items():
             if isinstance(values.get(name), dict):
                 values[name] = model.from_dict(values[name])
+        values = cls._decoded(values)
         try:
             return cls(**values)
         except TypeError as error:  # a required field is missing

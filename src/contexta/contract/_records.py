@@ -19,6 +19,7 @@ from contexta.contract._checks import (
     metric_number,
 )
 from contexta.contract._model import ContractModel
+from contexta.contract._non_finite import decode_metric_value
 from contexta.contract._refs import ParsedRef, parse_ref
 from contexta.contract._timestamps import parse_timestamp
 from contexta.errors import ValidationError
@@ -120,7 +121,8 @@ class MetricPayload(ContractModel):
 
     def __post_init__(self) -> None:
         check_metric_key(self.metric_key)
-        _set(self, "value", metric_number(self.value, self.metric_key))
+        # NaN and infinities are values a diverging job really produced: kept, and read back as such.
+        _set(self, "value", metric_number(self.value, self.metric_key, allow_non_finite=True))
         check_choice(self.value_type, VALUE_TYPES, "value_type")
         check_text(self.unit, "unit")
         check_step(self.step)
@@ -128,6 +130,16 @@ class MetricPayload(ContractModel):
         if self.subject_ref is not None:
             parse_ref(self.subject_ref)
         _set(self, "tags", json_attributes(self.tags, "tags"))
+
+    @classmethod
+    def _decoded(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """In JSON (the capture log, `to_json`) a non-finite value is written as its token ("NaN",
+        "Infinity", "-Infinity"): read back as the float. Only from JSON: a model built in code
+        with a string value is refused like any string."""
+        value = values.get("value")
+        if type(value) is str and values.get("value_type") == "float64":
+            values["value"] = decode_metric_value(value)
+        return values
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from contexta.contract._context import (
 )
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
 from contexta.contract._model import ContractModel
+from contexta.contract._non_finite import encode_metric_value
 from contexta.contract._records import (
     DegradedPayload,
     DegradedRecord,
@@ -61,12 +62,18 @@ MODELS: dict[str, type[ContractModel]] = {
 
 
 def to_json(model: ContractModel) -> bytes:
-    """`{"model": <name>, "data": {...}}` as UTF-8 JSON bytes."""
+    """`{"model": <name>, "data": {...}}` as UTF-8 JSON bytes. A metric's NaN or infinite value is
+    written as its token, as in the capture log (orjson would write null); `from_json` reads it back."""
     if not isinstance(model, ContractModel):
         raise ValidationError(
             f"to_json takes a contract model, got {type(model).__name__}", code="model_unknown"
         )
-    return orjson.dumps({"model": type(model).__name__, "data": model.to_dict(omit_none=True)})
+    data = model.to_dict(omit_none=True)
+    if isinstance(model, MetricRecord):
+        data["payload"]["value"] = encode_metric_value(model.payload.value)
+    elif isinstance(model, MetricPayload):
+        data["value"] = encode_metric_value(model.value)
+    return orjson.dumps({"model": type(model).__name__, "data": data})
 
 
 def model_from_dict(name: str, data: dict[str, Any]) -> ContractModel:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from contexta.query._fetch import (
     AlarmEvent,
     DegradedSummary,
+    NonFiniteSeries,
     UnfinishedSamples,
     fetch_alarm_events,
     fetch_artifacts,
@@ -17,6 +18,7 @@ from contexta.query._fetch import (
     fetch_deployments,
     fetch_environment,
     fetch_metric_stage_refs,
+    fetch_non_finite_series,
     fetch_runs,
     fetch_stages,
     fetch_unfinished_samples,
@@ -53,6 +55,7 @@ class RunFacts:
     degraded: tuple[DegradedSummary, ...]
     alarm_events: tuple[AlarmEvent, ...] = ()
     unfinished_samples: UnfinishedSamples = NO_UNFINISHED_SAMPLES
+    non_finite_series: tuple[NonFiniteSeries, ...] = ()
 
     @property
     def run_closed(self) -> bool:
@@ -89,6 +92,7 @@ def gather_facts(connection: sqlite3.Connection, run: RunTarget) -> RunFacts:
         degraded=tuple(fetch_degraded_summary(connection, execution)),
         alarm_events=tuple(fetch_alarm_events(connection, execution)),
         unfinished_samples=fetch_unfinished_samples(connection, execution),
+        non_finite_series=tuple(fetch_non_finite_series(connection, execution)),
     )
 
 

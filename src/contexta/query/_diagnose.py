@@ -4,7 +4,7 @@ it concerns, and what to do about it."""
 from __future__ import annotations
 
 from contexta.query._completeness import RunFacts, completeness_notes, gather_facts, stage_names
-from contexta.query._fetch import consistent_read
+from contexta.query._fetch import NonFiniteSeries, consistent_read
 from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
 from contexta.query._resolve import find_run
 from contexta.store._database import StoreDatabase
@@ -118,6 +118,15 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 event.subject_ref or event.record_ref,
             )
         )
+    for series in facts.non_finite_series:
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "non_finite_metric",
+                _non_finite_summary(series, names),
+                series.subject_ref,
+            )
+        )
     for stage in facts.evaluation_stages_without_metrics():
         issues.append(
             DiagnosticIssue(
@@ -141,6 +150,27 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
             )
     issues.sort(key=lambda issue: -SEVERITIES.index(issue.severity))  # stable: run order within a severity
     return issues
+
+
+def _non_finite_summary(series: NonFiniteSeries, stage_names: dict[str, str]) -> str:
+    """What a series with NaN or infinite values shows, e.g. "Metric 'loss' of stage 'train' has 3
+    non-finite values (NaN/inf), the first at step 41: check for ..."."""
+    where = (
+        "the run"
+        if series.stage_ref is None
+        else f"stage '{stage_names.get(series.stage_ref, series.stage_ref)}'"
+    )
+    if series.batch_ref is not None:
+        where = f"batch '{series.batch_ref.rpartition('.')[2]}' of {where}"
+    if series.sample_ref is not None:
+        where = f"sample '{series.sample_ref.rpartition('.')[2]}' of {where}"
+    count = series.non_finite_count
+    values = "1 non-finite value" if count == 1 else f"{count} non-finite values"
+    first = "" if series.first_step is None else f", the first at step {series.first_step}"
+    return (
+        f"Metric '{series.key}' of {where} has {values} (NaN/inf){first}: check for a diverging loss "
+        "or a division by zero."
+    )
 
 
 def diagnose_run(db: StoreDatabase, run_id: str, *, project: str | None = None) -> DiagnosticsResult:

@@ -29,6 +29,7 @@ from contexta.query._models import (
     StageRecord,
 )
 from contexta.store._database import StoreDatabase
+from contexta.store._metric_chunks import default_subject
 from contexta.store._metric_points import load_columns, select_series
 from contexta.store._records import RecordView, record_view
 from contexta.store._rows import loads_or_none
@@ -36,6 +37,7 @@ from contexta.store._rows import loads_or_none
 __all__ = [
     "AlarmEvent",
     "DegradedSummary",
+    "NonFiniteSeries",
     "UnfinishedSamples",
     "consistent_read",
     "fetch_alarm_events",
@@ -46,6 +48,7 @@ __all__ = [
     "fetch_environment",
     "fetch_metric_points",
     "fetch_metric_stage_refs",
+    "fetch_non_finite_series",
     "fetch_projects",
     "fetch_record_counts",
     "fetch_records",
@@ -356,6 +359,40 @@ def fetch_metric_stage_refs(connection: sqlite3.Connection, execution_id: str) -
         (execution_id,),
     ).fetchall()
     return sum(row[1] for row in rows), frozenset(row[0] for row in rows if row[0])
+
+
+class NonFiniteSeries(NamedTuple):
+    """A metric series of a run with NaN or infinite values."""
+
+    key: str
+    subject_ref: str  # the innermost scope it was captured on (sample, batch, stage or run)
+    stage_ref: str | None
+    batch_ref: str | None
+    sample_ref: str | None
+    non_finite_count: int
+    first_step: int | None  # the step of the first non-finite point, if it had one
+
+
+def fetch_non_finite_series(connection: sqlite3.Connection, execution_id: str) -> list[NonFiniteSeries]:
+    """An execution's series that hold NaN or infinite values, in the order they were first captured
+    (read from the series rows' counts: no point is read)."""
+    rows = connection.execute(
+        "SELECT key, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, extras, non_finite_count, "
+        "first_non_finite_step FROM metric_series WHERE execution_id = ? AND non_finite_count > 0 "
+        "ORDER BY first_seq",
+        (execution_id,),
+    ).fetchall()
+    found = []
+    for key, run_ref, stage, batch, sample, deployment, extras, count, first_step in rows:
+        subject = (orjson.loads(extras) if extras else {}).get("subject_ref") or default_subject(
+            run_ref, stage or None, batch or None, sample or None, deployment or None
+        )
+        found.append(
+            NonFiniteSeries(
+                key, subject or run_ref, stage or None, batch or None, sample or None, count, first_step
+            )
+        )
+    return found
 
 
 def fetch_record_counts(connection: sqlite3.Connection, execution_id: str) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
+from contexta.contract._non_finite import decode_metric_value, is_finite_number
 from contexta.errors import ValidationError
 from contexta.query._fetch import consistent_read, fetch_runs
 from contexta.query._resolve import check_run_ids, find_runs, refs_by_name
@@ -23,7 +24,7 @@ def latest_metric_value(
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
     row = connection.execute(sql + " ORDER BY last_seq DESC LIMIT 1", parameters).fetchone()
-    value: float | int | None = None if row is None else row[0]
+    value: float | int | None = None if row is None else decode_metric_value(row[0])
     return value
 
 
@@ -39,8 +40,10 @@ def select_best_run(
     """How queries name the run whose latest `metric_key` (within the stage `stage_name`, when given)
     is best: its ref, or `ref@n` for an earlier execution.
 
-    Runs without the metric are skipped; a tie goes to the run that started first; None when no run
-    has the metric. Ids are full refs or bare run names (`@n` for an earlier execution).
+    Runs without the metric are skipped, and so are runs whose latest value is NaN or infinite (a
+    diverged run never wins, and NaN compares with nothing); a tie goes to the run that started
+    first; None when no run has a finite value. Ids are full refs or bare run names (`@n` for an
+    earlier execution).
     """
     check_run_ids(run_ids)
     if not isinstance(metric_key, str) or not metric_key:
@@ -61,7 +64,7 @@ def select_best_run(
             if stage_name is not None and stage_ref is None:
                 continue
             value = latest_metric_value(connection, run.execution_id, metric_key, stage_ref)
-            if value is not None:
+            if value is not None and is_finite_number(value):
                 candidates.append((value, run.run_id))
     if not candidates:
         return None

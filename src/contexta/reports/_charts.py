@@ -24,7 +24,11 @@ CHART_LIMIT = 12  # per section: a run with hundreds of keys gets a note, not hu
 def chart_points(
     steps: Sequence[int | None], values: Sequence[float | int], limit: int = POINT_LIMIT
 ) -> list[tuple[float, float]]:
-    """(x, y) points of a series: x is the step when every point has one, else the capture index."""
+    """(x, y) points of a series: x is the step when every point has one, else the capture index.
+
+    NaN and infinite values stay in, as points the renderer draws as gaps; a long series keeps the
+    first point of each run of them (so every gap shows) and its extremes are taken among the finite.
+    """
     count = len(values)
     if count == 0:
         return []
@@ -36,13 +40,30 @@ def chart_points(
         stride = math.ceil(count / limit)
         chosen = set(range(0, count, stride))
         chosen.add(count - 1)
-        chosen.add(values.index(max(values)))
-        chosen.add(values.index(min(values)))
+        if (total := sum(values)) - total == 0:  # no NaN or infinity (checked at C speed)
+            chosen.add(values.index(max(values)))
+            chosen.add(values.index(min(values)))
+        else:
+            chosen.update(_gaps_and_extremes(values, limit))
         indexes = sorted(chosen)
     return [
         (float(steps[index] if use_steps else index), float(values[index]))  # type: ignore[arg-type]
         for index in indexes
     ]
+
+
+def _gaps_and_extremes(values: Sequence[float | int], limit: int) -> list[int]:
+    """Where the first `limit` runs of non-finite values start, and the finite extremes."""
+    finite = [value - value == 0 for value in values]
+    starts = [
+        index for index in range(len(values)) if not finite[index] and (index == 0 or finite[index - 1])
+    ]
+    kept = starts[:limit]
+    numbers = [index for index, is_finite in enumerate(finite) if is_finite]
+    if numbers:
+        kept.append(max(numbers, key=values.__getitem__))
+        kept.append(min(numbers, key=values.__getitem__))
+    return kept
 
 
 def _x_label(steps: Sequence[int | None]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from contexta.contract._non_finite import is_finite_number
 from contexta.query._compare import compare_runs, metric_slots_in_order, named_metric_values
 from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts
 from contexta.query._diagnose import issues_of
@@ -218,7 +219,7 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
         )
         for label, run, run_facts, values in zip(labels, runs, facts, values_by_run, strict=True)
     ]
-    result_rows = []
+    result_rows: list[tuple[Cell, ...]] = []
     charts: list[ReportChart] = []
     for slot in evaluation:
         scored = [
@@ -226,9 +227,15 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
             for label, values in zip(labels, values_by_run, strict=True)
             if slot in values
         ]
-        highest = max(scored, key=lambda pair: pair[0])
-        lowest = min(scored, key=lambda pair: pair[0])
-        result_rows.append((slot[0], slot[1], len(scored), highest[1], highest[0], lowest[1], lowest[0]))
+        # A NaN compares with nothing and an infinity is no result: both are left out of the extremes
+        # (the Runs table still shows them as nan / inf).
+        finite = [pair for pair in scored if is_finite_number(pair[0])]
+        if finite:
+            highest = max(finite, key=lambda pair: pair[0])
+            lowest = min(finite, key=lambda pair: pair[0])
+            result_rows.append((slot[0], slot[1], len(scored), highest[1], highest[0], lowest[1], lowest[0]))
+        else:
+            result_rows.append((slot[0], slot[1], len(scored), None, None, None, None))
         if len(charts) < CHART_LIMIT and len(scored) > 1:
             charts.append(
                 across_runs_chart(slot[0], slot[1], labels, [values.get(slot) for values in values_by_run])

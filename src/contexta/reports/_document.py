@@ -56,6 +56,12 @@ def _csv_cell(value: Cell) -> str:
     return str(value)
 
 
+def _json_cell(value: Cell) -> Cell:
+    if type(value) is float and value - value != 0:
+        return _format_number(value)  # "nan", "inf" or "-inf"
+    return value
+
+
 def _check_cell(value: object) -> Cell:
     if value is None or isinstance(value, str | int | float):  # bool is an int
         return value
@@ -86,7 +92,12 @@ class ReportTable:
         object.__setattr__(self, "rows", checked_rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "rows": [list(row) for row in self.rows]}
+        """Columns and rows, JSON-ready: a NaN or infinite cell becomes the string "nan", "inf" or
+        "-inf" (as Markdown and CSV show it), not null, so a diverged value is not read as missing."""
+        return {
+            "columns": list(self.columns),
+            "rows": [[_json_cell(cell) for cell in row] for row in self.rows],
+        }
 
     def column(self, name: str) -> tuple[Cell, ...]:
         """Every row's cell in the column `name`."""
@@ -124,6 +135,8 @@ class ChartSeries:
         object.__setattr__(self, "points", tuple(checked))
 
     def to_dict(self) -> dict[str, Any]:
+        """Label and points; a point whose y is NaN or infinite (a gap in the drawn line) has y null
+        in JSON (orjson's rendering of a non-finite float), since a chart has nothing to draw there."""
         return {"label": self.label, "points": [list(point) for point in self.points]}
 
 

@@ -55,9 +55,10 @@ class _Axis:
 
 def render_line_chart(chart: ReportChart) -> str:
     """An inline `<svg>` line chart of `chart`, or a short "no data" paragraph when it has no point
-    that can be drawn (NaN and infinite readings are left out)."""
-    lines = [(series.label, _drawable(series.points)) for series in chart.series]
-    points = [point for _, drawn in lines for point in drawn]
+    that can be drawn. A NaN or infinite reading is a gap: the line stops before it and starts again
+    after it, and it takes no part in the axes' range."""
+    lines = [(series.label, _segments(series.points)) for series in chart.series]
+    points = [point for _, segments in lines for segment in segments for point in segment]
     if not points:
         return '<p class="no-data">No data to draw.</p>'
     x_ticks = nice_ticks(min(x for x, _ in points), max(x for x, _ in points))
@@ -84,7 +85,9 @@ def render_line_chart(chart: ReportChart) -> str:
         _tick_labels(x_axis, y_axis, x_labels, y_labels),
         _axis_titles(chart, x_axis, y_axis),
     ]
-    parts += [_series(index, drawn, x_axis, y_axis) for index, (_, drawn) in enumerate(lines) if drawn]
+    parts += [
+        _series(index, segments, x_axis, y_axis) for index, (_, segments) in enumerate(lines) if segments
+    ]
     parts += [legend, "</svg>"]
     return "\n".join(parts)
 
@@ -135,12 +138,22 @@ def thin_points(points: Sequence[Point], limit: int = MAX_POINTS_PER_SERIES) -> 
     return tuple(points[index] for index in kept)
 
 
-def _drawable(points: Sequence[Point]) -> tuple[Point, ...]:
-    """The points a line can be drawn through (no NaN or infinity, nothing whose span would overflow a
-    float), thinned to what the page can show."""
-    return thin_points(
-        [(x, y) for x, y in points if abs(x) <= _LARGEST_DRAWABLE and abs(y) <= _LARGEST_DRAWABLE]
-    )
+def _segments(points: Sequence[Point]) -> list[tuple[Point, ...]]:
+    """The runs of points a line can be drawn through, split where a point cannot be drawn (NaN, an
+    infinity, or a value whose span would overflow a float), so the gap shows; thinned to what the
+    page can show, each run in proportion to its length."""
+    runs: list[list[Point]] = [[]]
+    for x, y in points:
+        if abs(x) <= _LARGEST_DRAWABLE and abs(y) <= _LARGEST_DRAWABLE:  # False for NaN too
+            runs[-1].append((x, y))
+        elif runs[-1]:
+            runs.append([])
+    if not runs[-1]:
+        runs.pop()
+    total = sum(map(len, runs))
+    if total <= MAX_POINTS_PER_SERIES:
+        return [tuple(run) for run in runs]
+    return [thin_points(run, max(1, MAX_POINTS_PER_SERIES * len(run) // total)) for run in runs]
 
 
 def _grid(x_axis: _Axis, y_axis: _Axis) -> str:
@@ -195,20 +208,25 @@ def _axis_titles(chart: ReportChart, x_axis: _Axis, y_axis: _Axis) -> str:
     )
 
 
-def _series(index: int, points: Sequence[Point], x_axis: _Axis, y_axis: _Axis) -> str:
+def _series(index: int, segments: Sequence[Sequence[Point]], x_axis: _Axis, y_axis: _Axis) -> str:
+    """One series: a polyline per run of drawable points (a lone point between gaps is a dot)."""
     colour, dash = _style(index)
-    pixels = [(_number(x_axis.position(x)), _number(y_axis.position(y))) for x, y in points]
-    if len(pixels) == 1:
-        x, y = pixels[0]
-        return f'<circle class="series" cx="{x}" cy="{y}" r="4" fill="{colour}"/>'
     dash_attribute = f' stroke-dasharray="{dash}"' if dash else ""
-    parts = [
-        f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" '
-        f'stroke-linejoin="round" stroke-linecap="round"{dash_attribute} '
-        f'points="{" ".join(f"{x},{y}" for x, y in pixels)}"/>'
-    ]
-    if len(pixels) <= _MARKER_LIMIT:
-        parts += [f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>' for x, y in pixels]
+    markers = sum(map(len, segments)) <= _MARKER_LIMIT
+    parts = []
+    for segment in segments:
+        pixels = [(_number(x_axis.position(x)), _number(y_axis.position(y))) for x, y in segment]
+        if len(pixels) == 1:
+            x, y = pixels[0]
+            parts.append(f'<circle class="series" cx="{x}" cy="{y}" r="4" fill="{colour}"/>')
+            continue
+        parts.append(
+            f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" '
+            f'stroke-linejoin="round" stroke-linecap="round"{dash_attribute} '
+            f'points="{" ".join(f"{x},{y}" for x, y in pixels)}"/>'
+        )
+        if markers:
+            parts += [f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>' for x, y in pixels]
     return "\n".join(parts)
 
 

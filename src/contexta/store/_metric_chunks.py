@@ -3,7 +3,8 @@
 A store of one row per point spends more time in SQLite than capture spends producing the points,
 so each batch's points are grouped by series and each group becomes one row of little-endian
 arrays (positions, observation times, values, steps). The series row keeps running aggregates
-(count, first and last seq, last value) that answer "latest value" and "how many" without the points.
+(count, first and last seq, last value, how many points are NaN or infinite and the step of the
+first) that answer "latest value", "how many" and "did it diverge" without the points.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from contexta.capture._items import (
     only_tuples,
 )
 from contexta.capture._metric_lines import Numbering
+from contexta.contract._non_finite import decode_metric_value, encode_metric_value
 from contexta.contract._records import SCHEMA_VERSION
 from contexta.contract._refs import execution_of_record_ref, record_id_prefix
 
@@ -158,7 +160,7 @@ def _record_identity(document: dict[str, Any], execution_of: ExecutionOf) -> Ser
             "deployment_execution_ref",
         )
     )
-    value = payload["value"]
+    value = decode_metric_value(payload["value"])  # a replayed log line holds a token for NaN/inf
     stored_type = "float64" if type(value) is float else "int64"
     fields = {name: envelope.get(name, default) for name, default in _ENVELOPE_DEFAULTS.items()}
     fields.update(
@@ -201,20 +203,27 @@ _SERIES_COLUMNS = (
     "execution_id, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras"
 )
 _UPSERT_SERIES_HEAD = (
-    f"INSERT INTO metric_series ({_SERIES_COLUMNS}, point_count, first_seq, last_seq, last_value) VALUES "
+    f"INSERT INTO metric_series ({_SERIES_COLUMNS}, point_count, first_seq, last_seq, last_value, "
+    "non_finite_count, first_non_finite_step) VALUES "
 )
+# The right-hand sides read the row as it was before this update: the first non-finite step is
+# taken from the batch that brings the series' first non-finite point.
 _UPSERT_SERIES_TAIL = (
     f" ON CONFLICT ({_SERIES_COLUMNS}) "
     "DO UPDATE SET point_count = point_count + excluded.point_count, "
     "first_seq = min(first_seq, excluded.first_seq), "
     "last_value = CASE WHEN excluded.last_seq > last_seq THEN excluded.last_value ELSE last_value END, "
-    "last_seq = max(last_seq, excluded.last_seq)"
+    "last_seq = max(last_seq, excluded.last_seq), "
+    "non_finite_count = non_finite_count + excluded.non_finite_count, "
+    "first_non_finite_step = CASE WHEN non_finite_count = 0 "
+    "THEN excluded.first_non_finite_step ELSE first_non_finite_step END"
 )
+_SERIES_ROW_WIDTH = 16  # the identity's 10 columns, the 4 aggregates, the 2 non-finite ones
 _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
     "steps, id_prefix, ref_base, recorded_ns, explicit) VALUES "
 )
-# Rows per multi-row statement: 500 x 14 parameters stays far below SQLite's 32,766.
+# Rows per multi-row statement: 500 x 16 parameters stays far below SQLite's 32,766.
 _ROWS_PER_STATEMENT = 500
 
 
@@ -223,7 +232,9 @@ def _many_rows(head: str, width: int, count: int, tail: str = "") -> str:
     return f"{head}{', '.join([row] * count)}{tail}"
 
 
-_UPSERT_SERIES = _many_rows(_UPSERT_SERIES_HEAD, 14, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id")
+_UPSERT_SERIES = _many_rows(
+    _UPSERT_SERIES_HEAD, _SERIES_ROW_WIDTH, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id"
+)
 _INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 11, 1)
 
 
@@ -352,7 +363,7 @@ class MetricChunkWriter:
         envelope, payload = document["envelope"], document["payload"]
         step = payload.get("step")
         group.positions.append(position)
-        group.values.append(payload["value"])
+        group.values.append(decode_metric_value(payload["value"]))
         group.steps.append(NO_STEP if step is None else step)
         assert group.explicit is not None
         group.explicit["refs"].append(envelope["record_ref"])
@@ -379,12 +390,24 @@ class MetricChunkWriter:
 
     @staticmethod
     def _series_row(group: _Group, seq_base: int) -> tuple[Any, ...]:
+        values = group.values
+        last = values[-1]
+        non_finite_count, first_non_finite_step = 0, None
+        # A finite sum (taken at C speed) means no point is NaN or infinite: the common batch stops here.
+        if (total := sum(values)) - total != 0:
+            where = [index for index, value in enumerate(values) if value - value != 0]
+            if where:  # else finite values whose sum overflowed
+                non_finite_count = len(where)
+                step = group.steps[where[0]]
+                first_non_finite_step = None if step == NO_STEP else step
         return (
             *group.identity,
             len(group.positions),
             seq_base + group.positions[0],
             seq_base + group.positions[-1],
-            group.values[-1],
+            last if last - last == 0 else encode_metric_value(last),  # SQLite stores NaN as NULL
+            non_finite_count,
+            first_non_finite_step,
         )
 
     def _write_captured(

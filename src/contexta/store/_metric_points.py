@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from contexta.capture._entries import PRODUCER_REF
+from contexta.contract._non_finite import decode_metric_value
 from contexta.contract._records import SCHEMA_VERSION, MetricRecord
 from contexta.contract._serialization import model_from_dict
 from contexta.contract._timestamps import format_ns
@@ -25,7 +26,7 @@ __all__ = ["MetricColumns", "SeriesRow", "load_columns", "select_series"]
 
 _SERIES_COLUMNS = (
     "series_id, run_ref, stage_ref, batch_ref, sample_ref, deployment_ref, key, value_type, unit, extras, "
-    "point_count, first_seq, last_seq, last_value"
+    "point_count, first_seq, last_seq, last_value, non_finite_count, first_non_finite_step"
 )
 
 
@@ -45,11 +46,14 @@ class SeriesRow(NamedTuple):
     point_count: int
     first_seq: int
     last_seq: int
-    last_value: float | int
+    last_value: float | int  # NaN and infinities included (stored as their tokens)
+    non_finite_count: int  # how many points are NaN or infinite
+    first_non_finite_step: int | None  # the step of the first of them, if it had one
 
 
 def _series_row(row: tuple[Any, ...]) -> SeriesRow:
     (series_id, run, stage, batch, sample, deployment, key, value_type, unit, extras, *aggregates) = row
+    point_count, first_seq, last_seq, last_value, non_finite_count, first_non_finite_step = aggregates
     return SeriesRow(
         series_id,
         run or None,
@@ -61,7 +65,12 @@ def _series_row(row: tuple[Any, ...]) -> SeriesRow:
         value_type,
         unit or None,
         orjson.loads(extras) if extras else {},
-        *aggregates,
+        point_count,
+        first_seq,
+        last_seq,
+        decode_metric_value(last_value),
+        non_finite_count,
+        first_non_finite_step,
     )
 
 

@@ -313,7 +313,11 @@ _SCHEMA_2 = (
         attributes TEXT
     )""",
     # Series of a run-less deployment have execution_id ''. Identity columns hold '' rather than NULL,
-    # so the UNIQUE constraint sees every series once.
+    # so the UNIQUE constraint sees every series once. last_value has no type affinity: a NaN or
+    # infinite last value is its token text ("NaN", "Infinity", "-Infinity"; SQLite would store a
+    # bound NaN as NULL). non_finite_count counts the series' NaN and infinite points;
+    # first_non_finite_step is the step of the first of them (NULL when there is none, or when that
+    # point had no step), for diagnostics.
     """CREATE TABLE metric_series_2(
         series_id INTEGER PRIMARY KEY,
         execution_id TEXT NOT NULL,
