@@ -14,6 +14,7 @@ import anyio
 from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
 from contexta.capture._artifacts import ArtifactVerification, verify_manifest
+from contexta.capture._endings import Ending
 from contexta.capture._log_reader import read_capture_log
 from contexta.capture._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline import CapturePipeline
@@ -41,6 +42,7 @@ from contexta.store._repair import RepairReport, rebuild_store
 __all__ = ["Contexta"]
 
 _ScopeT = TypeVar("_ScopeT", bound=Scope)
+_CLOSED_BY_CONTEXTA = Ending("cancelled", "contexta_closed")
 
 
 def _optional_text(value: str | None, field: str) -> str | None:
@@ -331,7 +333,7 @@ class Contexta(Investigation):
         """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""
         if not self._pipeline.closed:
             for scope in self._session.open_top_level():
-                scope.close("cancelled")
+                scope._end(_CLOSED_BY_CONTEXTA)
         report = self._pipeline.close(timeout)
         self._database.close_all()
         return report

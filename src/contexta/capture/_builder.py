@@ -232,6 +232,7 @@ class EntryBuilder:
                 "status": status,
                 "started_at": started,
                 "ended_at": ended,
+                **details,
             }
         else:
             payload_type = "DeploymentExecution"

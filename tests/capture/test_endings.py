@@ -1,0 +1,309 @@
+"""How scopes end (SPEC §2 "Endings"): what each ending records, in this process and in real ones.
+
+A scope that does not end normally says why in its close document (`end_reason`, and `failure` when
+an exception ended it). The process tests run a small program against a workspace under `tmp_path`
+(`sys.executable -c <script>`), end it the way a user or a scheduler would (an uncaught exception,
+`sys.exit(3)`, SIGTERM, SIGHUP, Ctrl-C) and read the capture log it left behind; then a fresh
+`Contexta` on the same workspace lists the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contexta import Contexta
+from contexta.capture import read_capture_log
+from contexta.capture._endings import TRACEBACK_BYTES, TRACEBACK_LINES
+
+PROJECT = "p"
+COUNT = 20_000
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _script(body: str, **constants: Any) -> str:
+    """A child program: `constants` become module-level names, then the dedented `body`."""
+    header = "".join(f"{name} = {value!r}\n" for name, value in constants.items())
+    return header + textwrap.dedent(body)
+
+
+def _run_child(script: str, cwd: Path, *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, timeout=timeout, capture_output=True, text=True, check=False
+    )
+
+
+def _read_until(process: subprocess.Popen[bytes], marker: bytes, timeout: float = 60.0) -> bytes:
+    """Child stdout up to and including `marker`; fails if the child ends or stays silent too long."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the child did not print {marker!r} within {timeout}s (got {seen!r})"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the child exited ({process.wait()}) before printing {marker!r} (got {seen!r})"
+            seen += chunk
+    return seen
+
+
+@contextlib.contextmanager
+def _child(script: str, cwd: Path, **options: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A running child program; killed if the test leaves it running."""
+    stderr = open(cwd / "stderr.txt", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, **options
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+        stderr.close()
+
+
+def _signal_after_ready(script: str, cwd: Path, signum: int, *, group: bool = False) -> tuple[int, str]:
+    """Start `script`, send `signum` 20 ms after it prints "ready", and return its exit code and stdout."""
+    with _child(script, cwd, start_new_session=group) as process:
+        output = _read_until(process, b"ready")
+        time.sleep(0.02)
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        code = process.wait(timeout=30)
+        assert process.stdout is not None
+        output += process.stdout.read()
+    return code, output.decode()
+
+
+def _stderr(cwd: Path) -> str:
+    return (cwd / "stderr.txt").read_text()
+
+
+def _capture_dir(workspace: Path) -> Path:
+    return workspace / "cache" / "capture"
+
+
+def _context_lines(workspace: Path) -> list[dict[str, Any]]:
+    log = read_capture_log(_capture_dir(workspace) / "context.jsonl")
+    assert log.clean, f"unreadable lines {log.skipped_lines} in {log.path}"
+    return log.lines
+
+
+def _closing(workspace: Path, ref: str) -> dict[str, Any]:
+    """The one close document of `ref` in the capture log (every scope is closed exactly once)."""
+    documents = [line["payload"] for line in _context_lines(workspace) if line["payload_ref"] == ref]
+    closings = [document for document in documents if document.get("status", "open") != "open"]
+    assert len(closings) == 1, f"{ref} was closed {len(closings)} times: {documents}"
+    assert "end_reason" not in documents[0] and "failure" not in documents[0], "the opening says why it ended"
+    return closings[0]
+
+
+def _records(workspace: Path) -> list[dict[str, Any]]:
+    log = read_capture_log(_capture_dir(workspace) / "record.jsonl")
+    assert log.clean, f"unreadable lines {log.skipped_lines} in {log.path}"
+    return log.lines
+
+
+def _events(workspace: Path) -> list[dict[str, Any]]:
+    return [
+        line["payload"]["payload"]
+        for line in _records(workspace)
+        if line["payload_type"] == "StructuredEventRecord"
+    ]
+
+
+def _steps(workspace: Path, key: str) -> list[int | None]:
+    return [
+        line["payload"]["payload"].get("step")
+        for line in _records(workspace)
+        if line["payload_type"] == "MetricRecord" and line["payload"]["payload"]["metric_key"] == key
+    ]
+
+
+def _listed_status(workspace: Path, name: str = "r") -> str:
+    """The run's status as a later process sees it."""
+    with Contexta(workspace=workspace, config={"project_name": PROJECT}) as reader:
+        (run,) = [run for run in reader.list_runs() if run.name == name]
+        return run.status
+
+
+def _assert_traceback_bounded(text: str) -> None:
+    assert len(text.splitlines()) <= TRACEBACK_LINES
+    assert len(text.encode()) <= TRACEBACK_BYTES
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_cancels_the_run_with_a_cancelled_event(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        from contexta import Contexta
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        with ctx.run("r") as run, run.stage("train") as stage:
+            print("ready", flush=True)
+            i = 0
+            while True:
+                stage.metric("loss", 1.0, step=i)
+                i += 1
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+    )
+    code, _ = _signal_after_ready(script, tmp_path, signal.SIGINT)
+    assert code == -signal.SIGINT, _stderr(tmp_path)
+    assert _stderr(tmp_path).rstrip().endswith("KeyboardInterrupt")
+
+    for ref in (f"stage:{PROJECT}.r.train", f"run:{PROJECT}.r"):
+        closing = _closing(workspace, ref)
+        assert (closing["status"], closing["end_reason"]) == ("cancelled", "keyboard_interrupt"), ref
+        assert closing["failure"]["type"] == "KeyboardInterrupt"
+        assert 'File "<string>", line' in closing["failure"]["traceback"]  # where the program was
+    keys = [event["event_key"] for event in _events(workspace)]
+    assert keys == ["stage.cancelled", "run.cancelled"]
+    assert {event["level"] for event in _events(workspace)} == {"warning"}
+    steps = _steps(workspace, "loss")
+    assert steps == list(range(len(steps)))
+    assert _listed_status(workspace) == "cancelled"
+
+
+# -- leaving a `with` block, in this process ------------------------------------------------------
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[Contexta]:
+    contexta = Contexta(workspace=tmp_path / ".contexta", config={"project_name": PROJECT})
+    yield contexta
+    contexta.close()
+
+
+def _in_process_closing(ctx: Contexta, ref: str) -> dict[str, Any]:
+    ctx.flush()
+    return _closing(ctx.workspace, ref)
+
+
+def test_an_exception_stores_its_type_message_and_a_short_traceback(ctx: Contexta) -> None:
+    def dig(depth: int) -> None:  # dig and deeper alternate, so the traceback is not folded
+        if depth == 0:
+            raise KeyError("label")
+        deeper(depth - 1)
+
+    def deeper(depth: int) -> None:
+        dig(depth)
+
+    with pytest.raises(KeyError), ctx.run("r") as run, run.stage("train") as stage:
+        batch = stage.batch("b0")  # open, not in a `with`: closed by its stage, with the same reason
+        dig(50)
+    stage_closing = _in_process_closing(ctx, stage.ref)
+    assert (stage_closing["status"], stage_closing["end_reason"]) == ("failed", "exception")
+    failure = stage_closing["failure"]
+    assert (failure["type"], failure["message"]) == ("KeyError", "'label'")
+    lines = failure["traceback"].splitlines()
+    assert lines[0].startswith("... (") and "earlier lines not kept" in lines[0]
+    assert lines[-1] == "KeyError: 'label'"
+    assert "in dig" in lines[-3]  # the innermost frame
+    _assert_traceback_bounded(failure["traceback"])
+    assert _closing(ctx.workspace, batch.ref)["failure"] == failure
+    assert _closing(ctx.workspace, run.ref)["end_reason"] == "exception"
+    assert [event["event_key"] for event in _events(ctx.workspace)] == ["stage.failed", "run.failed"]
+
+
+def test_a_huge_message_is_cut_and_the_traceback_kept_under_4_kb(ctx: Contexta) -> None:
+    with pytest.raises(ValueError), ctx.run("r") as run:
+        raise ValueError("x" * 100_000 + "\n" + "y" * 10_000)
+    failure = _in_process_closing(ctx, run.ref)["failure"]
+    assert len(failure["message"]) <= 1000
+    _assert_traceback_bounded(failure["traceback"])
+    lines = failure["traceback"].splitlines()
+    assert lines[0] == "Traceback (most recent call last):"  # the frames were kept, the message cut
+    assert "in test_a_huge_message_is_cut" in failure["traceback"]
+    assert lines[-1].startswith("ValueError: xxx") and lines[-1].endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "end_reason"),
+    [
+        (0, "completed", None),
+        (None, "completed", None),
+        (3, "failed", "exit_status:3"),
+        ("bad config", "failed", "exit_status:1"),
+    ],
+)
+def test_system_exit_leaving_a_scope(
+    ctx: Contexta, code: int | str | None, status: str, end_reason: str | None
+) -> None:
+    with pytest.raises(SystemExit), ctx.run("r") as run:
+        raise SystemExit(code)
+    closing = _in_process_closing(ctx, run.ref)
+    assert closing["status"] == status
+    assert closing.get("end_reason") == end_reason
+    if status == "failed":
+        assert closing["failure"]["type"] == "SystemExit"
+        assert [event["event_key"] for event in _events(ctx.workspace)] == ["run.failed"]
+    else:
+        assert _events(ctx.workspace) == []
+
+
+def test_keyboard_interrupt_and_other_base_exceptions_cancel(ctx: Contexta) -> None:
+    class Stop(BaseException):
+        pass
+
+    with ctx.run("r") as run:
+        with pytest.raises(KeyboardInterrupt), run.stage("a") as first:
+            raise KeyboardInterrupt
+        with pytest.raises(Stop), run.stage("b") as second, second.operation("op") as operation:
+            raise Stop("stopped")
+    assert (first.status, second.status, operation.status, run.status) == (
+        "cancelled",
+        "cancelled",
+        "cancelled",
+        "completed",
+    )
+    assert _in_process_closing(ctx, first.ref)["end_reason"] == "keyboard_interrupt"
+    for ref in (second.ref, operation.ref):  # an operation's closing carries it too
+        closing = _closing(ctx.workspace, ref)
+        assert (closing["end_reason"], closing["failure"]["type"]) == ("cancelled", "Stop")
+    events = _events(ctx.workspace)
+    assert [event["event_key"] for event in events] == [
+        "stage.cancelled",
+        "operation.cancelled",
+        "stage.cancelled",
+    ]
+    assert {event["level"] for event in events} == {"warning"}
+    assert "end_reason" not in _closing(ctx.workspace, run.ref)
+
+
+def test_closing_the_contexta_cancels_open_runs_saying_so(tmp_path: Path) -> None:
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": PROJECT})
+    run = ctx.run("r")
+    stage = run.stage("train")
+    explicit = run.stage("closed-by-hand")
+    explicit.close("failed")
+    ctx.close()
+    for ref in (run.ref, stage.ref):
+        closing = _closing(ctx.workspace, ref)
+        assert (closing["status"], closing["end_reason"]) == ("cancelled", "contexta_closed"), ref
+    assert "end_reason" not in _closing(ctx.workspace, explicit.ref)  # the program's own choice
