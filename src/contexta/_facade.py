@@ -18,6 +18,7 @@ from contexta.capture._endings import Ending
 from contexta.capture._log_reader import read_capture_log
 from contexta.capture._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline import CapturePipeline
+from contexta.capture._process_endings import watch
 from contexta.capture._results import CaptureResult, CaptureStats, FlushReport
 from contexta.capture._scopes import (
     BatchScope,
@@ -103,6 +104,8 @@ class Contexta(Investigation):
             redact_secrets=self._config.capture.redact_secrets,
             compiled_metric=self._config.capture.compiled_metric,
         )
+        # Runs still open when the interpreter exits close with the status that is true.
+        watch(self._session)
 
     @classmethod
     def open(cls, **kwargs: Any) -> Contexta:

@@ -153,6 +153,164 @@ def _assert_traceback_bounded(text: str) -> None:
     assert len(text.encode()) <= TRACEBACK_BYTES
 
 
+# -- interpreter exit ----------------------------------------------------------------------------
+
+
+def test_exit_without_closing_completes_the_run_with_its_environment(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    # Neither the run nor the Contexta is closed: only the exit hooks can close the run, and the
+    # environment snapshot (collected in a thread) must land before the queue closes.
+    script = _script(
+        """
+        from contexta import Contexta
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        run = ctx.run("r")
+        stage = run.stage("train")
+        for i in range(100):
+            stage.metric("loss", float(i), step=i)
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+    )
+    result = _run_child(script, tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+
+    run = _closing(workspace, f"run:{PROJECT}.r")
+    assert (run["status"], run["end_reason"]) == ("completed", "interpreter_exit")
+    assert "failure" not in run
+    stage = _closing(workspace, f"stage:{PROJECT}.r.train")
+    assert (stage["status"], stage["end_reason"]) == ("cancelled", "interpreter_exit")
+    snapshots = [line for line in _context_lines(workspace) if line["payload_type"] == "EnvironmentSnapshot"]
+    assert [line["payload"]["run_ref"] for line in snapshots] == [f"run:{PROJECT}.r"]
+    assert _steps(workspace, "loss") == list(range(100))
+    assert not [event for event in _events(workspace) if event["event_key"].startswith("run.")]
+    assert _listed_status(workspace) == "completed"
+
+
+def test_an_uncaught_exception_fails_the_open_run_with_what_went_wrong(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        from contexta import Contexta
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        run = ctx.run("r")
+        run.metric("loss", 0.5)
+
+        def load_batch(number):
+            raise ValueError(f"batch {number} has no labels")
+
+        load_batch(7)
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+    )
+    result = _run_child(script, tmp_path)
+    assert result.returncode == 1
+    # The program's own traceback is printed once, by the hook we chained to; nothing of ours.
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    assert result.stderr.rstrip().endswith("ValueError: batch 7 has no labels")
+    assert "contexta" not in result.stderr
+
+    run = _closing(workspace, f"run:{PROJECT}.r")
+    assert (run["status"], run["end_reason"]) == ("failed", "exception")
+    failure = run["failure"]
+    assert (failure["type"], failure["message"]) == ("ValueError", "batch 7 has no labels")
+    assert "in load_batch" in failure["traceback"]
+    assert failure["traceback"].splitlines()[-1] == "ValueError: batch 7 has no labels"  # innermost last
+    _assert_traceback_bounded(failure["traceback"])
+    (event,) = [event for event in _events(workspace) if event["event_key"].startswith("run.")]
+    assert (event["event_key"], event["level"]) == ("run.failed", "error")
+    assert event["attributes"] == {"end_reason": "exception", "exception_type": "ValueError"}
+    assert _listed_status(workspace) == "failed"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "end_reason"),
+    [
+        (3, "failed", "exit_status:3"),
+        ("config file missing", "failed", "exit_status:1"),
+        (0, "completed", "interpreter_exit"),
+        (None, "completed", "interpreter_exit"),
+    ],
+)
+def test_sys_exit_decides_how_the_open_run_ends(
+    tmp_path: Path, code: int | str | None, status: str, end_reason: str
+) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import sys
+
+        from contexta import Contexta
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        run = ctx.run("r")
+        run.metric("loss", 0.5)
+        sys.exit(CODE)
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+        CODE=code,
+    )
+    result = _run_child(script, tmp_path)
+    assert result.returncode == (1 if isinstance(code, str) else code or 0), result.stderr
+
+    run = _closing(workspace, f"run:{PROJECT}.r")
+    assert (run["status"], run["end_reason"]) == (status, end_reason)
+    assert "failure" not in run  # only the code is known: the SystemExit is gone when atexit runs
+    run_events = [event["event_key"] for event in _events(workspace) if event["event_key"].startswith("run.")]
+    assert run_events == (["run.failed"] if status == "failed" else [])
+    assert _listed_status(workspace) == status
+
+
+def test_a_hanging_sink_still_cannot_hang_exit_with_a_run_open(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import threading
+
+        from contexta import Contexta
+        from contexta.capture import LocalJsonlSink
+
+        class HangingSink:
+            name = "hanging"
+
+            def write(self, batch):
+                threading.Event().wait()
+
+            def flush(self):
+                pass
+
+            def close(self):
+                pass
+
+        ctx = Contexta(
+            workspace=WORKSPACE,
+            config={"project_name": PROJECT, "capture": {"exit_timeout_s": 1}},
+            sinks=[LocalJsonlSink(CAPTURE_DIR), HangingSink()],
+        )
+        run = ctx.run("r")
+        run.stage("s").metric("value", 1.0)
+        raise RuntimeError("the job failed")
+        """,
+        WORKSPACE=str(workspace),
+        CAPTURE_DIR=str(_capture_dir(workspace)),
+        PROJECT=PROJECT,
+    )
+    started = time.monotonic()
+    result = _run_child(script, tmp_path, timeout=20.0)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert "RuntimeError: the job failed" in result.stderr
+    assert "did not finish within 1" in result.stderr
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    # The healthy sink still got the closing, written by its own lane while the other one hangs.
+    closing = _closing(workspace, f"run:{PROJECT}.r")
+    assert (closing["status"], closing["failure"]["message"]) == ("failed", "the job failed")
+
+
 # -- Ctrl-C ----------------------------------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ class CaptureSession:
         self._lock = threading.Lock()
         self._open_runs: dict[str, RunScope] = {}
         self._open_deployments: dict[str, Scope] = {}
+        self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
         self.artifacts: dict[str, ArtifactRegistration] = {}
 
     def attributes(self, value: Any, field: str = "attributes") -> dict[str, Any] | None:
@@ -72,3 +73,12 @@ class CaptureSession:
     def open_top_level(self) -> list[Scope]:
         with self._lock:
             return [*self._open_runs.values(), *self._open_deployments.values()]
+
+    def owned_top_level(self) -> list[Scope]:
+        """The open runs and deployments this process opened: a forked child never ends its parent's."""
+        return [scope for scope in self.open_top_level() if id(scope) not in self._inherited]
+
+    def after_fork_in_child(self) -> None:
+        """The runs open at fork belong to the parent; a lock another thread held then is free here."""
+        self._lock = threading.Lock()
+        self._inherited = frozenset(map(id, [*self._open_runs.values(), *self._open_deployments.values()]))
