@@ -104,8 +104,8 @@ class Contexta(Investigation):
             redact_secrets=self._config.capture.redact_secrets,
             compiled_metric=self._config.capture.compiled_metric,
         )
-        # Runs still open when the interpreter exits close with the status that is true.
-        watch(self._session)
+        # Runs still open when the process ends (exit, SIGTERM, SIGHUP) close with the status that is true.
+        watch(self._session, handle_signals=self._config.capture.handle_signals)
 
     @classmethod
     def open(cls, **kwargs: Any) -> Contexta:

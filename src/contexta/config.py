@@ -120,6 +120,10 @@ class CaptureConfig:
     # `metric()` runs as compiled code (capture/_metric_call.c) when the package was built with a C
     # compiler; False uses the Python method alone. Both apply the same rules and queue the same items.
     compiled_metric: bool = True
+    # On SIGTERM and SIGHUP (how Slurm, Kubernetes and `docker stop` end a job) deliver what was
+    # captured and close open scopes `cancelled` before the process ends (capture/_signals.py);
+    # False leaves both signals alone.
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -150,7 +154,7 @@ class CaptureConfig:
                 code="config_value_invalid",
                 details={"key": "capture.durability"},
             )
-        for name in ("persist", "redact_secrets", "log_process"):
+        for name in ("persist", "redact_secrets", "log_process", "handle_signals"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(
                     f"capture.{name} must be true or false",

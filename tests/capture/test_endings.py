@@ -311,6 +311,282 @@ def test_a_hanging_sink_still_cannot_hang_exit_with_a_run_open(tmp_path: Path) -
     assert (closing["status"], closing["failure"]["message"]) == ("failed", "the job failed")
 
 
+# -- SIGTERM and SIGHUP --------------------------------------------------------------------------
+
+_TRAINING_LOOP = """
+    import os
+    import signal
+    import sys
+    import time
+
+    from contexta import Contexta
+
+    ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT, "capture": CAPTURE})
+    with ctx.run("r") as run, run.stage("train") as stage:
+        for i in range(COUNT):
+            stage.metric("loss", float(i), step=i)
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda signum: signum.name)
+def test_a_stop_signal_delivers_everything_and_cancels_open_scopes(tmp_path: Path, signum: int) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(_TRAINING_LOOP, WORKSPACE=str(workspace), PROJECT=PROJECT, COUNT=COUNT, CAPTURE={})
+    code, _ = _signal_after_ready(script, tmp_path, signum)
+    assert code == -signum, _stderr(tmp_path)  # the process still ends by the signal
+    assert _stderr(tmp_path) == ""
+
+    assert _steps(workspace, "loss") == list(range(COUNT))
+    reason = f"signal:{signal.Signals(signum).name}"
+    for ref in (f"stage:{PROJECT}.r.train", f"run:{PROJECT}.r"):
+        closing = _closing(workspace, ref)
+        assert (closing["status"], closing["end_reason"]) == ("cancelled", reason), ref
+        assert "failure" not in closing
+    (event,) = [event for event in _events(workspace) if event["event_key"].startswith("run.")]
+    assert (event["event_key"], event["level"], event["attributes"]) == (
+        "run.cancelled",
+        "warning",
+        {"end_reason": reason},
+    )
+    assert _listed_status(workspace) == "cancelled"
+
+
+def test_handle_signals_false_leaves_sigterm_alone(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        _TRAINING_LOOP.replace(
+            'print("ready"', 'print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "ready"'
+        ),
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+        COUNT=10,
+        CAPTURE={"handle_signals": False},
+    )
+    code, output = _signal_after_ready(script, tmp_path, signal.SIGTERM)
+    assert code == -signal.SIGTERM
+    assert output.startswith("True")
+    documents = [line["payload"] for line in _context_lines(workspace) if line["payload_type"] == "Run"]
+    assert [document for document in documents if document["status"] != "open"] == []  # nobody closed it
+
+
+def test_a_signal_the_program_ignores_stays_ignored(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import signal
+
+        from contexta import Contexta
+
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM).__module__)
+        ctx.close()
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+    )
+    result = _run_child(script, tmp_path)
+    assert (result.returncode, result.stdout.split()) == (0, ["True", "contexta.capture._signals"])
+
+
+def test_the_programs_own_sigterm_handler_is_still_called_and_decides_the_exit(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import signal
+        import sys
+        import time
+
+        def on_sigterm(signum, frame):
+            print("the program's handler ran", flush=True)
+            sys.exit(7)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+        from contexta import Contexta
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        with ctx.run("r") as run, run.stage("train") as stage:
+            for i in range(COUNT):
+                stage.metric("loss", float(i), step=i)
+            print("ready", flush=True)
+            while True:
+                time.sleep(0.01)
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+        COUNT=COUNT,
+    )
+    code, output = _signal_after_ready(script, tmp_path, signal.SIGTERM)
+    assert code == 7, _stderr(tmp_path)
+    assert "the program's handler ran" in output
+    assert _steps(workspace, "loss") == list(range(COUNT))
+    for ref in (f"stage:{PROJECT}.r.train", f"run:{PROJECT}.r"):
+        closing = _closing(workspace, ref)
+        assert (closing["status"], closing["end_reason"]) == ("cancelled", "signal:SIGTERM"), ref
+        assert closing["failure"]["type"] == "SystemExit"
+    assert _listed_status(workspace) == "cancelled"
+
+
+def test_a_program_handler_that_lets_the_job_go_on_keeps_its_scopes_open(tmp_path: Path) -> None:
+    # The graceful-shutdown pattern: the handler sets a flag, the loop saves and logs, then ends.
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import signal
+        import time
+
+        stopping = []
+
+        def on_sigterm(signum, frame):
+            stopping.append(signum)
+            print("pending when the program's handler ran:", ctx.capture_stats().pending, flush=True)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+        from contexta import Contexta
+
+        # Few records and a long interval: without a flush they would wait in the queue until exit.
+        ctx = Contexta(
+            workspace=WORKSPACE, config={"project_name": PROJECT, "capture": {"flush_interval_s": 30}}
+        )
+        with ctx.run("r") as run, run.stage("train") as stage:
+            for i in range(COUNT):
+                stage.metric("loss", float(i), step=i)
+            print("ready", flush=True)
+            while not stopping:
+                time.sleep(0.01)
+            stage.metric("stopped_at", float(COUNT))  # capture goes on after the signal
+        ctx.close()
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+        COUNT=100,
+    )
+    code, output = _signal_after_ready(script, tmp_path, signal.SIGTERM)
+    assert code == 0, _stderr(tmp_path)
+    assert _stderr(tmp_path) == ""
+    assert "pending when the program's handler ran: 0" in output  # delivered before it was called
+    assert _steps(workspace, "loss") == list(range(100))
+    assert len(_steps(workspace, "stopped_at")) == 1
+    run = _closing(workspace, f"run:{PROJECT}.r")
+    assert run["status"] == "completed"
+    assert "end_reason" not in run
+
+
+def test_sigterm_while_the_main_thread_holds_capture_locks_or_waits_for_room(tmp_path: Path) -> None:
+    # The handler runs in the main thread between two bytecodes: here inside the scope's, the
+    # session's and the queue's locks, and (second signal) while blocked on a full queue.
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        """
+        import os
+        import signal
+        import time
+
+        from contexta import Contexta
+        from contexta.capture import LocalJsonlSink
+
+        class SlowSink:
+            name = "slow"
+
+            def write(self, batch):
+                time.sleep(0.005)
+
+            def flush(self):
+                pass
+
+            def close(self):
+                pass
+
+        ctx = Contexta(
+            workspace=WORKSPACE,
+            config={"project_name": PROJECT, "capture": {"queue_capacity": 64, "max_batch_size": 8}},
+            sinks=[LocalJsonlSink(CAPTURE_DIR), SlowSink()],
+        )
+        run = ctx.run("r")
+        stage = run.stage("train")
+        queue = ctx._pipeline.queue
+        if MODE == "locks":
+            for i in range(100):
+                stage.metric("loss", float(i), step=i)
+            with stage._lock, run._lock, ctx._session._lock, queue._limit_lock:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)
+        else:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)  # SIGALRM: turned into SIGTERM below
+            signal.signal(signal.SIGALRM, lambda *args: os.kill(os.getpid(), signal.SIGTERM))
+            for i in range(10_000_000):
+                stage.metric("loss", float(i), step=i)  # blocks: the slow sink cannot keep up
+        """,
+        WORKSPACE=str(workspace),
+        CAPTURE_DIR=str(_capture_dir(workspace)),
+        PROJECT=PROJECT,
+        MODE="locks",
+    )
+    for mode in ("locks", "blocked"):
+        started = time.monotonic()
+        result = _run_child(script.replace("MODE = 'locks'", f"MODE = {mode!r}"), tmp_path, timeout=30)
+        assert result.returncode == -signal.SIGTERM, (mode, result.stderr)
+        assert time.monotonic() - started < 15, mode  # every wait is bounded by exit_timeout_s (5 s)
+        assert result.stderr == "", (mode, result.stderr)
+        closing = _closing(workspace, f"run:{PROJECT}.r")
+        assert (closing["status"], closing["end_reason"]) == ("cancelled", "signal:SIGTERM"), mode
+        steps = _steps(workspace, "loss")
+        assert steps == list(range(len(steps))) and steps, mode
+        (workspace / "cache" / "capture" / "context.jsonl").unlink()
+        (workspace / "cache" / "capture" / "record.jsonl").unlink()
+
+
+def test_a_forked_child_never_ends_its_parents_run(tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    # Two forked workers capture into the parent's stage: one is stopped by SIGTERM, the other ends
+    # normally through multiprocessing's exit hooks (as a DataLoader worker does). The parent's run
+    # and stage must end once each, as the parent ends them.
+    script = _script(
+        """
+        import multiprocessing
+        import os
+        import signal
+        import time
+
+        from contexta import Contexta
+
+        def work(how):
+            stage.metric(f"child.{how}", 1.0)
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)
+
+        ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+        codes = []
+        with ctx.run("r") as run, run.stage("train") as stage:
+            for how in ("sigterm", "exit"):
+                worker = multiprocessing.get_context("fork").Process(target=work, args=(how,))
+                worker.start()
+                worker.join(30)
+                codes.append(worker.exitcode)
+            stage.metric("parent.after", 1.0)
+        ctx.close()
+        print(codes)
+        """,
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+    )
+    result = _run_child(script, tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.strip() == f"[{-signal.SIGTERM}, 0]"
+    for ref in (f"run:{PROJECT}.r", f"stage:{PROJECT}.r.train"):
+        closing = _closing(workspace, ref)  # exactly one closing each
+        assert closing["status"] == "completed"
+        assert "end_reason" not in closing
+    for key in ("child.sigterm", "child.exit", "parent.after"):
+        assert len(_steps(workspace, key)) == 1, key  # the SIGTERM'd child delivered its record
+
+
 # -- Ctrl-C ----------------------------------------------------------------------------------------
 
 
@@ -346,6 +622,70 @@ def test_ctrl_c_cancels_the_run_with_a_cancelled_event(tmp_path: Path) -> None:
     steps = _steps(workspace, "loss")
     assert steps == list(range(len(steps)))
     assert _listed_status(workspace) == "cancelled"
+
+
+# -- the async facade ------------------------------------------------------------------------------
+
+_ASYNC_PROGRAM = """
+    import asyncio
+    import sys
+
+    import trio
+
+    from contexta import Contexta
+
+    ctx = Contexta(workspace=WORKSPACE, config={"project_name": PROJECT})
+
+    async def main():
+        async with ctx.arun("r") as run, run.stage("train") as stage:
+            for i in range(COUNT):
+                await stage.metric("loss", float(i), step=i)
+            print("ready", flush=True)
+            if HOW == "exception":
+                raise ValueError("the judge broke")
+            if HOW == "exit":
+                sys.exit(3)
+            while True:
+                await (trio.sleep(0.01) if LIBRARY == "trio" else asyncio.sleep(0.01))
+
+    trio.run(main) if LIBRARY == "trio" else asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("library", "how", "code", "status", "end_reason", "event"),
+    [
+        ("asyncio", "sigterm", -signal.SIGTERM, "cancelled", "signal:SIGTERM", "run.cancelled"),
+        ("asyncio", "sighup", -signal.SIGHUP, "cancelled", "signal:SIGHUP", "run.cancelled"),
+        # asyncio.run turns Ctrl-C into cancelling the main task, then raises KeyboardInterrupt.
+        ("asyncio", "sigint", -signal.SIGINT, "cancelled", "cancelled", "run.cancelled"),
+        ("asyncio", "exception", 1, "failed", "exception", "run.failed"),
+        ("asyncio", "exit", 3, "failed", "exit_status:3", "run.failed"),
+        ("trio", "sigterm", -signal.SIGTERM, "cancelled", "signal:SIGTERM", "run.cancelled"),
+        ("trio", "sigint", -signal.SIGINT, "cancelled", "keyboard_interrupt", "run.cancelled"),
+    ],
+)
+def test_async_runs_end_the_same_way(
+    tmp_path: Path, library: str, how: str, code: int, status: str, end_reason: str, event: str
+) -> None:
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        _ASYNC_PROGRAM, WORKSPACE=str(workspace), PROJECT=PROJECT, COUNT=COUNT, HOW=how, LIBRARY=library
+    )
+    signum = {"sigterm": signal.SIGTERM, "sighup": signal.SIGHUP, "sigint": signal.SIGINT}.get(how)
+    if signum is None:
+        with _child(script, tmp_path) as process:
+            assert process.wait(timeout=60) == code, _stderr(tmp_path)
+    else:
+        assert _signal_after_ready(script, tmp_path, signum)[0] == code, _stderr(tmp_path)
+
+    assert _steps(workspace, "loss") == list(range(COUNT))
+    for ref in (f"stage:{PROJECT}.r.train", f"run:{PROJECT}.r"):
+        closing = _closing(workspace, ref)
+        assert (closing["status"], closing["end_reason"]) == (status, end_reason), ref
+    run_events = [item["event_key"] for item in _events(workspace) if item["event_key"].startswith("run.")]
+    assert run_events == [event]
+    assert _listed_status(workspace) == status
 
 
 # -- leaving a `with` block, in this process ------------------------------------------------------

@@ -38,7 +38,7 @@ _installed = False
 _previous_excepthook: Callable[[type[BaseException], BaseException, TracebackType | None], Any] | None = None
 _original_exit: Callable[[Any], NoReturn] | None = None
 _uncaught: BaseException | None = None  # the exception that reached sys.excepthook
-_exit_note: Ending | None = None  # set by a non-zero sys.exit()
+_exit_note: Ending | None = None  # set by a non-zero sys.exit(), or a signal handler's SystemExit
 
 
 def install() -> None:

@@ -133,6 +133,11 @@ class CapturePipeline:
                 stacklevel=3,
             )
 
+    def wait_until_delivered(self, timeout: float) -> bool:
+        """Wait at most `timeout` for everything enqueued so far to reach every sink; no report (a
+        signal handler calls it, and may have interrupted this thread while it read one)."""
+        return self._closed or self._barrier(timeout)
+
     @property
     def undelivered(self) -> int:
         """Captured items not yet in every sink: queued, in the writer's hands, or in a sink's lane."""

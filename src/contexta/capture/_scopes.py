@@ -147,7 +147,7 @@ class Scope:
         self._items: deque[tuple[Any, ...]] = self._queue.items
         compiled = session.metric_call
         self._metric_call = None if compiled is None else self._compiled_metric(compiled)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
         self._tokens: list[Token[Scope | None]] = []

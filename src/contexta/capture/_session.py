@@ -35,7 +35,8 @@ class CaptureSession:
         self.redact_secrets = redact_secrets
         # The compiled `metric()` call its scopes use, or None for the Python method alone.
         self.metric_call = MetricCall if compiled_metric else None
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may end the open runs while this thread holds it.
+        self._lock = threading.RLock()
         self._open_runs: dict[str, RunScope] = {}
         self._open_deployments: dict[str, Scope] = {}
         self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
@@ -80,5 +81,5 @@ class CaptureSession:
 
     def after_fork_in_child(self) -> None:
         """The runs open at fork belong to the parent; a lock another thread held then is free here."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._inherited = frozenset(map(id, [*self._open_runs.values(), *self._open_deployments.values()]))
