@@ -354,6 +354,26 @@ def test_a_stop_signal_delivers_everything_and_cancels_open_scopes(tmp_path: Pat
     assert _listed_status(workspace) == "cancelled"
 
 
+def test_sigterm_to_the_whole_process_group_spares_the_log_writer_until_delivered(tmp_path: Path) -> None:
+    # Slurm's scancel signals every process of the job: the log-writer child too. Enough records
+    # for the capture log to have handed its metric lines to that child before "ready".
+    workspace = tmp_path / ".contexta"
+    count = 300_000
+    script = _script(
+        _TRAINING_LOOP.replace('print("ready"', 'print(ctx.sinks[0].log_process_pid, "ready"'),
+        WORKSPACE=str(workspace),
+        PROJECT=PROJECT,
+        COUNT=count,
+        CAPTURE={},
+    )
+    code, output = _signal_after_ready(script, tmp_path, signal.SIGTERM, group=True)
+    assert code == -signal.SIGTERM, _stderr(tmp_path)
+    assert not output.startswith("None"), "the log-writer process never started; raise the count"
+    assert _stderr(tmp_path) == ""  # no "the log-writer process exited" warning
+    assert _steps(workspace, "loss") == list(range(count))  # each exactly once
+    assert _closing(workspace, f"run:{PROJECT}.r")["end_reason"] == "signal:SIGTERM"
+
+
 def test_handle_signals_false_leaves_sigterm_alone(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
     script = _script(
