@@ -825,3 +825,19 @@ def test_closing_the_contexta_cancels_open_runs_saying_so(tmp_path: Path) -> Non
         closing = _closing(ctx.workspace, ref)
         assert (closing["status"], closing["end_reason"]) == ("cancelled", "contexta_closed"), ref
     assert "end_reason" not in _closing(ctx.workspace, explicit.ref)  # the program's own choice
+
+
+def test_a_scope_closed_by_another_thread_meanwhile_keeps_that_closing(tmp_path: Path) -> None:
+    ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": PROJECT})
+    run = ctx.run("r")
+    build_event = run._event_item
+
+    def closed_first(*args: Any) -> tuple[Any, ...]:
+        run.close("failed")  # another thread wins the race between the check and the event
+        return build_event(*args)
+
+    run._event_item = closed_first  # type: ignore[method-assign]
+    ctx.close()  # does not raise
+    closing = _closing(ctx.workspace, run.ref)
+    assert closing["status"] == "failed"
+    assert "end_reason" not in closing

@@ -485,9 +485,11 @@ class Scope:
             if ending.failure is not None:
                 attributes["exception_type"] = ending.failure["type"]
             level = "error" if ending.status == "failed" else "warning"
-            self._queue.put_structural(
-                self._event_item(f"{self.kind}.{ending.status}", ending.describe(), level, attributes)
-            )
+            try:
+                item = self._event_item(f"{self.kind}.{ending.status}", ending.describe(), level, attributes)
+            except ClosedScopeError:
+                return  # another thread closed it meanwhile: that closing stands
+            self._queue.put_structural(item)
         self._close(ending, deadline)
 
     def __enter__(self) -> Self:
