@@ -448,6 +448,10 @@ def test_the_programs_own_sigterm_handler_is_still_called_and_decides_the_exit(t
         closing = _closing(workspace, ref)
         assert (closing["status"], closing["end_reason"]) == ("cancelled", "signal:SIGTERM"), ref
         assert closing["failure"]["type"] == "SystemExit"
+        # The program's frames, down to its handler; not the frames the exception passed through.
+        lines = closing["failure"]["traceback"].splitlines()
+        assert [line for line in lines if line.startswith("  File")][-1].endswith("in on_sigterm"), lines
+        assert not [line for line in lines if "_signals.py" in line or "_exit_status.py" in line], lines
     assert _listed_status(workspace) == "cancelled"
 
 
@@ -783,6 +787,18 @@ def test_system_exit_leaving_a_scope(
         assert [event["event_key"] for event in _events(ctx.workspace)] == ["run.failed"]
     else:
         assert _events(ctx.workspace) == []
+
+
+def test_sys_exit_in_a_scope_stores_the_programs_frames_not_the_wrappers(ctx: Contexta) -> None:
+    def give_up() -> None:
+        sys.exit(3)  # through the wrapper that notes the code for interpreter exit
+
+    with pytest.raises(SystemExit), ctx.run("r") as run:
+        give_up()
+    lines = _in_process_closing(ctx, run.ref)["failure"]["traceback"].splitlines()
+    assert lines[-1] == "SystemExit: 3"
+    assert [line for line in lines if line.startswith("  File")][-1].endswith("in give_up")
+    assert not [line for line in lines if "_exit_status.py" in line]
 
 
 def test_keyboard_interrupt_and_other_base_exceptions_cancel(ctx: Contexta) -> None:

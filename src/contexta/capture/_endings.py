@@ -17,6 +17,7 @@ A scope closed by its `with` block ending normally, or by an explicit `scope.clo
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,14 @@ MESSAGE_CHARS = 1000
 # Set on an exception raised by a signal handler that Contexta called, so the scopes it leaves
 # record the signal as the reason rather than the exception's kind.
 _SIGNAL_REASON = "_contexta_end_reason"
+
+# Frames of Contexta's that an exception only passes through on its way from the program's code: the
+# `sys.exit` wrapper and the signal handler that calls the program's own. They are left out of a
+# failure's traceback, which shows the program's frames.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PASS_THROUGH = frozenset(
+    ((os.path.join(_HERE, "_exit_status.py"), "_exit"), (os.path.join(_HERE, "_signals.py"), "_handle"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +158,10 @@ def short_traceback(error: BaseException) -> str:
     """The last `TRACEBACK_LINES` lines (at most `TRACEBACK_BYTES` bytes) of `error`'s formatted
     traceback: the innermost frames and the exception line, which say where it broke."""
     try:
-        chunks = traceback.format_exception(error)
-        last = traceback.format_exception_only(error)
+        formatted = traceback.TracebackException.from_exception(error)
+        _drop_pass_through(formatted, set())
+        chunks = list(formatted.format())
+        last = list(formatted.format_exception_only())
     except Exception as broken:
         return f"<traceback unavailable: {type(broken).__name__}>"
     if chunks[-len(last) :] == last:  # a huge message must not push the frames out
@@ -170,3 +181,16 @@ def short_traceback(error: BaseException) -> str:
     if omitted:
         text = f"... ({omitted} earlier lines not kept)\n{text}"
     return text
+
+
+def _drop_pass_through(formatted: traceback.TracebackException, seen: set[int]) -> None:
+    if id(formatted) in seen:
+        return
+    seen.add(id(formatted))
+    stack = formatted.stack
+    kept = [frame for frame in stack if (frame.filename, frame.name) not in _PASS_THROUGH]
+    if len(kept) != len(stack):
+        formatted.stack = traceback.StackSummary.from_list(kept)
+    for linked in (formatted.__cause__, formatted.__context__):
+        if linked is not None:
+            _drop_pass_through(linked, seen)
