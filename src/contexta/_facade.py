@@ -15,9 +15,11 @@ import anyio
 from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
 from contexta.capture._artifacts import ArtifactVerification, verify_manifest
+from contexta.capture._endings import Ending
 from contexta.capture._log_reader import read_capture_log
 from contexta.capture._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline import CapturePipeline
+from contexta.capture._process_endings import watch
 from contexta.capture._results import CaptureResult, CaptureStats, FlushReport
 from contexta.capture._scopes import (
     BatchScope,
@@ -43,6 +45,7 @@ from contexta.store._repair import RepairReport, rebuild_store
 __all__ = ["Contexta"]
 
 _ScopeT = TypeVar("_ScopeT", bound=Scope)
+_CLOSED_BY_CONTEXTA = Ending("cancelled", "contexta_closed")
 
 
 def _optional_text(value: str | None, field: str) -> str | None:
@@ -109,6 +112,8 @@ class Contexta(Investigation):
             latest_stored_execution=partial(latest_execution_start, self._database),
             live_dir=live_dir,
         )
+        # Runs still open when the process ends (exit, SIGTERM, SIGHUP) close with the status that is true.
+        watch(self._session, handle_signals=self._config.capture.handle_signals)
 
     @classmethod
     def open(cls, **kwargs: Any) -> Contexta:
@@ -343,7 +348,7 @@ class Contexta(Investigation):
         """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""
         if not self._pipeline.closed:
             for scope in self._session.open_top_level():
-                scope.close("cancelled")
+                scope._end(_CLOSED_BY_CONTEXTA)
         report = self._pipeline.close(timeout)
         self._database.close_all()
         return report

@@ -19,7 +19,7 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["OwnerLock", "acquire_owner_lock", "owners_alive", "remove_owner_locks"]
+__all__ = ["OwnerLock", "acquire_owner_lock", "locked_executions", "owners_alive", "remove_owner_locks"]
 
 _SUFFIX = ".lock"
 # Locks this process holds, so a forked child can let go of its copies (the parent still holds them).
@@ -117,6 +117,15 @@ def owners_alive(directory: Path, execution_id: str) -> bool | None:
         finally:
             os.close(descriptor)  # taken only to test it: closing lets go at once
     return False
+
+
+def locked_executions(directory: Path) -> set[str]:
+    """The executions that have lock files in `directory` (held or left behind)."""
+    try:
+        names = [path.name for path in directory.glob(f"*{_SUFFIX}")]
+    except OSError:
+        return set()
+    return {name.partition(".")[0] for name in names}
 
 
 def remove_owner_locks(directory: Path, execution_id: str) -> None:

@@ -129,6 +129,10 @@ class CaptureConfig:
     # A NaN or infinite metric value is recorded (and read back as the same float) by default: a
     # diverging loss must never kill the job that logs it. "raise" refuses it at the call instead.
     non_finite: str = "record"
+    # On SIGTERM and SIGHUP (how Slurm, Kubernetes and `docker stop` end a job) deliver what was
+    # captured and close open scopes `cancelled` before the process ends (capture/_signals.py);
+    # False leaves both signals alone.
+    handle_signals: bool = True
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -165,7 +169,7 @@ class CaptureConfig:
                 code="config_value_invalid",
                 details={"key": "capture.non_finite"},
             )
-        for name in ("persist", "redact_secrets", "log_process"):
+        for name in ("persist", "redact_secrets", "log_process", "handle_signals"):
             if type(getattr(self, name)) is not bool:
                 raise ConfigurationError(
                     f"capture.{name} must be true or false",

@@ -153,7 +153,13 @@ async def test_a_cancelled_task_closes_its_sample_cancelled_and_keeps_its_record
         (2, 20),
     ]
     events = [line for line in _log_lines(ctx) if line["payload_type"] == "StructuredEventRecord"]
-    assert [line["payload"]["payload"]["event_key"] for line in events] == ["sample.failed"]
+    assert [line["payload"]["payload"]["event_key"] for line in events] == ["sample.cancelled"]
+    assert events[0]["payload"]["payload"]["level"] == "warning"
+    *_, closing = (
+        line["payload"] for line in _log_lines(ctx, "CONTEXT") if line["payload_ref"] == sample.sample_id
+    )
+    assert (closing["status"], closing["end_reason"]) == ("cancelled", "cancelled")
+    assert closing["failure"]["type"] in ("CancelledError", "Cancelled")  # asyncio's, trio's
     assert [stage.status for stage in ctx.list_stages("r")] == ["completed"]
 
 

@@ -190,8 +190,12 @@ def _tell_parent(data: bytes) -> None:
 def main(path: str) -> None:
     """Read requests, assemble their lines, and hand them to a thread that appends and answers: the
     next batch is assembled while the kernel copies the last one into the file."""
-    # Ctrl-C reaches the whole process group: the parent decides when this child stops (end of input).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group, and so do SIGTERM and SIGHUP from Slurm's scancel or a
+    # closed terminal: the parent decides when this child stops (end of input), after it has handed
+    # over what was captured before the signal (capture/_signals.py).
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, writes fail with EFBIG instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -3,6 +3,7 @@
 Two process-wide hooks keep data safe without the user's help: an `atexit` flush that waits a bounded
 time (a stuck sink is abandoned with a warning, never allowed to hang the interpreter), and an
 `os.register_at_fork` handler that gives a forked child (a DataLoader worker) its own queue and writer.
+Before the exit flush, each pipeline's `exit_hooks` close the runs left open (capture/_process_endings.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._items import BARRIER
@@ -74,6 +75,9 @@ class CapturePipeline:
             self.queue, self.sinks, outbox, config.max_batch_size, config.flush_interval_s
         )
         self.outbox = outbox
+        # Called with the exit deadline (a time.monotonic() instant) before `close_at_exit` delivers:
+        # they close the runs left open, so their closings are delivered too (capture/_process_endings.py).
+        self.exit_hooks: list[Callable[[float], None]] = []
         self._closed = False
         self._close_lock = threading.Lock()
         self.writer.start()
@@ -131,6 +135,16 @@ class CapturePipeline:
         )
         return False
 
+    def wait_until_delivered(self, timeout: float) -> bool:
+        """Wait at most `timeout` for everything enqueued so far to reach every sink; no report (a
+        signal handler calls it, and may have interrupted this thread while it read one)."""
+        return self._closed or self._barrier(timeout)
+
+    @property
+    def undelivered(self) -> int:
+        """Captured items not yet in every sink: queued, in the writer's hands, or in a sink's lane."""
+        return len(self.queue) + self.writer.in_flight + self.writer.pending_in_lanes
+
     def close(self, timeout: float | None = None) -> FlushReport:
         """Flush, stop the writer and close the sinks; idempotent. Raises if `timeout` passes first."""
         report = self._shutdown(timeout)
@@ -161,19 +175,26 @@ class CapturePipeline:
                 except Exception as error:
                     self.writer._error(f"sink {sink.name!r} failed to close: {type(error).__name__}: {error}")
         _LIVE_PIPELINES.discard(self)
+        self.exit_hooks.clear()  # they hold the session: let a closed Contexta go
         return self._report(finished)
 
     def close_at_exit(self) -> None:
-        """The interpreter is exiting: deliver what we can within exit_timeout_s, then let go."""
+        """The interpreter is exiting: close what was left open, deliver what we can, all within
+        exit_timeout_s, then let go."""
         if self._closed:
             return
         timeout = self.config.exit_timeout_s
-        report = self._shutdown(timeout)
+        deadline = time.monotonic() + timeout
+        for hook in list(self.exit_hooks):
+            try:
+                hook(deadline)
+            except Exception as error:  # never turn interpreter exit into a traceback
+                print(f"contexta: at exit: {type(error).__name__}: {error}", file=sys.stderr)
+        report = self._shutdown(max(0.0, deadline - time.monotonic()))
         if not report.complete:
             print(
                 f"contexta: the capture writer did not finish within {timeout}s at exit; "
-                f"{len(self.queue) + self.writer.in_flight + self.writer.pending_in_lanes} captured items "
-                "were abandoned "
+                f"{self.undelivered} captured items were abandoned "
                 "(a sink is stuck or too slow).",
                 file=sys.stderr,
             )

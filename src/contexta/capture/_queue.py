@@ -22,6 +22,13 @@ __all__ = ["CaptureQueue", "DropEpisode"]
 
 _STRUCTURAL = frozenset((BARRIER, ENVIRONMENT, SCOPE))  # never dropped by an overflow policy
 
+# The writer never waits longer than this for a lock a capturing thread holds. On SIGTERM the main
+# thread runs the signal handler, which waits for the writer, wherever it was interrupted: maybe
+# holding one of these locks, which it cannot release until the handler returns. The writer then
+# carries on without what the lock guards (a sleep-state update, a notification, an episode count),
+# each of which is picked up again on a later cycle.
+_WRITER_LOCK_WAIT_S = 0.05
+
 
 @dataclass(slots=True)
 class DropEpisode:
@@ -53,8 +60,9 @@ class CaptureQueue:
         else:
             items.clear()
         # Read without a lock on the hot path; written only under `_limit_lock`, so a writer going to
-        # sleep can never reopen a queue that `close()` has just shut.
-        self._limit_lock = threading.Lock()
+        # sleep can never reopen a queue that `close()` has just shut. Re-entrant: a signal handler
+        # that flushes may interrupt this thread while it holds it (waking the writer).
+        self._limit_lock = threading.RLock()
         self.limit = self.capacity
         self._closed = False
         self._wake = threading.Event()
@@ -126,18 +134,22 @@ class CaptureQueue:
 
     def wait_for_items(self, timeout: float) -> None:
         """Writer side: sleep until woken or `timeout` passes."""
-        self._set_writer_idle(True)
+        self._set_writer_idle(True, _WRITER_LOCK_WAIT_S)
         if len(self.items) < self.wake_threshold:
             self._wake.wait(timeout)
         self._wake.clear()
-        self._set_writer_idle(False)
+        self._set_writer_idle(False, _WRITER_LOCK_WAIT_S)
 
-    def _set_writer_idle(self, idle: bool) -> None:
+    def _set_writer_idle(self, idle: bool, lock_wait: float = -1) -> None:
         """While the writer sleeps, the call that brings a batch's worth of items goes beyond `limit`."""
-        with self._limit_lock:
+        if not self._limit_lock.acquire(timeout=lock_wait):
+            return  # the writer's own update, skipped: `limit` is only ever written under the lock
+        try:
             self.writer_idle = idle
             if not self._closed:
                 self.limit = self.wake_threshold if idle else self.capacity
+        finally:
+            self._limit_lock.release()
 
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
@@ -153,16 +165,20 @@ class CaptureQueue:
         else:  # only this thread pops, so `count` items are there; popped at C speed
             count = min(limit, len(items))
             taken = list(islice(iter(items.popleft, None), count))
-        if self._waiting:
-            with self._space:
+        if self._waiting and self._space.acquire(timeout=_WRITER_LOCK_WAIT_S):
+            try:
                 self._space.notify_all()
-        return taken
+            finally:
+                self._space.release()
+        return taken  # a waiting caller not notified looks again within 50 ms
 
     def take_drop_episodes(self) -> list[DropEpisode]:
-        if not self._drops:
-            return []
-        with self._drop_lock:
+        if not self._drops or not self._drop_lock.acquire(timeout=_WRITER_LOCK_WAIT_S):
+            return []  # none, or counted later
+        try:
             episodes, self._drops = list(self._drops.values()), {}
+        finally:
+            self._drop_lock.release()
         return episodes
 
     def close(self) -> None:

@@ -1,8 +1,9 @@
 """Sync capture scopes: run, stage, batch, sample, operation and deployment.
 
 A scope is opened by the call that creates it and closed when its `with` block ends (`completed`, or
-`failed` / `cancelled` when an exception escapes, which is never swallowed). Capture calls on a scope
-check their input, stamp the time and enqueue one small tuple; everything else happens in the writer.
+`failed` / `cancelled` when an exception escapes, which is never swallowed; capture/_endings.py says
+which, and what the closing records about why). Capture calls on a scope check their input, stamp the
+time and enqueue one small tuple; everything else happens in the writer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from contexta._liveness import acquire_owner_lock
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
+from contexta.capture._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._environment import environment_fields
 from contexta.capture._items import ScopeContext
 from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult
@@ -170,12 +172,6 @@ _ORDERED_KINDS = frozenset(("stage", "batch"))
 _ChildT = TypeVar("_ChildT", bound="Scope")
 
 
-def _exit_status(error: BaseException | None) -> str:
-    if error is None:
-        return "completed"
-    return "failed" if isinstance(error, Exception) else "cancelled"
-
-
 class Scope:
     """Behaviour every scope shares: emission, closing, and being the current scope in a `with` block."""
 
@@ -199,7 +195,7 @@ class Scope:
         self._items: deque[tuple[Any, ...]] = self._queue.items
         compiled = session.metric_call
         self._metric_call = None if compiled is None else self._compiled_metric(compiled)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
         self._tokens: list[Token[Scope | None]] = []
@@ -469,9 +465,10 @@ class Scope:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _enqueue_lifecycle(self, t_ns: int) -> None:
+    def _enqueue_lifecycle(self, t_ns: int, ending: dict[str, Any] | None = None) -> None:
+        details = {**self._details, **ending} if ending else self._details  # why it ended: closing only
         self._queue.put_structural(
-            (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, self._details)
+            (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, details)
         )
 
     def _open_child(
@@ -511,27 +508,48 @@ class Scope:
     def close(self, status: str = "completed") -> None:
         """Close this scope (and any open children) with a terminal status; closing twice is harmless."""
         check_choice(status, ("completed", "failed", "cancelled"), "status")
+        self._close(COMPLETED if status == "completed" else Ending(status))
+
+    def _close(self, ending: Ending, deadline: float | None = None) -> None:
+        """Close with `ending` (its reason and failure go on the closing only). `deadline`, a
+        `time.monotonic()` instant, is given when the process is ending (exit, a signal): no wait
+        goes beyond it, and the caller delivers everything at once instead of one barrier per run."""
         with self._lock:
             if self._status != "open":
                 return
             children = list(self._children.values())
         for child in children:
-            child.close("failed" if status == "failed" else "cancelled")
+            child._close(ending.for_children(), deadline)
         with self._lock:
             if self._status != "open":
                 return
-            self._status = status
+            self._status = ending.status
             self._items = _CLOSED_ITEMS
             if self._metric_call is not None:
                 self._metric_call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
-        self._enqueue_lifecycle(self._ended_ns)
+        self._enqueue_lifecycle(self._ended_ns, ending.details())
         if self._parent is not None:
             self._parent._child_closed(self)
-        self._after_close()
+        self._after_close(deadline)
 
-    def _after_close(self) -> None:
+    def _after_close(self, deadline: float | None) -> None:
         """Run and deployment scopes turn their end into a flush barrier."""
+
+    def _end(self, ending: Ending, deadline: float | None = None) -> None:
+        """Close with `ending`, after an event saying why when it was not a normal end (the event
+        `{kind}.failed` or `{kind}.cancelled`, never waiting and never dropped)."""
+        if ending.end_reason is not None and ending.status != "completed" and self._status == "open":
+            attributes = {"end_reason": ending.end_reason}
+            if ending.failure is not None:
+                attributes["exception_type"] = ending.failure["type"]
+            level = "error" if ending.status == "failed" else "warning"
+            try:
+                item = self._event_item(f"{self.kind}.{ending.status}", ending.describe(), level, attributes)
+            except ClosedScopeError:
+                return  # another thread closed it meanwhile: that closing stands
+            self._queue.put_structural(item)
+        self._close(ending, deadline)
 
     def __enter__(self) -> Self:
         self._tokens.append(CURRENT_SCOPE.set(self))
@@ -558,17 +576,7 @@ class Scope:
     def _finish(self, error: BaseException | None) -> None:
         """Close as the `with` block ended: `completed`, or `failed` / `cancelled` with an event saying
         why (the second half of leaving `with`; the async facade runs it off the event loop for runs)."""
-        if error is not None and self._status == "open":
-            # Never waits and is never dropped: it explains why the scope failed.
-            self._queue.put_structural(
-                self._event_item(
-                    f"{self.kind}.failed",
-                    f"{type(error).__name__}: {error}",
-                    "error" if isinstance(error, Exception) else "warning",
-                    {"exception_type": type(error).__name__},
-                )
-            )
-        self.close(_exit_status(error))
+        self._end(ending_for_error(error))
 
 
 class SampleScope(Scope):
@@ -648,11 +656,13 @@ class RunScope(Scope):
         assert self._context.execution_id is not None
         return self._context.execution_id
 
-    def _after_close(self) -> None:
+    def _after_close(self, deadline: float | None) -> None:
         self._session.remove_run(self)
-        stored = self._session.pipeline.barrier_for_scope_exit()
-        if stored and self._owner_lock is not None:
-            self._owner_lock.release()
+        if deadline is not None:
+            return  # the process is ending: its ending delivers everything at once, and the kernel
+            # lets go of the owner lock (the next Contexta removes the file)
+        if self._session.pipeline.barrier_for_scope_exit() and self._owner_lock is not None:
+            self._owner_lock.release()  # the close is stored: nobody may call this run interrupted
             self._owner_lock = None
 
     def _capture_environment(self) -> None:
@@ -670,10 +680,12 @@ class RunScope(Scope):
         except LifecycleError:  # the Contexta was closed meanwhile
             pass
 
-    def close(self, status: str = "completed") -> None:
+    def _close(self, ending: Ending, deadline: float | None = None) -> None:
+        # The snapshot is part of the run: it is queued before the run's closing, while the queue is
+        # open (at interpreter exit too), unless the deadline passes first.
         if threading.current_thread() is not self._environment:
-            self._environment.join(timeout=10)
-        super().close(status)
+            self._environment.join(timeout=10 if deadline is None else max(0.0, deadline - time.monotonic()))
+        super()._close(ending, deadline)
 
     @property
     def run_id(self) -> str:
@@ -689,9 +701,10 @@ class DeploymentScope(Scope):
 
     kind = "deployment"
 
-    def _after_close(self) -> None:
+    def _after_close(self, deadline: float | None) -> None:
         self._session.release(self.ref)
-        self._session.pipeline.barrier_for_scope_exit()
+        if deadline is None:  # else the process is ending, and its ending delivers everything at once
+            self._session.pipeline.barrier_for_scope_exit()
 
 
 def open_run(

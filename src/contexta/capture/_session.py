@@ -54,9 +54,11 @@ class CaptureSession:
         self.live_dir = live_dir
         self.host = socket.gethostname()
         self._latest_stored_execution = latest_stored_execution
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may end the open runs while this thread holds it.
+        self._lock = threading.RLock()
         self._open_runs: dict[int, RunScope] = {}  # by id(scope): one name may be open twice
         self._open_deployments: dict[str, Scope] = {}
+        self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
         # run ref -> (start ns, execution id) of the latest execution this session opened.
         self._executions: dict[str, tuple[int, str]] = {}
         self.artifacts: dict[str, ArtifactRegistration] = {}
@@ -136,3 +138,12 @@ class CaptureSession:
     def open_top_level(self) -> list[Scope]:
         with self._lock:
             return [*self._open_runs.values(), *self._open_deployments.values()]
+
+    def owned_top_level(self) -> list[Scope]:
+        """The open runs and deployments this process opened: a forked child never ends its parent's."""
+        return [scope for scope in self.open_top_level() if id(scope) not in self._inherited]
+
+    def after_fork_in_child(self) -> None:
+        """The runs open at fork belong to the parent; a lock another thread held then is free here."""
+        self._lock = threading.RLock()
+        self._inherited = frozenset(map(id, [*self._open_runs.values(), *self._open_deployments.values()]))

@@ -225,10 +225,14 @@ def _failures_text(snapshot: RunSnapshot, output: Output) -> None:
     for kind, name, failure in failed[:_SHOWN_FAILURES]:
         assert failure is not None
         output.line()
-        output.line(f"Failure of {kind} {name}: {failure.get('type')}: {failure.get('message')}")
-        traceback = failure.get("traceback")
-        if traceback:
-            output.lines([f"  {line}" for line in str(traceback).rstrip().splitlines()])
+        header = f"Failure of {kind} {name}: {failure.get('type')}: {failure.get('message')}"
+        output.lines(textwrap.wrap(header, output.width, subsequent_indent="  ", break_on_hyphens=False))
+        for line in str(failure.get("traceback") or "").rstrip().splitlines():
+            output.lines(
+                textwrap.wrap(
+                    line, output.width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
+                )
+            )
     if len(failed) > _SHOWN_FAILURES:
         output.line()
         output.line(

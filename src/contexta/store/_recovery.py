@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from contexta._liveness import owners_alive, remove_owner_locks
+from contexta._liveness import locked_executions, owners_alive, remove_owner_locks
 from contexta.contract._timestamps import format_ns, instant_key
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import unpack
@@ -158,4 +158,14 @@ def mark_interrupted_runs(
             marked.append(run_ref)
         if live_dir is not None:
             remove_owner_locks(live_dir, execution_id)
+    if live_dir is not None:
+        _sweep_lock_files(live_dir, {execution_id for execution_id, *_ in candidates})
     return marked
+
+
+def _sweep_lock_files(live_dir: Path, open_executions: set[str]) -> None:
+    """Remove lock files no process holds of runs that are not open: a process that ended while it
+    delivered its runs' closings (at exit, on a signal) leaves them, and no checker would ask again."""
+    for execution_id in locked_executions(live_dir) - open_executions:
+        if owners_alive(live_dir, execution_id) is False:
+            remove_owner_locks(live_dir, execution_id)

@@ -8,8 +8,9 @@ reported for the batch that caused it, exactly as an in-process write would.
 
 The child runs `_line_writer.py` as a script with `-P` (no script directory on sys.path), so it
 imports only the standard library and orjson and is ready in tens of milliseconds. It ignores
-Ctrl-C and ends when its input closes: when the sink closes, or when this process dies however it
-dies, after appending every request it fully received.
+Ctrl-C, SIGTERM and SIGHUP (sent to the whole process group, they reach it too) and ends when its
+input closes: when the sink closes, or when this process dies however it dies, after appending every
+request it fully received.
 """
 
 from __future__ import annotations
