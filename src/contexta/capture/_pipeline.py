@@ -205,7 +205,7 @@ class CapturePipeline:
 
     def stats(self) -> CaptureStats:
         writer = self.writer
-        pending = len(self.queue)
+        pending = self.queue.pending_records()
         return CaptureStats(
             queued=writer.taken + pending,
             written=writer.written,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from contexta.capture._items import BARRIER, ENVIRONMENT, SCOPE, ScopeContext, as_context
+from contexta.capture._items import BARRIER, ENVIRONMENT, KIND, METRICS, SCOPE, ScopeContext, as_context
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
@@ -80,6 +80,18 @@ class CaptureQueue:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def pending_records(self) -> int:
+        """How many records the queued items will become: one per key of a `metrics()` call, none
+        for a flush barrier, one for everything else (what `CaptureStats` counts)."""
+        snapshot = list(self.items)  # one C-level copy: callers keep appending meanwhile
+        kinds = list(map(KIND, snapshot))
+        if METRICS not in kinds and BARRIER not in kinds:
+            return len(snapshot)
+        return sum(
+            len(item[3]) if kind == METRICS else 0 if kind == BARRIER else 1
+            for kind, item in zip(kinds, snapshot, strict=True)
+        )
 
     def put(self, item: tuple[Any, ...]) -> bool:
         """Enqueue `item`; False when the overflow policy dropped it (the loss is counted)."""

@@ -31,9 +31,13 @@ DROPPED = CaptureResult("dropped")
 class CaptureStats:
     """Counters of one pipeline since it started (or since the fork that created this process).
 
-    `queued` counts items accepted into the queue, `written` records every sink accepted, `failed`
-    records in batches some sink refused (parked in the outbox), `dropped` items refused by the
-    overflow policy, `batches` batches handed to the sinks, `pending` items still queued.
+    Every counter but `batches` counts records, in one unit: a `metrics({...})` call is one record
+    per key, an opening or closing of a scope is one record, and so is each marker the writer adds
+    for records it lost. `queued` counts records accepted into the pipeline (still queued, being
+    written, or written), `written` records every sink accepted, `failed` records in batches some
+    sink refused (parked in the outbox, or `lost` if the outbox could not keep them), `dropped`
+    records refused by the overflow policy, `pending` records still queued. Once a `flush()` has
+    returned, `queued == written + failed`.
     """
 
     queued: int

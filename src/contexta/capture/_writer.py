@@ -182,7 +182,7 @@ class BatchWriter:
             items = self._build_each(pending)
         for episode in episodes:
             self._append_degraded_marker(items, episode)
-        self.taken += len(pending)
+        self.taken += len(items)  # records, as `written` counts them (a metrics() call is one per key)
         batch = CaptureBatch.from_writer(items, self.builder.finish(items))
         ticket = BatchTicket(len(batch), len(self.lanes), self._capture_log_lanes)
         if not self._capture_log_lanes:

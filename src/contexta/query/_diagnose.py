@@ -3,6 +3,9 @@ it concerns, and what to do about it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from contexta.query._completeness import RunFacts, completeness_notes, gather_facts, stage_names
 from contexta.query._fetch import NonFiniteSeries, consistent_read
 from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
@@ -23,8 +26,9 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 "error",
                 "interrupted",
                 f"Run '{run.name}' was interrupted: its process ended (killed or crashed) without closing "
-                f"it, so it was marked failed at {run.ended_at}; records captured after the last one "
-                f"stored are lost. {show[0].upper()}{show[1:]} to see how far it got, and rerun it.",
+                f"it, so it was closed failed, with everything it left open, at its last recorded "
+                f"activity ({run.ended_at}); records captured after the last one stored are lost. "
+                f"{show[0].upper()}{show[1:]} to see how far it got, and rerun it.",
                 run.run_id,
             )
         )
@@ -33,17 +37,29 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
             DiagnosticIssue(
                 "error",
                 "failed_run",
-                f"Run '{run.name}' failed at {run.ended_at}; {show} and rerun it once the cause is fixed.",
+                f"Run '{run.name}' failed at {run.ended_at}{_because(run.end_reason, run.failure)}; {show} "
+                "and rerun it once the cause is fixed.",
+                run.run_id,
+            )
+        )
+    elif run.status == "cancelled":
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "cancelled_run",
+                f"Run '{run.name}' was cancelled at {run.ended_at}{_because(run.end_reason, run.failure)}; "
+                "what it would have done after that is missing.",
                 run.run_id,
             )
         )
     for stage in facts.stages:
-        if stage.status == "failed":
+        if stage.status == "failed" and stage.end_reason != "interrupted":
             issues.append(
                 DiagnosticIssue(
                     "error",
                     "failed_stage",
-                    f"Stage '{stage.name}' failed at {stage.ended_at}; {show} and rerun the stage.",
+                    f"Stage '{stage.name}' failed at {stage.ended_at}"
+                    f"{_because(stage.end_reason, stage.failure)}; {show} and rerun the stage.",
                     stage.stage_id,
                 )
             )
@@ -65,8 +81,8 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 DiagnosticIssue(
                     "error",
                     "failed_batch",
-                    f"Batch '{batch.name}' of stage '{stage_name}' failed at {batch.ended_at}; {show} "
-                    "and rerun the batch.",
+                    f"Batch '{batch.name}' of stage '{stage_name}' failed at {batch.ended_at}"
+                    f"{_because(batch.end_reason, batch.failure)}; {show} and rerun the batch.",
                     batch.batch_id,
                 )
             )
@@ -81,6 +97,7 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                     batch.batch_id,
                 )
             )
+    issues.extend(_sample_issues(facts, names))
     for deployment in facts.deployments:
         if deployment.status == "failed":
             issues.append(
@@ -149,6 +166,58 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 )
             )
     issues.sort(key=lambda issue: -SEVERITIES.index(issue.severity))  # stable: run order within a severity
+    return issues
+
+
+def _because(end_reason: str | None, failure: Mapping[str, Any] | None) -> str:
+    """`, because <what ended it>` when the store knows, else nothing."""
+    if failure:
+        return f" with {failure.get('type')}: {_short(str(failure.get('message', '')))}"
+    if end_reason and end_reason not in ("exception", "interrupted"):
+        return f" ({end_reason})"
+    return ""
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def _sample_issues(facts: RunFacts, stage_names: dict[str, str]) -> list[DiagnosticIssue]:
+    """One issue per failed or cancelled sample (the first of them), and one for those not listed:
+    an evaluation's failed cases are what its reader looks for first."""
+    unfinished = facts.unfinished_samples
+    issues = []
+    for sample in unfinished.first:
+        where = stage_names.get(sample.stage_id or "", sample.stage_id)
+        failed = sample.status == "failed"
+        issues.append(
+            DiagnosticIssue(
+                "error" if failed else "warning",
+                "failed_sample" if failed else "cancelled_sample",
+                f"Sample '{sample.name}' of stage '{where}' {'failed' if failed else 'was cancelled'}"
+                f"{_because(sample.end_reason, sample.failure)}; its metrics and events say how far it got "
+                f"(ctx.list_samples({facts.run.run_id!r}) lists every sample with its status).",
+                sample.sample_id,
+            )
+        )
+    listed = {
+        status: sum(sample.status == status for sample in unfinished.first)
+        for status in ("failed", "cancelled")
+    }
+    for status, count, severity, verb in (
+        ("failed", unfinished.failed, "error", "failed"),
+        ("cancelled", unfinished.cancelled, "warning", "were cancelled"),
+    ):
+        if count > listed[status]:
+            issues.append(
+                DiagnosticIssue(
+                    severity,
+                    f"{status}_sample",
+                    f"{count - listed[status]} more samples {verb} ({count} in all); list them with "
+                    f"ctx.list_samples({facts.run.run_id!r}).",
+                    facts.run.run_id,
+                )
+            )
     return issues
 
 

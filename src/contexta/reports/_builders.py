@@ -104,7 +104,10 @@ def _summary_section(
         ("run", run.run_id),
         ("name", run.name),
         ("project", run.project_name),
+        ("execution", f"{run.execution_number}{' (latest)' if run.latest else ''}: {run.execution_id}"),
         ("status", run.status),
+        ("ended_because", _ending_text(run.end_reason, run.failure)),
+        ("traceback", None if not run.failure else run.failure.get("traceback")),
         ("started_at", run.started_at),
         ("ended_at", run.ended_at),
         ("duration_s", _duration_s(run.started_at, run.ended_at)),
@@ -122,6 +125,14 @@ def _summary_section(
     ]
     paragraph = f"Run {run.name} of project {run.project_name} is {run.status}."
     return ReportSection("Run Summary", (paragraph,), ReportTable(("field", "value"), rows))
+
+
+def _ending_text(end_reason: str | None, failure: Mapping[str, Any] | None) -> str | None:
+    """Why a scope ended when it did not simply complete: the reason and the exception, if any."""
+    parts = [end_reason] if end_reason else []
+    if failure:
+        parts.append(f"{failure.get('type')}: {failure.get('message')}")
+    return "; ".join(parts) or None
 
 
 def _empty_note(rows: list[Any], what: str) -> tuple[str, ...]:
@@ -145,6 +156,7 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             _duration_s(stage.started_at, stage.ended_at),
             stage.order,
             _metrics_text(metric_values, stage.stage_id),
+            _ending_text(stage.end_reason, stage.failure),
         )
         for stage in facts.stages
     ]
@@ -168,6 +180,7 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             batch.started_at,
             batch.ended_at,
             batch.order,
+            _ending_text(batch.end_reason, batch.failure),
         )
         for batch in facts.batches
     ]
@@ -189,6 +202,8 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             sample.observed_at,
             sample.retention_class,
             sample.redaction_profile,
+            sample.status,
+            _ending_text(sample.end_reason, sample.failure),
         )
         for sample in samples
     ]
@@ -205,7 +220,17 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             "Stages",
             stage_notes,
             ReportTable(
-                ("stage", "status", "started_at", "ended_at", "duration_s", "order", "metrics"), stage_rows
+                (
+                    "stage",
+                    "status",
+                    "started_at",
+                    "ended_at",
+                    "duration_s",
+                    "order",
+                    "metrics",
+                    "ended_because",
+                ),
+                stage_rows,
             ),
             series_charts,
         ),
@@ -220,7 +245,9 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
         ReportSection(
             "Batches",
             _empty_note(batch_rows, "batches"),
-            ReportTable(("batch", "stage", "status", "started_at", "ended_at", "order"), batch_rows),
+            ReportTable(
+                ("batch", "stage", "status", "started_at", "ended_at", "order", "ended_because"), batch_rows
+            ),
             batch_charts(connection, facts),
         ),
         ReportSection(
@@ -232,7 +259,16 @@ def _snapshot_sections(connection: sqlite3.Connection, facts: RunFacts) -> list[
             "Samples",
             _empty_note(sample_rows, "samples"),
             ReportTable(
-                ("sample", "stage", "batch", "observed_at", "retention_class", "redaction_profile"),
+                (
+                    "sample",
+                    "stage",
+                    "batch",
+                    "observed_at",
+                    "retention_class",
+                    "redaction_profile",
+                    "status",
+                    "ended_because",
+                ),
                 sample_rows,
             ),
         ),

@@ -23,6 +23,7 @@ from contexta.contract._context import (
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
 from contexta.contract._model import ContractModel
 from contexta.contract._refs import new_execution_id, parse_ref
+from contexta.contract._timestamps import instant_key
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import latest_execution_id
@@ -194,11 +195,18 @@ class RunRepository(_Repository):
     table_name = "runs"
 
     def put_run(self, run: Run) -> None:
-        """Store a run written by hand: it becomes (or updates) the latest execution of its ref."""
+        """Store a run written by hand. An execution is known by its start: a run whose ref and
+        `started_at` are stored already updates that execution (writing history twice changes
+        nothing), any other start adds an execution of the ref."""
         self._check(run, Run)
         with self._database.transaction() as connection:
             require_parent(connection, "project_ref", run.project_ref)
-            execution = latest_execution_id(connection, run.run_ref) or new_execution_id()
+            row = connection.execute(
+                "SELECT execution_id FROM runs WHERE run_ref = ? AND started_key = ? "
+                "ORDER BY rowid DESC LIMIT 1",
+                (run.run_ref, instant_key(run.started_at)),
+            ).fetchone()
+            execution = new_execution_id() if row is None else str(row[0])
             self._table.upsert(connection, {**run.to_dict(), "execution_id": execution})
 
     def get_run(self, run_ref: str) -> Run:
