@@ -24,6 +24,7 @@ import pytest
 from contexta import Contexta
 from contexta.capture import RunScope, StageScope
 from contexta.contract import Project, Run
+from contexta.contract._refs import new_execution_id
 from contexta.store import StoreDatabase
 from contexta.store._tables import TABLES
 
@@ -139,7 +140,12 @@ def many_runs(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, int
                     timestamp(number * 60),
                     timestamp(number * 60 + 42.5),
                 )
-                document = {**run.to_dict(), "tags": {"seed": number % 5}, "metadata": {"lr": 0.001}}
+                document = {
+                    **run.to_dict(),
+                    "execution_id": new_execution_id(),
+                    "tags": {"seed": number % 5},
+                    "metadata": {"lr": 0.001},
+                }
                 TABLES["runs"].upsert(connection, document)
     finally:
         database.close_all()

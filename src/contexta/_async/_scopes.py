@@ -249,6 +249,11 @@ class AsyncRunScope(_AsyncTopLevelScope):
     def run_id(self) -> str:
         return self._scope.run_id
 
+    @property
+    def execution_id(self) -> str:
+        """This execution's id (see `RunScope.execution_id`)."""
+        return self._scope.execution_id
+
     def stage(self, name: str) -> AsyncStageScope:
         return AsyncStageScope(self._scope.stage(name))
 

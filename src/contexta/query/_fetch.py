@@ -119,14 +119,13 @@ _RUN_SELECT = (
     # An earlier execution is named `ref@n` (the latest is the run ref itself): what is listed can be
     # passed back to every query. A run put before its project still names it: the project ref's
     # component is its name.
-    "SELECT CASE WHEN execution_number = execution_count THEN run_ref "
-    "ELSE run_ref || '@' || execution_number END, "
+    "SELECT CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END, "
     "coalesce(projects.display_name, projects.name, "
     "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
     "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, metadata, "
     "dataset_ref, code_revision, config_snapshot, runs.end_reason, runs.failure, runs.execution_id, "
-    "execution_number, execution_number = execution_count "
-    "FROM run_executions AS runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
+    "execution_number, latest "
+    "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
 _RUN_JSON_COLUMNS = (6, 7, 10, 12)  # tags, metadata, config_snapshot, failure
 _RUN_BOOL_COLUMN = 15  # latest
@@ -159,11 +158,11 @@ def fetch_runs(
         clauses.append("execution_id IN (SELECT value FROM json_each(?))")
         parameters.append(orjson.dumps(execution_ids).decode())
     elif not all_executions:
-        clauses.append("execution_number = execution_count")
+        clauses.append("latest")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     with collection_paused():
         rows = connection.execute(
-            f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.run_rowid", parameters
+            f"{_RUN_SELECT}{where} ORDER BY runs.started_key, runs.rowid", parameters
         ).fetchall()
         if not rows:
             return []

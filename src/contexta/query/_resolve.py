@@ -111,11 +111,7 @@ class RunTarget(NamedTuple):
     execution_id: str
     run_ref: str
     number: int  # its place among the run's executions by start, from 1
-    execution_count: int  # how many executions the run has
-
-    @property
-    def latest(self) -> bool:
-        return self.number == self.execution_count
+    latest: bool  # whether it started last (the run ref names it)
 
     @property
     def run_id(self) -> str:
@@ -223,10 +219,10 @@ def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = 
     base, at, selector = text.rpartition("@") if "@" in text else (text, "", "")
     run_ref = _find_run_ref(connection, base.strip(), text, project)
     execution_id = _execution(connection, run_ref, selector.strip() if at else None, text)
-    number, count = connection.execute(
-        "SELECT execution_number, execution_count FROM run_executions WHERE execution_id = ?", (execution_id,)
+    number, latest = connection.execute(
+        "SELECT execution_number, latest FROM runs WHERE execution_id = ?", (execution_id,)
     ).fetchone()
-    return RunTarget(execution_id, run_ref, int(number), int(count))
+    return RunTarget(execution_id, run_ref, int(number), bool(latest))
 
 
 def check_run_ids(run_ids: Iterable[str]) -> None:

@@ -25,8 +25,7 @@ def execution_by_number(connection: sqlite3.Connection, run_ref: str, number: in
     if number < 1:
         return None
     row = connection.execute(
-        "SELECT execution_id FROM runs WHERE run_ref = ? ORDER BY started_key, rowid LIMIT 1 OFFSET ?",
-        (run_ref, number - 1),
+        "SELECT execution_id FROM runs WHERE run_ref = ? AND execution_number = ?", (run_ref, number)
     ).fetchone()
     return None if row is None else str(row[0])
 

@@ -184,11 +184,7 @@ class ProjectRepository(_Repository):
 
 # Only the latest execution of each run (what a run ref names); `ctx.list_runs(all_executions=True)`
 # lists the others.
-_LATEST_ONLY = (
-    "NOT EXISTS (SELECT 1 FROM runs later WHERE later.run_ref = runs.run_ref AND "
-    "(later.started_key > runs.started_key OR "
-    "(later.started_key = runs.started_key AND later.rowid > runs.rowid)))"
-)
+_LATEST_ONLY = "latest"
 
 
 class RunRepository(_Repository):
