@@ -243,15 +243,18 @@ def fetch_deployments(
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
-        clauses.append("project_ref = ?")
+        clauses.append("d.project_ref = ?")
         parameters.append(project_ref)
     if execution_id is not None:
-        clauses.append("run_execution_id = ?")
+        clauses.append("d.run_execution_id = ?")
         parameters.append(execution_id)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    # A deployment of an earlier execution names it `ref@n`, as listings do.
     rows = connection.execute(
-        "SELECT rowid, deployment_ref, coalesce(display_name, name), status, run_ref, artifact_ref, "
-        "started_at, ended_at, order_index FROM deployments" + where,
+        "SELECT d.rowid, d.deployment_ref, coalesce(d.display_name, d.name), d.status, "
+        "CASE WHEN r.latest = 0 THEN d.run_ref || '@' || r.execution_number ELSE d.run_ref END, "
+        "d.artifact_ref, d.started_at, d.ended_at, d.order_index FROM deployments AS d "
+        "LEFT JOIN runs AS r ON r.execution_id = d.run_execution_id" + where,
         parameters,
     ).fetchall()
     rows.sort(key=lambda row: (instant(row[6]), _order(row[8]), row[0]))
