@@ -14,12 +14,20 @@ that dies leaves its file behind, unlocked, for the checker to find and remove.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
 from pathlib import Path
 
-__all__ = ["OwnerLock", "acquire_owner_lock", "locked_executions", "owners_alive", "remove_owner_locks"]
+__all__ = [
+    "OwnerLock",
+    "acquire_owner_lock",
+    "locked_executions",
+    "owners_alive",
+    "remove_owner_locks",
+    "remove_unplaced_files",
+]
 
 _SUFFIX = ".lock"
 # Locks this process holds, so a forked child can let go of its copies (the parent still holds them).
@@ -60,25 +68,29 @@ class OwnerLock:
                 pass
 
 
-def _lock_path(directory: Path, execution_id: str) -> Path:
-    return directory / f"{execution_id}.{os.getpid()}-{os.urandom(3).hex()}{_SUFFIX}"
+_UNPLACED = ".unplaced"  # a lock file being made: locked first, then renamed to its name
 
 
 def acquire_owner_lock(directory: Path, execution_id: str) -> OwnerLock | None:
     """Hold a lock that says this process captures `execution_id`; None where locks cannot be had
-    (a read-only cache, a file system without flock): the checker then falls back to pid and host."""
+    (a read-only cache, a file system without flock): the checker then falls back to pid and host.
+
+    The file is locked under a name no checker looks at and then renamed to its own, so a checker
+    never finds a live owner's file unlocked."""
+    name = f"{execution_id}.{os.getpid()}-{os.urandom(3).hex()}"
+    unplaced, path = directory / f".{name}{_UNPLACED}", directory / f"{name}{_SUFFIX}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        path = _lock_path(directory, execution_id)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        descriptor = os.open(unplaced, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError:
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(unplaced, path)
     except OSError:
         os.close(descriptor)
         try:
-            path.unlink(missing_ok=True)
+            unplaced.unlink(missing_ok=True)
         except OSError:
             pass
         return None
@@ -126,6 +138,28 @@ def locked_executions(directory: Path) -> set[str]:
     except OSError:
         return set()
     return {name.partition(".")[0] for name in names}
+
+
+def remove_unplaced_files(directory: Path) -> None:
+    """Remove lock files a process died making (locked, not yet renamed): no lock is held on them."""
+    try:
+        unplaced = list(directory.glob(f".*{_UNPLACED}"))
+    except OSError:
+        return
+    for path in unplaced:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # being made right now
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(descriptor)
 
 
 def remove_owner_locks(directory: Path, execution_id: str) -> None:

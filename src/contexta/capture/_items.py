@@ -32,6 +32,7 @@ __all__ = [
     "as_context",
     "has_default_options",
     "only_tuples",
+    "record_count",
 ]
 
 # Item kinds (the first element of every queued tuple).
@@ -104,4 +105,16 @@ def has_default_options(run: Sequence[tuple[Any, ...]]) -> bool:
     return (
         list(map(METRIC_UNIT, run)).count(None) == length
         and list(map(METRIC_AGGREGATION, run)).count("step") == length
+    )
+
+
+def record_count(items: Sequence[tuple[Any, ...]]) -> int:
+    """How many records queued items become: one per key of a `metrics()` call, none for a flush
+    barrier, one for anything else (the unit every `CaptureStats` counter but `batches` uses)."""
+    kinds = list(map(KIND, items))
+    if METRICS not in kinds and BARRIER not in kinds:
+        return len(items)  # the common case, decided at C speed
+    return sum(
+        len(item[3]) if kind == METRICS else 0 if kind == BARRIER else 1
+        for kind, item in zip(kinds, items, strict=True)
     )

@@ -207,7 +207,7 @@ class CapturePipeline:
         writer = self.writer
         pending = self.queue.pending_records()
         return CaptureStats(
-            queued=writer.taken + pending,
+            queued=self.queue.accepted_records() + writer.added,
             written=writer.written,
             dropped=self.queue.dropped,
             failed=writer.failed,

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from contexta.capture._items import BARRIER, ENVIRONMENT, KIND, METRICS, SCOPE, ScopeContext, as_context
+from contexta.capture._items import (
+    BARRIER,
+    ENVIRONMENT,
+    METRICS,
+    SCOPE,
+    ScopeContext,
+    as_context,
+    record_count,
+)
 from contexta.errors import LifecycleError
 
 __all__ = ["CaptureQueue", "DropEpisode"]
@@ -71,6 +79,9 @@ class CaptureQueue:
         self._space = threading.Condition(threading.Lock())
         self._waiting = 0
         self._drop_lock = threading.Lock()
+        # Re-entrant: a signal handler in the main thread may ask for statistics while it holds it.
+        self._count_lock = threading.RLock()
+        self.taken_records = 0  # records the writer has taken out of `items`
         self._drops: dict[str, DropEpisode] = {}
         self.dropped = 0
 
@@ -82,16 +93,14 @@ class CaptureQueue:
         return len(self.items)
 
     def pending_records(self) -> int:
-        """How many records the queued items will become: one per key of a `metrics()` call, none
-        for a flush barrier, one for everything else (what `CaptureStats` counts)."""
-        snapshot = list(self.items)  # one C-level copy: callers keep appending meanwhile
-        kinds = list(map(KIND, snapshot))
-        if METRICS not in kinds and BARRIER not in kinds:
-            return len(snapshot)
-        return sum(
-            len(item[3]) if kind == METRICS else 0 if kind == BARRIER else 1
-            for kind, item in zip(kinds, snapshot, strict=True)
-        )
+        """How many records the queued items will become (see `record_count`)."""
+        return record_count(list(self.items))  # one C-level copy: callers keep appending meanwhile
+
+    def accepted_records(self) -> int:
+        """How many records have entered the queue and not been dropped: those the writer took and
+        those still queued, counted together so the sum never dips while a batch is taken."""
+        with self._count_lock:
+            return self.taken_records + self.pending_records()
 
     def put(self, item: tuple[Any, ...]) -> bool:
         """Enqueue `item`; False when the overflow policy dropped it (the loss is counted)."""
@@ -166,17 +175,25 @@ class CaptureQueue:
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
         items = self.items
-        if self.overflow == "drop_oldest":  # callers pop too: take one at a time
-            taken = []
-            popleft = items.popleft
-            try:
-                for _ in range(limit):
-                    taken.append(popleft())
-            except IndexError:
-                pass
-        else:  # only this thread pops, so `count` items are there; popped at C speed
-            count = min(limit, len(items))
-            taken = list(islice(iter(items.popleft, None), count))
+        # Held so `accepted_records` never sees records in neither place; not waited for long (a
+        # signal handler may hold it in the main thread): then the count may dip for a moment.
+        locked = self._count_lock.acquire(timeout=_WRITER_LOCK_WAIT_S)
+        try:
+            if self.overflow == "drop_oldest":  # callers pop too: take one at a time
+                taken = []
+                popleft = items.popleft
+                try:
+                    for _ in range(limit):
+                        taken.append(popleft())
+                except IndexError:
+                    pass
+            else:  # only this thread pops, so `count` items are there; popped at C speed
+                count = min(limit, len(items))
+                taken = list(islice(iter(items.popleft, None), count))
+            self.taken_records += record_count(taken)
+        finally:
+            if locked:
+                self._count_lock.release()
         if self._waiting and self._space.acquire(timeout=_WRITER_LOCK_WAIT_S):
             try:
                 self._space.notify_all()
@@ -254,12 +271,13 @@ class CaptureQueue:
     def _count_drop(self, item: tuple[Any, ...], policy: str) -> None:
         context = as_context(item[2])
         t_ns = item[1]
+        records = len(item[3]) if item[0] == METRICS else 1  # a metrics() call is one record per key
         with self._drop_lock:
-            self.dropped += 1
+            self.dropped += records
             episode = self._drops.get(context.owner_ref)
             if episode is None:
-                self._drops[context.owner_ref] = DropEpisode(context, policy, 1, t_ns, t_ns)
+                self._drops[context.owner_ref] = DropEpisode(context, policy, records, t_ns, t_ns)
             else:
-                episode.count += 1
+                episode.count += records
                 episode.first_ns = min(episode.first_ns, t_ns)
                 episode.last_ns = max(episode.last_ns, t_ns)

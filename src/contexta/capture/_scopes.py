@@ -39,6 +39,7 @@ from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_ST
 from contexta.contract._refs import (
     batch_ref,
     deployment_ref,
+    new_execution_id,
     operation_ref,
     parse_ref,
     run_ref,
@@ -701,10 +702,31 @@ class DeploymentScope(Scope):
 
     kind = "deployment"
 
+    def __init__(
+        self,
+        session: CaptureSession,
+        parent: Scope | None,
+        context: ScopeContext,
+        details: dict[str, Any] | None = None,
+    ):
+        # Held like a run's (contexta/_liveness.py), so a deployment whose process was killed is
+        # closed `interrupted` too, instead of looking live forever.
+        owner_id = new_execution_id()
+        self._owner_lock = (
+            None if session.live_dir is None else acquire_owner_lock(session.live_dir, owner_id)
+        )
+        details = {**(details or {}), **session.owner_fields()}
+        if self._owner_lock is not None:
+            details["owner_id"] = owner_id
+        super().__init__(session, parent, context, details)
+
     def _after_close(self, deadline: float | None) -> None:
         self._session.release(self.ref)
-        if deadline is None:  # else the process is ending, and its ending delivers everything at once
-            self._session.pipeline.barrier_for_scope_exit()
+        if deadline is not None:
+            return  # the process is ending, and its ending delivers everything at once
+        if self._session.pipeline.barrier_for_scope_exit() and self._owner_lock is not None:
+            self._owner_lock.release()
+            self._owner_lock = None
 
 
 def open_run(

@@ -57,7 +57,7 @@ class BatchWriter:
         self.reset_counters()
 
     def reset_counters(self) -> None:
-        self.taken = 0
+        self.added = 0  # records the writer added to what it took (markers of lost records)
         self.in_flight = 0
         self.written = 0
         self.failed = 0
@@ -182,7 +182,8 @@ class BatchWriter:
             items = self._build_each(pending)
         for episode in episodes:
             self._append_degraded_marker(items, episode)
-        self.taken += len(items)  # records, as `written` counts them (a metrics() call is one per key)
+        # The records the batch holds beyond those taken from the queue: markers for lost ones.
+        self.added += len(items) - kinds.record_count(pending)
         batch = CaptureBatch.from_writer(items, self.builder.finish(items))
         ticket = BatchTicket(len(batch), len(self.lanes), self._capture_log_lanes)
         if not self._capture_log_lanes:

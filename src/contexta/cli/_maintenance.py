@@ -19,7 +19,7 @@ def repair_command(args: argparse.Namespace, output: Output) -> int:
     layout = config.workspace
     if not layout.capture_dir.is_dir():
         raise CommandError(f"no capture log in {layout.root} ({layout.capture_dir} does not exist)")
-    report = rebuild_store(layout.metadata_dir / STORE_FILE_NAME, layout.capture_dir)
+    report = rebuild_store(layout.metadata_dir / STORE_FILE_NAME, layout.capture_dir, layout.live_dir)
     if args.format == "json":
         output.json(dataclasses.asdict(report))
         return 0

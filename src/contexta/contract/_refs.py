@@ -109,8 +109,9 @@ def ref_component(name: str, what: str = "name") -> str:
     normalised form (shortened to fit) joined by `-` to a 16-hex-digit hash of the exact name.
 
     Stable (the same name always gives the same component) and never shared by two different names:
-    a name in ref form has no hash part unless typed with one, and the hash tells every other pair
-    apart. `ValidationError` for a name without letters or digits (`name_empty`) or whose normalised
+    a name kept as it is never ends in 16 hex digits (one that does, in ref form or not, is hashed
+    like any other), so it cannot be another name's hashed component, and the hash tells every other
+    pair apart. `ValidationError` for a name without letters or digits (`name_empty`) or whose normalised
     form exceeds 63 characters (`name_too_long`), as `normalize_name` refuses them.
     """
     if not isinstance(name, str):
@@ -120,9 +121,15 @@ def ref_component(name: str, what: str = "name") -> str:
     return _component_of(name, what)
 
 
+# What `ref_component` appends to a name not in ref form. A name in ref form that ends like this (a
+# component copied from a listing and typed as a name) is hashed too, so the ref it would have kept
+# can never be another name's.
+_HASHED_ENDING = re.compile(rf"(?:^|-)[0-9a-f]{{{NAME_HASH_LENGTH}}}$")
+
+
 @lru_cache(maxsize=8192)
 def _component_of(name: str, what: str) -> str:
-    if is_component(name):
+    if is_component(name) and _HASHED_ENDING.search(name) is None:
         return name
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationError(

@@ -54,6 +54,7 @@ class RunFacts:
     stages_with_metrics: frozenset[str]
     degraded: tuple[DegradedSummary, ...]
     alarm_events: tuple[AlarmEvent, ...] = ()
+    alarm_event_count: int = 0  # all of them; `alarm_events` holds the first few
     unfinished_samples: UnfinishedSamples = NO_UNFINISHED_SAMPLES
     non_finite_series: tuple[NonFiniteSeries, ...] = ()
 
@@ -80,6 +81,7 @@ def gather_facts(connection: sqlite3.Connection, run: RunTarget) -> RunFacts:
     execution = run.execution_id
     (record,) = fetch_runs(connection, execution_ids=[execution])
     metric_count, stages_with_metrics = fetch_metric_stage_refs(connection, execution)
+    alarm_events, alarm_event_count = fetch_alarm_events(connection, execution)
     return RunFacts(
         run=record,
         stages=tuple(fetch_stages(connection, execution)),
@@ -90,7 +92,8 @@ def gather_facts(connection: sqlite3.Connection, run: RunTarget) -> RunFacts:
         metric_count=metric_count,
         stages_with_metrics=stages_with_metrics,
         degraded=tuple(fetch_degraded_summary(connection, execution)),
-        alarm_events=tuple(fetch_alarm_events(connection, execution)),
+        alarm_events=tuple(alarm_events),
+        alarm_event_count=alarm_event_count,
         unfinished_samples=fetch_unfinished_samples(connection, execution),
         non_finite_series=tuple(fetch_non_finite_series(connection, execution)),
     )

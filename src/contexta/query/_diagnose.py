@@ -76,7 +76,7 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
     names = stage_names(facts)
     for batch in facts.batches:
         stage_name = names.get(batch.stage_id or "", batch.stage_id)
-        if batch.status == "failed":
+        if batch.status == "failed" and batch.end_reason != "interrupted":
             issues.append(
                 DiagnosticIssue(
                     "error",
@@ -104,8 +104,9 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 DiagnosticIssue(
                     "error",
                     "failed_deployment",
-                    f"Deployment '{deployment.name}' of this run failed at {deployment.ended_at}; check its "
-                    "events and redeploy once the cause is fixed.",
+                    f"Deployment '{deployment.name}' of this run failed at {deployment.ended_at}"
+                    f"{_because(deployment.end_reason, deployment.failure)}; check its events and redeploy "
+                    "once the cause is fixed.",
                     deployment.deployment_id,
                 )
             )
@@ -133,6 +134,17 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 f"Event '{event.event_key}' at {event.observed_at} was captured at level {event.level}: "
                 f"{event.message}",
                 event.subject_ref or event.record_ref,
+            )
+        )
+    unlisted = facts.alarm_event_count - len(facts.alarm_events)
+    if unlisted > 0:
+        issues.append(
+            DiagnosticIssue(
+                "warning",
+                "error_event",
+                f"{unlisted} more events were captured at level error or critical "
+                f"({facts.alarm_event_count} in all); see them in the run snapshot's records.",
+                run.run_id,
             )
         )
     for series in facts.non_finite_series:
@@ -170,10 +182,13 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
 
 
 def _because(end_reason: str | None, failure: Mapping[str, Any] | None) -> str:
-    """`, because <what ended it>` when the store knows, else nothing."""
+    """` with <exception>` or ` (<why it ended>)` when the store knows, else nothing."""
     if failure:
-        return f" with {failure.get('type')}: {_short(str(failure.get('message', '')))}"
-    if end_reason and end_reason not in ("exception", "interrupted"):
+        message = _short(str(failure.get("message") or ""))
+        return f" with {failure.get('type')}" + (f": {message}" if message else "")
+    if end_reason == "interrupted":
+        return " (interrupted: its process ended without closing it)"
+    if end_reason and end_reason != "exception":
         return f" ({end_reason})"
     return ""
 

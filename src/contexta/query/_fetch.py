@@ -253,12 +253,13 @@ def fetch_deployments(
     rows = connection.execute(
         "SELECT d.rowid, d.deployment_ref, coalesce(d.display_name, d.name), d.status, "
         "CASE WHEN r.latest = 0 THEN d.run_ref || '@' || r.execution_number ELSE d.run_ref END, "
-        "d.artifact_ref, d.started_at, d.ended_at, d.order_index FROM deployments AS d "
+        "d.artifact_ref, d.started_at, d.ended_at, d.end_reason, d.failure, d.order_index "
+        "FROM deployments AS d "
         "LEFT JOIN runs AS r ON r.execution_id = d.run_execution_id" + where,
         parameters,
     ).fetchall()
-    rows.sort(key=lambda row: (instant(row[6]), _order(row[8]), row[0]))
-    return build_many(DeploymentRecord, (row[1:8] for row in rows))
+    rows.sort(key=lambda row: (instant(row[6]), _order(row[10]), row[0]))
+    return build_many(DeploymentRecord, (row[1:10] for row in _failures(rows, 9)))
 
 
 def fetch_artifacts(connection: sqlite3.Connection, execution_id: str) -> list[ArtifactRecord]:
@@ -338,20 +339,28 @@ _FAILURE_EVENTS = tuple(
 )
 
 
+_ALARMS = (
+    "FROM records WHERE execution_id = ? AND record_type = 'event' "
+    "AND document ->> '$.payload.level' IN ('error', 'critical') "
+    f"AND key NOT IN ({', '.join('?' * len(_FAILURE_EVENTS))})"
+)
+
+
 def fetch_alarm_events(
     connection: sqlite3.Connection, execution_id: str, limit: int = 20
-) -> list[AlarmEvent]:
+) -> tuple[list[AlarmEvent], int]:
     """The run's first `limit` events of level error or critical, in capture order (except the ones a
-    failing scope writes about itself)."""
+    failing scope writes about itself), and how many it has in all."""
     rows = connection.execute(
         "SELECT record_ref, key, document ->> '$.payload.level', document ->> '$.payload.message', "
-        "observed_at, coalesce(document ->> '$.payload.subject_ref', stage_ref, run_ref) FROM records "
-        "WHERE execution_id = ? AND record_type = 'event' "
-        "AND document ->> '$.payload.level' IN ('error', 'critical') "
-        f"AND key NOT IN ({', '.join('?' * len(_FAILURE_EVENTS))}) ORDER BY seq LIMIT ?",
+        f"observed_at, coalesce(document ->> '$.payload.subject_ref', stage_ref, run_ref) {_ALARMS} "
+        "ORDER BY seq LIMIT ?",
         (execution_id, *_FAILURE_EVENTS, limit),
     ).fetchall()
-    return [AlarmEvent(*row) for row in rows]
+    if len(rows) < limit:
+        return [AlarmEvent(*row) for row in rows], len(rows)
+    (total,) = connection.execute(f"SELECT count(*) {_ALARMS}", (execution_id, *_FAILURE_EVENTS)).fetchone()
+    return [AlarmEvent(*row) for row in rows], int(total)
 
 
 def fetch_metric_stage_refs(connection: sqlite3.Connection, execution_id: str) -> tuple[int, frozenset[str]]:
@@ -420,6 +429,11 @@ class UnfinishedSamples(NamedTuple):
     first: tuple[SampleRecord, ...]
 
 
+# Samples that failed or were cancelled on their own account (those a killed run left open are
+# closed `interrupted` with it, and its `interrupted` issue says so once).
+_UNFINISHED = "status IN ('failed', 'cancelled') AND coalesce(end_reason, '') != 'interrupted'"
+
+
 def fetch_unfinished_samples(
     connection: sqlite3.Connection, execution_id: str, limit: int = 20
 ) -> UnfinishedSamples:
@@ -427,8 +441,7 @@ def fetch_unfinished_samples(
     (an evaluation of 100,000 cases is summarised, not listed)."""
     counts = dict(
         connection.execute(
-            "SELECT status, count(*) FROM samples WHERE execution_id = ? "
-            "AND status IN ('failed', 'cancelled') GROUP BY status",
+            f"SELECT status, count(*) FROM samples WHERE execution_id = ? AND {_UNFINISHED} GROUP BY status",
             (execution_id,),
         ).fetchall()
     )
@@ -436,7 +449,7 @@ def fetch_unfinished_samples(
         "SELECT rowid, sample_ref, coalesce(display_name, name), observed_at, retention_class, "
         "redaction_profile, stage_ref, "
         "batch_ref, status, ended_at, end_reason, failure FROM samples WHERE execution_id = ? "
-        "AND status IN ('failed', 'cancelled') ORDER BY rowid LIMIT ?",
+        f"AND {_UNFINISHED} ORDER BY rowid LIMIT ?",
         (execution_id, limit),
     ).fetchall()
     first = build_many(SampleRecord, (row[1:] for row in _failures(rows, 11)))

@@ -160,6 +160,8 @@ class DeploymentRecord(ReadModel):
     artifact_ref: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    end_reason: str | None = None
+    failure: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from contexta.contract._refs import (
+    REF_KINDS,
     ParsedRef,
     is_component,
     is_execution_id,
@@ -119,40 +120,62 @@ class RunTarget(NamedTuple):
         return self.run_ref if self.latest else f"{self.run_ref}@{self.number}"
 
 
-def _name_levels(text: str) -> list[str]:
-    """The ref components a bare name can mean, most exact first: the name itself in ref form, its
-    `ref_component` (a typed name with a hash), its lossy normalised form (what names meant before
-    typed names were kept)."""
-    levels: list[str] = []
-    for build in (lambda name: name if is_component(name) else None, ref_component, normalize_name):
+def _component_levels(text: str) -> list[tuple[str, bool]]:
+    """The ref components a bare name can mean, most exact first, each with whether it may match a
+    subject whose name was typed: the name itself in ref form, its `ref_component` (a typed name's
+    hashed one); last, its lossy normalised form, which only finds subjects stored without a typed
+    name (written by hand, or before typed names were kept), so a near miss never reads another
+    run that has a name of its own."""
+    levels: list[tuple[str, bool]] = []
+    builders = ((lambda name: name if is_component(name) else None, True), (ref_component, True))
+    for build, typed_too in (*builders, (normalize_name, False)):
         try:
             component = build(text)
         except ValidationError:
             component = None
-        if component is not None and component not in levels:
-            levels.append(component)
+        if component is not None and component not in [known for known, _ in levels]:
+            levels.append((component, typed_too))
     return levels
+
+
+def refs_by_name(rows: list[tuple[str, str | None]], text: str) -> list[str]:
+    """The refs among (ref, name as typed or None) rows that a bare name means: those whose typed name
+    it is, else the first of its components (see `_component_levels`) some ref ends in."""
+    exact = [ref for ref, typed in rows if typed == text]
+    if exact:
+        return exact
+    for component, typed_too in _component_levels(text):
+        matches = [
+            ref for ref, typed in rows if ref.rpartition(".")[2] == component and (typed_too or typed is None)
+        ]
+        if matches:
+            return matches
+    return []
+
+
+def _runs_typed(connection: sqlite3.Connection, text: str) -> list[str]:
+    """Run refs whose name as typed is exactly `text` (which may hold '@', ':' or spaces)."""
+    return [
+        row[0]
+        for row in connection.execute(
+            "SELECT DISTINCT run_ref FROM runs WHERE display_name = ? ORDER BY run_ref", (text,)
+        )
+    ]
 
 
 def _refs_named(connection: sqlite3.Connection, text: str) -> list[str]:
     """Run refs a bare name (or `name@n`'s name) can mean: runs whose typed name it is, else runs
-    whose ref ends in one of its components (see `_name_levels`), the first level that has any."""
-    found = [
-        row[0]
-        for row in connection.execute(
-            "SELECT DISTINCT run_ref FROM runs WHERE coalesce(display_name, name) = ? ORDER BY run_ref",
-            (text,),
-        )
-    ]
+    whose ref ends in one of its components (see `_component_levels`), the first level with any."""
+    found = _runs_typed(connection, text)
     if found:
         return found
-    for component in _name_levels(text):
+    for component, typed_too in _component_levels(text):
         found = [
             row[0]
             for row in connection.execute(
                 # Run refs have one dot: `run:project.name`.
                 "SELECT DISTINCT run_ref FROM runs WHERE substr(run_ref, instr(run_ref, '.') + 1) = ? "
-                "ORDER BY run_ref",
+                f"{'' if typed_too else 'AND display_name IS NULL '}ORDER BY run_ref",
                 (component,),
             )
         ]
@@ -161,13 +184,13 @@ def _refs_named(connection: sqlite3.Connection, text: str) -> list[str]:
     return []
 
 
-def _find_run_ref(connection: sqlite3.Connection, text: str, original: str, project: str | None) -> str:
-    if ":" in text:
-        ref = parse_ref(text, "run").ref
-        if connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone():
-            return ref
-        raise _run_not_found(original)
-    candidates = _refs_named(connection, text)
+def _looks_like_a_ref(text: str) -> bool:
+    """`kind:...` with a kind refs have (a typed name such as `lr:0.1` is a name, not a ref)."""
+    kind, colon, _ = text.partition(":")
+    return bool(colon) and kind in REF_KINDS
+
+
+def _chosen(candidates: list[str], original: str, project: str | None) -> str:
     if project is not None and len(candidates) > 1:
         project_part = project_filter_ref(project).partition(":")[2]
         preferred = [ref for ref in candidates if ref.partition(":")[2].partition(".")[0] == project_part]
@@ -182,6 +205,15 @@ def _find_run_ref(connection: sqlite3.Connection, text: str, original: str, proj
         code="run_ambiguous",
         details={"run": original, "candidates": candidates},
     )
+
+
+def _find_run_ref(connection: sqlite3.Connection, text: str, original: str, project: str | None) -> str:
+    if _looks_like_a_ref(text):
+        ref = parse_ref(text, "run").ref
+        if connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone():
+            return ref
+        raise _run_not_found(original)
+    return _chosen(_refs_named(connection, text), original, project)
 
 
 def _execution(connection: sqlite3.Connection, run_ref: str, selector: str | None, original: str) -> str:
@@ -213,12 +245,20 @@ def _execution(connection: sqlite3.Connection, run_ref: str, selector: str | Non
 
 
 def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = None) -> RunTarget:
-    """The execution `run_id` names: `run:p.r` or a bare name (the latest execution), `...@n` (the
-    n-th, from 1, by start) or `...@<execution id>`."""
+    """The execution `run_id` names: a run's name as typed, `run:p.r` or a bare ref component (the
+    latest execution), `...@n` (the n-th, from 1, by start) or `...@<execution id>`."""
     text = _text(run_id, "run id")
-    base, at, selector = text.rpartition("@") if "@" in text else (text, "", "")
-    run_ref = _find_run_ref(connection, base.strip(), text, project)
-    execution_id = _execution(connection, run_ref, selector.strip() if at else None, text)
+    # A name as typed is matched whole first: it may itself hold '@', ':' or surrounding spaces.
+    typed = _runs_typed(connection, run_id) or (_runs_typed(connection, text) if text != run_id else [])
+    if typed:
+        run_ref, selector = _chosen(typed, text, project), None
+    else:
+        base, at, after = text.rpartition("@") if "@" in text else (text, "", "")
+        run_ref, selector = (
+            _find_run_ref(connection, base.strip(), text, project),
+            after.strip() if at else None,
+        )
+    execution_id = _execution(connection, run_ref, selector, text)
     number, latest = connection.execute(
         "SELECT execution_number, latest FROM runs WHERE execution_id = ?", (execution_id,)
     ).fetchone()
@@ -281,35 +321,25 @@ def _check_child(child: ParsedRef, parent_ref: str, what: str, parent_what: str)
         )
 
 
-def refs_by_name(rows: list[tuple[str, str]], text: str) -> list[str]:
-    """The refs among (ref, typed name) rows that a bare name means: the typed name first, then the
-    first of its components (see `_name_levels`) that some ref ends in."""
-    exact = [ref for ref, name in rows if name == text]
-    if exact:
-        return exact
-    for component in _name_levels(text):
-        matches = [ref for ref, _ in rows if ref.rpartition(".")[2] == component]
-        if matches:
-            return matches
-    return []
-
-
 def find_stage_ref(connection: sqlite3.Connection, run: RunTarget, stage_id: str) -> str:
     text = _text(stage_id, "stage id")
-    stages: list[tuple[str, str]] = [
-        (row[0], row[1])
+    stages: list[tuple[str, str | None, str]] = [
+        (row[0], row[1], row[2])
         for row in connection.execute(
-            "SELECT stage_ref, coalesce(display_name, name) FROM stages WHERE execution_id = ? "
+            "SELECT stage_ref, display_name, name FROM stages WHERE execution_id = ? "
             "ORDER BY order_index, rowid",
             (run.execution_id,),
         )
     ]
-    if ":" in text:
+    typed = [ref for ref, display_name, _ in stages if display_name == stage_id]
+    if typed:
+        matches = typed
+    elif _looks_like_a_ref(text):
         parsed = parse_ref(text, "stage")
         _check_child(parsed, run.run_ref, "stage", "run")
-        matches = [ref for ref, _ in stages if ref == parsed.ref]
+        matches = [ref for ref, _, _ in stages if ref == parsed.ref]
     else:
-        matches = refs_by_name(stages, text)
+        matches = refs_by_name([(ref, display_name) for ref, display_name, _ in stages], text)
     if len(matches) == 1:
         return matches[0]
     if matches:
@@ -319,7 +349,7 @@ def find_stage_ref(connection: sqlite3.Connection, run: RunTarget, stage_id: str
             code="stage_ambiguous",
             details={"stage": text, "candidates": matches},
         )
-    names = [name for _, name in stages]
+    names = [display_name or name for _, display_name, name in stages]
     raise NotFoundError(
         f"run {run.run_id!r} has no stage {stage_id!r} (its stages: {_listing(names)})",
         code="stage_not_found",
@@ -339,13 +369,16 @@ def find_batch_ref(
 ) -> str:
     text = _text(batch_id, "batch id")
     owner = stage_ref if stage_ref is not None else run.run_ref
-    sql = "SELECT batch_ref, coalesce(display_name, name) FROM batches WHERE execution_id = ?"
+    sql = "SELECT batch_ref, display_name FROM batches WHERE execution_id = ?"
     parameters = [run.execution_id]
     if stage_ref is not None:
         sql += " AND stage_ref = ?"
         parameters.append(stage_ref)
-    batches: list[tuple[str, str]] = [(row[0], row[1]) for row in connection.execute(sql, parameters)]
-    if ":" in text:
+    batches: list[tuple[str, str | None]] = [(row[0], row[1]) for row in connection.execute(sql, parameters)]
+    typed = sorted(ref for ref, display_name in batches if display_name == batch_id)
+    if typed:
+        candidates = typed
+    elif _looks_like_a_ref(text):
         parsed = parse_ref(text, "batch")
         _check_child(parsed, owner, "batch", "stage" if stage_ref is not None else "run")
         candidates = [ref for ref, _ in batches if ref == parsed.ref]

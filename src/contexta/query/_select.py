@@ -78,7 +78,7 @@ def select_best_run(
 def _stage_named(connection: sqlite3.Connection, execution_id: str, stage_name: str) -> str | None:
     """The ref of the execution's stage called `stage_name` (as typed, or by its ref component)."""
     rows = connection.execute(
-        "SELECT stage_ref, coalesce(display_name, name) FROM stages WHERE execution_id = ?", (execution_id,)
+        "SELECT stage_ref, display_name FROM stages WHERE execution_id = ?", (execution_id,)
     ).fetchall()
     matches = refs_by_name([(row[0], row[1]) for row in rows], stage_name)
     return matches[0] if matches else None

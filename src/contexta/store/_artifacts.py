@@ -42,8 +42,10 @@ class ArtifactStore:
 
     def get_manifest(self, artifact_ref: str) -> ArtifactManifest:
         with self._database.read() as connection:
+            # A ref given by hand can be registered by several executions: the last one registered.
             row = connection.execute(
-                f"SELECT {_TABLE.column_list} FROM artifacts WHERE artifact_ref = ?", (artifact_ref,)
+                f"SELECT {_TABLE.column_list} FROM artifacts WHERE artifact_ref = ? ORDER BY rowid DESC",
+                (artifact_ref,),
             ).fetchone()
         if row is None:
             raise NotFoundError(
@@ -93,6 +95,7 @@ class ArtifactStore:
             os.replace(partial, target)
         with self._database.transaction() as connection:
             connection.execute(
-                "UPDATE artifacts SET stored_path = ? WHERE artifact_ref = ?", (str(target), artifact_ref)
+                "UPDATE artifacts SET stored_path = ? WHERE artifact_ref = ? AND hash_value = ?",
+                (str(target), artifact_ref, manifest.hash_value),
             )
         return target

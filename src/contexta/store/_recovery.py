@@ -21,13 +21,14 @@ from pathlib import Path
 
 import orjson
 
-from contexta._liveness import locked_executions, owners_alive, remove_owner_locks
+from contexta._liveness import locked_executions, owners_alive, remove_owner_locks, remove_unplaced_files
 from contexta.contract._timestamps import format_ns, instant_key
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import unpack
 
 __all__ = [
     "INTERRUPTED",
+    "close_interrupted_deployment",
     "close_interrupted_execution",
     "mark_interrupted_runs",
     "owner_alive",
@@ -136,14 +137,40 @@ def close_interrupted_execution(connection: sqlite3.Connection, execution_id: st
     return True
 
 
+def close_interrupted_deployment(connection: sqlite3.Connection, deployment_ref: str) -> bool:
+    """Close an open deployment whose process is gone `failed` / `interrupted` at its last activity;
+    False if it was no longer open."""
+    row = connection.execute(
+        "SELECT started_at FROM deployments WHERE deployment_ref = ? AND status = 'open'", (deployment_ref,)
+    ).fetchone()
+    if row is None:
+        return False
+    times = [row[0]]
+    (recorded,) = connection.execute(
+        "SELECT max(observed_at) FROM records WHERE deployment_ref = ?", (deployment_ref,)
+    ).fetchone()
+    if recorded is not None:
+        times.append(recorded)
+    connection.execute(
+        "UPDATE deployments SET status = 'failed', ended_at = ?, end_reason = ? WHERE deployment_ref = ?",
+        (max(times, key=instant_key), INTERRUPTED, deployment_ref),
+    )
+    return True
+
+
 def mark_interrupted_runs(
     database: StoreDatabase, live_dir: Path | None = None, host: str | None = None
 ) -> list[str]:
-    """Close every open run whose owners are all gone (see the module docstring); their refs."""
+    """Close every open run, and every open deployment, whose owners are all gone (see the module
+    docstring); the refs of the runs."""
     host = socket.gethostname() if host is None else host
     with database.read() as connection:
         candidates = connection.execute(
             "SELECT execution_id, run_ref, owner_pid, owner_host FROM runs WHERE status = 'open'"
+        ).fetchall()
+        deployments = connection.execute(
+            "SELECT deployment_ref, owner_id, owner_pid, owner_host FROM deployments "
+            "WHERE status = 'open' AND owner_id IS NOT NULL"
         ).fetchall()
     gone = [
         (execution_id, run_ref)
@@ -158,14 +185,23 @@ def mark_interrupted_runs(
             marked.append(run_ref)
         if live_dir is not None:
             remove_owner_locks(live_dir, execution_id)
+    for deployment_ref, owner_id, pid, owner_host in deployments:
+        if owner_alive(live_dir, owner_id, pid, owner_host, host) is False:
+            with database.transaction() as connection:
+                close_interrupted_deployment(connection, deployment_ref)
+            if live_dir is not None:
+                remove_owner_locks(live_dir, owner_id)
     if live_dir is not None:
-        _sweep_lock_files(live_dir, {execution_id for execution_id, *_ in candidates})
+        open_owners = {row[0] for row in candidates} | {row[1] for row in deployments}
+        _sweep_lock_files(live_dir, open_owners)
     return marked
 
 
-def _sweep_lock_files(live_dir: Path, open_executions: set[str]) -> None:
-    """Remove lock files no process holds of runs that are not open: a process that ended while it
-    delivered its runs' closings (at exit, on a signal) leaves them, and no checker would ask again."""
-    for execution_id in locked_executions(live_dir) - open_executions:
-        if owners_alive(live_dir, execution_id) is False:
-            remove_owner_locks(live_dir, execution_id)
+def _sweep_lock_files(live_dir: Path, open_owners: set[str]) -> None:
+    """Remove lock files no process holds of runs and deployments that are not open: a process that
+    ended while it delivered their closings (at exit, on a signal) leaves them, and a process killed
+    before its run reached the store leaves one nobody would ask about again."""
+    for owner_id in locked_executions(live_dir) - open_owners:
+        if owners_alive(live_dir, owner_id) is False:
+            remove_owner_locks(live_dir, owner_id)
+    remove_unplaced_files(live_dir)

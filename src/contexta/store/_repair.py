@@ -25,7 +25,7 @@ from contexta.capture._log_reader import iter_capture_log
 from contexta.contract._timestamps import instant_key
 from contexta.errors import ContextaError
 from contexta.store._database import StoreDatabase
-from contexta.store._recovery import close_interrupted_execution
+from contexta.store._recovery import close_interrupted_deployment, close_interrupted_execution
 from contexta.store._sink import StoreSink
 
 __all__ = ["RepairReport", "rebuild_store"]
@@ -93,6 +93,13 @@ def _close_runs_left_open(database: StoreDatabase, live_dir: Path | None) -> tup
                 continue
             if close_interrupted_execution(connection, execution_id):
                 closed.append(run_ref)
+        deployments = connection.execute(
+            "SELECT deployment_ref, owner_id FROM deployments WHERE status = 'open'"
+        ).fetchall()
+        for deployment_ref, owner_id in deployments:
+            if live_dir is not None and owner_id is not None and owners_alive(live_dir, owner_id):
+                continue
+            close_interrupted_deployment(connection, deployment_ref)
     return tuple(closed)
 
 

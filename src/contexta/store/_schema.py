@@ -377,20 +377,53 @@ _SCHEMA_2 = (
     "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = records.run_ref)",
     "DROP INDEX records_by_run",
     "CREATE INDEX records_by_execution ON records(execution_id, record_type, seq)",
-    "ALTER TABLE artifacts ADD COLUMN execution_id TEXT",
-    "UPDATE artifacts SET execution_id = "
-    "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = artifacts.run_ref)",
-    "DROP INDEX artifacts_by_run",
-    "CREATE INDEX artifacts_by_execution ON artifacts(execution_id)",
+    # An artifact belongs to one execution; a ref given by hand (artifact_ref=...) may be registered
+    # again by the next execution of the run, which must not take it from the earlier one.
+    """CREATE TABLE artifacts_2(
+        execution_id TEXT NOT NULL,
+        artifact_ref TEXT NOT NULL,
+        run_ref TEXT NOT NULL,
+        stage_ref TEXT,
+        kind TEXT NOT NULL,
+        location_ref TEXT NOT NULL,
+        hash_algorithm TEXT NOT NULL,
+        hash_value TEXT,
+        size_bytes INTEGER,
+        created_at TEXT NOT NULL,
+        binding_status TEXT NOT NULL,
+        source_exists INTEGER NOT NULL,
+        attributes TEXT,
+        stored_path TEXT,
+        PRIMARY KEY(execution_id, artifact_ref)
+    )""",
+    """INSERT INTO artifacts_2 SELECT coalesce(r.execution_id, ''), a.artifact_ref, a.run_ref, a.stage_ref,
+        a.kind, a.location_ref, a.hash_algorithm, a.hash_value, a.size_bytes, a.created_at,
+        a.binding_status, a.source_exists, a.attributes, a.stored_path
+        FROM artifacts a LEFT JOIN runs_2 r ON r.run_ref = a.run_ref ORDER BY a.rowid""",
     # The execution a deployment is of (its run_ref names the run, this the execution of it).
     "ALTER TABLE deployments ADD COLUMN run_execution_id TEXT",
     "ALTER TABLE deployments ADD COLUMN display_name TEXT",
+    # A deployment is captured by one process, like a run: who, so one killed can be closed too.
+    "ALTER TABLE deployments ADD COLUMN owner_id TEXT",
+    "ALTER TABLE deployments ADD COLUMN owner_pid INTEGER",
+    "ALTER TABLE deployments ADD COLUMN owner_host TEXT",
+    "ALTER TABLE deployments ADD COLUMN end_reason TEXT",
+    "ALTER TABLE deployments ADD COLUMN failure TEXT",
     "ALTER TABLE projects ADD COLUMN display_name TEXT",
     "UPDATE deployments SET run_execution_id = "
     "(SELECT execution_id FROM runs_2 WHERE runs_2.run_ref = deployments.run_ref)",
     *(
         statement
-        for table in ("runs", "stages", "batches", "samples", "operations", "environments", "metric_series")
+        for table in (
+            "runs",
+            "stages",
+            "batches",
+            "samples",
+            "operations",
+            "environments",
+            "metric_series",
+            "artifacts",
+        )
         for statement in (f"DROP TABLE {table}", f"ALTER TABLE {table}_2 RENAME TO {table}")
     ),
     "CREATE INDEX runs_by_ref ON runs(run_ref, started_key)",
@@ -400,6 +433,8 @@ _SCHEMA_2 = (
     "CREATE INDEX batches_by_stage ON batches(execution_id, stage_ref)",
     "CREATE INDEX samples_by_stage ON samples(execution_id, stage_ref, batch_ref)",
     "CREATE INDEX metric_series_by_deployment ON metric_series(deployment_ref) WHERE deployment_ref != ''",
+    "CREATE INDEX artifacts_by_ref ON artifacts(artifact_ref)",
+    "CREATE INDEX artifacts_by_hash ON artifacts(hash_value)",
     "CREATE INDEX runs_latest ON runs(latest, started_key)",
     # Executions are numbered in start order per run ref (`run@2` is the second) and the last is the
     # latest: kept on every row by triggers, whoever writes the table, so a listing of 10,000 runs

@@ -205,6 +205,11 @@ TABLES: dict[str, Table] = {
             "run_ref",
             "artifact_ref",
             "run_execution_id",
+            "owner_id",
+            "owner_pid",
+            "owner_host",
+            "end_reason",
+            "failure:json",
         ),
         instant_keys=(("started_key", "started_at"),),
     ),
@@ -232,7 +237,7 @@ TABLES: dict[str, Table] = {
     "artifacts": Table(
         "artifacts",
         ArtifactManifest,
-        ("artifact_ref",),
+        ("execution_id", "artifact_ref"),
         _columns(
             "artifact_ref",
             "execution_id",
