@@ -352,6 +352,12 @@ def test_a_stop_signal_delivers_everything_and_cancels_open_scopes(tmp_path: Pat
         {"end_reason": reason},
     )
     assert _listed_status(workspace) == "cancelled"
+    # ... and the store has every point and says why each scope ended.
+    with Contexta(workspace=workspace, config={"project_name": PROJECT}) as reader:
+        assert reader.get_metric_series("r", "loss").steps == tuple(range(COUNT))
+        (run,) = reader.list_runs()
+        (stage,) = reader.list_stages("r")
+        assert (run.status, run.end_reason) == (stage.status, stage.end_reason) == ("cancelled", reason)
 
 
 def test_sigterm_to_the_whole_process_group_spares_the_log_writer_until_delivered(tmp_path: Path) -> None:
