@@ -280,6 +280,12 @@ class StoreBuilder:
 
 
 @pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A workspace path of the test's own (not created: Contexta creates what it needs)."""
+    return tmp_path / ".contexta"
+
+
+@pytest.fixture
 def store_db(tmp_path: Path) -> Iterator[StoreDatabase]:
     db = StoreDatabase(tmp_path / "contexta.db")
     yield db

@@ -44,11 +44,6 @@ def compiled(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path, compiled: bool) -> Iterator[Contexta]:
     contexta = Contexta(
         workspace=workspace, config={"project_name": "p", "capture": {"compiled_metric": compiled}}

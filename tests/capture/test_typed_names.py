@@ -37,11 +37,6 @@ RUN_NAMES = [
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path) -> Iterator[Contexta]:
     context = Contexta(workspace=workspace, config={"project_name": PROJECT})
     yield context

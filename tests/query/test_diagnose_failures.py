@@ -24,11 +24,6 @@ PROJECT = "p"
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path) -> Contexta:
     with Contexta(workspace=workspace, config={"project_name": PROJECT}) as opened:
         yield opened

@@ -77,11 +77,6 @@ def _train_in_new_process(workspace: Path, attempt: int) -> str:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path) -> Iterator[Contexta]:
     context = Contexta(workspace=workspace, config={"project_name": PROJECT})
     yield context

@@ -99,11 +99,6 @@ def _read_in_another_process(workspace: Path, cwd: Path, run_id: str, key: str) 
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path) -> Iterator[Contexta]:
     context = Contexta(workspace=workspace, config={"project_name": PROJECT})
     yield context

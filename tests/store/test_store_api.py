@@ -50,11 +50,6 @@ DATA = "artifact:vision.baseline.data-0123456789ab"
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    return tmp_path / ".contexta"
-
-
-@pytest.fixture
 def ctx(workspace: Path) -> Iterator[Contexta]:
     context = Contexta(workspace=workspace, config={"project_name": "vision"})
     yield context

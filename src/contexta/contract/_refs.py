@@ -87,21 +87,28 @@ def normalize_name(name: str, what: str = "name") -> str:
 
 @lru_cache(maxsize=4096)
 def _normalize_text(name: str, what: str) -> str:
-    component = _NOT_COMPONENT_CHARS.sub("-", name.lower()).strip("-")
-    if not component:
+    return _normalised(name, what, letters_of_any_script=False)
+
+
+def _normalised(name: str, what: str, *, letters_of_any_script: bool) -> str:
+    """The name lower-cased with every run of other characters folded into one `-`; refused when
+    that leaves nothing (unless the name has letters of another script, which `ref_component`
+    keeps apart by its hash) or more than a component holds."""
+    stem = _NOT_COMPONENT_CHARS.sub("-", name.lower()).strip("-")
+    if not stem and not (letters_of_any_script and any(character.isalnum() for character in name)):
         raise ValidationError(
-            f"{what} {name!r} has no letters or digits; give it a name such as 'train' or 'epoch-1'",
+            f"{what} {name[:80]!r} has no letters or digits; give it a name such as 'train' or 'epoch-1'",
             code="name_empty",
-            details={"what": what, "name": name},
+            details={"what": what, "name": name[:80]},
         )
-    if len(component) > MAX_COMPONENT_LENGTH:
+    if len(stem) > MAX_COMPONENT_LENGTH:
         raise ValidationError(
-            f"{what} {name!r} is {len(component)} characters once normalised; the limit is "
+            f"{what} {name[:80]!r} is {len(stem)} characters once normalised; the limit is "
             f"{MAX_COMPONENT_LENGTH}",
             code="name_too_long",
-            details={"what": what, "name": name},
+            details={"what": what, "name": name[:80]},
         )
-    return component
+    return stem
 
 
 def ref_component(name: str, what: str = "name") -> str:
@@ -145,20 +152,7 @@ def _component_of(name: str, what: str) -> str:
             code="name_invalid",
             details={"what": what},
         ) from None
-    stem = _NOT_COMPONENT_CHARS.sub("-", name.lower()).strip("-")
-    if not stem and not any(character.isalnum() for character in name):
-        raise ValidationError(
-            f"{what} {name!r} has no letters or digits; give it a name such as 'train' or 'epoch-1'",
-            code="name_empty",
-            details={"what": what, "name": name},
-        )
-    if len(stem) > MAX_COMPONENT_LENGTH:
-        raise ValidationError(
-            f"{what} {name[:80]!r} is {len(stem)} characters once normalised; the limit is "
-            f"{MAX_COMPONENT_LENGTH}",
-            code="name_too_long",
-            details={"what": what, "name": name[:80]},
-        )
+    stem = _normalised(name, what, letters_of_any_script=True)
     digest = xxhash.xxh3_64_hexdigest(encoded)
     stem = stem[: MAX_COMPONENT_LENGTH - NAME_HASH_LENGTH - 1].rstrip("-")
     return f"{stem}-{digest}" if stem else digest
