@@ -35,6 +35,7 @@ from contexta.capture._session import CURRENT_SCOPE, CaptureSession
 from contexta.capture._sinks import LocalJsonlSink, Sink
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
+from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
@@ -55,7 +56,7 @@ def _optional_text(value: str | None, field: str) -> str | None:
             code="field_invalid",
             details={"field": field},
         )
-    return value
+    return None if value is None else plain_text(value)
 
 
 class Contexta(Investigation):

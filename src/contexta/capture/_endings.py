@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contexta.contract._checks import plain_text
+
 __all__ = [
     "COMPLETED",
     "Ending",
@@ -134,11 +136,13 @@ def ending_for_error(error: BaseException | None) -> Ending:
 
 
 def failure_of(error: BaseException) -> dict[str, str]:
-    """`{"type", "message", "traceback"}` of `error`, each bounded; never raises."""
+    """`{"type", "message", "traceback"}` of `error`, each bounded; never raises. Text UTF-8 cannot
+    hold (an exception quoting a string with a lone surrogate) is kept as `plain_text` gives it, so
+    the scope's closing can always be written."""
     return {
-        "type": type(error).__name__,
-        "message": _message(error),
-        "traceback": short_traceback(error),
+        "type": plain_text(type(error).__name__),
+        "message": plain_text(_message(error)),
+        "traceback": plain_text(short_traceback(error)),
     }
 
 

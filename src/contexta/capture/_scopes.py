@@ -33,6 +33,7 @@ from contexta.contract._checks import (
     check_metric_key,
     check_step,
     metric_number,
+    plain_text,
     short_repr,
 )
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
@@ -145,11 +146,13 @@ def _refusal(refused: list[tuple[Any, ValidationError]], recorded: list[str]) ->
     )
 
 
-def _check_unit(unit: Any) -> None:
+def _check_unit(unit: Any) -> str:
+    """The unit as stored: a non-empty string (unpaired surrogates replaced, see `plain_text`)."""
     if type(unit) is not str or not unit:
         raise ValidationError(
             f"unit must be a non-empty string, got {short_repr(unit)}", code="metric_unit_invalid"
         )
+    return unit if unit.isascii() else plain_text(unit)
 
 
 def _checked_metric_options(
@@ -157,7 +160,7 @@ def _checked_metric_options(
 ) -> tuple[str | None, dict[str, Any] | None]:
     """The less common metric options, checked (tags copied as JSON-safe attributes)."""
     if unit is not None:
-        _check_unit(unit)
+        unit = _check_unit(unit)
     if aggregation_scope != "step":
         check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
     return unit, None if tags is None else session.attributes(tags, "tags")
@@ -322,7 +325,7 @@ class Scope:
         if step is not None and (type(step) is not int or not 0 <= step < 2**63):
             check_step(step)
         if unit is not None:
-            _check_unit(unit)
+            unit = _check_unit(unit)
         refused = None
         if type(values) is dict and values:
             pairs = tuple(values.items())
@@ -377,11 +380,16 @@ class Scope:
         if key not in _known_keys:
             _checked_key(key)
         if type(message) is not str:
-            raise ValidationError(
-                f"event message must be a string, got {type(message).__name__}", code="event_message_invalid"
-            )
+            if not isinstance(message, str):
+                raise ValidationError(
+                    f"event message must be a string, got {type(message).__name__}",
+                    code="event_message_invalid",
+                )
+            message = str.__str__(message)  # a StrEnum member: its plain value
         if level not in EVENT_LEVELS:
             check_choice(level, EVENT_LEVELS, "level")
+        if not message.isascii():  # text cut inside an emoji must not cost the writer its batch
+            message = plain_text(message)
         checked = None if attributes is None else self._session.attributes(attributes)
         return (kinds.EVENT, _time_ns(), self._context, key, message, level, checked)
 
@@ -602,7 +610,7 @@ class _SampleOwner(Scope):
             if value is not None and not isinstance(value, str):
                 raise ValidationError(f"{field} must be a string", code="field_invalid")
             if value is not None:
-                details[field] = value
+                details[field] = plain_text(value)
         return self._open_child(SampleScope, name, sample_ref, details)
 
 

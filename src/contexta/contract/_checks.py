@@ -18,6 +18,10 @@ METRIC_KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 MAX_METRIC_KEY_LENGTH = 200
 MAX_ATTRIBUTE_DEPTH = 32
 MAX_SHOWN_CHARACTERS = 60  # of a refused value quoted in an error message
+# Ints stored as JSON numbers: the range of SQLite integers and of metric values. Beyond it an
+# attribute int is stored as its decimal digits (`json_attributes`), which every reader keeps whole.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def short_repr(value: Any, limit: int = MAX_SHOWN_CHARACTERS) -> str:
@@ -46,6 +50,22 @@ def describe_value(value: Any) -> str:
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return f"a {name} of {len(value)} items"
     return f"value {short_repr(value)} (a {name})"
+
+
+def plain_text(text: str) -> str:
+    """`text` as a plain `str` that UTF-8 can encode: each unpaired surrogate becomes U+FFFD.
+
+    A lone surrogate is half of a UTF-16 pair, not a character: `json.loads` returns one for a JSON
+    string cut inside an escaped emoji (an LLM answer truncated at a token limit), and no UTF-8 file,
+    SQLite text or terminal can hold it. It is replaced by U+FFFD, the character Unicode reserves for
+    text that could not be decoded (the one lossy step: which half-character it was is not kept);
+    two halves that make a pair become the character they encode. Every other character is kept, so
+    text without surrogates is returned as it is (a `str` subclass, such as a `StrEnum` member, as
+    its plain value).
+    """
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text if type(text) is str else str.__str__(text)
 
 
 def check_ref(value: Any, kind: str, field: str) -> ParsedRef:
@@ -206,7 +226,13 @@ def metric_number(value: Any, key: str, *, allow_non_finite: bool = False) -> in
 
 
 def json_attributes(value: Any, field: str = "attributes") -> dict[str, Any] | None:
-    """A detached, JSON-ready copy of an attribute mapping, or `ValidationError` naming the bad path."""
+    """A detached, JSON-ready copy of an attribute mapping, or `ValidationError` naming the bad path.
+
+    What JSON or UTF-8 cannot carry as given is stored in a documented form rather than breaking the
+    writer later: text with lone surrogates as `plain_text` gives it, an int beyond the 64-bit range
+    as a string of its decimal digits (`numpy.random.SeedSequence().entropy` keeps every digit), a
+    `str` or `int` subclass (enum members among them) as its plain value, keys included.
+    """
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -228,8 +254,12 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
             details={"path": path},
         )
     kind = type(value)
-    if value is None or kind is str or kind is bool or kind is int:
+    if kind is str:
+        return value if value.isascii() else plain_text(value)
+    if value is None or kind is bool:
         return value
+    if kind is int:
+        return value if INT64_MIN <= value <= INT64_MAX else _int_digits(value, path)
     if kind is float:
         if math.isfinite(value):
             return value
@@ -239,15 +269,17 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
             details={"path": path},
         )
     if isinstance(value, Mapping):
-        result = {}
+        result: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            text = _json_key(key, path)
+            if text in result:
                 raise ValidationError(
-                    f"{path} has the key {key!r}; attribute keys must be strings",
+                    f"{path} has two keys that are the same text {short_repr(text)} once unpaired "
+                    "surrogates are replaced; make them distinct",
                     code="attributes_invalid",
                     details={"path": path},
                 )
-            result[key] = _json_value(item, f"{path}.{key}", depth + 1)
+            result[text] = _json_value(item, f"{path}.{text}", depth + 1)
         return result
     if isinstance(value, (list, tuple)):
         return [_json_value(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
@@ -256,11 +288,45 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", None) == 0:
         return _json_value(item(), path, depth)
-    if isinstance(value, (str, int, float)):  # subclasses such as enum.IntEnum or numpy.float64
-        base = str if isinstance(value, str) else (float if isinstance(value, float) else int)
-        return _json_value(base(value), path, depth)
+    # Subclasses such as enum.StrEnum, IntEnum or numpy.float64: their plain value, never the
+    # subclass's own str() (a `(str, Enum)` member's is "Color.RED").
+    if isinstance(value, str):
+        return _json_value(str.__str__(value), path, depth)
+    if isinstance(value, float):
+        return _json_value(float.__float__(value), path, depth)
+    if isinstance(value, int):
+        return _json_value(int.__int__(value), path, depth)
     raise ValidationError(
         f"{path} is a {kind.__name__}, which is not JSON; use strings, numbers, booleans, lists or mappings",
         code="attributes_invalid",
         details={"path": path},
     )
+
+
+def _json_key(key: Any, path: str) -> str:
+    """An attribute key as plain text: a `str` subclass (a `StrEnum` member) is its value; a key
+    that is not text at all is refused (JSON keys are strings, and `1` and `"1"` must not merge)."""
+    if type(key) is str and key.isascii():
+        return key
+    if not isinstance(key, str):
+        raise ValidationError(
+            f"{path} has the key {short_repr(key)} (a {type(key).__name__}); attribute keys must be "
+            "strings: convert it, e.g. str(key)",
+            code="attributes_invalid",
+            details={"path": path},
+        )
+    return plain_text(key)
+
+
+def _int_digits(value: int, path: str) -> str:
+    """An int beyond the 64-bit range as its decimal digits (JSON readers, orjson among them, would
+    turn it into a float or refuse it); refused only when Python will not print it."""
+    try:
+        return str(value)
+    except ValueError:  # beyond sys.get_int_max_str_digits()
+        raise ValidationError(
+            f"{path} is an int of {value.bit_length()} bits, too large to store even as text; "
+            "store a hash or a string of it",
+            code="attributes_invalid",
+            details={"path": path},
+        ) from None
