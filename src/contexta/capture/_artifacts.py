@@ -13,7 +13,12 @@ import xxhash
 
 from contexta.capture._hashing import hash_file
 from contexta.capture._items import ScopeContext
-from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract._artifacts import (
+    ArtifactManifest,
+    ArtifactSource,
+    location_ref_for,
+    path_of_location,
+)
 from contexta.contract._checks import json_attributes
 from contexta.contract._refs import artifact_ref as build_artifact_ref
 from contexta.contract._refs import normalize_name, parse_ref
@@ -55,7 +60,7 @@ class ArtifactVerification:
 
 def _unique_suffix(run_ref: str, kind: str, path: str) -> str:
     seed = f"{run_ref}|{kind}|{path}|{time.time_ns()}|{os.getpid()}|{next(_suffix_counter)}"
-    return xxhash.xxh3_64_hexdigest(seed.encode())[:12]
+    return xxhash.xxh3_64_hexdigest(seed.encode("utf-8", "surrogatepass"))[:12]
 
 
 def register_artifact(
@@ -80,6 +85,14 @@ def register_artifact(
             f"artifact path must be a non-empty path, got {path!r}", code="artifact_path_invalid"
         )
     absolute = os.path.abspath(os.fspath(path))
+    try:  # a name decoded from non-UTF-8 bytes is fine (see location_ref_for); half an emoji is not
+        os.fsencode(absolute)
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"artifact path {absolute[:80]!r} holds a lone surrogate, which no file name can; "
+            "decode the name with os.fsdecode() or fix the text",
+            code="artifact_path_invalid",
+        ) from None
     checked_attributes = json_attributes(attributes)
     if artifact_ref is None:
         artifact_ref = build_artifact_ref(
@@ -109,25 +122,28 @@ def register_artifact(
             code="artifact_missing",
             details={"path": absolute},
         )
+    location_ref = location_ref_for(absolute)
     manifest = ArtifactManifest(
         artifact_ref=artifact_ref,
         artifact_kind=kind,
         run_ref=context.run_ref,
-        location_ref=f"path:{absolute}",
+        location_ref=location_ref,
         created_at=utc_now(),
         hash_value=hash_value,
         size_bytes=size,
         stage_execution_ref=context.stage_ref,
         attributes=checked_attributes,
     )
+    # The source's uri is the path itself, or the same `file:` URI when UTF-8 cannot spell the path.
+    uri = absolute if location_ref.startswith("path:") else location_ref
     return ArtifactRegistration(
-        manifest, ArtifactSource(uri=absolute, exists=exists), "BOUND" if exists else "PENDING"
+        manifest, ArtifactSource(uri=uri, exists=exists), "BOUND" if exists else "PENDING"
     )
 
 
 def verify_manifest(manifest: ArtifactManifest) -> ArtifactVerification:
     """Re-hash the file a manifest points to and say whether it is still the registered one."""
-    path = manifest.location_ref.partition(":")[2]
+    path = path_of_location(manifest.location_ref)
 
     def result(
         status: str, actual_hash: str | None = None, actual_size: int | None = None

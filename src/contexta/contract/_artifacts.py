@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +20,37 @@ from contexta.contract._model import ContractModel
 from contexta.contract._refs import normalize_name
 from contexta.errors import ValidationError
 
-__all__ = ["BINDING_STATUSES", "HASH_ALGORITHMS", "ArtifactManifest", "ArtifactSource"]
+__all__ = [
+    "BINDING_STATUSES",
+    "HASH_ALGORITHMS",
+    "ArtifactManifest",
+    "ArtifactSource",
+    "location_ref_for",
+    "path_of_location",
+]
 
 HASH_ALGORITHMS = ("blake3",)
 BINDING_STATUSES = ("BOUND", "PENDING")
+
+
+def location_ref_for(path: str) -> str:
+    """The `location_ref` of the file at absolute `path`: `path:<path>`, or, for a file name whose
+    bytes are not UTF-8 (Python holds them as surrogate escapes, `os.fsdecode(b"model-\\xff.bin")`,
+    which no UTF-8 log or SQLite text can), its `file:` URI: `file:///dir/model-%FF.bin`, whose %XX
+    escapes keep every byte, so `path_of_location` finds the same file again."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file://" + urllib.parse.quote(os.fsencode(path))
+    return f"path:{path}"
+
+
+def path_of_location(location_ref: str) -> str:
+    """The file path a `location_ref` names (`path:` as written, `file:` URIs decoded byte for byte)."""
+    scheme, _, rest = location_ref.partition(":")
+    if scheme == "file":
+        return os.fsdecode(urllib.parse.unquote_to_bytes(rest.removeprefix("//")))
+    return rest
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from contexta.capture._hashing import hash_file
-from contexta.contract._artifacts import ArtifactManifest
+from contexta.contract._artifacts import ArtifactManifest, path_of_location
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import latest_execution_id
@@ -82,7 +82,7 @@ class ArtifactStore:
             )
         target = self.content_dir / manifest.hash_value[:2] / manifest.hash_value
         if not target.exists():
-            source = Path(manifest.location_ref.partition(":")[2])
+            source = Path(path_of_location(manifest.location_ref))
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
             shutil.copyfile(source, partial)
