@@ -19,7 +19,7 @@ from contexta.capture._items import ScopeContext
 from contexta.capture._metric_lines import Numbering
 from contexta.contract._timestamps import format_ns
 
-__all__ = ["BatchItems", "EntryBuilder"]
+__all__ = ["BatchItems", "EntryBuilder", "degraded_entry"]
 
 # A batch's items: raw METRIC tuples and built entries, in capture order.
 BatchItems = list[Any]
@@ -99,23 +99,10 @@ class EntryBuilder:
         raise ValueError(f"unknown capture item kind {kind!r}")
 
     def _envelope(self, record_type: str, t_ns: int, context: ScopeContext, position: int) -> dict[str, Any]:
-        numbering = self._numbering
-        return {
-            "record_ref": f"{record_ref_prefix(context, numbering.id_prefix)}{numbering.first + position}",
-            "record_type": record_type,
-            "recorded_at": numbering.recorded_at,
-            "observed_at": format_ns(t_ns),
-            **envelope_constants(context),
-        }
+        return _envelope(self._numbering, record_type, t_ns, context, position)
 
     def _record(self, payload_type: str, envelope: dict[str, Any], payload: dict[str, Any]) -> CapturedEntry:
-        return CapturedEntry(
-            "RECORD",
-            payload_type,
-            envelope["record_ref"],
-            envelope["recorded_at"],
-            {"envelope": envelope, "payload": payload},
-        )
+        return _record(payload_type, envelope, payload)
 
     def _event(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
         _, t_ns, context, key, message, level, attributes = item
@@ -159,21 +146,20 @@ class EntryBuilder:
         attributes: dict[str, Any] | None = None,
     ) -> None:
         """Append a degraded marker to `items`: how many records of `context`'s owner were lost, why, when."""
-        envelope = self._envelope("degraded", last_ns, context, len(items))
-        envelope["completeness_marker"] = "partial"
-        envelope["degradation_marker"] = "degraded"
-        payload = drop_none(
-            {
-                "reason_code": reason_code,
-                "message": message,
-                "dropped_count": dropped_count,
-                "first_observed_at": format_ns(first_ns),
-                "last_observed_at": format_ns(last_ns),
-                "attributes": attributes,
-                "subject_ref": context.owner_ref,
-            }
+        items.append(
+            degraded_entry(
+                self._numbering,
+                len(items),
+                context,
+                context.owner_ref,
+                reason_code,
+                message,
+                dropped_count,
+                first_ns,
+                last_ns,
+                attributes,
+            )
         )
-        items.append(self._record("DegradedRecord", envelope, payload))
 
     def _scope(self, item: tuple[Any, ...]) -> CapturedEntry:
         _, t_ns, context, status, started_ns, ended_ns, details = item
@@ -269,3 +255,56 @@ class EntryBuilder:
                 **details,
             }
         return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), drop_none(document))
+
+
+def _envelope(
+    numbering: Numbering, record_type: str, t_ns: int, context: ScopeContext, position: int
+) -> dict[str, Any]:
+    return {
+        "record_ref": f"{record_ref_prefix(context, numbering.id_prefix)}{numbering.first + position}",
+        "record_type": record_type,
+        "recorded_at": numbering.recorded_at,
+        "observed_at": format_ns(t_ns),
+        **envelope_constants(context),
+    }
+
+
+def _record(payload_type: str, envelope: dict[str, Any], payload: dict[str, Any]) -> CapturedEntry:
+    return CapturedEntry(
+        "RECORD",
+        payload_type,
+        envelope["record_ref"],
+        envelope["recorded_at"],
+        {"envelope": envelope, "payload": payload},
+    )
+
+
+def degraded_entry(
+    numbering: Numbering,
+    position: int,
+    context: ScopeContext,
+    subject_ref: str,
+    reason_code: str,
+    message: str,
+    dropped_count: int,
+    first_ns: int,
+    last_ns: int,
+    attributes: dict[str, Any] | None = None,
+) -> CapturedEntry:
+    """A degraded marker, record number `position` of the batch `numbering` names: how many records
+    of `context` were lost, why, and when."""
+    envelope = _envelope(numbering, "degraded", last_ns, context, position)
+    envelope["completeness_marker"] = "partial"
+    envelope["degradation_marker"] = "degraded"
+    payload = drop_none(
+        {
+            "reason_code": reason_code,
+            "message": message,
+            "dropped_count": dropped_count,
+            "first_observed_at": format_ns(first_ns),
+            "last_observed_at": format_ns(last_ns),
+            "attributes": attributes,
+            "subject_ref": subject_ref,
+        }
+    )
+    return _record("DegradedRecord", envelope, payload)

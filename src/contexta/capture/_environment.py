@@ -18,6 +18,8 @@ import subprocess
 import sys
 from typing import Any
 
+from contexta.capture._unencodable import salvaged
+
 __all__ = ["ENVIRONMENT_VARIABLES", "environment_fields"]
 
 # `email.parser` above: importlib.metadata loads it on the first `.metadata`, which would be in the
@@ -85,4 +87,6 @@ def environment_fields() -> dict[str, Any]:
     if variables:
         fields["attributes"]["environment_variables"] = variables
     fields["git_revision"] = _git_revision(os.getcwd())
-    return fields
+    # A path or variable of bytes that are not UTF-8 (held as surrogate escapes) is kept as
+    # `plain_text` gives it, so the snapshot can always be written.
+    return salvaged(fields)  # type: ignore[no-any-return]

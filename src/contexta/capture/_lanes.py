@@ -4,6 +4,11 @@ The writer builds a batch once and hands it to every lane; the lanes write in pa
 most of their time in calls that release the GIL (os.write, SQLite), so the log file, the store and
 the writer's own Python work overlap instead of taking turns. A lane holds at most two batches, which
 keeps memory bounded and pushes back on the writer when a sink is slow.
+
+A sink that fails a batch with an encoding error (TypeError, ValueError, OverflowError) is given it
+once more if the batch held records no sink can encode, now replaced (see _unencodable.py): one
+such record never costs its neighbours. The capture log replaces them as it encodes, so it is never
+given a batch twice (its lines are sent ahead to the log-writer process in order).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._sinks._base import Sink
+from contexta.capture._unencodable import ENCODING_ERRORS, Isolated
 
 __all__ = ["BatchTicket", "SinkLane"]
 
@@ -56,6 +62,7 @@ class SinkLane:
         on_refused: Callable[[Sink, CaptureBatch, Exception], None],
         on_settled: Callable[[BatchTicket], None],
         on_sink_error: Callable[[Sink, str, Exception], None],
+        on_isolated: Callable[[CaptureBatch, list[Isolated]], None] | None = None,
     ):
         self.sink = sink
         self.is_capture_log = bool(getattr(sink, "is_capture_log", False))
@@ -64,6 +71,7 @@ class SinkLane:
         self._on_refused = on_refused
         self._on_settled = on_settled
         self._on_sink_error = on_sink_error  # (sink, what it failed to do, error)
+        self._on_isolated = on_isolated  # (batch, records replaced because they cannot be encoded)
         self._pending: deque[tuple[CaptureBatch, BatchTicket] | threading.Event | None] = deque()
         self._condition = threading.Condition(threading.Lock())
         self.pending_records = 0
@@ -107,6 +115,14 @@ class SinkLane:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _write(self, batch: CaptureBatch) -> None:
+        try:
+            self.sink.write(batch)
+        except ENCODING_ERRORS:
+            if self.is_capture_log or not batch.isolate_unencodable():
+                raise
+            self.sink.write(batch)  # once more, each record no sink can encode replaced
+
     def _run(self) -> None:
         while True:
             with self._condition:
@@ -127,11 +143,13 @@ class SinkLane:
                     ticket.logged.wait()
                 refused = False
                 try:
-                    self.sink.write(batch)
+                    self._write(batch)
                 except Exception as error:
                     refused = True
                     self._on_refused(self.sink, batch, error)
                 finally:
+                    if batch.isolated and self._on_isolated is not None:
+                        self._on_isolated(batch, batch.take_isolated())
                     if self.is_capture_log:
                         ticket.log_finished()
                 if ticket.finish(refused):

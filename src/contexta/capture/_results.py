@@ -35,7 +35,8 @@ class CaptureStats:
     per key, an opening or closing of a scope is one record, and so is each marker the writer adds
     for records it lost. `queued` counts records accepted into the pipeline (still queued, being
     written, or written), `written` records every sink accepted, `failed` records in batches some
-    sink refused (parked in the outbox, or `lost` if the outbox could not keep them), `dropped`
+    sink refused (parked in the outbox, or `lost` if the outbox could not keep them) and records no
+    sink could encode (`lost` too; a degraded marker was written in the place of each), `dropped`
     records refused by the overflow policy, `pending` records still queued. Once a `flush()` has
     returned, `queued == written + failed`.
     """

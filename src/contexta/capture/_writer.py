@@ -1,8 +1,9 @@
 """The background writer: drains the queue in batches and hands each batch to every sink.
 
 It never lets a failure reach the user's program: a sink that raises gets its batch parked in the
-outbox, a record that cannot be built becomes a degraded marker, and every loss is counted, warned
-about once per sink, and reported by the next `flush()` / `close()`.
+outbox, a record that cannot be built or encoded becomes a degraded marker (see _unencodable.py),
+and every loss is counted, warned about once per sink, and reported by the next `flush()` /
+`close()`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contexta.capture._lanes import BatchTicket, SinkLane
 from contexta.capture._outbox import Outbox
 from contexta.capture._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
+from contexta.capture._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
 from contexta.errors import CaptureWarning
 
 __all__ = ["BatchWriter", "CaptureWarning"]
@@ -77,7 +79,9 @@ class BatchWriter:
     def start(self) -> None:
         self._stopping = False
         self._counter_lock = threading.Lock()
-        self.lanes = [SinkLane(sink, self._park, self._settle, self._sink_failed) for sink in self.sinks]
+        self.lanes = [
+            SinkLane(sink, self._park, self._settle, self._sink_failed, self._isolated) for sink in self.sinks
+        ]
         self._capture_log_lanes = sum(lane.is_capture_log for lane in self.lanes)
         self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)
         self._thread.start()
@@ -221,11 +225,41 @@ class BatchWriter:
                 self._error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
         return items
 
+    def _isolated(self, batch: CaptureBatch, isolated: list[Isolated]) -> None:
+        """Count and report records replaced because no sink can encode them (each once). A lost one
+        is `failed` and `lost`, and its marker a record the writer added (it is written in its place),
+        so `queued == written + failed` still holds; a kept one (a scope or artifact record written
+        with its unencodable values replaced) is written, and only reported."""
+        lost = [record for record in isolated if not record.kept]
+        with self._counter_lock:
+            self.added += len(lost)
+            self.failed += len(lost)
+            self.lost += len(lost)
+        if lost:
+            first = lost[0]
+            self._error(
+                f"{len(lost)} record(s) could not be encoded; each was replaced by a degraded record "
+                f"({REASON_CODE}). The first: a {first.payload_type} ({first.ref}): {first.error}",
+                REASON_CODE,
+            )
+        for record in isolated:
+            if record.kept:
+                self._error(
+                    f"a {record.payload_type} record of {record.ref} held values that cannot be encoded "
+                    f"({record.error}); it was written with each replaced by text saying what it was",
+                    REASON_CODE,
+                )
+
     def _park(self, sink: Sink, batch: CaptureBatch, error: Exception) -> None:
         with self._counter_lock:
             self.sink_failures[sink.name] += 1
         try:
-            path = self.outbox.park(sink.name, batch, error)
+            try:
+                path = self.outbox.park(sink.name, batch, error)
+            except ENCODING_ERRORS:  # the outbox encodes like the log: replace what cannot be, once
+                if not batch.isolate_unencodable():
+                    raise
+                path = self.outbox.park(sink.name, batch, error)
         except Exception as outbox_error:
             with self._counter_lock:
                 self.lost += len(batch)

@@ -111,11 +111,18 @@ def issues_of(facts: RunFacts) -> list[DiagnosticIssue]:
                 )
             )
     for summary in facts.degraded:
-        if summary.dropped_count:
+        if summary.reason_code == "record_unencodable":
+            effect = (
+                f"{summary.dropped_count} records held a value that cannot be written (such as an "
+                "object that is not JSON) and were not kept; each marker's message names the error"
+            )
+        elif summary.dropped_count and summary.reason_code == "capture.dropped":
             effect = (
                 f"{summary.dropped_count} items were dropped; raise CaptureConfig.queue_capacity or use "
                 "overflow='block' to keep them"
             )
+        elif summary.dropped_count:
+            effect = f"{summary.dropped_count} items were lost; each marker's message says why"
         else:
             effect = "see these records in the run snapshot for what was lost"
         issues.append(
