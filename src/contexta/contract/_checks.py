@@ -270,16 +270,19 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
         )
     if isinstance(value, Mapping):
         result: dict[str, Any] = {}
+        converted = False  # once a key was converted, two keys may have become one text
         for key, item in value.items():
-            text = _json_key(key, path)
-            if text in result:
+            if type(key) is not str or not key.isascii():
+                key = _json_key(key, path)
+                converted = True
+            if converted and key in result:
                 raise ValidationError(
-                    f"{path} has two keys that are the same text {short_repr(text)} once unpaired "
-                    "surrogates are replaced; make them distinct",
+                    f"{path} has two keys that are the same text {short_repr(key)} once converted "
+                    "(an enum member's value, unpaired surrogates replaced); make them distinct",
                     code="attributes_invalid",
                     details={"path": path},
                 )
-            result[text] = _json_value(item, f"{path}.{text}", depth + 1)
+            result[key] = _json_value(item, f"{path}.{key}", depth + 1)
         return result
     if isinstance(value, (list, tuple)):
         return [_json_value(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value)]
@@ -306,8 +309,6 @@ def _json_value(value: Any, path: str, depth: int) -> Any:
 def _json_key(key: Any, path: str) -> str:
     """An attribute key as plain text: a `str` subclass (a `StrEnum` member) is its value; a key
     that is not text at all is refused (JSON keys are strings, and `1` and `"1"` must not merge)."""
-    if type(key) is str and key.isascii():
-        return key
     if not isinstance(key, str):
         raise ValidationError(
             f"{path} has the key {short_repr(key)} (a {type(key).__name__}); attribute keys must be "
