@@ -55,7 +55,13 @@ class ArtifactVerification:
         return self.status == "verified"
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        """The fields as JSON can carry them: a path whose bytes are not UTF-8 as its `file:` URI
+        (see `location_ref_for`), since JSON text cannot hold the surrogate escapes `path` keeps."""
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        location = location_ref_for(self.path)
+        if not location.startswith("path:"):
+            fields["path"] = location
+        return fields
 
 
 def _unique_suffix(run_ref: str, kind: str, path: str) -> str:
