@@ -94,7 +94,11 @@ def test_every_kind_of_capture_counts_as_the_records_it_becomes(tmp_path: Path) 
     with _open(tmp_path, [sink]) as ctx:
         run = ctx.run("mixed")
         stage = run.stage("train")
-        ctx.flush()
+        # The environment snapshot is captured by a thread of its own: let it land before counting.
+        deadline = time.monotonic() + 60
+        while not any(entry.payload_type == "EnvironmentSnapshot" for entry in sink.entries):
+            assert time.monotonic() < deadline, "the environment snapshot never arrived"
+            ctx.flush()
         before = ctx.capture_stats()
 
         stage.metrics(TEN_KEYS, step=0)
