@@ -39,7 +39,7 @@ from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, NotFoundError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
-from contexta.store._executions import latest_execution_start
+from contexta.store._executions import holds_name_of_before, latest_execution_start
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._repair import RepairReport, rebuild_store
 
@@ -112,6 +112,7 @@ class Contexta(Investigation):
             record_non_finite=self._config.capture.non_finite == "record",
             latest_stored_execution=partial(latest_execution_start, self._database),
             live_dir=live_dir,
+            stored_before=partial(holds_name_of_before, self._database),
         )
         # Runs still open when the process ends (exit, SIGTERM, SIGHUP) close with the status that is true.
         watch(self._session, handle_signals=self._config.capture.handle_signals)

@@ -63,7 +63,7 @@ class Investigation:
     def list_deployments(
         self, project: str | None = None, run_id: str | None = None
     ) -> list[query.DeploymentRecord]:
-        return query.list_deployments(self._reads(), project, run_id)
+        return query.list_deployments(self._reads(), project, run_id, run_project=self._project)
 
     def list_artifacts(self, run_id: str) -> list[query.ArtifactRecord]:
         return query.list_artifacts(self._reads(), run_id, project=self._project)

@@ -107,10 +107,15 @@ def _lock_files(directory: Path, execution_id: str) -> list[Path]:
         return []
 
 
-def owners_alive(directory: Path, execution_id: str) -> bool | None:
+def owners_alive(directory: Path, execution_id: str, *, exclude_pid: int | None = None) -> bool | None:
     """True while some process holds a lock of `execution_id`; False when it left lock files and
-    none is held (every owner ended); None when it left none to judge by."""
-    files = _lock_files(directory, execution_id)
+    none is held (every owner ended); None when it left none to judge by. `exclude_pid` leaves out
+    the files of one process (the one asking, whose own lock says nothing about the others)."""
+    files = [
+        path
+        for path in _lock_files(directory, execution_id)
+        if exclude_pid is None or not path.name.startswith(f"{execution_id}.{exclude_pid}-")
+    ]
     if not files:
         return None
     for path in files:

@@ -91,10 +91,13 @@ class EntryBuilder:
                 format_ns(t_ns),
                 {
                     "binding_status": binding_status,
-                    "manifest": manifest.to_dict(omit_none=True),
+                    # The manifest names the execution it belongs to, so that a store rebuilt or
+                    # replayed from this line puts it there (the model ignores the extra field).
+                    "manifest": drop_none(
+                        {**manifest.to_dict(omit_none=True), "execution_id": context.execution_id}
+                    ),
                     "source": source.to_dict(),
                 },
-                execution_id=context.execution_id,
             )
         raise ValueError(f"unknown capture item kind {kind!r}")
 

@@ -61,9 +61,6 @@ class CapturedEntry(NamedTuple):
     captured_at: str
     document: dict[str, Any] | None
     metric: MetricFields | None = None
-    # The run execution an artifact registration belongs to, for the store (its log line keeps the
-    # shape SPEC §5 gives; replayed from the log, an artifact goes to its run's latest execution).
-    execution_id: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:

@@ -39,11 +39,10 @@ from contexta.contract._checks import (
 from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
 from contexta.contract._refs import (
     batch_ref,
-    deployment_ref,
     new_execution_id,
     operation_ref,
     parse_ref,
-    run_ref,
+    ref_component,
     sample_ref,
     stage_ref,
 )
@@ -207,6 +206,7 @@ class Scope:
         self._started_ns = _time_ns()
         self._ended_ns: int | None = None
         self._enqueue_lifecycle(self._started_ns)
+        session.note_opened(self)
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -745,7 +745,7 @@ def open_run(
     if not isinstance(name, str):
         raise ValidationError(f"run name must be a string, got {type(name).__name__}", code="name_invalid")
     if run_id is not None:
-        ref = run_id if run_id.startswith("run:") else run_ref(session.project, run_id)
+        ref = run_id if run_id.startswith("run:") else session.run_ref_for(run_id)
         parsed = parse_ref(ref, "run")
         if parsed.project != session.project_component:
             raise ValidationError(
@@ -753,7 +753,7 @@ def open_run(
                 code="ref_parent_mismatch",
             )
     else:
-        ref = run_ref(session.project, name)
+        ref = session.run_ref_for(name)
     execution_id = session.execution_for(ref, _time_ns(), resume=resume)
     context = ScopeContext(
         "run", ref, name, session.project_component, ref, run_ref=ref, execution_id=execution_id
@@ -786,7 +786,7 @@ def open_deployment(
         )
     if artifact_ref is not None:
         parse_ref(artifact_ref, "artifact")
-    ref = deployment_ref(session.project, name)
+    ref = f"deployment:{project}.{ref_component(name, 'deployment name')}"
     # The execution the deployment is of: the one of its run this session opened last, if any (the
     # store links it to the latest stored one otherwise).
     execution_id = None if run_ref_value is None else session.latest_execution(run_ref_value)

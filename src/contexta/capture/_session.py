@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -15,7 +16,8 @@ from contexta.capture._compiled import MetricCall
 from contexta.capture._pipeline import CapturePipeline
 from contexta.capture._redaction import redact_secrets
 from contexta.contract._checks import json_attributes
-from contexta.contract._refs import new_execution_id, ref_component
+from contexta.contract._refs import is_component, new_execution_id, normalize_name, ref_component
+from contexta.errors import ValidationError
 
 if TYPE_CHECKING:
     from contexta.capture._scopes import RunScope, Scope
@@ -27,6 +29,9 @@ CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", d
 
 # (execution id, start in ns since the epoch) of the latest stored execution of a run ref, or None.
 LatestExecution = Callable[[str], "tuple[str, int] | None"]
+# Whether the store holds (table, ref) under a name stored before typed names were kept (see
+# store/_executions.py `holds_name_of_before`), for the name typed now.
+StoredBefore = Callable[[str, str, str], bool]
 _REMEMBERED_EXECUTIONS = 4_096
 
 
@@ -41,9 +46,11 @@ class CaptureSession:
         record_non_finite: bool = True,
         latest_stored_execution: LatestExecution | None = None,
         live_dir: Path | None = None,
+        stored_before: StoredBefore | None = None,
     ):
         self.project = project  # the project's name as configured
-        self.project_component = ref_component(project, "project name")
+        self._stored_before = stored_before
+        self.project_component = self._kept_component("projects", "project", project, "project name")
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
         # NaN and infinite metric values are recorded, or refused at the call (capture.non_finite).
@@ -59,9 +66,29 @@ class CaptureSession:
         self._open_runs: dict[int, RunScope] = {}  # by id(scope): one name may be open twice
         self._open_deployments: dict[str, Scope] = {}
         self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
+        # In a forked child, the scopes it opened itself (None in the process that made the session).
+        self._opened_in_child: weakref.WeakSet[Scope] | None = None
         # run ref -> (start ns, execution id) of the latest execution this session opened.
         self._executions: dict[str, tuple[int, str]] = {}
         self.artifacts: dict[str, ArtifactRegistration] = {}
+
+    def _kept_component(self, table: str, kind: str, name: str, what: str, parent: str = "") -> str:
+        """`ref_component(name)`, except for a name not in ref form whose normalised form the store
+        already holds as a previous version stored it (see `holds_name_of_before`): it keeps that."""
+        component = ref_component(name, what)
+        if self._stored_before is None or is_component(name):
+            return component
+        try:
+            legacy = normalize_name(name, what)
+        except ValidationError:
+            return component
+        ref = f"{kind}:{parent}{legacy}"
+        return legacy if self._stored_before(table, ref, name) else component
+
+    def run_ref_for(self, name: str) -> str:
+        """The ref of a run named `name` in this session's project (see `_kept_component`)."""
+        component = self._kept_component("runs", "run", name, "run name", f"{self.project_component}.")
+        return f"run:{self.project_component}.{component}"
 
     def execution_for(self, run_ref: str, started_ns: int, *, resume: bool) -> str:
         """The execution a run opening now belongs to: a new one, or with `resume` the latest one
@@ -104,9 +131,14 @@ class CaptureSession:
         return redact_secrets(checked) if self.redact_secrets else checked
 
     def add_run(self, run: RunScope) -> list[RunScope]:
-        """Register an open run; returns the runs of the same ref already open in this session."""
+        """Register an open run; returns the runs of the same ref already open in this process (a
+        forked child's inherited runs are its parent's, not open here)."""
         with self._lock:
-            others = [open_run for open_run in self._open_runs.values() if open_run.ref == run.ref]
+            others = [
+                open_run
+                for open_run in self._open_runs.values()
+                if open_run.ref == run.ref and id(open_run) not in self._inherited
+            ]
             self._open_runs[id(run)] = run
         return others
 
@@ -140,10 +172,26 @@ class CaptureSession:
             return [*self._open_runs.values(), *self._open_deployments.values()]
 
     def owned_top_level(self) -> list[Scope]:
-        """The open runs and deployments this process opened: a forked child never ends its parent's."""
-        return [scope for scope in self.open_top_level() if id(scope) not in self._inherited]
+        """The open scopes this process must end when it ends: the runs and deployments it opened
+        and, in a forked child (a DataLoader worker), the outermost scopes it opened inside its
+        parent's (a sample of the parent's stage); never a scope the parent opened."""
+        owned = [scope for scope in self.open_top_level() if id(scope) not in self._inherited]
+        opened_here = self._opened_in_child
+        if opened_here is not None:
+            owned += [
+                scope
+                for scope in list(opened_here)
+                if scope.status == "open" and scope.parent is not None and scope.parent not in opened_here
+            ]
+        return owned
+
+    def note_opened(self, scope: Scope) -> None:
+        """A scope opened: in a forked child, remembered so the child ends what it opened itself."""
+        if self._opened_in_child is not None:
+            self._opened_in_child.add(scope)
 
     def after_fork_in_child(self) -> None:
         """The runs open at fork belong to the parent; a lock another thread held then is free here."""
         self._lock = threading.RLock()
         self._inherited = frozenset(map(id, [*self._open_runs.values(), *self._open_deployments.values()]))
+        self._opened_in_child = weakref.WeakSet()

@@ -187,7 +187,6 @@ def _record_marker(entry: CapturedEntry, position: int, error: str) -> tuple[Cap
         ref,
         entry.captured_at,
         {"envelope": marker_envelope, "payload": payload},
-        execution_id=entry.execution_id,
     )
     return marker, Isolated(position, entry.payload_type, ref, error, False)
 

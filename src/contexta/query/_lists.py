@@ -117,12 +117,19 @@ def list_samples(
 
 
 def list_deployments(
-    db: StoreDatabase, project: str | None = None, run_id: str | None = None
+    db: StoreDatabase,
+    project: str | None = None,
+    run_id: str | None = None,
+    *,
+    run_project: str | None = None,
 ) -> list[DeploymentRecord]:
-    """Deployments (of a project, of a run's execution, or all), oldest first by start time."""
+    """Deployments (of a project, of a run's execution, or all), oldest first by start time; a bare
+    run name is looked up in `project`, else `run_project`, first."""
     project_ref = None if project is None else project_filter_ref(project)
     with db.read() as connection:
-        execution = None if run_id is None else find_run(connection, run_id, project).execution_id
+        execution = (
+            None if run_id is None else find_run(connection, run_id, project or run_project).execution_id
+        )
         return fetch_deployments(connection, project_ref=project_ref, execution_id=execution)
 
 

@@ -84,7 +84,7 @@ class ProjectRecord(ReadModel):
 @dataclass(frozen=True, slots=True)
 class RunRecord(ReadModel):
     """One execution of a run. `run_id` names it in every query: the run ref for the latest
-    execution, `run:p.r@n` for the n-th (by start) of an earlier one; `name` is the name as typed."""
+    execution, `run:p.r@n` for an earlier one (the n-th stored); `name` is the name as typed."""
 
     run_id: str
     project_name: str
@@ -102,7 +102,7 @@ class RunRecord(ReadModel):
     end_reason: str | None = None
     failure: dict[str, Any] | None = None  # {"type", "message", "traceback"} of what ended it
     execution_id: str | None = None
-    execution_number: int = 1  # its place among the run's executions by start, from 1
+    execution_number: int = 1  # the order it was stored in among the run's executions, from 1
     latest: bool = True  # whether the run ref names it
 
     @property

@@ -111,7 +111,7 @@ class RunTarget(NamedTuple):
 
     execution_id: str
     run_ref: str
-    number: int  # its place among the run's executions by start, from 1
+    number: int  # the order it was stored in among the run's executions, from 1
     latest: bool  # whether it started last (the run ref names it)
 
     @property
@@ -184,6 +184,21 @@ def _refs_named(connection: sqlite3.Connection, text: str) -> list[str]:
     return []
 
 
+def _stored_run_ref(connection: sqlite3.Connection, text: str) -> tuple[str, str | None] | None:
+    """(run ref, execution selector) when `text` is the full ref of a stored run, with or without
+    `@...`: a ref always means its run, even if some run was typed with that text as its name."""
+    if not text.startswith("run:"):
+        return None
+    base, at, after = text.rpartition("@") if "@" in text else (text, "", "")
+    try:
+        ref = parse_ref(base.strip(), "run").ref
+    except ValidationError:
+        return None
+    if connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone() is None:
+        return None
+    return ref, (after.strip() if at else None)
+
+
 def _looks_like_a_ref(text: str) -> bool:
     """`kind:...` with a kind refs have (a typed name such as `lr:0.1` is a name, not a ref)."""
     kind, colon, _ = text.partition(":")
@@ -246,11 +261,18 @@ def _execution(connection: sqlite3.Connection, run_ref: str, selector: str | Non
 
 def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = None) -> RunTarget:
     """The execution `run_id` names: a run's name as typed, `run:p.r` or a bare ref component (the
-    latest execution), `...@n` (the n-th, from 1, by start) or `...@<execution id>`."""
+    latest execution), `...@n` (the n-th stored, from 1) or `...@<execution id>`."""
     text = _text(run_id, "run id")
-    # A name as typed is matched whole first: it may itself hold '@', ':' or surrounding spaces.
-    typed = _runs_typed(connection, run_id) or (_runs_typed(connection, text) if text != run_id else [])
-    if typed:
+    stored_ref = _stored_run_ref(connection, text)
+    # A name as typed is matched whole next: it may itself hold '@', ':' or surrounding spaces.
+    typed = (
+        []
+        if stored_ref
+        else _runs_typed(connection, run_id) or (_runs_typed(connection, text) if text != run_id else [])
+    )
+    if stored_ref is not None:
+        run_ref, selector = stored_ref
+    elif typed:
         run_ref, selector = _chosen(typed, text, project), None
     else:
         base, at, after = text.rpartition("@") if "@" in text else (text, "", "")

@@ -2,8 +2,10 @@
 
 `put_*` upserts a validated contract model and refuses one whose parent is not stored (naming the
 missing parent), so hand-written history has the same shape as captured history. A run ref names
-the latest execution of the run: hand-written history updates it (creating the first), and `get_*` /
-`list_*` read it; earlier executions are read through the queries (`ctx.list_runs(all_executions=True)`).
+the latest execution of the run for `get_*` / `list_*`; earlier executions are read through the
+queries (`ctx.list_runs(all_executions=True)`). A run written by hand is the execution of its ref
+that started at its `started_at`; a stage, batch, sample, environment or deployment written by hand
+belongs to the execution of its run that had started by its own time (else the latest).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from contexta.contract._refs import new_execution_id, parse_ref
 from contexta.contract._timestamps import instant_key
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
-from contexta.store._executions import latest_execution_id
+from contexta.store._executions import execution_started_by, latest_execution_id
 from contexta.store._tables import TABLES, Table
 
 __all__ = [
@@ -63,10 +65,14 @@ def require_parent(connection: sqlite3.Connection, what: str, ref: str | None) -
         )
 
 
-def _latest_execution(connection: sqlite3.Connection, run_ref: str) -> str:
-    """The execution hand-written history of `run_ref` goes to: its latest (NotFoundError if none)."""
+def _execution_at(connection: sqlite3.Connection, run_ref: str, at: str | None) -> str:
+    """The execution hand-written history of `run_ref` at time `at` goes to: the one that had started
+    by then (history can be written for an earlier execution), else the latest; NotFoundError when
+    the run is not stored."""
     require_parent(connection, "run_ref", run_ref)
-    execution = latest_execution_id(connection, run_ref)
+    execution = None if at is None else execution_started_by(connection, run_ref, at)
+    if execution is None:
+        execution = latest_execution_id(connection, run_ref)
     assert execution is not None
     return execution
 
@@ -118,11 +124,13 @@ class _Repository:
                 require_parent(connection, what, ref)
             self._table.upsert(connection, model.to_dict())
 
-    def _put_owned(self, model: ContractModel, run_ref: str, scopes: dict[str, str | None]) -> None:
-        """Upsert a model a run owns into the run's latest execution; `scopes` (stage_ref / batch_ref
-        -> ref) must be stored there already."""
+    def _put_owned(
+        self, model: ContractModel, run_ref: str, at: str | None, scopes: dict[str, str | None]
+    ) -> None:
+        """Upsert a model a run owns into the execution of the run that had started by `at` (the
+        model's own time); `scopes` (stage_ref / batch_ref -> ref) must be stored there already."""
         with self._database.transaction() as connection:
-            execution = _latest_execution(connection, run_ref)
+            execution = _execution_at(connection, run_ref, at)
             for column, ref in scopes.items():
                 if ref is not None:
                     _require_scope(connection, _SCOPE_TABLES[column], column, execution, ref)
@@ -221,7 +229,7 @@ class StageRepository(_Repository):
 
     def put_stage_execution(self, stage: StageExecution) -> None:
         self._check(stage, StageExecution)
-        self._put_owned(stage, stage.run_ref, {})
+        self._put_owned(stage, stage.run_ref, stage.started_at, {})
 
     def get_stage_execution(self, stage_ref: str) -> StageExecution:
         return self._get(stage_ref, StageExecution, "stage_ref")
@@ -235,7 +243,7 @@ class BatchRepository(_Repository):
 
     def put_batch_execution(self, batch: BatchExecution) -> None:
         self._check(batch, BatchExecution)
-        self._put_owned(batch, batch.run_ref, {"stage_ref": batch.stage_execution_ref})
+        self._put_owned(batch, batch.run_ref, batch.started_at, {"stage_ref": batch.stage_execution_ref})
 
     def get_batch_execution(self, batch_ref: str) -> BatchExecution:
         return self._get(batch_ref, BatchExecution, "batch_ref")
@@ -255,6 +263,7 @@ class SampleRepository(_Repository):
         self._put_owned(
             sample,
             sample.run_ref,
+            sample.observed_at,
             {"stage_ref": sample.stage_execution_ref, "batch_ref": sample.batch_execution_ref},
         )
 
@@ -275,7 +284,9 @@ class DeploymentRepository(_Repository):
             require_parent(connection, "project_ref", deployment.project_ref)
             fields = deployment.to_dict()
             if deployment.run_ref is not None:
-                fields["run_execution_id"] = _latest_execution(connection, deployment.run_ref)
+                fields["run_execution_id"] = _execution_at(
+                    connection, deployment.run_ref, deployment.started_at
+                )
             self._table.upsert(connection, fields)
 
     def get_deployment_execution(self, deployment_ref: str) -> DeploymentExecution:
@@ -292,7 +303,7 @@ class EnvironmentRepository(_Repository):
 
     def put_environment_snapshot(self, snapshot: EnvironmentSnapshot) -> None:
         self._check(snapshot, EnvironmentSnapshot)
-        self._put_owned(snapshot, snapshot.run_ref, {})
+        self._put_owned(snapshot, snapshot.run_ref, snapshot.captured_at, {})
 
     def get_environment_snapshot(self, run_ref: str) -> EnvironmentSnapshot:
         return self._get(run_ref, EnvironmentSnapshot, "run_ref")

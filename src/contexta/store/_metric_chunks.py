@@ -110,9 +110,9 @@ def _identity(
     )
 
 
-# The execution a record document belongs to, given its run ref and the execution its record ref
-# names (None when it names none): that one if the run has it, else the run's latest ('' for none).
-ExecutionOf = Callable[[str | None, str | None], str]
+# The execution a record document belongs to, given its run ref, the execution its record ref names
+# (None when it names none) and its time (see store/_executions.py `ExecutionResolver`).
+ExecutionOf = Callable[[str | None, str | None, str | None], str]
 
 
 def _extras(fields: dict[str, Any], defaults: dict[str, Any]) -> str:
@@ -176,7 +176,9 @@ def _record_identity(document: dict[str, Any], execution_of: ExecutionOf) -> Ser
         "tags": None,
         "value_type": stored_type,
     }
-    execution_id = execution_of(envelope.get("run_ref"), execution_of_record_ref(envelope["record_ref"]))
+    execution_id = execution_of(
+        envelope.get("run_ref"), execution_of_record_ref(envelope["record_ref"]), envelope.get("observed_at")
+    )
     return _identity(
         execution_id, refs, payload["metric_key"], stored_type, payload.get("unit"), _extras(fields, defaults)
     )
@@ -276,7 +278,7 @@ class SeriesCache:
         self.connection = None
 
 
-def _no_execution(run_ref: str | None, claimed: str | None) -> str:
+def _no_execution(run_ref: str | None, claimed: str | None, at: str | None) -> str:
     return ""
 
 

@@ -42,8 +42,8 @@ def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[A
 
 def store_record_documents(connection: sqlite3.Connection, documents: Sequence[dict[str, Any]]) -> None:
     """Store records given as `{"envelope": ..., "payload": ...}` documents, in this order, as they are
-    (refs and timestamps kept exactly); the caller has checked them. Each belongs to the latest
-    execution of its run (a hand-written record names the run, not an execution)."""
+    (refs and timestamps kept exactly); the caller has checked them. A record written by hand names
+    its run, not an execution: it belongs to the execution that had started by its `observed_at`."""
     if not documents:
         return
     seq_base = reserve_seq(connection, len(documents))
@@ -55,7 +55,7 @@ def store_record_documents(connection: sqlite3.Connection, documents: Sequence[d
             metrics.add_record(position, document)
         else:
             row = record_row_from_payload(document, seq_base + position)
-            row[-2] = execution_of(row[3], row[-2])
+            row[-2] = execution_of(row[3], row[-2], row[8])  # run ref, claimed execution, observed_at
             rows.append(row)
     metrics.write(connection, seq_base, None)
     insert_record_rows(connection, rows)

@@ -191,10 +191,38 @@ def mark_interrupted_runs(
                 close_interrupted_deployment(connection, deployment_ref)
             if live_dir is not None:
                 remove_owner_locks(live_dir, owner_id)
+    _close_scopes_left_in_ended_runs(database, live_dir, host)
     if live_dir is not None:
         open_owners = {row[0] for row in candidates} | {row[1] for row in deployments}
         _sweep_lock_files(live_dir, open_owners)
     return marked
+
+
+def _close_scopes_left_in_ended_runs(database: StoreDatabase, live_dir: Path | None, host: str) -> None:
+    """Close what ended runs still hold open: scopes a forked worker opened in its parent's run and
+    never closed (it was killed, or the parent ended first). Nobody can close them any more once the
+    run has ended and no process holds its lock; they end `failed` / `interrupted` at the later of
+    their start and the run's end."""
+    with database.read() as connection:
+        ended = connection.execute(
+            "SELECT DISTINCT runs.execution_id, runs.owner_pid, runs.owner_host, runs.ended_at FROM runs "
+            "JOIN (SELECT execution_id FROM stages WHERE status = 'open' UNION "
+            "SELECT execution_id FROM batches WHERE status = 'open' UNION "
+            "SELECT execution_id FROM samples WHERE status = 'open' UNION "
+            "SELECT execution_id FROM operations WHERE status = 'open') AS left_open "
+            "ON left_open.execution_id = runs.execution_id WHERE runs.status != 'open'"
+        ).fetchall()
+    for execution_id, pid, owner_host, run_ended in ended:
+        if owner_alive(live_dir, execution_id, pid, owner_host, host) is True:
+            continue  # a process still captures into it (it resumed the run)
+        with database.transaction() as connection:
+            for table, start in _SCOPE_STARTS.items():
+                connection.execute(
+                    f"UPDATE {table} SET status = 'failed', end_reason = ?, ended_at = CASE "
+                    f"WHEN ? IS NOT NULL AND ? > {start} THEN ? ELSE {start} END "
+                    "WHERE execution_id = ? AND status = 'open'",
+                    (INTERRUPTED, run_ended, run_ended, run_ended, execution_id),
+                )
 
 
 def _sweep_lock_files(live_dir: Path, open_owners: set[str]) -> None:

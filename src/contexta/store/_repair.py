@@ -63,7 +63,7 @@ def _lines(path: Path, rank: int, skipped: list[int]) -> Iterator[tuple[str, int
 
 
 def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple[int, ...]], int, int]:
-    sink = StoreSink(database, name="repair")
+    sink = StoreSink(database, name="repair", warn_open_elsewhere=False)
     skipped: dict[str, list[int]] = {name: [] for name in _LOG_FILES}
     streams = [_lines(capture_dir / name, rank, skipped[name]) for rank, name in enumerate(_LOG_FILES)]
     records = artifacts = 0

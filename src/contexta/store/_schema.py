@@ -222,14 +222,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 # Why a scope ended, the exception if one did, and its name as typed (`name` holds the ref component).
 _SCOPE_COLUMNS = "end_reason TEXT, failure TEXT, display_name TEXT"
 
-# What the numbering triggers set on every execution of a run ref.
-_NUMBERING = (
-    "execution_number = (SELECT count(*) FROM runs AS other WHERE other.run_ref = runs.run_ref AND "
-    "(other.started_key < runs.started_key OR "
-    "(other.started_key = runs.started_key AND other.rowid <= runs.rowid))), "
-    "latest = NOT EXISTS (SELECT 1 FROM runs AS other WHERE other.run_ref = runs.run_ref AND "
-    "(other.started_key > runs.started_key OR "
-    "(other.started_key = runs.started_key AND other.rowid > runs.rowid)))"
+# The latest execution of a run ref is the one that started last (ties: the one stored last).
+_LATEST_OF_NEW = (
+    "(SELECT rowid FROM runs AS other WHERE other.run_ref = NEW.run_ref "
+    "ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1)"
 )
 
 _SCHEMA_2 = (
@@ -262,6 +258,9 @@ _SCHEMA_2 = (
         SELECT 'v1-' || rowid, run_ref, project_ref, name, status, started_at, ended_at, description,
         dataset_ref, code_revision, tags, metadata, config_snapshot, owner_pid, owner_host, started_key,
         end_reason FROM runs ORDER BY rowid""",
+    # Every row below is matched to its execution by run_ref: without this index the copies below
+    # take minutes on a store of thousands of runs (a scan of runs_2 per row).
+    "CREATE INDEX runs_2_by_ref ON runs_2(run_ref)",
     f"""CREATE TABLE stages_2(
         execution_id TEXT NOT NULL,
         stage_ref TEXT NOT NULL,
@@ -364,7 +363,8 @@ _SCHEMA_2 = (
     """INSERT INTO operations_2 SELECT coalesce(r.execution_id, ''), o.operation_ref, o.run_ref,
         o.stage_ref, o.name, o.status, o.started_at, o.ended_at, NULL, NULL, NULL
         FROM operations o LEFT JOIN runs_2 r ON r.run_ref = o.run_ref ORDER BY o.rowid""",
-    """INSERT INTO environments_2 SELECT coalesce(r.execution_id, ''), e.run_ref, e.captured_at,
+    """INSERT INTO environments_2 SELECT coalesce(r.execution_id, 'v1-orphan-' || e.rowid), e.run_ref,
+        e.captured_at,
         e.python_version, e.platform, e.packages, e.git_revision, e.attributes
         FROM environments e LEFT JOIN runs_2 r ON r.run_ref = e.run_ref ORDER BY e.rowid""",
     """INSERT INTO metric_series_2 (series_id, execution_id, run_ref, stage_ref, batch_ref, sample_ref,
@@ -436,20 +436,25 @@ _SCHEMA_2 = (
     "CREATE INDEX artifacts_by_ref ON artifacts(artifact_ref)",
     "CREATE INDEX artifacts_by_hash ON artifacts(hash_value)",
     "CREATE INDEX runs_latest ON runs(latest, started_key)",
-    # Executions are numbered in start order per run ref (`run@2` is the second) and the last is the
-    # latest: kept on every row by triggers, whoever writes the table, so a listing of 10,000 runs
-    # reads columns instead of numbering them (a window over every run tripled its time).
-    f"UPDATE runs SET {_NUMBERING}",
-    *(
-        f"""CREATE TRIGGER runs_numbered_after_{name} AFTER {event} ON runs BEGIN
-            UPDATE runs SET {_NUMBERING} WHERE run_ref = NEW.run_ref;
-        END"""
-        for name, event in (("insert", "INSERT"), ("update", "UPDATE OF run_ref, started_key"))
-    ),
-    """CREATE TRIGGER runs_renumbered_after_delete AFTER DELETE ON runs BEGIN
-        UPDATE runs SET """
-    + _NUMBERING
-    + """ WHERE run_ref = OLD.run_ref;
+    "CREATE INDEX runs_by_number ON runs(run_ref, execution_number)",
+    "CREATE INDEX runs_by_display_name ON runs(display_name) WHERE display_name IS NOT NULL",
+    # Executions are numbered in the order they are stored (`run@2` is the second: a number handed
+    # out never changes meaning, whatever starts or clocks later runs have), and the one that started
+    # last is marked latest (what `run:p.r` names). Triggers keep both, whoever writes the table, in
+    # a few index lookups per insert, so a listing reads columns instead of numbering runs.
+    """CREATE TRIGGER runs_numbered_after_insert AFTER INSERT ON runs BEGIN
+        UPDATE runs SET execution_number = 1 + coalesce((SELECT max(execution_number) FROM runs AS other
+            WHERE other.run_ref = NEW.run_ref AND other.rowid != NEW.rowid), 0)
+        WHERE rowid = NEW.rowid;
+        UPDATE runs SET latest = (rowid = """
+    + _LATEST_OF_NEW
+    + """) WHERE run_ref = NEW.run_ref AND (latest OR rowid = NEW.rowid);
+    END""",
+    # A start written again by hand (put_run) may change which one is latest.
+    """CREATE TRIGGER runs_latest_after_update AFTER UPDATE OF started_key ON runs BEGIN
+        UPDATE runs SET latest = (rowid = """
+    + _LATEST_OF_NEW
+    + """) WHERE run_ref = NEW.run_ref;
     END""",
 )
 

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from contexta._liveness import owners_alive
 from contexta.capture._batch import CaptureBatch
 from contexta.contract._refs import new_execution_id
 from contexta.contract._timestamps import instant_key
@@ -31,19 +32,32 @@ _RUN_COLUMNS = (
 )
 # A captured run row: inserted when an execution opens; a resumed execution reopens (the arguments
 # its resume gave replace the earlier ones, the others stay) and takes a new owner; a close sets the
-# ending. The start never moves: it is when the execution began.
+# ending. The start never moves: it is when the execution began. Two guards (the last parameters):
+# an opening that is not a resume never reopens an execution that ended (a batch replayed from the
+# outbox after the close), and a close leaves an execution open while another process still
+# captures into it (it was resumed there).
+_RUN_WIDTH = len(_RUN_COLUMNS.split(", "))
+_KEEP = f"?{_RUN_WIDTH + 1}"  # the guard: keep the stored status and ending
 _PUT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * len(_RUN_COLUMNS.split(', ')))}) "
-    "ON CONFLICT (execution_id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
-    "end_reason = excluded.end_reason, failure = excluded.failure, "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * _RUN_WIDTH)}) "
+    "ON CONFLICT (execution_id) DO UPDATE SET "
+    f"status = CASE WHEN {_KEEP} THEN status ELSE excluded.status END, "
+    f"ended_at = CASE WHEN {_KEEP} THEN ended_at ELSE excluded.ended_at END, "
+    f"end_reason = CASE WHEN {_KEEP} THEN end_reason ELSE excluded.end_reason END, "
+    f"failure = CASE WHEN {_KEEP} THEN failure ELSE excluded.failure END, "
+    # A name typed now for an execution stored without one (by a previous version) is kept.
+    "display_name = coalesce(display_name, excluded.display_name), "
     "description = coalesce(excluded.description, description), "
     "dataset_ref = coalesce(excluded.dataset_ref, dataset_ref), "
     "code_revision = coalesce(excluded.code_revision, code_revision), "
     "tags = coalesce(excluded.tags, tags), metadata = coalesce(excluded.metadata, metadata), "
     "config_snapshot = coalesce(excluded.config_snapshot, config_snapshot), "
-    "owner_pid = CASE WHEN excluded.status = 'open' THEN excluded.owner_pid ELSE owner_pid END, "
-    "owner_host = CASE WHEN excluded.status = 'open' THEN excluded.owner_host ELSE owner_host END, "
-    "owner_lock = CASE WHEN excluded.status = 'open' THEN excluded.owner_lock ELSE owner_lock END"
+    f"owner_pid = CASE WHEN excluded.status = 'open' AND NOT {_KEEP} THEN excluded.owner_pid "
+    "ELSE owner_pid END, "
+    f"owner_host = CASE WHEN excluded.status = 'open' AND NOT {_KEEP} THEN excluded.owner_host "
+    "ELSE owner_host END, "
+    f"owner_lock = CASE WHEN excluded.status = 'open' AND NOT {_KEEP} THEN excluded.owner_lock "
+    "ELSE owner_lock END"
 )
 
 
@@ -62,14 +76,22 @@ class StoreSink:
     after_capture_log = True
 
     def __init__(
-        self, database: StoreDatabase, *, name: str = "canonical-store", live_dir: Path | None = None
+        self,
+        database: StoreDatabase,
+        *,
+        name: str = "canonical-store",
+        live_dir: Path | None = None,
+        warn_open_elsewhere: bool = True,
     ):
         self.name = name
         self.database = database
         self._host = socket.gethostname()
         self._live_dir = live_dir  # where capturing processes hold their owner locks
+        self._warn_open_elsewhere = warn_open_elsewhere  # off when replaying history (repair)
         self._series = SeriesCache()
         self._warned: set[str] = set()
+        # Execution ids a replayed log uses for executions this store holds under other ids.
+        self._aliases: dict[str, str] = {}
 
     def write(self, batch: CaptureBatch) -> None:
         try:
@@ -86,7 +108,7 @@ class StoreSink:
                 return
             seq_base = reserve_seq(connection, len(items))
 
-            execution_of = ExecutionResolver(connection)
+            execution_of = ExecutionResolver(connection, self._aliases)
 
             metrics = MetricChunkWriter(self._series, execution_of)
             rows: list[list[Any]] = []
@@ -99,7 +121,7 @@ class StoreSink:
                         metrics.add_record(position, item.payload)
                     else:
                         row = record_row_from_payload(item.payload, seq_base + position)
-                        row[-2] = execution_of(row[3], row[-2])
+                        row[-2] = execution_of(row[3], row[-2], row[8])  # run, claimed execution, time
                         rows.append(row)
                 elif family == "CONTEXT":
                     if item.payload_type == "Run":
@@ -112,7 +134,12 @@ class StoreSink:
                     manifest = payload["manifest"]
                     TABLES["artifacts"].upsert(
                         connection,
-                        {**manifest, "execution_id": execution_of(manifest["run_ref"], item.execution_id)},
+                        {
+                            **manifest,
+                            "execution_id": execution_of(
+                                manifest["run_ref"], manifest.get("execution_id"), manifest.get("created_at")
+                            ),
+                        },
                         binding_status=payload["binding_status"],
                         source_exists=int(bool(payload["source"].get("exists"))),
                     )
@@ -153,20 +180,33 @@ class StoreSink:
         if payload_type == "DeploymentExecution":
             self._ensure_project(connection, document["project_ref"], document["started_at"])
             if document.get("run_ref") is not None:
-                execution = execution_of(document["run_ref"], document.get("run_execution_id"))
+                execution = execution_of(
+                    document["run_ref"], document.get("run_execution_id"), document.get("started_at")
+                )
                 document = {**document, "run_execution_id": execution}
+        elif "execution_id" in table.key and document.get("execution_id") in self._aliases:
+            document = {**document, "execution_id": self._aliases[document["execution_id"]]}
         elif "execution_id" in table.key and document.get("execution_id") is None:
-            document = {**document, "execution_id": execution_of(document.get("run_ref"), None)}
+            at = document.get("started_at") or document.get("observed_at") or document.get("captured_at")
+            document = {**document, "execution_id": execution_of(document.get("run_ref"), None, at)}
         table.upsert(connection, document)
 
     def _put_run(self, connection: sqlite3.Connection, document: dict[str, Any]) -> None:
         self._ensure_project(
             connection, document["project_ref"], document["started_at"], document.get("project_name")
         )
-        execution_id = document.get("execution_id") or self._execution_of_old_run(connection, document)
+        run_ref, resumed = document["run_ref"], bool(document.get("resumed"))
+        execution_id = self._execution_of_run_document(connection, document)
         opening = document["status"] == "open"
-        if opening and not document.get("resumed"):
-            self._warn_if_open_elsewhere(connection, document["run_ref"], execution_id)
+        if opening and not resumed and self._warn_open_elsewhere:
+            self._warn_if_open_elsewhere(connection, run_ref, execution_id)
+        if opening:
+            stored = connection.execute(
+                "SELECT status FROM runs WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            keep = stored is not None and stored[0] != "open" and not resumed
+        else:
+            keep = self._captured_elsewhere(execution_id)
         connection.execute(
             _PUT_RUN,
             (
@@ -190,17 +230,38 @@ class StoreSink:
                 instant_key(document["started_at"]),
                 document.get("end_reason"),
                 dumps_or_none(document.get("failure")),
+                int(keep),
             ),
         )
 
-    @staticmethod
-    def _execution_of_old_run(connection: sqlite3.Connection, document: dict[str, Any]) -> str:
-        """A run document from a capture log written before executions: each opening (but a resume)
-        starts a new execution, everything else belongs to the latest one."""
-        latest = latest_execution_id(connection, document["run_ref"])
+    def _execution_of_run_document(self, connection: sqlite3.Connection, document: dict[str, Any]) -> str:
+        """The execution a run document is of. A document from a log written before executions names
+        none: each opening (but a resume) starts a new execution, the rest belongs to the latest. A
+        resume naming an execution this store does not hold (one a migrated store knew by the id it
+        gave it) joins the latest execution of its run, and its id is kept as an alias of that one."""
+        run_ref, claimed = document["run_ref"], document.get("execution_id")
+        if claimed is not None:
+            claimed = self._aliases.get(claimed, claimed)
+        if claimed is not None and not document.get("resumed"):
+            return str(claimed)
+        if (
+            claimed is not None
+            and connection.execute("SELECT 1 FROM runs WHERE execution_id = ?", (claimed,)).fetchone()
+        ):
+            return str(claimed)
+        latest = latest_execution_id(connection, run_ref)
         if latest is None or (document["status"] == "open" and not document.get("resumed")):
-            return new_execution_id()
+            return str(claimed) if claimed is not None else new_execution_id()
+        if claimed is not None:
+            self._aliases[claimed] = latest
         return latest
+
+    def _captured_elsewhere(self, execution_id: str) -> bool:
+        """True while another process still holds an owner lock of the execution (it resumed it):
+        this process's close must not end it under that process."""
+        if self._live_dir is None:
+            return False
+        return owners_alive(self._live_dir, execution_id, exclude_pid=os.getpid()) is True
 
     def _warn_if_open_elsewhere(
         self, connection: sqlite3.Connection, run_ref: str, execution_id: str
