@@ -83,9 +83,9 @@ def test_a_deleted_store_is_recreated_with_the_open_run_and_everything_after(tmp
     assert _integrity(workspace) == "ok"
 
 
-def test_a_store_renamed_away_leaves_no_stale_write_ahead_log_behind(tmp_path: Path) -> None:
-    # `mv contexta.db elsewhere` leaves the -wal and -shm of the moved file at the path: a store created
-    # there must not pick up their pages (SQLite would replay them over the new, empty file).
+def test_a_store_renamed_away_is_created_anew_and_stays_intact(tmp_path: Path) -> None:
+    # `mv contexta.db elsewhere` leaves the -wal and -shm of the moved file at the path; the store
+    # created there sets them aside rather than letting SQLite pair them with the new file.
     workspace = tmp_path / ".contexta"
     ctx = Contexta(workspace=workspace, config=_CONFIG)
     with warnings.catch_warnings():
