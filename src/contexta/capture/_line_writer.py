@@ -16,6 +16,7 @@ cut short (the parent died mid-write) is discarded; end of input ends the child.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import queue
@@ -159,6 +160,87 @@ def terminate_torn_tail(fd: int) -> None:
         os.write(fd, b"\n")
 
 
+# -- following the file at the path ------------------------------------------------------------
+
+# Appends that may each find their file deleted before one stays on disk (a loop deleting the log
+# as fast as it is recreated would otherwise hold the writer forever).
+_MAX_REOPENS = 3
+
+
+def open_log(path: str) -> int:
+    """Open the log file at `path` for appending, creating it (and its directory) if it is missing.
+    Read-write, not write-only, so the torn-tail check can read the last byte."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def names_file(path: str, fd: int) -> bool:
+    """True while `path` names the file open at `fd`; False once it was renamed away (a log rotated
+    by logrotate or `mv`), deleted, or replaced by another file."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return named.st_ino == opened.st_ino and named.st_dev == opened.st_dev
+
+
+class FollowedLog:
+    """One capture-log file held open for appending, that follows its path.
+
+    A descriptor keeps writing to the file it was opened on: after `mv record.jsonl record.jsonl.1`
+    (logrotate's default) or `rm record.jsonl`, lines would go to the rotated file, or to a deleted
+    one that no reader will ever see, while every append still succeeds. So each append first checks
+    (two stat calls) that the path still names the open file, and reopens the path when it does not;
+    and an append that landed in a file deleted meanwhile is written again at the path. An append
+    that returns is on disk, at the path or in the file the path named a moment before.
+    """
+
+    def __init__(self, path: str, *, sync_before_leaving: bool = False):
+        self.path = path
+        self.fd = open_log(path)
+        self._sync_before_leaving = sync_before_leaving  # durability="fsync": what went there is kept
+
+    def append(self, data: bytes, torn: bool) -> None:
+        """`append_whole(data)` to the file the path names now (`torn` as there; a file opened anew
+        is always checked for a torn tail, since another process may have written it)."""
+        for _ in range(_MAX_REOPENS):
+            if self.follow():
+                torn = True
+            append_whole(self.fd, data, torn)
+            if os.fstat(self.fd).st_nlink:
+                return
+            torn = True  # deleted under us: what we wrote is gone; write it again where readers look
+        raise _refused(
+            OSError(errno.ENOENT, f"{self.path} was deleted again during each of {_MAX_REOPENS} appends"),
+            False,
+        )
+
+    def follow(self) -> bool:
+        """Reopen the path if it no longer names the open file; True if it did."""
+        try:
+            if names_file(self.path, self.fd):
+                return False
+            fresh = open_log(self.path)
+        except OSError as error:
+            raise _refused(error, False) from error
+        old, self.fd = self.fd, fresh
+        try:
+            if self._sync_before_leaving:
+                os.fsync(old)
+        except OSError:
+            pass
+        finally:
+            os.close(old)
+        return True
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
 # -- the log-writer process --------------------------------------------------------------------
 
 
@@ -198,9 +280,9 @@ def main(path: str) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, writes fail with EFBIG instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    log = FollowedLog(path)
     assembled: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=2)
-    appender = threading.Thread(target=_append_and_answer, args=(fd, assembled))
+    appender = threading.Thread(target=_append_and_answer, args=(log, assembled))
     appender.start()
     _tell_parent(READY)
     while True:
@@ -216,14 +298,14 @@ def main(path: str) -> None:
     appender.join()
 
 
-def _append_and_answer(fd: int, assembled: queue.Queue[bytes | Exception | None]) -> None:
+def _append_and_answer(log: FollowedLog, assembled: queue.Queue[bytes | Exception | None]) -> None:
     torn = True  # the parent may have written before: make sure its last line is closed
     while (data := assembled.get()) is not None:
         if isinstance(data, Exception):
             _reply(OTHER_ERROR, 0, f"{type(data).__name__}: {data}")
             continue
         try:
-            append_whole(fd, data, torn)
+            log.append(data, torn)
         except AppendRefusedError as error:
             torn = error.torn
             _reply(OS_ERROR, error.errno or 0, error.strerror or str(error))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ class CaptureLogRead:
 
 
 def iter_capture_log(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
-    """(line number, parsed object or None, terminated) for each non-empty line of `path`."""
-    with open(path, "rb") as handle:
+    """(line number, parsed object or None, terminated) for each non-empty line of `path` (a rotated
+    file compressed by logrotate, `*.gz`, is read through gzip)."""
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             terminated = raw.endswith(b"\n")
             text = raw.strip()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from contexta.capture._batch import CaptureBatch
 from contexta.capture._items import BARRIER
-from contexta.capture._outbox import Outbox, ReplayReport
+from contexta.capture._outbox import DeliveryNote, Outbox, ReplayReport
 from contexta.capture._queue import CaptureQueue
 from contexta.capture._results import CaptureStats, FlushReport
 from contexta.capture._sinks._base import Sink
@@ -219,14 +219,23 @@ class CapturePipeline:
         )
 
     def replay_outbox(self) -> ReplayReport:
-        """Deliver parked batches to the sinks that refused them (by sink name)."""
+        """Deliver parked batches to the sinks that refused them (by sink name).
+
+        A sink with `write_replayed(batch, note)` (the capture log) is given the batch's delivery
+        note, so a replay cut short after it wrote is not written twice by the next one; any other
+        sink gets `write(batch)`, and can tell a batch it has seen by `batch.batch_id` (the store
+        does)."""
         by_name = {sink.name: sink for sink in self.sinks}
 
-        def deliver(sink_name: str, batch: CaptureBatch) -> None:
+        def deliver(sink_name: str, batch: CaptureBatch, note: DeliveryNote) -> None:
             sink = by_name.get(sink_name)
             if sink is None:
                 raise NotFoundError(f"no sink named {sink_name!r} is configured", code="sink_not_found")
-            sink.write(batch)
+            write_replayed = getattr(sink, "write_replayed", None)
+            if write_replayed is not None:
+                write_replayed(batch, note)
+            else:
+                sink.write(batch)
             sink.flush()
 
         self.flush()

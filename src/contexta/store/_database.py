@@ -8,6 +8,7 @@ processes can capture into one workspace without `database is locked` reaching t
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -22,6 +23,12 @@ from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 __all__ = ["StoreDatabase"]
 
 BUSY_TIMEOUT_S = 60.0
+
+# What `follow_moved_file` found at the path: nothing (a new store was created there), a store another
+# process created after the same deletion, or some other file.
+RECREATED, RECREATED_ELSEWHERE, REPLACED = "recreated", "recreated_elsewhere", "replaced"
+# Errors that mean the file at the path is not a store this process can use (not: it is busy).
+_UNUSABLE = ("store_corrupt", "store_foreign", "store_version_unsupported")
 
 
 class StoreDatabase:
@@ -202,6 +209,95 @@ class StoreDatabase:
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
+    # -- the file moved under a live store (deleted, renamed away, replaced) ----------------------
+    # A connection keeps using the file it opened: after `rm contexta.db*` or a `mv`, SQLite goes on
+    # committing into a file no reader will open, and every commit succeeds. The store sink asks
+    # before and after each batch, which costs a stat.
+
+    def file_moved(self) -> bool:
+        """True when the path no longer names the file this thread's connection has open (deleted,
+        renamed away, or replaced by another file): what it commits would reach no reader."""
+        connection = self._connection()
+        known = getattr(self._local, "file_identity", None)
+        if known is None or known[0] is not connection:
+            # First asked since this connection opened: the files it opened are the ones there now.
+            self._note_file_identity(connection)
+            # Opened after the store file was deleted, it created an empty file, which this process
+            # (having checked the schema once) would not migrate: follow it like a deletion.
+            return bool(connection.execute("PRAGMA user_version").fetchone()[0] == 0)
+        return bool(known[1] != _identity_at(self.path))
+
+    def _note_file_identity(self, connection: sqlite3.Connection) -> None:
+        wal = _identity_at(Path(f"{self.path}-wal"))
+        self._local.file_identity = (connection, _identity_at(self.path), wal)
+
+    def follow_moved_file(self) -> str:
+        """Let go of the moved file and open the store the path names now; returns `RECREATED` (there
+        was none: a new, empty store was created), `RECREATED_ELSEWHERE` (another process created it
+        after the same deletion) or `REPLACED` (some other store was put there). Raises StoreError
+        (`store_replaced_unusable`) when the file there is not a usable Contexta store.
+
+        Creation is serialised by an `flock` on a lock file beside the store, so processes that see
+        the same deletion create one store, not one each; the one that creates it writes the new
+        file's identity into the lock file, for the others to tell it from a replacement."""
+        known = getattr(self._local, "file_identity", None)
+        old_wal = None if known is None else known[2]
+        self.close()  # every thread lets go of the moved file (others on their next use)
+        self._checked = False  # whatever is there now is checked and migrated before use
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = _identity_at(self.path)
+            wal = _identity_at(Path(f"{self.path}-wal"))
+            if wal is not None and (found is None or wal == old_wal):
+                # The write-ahead log there belongs to the file that is gone: SQLite would replay its
+                # pages over the file at the path (a new one, or the one put in its place).
+                self._set_aside_write_ahead_log()
+            noted = os.pread(lock, 64, 0).decode("ascii", "replace").split()
+            connection = self._open_moved_to()
+            self._note_file_identity(connection)
+            identity = self._local.file_identity[1]
+            (empty,) = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM projects)").fetchone()
+            if found is None or empty:
+                outcome = RECREATED
+                if identity is not None:
+                    os.ftruncate(lock, 0)
+                    os.pwrite(lock, f"{identity[0]} {identity[1]}".encode("ascii"), 0)
+            elif identity is not None and noted == [str(part) for part in identity]:
+                outcome = RECREATED_ELSEWHERE
+            else:
+                outcome = REPLACED
+        finally:
+            os.close(lock)
+        return outcome
+
+    def _open_moved_to(self) -> sqlite3.Connection:
+        try:
+            return self._connection()
+        except StoreError as error:
+            if error.code not in _UNUSABLE:
+                raise
+            raise StoreError(
+                f"the store file {self.path} was replaced while this process captured, by a file that "
+                f"is not a usable Contexta store ({error.message}); what this process captures is "
+                "parked in the outbox until the file is fixed: move it aside (a new store is then "
+                "created) or run `contexta repair`, then `contexta replay`",
+                code="store_replaced_unusable",
+                details={"path": str(self.path)},
+            ) from None
+
+    def _set_aside_write_ahead_log(self) -> None:
+        """Keep a moved store's `-wal` and `-shm` aside, under names SQLite never opens."""
+        stamp = time.time_ns()
+        for suffix in ("-wal", "-shm"):
+            orphan = Path(f"{self.path}{suffix}")
+            try:
+                os.replace(orphan, f"{self.path}{suffix}.orphaned-{stamp}")
+            except FileNotFoundError:
+                pass
+
     def close(self) -> None:
         """Release this store: the calling thread's connection closes now, other threads' on their next
         use; any later query reopens lazily."""
@@ -233,3 +329,13 @@ class StoreDatabase:
                 connection.close()
             except sqlite3.Error:
                 pass
+
+
+def _identity_at(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file `path` names, or None if there is none (a stat; never an open,
+    which would drop this process's SQLite locks on the file when closed)."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (status.st_dev, status.st_ino)

@@ -3,7 +3,10 @@
 The capture log is written before the store (the store sink waits for it), so it holds everything the
 store had from live capture, and more after a crash. Repair replays the log's three files, merged into
 capture order, through the same store sink live capture uses, into a new database file; then it moves
-the old store aside (kept, never deleted) and puts the new one in its place. History written by hand
+the old store aside (kept, never deleted) and puts the new one in its place. Rotated files count as
+the log too: `record.jsonl.1`, `record.jsonl.2.gz`, `record.jsonl-20250101` (logrotate's names, by
+number or date, compressed or not) are read beside `record.jsonl`, since a log rotated while runs
+captured holds the beginning of those runs. History written by hand
 (`metadata_store.put_*`, `record_store.append`) is not in the log: it stays in the kept copy.
 Run it while no process is capturing into the workspace.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,10 +66,18 @@ def _lines(path: Path, rank: int, skipped: list[int]) -> Iterator[tuple[str, int
         yield key, rank, number, parsed
 
 
+def _log_files(capture_dir: Path, name: str) -> list[Path]:
+    """The log file `name` and its rotated siblings (`name.1`, `name.2.gz`, `name-20250101`, ...)."""
+    rotated = re.compile(rf"{re.escape(name)}(?:[.-][0-9]+)+(?:\.gz)?")
+    siblings = sorted(path for path in capture_dir.glob(f"{name}?*") if rotated.fullmatch(path.name))
+    return [*siblings, capture_dir / name]
+
+
 def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple[int, ...]], int, int]:
     sink = StoreSink(database, name="repair", warn_open_elsewhere=False)
-    skipped: dict[str, list[int]] = {name: [] for name in _LOG_FILES}
-    streams = [_lines(capture_dir / name, rank, skipped[name]) for rank, name in enumerate(_LOG_FILES)]
+    files = [(rank, path) for rank, name in enumerate(_LOG_FILES) for path in _log_files(capture_dir, name)]
+    skipped: dict[str, list[int]] = {path.name: [] for _, path in files}
+    streams = [_lines(path, rank, skipped[path.name]) for rank, path in files]
     records = artifacts = 0
     pending: list[dict[str, Any]] = []
     for _, _, _, line in heapq.merge(*streams, key=lambda item: item[:3]):

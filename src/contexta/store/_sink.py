@@ -13,8 +13,8 @@ from contexta._liveness import owners_alive
 from contexta.capture._batch import CaptureBatch
 from contexta.contract._refs import new_execution_id
 from contexta.contract._timestamps import instant_key
-from contexta.errors import CaptureWarning
-from contexta.store._database import StoreDatabase
+from contexta.errors import CaptureWarning, StoreError
+from contexta.store._database import RECREATED, RECREATED_ELSEWHERE, StoreDatabase
 from contexta.store._executions import ExecutionResolver, latest_execution_id
 from contexta.store._metric_chunks import MetricChunkWriter, SeriesCache, reserve_seq
 from contexta.store._records import insert_record_rows
@@ -69,6 +69,18 @@ class StoreSink:
     per batch), other records into rows; artifact manifests go to the artifact index. Each batch
     reserves its range of capture-order numbers, so a point's place is its batch's first number plus
     its position in the batch.
+
+    The store file may be deleted, renamed away or replaced while a run captures (a cleanup script,
+    `rm -r .contexta/metadata`, a restored backup, `contexta repair`). Before and after each batch
+    the sink checks that the path still names the file it writes; when it does not, it follows the
+    path (`StoreDatabase.follow_moved_file`): a deleted store is created anew, another usable store
+    put in its place is written into, and either way the scopes this process has open are written
+    there again first, so the runs being captured are listed with what they capture from then on,
+    and a `CaptureWarning` says what happened and that `contexta repair` brings back the rest from
+    the capture log. A file there that is not a usable store is a sink failure: the batch is parked
+    in the outbox, counted and warned about, and the next batch tries again. A batch that committed
+    into a file moved during its commit is written again, so a batch counted as written is in the
+    store the path names.
     """
 
     # Write a batch only once the capture log has it, so after a crash the store never holds records
@@ -92,20 +104,97 @@ class StoreSink:
         self._warned: set[str] = set()
         # Execution ids a replayed log uses for executions this store holds under other ids.
         self._aliases: dict[str, str] = {}
+        # The last document of each scope this process has open, to write again into a store file
+        # created (or put) in place of the one it was writing: (payload type, ref, execution) -> it.
+        self._open_scopes: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._rewrite_open_scopes = False
+        self._pid = os.getpid()
+
+    # Batches written again because the store file moved while they committed, before giving up.
+    _MAX_FOLLOWS = 3
 
     def write(self, batch: CaptureBatch) -> None:
+        if self._pid != os.getpid():  # a forked child: the scopes it has open are its own
+            self._pid = os.getpid()
+            self._open_scopes = {}
+            self._rewrite_open_scopes = False
         try:
-            self._write(batch)
+            for _ in range(self._MAX_FOLLOWS):
+                self._follow_the_file()
+                opened_or_closed = self._write(batch)
+                if not self.database.file_moved():
+                    self._remember_open_scopes(opened_or_closed)
+                    return
+            raise StoreError(
+                f"the store file {self.database.path} kept moving while a batch was written",
+                code="store_file_moving",
+            )
         except BaseException:
             self._series.clear()  # rolled back: ids it learned in this batch may name nothing
             raise
 
-    def _write(self, batch: CaptureBatch) -> None:
+    def _follow_the_file(self) -> None:
+        """Before a batch: if the store file was deleted or replaced, write into the one there now."""
+        if not self.database.file_moved():
+            return
+        self._series.clear()  # series ids of the file that is gone
+        self._rewrite_open_scopes = True  # also once a file that cannot be used now is fixed
+        outcome = self.database.follow_moved_file()
+        path = self.database.path
+        if outcome in (RECREATED, RECREATED_ELSEWHERE):
+            creator = (
+                "a new store was created there"
+                if outcome == RECREATED
+                else "another process created a new store there"
+            )
+            text = (
+                f"the store file {path} was deleted while this process captured into it; {creator}, "
+                "holding the runs this process has open and what it captures from now on"
+            )
+        else:
+            text = (
+                f"the store file {path} was replaced by another store while this process captured; this "
+                "process now writes into that one (the runs it has open are written there again)"
+            )
+        warnings.warn(
+            f"contexta: {text}. What the store held before is in the capture log: `contexta repair` "
+            "rebuilds the store from it, once no process captures into the workspace.",
+            CaptureWarning,
+            stacklevel=2,
+        )
+
+    def _remember_open_scopes(self, documents: list[tuple[str, dict[str, Any]]]) -> None:
+        for payload_type, document in documents:
+            key = (payload_type, _scope_ref(document), document.get("execution_id"))
+            if document.get("status") == "open":
+                self._open_scopes.pop(key, None)  # a reopening (resume) moves to the end
+                self._open_scopes[key] = document
+            else:
+                self._open_scopes.pop(key, None)
+
+    def _write_open_scopes(self, connection: sqlite3.Connection) -> None:
+        """Into a store created or put in place of the moved one: the scopes this process has open,
+        runs first, so what the batch holds belongs to runs the store lists."""
+        documents = sorted(self._open_scopes.items(), key=lambda item: item[0][0] != "Run")
+        execution_of = ExecutionResolver(connection)
+        for (payload_type, _, _), document in documents:
+            if payload_type == "Run":
+                self._put_run(connection, {**document, "resumed": True})  # no "open elsewhere" warning
+                execution_of.forget()
+            else:
+                self._put_context(connection, payload_type, document, execution_of)
+
+    def _write(self, batch: CaptureBatch) -> list[tuple[str, dict[str, Any]]]:
+        """Write `batch` in one transaction; returns the scope documents it held, opened or closed."""
         items = batch.items
+        scopes: list[tuple[str, dict[str, Any]]] = []
         with self.database.transaction() as connection:
             self._series.use(connection)
+            if self._rewrite_open_scopes:
+                self._write_open_scopes(connection)
             if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
-                return
+                self._rewrite_open_scopes = False
+                return scopes
             seq_base = reserve_seq(connection, len(items))
 
             execution_of = ExecutionResolver(connection, self._aliases)
@@ -124,6 +213,8 @@ class StoreSink:
                         row[-2] = execution_of(row[3], row[-2], row[8])  # run, claimed execution, time
                         rows.append(row)
                 elif family == "CONTEXT":
+                    if "status" in item.payload:
+                        scopes.append((item.payload_type, item.payload))
                     if item.payload_type == "Run":
                         self._put_run(connection, item.payload)
                         execution_of.forget()
@@ -146,6 +237,8 @@ class StoreSink:
             metrics.add_captured(items, 0, len(items))
             metrics.write(connection, seq_base, batch.numbering)
             insert_record_rows(connection, rows)
+        self._rewrite_open_scopes = False
+        return scopes
 
     @staticmethod
     def _first_delivery(connection: sqlite3.Connection, batch_id: str) -> bool:
@@ -293,3 +386,20 @@ class StoreSink:
 
     def close(self) -> None:
         """The database belongs to the Contexta, which closes it after the writer stops."""
+
+
+def _scope_ref(document: dict[str, Any]) -> str:
+    """The ref of the scope a context document describes (its first field ending in `_ref` that
+    names it: run_ref for a run, stage_execution_ref for a stage, ...)."""
+    for field in (
+        "sample_observation_ref",
+        "batch_execution_ref",
+        "operation_ref",
+        "stage_execution_ref",
+        "deployment_execution_ref",
+        "run_ref",
+    ):
+        value = document.get(field)
+        if value is not None:
+            return str(value)
+    return ""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from contexta.capture._batch import FAMILIES, CaptureBatch
-from contexta.capture._line_writer import AppendRefusedError, append_whole
+from contexta.capture._line_writer import AppendRefusedError, FollowedLog
+from contexta.capture._outbox import DeliveryNote
 from contexta.capture._sinks._log_process import RecordOffload
+from contexta.capture._sinks._log_replay import file_end, lines_already_in
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]
@@ -29,6 +32,11 @@ class LocalJsonlSink:
     Under sustained load the metric lines are assembled and appended by a log-writer process
     (`_log_process`), with the same one-write-per-batch and all-or-nothing rules, so that work does
     not compete with the caller's loop for the GIL.
+
+    The files follow their paths: a log renamed away (logrotate, `mv`) or deleted while a run
+    captures is reopened at its path by the next append, in this process and in the log-writer
+    process, and lines written into a file deleted during the write are written again
+    (`FollowedLog`), so a batch counted as written is on disk.
     """
 
     is_capture_log = True  # sinks marked `after_capture_log` write a batch only after this one has
@@ -48,7 +56,8 @@ class LocalJsonlSink:
         self.name = name
         self.directory = Path(os.path.abspath(directory))
         self.durability = durability
-        self._fds: dict[str, int] = {}
+        self._logs: dict[str, FollowedLog] = {}
+        self._lock = threading.Lock()  # the lane and a replay may append at once; a reopen closes fds
         self._pid = os.getpid()
         self._dirty: set[str] = set()
         self._torn: set[str] = set()  # families whose last line may lack its newline
@@ -65,22 +74,28 @@ class LocalJsonlSink:
                 f"unknown record family {family!r}; use one of {', '.join(FAMILIES)}", code="family_unknown"
             ) from None
 
-    def _fd(self, family: str) -> int:
+    def _notice_fork(self) -> None:
         if self._pid != os.getpid():  # forked: the parent's descriptors are not ours to share
-            self._fds = {}
+            self._logs = {}
+            self._lock = threading.Lock()
             self._dirty = set()
             self._torn = set()
             self._pid = os.getpid()
             self._offload.forget()
-        fd = self._fds.get(family)
-        if fd is None:
-            path = self.file_path_for(family)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Read-write (not write-only) so the torn-tail check can read the last byte.
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-            self._fds[family] = fd
+
+    def _log(self, family: str) -> FollowedLog:
+        """The open file of `family`; call with `_lock` held."""
+        log = self._logs.get(family)
+        if log is None:
+            log = FollowedLog(str(self.file_path_for(family)), sync_before_leaving=self.durability == "fsync")
+            self._logs[family] = log
             self._torn.add(family)  # close a line an earlier crash may have left open, before appending
-        return fd
+        return log
+
+    def _fd(self, family: str) -> int:
+        self._notice_fork()
+        with self._lock:
+            return self._log(family).fd
 
     @property
     def log_process_pid(self) -> int | None:
@@ -121,34 +136,71 @@ class LocalJsonlSink:
             self._offload.written_here()
 
     def _append(self, family: str, data: bytes) -> None:
-        fd = self._fd(family)
-        try:
-            append_whole(fd, data, family in self._torn)
-        except AppendRefusedError as error:
-            if error.torn:
-                self._torn.add(family)
-            else:
-                self._torn.discard(family)
-            raise
-        self._torn.discard(family)
+        self._notice_fork()
+        with self._lock:
+            try:
+                self._log(family).append(data, family in self._torn)
+            except AppendRefusedError as error:
+                if error.torn:
+                    self._torn.add(family)
+                else:
+                    self._torn.discard(family)
+                raise
+            self._torn.discard(family)
+
+    def write_replayed(self, batch: CaptureBatch, note: DeliveryNote) -> None:
+        """Append a batch replayed from the outbox so that each of its lines is in the log once.
+
+        A replay can be cut short (Ctrl-C, a kill) after its append and before the outbox lets go of
+        the batch; the next replay then hands over the same batch. So before appending, the note
+        records where each file ends (its device, inode and size), and a retry first looks there,
+        in that file even if it was rotated since: the batch's lines already whole after that place
+        are not appended again. Replayed lines are appended in this process."""
+        self._notice_fork()
+        earlier = note.read() or {}
+        remaining: dict[str, tuple[bytes, int]] = {}
+        for family in FAMILIES:
+            data = batch.encoded(family, self.name)
+            if not data:
+                continue
+            place = earlier.get(family)
+            done = int(place["done"]) if place else 0
+            if place:
+                done += lines_already_in(self.file_path_for(family), place, data[done:])
+            if done < len(data):
+                remaining[family] = (data, done)
+        if not remaining:
+            return
+        if self._offload.gone:
+            self._torn.add("RECORD")  # the process may have died inside a line
+        with self._lock:
+            places = {}
+            for family, (_, done) in remaining.items():
+                log = self._log(family)
+                log.follow()
+                places[family] = {**file_end(log.fd), "done": done}
+        note.write({**earlier, **places})
+        for family, (data, done) in remaining.items():
+            self._append(family, data[done:])
+            self._dirty.add(family)
 
     def flush(self) -> None:
         """Nothing is buffered in user space; with `durability="fsync"` the files are synced to disk."""
         if self.durability == "fsync" and self._pid == os.getpid():
-            for family in self._dirty:
-                os.fsync(self._fds[family])
-            self._dirty.clear()
+            with self._lock:
+                for family in self._dirty:
+                    os.fsync(self._log(family).fd)
+                self._dirty.clear()
 
     def close(self) -> None:
         self._offload.close()
-        fds, self._fds = self._fds, {}
         if self._pid != os.getpid():
+            self._logs = {}
             return
-        for fd in fds.values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        with self._lock:
+            logs, self._logs = self._logs, {}
+        for log in logs.values():
+            log.close()
 
     def __repr__(self) -> str:
         return f"LocalJsonlSink({str(self.directory)!r}, name={self.name!r})"
