@@ -2,8 +2,11 @@
 
 Every thread gets its own connection (sqlite3 connections must not cross threads) and a forked child
 opens its own (a parent's connection is never used after fork). WAL mode lets readers run while a
-writer commits; writers serialise through `BEGIN IMMEDIATE` and a generous busy timeout, so several
-processes can capture into one workspace without `database is locked` reaching the user.
+writer commits; writers serialise through `BEGIN IMMEDIATE` and a bounded wait for the write lock, so
+several processes can capture into one workspace without `database is locked` reaching the user, and a
+lock held too long is reported with the process that holds it. Every SQLite call runs inside a fork
+gate section (`_fork_guard.py`), so a forked child never inherits a connection mid-statement. A store
+opened `read_only` never writes: not the file, not the files beside it (`_read_only.py`).
 """
 
 from __future__ import annotations
@@ -12,29 +15,45 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from contexta.errors import StoreError
+from contexta.errors import CaptureWarning, StoreError
+from contexta.store._fork_guard import ForkGate, forked_mid_statement
+from contexta.store._lock_holders import describe_processes, write_lock_holders
+from contexta.store._open_failures import open_failure
+from contexta.store._read_only import FileState, read_only_uri
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["StoreDatabase"]
 
+# How long a read waits inside SQLite for a lock (rare in WAL mode: another process recovering the log).
 BUSY_TIMEOUT_S = 60.0
+# How long a writer waits for another writer's lock before its transaction is refused (`store_locked`,
+# naming the holder); a warning names the holder once it has waited LOCK_WARN_S. Eight processes
+# capturing into one store wait milliseconds; only a stuck or very long transaction reaches these.
+LOCK_WAIT_S = 60.0
+LOCK_WARN_S = 10.0
+# Each attempt to take the write lock waits at most this long inside SQLite, then leaves the fork
+# gate (a fork never waits for a writer that is only queueing for the lock) and tries again.
+LOCK_ATTEMPT_S = 0.1
 
 
 class StoreDatabase:
     """One store file; `read()` and `transaction()` hand out this thread's connection."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._checked = False
         self._generation = 0
+        self._gate = ForkGate(self._after_fork_in_child)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -68,6 +87,8 @@ class StoreDatabase:
             pass
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         self._refuse_directory()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(
@@ -86,16 +107,77 @@ class StoreDatabase:
                 self._checked = True
         except sqlite3.DatabaseError as error:
             connection.close()
-            raise StoreError(
-                f"{self.path} is not a usable Contexta store ({error}); "
-                "move it aside or run `contexta repair`",
-                code="store_corrupt",
-                details={"path": str(self.path)},
-            ) from None
+            raise open_failure(self.path, error, read_only=False) from None
         except BaseException:
             connection.close()
             raise
         return connection
+
+    # -- reading without writing -----------------------------------------------------------------
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write, and creates nothing beside the file (see `_read_only.py`)."""
+        self._refuse_directory()
+        if not self.path.is_file():
+            raise StoreError(f"there is no Contexta store at {self.path}", code="store_missing")
+        state = FileState.of(self.path)
+        uri, immutable = read_only_uri(self.path)
+        try:
+            connection = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.DatabaseError as error:
+            raise open_failure(self.path, error, read_only=True) from None
+        try:
+            if not self._checked:
+                self._refuse_foreign_database(connection)
+                self._refuse_old_schema(connection)
+                self._checked = True
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise open_failure(self.path, error, read_only=True) from None
+        except BaseException:
+            connection.close()
+            raise
+        self._local.file_state = state if immutable else None
+        return connection
+
+    def _refuse_old_schema(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema {version}, newer than this Contexta ({SCHEMA_VERSION}); "
+                "upgrade contexta",
+                code="store_version_unsupported",
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has store schema {version}, older than this Contexta's ({SCHEMA_VERSION}), "
+                "and is open read-only; open it once with write access (Contexta(workspace=...), or "
+                "any `contexta` command where the workspace is writable) to migrate it",
+                code="store_needs_migration",
+                details={"path": str(self.path), "version": version},
+            )
+
+    def _stale_read_only_connection(self) -> bool:
+        """An immutable connection whose file changed, or beside which a write-ahead log appeared: its
+        picture of the store is out of date (see `_read_only.py`)."""
+        opened: FileState | None = getattr(self._local, "file_state", None)
+        if opened is None:
+            return False
+        now = FileState.of(self.path)
+        return not opened.same_file(now) or (now is not None and now.has_log)
+
+    def _refuse_torn_read(self) -> None:
+        opened: FileState | None = getattr(self._local, "file_state", None)
+        if opened is not None and not opened.same_file(FileState.of(self.path)):
+            self._local.file_state = FileState(0, 0, -1, 0, False)  # reopen on the next read
+            raise StoreError(
+                f"{self.path} was written while it was being read (without locks: nothing could be "
+                "created beside it); run the command again",
+                code="store_changed_while_read",
+                details={"path": str(self.path)},
+            )
 
     def _refuse_directory(self) -> None:
         # Only a stat: opening and closing the database file ourselves would drop every POSIX lock this
@@ -160,62 +242,89 @@ class StoreDatabase:
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection for queries (WAL readers never wait for writers)."""
-        connection = self._connection()
-        try:
-            yield connection
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"reading {self.path} failed: {error}", code="store_read_failed") from error
+        with self._gate.section():
+            if self.read_only and self._stale_read_only_connection():
+                stale: sqlite3.Connection | None = getattr(self._local, "connection", None)
+                if stale is not None:
+                    self._retire(stale)
+            connection = self._connection()
+            try:
+                yield connection
+            except sqlite3.DatabaseError as error:
+                if self.read_only:
+                    self._refuse_torn_read()
+                raise StoreError(f"reading {self.path} failed: {error}", code="store_read_failed") from error
+            if self.read_only:
+                self._refuse_torn_read()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction (`BEGIN IMMEDIATE`): committed on success, rolled back on error."""
-        connection = self._connection()
-        self._begin(connection)
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        """A short write transaction (`BEGIN IMMEDIATE`): committed on success, rolled back on error.
+        Waits at most LOCK_WAIT_S for another writer's lock, then raises `store_locked`."""
+        if self.read_only:
+            raise StoreError(
+                f"{self.path} is open read-only; writing needs a Contexta(workspace=...)",
+                code="store_read_only",
+            )
+        wait = _LockWait(self.path)
+        while True:
+            with self._gate.section():
+                connection = self._connection()
+                if self._try_begin(connection):
+                    try:
+                        yield connection
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
+                    return
+            wait.pause()  # outside the gate: a fork need not wait for a writer queueing for the lock
 
-    def _begin(self, connection: sqlite3.Connection) -> None:
-        self._until_unlocked(lambda: connection.execute("BEGIN IMMEDIATE"))
+    def _try_begin(self, connection: sqlite3.Connection) -> bool:
+        """`BEGIN IMMEDIATE`, waiting at most LOCK_ATTEMPT_S inside SQLite; False if still locked."""
+        connection.execute(f"PRAGMA busy_timeout={int(LOCK_ATTEMPT_S * 1000)}")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as error:
+            if not _is_lock_error(error):
+                raise
+            return False
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     def _until_unlocked(self, statement: Callable[[], object]) -> None:
-        """Run `statement`, retrying while another connection holds the lock it needs.
-
-        busy_timeout covers most waits; a locked error beyond it (or one SQLite raises without waiting)
-        is retried here, never shown to the user, until a deadline far beyond any honest transaction."""
-        deadline = time.monotonic() + 10 * BUSY_TIMEOUT_S
-        pause = 0.001
+        """Run `statement`, retrying while another connection holds the lock it needs (busy_timeout
+        covers most waits; some locks SQLite refuses without waiting), at most LOCK_WAIT_S."""
+        wait = _LockWait(self.path)
         while True:
             try:
                 statement()
                 return
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) and "busy" not in str(error):
+                if not _is_lock_error(error):
                     raise
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"{self.path} stayed locked by another writer", code="store_locked"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+            wait.pause()
 
     def close(self) -> None:
         """Release this store: the calling thread's connection closes now, other threads' on their next
         use; any later query reopens lazily."""
         if self._pid != os.getpid():
             return
-        self._generation += 1
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is not None:
-            self._retire(connection)
+        with self._gate.section():
+            self._generation += 1
+            connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+            if connection is not None:
+                self._retire(connection)
 
     def close_all(self) -> None:
         """Close every connection of this process (at Contexta.close, when the writer has stopped)."""
         if self._pid != os.getpid():
             return
+        with self._gate.section():
+            self._close_all()
+
+    def _close_all(self) -> None:
         self._generation += 1
         with self._lock:
             connections, self._connections = self._connections, []
@@ -233,3 +342,77 @@ class StoreDatabase:
                 connection.close()
             except sqlite3.Error:
                 pass
+
+    # -- fork ----------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self, quiet: bool) -> None:
+        """In a forked child, before any of its threads uses this store (see `_fork_guard.py`): the
+        parent's connections are idle when `quiet`, and closing them frees SQLite's inherited lock
+        bookkeeping; otherwise one may be mid-transaction, and is kept, never closed."""
+        inherited = self._connections
+        self._local = threading.local()
+        self._connections = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        if not quiet:
+            _KEPT_FROM_PARENT.extend(inherited)
+            return
+        for connection in inherited:
+            try:
+                connection.close()
+            except sqlite3.Error:
+                pass
+
+
+# Connections a child inherited mid-statement: closing one would roll back, through the WAL index it
+# shares with its parent, the transaction the parent is still committing. Kept here, never closed.
+_KEPT_FROM_PARENT: list[sqlite3.Connection] = []
+
+
+def _is_lock_error(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
+
+class _LockWait:
+    """One writer's wait for a lock: short pauses, a warning naming the holder after LOCK_WARN_S, and
+    `store_locked` after LOCK_WAIT_S."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.started = time.monotonic()
+        self.warned = False
+
+    def pause(self) -> None:
+        waited = time.monotonic() - self.started
+        holders = None
+        if forked_mid_statement():
+            holders = write_lock_holders(self.path)
+            if not holders:  # held inside this process, by a connection no thread of it will finish
+                raise StoreError(
+                    f"{self.path} cannot be written from this process: it was forked while its parent "
+                    "was in the middle of a store transaction, and SQLite's lock state came along "
+                    "with no thread to release it; capture from a process started after the "
+                    "parent's capture is quiet, or with the 'spawn' or 'forkserver' start method",
+                    code="store_locked_by_fork",
+                    details={"path": str(self.path)},
+                )
+        if waited >= LOCK_WAIT_S:
+            holders = write_lock_holders(self.path) if holders is None else holders
+            holder = describe_processes(holders) or "another connection"
+            raise StoreError(
+                f"{self.path} stayed locked by {holder} for {waited:.0f}s; a transaction that long "
+                "is stuck or runs away: stop that process, or wait for it and replay what was refused",
+                code="store_locked",
+                details={"path": str(self.path), "holders": holders, "waited_s": round(waited, 1)},
+            )
+        if waited >= LOCK_WARN_S and not self.warned:
+            self.warned = True
+            holder = describe_processes(write_lock_holders(self.path)) or "another connection"
+            warnings.warn(
+                f"contexta: waiting {waited:.0f}s for the write lock of {self.path}, held by {holder} "
+                f"(a writer gives up after {LOCK_WAIT_S:.0f}s)",
+                CaptureWarning,
+                stacklevel=2,
+            )
+        time.sleep(0.001)
