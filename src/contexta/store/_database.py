@@ -369,6 +369,10 @@ class StoreDatabase:
 _KEPT_FROM_PARENT: list[sqlite3.Connection] = []
 
 
+def _seconds(duration: float) -> str:
+    return f"{duration:.1f}s" if duration < 10 else f"{duration:.0f}s"
+
+
 def _is_lock_error(error: sqlite3.OperationalError) -> bool:
     text = str(error)
     return "locked" in text or "busy" in text
@@ -401,8 +405,9 @@ class _LockWait:
             holders = write_lock_holders(self.path) if holders is None else holders
             holder = describe_processes(holders) or "another connection"
             raise StoreError(
-                f"{self.path} stayed locked by {holder} for {waited:.0f}s; a transaction that long "
-                "is stuck or runs away: stop that process, or wait for it and replay what was refused",
+                f"{self.path} stayed locked by {holder} for {_seconds(waited)}; a transaction that "
+                "long is stuck: stop that process, or let it finish and try again (captured records "
+                "refused meanwhile are parked for `contexta replay`)",
                 code="store_locked",
                 details={"path": str(self.path), "holders": holders, "waited_s": round(waited, 1)},
             )
@@ -410,8 +415,8 @@ class _LockWait:
             self.warned = True
             holder = describe_processes(write_lock_holders(self.path)) or "another connection"
             warnings.warn(
-                f"contexta: waiting {waited:.0f}s for the write lock of {self.path}, held by {holder} "
-                f"(a writer gives up after {LOCK_WAIT_S:.0f}s)",
+                f"contexta: waiting {_seconds(waited)} for the write lock of {self.path}, held by "
+                f"{holder} (a writer gives up after {_seconds(LOCK_WAIT_S)})",
                 CaptureWarning,
                 stacklevel=2,
             )

@@ -49,7 +49,7 @@ def describe_processes(pids: list[int]) -> str:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             command = ""
-        command = command.strip()
+        command = " ".join(command.split())  # `python -c` scripts hold newlines
         if len(command) > 80:
             command = command[:77] + "..."
         if pid == os.getpid():
