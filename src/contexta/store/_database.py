@@ -23,7 +23,7 @@ from pathlib import Path
 from contexta.errors import CaptureWarning, StoreError
 from contexta.store._fork_guard import ForkGate, forked_mid_statement
 from contexta.store._lock_holders import describe_processes, write_lock_holders
-from contexta.store._open_failures import open_failure
+from contexta.store._open_failures import open_failure, read_obstacle
 from contexta.store._read_only import FileState, read_only_uri
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
@@ -118,8 +118,16 @@ class StoreDatabase:
     def _open_read_only(self) -> sqlite3.Connection:
         """A connection that cannot write, and creates nothing beside the file (see `_read_only.py`)."""
         self._refuse_directory()
-        if not self.path.is_file():
-            raise StoreError(f"there is no Contexta store at {self.path}", code="store_missing")
+        try:
+            os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(f"there is no Contexta store at {self.path}", code="store_missing") from None
+        except PermissionError:
+            raise StoreError(
+                f"cannot read {self.path}: {read_obstacle(self.path) or 'permission denied'}; "
+                "check permissions",
+                code="store_not_readable",
+            ) from None
         state = FileState.of(self.path)
         uri, immutable = read_only_uri(self.path)
         try:

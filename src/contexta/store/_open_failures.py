@@ -73,23 +73,27 @@ def open_failure(path: Path, error: sqlite3.Error, *, read_only: bool) -> StoreE
         )
     if name.startswith(_NO_ACCESS):
         if read_only:
-            why = read_obstacle(path)
-            if why is None and Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists():
-                why = (
-                    f"its write-ahead log ({path}-wal) has no index (-shm) beside it, and a reader needs "
-                    f"write access to {path.parent} to build one"
-                )
-            return StoreError(
-                f"cannot read {path} ({why or error}): check its permissions, or open the workspace "
-                "once with write access (any capture into it) to settle its write-ahead log",
-                code="store_not_readable",
-                details=details,
-            )
-        why = write_obstacle(path)
+            return _unreadable(path, error, details)
+        why = write_obstacle(path) or str(error)
         return StoreError(
-            f"cannot write to {path} ({why or error}): open it read-only (the `contexta` read commands "
-            "do) or check permissions",
+            f"cannot write to {path}: {why}; open it read-only (the `contexta` read commands do) or "
+            "check permissions",
             code="store_not_writable",
             details=details,
         )
     return StoreError(f"cannot open {path}: {error}", code="store_open_failed", details=details)
+
+
+def _unreadable(path: Path, error: sqlite3.Error, details: dict[str, str]) -> StoreError:
+    why = read_obstacle(path)
+    if why is not None:
+        advice = "check permissions"
+    elif Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists():
+        why = (
+            f"its write-ahead log ({path}-wal) has no index (-shm) beside it, and a reader needs write "
+            f"access to {path.parent} to build one"
+        )
+        advice = "open the workspace once where it is writable (any capture into it) to settle the log"
+    else:
+        why, advice = str(error), "check permissions"
+    return StoreError(f"cannot read {path}: {why}; {advice}", code="store_not_readable", details=details)
