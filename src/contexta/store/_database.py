@@ -402,10 +402,11 @@ class _LockWait:
             holders = write_lock_holders(self.path)
             if not holders:  # held inside this process, by a connection no thread of it will finish
                 raise StoreError(
-                    f"{self.path} cannot be written from this process: it was forked while its parent "
-                    "was in the middle of a store transaction, and SQLite's lock state came along "
-                    "with no thread to release it; capture from a process started after the "
-                    "parent's capture is quiet, or with the 'spawn' or 'forkserver' start method",
+                    f"{self.path} cannot be written from this process: it was forked while a thread "
+                    "of its parent was inside a store transaction that outlasted the fork's wait, and "
+                    "SQLite's record of that lock came along with no thread to release it (captured "
+                    "records are parked for `contexta replay`); fork while no long store query or "
+                    "transaction runs, or start workers with the 'spawn' or 'forkserver' method",
                     code="store_locked_by_fork",
                     details={"path": str(self.path)},
                 )

@@ -16,7 +16,7 @@ close releases nothing the parent holds: POSIX locks belong to the process, and 
 no transaction to roll back), so SQLite frees the inherited bookkeeping and the child's own connections
 take real locks of their own. Only if the wait ran out (a read that outlasts it) does the child keep
 the inherited connections unclosed; a write that then finds the lock held inside this process is
-refused at once (`fork_left_store_locked`), never retried for minutes.
+refused at once (`store_locked_by_fork`), never retried for minutes.
 """
 
 from __future__ import annotations
