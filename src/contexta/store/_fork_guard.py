@@ -52,9 +52,11 @@ class ForkGate:
         # Called in the child, with whether every section had ended at the fork, before any thread of
         # the child can enter a section again.
         self._after_fork_in_child = after_fork_in_child
-        self._condition = threading.Condition(threading.Lock())
+        # Re-entrant: a signal handler may run in the forking thread while `_hold` holds it.
+        self._condition = threading.Condition(threading.RLock())
         self._active = 0
         self._forking = False
+        self._forking_thread: int | None = None
         self._depth = threading.local()  # this thread's nested sections (a read inside a transaction)
         self._quiet = True
         _GATES.add(self)
@@ -65,7 +67,8 @@ class ForkGate:
         depth: int = getattr(self._depth, "value", 0)
         if depth == 0:
             with self._condition:
-                while self._forking:
+                # The forking thread itself never waits (a signal handler running in it mid-fork).
+                while self._forking and self._forking_thread != threading.get_ident():
                     self._condition.wait()
                 self._active += 1
         self._depth.value = depth + 1
@@ -87,6 +90,7 @@ class ForkGate:
         own = 1 if getattr(self._depth, "value", 0) else 0  # _active counts threads, not depth
         self._condition.acquire()
         self._forking = True
+        self._forking_thread = threading.get_ident()
         while self._active > own:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -96,6 +100,7 @@ class ForkGate:
 
     def _release_in_parent(self) -> None:
         self._forking = False
+        self._forking_thread = None
         self._condition.notify_all()
         self._condition.release()
 
@@ -111,6 +116,7 @@ class ForkGate:
 
     def _release_in_child(self) -> None:
         self._forking = False
+        self._forking_thread = None
         self._condition.notify_all()
         self._condition.release()
 
