@@ -14,9 +14,7 @@ import anyio
 
 from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
-from contexta.capture._artifacts import ArtifactVerification, verify_manifest
 from contexta.capture._endings import Ending
-from contexta.capture._log_reader import read_capture_log
 from contexta.capture._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline import CapturePipeline
 from contexta.capture._process_endings import watch
@@ -37,7 +35,7 @@ from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
-from contexta.errors import LifecycleError, NotFoundError, ValidationError
+from contexta.errors import LifecycleError, ValidationError
 from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
 from contexta.store._executions import holds_name_of_before, latest_execution_start
 from contexta.store._recovery import mark_interrupted_runs
@@ -375,32 +373,23 @@ class Contexta(Investigation):
 
     # -- artifacts -----------------------------------------------------------------------------
 
+    def _reads(self) -> StoreDatabase:
+        """The store, after this process's captured records have reached it (a bounded wait)."""
+        writer = self._pipeline.writer
+        if len(self._pipeline.queue) or writer.in_flight or writer.pending_in_lanes:
+            self._pipeline.barrier_for_scope_exit()
+        return self._database
+
+    def _artifact_logs(self) -> list[Path]:
+        return [sink.file_path_for("ARTIFACT") for sink in self.sinks if isinstance(sink, LocalJsonlSink)]
+
     def _find_manifest(self, artifact_ref: str) -> ArtifactManifest:
-        """This process's registration, else the store's artifact index, else the capture log (which
-        has artifacts registered with `persist` off)."""
+        """This process's registration, else what the store or the capture log holds."""
         parse_ref(artifact_ref, "artifact")
         registration = self._session.artifacts.get(artifact_ref)
         if registration is not None:
             return registration.manifest
-        self._reads()  # what this process captured is in the store first
-        try:
-            return self.artifact_store.get_manifest(artifact_ref)
-        except NotFoundError:
-            pass
-        found: ArtifactManifest | None = None
-        for sink in self.sinks:
-            if isinstance(sink, LocalJsonlSink):
-                for line in read_capture_log(sink.file_path_for("ARTIFACT")).lines:
-                    manifest = line.get("payload", {}).get("manifest", {})
-                    if manifest.get("artifact_ref") == artifact_ref:
-                        found = ArtifactManifest.from_dict(manifest)
-        if found is None:
-            raise NotFoundError(
-                f"no artifact {artifact_ref} is registered in {self.workspace}",
-                code="artifact_not_found",
-                details={"artifact_ref": artifact_ref},
-            )
-        return found
+        return super()._find_manifest(artifact_ref)
 
     def repair(self) -> RepairReport:
         """Rebuild the store from the capture log; the previous store is kept beside it (see
@@ -409,7 +398,3 @@ class Contexta(Investigation):
         self._database.close_all()  # this process lets go of the file; queries reopen the new one
         layout = self._config.workspace
         return rebuild_store(self._database.path, layout.capture_dir, layout.live_dir)
-
-    def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
-        """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""
-        return verify_manifest(self._find_manifest(artifact_ref))

@@ -1,32 +1,70 @@
 """The investigation half of the facade: queries and reports over the workspace's canonical store.
 
-A mixin so that `Contexta` stays wiring and delegation: each method brings the store up to date with
-what this process captured, then hands the question to `contexta.query` / `contexta.reports`.
+A mixin so that `Contexta` stays wiring and delegation, and so that the read-only workspace the
+command line opens (`_workspace_reader.py`) answers the same questions the same way: each method asks
+`_reads()` for the store (the facade first lets what this process captured reach it), then hands the
+question to `contexta.query` / `contexta.reports`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from contexta import query, reports
-from contexta.capture._pipeline import CapturePipeline
+from contexta.capture._artifacts import ArtifactVerification, verify_manifest
+from contexta.capture._log_reader import read_capture_log
 from contexta.config import UnifiedConfig
+from contexta.contract._artifacts import ArtifactManifest
+from contexta.contract._refs import parse_ref
+from contexta.errors import NotFoundError
+from contexta.store._artifacts import ArtifactStore
 from contexta.store._database import StoreDatabase
 
 __all__ = ["Investigation"]
 
+# The capture log's file of artifact registrations (see capture/_sinks/_jsonl.py).
+ARTIFACT_LOG = "artifact.jsonl"
+
 
 class Investigation:
     _database: StoreDatabase
-    _pipeline: CapturePipeline
     _config: UnifiedConfig
 
     def _reads(self) -> StoreDatabase:
-        """The store, after this process's captured records have reached it (a bounded wait)."""
-        writer = self._pipeline.writer
-        if len(self._pipeline.queue) or writer.in_flight or writer.pending_in_lanes:
-            self._pipeline.barrier_for_scope_exit()
+        """The store to answer from."""
         return self._database
+
+    def _artifact_logs(self) -> list[Path]:
+        """The capture-log files that may hold artifact registrations the store lacks."""
+        return [self._config.workspace.capture_dir / ARTIFACT_LOG]
+
+    def _find_manifest(self, artifact_ref: str) -> ArtifactManifest:
+        """The store's artifact index, else the capture log (which has artifacts registered with
+        `persist` off)."""
+        parse_ref(artifact_ref, "artifact")
+        database = self._reads()
+        try:
+            return ArtifactStore(database, self._config.workspace.artifacts_dir).get_manifest(artifact_ref)
+        except NotFoundError:
+            pass
+        found: ArtifactManifest | None = None
+        for path in self._artifact_logs():
+            for line in read_capture_log(path).lines:
+                manifest = line.get("payload", {}).get("manifest", {})
+                if manifest.get("artifact_ref") == artifact_ref:
+                    found = ArtifactManifest.from_dict(manifest)
+        if found is None:
+            raise NotFoundError(
+                f"no artifact {artifact_ref} is registered in {self._config.workspace.root}",
+                code="artifact_not_found",
+                details={"artifact_ref": artifact_ref},
+            )
+        return found
+
+    def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
+        """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""
+        return verify_manifest(self._find_manifest(artifact_ref))
 
     @property
     def _project(self) -> str:

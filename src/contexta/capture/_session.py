@@ -50,6 +50,8 @@ class CaptureSession:
     ):
         self.project = project  # the project's name as configured
         self._stored_before = stored_before
+        self._kept_names: dict[str, str] = {}  # stored ref -> the name typed here that kept it
+        self._lock = threading.RLock()
         self.project_component = self._kept_component("projects", "project", project, "project name")
         self.pipeline = pipeline
         self.redact_secrets = redact_secrets
@@ -83,7 +85,16 @@ class CaptureSession:
         except ValidationError:
             return component
         ref = f"{kind}:{parent}{legacy}"
-        return legacy if self._stored_before(table, ref, name) else component
+        # The store only learns a typed name once its batch commits: names opened here meanwhile are
+        # told apart by this session (the first to take the stored ref keeps it).
+        holder = self._kept_names.get(ref)
+        if holder is not None:
+            return legacy if holder == name else component
+        if not self._stored_before(table, ref, name):
+            return component
+        with self._lock:
+            holder = self._kept_names.setdefault(ref, name)
+        return legacy if holder == name else component
 
     def run_ref_for(self, name: str) -> str:
         """The ref of a run named `name` in this session's project (see `_kept_component`)."""

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 
 from contexta.cli._output import CommandError, Output
-from contexta.cli._workspace import STORE_FILE_NAME, open_workspace, workspace_config
+from contexta.cli._workspace import STORE_FILE_NAME, open_workspace_for_writing, workspace_config
 from contexta.store import rebuild_store
 
 __all__ = ["repair_command", "replay_command"]
@@ -38,7 +38,7 @@ def repair_command(args: argparse.Namespace, output: Output) -> int:
 
 def replay_command(args: argparse.Namespace, output: Output) -> int:
     """Deliver the batches sinks refused earlier (parked in the outbox), each exactly once."""
-    with open_workspace(args) as ctx:
+    with open_workspace_for_writing(args) as ctx:
         report = ctx.replay_outbox()
     if args.format == "json":
         output.json(dataclasses.asdict(report))

@@ -76,8 +76,8 @@ def list_runs(
         )
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ValidationError(f"limit must be a positive int, got {limit!r}", code="limit_invalid")
-    project_ref = None if project is None else project_filter_ref(project)
     with db.read() as connection:
+        project_ref = None if project is None else project_filter_ref(project, connection)
         runs = fetch_runs(
             connection, project_ref=project_ref, status=status, all_executions=bool(all_executions)
         )
@@ -125,8 +125,8 @@ def list_deployments(
 ) -> list[DeploymentRecord]:
     """Deployments (of a project, of a run's execution, or all), oldest first by start time; a bare
     run name is looked up in `project`, else `run_project`, first."""
-    project_ref = None if project is None else project_filter_ref(project)
     with db.read() as connection:
+        project_ref = None if project is None else project_filter_ref(project, connection)
         execution = (
             None if run_id is None else find_run(connection, run_id, project or run_project).execution_id
         )

@@ -74,20 +74,46 @@ def _listing(names: list[str]) -> str:
 # -- projects --------------------------------------------------------------------------------------
 
 
-def project_filter_ref(project: str) -> str:
-    """The project ref a list filter means (a name or `project:x`); existence is not required."""
+def project_filter_ref(project: str, connection: sqlite3.Connection | None = None) -> str:
+    """The project ref a list filter means (`project:x`, or a name as configured); existence is not
+    required. With a connection, a name is matched as the store knows it: the project whose name as
+    typed it is, else its ref component, else (a project a previous version stored, with no typed
+    name) its normalised form."""
     text = _text(project, "project")
     if text.startswith("project:"):
         return parse_ref(text, "project").ref
-    return project_ref(text)
+    ref = project_ref(text)
+    if connection is None:
+        return ref
+    typed = connection.execute(
+        "SELECT project_ref FROM projects WHERE display_name = ? ORDER BY rowid LIMIT 1", (project,)
+    ).fetchone()
+    if typed is not None:
+        return str(typed[0])
+    if _project_exists(connection, ref):
+        return ref
+    try:
+        legacy = f"project:{normalize_name(text, 'project')}"
+    except ValidationError:
+        return ref
+    untyped = connection.execute(
+        "SELECT 1 FROM projects WHERE project_ref = ? AND display_name IS NULL", (legacy,)
+    ).fetchone()
+    return legacy if untyped is not None else ref
+
+
+def _project_exists(connection: sqlite3.Connection, ref: str) -> bool:
+    # A project exists once it is put, or once a run or deployment names it.
+    return any(
+        connection.execute(f"SELECT 1 FROM {table} WHERE project_ref = ? LIMIT 1", (ref,)).fetchone()
+        for table in ("projects", "runs", "deployments")
+    )
 
 
 def find_project_ref(connection: sqlite3.Connection, project: str) -> str:
-    ref = project_filter_ref(project)
-    # A project exists once it is put, or once a run or deployment names it.
-    for table in ("projects", "runs", "deployments"):
-        if connection.execute(f"SELECT 1 FROM {table} WHERE project_ref = ? LIMIT 1", (ref,)).fetchone():
-            return ref
+    ref = project_filter_ref(project, connection)
+    if _project_exists(connection, ref):
+        return ref
     known = [row[0] for row in connection.execute("SELECT name FROM projects ORDER BY name")]
     raise NotFoundError(
         f"no project {project!r} in this store (known projects: {_listing(known)}); "
@@ -205,9 +231,9 @@ def _looks_like_a_ref(text: str) -> bool:
     return bool(colon) and kind in REF_KINDS
 
 
-def _chosen(candidates: list[str], original: str, project: str | None) -> str:
+def _chosen(connection: sqlite3.Connection, candidates: list[str], original: str, project: str | None) -> str:
     if project is not None and len(candidates) > 1:
-        project_part = project_filter_ref(project).partition(":")[2]
+        project_part = project_filter_ref(project, connection).partition(":")[2]
         preferred = [ref for ref in candidates if ref.partition(":")[2].partition(".")[0] == project_part]
         if len(preferred) == 1:
             return preferred[0]
@@ -228,7 +254,7 @@ def _find_run_ref(connection: sqlite3.Connection, text: str, original: str, proj
         if connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone():
             return ref
         raise _run_not_found(original)
-    return _chosen(_refs_named(connection, text), original, project)
+    return _chosen(connection, _refs_named(connection, text), original, project)
 
 
 def _execution(connection: sqlite3.Connection, run_ref: str, selector: str | None, original: str) -> str:
@@ -273,7 +299,7 @@ def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = 
     if stored_ref is not None:
         run_ref, selector = stored_ref
     elif typed:
-        run_ref, selector = _chosen(typed, text, project), None
+        run_ref, selector = _chosen(connection, typed, text, project), None
     else:
         base, at, after = text.rpartition("@") if "@" in text else (text, "", "")
         run_ref, selector = (

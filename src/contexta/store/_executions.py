@@ -124,9 +124,10 @@ def holds_name_of_before(database: StoreDatabase, table: str, ref: str, typed: s
     typed now that normalises to it then keeps it, so upgrading never splits a project or a run."""
     column = _NAMED_TABLES[table]
     with database.read() as connection:
-        total, untyped, others = connection.execute(
-            f"SELECT count(*), total(display_name IS NULL), "
+        kept, others = connection.execute(
+            f"SELECT total(display_name IS NULL OR display_name = ?), "
             f"total(display_name IS NOT NULL AND display_name != ?) FROM {table} WHERE {column} = ?",
-            (typed, ref),
+            (typed, typed, ref),
         ).fetchone()
-    return bool(total) and untyped > 0 and others == 0
+    # Stored untyped (or already kept for this very name since), and held by no other typed name.
+    return kept > 0 and others == 0

@@ -213,8 +213,13 @@ def _close_scopes_left_in_ended_runs(database: StoreDatabase, live_dir: Path | N
             "ON left_open.execution_id = runs.execution_id WHERE runs.status != 'open'"
         ).fetchall()
     for execution_id, pid, owner_host, run_ended in ended:
-        if owner_alive(live_dir, execution_id, pid, owner_host, host) is True:
-            continue  # a process still captures into it (it resumed the run)
+        # A process still captures into it only if it holds its lock (it resumed the run): the pid
+        # stored is the owner that closed it, which may well still live (a later notebook cell).
+        if live_dir is not None:
+            if owners_alive(live_dir, execution_id) is True:
+                continue
+        elif owner_alive(None, execution_id, pid, owner_host, host) is True:
+            continue
         with database.transaction() as connection:
             for table, start in _SCOPE_STARTS.items():
                 connection.execute(

@@ -255,8 +255,10 @@ class StoreSink:
         connection: sqlite3.Connection, project_ref: str, created_at: str, display_name: str | None = None
     ) -> None:
         connection.execute(
-            "INSERT OR IGNORE INTO projects (project_ref, name, display_name, created_at) "
-            "VALUES (?, ?, ?, ?)",
+            # A name typed now for a project stored without one (by a previous version) is kept.
+            "INSERT INTO projects (project_ref, name, display_name, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (project_ref) DO UPDATE SET "
+            "display_name = coalesce(display_name, excluded.display_name)",
             (project_ref, project_ref.partition(":")[2], display_name, created_at),
         )
 
