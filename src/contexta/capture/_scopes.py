@@ -383,7 +383,7 @@ class Scope:
         if level not in EVENT_LEVELS:
             check_choice(level, EVENT_LEVELS, "level")
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.EVENT, _time_ns(), self._context, key, message, level, checked)
+        return (kinds.EVENT, _time_ns(), self._context, key, self._session.text(message), level, checked)
 
     def span(
         self,
