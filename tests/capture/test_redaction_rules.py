@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from contexta.capture import _redaction
 from contexta.capture._redaction import REDACTED, looks_secret, redact_secrets, redact_text
 
 SECRET = "s3cr3t-VALUE-42"
@@ -217,3 +218,10 @@ def test_attributes_without_secrets_are_returned_as_they_are() -> None:
     attributes = {"lr": 0.1, "layers": [64, 32], "url": "https://example.com/data.csv", "note": "a=b"}
 
     assert redact_secrets(attributes) is attributes
+
+
+def test_text_is_searched_for_every_name_the_key_rule_knows() -> None:
+    """Text is searched for a few stems, not every secret word: each word must hold one."""
+    words = [*_redaction._SECRET_WORDS, *_redaction._SECRET_ENDINGS, *_redaction._KEY_WORDS, "sig"]
+
+    assert [word for word in words if not any(stem in word for stem in _redaction._STEMS)] == []

@@ -42,9 +42,9 @@ written down here so both their reach and their limits can be read (and are test
 exception's message and traceback are always scrubbed by rule 3: they are what a library said, not
 data the program chose to record.
 
-Cost: this runs at the call, on attributes and messages only (never on the metric hot path). The
-patterns are compiled once, key verdicts are cached, and a string is scanned only when it holds one of
-the characters a secret in text needs (`=`, `:`, or the word bearer).
+Cost: this runs at the call, on attributes and messages only (never on the metric hot path). Key
+verdicts are cached, patterns compiled once, and text is searched with `str.find` for `://` and a
+few stems of secret names; only the characters around a hit are looked at (see below).
 """
 
 from __future__ import annotations
@@ -250,21 +250,40 @@ def looks_secret(key: str) -> bool:
 
 
 # -- secrets inside text ---------------------------------------------------------------------------
+#
+# A secret in text sits in a URL (`://` before an `@`) or after a name that holds one of a few
+# stems (`pass`, `token`, `key`, ...). Both are found with `str.find`, which runs at memory speed, and
+# only the few characters around each hit are looked at: text with neither costs a few passes in C,
+# whatever its length, and JSON or prose full of `=` and `":` costs nothing more unless a name in it
+# could be a secret's.
 
-_NAME_CHARS = r"A-Za-z0-9_.\-"
-_SECRET_TEXT = re.compile(
-    # scheme://userinfo@ (the userinfo runs to the last @ before the host: passwords hold @ too)
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,30}://)(?P<userinfo>[^\s/?#@]*(?:@[^\s/?#@]*)*)@"
-    # Bearer <token>
-    r"|(?P<bearer>(?i:\bbearer)[ \t]+)(?P<token>(?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{8,}=*)"
-    # 'name': 'value' / "name": "value"
-    r"|(?P<quote>[\"'])(?P<quoted_name>[" + _NAME_CHARS + r"]{1,64})(?P=quote)[ \t]*:[ \t]*"
-    r"(?P<quoted_value>\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
-    # name=value
-    r"|(?<![A-Za-z0-9_.])(?P<name>[A-Za-z_][" + _NAME_CHARS + r"]{0,63})[ \t]?=[ \t]?"
-    r"(?P<value>\[redacted\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s&;,'\")\]}=]+=*)"
+# Every secret word, secret ending and `<qualifier>_key` of rule 1 holds one of these (a test checks).
+_STEMS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "bearer",
+    "cookie",
+    "credential",
+    "dsn",
+    "key",
+    "session",
+    "sig",
 )
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_NAME_TAIL = re.compile(r"[A-Za-z0-9_.\-]*+")
+_MAX_NAME = 64
+_USERINFO = re.compile(r"[^\s/?#]*@")  # to the last @ before the host: a password may hold @ too
+_VALUE = re.compile(r"\[redacted\]|\"[^\"\n]*+\"|'[^'\n]*+'|[^\s&;,'\")\]}=]++=*+")
+_QUOTED_VALUE = re.compile(r"[ \t]*+(\"(?:[^\"\\\n]|\\.)*+\"|'(?:[^'\\\n]|\\.)*+')")
+_TOKEN = re.compile(r"[ \t]++((?=[A-Za-z0-9._~+/\-]*\d)[A-Za-z0-9._~+/\-]{8,}+=*+)")
 _LONG_USER = 16  # a URL user name at least this long is taken for a token
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+# A secret found in text: where it starts and ends, and what replaces it.
+_Found = tuple[int, int, str]
 
 
 def _secret_name(name: str) -> bool:
@@ -279,74 +298,130 @@ def _quoted(value: str) -> str:
     return REDACTED
 
 
-def _replacement(match: re.Match[str]) -> tuple[str | None, int]:
-    """What replaces `match` (None: it holds no secret), and where the scan goes on from when
-    nothing is replaced (inside a value that is no secret, an assignment that is one may follow:
-    `client = OpenAI(api_key="...")`)."""
-    groups = match.groupdict()
-    if groups["scheme"] is not None:
-        user, colon, _ = groups["userinfo"].partition(":")
-        if colon:
-            return f"{groups['scheme']}{user}:{REDACTED}@", match.end()
-        if len(user) >= _LONG_USER:
-            return f"{groups['scheme']}{REDACTED}@", match.end()
-        return None, match.end()
-    if groups["bearer"] is not None:
-        return f"{groups['bearer']}{REDACTED}", match.end()
-    name, value = ("quoted_name", "quoted_value") if groups["quoted_name"] is not None else ("name", "value")
-    if not _secret_name(groups[name]):
-        return None, match.start(value)
-    head = match.group(0)[: match.start(value) - match.start()]
-    return head + _quoted(groups[value]), match.end()
+def _url_passwords(text: str) -> list[_Found]:
+    """A URL's password (`scheme://user:[redacted]@host`), or a long user name alone (a token)."""
+    found: list[_Found] = []
+    position = text.find("://")
+    while position >= 0:
+        start = position + 3
+        userinfo = _USERINFO.match(text, start)
+        if userinfo is not None:
+            end = userinfo.end() - 1
+            user, colon, password = text[start:end].partition(":")
+            if colon and password != REDACTED:
+                found.append((start + len(user) + 1, end, REDACTED))
+            elif len(user) >= _LONG_USER:
+                found.append((start, end, REDACTED))
+        position = text.find("://", start)
+    return found
 
 
-def _may_hold_secret(text: str) -> bool:
-    return "=" in text or ":" in text or "earer" in text or "EARER" in text
+def _value_after(text: str, name: str, start: int, end: int) -> _Found | None:
+    """The secret that follows the name `text[start:end]`: `name=value`, `'name': 'value'`,
+    `Bearer <token>`; None when nothing follows it or the name is no secret's."""
+    follower = text[end : end + 1]
+    if follower in ("'", '"') and text[end + 1 : end + 2] == ":" and start and text[start - 1] == follower:
+        value = _QUOTED_VALUE.match(text, end + 2)
+        if value is None or value.group(1)[1:-1] == REDACTED or not _secret_name(name):
+            return None
+        return value.start(1), value.end(1), _quoted(value.group(1))
+    equals = end + 1 if follower in (" ", "\t") else end
+    if text[equals : equals + 1] == "=" and text[equals + 1 : equals + 2] != "=":
+        if not _secret_name(name):  # (`name == value` is a comparison, and was passed over)
+            return None
+        value_start = equals + 2 if text[equals + 1 : equals + 2] in (" ", "\t") else equals + 1
+        value = _VALUE.match(text, value_start)
+        if value is None or value.group(0) == REDACTED:
+            return None
+        return value.start(), value.end(), _quoted(value.group(0))
+    if follower in (" ", "\t") and name.lower() == "bearer":
+        token = _TOKEN.match(text, end)
+        return None if token is None else (token.start(1), token.end(1), REDACTED)
+    return None
+
+
+def _named_secrets(text: str) -> list[_Found]:
+    """The values after names that could be a secret's: each hit of a stem is widened to the name
+    around it, and only a name followed by `=`, `':` / `":` or (bearer) a token is judged."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters lower to two; positions must stay the same
+        lowered = text.translate(_ASCII_LOWER)
+    found: list[_Found] = []
+    seen: set[int] = set()
+    for stem in _STEMS:
+        position = lowered.find(stem)
+        while position >= 0:
+            start, floor = position, max(position - _MAX_NAME, 0)
+            while start > floor and text[start - 1] in _NAME_CHARS:
+                start -= 1
+            tail = _NAME_TAIL.match(text, position)
+            end = position if tail is None else tail.end()
+            if start not in seen:
+                seen.add(start)
+                secret = _value_after(text, text[start:end], start, end)
+                if secret is not None:
+                    found.append(secret)
+            position = lowered.find(stem, max(end, position + 1))
+    return found
+
+
+def _may_follow_a_name(text: str) -> bool:
+    """Whether `text` holds what follows a secret's name: `=`, `":` / `':`, or the word bearer."""
+    return "=" in text or '":' in text or "':" in text or "earer" in text or "EARER" in text
 
 
 def redact_text(text: str) -> str:
     """`text` with the secrets rule 3 finds replaced by `[redacted]` (the same object when none is)."""
-    if not _may_hold_secret(text):
+    found = _url_passwords(text) if "@" in text and "://" in text else []
+    if _may_follow_a_name(text):
+        found += _named_secrets(text)
+    if not found:
         return text
     parts: list[str] = []
-    done = position = 0
-    while (match := _SECRET_TEXT.search(text, position)) is not None:
-        replacement, position = _replacement(match)
-        if replacement is not None and replacement != match.group(0):
-            parts += [text[done : match.start()], replacement]
-            done = match.end()
-    if not parts:
-        return text
+    done = 0
+    for start, end, replacement in sorted(found):
+        if start < done:
+            continue  # inside a secret already replaced
+        parts += [text[done:start], replacement]
+        done = end
     parts.append(text[done:])
     return "".join(parts)
 
 
 # -- attributes ------------------------------------------------------------------------------------
 
-_PAIR_NAMES = ("name", "key")
-_PAIR_VALUES = ("value",)
+# The fields of a `{"name": ..., "value": ...}` pair, as Kubernetes, AWS and HAR spell them.
+_PAIR_NAME_FIELDS = ("name", "Name", "NAME", "key", "Key", "KEY")
+_PAIR_VALUE_FIELDS = ("value", "Value", "VALUE")
+_ATOMS = frozenset((int, float, bool))
+_STRUCTURED = (str, dict, list)  # a tuple: `isinstance` with `str | dict | list` builds the union each call
 
 
 def _hides(item: Any) -> bool:
     """Whether a value under a secret name is redacted: text and structures are, numbers and
     booleans (counts, switches) are not."""
-    return isinstance(item, str | dict | list) and item != REDACTED
+    return isinstance(item, _STRUCTURED) and item != REDACTED
+
+
+def _text_may_hold_secret(text: str) -> bool:
+    """A cheap first look (each test runs in C): a secret in text follows `://`, `=`, `:` or bearer."""
+    return ":" in text or "=" in text or "earer" in text or "EARER" in text
 
 
 def _pair_value_field(mapping: dict[str, Any]) -> str | None:
     """The value field of a `{"name": <secret name>, "value": ...}` mapping, or None."""
-    if len(mapping) > 8:
+    for value_field in _PAIR_VALUE_FIELDS:
+        if value_field in mapping:
+            break
+    else:
         return None
-    name = value_field = None
-    for field, item in mapping.items():
-        lowered = field.lower()
-        if lowered in _PAIR_NAMES and isinstance(item, str):
-            name = item
-        elif lowered in _PAIR_VALUES:
-            value_field = field
-    if name is None or value_field is None or not _hides(mapping[value_field]):
+    if not _hides(mapping[value_field]):
         return None
-    return value_field if looks_secret(name) else None
+    for name_field in _PAIR_NAME_FIELDS:
+        name = mapping.get(name_field)
+        if isinstance(name, str) and looks_secret(name):
+            return value_field
+    return None
 
 
 def _redacted_mapping(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -354,7 +429,7 @@ def _redacted_mapping(value: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     result: dict[str, Any] = {}
     hidden = _pair_value_field(value)
     for key, item in value.items():
-        new_key = redact_text(key) if isinstance(key, str) else key
+        new_key = redact_text(key) if isinstance(key, str) and _text_may_hold_secret(key) else key
         changed = changed or new_key is not key
         if key == hidden or (looks_secret(key) and _hides(item)):
             result[new_key] = REDACTED
@@ -374,24 +449,42 @@ def _is_option(item: Any) -> bool:
 
 
 def _redacted_list(value: list[Any]) -> tuple[list[Any], bool]:
-    items = [_redacted(item) for item in value]
-    result = [item for item, _ in items]
-    changed = any(item_changed for _, item_changed in items)
-    if value and all(_is_pair(item) for item in value):  # [["Authorization", "Bearer ..."], ...]
+    result = list(value)
+    changed = options = False
+    pairs = bool(value)
+    for index, item in enumerate(value):
+        if item is None or type(item) in _ATOMS:  # numbers: nothing to look at, and no pair list
+            pairs = False
+            continue
+        result[index], item_changed = _redacted(item)
+        changed = changed or item_changed
+        pairs = pairs and _is_pair(item)
+        options = options or _is_option(item)
+    if pairs:  # [["Authorization", "Bearer ..."], ...]
         for index, (name, item) in enumerate(value):
             if looks_secret(name) and _hides(item):
                 result[index] = [result[index][0], REDACTED]
                 changed = True
-    for index in range(len(value) - 1):  # ["--api-key", "sk-...", ...]
-        option, item = value[index], value[index + 1]
-        if _is_option(option) and looks_secret(option.lstrip("-")) and _hides(item) and not _is_option(item):
-            result[index + 1] = REDACTED
-            changed = True
+    if options:  # ["--api-key", "sk-...", ...]
+        for index in range(len(value) - 1):
+            option, item = value[index], value[index + 1]
+            if (
+                _is_option(option)
+                and looks_secret(option.lstrip("-"))
+                and _hides(item)
+                and not _is_option(item)
+            ):
+                result[index + 1] = REDACTED
+                changed = True
     return (result, True) if changed else (value, False)
 
 
 def _redacted(value: Any) -> tuple[Any, bool]:
+    if value is None or type(value) in _ATOMS:
+        return value, False
     if isinstance(value, str):
+        if not _text_may_hold_secret(value):
+            return value, False
         redacted = redact_text(value)
         return redacted, redacted is not value
     if isinstance(value, dict):
