@@ -166,8 +166,10 @@ class Contexta(Investigation):
         resume: bool = False,
     ) -> RunScope:
         """Open a run; use it as `with ctx.run(...) as run:` so it closes (and flushes) on exit."""
+        # Free text a connection URL may end up in: its credentials are redacted like an attribute's.
+        dataset = _optional_text(dataset_ref, "dataset_ref")
         details: dict[str, Any] = {
-            "dataset_ref": _optional_text(dataset_ref, "dataset_ref"),
+            "dataset_ref": None if dataset is None else self._session.text(dataset),
             "code_revision": _optional_text(code_revision, "code_revision"),
             "tags": self._session.attributes(tags, "tags"),
             "metadata": self._session.attributes(metadata, "metadata"),

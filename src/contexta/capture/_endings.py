@@ -13,6 +13,11 @@ reading the job's stderr. The reasons are fixed strings, so they can be queried:
 - `contexta_closed`: `ctx.close()` closed it while it was open.
 
 A scope closed by its `with` block ending normally, or by an explicit `scope.close(...)`, has none.
+
+An exception's text is what a library said, and libraries put URLs and arguments in it: the message
+and the traceback (whose source lines may hold `api_key="..."`) are always scrubbed of credentials
+(URL passwords, `name=value` secrets; `_redaction.redact_text`) before they are cut to size, so a cut
+never leaves half a secret behind.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contexta.capture._redaction import redact_text
 from contexta.contract._checks import plain_text
 
 __all__ = [
@@ -151,7 +157,7 @@ def _message(error: BaseException) -> str:
         text = str(error)
     except Exception as broken:  # a __str__ that raises must not cost the scope its close
         text = f"<message unavailable: {type(broken).__name__}>"
-    return _cut(text, MESSAGE_CHARS)
+    return _cut(redact_text(text), MESSAGE_CHARS)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -164,8 +170,8 @@ def short_traceback(error: BaseException) -> str:
     try:
         formatted = traceback.TracebackException.from_exception(error)
         _drop_pass_through(formatted, set())
-        chunks = list(formatted.format())
-        last = list(formatted.format_exception_only())
+        chunks = [redact_text(chunk) for chunk in formatted.format()]
+        last = [redact_text(chunk) for chunk in formatted.format_exception_only()]
     except Exception as broken:
         return f"<traceback unavailable: {type(broken).__name__}>"
     if chunks[-len(last) :] == last:  # a huge message must not push the frames out

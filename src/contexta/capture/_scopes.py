@@ -391,7 +391,7 @@ class Scope:
         if not message.isascii():  # text cut inside an emoji must not cost the writer its batch
             message = plain_text(message)
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.EVENT, _time_ns(), self._context, key, message, level, checked)
+        return (kinds.EVENT, _time_ns(), self._context, key, self._session.text(message), level, checked)
 
     def span(
         self,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._compiled import MetricCall
 from contexta.capture._pipeline import CapturePipeline
-from contexta.capture._redaction import redact_secrets
+from contexta.capture._redaction import redact_secrets, redact_text
 from contexta.contract._checks import json_attributes
 from contexta.contract._refs import is_component, new_execution_id, normalize_name, ref_component
 from contexta.errors import ValidationError
@@ -140,6 +140,11 @@ class CaptureSession:
         """A checked, detached copy of captured attributes, with secrets redacted unless opted out."""
         checked = json_attributes(value, field)
         return redact_secrets(checked) if self.redact_secrets else checked
+
+    def text(self, value: str) -> str:
+        """Captured free text (an event message, a dataset ref) with the credentials in it redacted
+        (URL passwords, `name=value` secrets) unless opted out."""
+        return redact_text(value) if self.redact_secrets else value
 
     def add_run(self, run: RunScope) -> list[RunScope]:
         """Register an open run; returns the runs of the same ref already open in this process (a

@@ -7,6 +7,7 @@ import textwrap
 
 from contexta.cli._output import CommandError, Output
 from contexta.cli._tables import Column, render_table
+from contexta.cli._terminal import terminal_safe
 from contexta.cli._workspace import open_workspace
 from contexta.query import DiagnosticsResult
 
@@ -44,7 +45,11 @@ def _diagnosis_text(diagnosis: DiagnosticsResult, output: Output) -> None:
     for note in diagnosis.completeness_notes:
         output.lines(
             textwrap.wrap(
-                note, output.width, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False
+                terminal_safe(note),  # escaped before wrapping: a line break in it shows as `\n`
+                output.width,
+                initial_indent="- ",
+                subsequent_indent="  ",
+                break_on_hyphens=False,
             )
         )
 

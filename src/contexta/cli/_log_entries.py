@@ -10,6 +10,7 @@ from typing import Any
 
 from contexta.cli import _cells as cells
 from contexta.cli._tables import cut, cut_left, display_width
+from contexta.cli._terminal import terminal_safe
 from contexta.contract._non_finite import decode_metric_value
 
 __all__ = ["LogEntry", "describe_line", "render_entry"]
@@ -113,10 +114,11 @@ def describe_line(line: Mapping[str, Any]) -> LogEntry:
 
 def render_entry(entry: LogEntry, width: int) -> str:
     """`12:00:00.123 metric     stage:p.run.train  loss=0.25 step=3`, at most `width` columns: a long
-    subject is cut from the left (its end says most), then the detail from the right."""
-    head = f"{cells.clock(entry.observed_at)} {entry.kind:<{_KIND_WIDTH}} "
+    subject is cut from the left (its end says most), then the detail from the right. Captured text
+    shows its control characters and line breaks escaped, counted in the width."""
+    head = terminal_safe(f"{cells.clock(entry.observed_at)} {entry.kind:<{_KIND_WIDTH}} ")
     room = width - display_width(head)
-    subject, detail = entry.subject, entry.detail
+    subject, detail = terminal_safe(entry.subject), terminal_safe(entry.detail)
     if not detail:
         return cut(head + subject, width).rstrip()
     if display_width(subject) + 2 + display_width(detail) > room:

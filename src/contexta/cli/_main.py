@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from contexta.cli._output import CommandError, Output, UsageError
 from contexta.cli._parser import build_parser
+from contexta.cli._terminal import terminal_safe
 from contexta.errors import ContextaError
 
 __all__ = ["main"]
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as error:
         try:
-            args.parser.error(str(error))
+            args.parser.error(terminal_safe(str(error)))
         except SystemExit as exit_request:
             return _exit_code(exit_request.code)
         return EXIT_USAGE

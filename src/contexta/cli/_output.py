@@ -1,4 +1,8 @@
-"""Where a command's output goes: text or JSON on stdout, one-line failures on stderr."""
+"""Where a command's output goes: text or JSON on stdout, one-line failures on stderr.
+
+Everything printed passes through `_terminal.py` here, whatever the command: a line of text with its
+control characters and line breaks shown escaped, a document with its own lines kept, JSON with the
+characters a terminal acts on as `\\u` escapes."""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
+
+from contexta.cli._terminal import terminal_document, terminal_json, terminal_safe
 
 __all__ = ["CommandError", "Output", "UsageError"]
 
@@ -37,28 +43,32 @@ class Output:
         return cls(stdout, stderr, max(shutil.get_terminal_size().columns, 20))
 
     def line(self, text: str = "") -> None:
-        self.stdout.write(text + "\n")
+        """One line; a line break or control character inside `text` is shown escaped."""
+        self.stdout.write(terminal_safe(text) + "\n")
 
     def lines(self, texts: list[str]) -> None:
         if texts:
-            self.stdout.write("\n".join(texts) + "\n")
+            self.stdout.write("\n".join(terminal_safe(text) for text in texts) + "\n")
 
-    def document(self, text: str) -> None:
-        """A rendered document as it is, ending in exactly the newlines it has (at least one)."""
+    def document(self, text: str, document_format: str) -> None:
+        """A rendered document (`md`, `html`, `json` or `csv`) with its own lines, ending in exactly
+        the newlines it has (at least one)."""
+        text = terminal_document(text, document_format)
         self.stdout.write(text if text.endswith("\n") else text + "\n")
 
     def json(self, value: Any) -> None:
         """`value` as indented JSON: the whole of stdout for a `--format json` command."""
-        self.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+        text = orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+        self.stdout.write(terminal_json(text) + "\n")
 
     def json_line(self, value: Any) -> None:
         """`value` as one compact JSON line (JSON Lines, for output that streams)."""
-        self.stdout.write(orjson.dumps(value, default=str).decode() + "\n")
+        self.stdout.write(terminal_json(orjson.dumps(value, default=str).decode()) + "\n")
 
     def flush(self) -> None:
         self.stdout.flush()
 
     def error(self, message: str) -> None:
         """The one stderr line of a handled failure."""
-        self.stderr.write(f"contexta: {_one_line(message)}\n")
+        self.stderr.write(f"contexta: {_one_line(terminal_safe(message))}\n")
         self.stderr.flush()

@@ -1,5 +1,9 @@
 """`contexta report`: a run, two runs, several runs or a project as a Markdown, HTML, JSON or CSV
-document, printed or written to a file."""
+document, printed or written to a file.
+
+Printed, the document is made safe for a terminal (`_terminal.terminal_document`: a control
+character or a line break inside a CSV cell shows as `\\x1b` / `\\n`); `--output PATH` writes the
+rendering exactly as it is."""
 
 from __future__ import annotations
 
@@ -77,10 +81,11 @@ def report_command(args: argparse.Namespace, output: Output) -> int:
     [--output PATH]`: the document on stdout, or written to PATH (whose absolute path is printed)."""
     _check_arguments(args)
     target = None if args.output is None else Path(args.output).expanduser()
+    document_format = _document_format(args.format, target)
     with open_workspace(args) as ctx:
-        text = _render(_build(ctx, args), _document_format(args.format, target))
+        text = _render(_build(ctx, args), document_format)
     if target is None:
-        output.document(text)
+        output.document(text, document_format)  # made safe for the terminal it may be shown on
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

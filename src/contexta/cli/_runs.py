@@ -10,6 +10,7 @@ from typing import Any
 from contexta.cli import _cells as cells
 from contexta.cli._output import Output
 from contexta.cli._tables import Column, render_fields, render_table
+from contexta.cli._terminal import terminal_safe
 from contexta.cli._workspace import open_workspace
 from contexta.query import DiagnosticsResult, EnvironmentRecord, RunRecord, RunSnapshot
 
@@ -225,12 +226,18 @@ def _failures_text(snapshot: RunSnapshot, output: Output) -> None:
     for kind, name, failure in failed[:_SHOWN_FAILURES]:
         assert failure is not None
         output.line()
-        header = f"Failure of {kind} {name}: {failure.get('type')}: {failure.get('message')}"
+        # Escaped before wrapping, so a line break in the message shows as `\n` and wraps like text.
+        header = terminal_safe(f"Failure of {kind} {name}: {failure.get('type')}: {failure.get('message')}")
         output.lines(textwrap.wrap(header, output.width, subsequent_indent="  ", break_on_hyphens=False))
-        for line in str(failure.get("traceback") or "").rstrip().splitlines():
+        # A traceback is lines of its own (each indented under the failure); only a line feed ends one.
+        for line in str(failure.get("traceback") or "").rstrip().split("\n"):
             output.lines(
                 textwrap.wrap(
-                    line, output.width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
+                    terminal_safe(line),
+                    output.width,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                    break_on_hyphens=False,
                 )
             )
     if len(failed) > _SHOWN_FAILURES:

@@ -9,6 +9,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from contexta.cli._terminal import terminal_safe
+
 __all__ = ["Column", "cut", "cut_left", "display_width", "render_fields", "render_table"]
 
 _GAP = "  "
@@ -50,10 +52,9 @@ def display_width(text: str) -> int:
 
 
 def _single_line(text: str) -> str:
-    """Control characters (newlines, tabs) become spaces: one cell, one line."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else " " for char in text)
+    """Control characters (newlines, tabs, escape sequences) shown escaped: one cell, one line, and
+    its width counted as it will be shown."""
+    return terminal_safe(text)
 
 
 def cut(text: str, width: int) -> str:

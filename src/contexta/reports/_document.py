@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from contexta.errors import NotFoundError, ValidationError
+from contexta.reports._escaping import csv_cell, markdown_cell, markdown_text
 
 __all__ = ["Cell", "ChartSeries", "ReportChart", "ReportDocument", "ReportSection", "ReportTable"]
 
@@ -38,22 +39,34 @@ def _text_cell(value: Cell) -> str:
 
 
 def _markdown_cell(value: Cell) -> str:
-    return (
-        _text_cell(value)
-        .replace("\\", "\\\\")
-        .replace("|", "\\|")
-        .replace("\r\n", "\n")
-        .replace("\n", "<br>")
-    )
+    return markdown_cell(_text_cell(value))
 
 
 def _csv_cell(value: Cell) -> str:
-    """A cell for programs: nothing is empty, numbers keep every digit."""
+    """A cell for programs: nothing is empty, numbers keep every digit, and text never runs as a
+    spreadsheet formula."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return csv_cell(value)
     return str(value)
+
+
+def _csv_lines(rows: list[list[str]]) -> str:
+    """`rows` as CSV lines ending in `\\n`. The writer quotes only cells holding a character of its
+    line terminator, so it is given `\\r\\n` (a lone carriage return in a cell, left unquoted, would
+    make the file unreadable) and each record's terminator is then written as `\\n`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    lines = []
+    for row in rows:
+        writer.writerow(row)
+        lines.append(buffer.getvalue()[:-2])
+        buffer.seek(0)
+        buffer.truncate()
+    return "".join(line + "\n" for line in lines)
 
 
 def _json_cell(value: Cell) -> Cell:
@@ -232,12 +245,13 @@ class ReportDocument:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2).decode()
 
     def to_markdown(self) -> str:
-        """The report as Markdown: `#` title, `##` per section, paragraphs, then a pipe table."""
-        lines = [f"# {self.title}"]
+        """The report as Markdown: `#` title, `##` per section, paragraphs, then a pipe table. Text
+        is escaped (see `_escaping.py`): no raw HTML, link or line break of captured text survives."""
+        lines = [f"# {markdown_text(self.title)}"]
         for section in self.sections:
-            lines += ["", f"## {section.title}"]
+            lines += ["", f"## {markdown_text(section.title)}"]
             for paragraph in section.paragraphs:
-                lines += ["", paragraph]
+                lines += ["", markdown_text(paragraph)]
             table = section.table
             # An empty table is left out of Markdown (its section says so); JSON and CSV keep the header.
             if table is not None and table.columns and table.rows:
@@ -249,7 +263,8 @@ class ReportDocument:
             for chart in section.charts:  # Markdown cannot draw: say what the HTML rendering shows
                 lines += [
                     "",
-                    f"Chart: {_markdown_cell(chart.title)} ({chart.y_label} by {chart.x_label}; "
+                    f"Chart: {markdown_text(chart.title)} ({markdown_text(chart.y_label)} by "
+                    f"{markdown_text(chart.x_label)}; "
                     f"{len(chart.series)} series, {chart.point_count} points; drawn in the HTML report)",
                 ]
         return "\n".join(lines) + "\n"
@@ -263,17 +278,16 @@ class ReportDocument:
 
     def to_csv(self) -> str:
         """Every table as CSV, one block per section that has one: a row holding the section title,
-        the header row, the data rows; blocks are separated by an empty line."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        first = True
-        for section in self.sections:
-            if section.table is None:
-                continue
-            if not first:
-                buffer.write("\n")
-            first = False
-            writer.writerow([section.title])
-            writer.writerow(section.table.columns)
-            writer.writerows([_csv_cell(cell) for cell in row] for row in section.table.rows)
-        return buffer.getvalue()
+        the header row, the data rows; blocks are separated by an empty line. A text cell that a
+        spreadsheet would run as a formula starts with `'` (see `_escaping.py`), and a cell holding
+        a line break of either kind is quoted, so the text parses back with `csv.reader`."""
+        blocks = [
+            [
+                [csv_cell(section.title)],
+                [csv_cell(column) for column in section.table.columns],
+                *([_csv_cell(cell) for cell in row] for row in section.table.rows),
+            ]
+            for section in self.sections
+            if section.table is not None
+        ]
+        return "\n".join(_csv_lines(rows) for rows in blocks)

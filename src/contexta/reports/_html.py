@@ -7,8 +7,6 @@ become markup; table cells are formatted like the Markdown rendering so the two 
 
 from __future__ import annotations
 
-from html import escape
-
 from contexta.reports._document import (
     Cell,
     ReportChart,
@@ -17,6 +15,7 @@ from contexta.reports._document import (
     ReportTable,
     _text_cell,
 )
+from contexta.reports._escaping import html_text
 from contexta.reports._svg import render_line_chart
 
 __all__ = ["render_html"]
@@ -159,4 +158,4 @@ def _cell(cell: Cell, in_numeric_column: bool) -> str:
 
 
 def _text(value: str) -> str:
-    return escape(value, quote=True)
+    return html_text(value)

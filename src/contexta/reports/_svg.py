@@ -3,7 +3,7 @@
 The chart is drawn in a fixed coordinate space (a `viewBox`) and scaled by the page, so the markup is
 the same on every screen and the same document always gives the same string. Every number written
 into an attribute is formatted here from floats; captured text (titles, labels) only ever appears
-escaped, as element text.
+escaped (`_escaping.html_text`), as element text.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 
 from contexta.reports._document import ReportChart
+from contexta.reports._escaping import html_text
 
 __all__ = ["MAX_POINTS_PER_SERIES", "PALETTE", "nice_ticks", "render_line_chart", "thin_points"]
 
@@ -75,7 +75,7 @@ def render_line_chart(chart: ReportChart) -> str:
     legend, legend_rows = _legend([label for label, _ in lines], plot_left, plot_right, plot_bottom + 62.0)
     height = plot_bottom + 62.0 + legend_rows * _LEGEND_ROW
 
-    title = escape(f"{chart.title}: {chart.y_label} by {chart.x_label}", quote=True)
+    title = html_text(f"{chart.title}: {chart.y_label} by {chart.x_label}")
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {_number(_WIDTH)} {_number(height)}" '
         f'width="{_number(_WIDTH)}" height="{_number(height)}" '
@@ -202,9 +202,9 @@ def _axis_titles(chart: ReportChart, x_axis: _Axis, y_axis: _Axis) -> str:
     return (
         f'<g class="axis-labels" fill="#1f2328" font-size="13">'
         f'<text x="{middle_x}" y="{_number(y_axis.start + 40)}" text-anchor="middle">'
-        f"{escape(chart.x_label, quote=True)}</text>"
+        f"{html_text(chart.x_label)}</text>"
         f'<text transform="translate(14 {middle_y}) rotate(-90)" text-anchor="middle">'
-        f"{escape(chart.y_label, quote=True)}</text></g>"
+        f"{html_text(chart.y_label)}</text></g>"
     )
 
 
@@ -243,10 +243,10 @@ def _legend(labels: Sequence[str], left: float, right: float, top: float) -> tup
         colour, dash = _style(index)
         dash_attribute = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f"<g><title>{escape(label, quote=True)}</title>"
+            f"<g><title>{html_text(label)}</title>"
             f'<line x1="{_number(x)}" y1="{_number(y - 4)}" x2="{_number(x + 22)}" y2="{_number(y - 4)}" '
             f'stroke="{colour}" stroke-width="3"{dash_attribute}/>'
-            f'<text x="{_number(x + 28)}" y="{_number(y)}">{escape(shown, quote=True)}</text></g>'
+            f'<text x="{_number(x + 28)}" y="{_number(y)}">{html_text(shown)}</text></g>'
         )
         x += width + 18.0
     parts.append("</g>")

@@ -130,4 +130,4 @@ def holds_name_of_before(database: StoreDatabase, table: str, ref: str, typed: s
             (typed, typed, ref),
         ).fetchone()
     # Stored untyped (or already kept for this very name since), and held by no other typed name.
-    return kept > 0 and others == 0
+    return bool(kept > 0 and others == 0)
