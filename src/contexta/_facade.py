@@ -123,18 +123,6 @@ class Contexta(Investigation):
     # -- properties ----------------------------------------------------------------------------
 
     @property
-    def project_name(self) -> str:
-        return self._config.project_name
-
-    @property
-    def workspace(self) -> Path:
-        return self._config.workspace.root
-
-    @property
-    def config(self) -> UnifiedConfig:
-        return self._config
-
-    @property
     def sinks(self) -> tuple[Sink, ...]:
         """The capture sinks (the live store sink is not among them: it does not depend on `sinks=`)."""
         return self._capture_sinks

@@ -31,6 +31,18 @@ class Investigation:
     _database: StoreDatabase
     _config: UnifiedConfig
 
+    @property
+    def project_name(self) -> str:
+        return self._config.project_name
+
+    @property
+    def workspace(self) -> Path:
+        return self._config.workspace.root
+
+    @property
+    def config(self) -> UnifiedConfig:
+        return self._config
+
     def _reads(self) -> StoreDatabase:
         """The store to answer from."""
         return self._database

@@ -46,18 +46,6 @@ class WorkspaceReader(Investigation):
                 pass
         return database
 
-    @property
-    def project_name(self) -> str:
-        return self._config.project_name
-
-    @property
-    def workspace(self) -> Path:
-        return self._config.workspace.root
-
-    @property
-    def config(self) -> UnifiedConfig:
-        return self._config
-
     def close(self) -> None:
         """Let go of the store's connections (idempotent)."""
         self._database.close_all()

@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from conftest import StoreSwitch
 from contexta import Contexta
-from contexta.capture import CaptureBatch, CaptureWarning
-from contexta.store._sink import StoreSink
+from contexta.capture import CaptureWarning
 
 CONFIG = {"project_name": "p"}
 
@@ -89,30 +89,26 @@ def _strip_execution_ids(outbox: Path) -> int:
 
 @pytest.mark.parametrize("shape", ["current", "previous"])
 def test_a_model_parked_in_the_outbox_goes_to_its_execution_when_replayed_after_the_next_one(
-    ctx: Contexta, tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+    ctx: Contexta,
+    tmp_path: Path,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shape: str,
+    refusing_store: StoreSwitch,
 ) -> None:
     # The disk fills while execution 1 saves its model: the batch is parked. Execution 2 runs and
     # registers its own model; space comes back and the outbox is replayed. Breaks if the parked
     # model went to the latest execution (execution 2 listed both models, execution 1 none). A line
     # parked by the previous version names no execution: it goes to the one started by its time.
-    failing = {"on": False}
-    write = StoreSink.write
-
-    def refusing_write(self: StoreSink, batch: CaptureBatch) -> None:
-        if failing["on"]:
-            raise OSError(28, "No space left on device")
-        write(self, batch)
-
-    monkeypatch.setattr(StoreSink, "write", refusing_write)
     model = tmp_path / "model.pt"
     model.write_bytes(b"first")
     with ctx.run("train") as first:
         ctx.flush()
-        failing["on"] = True
+        refusing_store.refusing = True
         first.register_artifact("model", str(model))
         with pytest.warns(CaptureWarning, match="canonical-store"):
             assert not ctx.flush().ok
-        failing["on"] = False
+        refusing_store.refusing = False
     model.write_bytes(b"second-model")
     with ctx.run("train") as second:
         second.register_artifact("model", str(model))

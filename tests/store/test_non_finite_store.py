@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from conftest import StoreSwitch
 from contexta import Contexta
-from contexta.capture import CaptureBatch, CaptureWarning
+from contexta.capture import CaptureWarning
 from contexta.contract import MetricPayload, MetricRecord, RecordEnvelope
-from contexta.store._sink import StoreSink
 
 VALUES = [0.5, math.nan, 0.25, math.inf, -math.inf, 0.125, math.nan]
 
@@ -91,31 +91,22 @@ def test_repair_rebuilds_the_same_non_finite_values_from_the_capture_log(tmp_pat
 
 
 def test_an_outbox_replay_into_the_store_keeps_non_finite_values(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusing_store: StoreSwitch
 ) -> None:
     # The store refuses the batches holding the points; they are parked as capture-log lines (with
     # tokens) and replayed through the same sink once it works again.
-    failing = {"on": False}
-    write = StoreSink.write
-
-    def refusing_write(self: StoreSink, batch: CaptureBatch) -> None:
-        if failing["on"]:
-            raise OSError(28, "No space left on device")
-        write(self, batch)
-
-    monkeypatch.setattr(StoreSink, "write", refusing_write)
     workspace = tmp_path / ".contexta"
     with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
         with ctx.run("r") as run, run.stage("train") as stage:
             ctx.flush()
-            failing["on"] = True
+            refusing_store.refusing = True
             for step, value in enumerate(VALUES):
                 stage.metric("loss", value, step=step)
             stage.metrics({"accuracy": math.nan}, step=0)
             with pytest.warns(CaptureWarning, match="canonical-store"):
                 report = ctx.flush()
             assert not report.ok
-            failing["on"] = False
+            refusing_store.refusing = False
         assert ctx.get_metric_series("r", "loss").values == ()
         replay = ctx.replay_outbox()
         assert replay.errors == () and replay.delivered_batches >= 1

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import StoreSwitch
 from contexta import Contexta
-from contexta.capture import CaptureBatch, CaptureWarning
-from contexta.store._sink import StoreSink
+from contexta.capture import CaptureWarning
 
 CONFIG = {"project_name": "p"}
 
@@ -57,36 +57,27 @@ def _messages(ctx: Contexta, run_id: str) -> list[str]:
 
 @pytest.mark.parametrize("refused", ["opening", "opening and events"])
 def test_a_replayed_opening_of_execution_two_neither_moves_its_events_nor_reopens_anything(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, refused: str, refusing_store: StoreSwitch
 ) -> None:
     # Breaks if records naming an execution the store did not hold yet went to the run's latest
     # (execution 1 showed `exec2`), or if the replayed opening reopened the execution it names after
     # its close had been stored (it stayed `open` for good, and a later Contexta called it dead).
-    failing = {"on": False}
-    write = StoreSink.write
-
-    def refusing_write(self: StoreSink, batch: CaptureBatch) -> None:
-        if failing["on"]:
-            raise OSError(28, "No space left on device")
-        write(self, batch)
-
-    monkeypatch.setattr(StoreSink, "write", refusing_write)
     with Contexta(workspace=workspace, config=CONFIG) as ctx:
         with ctx.run("r") as first:
             first.event("e", message="exec1")
             first.metric("m", 1.0)
-        failing["on"] = True
+        refusing_store.refusing = True
         second = ctx.run("r")
         if refused == "opening":
             with pytest.warns(CaptureWarning, match="canonical-store"):
                 assert not ctx.flush().ok
-            failing["on"] = False
+            refusing_store.refusing = False
         second.event("e", message="exec2")
         second.metric("m", 2.0)
         if refused == "opening and events":
             with pytest.warns(CaptureWarning, match="canonical-store"):
                 assert not ctx.flush().ok
-            failing["on"] = False
+            refusing_store.refusing = False
         second.close()
 
         ctx.replay_outbox()

@@ -157,14 +157,19 @@ class StoreDatabase:
         self._local.file_state = state if immutable else None
         return connection
 
-    def _refuse_old_schema(self, connection: sqlite3.Connection) -> None:
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    def _schema_version(self, connection: sqlite3.Connection) -> int:
+        """The file's schema version; `store_version_unsupported` when this Contexta is older."""
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {version}, newer than this Contexta ({SCHEMA_VERSION}); "
                 "upgrade contexta",
                 code="store_version_unsupported",
             )
+        return version
+
+    def _refuse_old_schema(self, connection: sqlite3.Connection) -> None:
+        version = self._schema_version(connection)
         if version < SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {version}, older than this Contexta's ({SCHEMA_VERSION}), "
@@ -230,13 +235,7 @@ class StoreDatabase:
             )
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has store schema {version}, newer than this Contexta ({SCHEMA_VERSION}); "
-                "upgrade contexta",
-                code="store_version_unsupported",
-            )
+        version = self._schema_version(connection)
         if version == SCHEMA_VERSION:
             return
         # Another process may be migrating the same file right now: wait for it like any writer.
