@@ -10,11 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from contexta.capture._batch import CaptureBatch
 from contexta.contract._timestamps import instant_key
 from contexta.store._database import StoreDatabase
 from contexta.store._records import store_record_documents
-from contexta.store._sink import StoreSink
 
 DIGEST = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
@@ -386,25 +384,3 @@ def vision_store(store_db: StoreDatabase, store_builder: StoreBuilder) -> StoreD
     )
     store_builder.metric(audio, "f1", 0.5)
     return store_db
-
-
-class StoreSwitch:
-    """While `refusing` is True the canonical store refuses every batch as a full disk would, so
-    what capture sends it is parked in the outbox (for `replay_outbox()` once it is False again)."""
-
-    def __init__(self) -> None:
-        self.refusing = False
-
-
-@pytest.fixture
-def refusing_store(monkeypatch: pytest.MonkeyPatch) -> StoreSwitch:
-    switch = StoreSwitch()
-    write = StoreSink.write
-
-    def refusing_write(self: StoreSink, batch: CaptureBatch) -> None:
-        if switch.refusing:
-            raise OSError(28, "No space left on device")
-        write(self, batch)
-
-    monkeypatch.setattr(StoreSink, "write", refusing_write)
-    return switch

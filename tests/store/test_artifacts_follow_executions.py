@@ -11,8 +11,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from refusing_store import StoreSwitch
 
-from conftest import StoreSwitch
 from contexta import Contexta
 from contexta.capture import CaptureWarning
 

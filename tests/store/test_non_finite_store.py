@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refusing_store import StoreSwitch
 
-from conftest import StoreSwitch
 from contexta import Contexta
 from contexta.capture import CaptureWarning
 from contexta.contract import MetricPayload, MetricRecord, RecordEnvelope

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from refusing_store import StoreSwitch
 
-from conftest import StoreSwitch
 from contexta import Contexta
 from contexta.capture import CaptureWarning
 
