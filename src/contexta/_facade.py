@@ -14,6 +14,7 @@ import anyio
 
 from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
+from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
 from contexta.capture._endings import Ending
 from contexta.capture._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline import CapturePipeline
@@ -30,16 +31,14 @@ from contexta.capture._scopes import (
     open_run,
 )
 from contexta.capture._session import CURRENT_SCOPE, CaptureSession
-from contexta.capture._sinks import LocalJsonlSink, Sink
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, ValidationError
-from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase, StoreSink
+from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase
 from contexta.store._executions import holds_name_of_before, latest_execution_start
 from contexta.store._recovery import mark_interrupted_runs
-from contexta.store._repair import RepairReport, rebuild_store
 
 __all__ = ["Contexta"]
 

@@ -1,53 +1,64 @@
 """A workspace opened only to read it: the questions `Contexta` answers, with nothing written.
 
 The command line's read commands (`runs`, `run show`, `compare`, `best`, `diagnose`, `report`,
-`verify`) stand on this, not on a `Contexta`: no writer thread, no exit or fork hooks, no migration,
-no closing of runs whose process died, and the store opened read-only (`StoreDatabase(read_only=True)`),
-so they work for a user who may not write the workspace and on a read-only mount, and change nothing
-where they could. The one exception is a store of an older schema: today's queries cannot read it, so
-where the workspace is writable it is migrated once (as any `Contexta` would), and where it is not the
-error says it needs a writable open.
+`verify`), reports and everything later that only reads (export, the dashboard) stand on this, not
+on a `Contexta`: no writer thread, no exit or fork hooks, no migration, no closing of runs whose
+process died, nothing created, and the store opened read-only (`StoreDatabase(read_only=True)`), so
+they work for a user who may not write the workspace and on a read-only mount, and change nothing
+where they could. Maintenance that writes happens only where capture opens the workspace
+(`Contexta(...)`) or in an explicit command (`contexta migrate`, `contexta repair`).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from contexta._investigation import Investigation
-from contexta.config import UnifiedConfig
-from contexta.errors import StoreError
-from contexta.store._database import StoreDatabase
+from contexta.config import UnifiedConfig, load_config
+from contexta.errors import NotFoundError, StoreError
+from contexta.store import StoreDatabase
 
-__all__ = ["STORE_FILE_NAME", "WorkspaceReader"]
+__all__ = ["STORE_FILE_NAME", "Workspace", "WorkspaceReader"]
 
 STORE_FILE_NAME = "contexta.db"
 
 
-class WorkspaceReader(Investigation):
-    """Queries, reports and artifact checks over an existing workspace's store, opened read-only."""
+class Workspace(Investigation):
+    """An existing workspace, opened to read it: `Workspace(".contexta").list_runs()`.
 
-    def __init__(self, config: UnifiedConfig):
-        self._config = config
-        self._database = self._open(config.workspace.metadata_dir / STORE_FILE_NAME)
+    Answers every question `Contexta` answers (runs, series, comparisons, diagnostics, reports,
+    artifact checks) from the workspace's store as it is on disk. Opening checks the store once:
+    a missing workspace raises `NotFoundError`; a store this user may not read, a damaged or foreign
+    file, or one written by an older version (`store_needs_migration`: `contexta migrate` brings it
+    up to date) raise `StoreError` saying which. It holds a few read-only SQLite connections and no
+    thread; `close()` (or leaving a `with` block) lets them go.
+    """
 
-    @staticmethod
-    def _open(path: Path) -> StoreDatabase:
-        database = StoreDatabase(path, read_only=True)
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str] = ".contexta",
+        *,
+        profile: str | None = None,
+        config: UnifiedConfig | Mapping[str, Any] | None = None,
+    ):
+        self._config = load_config(config, workspace=workspace, profile=profile)
+        path = self._config.workspace.metadata_dir / STORE_FILE_NAME
+        _require_store(self._config.workspace.root, path)
+        self._database = StoreDatabase(path, read_only=True)
         try:
-            with database.read():  # a damaged, unreadable, foreign or old store fails here, clearly
+            with self._database.read():  # a damaged, unreadable, foreign or old store fails here, clearly
                 pass
-        except StoreError as error:
-            if error.code != "store_needs_migration":
-                raise
-            _migrate(path, error)
-            with database.read():
-                pass
-        return database
+        except BaseException:
+            self._database.close_all()
+            raise
 
     def close(self) -> None:
-        """Let go of the store's connections (idempotent)."""
+        """Let go of the store's connections (idempotent; a later question opens them again)."""
         self._database.close_all()
 
     def __enter__(self) -> Self:
@@ -61,17 +72,41 @@ class WorkspaceReader(Investigation):
     ) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"Workspace({str(self._config.workspace.root)!r})"
 
-def _migrate(path: Path, needed: StoreError) -> None:
-    """Bring an older store up to today's schema through a writable open; where this user cannot
-    write, the read-only open's error (which says a writable open must migrate it) stands."""
-    writable = StoreDatabase(path)
+
+# The name the command line knew it by.
+WorkspaceReader = Workspace
+
+
+def _require_store(root: Path, store: Path) -> None:
+    """`NotFoundError` (nothing created) when there is no store there yet; `StoreError` when this
+    user may not look into the directories that would hold it."""
     try:
-        with writable.read():
-            pass
-    except StoreError as error:
-        if error.code in ("store_not_writable", "store_open_failed"):
-            raise needed from None
-        raise
-    finally:
-        writable.close_all()
+        store.stat()
+        return
+    except PermissionError:
+        raise StoreError(
+            f"cannot read {store}: permission denied (check the permissions of {_first_closed(store)})",
+            code="store_not_readable",
+            details={"path": str(store)},
+        ) from None
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise
+    how = (
+        f"capture a run into it first (with Contexta(workspace={str(root)!r}).run(...)), "
+        "or point at an existing workspace"
+    )
+    where = f"no workspace at {root}" if not root.exists() else f"no Contexta store in {root} yet"
+    detail = "" if not root.exists() else f" ({store} does not exist)"
+    raise NotFoundError(f"{where}{detail}: {how}", code="workspace_not_found", details={"path": str(root)})
+
+
+def _first_closed(path: Path) -> Path:
+    """The outermost directory on the way to `path` that this user may not enter (else `path`)."""
+    for directory in reversed(path.parents):
+        if not os.access(directory, os.X_OK):
+            return directory
+    return path

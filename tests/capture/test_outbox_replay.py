@@ -59,7 +59,7 @@ _REPLAY = textwrap.dedent(
     import json, os, signal, sys, threading, time, warnings
     from contexta import Contexta
     from contexta.capture import LocalJsonlSink
-    from contexta.store import StoreSink
+    from contexta.capture import StoreSink
 
     warnings.simplefilter("ignore")
     workspace, how, where, at, signals = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]

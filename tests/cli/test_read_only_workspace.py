@@ -12,21 +12,27 @@ a real process capturing into it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from contexta import Contexta
+from contexta import Contexta, Workspace
+from contexta.cli import main
+from contexta.errors import NotFoundError, StoreError
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS
 
 NOBODY = 65534
@@ -304,3 +310,136 @@ def test_capturing_where_the_store_cannot_be_written_says_so_and_never_repair(
     reason = "read-only file system" if where == "read-only mount" else "may not create files in"
     assert reason in message and "open it read-only" in message
     assert "repair" not in message
+
+
+# -- the public read-only workspace, in this process -----------------------------------------------
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Watch:
+    """What a read might start behind the caller's back: threads, exit hooks, signal handlers."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[str] = []
+        self.exit_hooks: list[object] = []
+        start, register = threading.Thread.start, atexit.register
+
+        def recording_start(thread: threading.Thread) -> None:
+            self.started.append(thread.name)
+            start(thread)
+
+        def recording_register(function: Any, *args: Any, **kwargs: Any) -> Any:
+            self.exit_hooks.append(function)
+            return register(function, *args, **kwargs)
+
+        monkeypatch.setattr(threading.Thread, "start", recording_start)
+        monkeypatch.setattr(atexit, "register", recording_register)
+        self.threads = threading.active_count()
+        self.handlers = [signal.getsignal(signum) for signum in _SIGNALS]
+
+    def assert_nothing_started(self) -> None:
+        assert self.started == []
+        assert self.exit_hooks == []
+        assert threading.active_count() == self.threads
+        assert [signal.getsignal(signum) for signum in _SIGNALS] == self.handlers
+
+
+def _read_only_tree(workspace: Path) -> None:
+    for path in [workspace, *workspace.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+
+
+def test_a_workspace_answers_every_question_without_a_thread_a_hook_or_a_write(
+    public_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Breaks if reading builds a Contexta (a writer thread and two lane threads, exit and signal
+    # hooks, a migration, runs marked interrupted) or writes anything beside the store.
+    workspace = _capture(public_dir)
+    _read_only_tree(workspace)
+    before = _state(workspace)
+    watch = _Watch(monkeypatch)
+
+    with Workspace(workspace) as opened:
+        runs = opened.list_runs()
+        snapshot = opened.get_run_snapshot("tuned")
+        comparison = opened.compare_runs("baseline", "tuned")
+        diagnostics = opened.diagnose_run("baseline")
+        series = opened.get_metric_series("baseline", "train/loss")
+        report = opened.build_snapshot_report("tuned").to_markdown()
+        (artifact,) = opened.list_artifacts("tuned")
+        verification = opened.verify_artifact(artifact.artifact_ref)
+
+    watch.assert_nothing_started()
+    assert _state(workspace) == before
+    assert [(run.name, run.status) for run in runs] == [("baseline", "completed"), ("tuned", "completed")]
+    assert snapshot.run.name == "tuned"
+    assert {delta.metric_key for delta in comparison.metric_deltas} >= {"accuracy"}
+    assert diagnostics.issues == ()
+    assert series.values == (1.0, 0.5, 1.0 / 3)
+    assert report.startswith("# Run Snapshot: run:p.tuned")
+    assert verification.status == "verified"
+
+
+@pytest.mark.parametrize("argv", [argv for argv, _ in READ_COMMANDS], ids=" ".join)
+def test_each_read_command_starts_no_thread_in_this_process(
+    public_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    workspace = _capture(public_dir)
+    _read_only_tree(workspace)
+    before = _state(workspace)
+    expected = dict((tuple(command), text) for command, text in READ_COMMANDS)[tuple(argv)]
+    watch = _Watch(monkeypatch)
+
+    code = main([*argv, "--workspace", str(workspace)])
+
+    watch.assert_nothing_started()
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert expected in out
+    assert _state(workspace) == before
+
+
+def test_a_missing_workspace_is_not_found_and_nothing_is_created(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError) as raised:
+        Workspace(tmp_path / "nowhere")
+    assert raised.value.code == "workspace_not_found"
+    assert "nowhere" in raised.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def _schema_one_store(workspace: Path) -> Path:
+    store = workspace / "metadata" / "contexta.db"
+    store.parent.mkdir(parents=True)
+    connection = sqlite3.connect(store, isolation_level=None)
+    for statement in MIGRATIONS[1]:
+        connection.execute(statement)
+    connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    connection.execute("PRAGMA user_version=1")
+    connection.close()
+    return store
+
+
+def test_reading_never_migrates_and_contexta_migrate_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Breaks if opening to read migrated the store (a write the user did not ask for), or if the
+    # error did not name the command that migrates it.
+    workspace = tmp_path / ".contexta"
+    store = _schema_one_store(workspace)
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+
+    with pytest.raises(StoreError) as raised:
+        Workspace(workspace)
+    assert raised.value.code == "store_needs_migration"
+    assert "contexta migrate" in raised.value.message
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    assert main(["runs", "--workspace", str(workspace)]) == 1
+    assert "contexta migrate" in capsys.readouterr().err
+
+    assert main(["migrate", "--workspace", str(workspace)]) == 0
+    assert "from store schema 1" in capsys.readouterr().out
+    with Workspace(workspace) as opened:
+        assert opened.list_runs() == []
+    assert main(["migrate", "--workspace", str(workspace)]) == 0
+    assert "already at this version's schema" in capsys.readouterr().out

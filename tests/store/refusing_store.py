@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contexta.capture import StoreSink
 from contexta.capture._batch import CaptureBatch
-from contexta.store._sink import StoreSink
 
 
 class StoreSwitch:

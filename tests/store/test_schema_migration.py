@@ -341,12 +341,22 @@ def test_running_a_migrated_run_again_adds_a_second_execution_beside_the_old_one
         assert ctx.get_metric_series("linear-svm@1", "loss").values == LOSSES
 
 
-def test_the_command_line_reads_a_schema_one_store(
+def test_the_command_line_says_how_to_migrate_a_schema_one_store_then_reads_it(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first thing after an upgrade is often `contexta runs`; breaks if the read-only workspace
-    # the command line opens could not read (or migrate) the old store.
+    # The first thing after an upgrade is often `contexta runs`. Reading never writes (issue 15), so
+    # it does not migrate behind the user's back: it says which command does, and after that one
+    # command every read command reads the old history. Breaks if the read migrated the file, or if
+    # `contexta migrate` left it unreadable.
     monkeypatch.setenv("COLUMNS", "120")
+    store = workspace / "metadata" / "contexta.db"
+    before = store.read_bytes()
+    assert main(["runs", "--workspace", str(workspace)]) == 1
+    assert "contexta migrate" in capsys.readouterr().err
+    assert store.read_bytes() == before
+
+    assert main(["migrate", "--workspace", str(workspace)]) == 0
+    assert "from store schema 1" in capsys.readouterr().out
     assert main(["runs", "--workspace", str(workspace)]) == 0
     listed = capsys.readouterr().out
     assert "linear-svm" in listed and "tiny-cnn" in listed

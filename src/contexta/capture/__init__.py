@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
 from contexta.capture._batch import CaptureBatch, CapturedEntry
-from contexta.capture._hashing import FileDigest, hash_file
 from contexta.capture._log_reader import CaptureLogRead, read_capture_log
 from contexta.capture._outbox import ReplayReport
+from contexta.capture._repair import RepairReport, rebuild_store
 from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
 from contexta.capture._scopes import (
     BatchScope,
@@ -17,8 +17,9 @@ from contexta.capture._scopes import (
     Scope,
     StageScope,
 )
-from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink
+from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink, StoreSink
 from contexta.capture._writer import CaptureWarning
+from contexta.contract._hashing import FileDigest, hash_file
 
 if TYPE_CHECKING:
     from contexta._async import (
@@ -80,6 +81,7 @@ __all__ = [
     "InMemorySink",
     "LocalJsonlSink",
     "OperationScope",
+    "RepairReport",
     "ReplayReport",
     "RunScope",
     "SampleScope",
@@ -87,6 +89,8 @@ __all__ = [
     "Sink",
     "StageScope",
     "StdoutSink",
+    "StoreSink",
     "hash_file",
     "read_capture_log",
+    "rebuild_store",
 ]

@@ -11,7 +11,6 @@ from typing import Any
 
 import xxhash
 
-from contexta.capture._hashing import hash_file
 from contexta.capture._items import ScopeContext
 from contexta.contract._artifacts import (
     ArtifactManifest,
@@ -20,6 +19,7 @@ from contexta.contract._artifacts import (
     path_of_location,
 )
 from contexta.contract._checks import json_attributes
+from contexta.contract._hashing import hash_file
 from contexta.contract._refs import artifact_ref as build_artifact_ref
 from contexta.contract._refs import normalize_name, parse_ref
 from contexta.contract._timestamps import utc_now

@@ -13,13 +13,12 @@ from typing import Any, NamedTuple
 from contexta.capture._items import ScopeContext
 from contexta.contract._model import ContractModel
 from contexta.contract._non_finite import encode_metric_value
-from contexta.contract._records import SCHEMA_VERSION
+from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION
 from contexta.contract._refs import record_id_prefix
 from contexta.contract._serialization import model_from_dict
 
 __all__ = [
     "FAMILIES",
-    "PRODUCER_REF",
     "CapturedEntry",
     "MetricFields",
     "drop_none",
@@ -30,7 +29,6 @@ __all__ = [
 ]
 
 FAMILIES = ("RECORD", "ARTIFACT", "CONTEXT")
-PRODUCER_REF = "contexta.capture"
 
 
 class MetricFields(NamedTuple):

@@ -1,16 +1,22 @@
-"""`contexta repair` and `contexta replay`: putting a workspace's store right after a crash or a
-failing sink."""
+"""`contexta repair`, `contexta replay` and `contexta migrate`: the commands that change a workspace's
+store (putting it right after a crash or a failing sink, bringing it up to this version's schema)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
+from contexta.capture import rebuild_store
 from contexta.cli._output import CommandError, Output
-from contexta.cli._workspace import STORE_FILE_NAME, open_workspace_for_writing, workspace_config
-from contexta.store import rebuild_store
+from contexta.cli._workspace import (
+    STORE_FILE_NAME,
+    open_workspace_for_writing,
+    require_store,
+    workspace_config,
+)
+from contexta.store import StoreDatabase
 
-__all__ = ["repair_command", "replay_command"]
+__all__ = ["migrate_command", "repair_command", "replay_command"]
 
 
 def repair_command(args: argparse.Namespace, output: Output) -> int:
@@ -50,3 +56,25 @@ def replay_command(args: argparse.Namespace, output: Output) -> int:
         for error in report.errors:
             output.line(f"  {error}")
     return 0 if not report.remaining_batches else 1
+
+
+def migrate_command(args: argparse.Namespace, output: Output) -> int:
+    """Bring the store up to this version's schema (what opening it for capture would do), so the
+    read commands can read it where it is writable only by this user or only now."""
+    config = workspace_config(args)
+    require_store(config)
+    path = config.workspace.metadata_dir / STORE_FILE_NAME
+    database = StoreDatabase(path)
+    try:
+        with database.read():  # a writable open migrates
+            pass
+    finally:
+        database.close_all()
+    migrated_from = database.migrated_from
+    if args.format == "json":
+        output.json({"store": str(path), "migrated_from": migrated_from})
+    elif migrated_from is None:
+        output.line(f"{path} is already at this version's schema; nothing to do.")
+    else:
+        output.line(f"Migrated {path} from store schema {migrated_from} to this version's.")
+    return 0

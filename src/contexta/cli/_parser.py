@@ -10,7 +10,7 @@ from contexta import __version__
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
-from contexta.cli._maintenance import repair_command, replay_command
+from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
 from contexta.cli._runs import list_runs_command, show_run_command
@@ -205,5 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _command(
         commands, "replay", "deliver the batches sinks refused earlier, each exactly once", replay_command
+    )
+    _command(
+        commands,
+        "migrate",
+        "bring a store written by an earlier version up to this one's schema (read commands never write)",
+        migrate_command,
     )
     return parser

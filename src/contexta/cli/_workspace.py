@@ -8,12 +8,18 @@ import errno
 import os
 from pathlib import Path
 
-from contexta import Contexta
-from contexta._workspace_reader import STORE_FILE_NAME, WorkspaceReader
+from contexta import Contexta, Workspace
+from contexta._workspace_reader import STORE_FILE_NAME
 from contexta.cli._output import CommandError
 from contexta.config import UnifiedConfig, load_config
 
-__all__ = ["STORE_FILE_NAME", "open_workspace", "open_workspace_for_writing", "workspace_config"]
+__all__ = [
+    "STORE_FILE_NAME",
+    "open_workspace",
+    "open_workspace_for_writing",
+    "require_store",
+    "workspace_config",
+]
 
 
 def workspace_config(args: argparse.Namespace) -> UnifiedConfig:
@@ -28,7 +34,7 @@ def workspace_config(args: argparse.Namespace) -> UnifiedConfig:
     )
 
 
-def _require_store(config: UnifiedConfig) -> None:
+def require_store(config: UnifiedConfig) -> None:
     """`CommandError` (and nothing created) when there is no store there yet, or this user may not
     look into the directories that would hold it."""
     root = config.workspace.root
@@ -60,15 +66,15 @@ def _first_closed(path: Path) -> Path:
     return path
 
 
-def open_workspace(args: argparse.Namespace) -> WorkspaceReader:
+def open_workspace(args: argparse.Namespace) -> Workspace:
     """The workspace's existing store, opened read-only: nothing is written, on any mount."""
     config = workspace_config(args)
-    _require_store(config)
-    return WorkspaceReader(config)
+    require_store(config)
+    return Workspace(config=config)
 
 
 def open_workspace_for_writing(args: argparse.Namespace) -> Contexta:
     """A `Contexta` over the workspace's existing store, for the commands that change it."""
     config = workspace_config(args)
-    _require_store(config)
+    require_store(config)
     return Contexta(config=config)

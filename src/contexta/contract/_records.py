@@ -27,6 +27,7 @@ from contexta.errors import ValidationError
 __all__ = [
     "AGGREGATION_SCOPES",
     "EVENT_LEVELS",
+    "PRODUCER_REF",
     "SCHEMA_VERSION",
     "DegradedPayload",
     "DegradedRecord",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1.0"
+# Who wrote a record, when its envelope names nobody else: live capture (the capture log, the store).
+PRODUCER_REF = "contexta.capture"
 RECORD_TYPES = ("metric", "event", "span", "degraded")
 EVENT_LEVELS = ("debug", "info", "warning", "error", "critical")
 SPAN_STATUSES = ("ok", "error", "cancelled")

@@ -1,7 +1,12 @@
-"""The canonical local store: an embedded SQLite database (WAL) that live capture writes into."""
+"""The canonical local store: an embedded SQLite database (WAL) that live capture writes into.
+
+Capture writes through `StoreIngest` (one `IngestBatch` per transaction: scopes, record documents,
+metric columns, artifact manifests); the repositories and the query package read it.
+"""
 
 from contexta.store._artifacts import ArtifactStore
 from contexta.store._database import StoreDatabase
+from contexta.store._ingest import IngestBatch, StoreIngest
 from contexta.store._metadata import (
     BatchRepository,
     DeploymentRepository,
@@ -13,26 +18,30 @@ from contexta.store._metadata import (
     SampleRepository,
     StageRepository,
 )
+from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints
+from contexta.store._rebuild import RebuiltStore, rebuild_database
 from contexta.store._records import AppendResult, RecordStore, RejectedRecord
-from contexta.store._repair import RepairReport, rebuild_store
-from contexta.store._sink import StoreSink
 
 __all__ = [
     "AppendResult",
     "ArtifactStore",
     "BatchRepository",
+    "ChunkNaming",
     "DeploymentRepository",
     "EnvironmentRepository",
+    "IngestBatch",
     "MetadataStore",
     "ProjectRepository",
+    "RebuiltStore",
     "RecordStore",
     "RejectedRecord",
     "RelationRepository",
-    "RepairReport",
     "RunRepository",
     "SampleRepository",
+    "SeriesIdentity",
+    "SeriesPoints",
     "StageRepository",
     "StoreDatabase",
-    "StoreSink",
-    "rebuild_store",
+    "StoreIngest",
+    "rebuild_database",
 ]

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from contexta.capture._hashing import hash_file
 from contexta.contract._artifacts import ArtifactManifest, path_of_location
+from contexta.contract._hashing import hash_file
 from contexta.errors import NotFoundError, ValidationError
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import latest_execution_id

@@ -61,6 +61,8 @@ class StoreDatabase:
         self._checked = False
         self._generation = 0
         self._gate = ForkGate(self._after_fork_in_child)
+        # The schema version this process migrated the file from, when it did (for `contexta migrate`).
+        self.migrated_from: int | None = None
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -173,8 +175,8 @@ class StoreDatabase:
         if version < SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {version}, older than this Contexta's ({SCHEMA_VERSION}), "
-                "and is open read-only; open it once with write access (Contexta(workspace=...), or "
-                "any `contexta` command where the workspace is writable) to migrate it",
+                "and is open read-only; migrate it once with write access: `contexta migrate "
+                "--workspace <workspace>`, or open it for capture (Contexta(workspace=...))",
                 code="store_needs_migration",
                 details={"path": str(self.path), "version": version},
             )
@@ -248,6 +250,8 @@ class StoreDatabase:
             connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             connection.execute("COMMIT")
+            if version < SCHEMA_VERSION:
+                self.migrated_from = int(version)
         except BaseException:
             connection.execute("ROLLBACK")
             raise

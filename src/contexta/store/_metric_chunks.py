@@ -13,38 +13,30 @@ import sqlite3
 import sys
 from array import array
 from collections.abc import Callable, Iterator
-from itertools import chain, compress
-from operator import ne, or_
+from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
 
-from contexta.capture._entries import PRODUCER_REF
-from contexta.capture._items import (
-    METRIC_CONTEXT,
-    METRIC_KEY,
-    METRIC_STEP,
-    METRIC_T_NS,
-    METRIC_TAGS,
-    METRIC_VALUE,
-    ScopeContext,
-    as_context,
-    has_default_options,
-    only_tuples,
-)
-from contexta.capture._metric_lines import Numbering
 from contexta.contract._non_finite import decode_metric_value, encode_metric_value
-from contexta.contract._records import SCHEMA_VERSION
+from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION
 from contexta.contract._refs import execution_of_record_ref, record_id_prefix
 
-__all__ = ["MetricChunkWriter", "SeriesCache", "SeriesIdentity", "pack", "reserve_seq", "unpack"]
+__all__ = [
+    "NO_STEP",
+    "ChunkNaming",
+    "MetricChunkWriter",
+    "SeriesIdentity",
+    "SeriesIds",
+    "SeriesPoints",
+    "pack",
+    "reserve_seq",
+    "unpack",
+]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 NO_STEP = -1  # steps are non-negative, so -1 marks a point without one
 POSITION_TYPE = "i"  # a position within one batch fits 32 bits
-# Adding a run of one series costs about as much as adding four points one by one (4,096-point
-# batches of 100 interleaved series), so batches whose runs average fewer points go point by point.
-_SHORTEST_RUN = 4
 
 
 def pack(typecode: str, values: Any) -> bytes:
@@ -84,6 +76,27 @@ class SeriesIdentity(NamedTuple):
     unit: str
     extras: str  # canonical JSON of the rare fields that differ from their defaults, or ''
 
+    @classmethod
+    def captured(
+        cls,
+        execution_id: str | None,
+        refs: tuple[str | None, str | None, str | None, str | None, str | None],
+        key: str,
+        value_type: str,
+        unit: str | None,
+        aggregation_scope: str,
+        subject_ref: str | None,
+        tags: Any,
+    ) -> SeriesIdentity:
+        """The series of a metric captured live: `refs` are its run, stage, batch, sample and
+        deployment refs, `subject_ref` the scope it was captured on. A scope, subject or tags other
+        than the defaults are kept in `extras`, so points that differ in them are never one series."""
+        extras = _extras(
+            {"aggregation_scope": aggregation_scope, "subject_ref": subject_ref, "tags": tags},
+            {"aggregation_scope": "step", "subject_ref": default_subject(*refs), "tags": None},
+        )
+        return _identity(execution_id, refs, key, value_type, unit, extras)
+
 
 def default_subject(
     run_ref: str | None,
@@ -119,25 +132,6 @@ def _extras(fields: dict[str, Any], defaults: dict[str, Any]) -> str:
     """Canonical JSON of the fields whose value is not their default ('' when all are)."""
     present = {key: value for key, value in fields.items() if value != defaults.get(key)}
     return orjson.dumps(present, option=orjson.OPT_SORT_KEYS).decode() if present else ""
-
-
-def _captured_identity(
-    fields: ScopeContext | tuple[str | None, ...],
-    key: str,
-    value: float | int,
-    unit: str | None,
-    scope: str,
-    tags: Any,
-) -> SeriesIdentity:
-    context = as_context(fields)
-    refs = (context.run_ref, context.stage_ref, context.batch_ref, context.sample_ref, context.deployment_ref)
-    extras = _extras(
-        {"aggregation_scope": scope, "subject_ref": context.ref, "tags": tags},
-        {"aggregation_scope": "step", "subject_ref": default_subject(*refs), "tags": None},
-    )
-    return _identity(
-        context.execution_id, refs, key, "float64" if type(value) is float else "int64", unit, extras
-    )
 
 
 _ENVELOPE_DEFAULTS = {
@@ -184,17 +178,29 @@ def _record_identity(document: dict[str, Any], execution_of: ExecutionOf) -> Ser
     )
 
 
-class _Group:
-    """The points of one series within one batch."""
+class ChunkNaming(NamedTuple):
+    """How the captured points of one batch are named: the point at position p is record number
+    `first + p` of its writer (`record:{owner}.{id_prefix}{first + p}` within its execution),
+    recorded at `recorded_ns`. Stored once per chunk, so no point carries its own ref."""
+
+    id_prefix: str
+    first: int
+    recorded_ns: int
+
+
+class SeriesPoints:
+    """The points of one series within one batch, as columns: the capture side appends to them."""
 
     __slots__ = ("explicit", "identity", "observed", "positions", "steps", "values")
 
+    NO_STEP = NO_STEP  # in `steps`, a point without a step
+
     def __init__(self, identity: SeriesIdentity, explicit: bool):
         self.identity = identity
-        self.positions: list[int] = []
-        self.observed: list[int] = []
+        self.positions: list[int] = []  # within the batch (its seq base is added when written)
+        self.observed: list[int] = []  # nanoseconds since the epoch
         self.values: list[float | int] = []
-        self.steps: list[int] = []
+        self.steps: list[int] = []  # NO_STEP where a point has none
         # Hand-written or replayed points keep their own ref and timestamps, exactly as given.
         self.explicit: dict[str, list[str]] | None = (
             {"refs": [], "observed_at": [], "recorded_at": []} if explicit else None
@@ -247,9 +253,8 @@ def _statements(head: str, rows: list[tuple[Any, ...]], tail: str = "") -> Itera
         yield _many_rows(head, len(part[0]), len(part), tail), list(chain.from_iterable(part))
 
 
-class SeriesCache:
-    """What the store sink remembers about series between batches: each captured series' identity
-    (by its scope's context and key) and its row id.
+class SeriesIds:
+    """The row id of each series the store sink wrote, remembered between batches.
 
     SQLite releases the GIL for every statement, and under load taking it back waits for whichever
     thread took it meanwhile; one upsert and one insert per series per batch made the sink wait more
@@ -262,18 +267,16 @@ class SeriesCache:
     LIMIT = 20_000
 
     def __init__(self) -> None:
-        self.identities: dict[tuple[int, str], tuple[Any, SeriesIdentity]] = {}
         self.ids: dict[SeriesIdentity, int] = {}
         self.connection: sqlite3.Connection | None = None
 
     def use(self, connection: sqlite3.Connection) -> None:
         """Start a batch on `connection`: another connection (the store was reopened) starts afresh."""
-        if connection is not self.connection or len(self.ids) + len(self.identities) > self.LIMIT:
+        if connection is not self.connection or len(self.ids) > self.LIMIT:
             self.clear()
             self.connection = connection
 
     def clear(self) -> None:
-        self.identities.clear()
         self.ids.clear()
         self.connection = None
 
@@ -285,79 +288,16 @@ def _no_execution(run_ref: str | None, claimed: str | None, at: str | None) -> s
 class MetricChunkWriter:
     """Collects one batch's metric points by series, then writes one chunk per series."""
 
-    def __init__(self, cache: SeriesCache | None = None, execution_of: ExecutionOf = _no_execution) -> None:
-        self._cache = SeriesCache() if cache is None else cache
+    def __init__(self, ids: SeriesIds | None = None, execution_of: ExecutionOf = _no_execution) -> None:
+        self._ids = SeriesIds() if ids is None else ids
         self._execution_of = execution_of
-        self._fast: dict[tuple[int, str], _Group] = {}  # the common point: float, no unit, step scope
-        self._captured: dict[SeriesIdentity, _Group] = {}
-        self._explicit: dict[SeriesIdentity, _Group] = {}
+        self._captured: dict[SeriesIdentity, SeriesPoints] = {}
+        self._explicit: dict[SeriesIdentity, SeriesPoints] = {}
 
-    def add_captured(self, items: list[Any], start: int, stop: int) -> None:
-        """Add the raw METRIC tuples among `items[start:stop]` (other items are skipped)."""
-        if self._add_plain_points(items, start, stop):
-            return
-        fast = self._fast
-        for position in range(start, stop):
-            item = items[position]
-            if type(item) is not tuple:
-                continue
-            _, t_ns, context, key, value, unit, step, scope, tags = item
-            if unit is None and scope == "step" and tags is None and type(value) is float:
-                group = fast.get((id(context), key)) or self._fast_group(context, key)
-            else:
-                group = self._group(
-                    self._captured, _captured_identity(context, key, value, unit, scope, tags)
-                )
-            group.positions.append(position)
-            group.observed.append(t_ns)
-            group.values.append(value)
-            group.steps.append(NO_STEP if step is None else step)
-
-    def _add_plain_points(self, items: list[Any], start: int, stop: int) -> bool:
-        """Plain float points (no unit, step scope, no tags) added column by column at C speed, a
-        run of consecutive points of one series at a time; False leaves anything else, and points of
-        different series interleaved one by one, to the point-by-point loop."""
-        run = items[start:stop]
-        if not run or not only_tuples(run) or not has_default_options(run):
-            return False
-        length = len(run)
-        values = list(map(METRIC_VALUE, run))
-        if (
-            list(map(METRIC_TAGS, run)).count(None) != length
-            or list(map(type, values)).count(float) != length
-        ):
-            return False
-        contexts, keys = list(map(METRIC_CONTEXT, run)), list(map(METRIC_KEY, run))
-        # Where the series changes: concurrent tasks each capture a few points per turn, so a batch
-        # of their samples is a sequence of short runs, not one point of each in turn.
-        identities = list(map(id, contexts))
-        changes = map(or_, map(ne, identities[1:], identities), map(ne, keys[1:], keys))
-        run_starts = [0, *compress(range(1, length), changes)]
-        if len(run_starts) * _SHORTEST_RUN > length:
-            return False  # runs this short are cheaper point by point
-        steps = list(map(METRIC_STEP, run))
-        if steps.count(None):
-            steps = [NO_STEP if step is None else step for step in steps]
-        observed = list(map(METRIC_T_NS, run))
-        for first, end in zip(run_starts, [*run_starts[1:], length], strict=True):
-            group = self._fast_group(contexts[first], keys[first])
-            group.positions += range(start + first, start + end)
-            group.observed += observed[first:end]
-            group.values += values[first:end]
-            group.steps += steps[first:end]
-        return True
-
-    def _fast_group(self, context: Any, key: str) -> _Group:
-        group = self._fast.get((id(context), key))
-        if group is None:
-            known = self._cache.identities.get((id(context), key))
-            if known is not None and known[0] is context:
-                identity = known[1]
-            else:  # kept with its context, so the id cannot be reused by another context meanwhile
-                identity = _captured_identity(context, key, 0.0, None, "step", None)
-                self._cache.identities[(id(context), key)] = (context, identity)
-            group = self._fast[(id(context), key)] = self._group(self._captured, identity)
-        return group
+    def series(self, identity: SeriesIdentity) -> SeriesPoints:
+        """The columns that points captured live of series `identity` are appended to (named, when
+        written, by the batch's `ChunkNaming`)."""
+        return self._group(self._captured, identity)
 
     def add_record(self, position: int, document: dict[str, Any]) -> None:
         """Add a metric given as its record document (written by hand, or replayed from the outbox)."""
@@ -372,26 +312,25 @@ class MetricChunkWriter:
         group.explicit["observed_at"].append(envelope["observed_at"])
         group.explicit["recorded_at"].append(envelope["recorded_at"])
 
-    def _group(self, groups: dict[SeriesIdentity, _Group], identity: SeriesIdentity) -> _Group:
+    def _group(self, groups: dict[SeriesIdentity, SeriesPoints], identity: SeriesIdentity) -> SeriesPoints:
         group = groups.get(identity)
         if group is None:
-            group = groups[identity] = _Group(identity, explicit=groups is self._explicit)
+            group = groups[identity] = SeriesPoints(identity, explicit=groups is self._explicit)
         return group
 
-    def write(self, connection: sqlite3.Connection, seq_base: int, numbering: Numbering | None) -> None:
+    def write(self, connection: sqlite3.Connection, seq_base: int, naming: ChunkNaming | None) -> None:
         """Write every collected group (positions are offsets from `seq_base`) and start afresh."""
         captured = list(self._captured.values())
         if captured:
-            assert numbering is not None
-            self._write_captured(connection, seq_base, numbering, captured)
+            assert naming is not None
+            self._write_captured(connection, seq_base, naming, captured)
         for group in self._explicit.values():
             self._write_explicit(connection, seq_base, group)
-        self._fast.clear()
         self._captured.clear()
         self._explicit.clear()
 
     @staticmethod
-    def _series_row(group: _Group, seq_base: int) -> tuple[Any, ...]:
+    def _series_row(group: SeriesPoints, seq_base: int) -> tuple[Any, ...]:
         values = group.values
         last = values[-1]
         non_finite_count, first_non_finite_step = 0, None
@@ -413,10 +352,10 @@ class MetricChunkWriter:
         )
 
     def _write_captured(
-        self, connection: sqlite3.Connection, seq_base: int, numbering: Numbering, groups: list[_Group]
+        self, connection: sqlite3.Connection, seq_base: int, naming: ChunkNaming, groups: list[SeriesPoints]
     ) -> None:
         """All captured groups in a few multi-row statements (see `SeriesCache`)."""
-        ids = self._cache.ids
+        ids = self._ids.ids
         known = [self._series_row(group, seq_base) for group in groups if group.identity in ids]
         new = [self._series_row(group, seq_base) for group in groups if group.identity not in ids]
         for sql, parameters in _statements(_UPSERT_SERIES_HEAD, known, _UPSERT_SERIES_TAIL):
@@ -426,12 +365,12 @@ class MetricChunkWriter:
             # RETURNING gives rows in no promised order: each names its series.
             for series_id, *identity in connection.execute(sql, parameters).fetchall():
                 ids[SeriesIdentity(*identity)] = series_id
-        chunks = [_chunk_row(group, ids[group.identity], seq_base, numbering) for group in groups]
+        chunks = [_chunk_row(group, ids[group.identity], seq_base, naming) for group in groups]
         for sql, parameters in _statements(_INSERT_CHUNKS_HEAD, chunks):
             connection.execute(sql, parameters)
 
     @staticmethod
-    def _write_explicit(connection: sqlite3.Connection, seq_base: int, group: _Group) -> None:
+    def _write_explicit(connection: sqlite3.Connection, seq_base: int, group: SeriesPoints) -> None:
         """A hand-written or replayed group: its points keep their own refs and timestamps."""
         (series_id,) = connection.execute(
             _UPSERT_SERIES, MetricChunkWriter._series_row(group, seq_base)
@@ -445,9 +384,11 @@ class MetricChunkWriter:
         )
 
 
-def _chunk_row(group: _Group, series_id: int, seq_base: int, numbering: Numbering | None) -> tuple[Any, ...]:
-    """A metric_chunks row: captured points are named by the writer's numbering; explicit ones
-    (`numbering` None) carry their own refs and timestamps."""
+def _chunk_row(
+    group: SeriesPoints, series_id: int, seq_base: int, naming: ChunkNaming | None
+) -> tuple[Any, ...]:
+    """A metric_chunks row: captured points are named by the writer's naming; explicit ones
+    (`naming` None) carry their own refs and timestamps."""
     explicit = group.explicit
     return (
         series_id,
@@ -457,8 +398,8 @@ def _chunk_row(group: _Group, series_id: int, seq_base: int, numbering: Numberin
         pack("q", group.observed) if explicit is None else None,
         pack("d" if group.identity.value_type == "float64" else "q", group.values),
         pack("q", group.steps),
-        None if numbering is None else record_id_prefix(group.identity.execution_id, numbering.id_prefix),
-        None if numbering is None else numbering.first,
-        None if numbering is None else numbering.recorded_ns,
+        None if naming is None else record_id_prefix(group.identity.execution_id, naming.id_prefix),
+        None if naming is None else naming.first,
+        None if naming is None else naming.recorded_ns,
         None if explicit is None else orjson.dumps(explicit).decode(),
     )

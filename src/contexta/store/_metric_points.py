@@ -14,9 +14,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from contexta.capture._entries import PRODUCER_REF
 from contexta.contract._non_finite import decode_metric_value
-from contexta.contract._records import SCHEMA_VERSION, MetricRecord
+from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION, MetricRecord
 from contexta.contract._serialization import model_from_dict
 from contexta.contract._timestamps import format_ns
 from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject, unpack

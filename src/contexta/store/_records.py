@@ -13,13 +13,14 @@ from contexta.contract._records import DegradedRecord, MetricRecord, StructuredE
 from contexta.errors import ValidationError
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import ExecutionResolver, latest_execution_id
-from contexta.store._metric_chunks import MetricChunkWriter, reserve_seq
+from contexta.store._metric_chunks import ChunkNaming, MetricChunkWriter, SeriesIds, reserve_seq
 from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rows import RECORD_COLUMNS, AnyRecord, record_from_row, record_row_from_payload
 from contexta.store._sql import where_equal
 
 __all__ = [
     "AppendResult",
+    "RecordRows",
     "RecordStore",
     "RecordView",
     "RejectedRecord",
@@ -40,25 +41,48 @@ def insert_record_rows(connection: sqlite3.Connection, rows: Sequence[Sequence[A
         connection.executemany(_INSERT, rows)
 
 
+class RecordRows:
+    """The records of one write transaction, collected in order and written together: metrics into
+    chunks (see `_metric_chunks.py`), other records into rows. A record document (`{"envelope":
+    ..., "payload": ...}`, refs and timestamps kept exactly) belongs to the execution its ref names,
+    else (written by hand) to the execution of its run that had started by its `observed_at`."""
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        count: int,
+        execution_of: ExecutionResolver,
+        series_ids: SeriesIds | None = None,
+    ):
+        self.seq_base = reserve_seq(connection, count)  # this transaction's capture-order numbers
+        self.metrics = MetricChunkWriter(series_ids, execution_of)
+        self._execution_of = execution_of
+        self._rows: list[list[Any]] = []
+
+    def add(self, position: int, document: dict[str, Any]) -> None:
+        """The record at `position` (from `seq_base`) of the transaction's numbers."""
+        if document["envelope"]["record_type"] == "metric":
+            self.metrics.add_record(position, document)
+        else:
+            row = record_row_from_payload(document, self.seq_base + position)
+            row[-2] = self._execution_of(row[3], row[-2], row[8])  # run, claimed execution, observed_at
+            self._rows.append(row)
+
+    def write(self, connection: sqlite3.Connection, naming: ChunkNaming | None = None) -> None:
+        """Write what was added; `naming` names the points captured live (see `ChunkNaming`)."""
+        self.metrics.write(connection, self.seq_base, naming)
+        insert_record_rows(connection, self._rows)
+        self._rows = []
+
+
 def store_record_documents(connection: sqlite3.Connection, documents: Sequence[dict[str, Any]]) -> None:
-    """Store records given as `{"envelope": ..., "payload": ...}` documents, in this order, as they are
-    (refs and timestamps kept exactly); the caller has checked them. A record written by hand names
-    its run, not an execution: it belongs to the execution that had started by its `observed_at`."""
+    """Store records given as documents, in this order, as they are; the caller has checked them."""
     if not documents:
         return
-    seq_base = reserve_seq(connection, len(documents))
-    execution_of = ExecutionResolver(connection)
-    metrics = MetricChunkWriter(execution_of=execution_of)
-    rows = []
+    records = RecordRows(connection, len(documents), ExecutionResolver(connection))
     for position, document in enumerate(documents):
-        if document["envelope"]["record_type"] == "metric":
-            metrics.add_record(position, document)
-        else:
-            row = record_row_from_payload(document, seq_base + position)
-            row[-2] = execution_of(row[3], row[-2], row[8])  # run ref, claimed execution, observed_at
-            rows.append(row)
-    metrics.write(connection, seq_base, None)
-    insert_record_rows(connection, rows)
+        records.add(position, document)
+    records.write(connection)
 
 
 @dataclass(frozen=True, slots=True)

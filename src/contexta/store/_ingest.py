@@ -1,4 +1,9 @@
-"""The store sink: live capture written into the canonical store, one transaction per batch."""
+"""The store's write API for live capture: scopes, records, metric columns and artifact manifests,
+one transaction per batch.
+
+The capture side (its store sink) turns its batches into calls of `IngestBatch`;
+this module knows nothing of how capture queues or encodes them.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,23 @@ import os
 import socket
 import sqlite3
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from contexta._liveness import owners_alive
-from contexta.capture._batch import CaptureBatch
 from contexta.contract._refs import new_execution_id
 from contexta.contract._timestamps import instant_key
 from contexta.errors import CaptureWarning, StoreError
 from contexta.store._database import RECREATED, RECREATED_ELSEWHERE, StoreDatabase
 from contexta.store._executions import ExecutionResolver, latest_execution_id
-from contexta.store._metric_chunks import MetricChunkWriter, SeriesCache, reserve_seq
-from contexta.store._records import insert_record_rows
+from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesIds, SeriesPoints
+from contexta.store._records import RecordRows
 from contexta.store._recovery import owner_alive
-from contexta.store._rows import dumps_or_none, record_row_from_payload
+from contexta.store._rows import dumps_or_none
 from contexta.store._tables import TABLE_FOR_MODEL, TABLES
 
-__all__ = ["StoreSink"]
+__all__ = ["IngestBatch", "StoreIngest"]
 
 _RUN_COLUMNS = (
     "execution_id, run_ref, project_ref, name, display_name, status, started_at, ended_at, description, "
@@ -61,8 +66,57 @@ _PUT_RUN = (
 )
 
 
-class StoreSink:
-    """Makes captured runs queryable the moment their batch commits.
+class IngestBatch:
+    """One batch of captured history, written in one transaction (see `StoreIngest.write`): the
+    calls name each item by its position in the batch, which is its place in capture order."""
+
+    def __init__(self, ingest: StoreIngest, connection: sqlite3.Connection, count: int):
+        self._ingest = ingest
+        self._connection = connection
+        self._execution_of = ExecutionResolver(connection, ingest.aliases)
+        self._records = RecordRows(connection, count, self._execution_of, ingest.series_ids)
+        self.scopes: list[tuple[str, dict[str, Any]]] = []  # scope documents opened or closed
+        # How the points added through `series` are named; the capture side sets it.
+        self.naming: ChunkNaming | None = None
+
+    def put_scope(self, payload_type: str, document: dict[str, Any]) -> None:
+        """A run, stage, batch, sample, operation or deployment document (`payload_type` is its
+        contract model's name), as it opened, closed or changed."""
+        if "status" in document:
+            self.scopes.append((payload_type, document))
+        if payload_type == "Run":
+            self._ingest.put_run(self._connection, document)
+            self._execution_of.forget()
+        else:
+            self._ingest.put_context(self._connection, payload_type, document, self._execution_of)
+
+    def put_record(self, position: int, document: dict[str, Any]) -> None:
+        """A record given as its document (`{"envelope": ..., "payload": ...}`), kept exactly."""
+        self._records.add(position, document)
+
+    def series(self, identity: SeriesIdentity) -> SeriesPoints:
+        """The columns captured points of one series are appended to (see `ChunkNaming`)."""
+        return self._records.metrics.series(identity)
+
+    def put_artifact(self, manifest: dict[str, Any], *, binding_status: str, source_exists: bool) -> None:
+        """An artifact manifest document, as registered."""
+        execution = self._execution_of(
+            manifest["run_ref"], manifest.get("execution_id"), manifest.get("created_at")
+        )
+        TABLES["artifacts"].upsert(
+            self._connection,
+            {**manifest, "execution_id": execution},
+            binding_status=binding_status,
+            source_exists=int(source_exists),
+        )
+
+    def finish(self) -> None:
+        """Write the records and metric points added (scopes and artifacts are written as put)."""
+        self._records.write(self._connection, self.naming)
+
+
+class StoreIngest:
+    """Makes captured history queryable the moment its batch commits.
 
     Runs, stages, batches, samples, operations and deployments are upserted as they open and close,
     each within its run's execution (see `_schema.py`); metrics go into columnar chunks (one per series
@@ -72,38 +126,31 @@ class StoreSink:
 
     The store file may be deleted, renamed away or replaced while a run captures (a cleanup script,
     `rm -r .contexta/metadata`, a restored backup, `contexta repair`). Before and after each batch
-    the sink checks that the path still names the file it writes; when it does not, it follows the
+    this checks that the path still names the file it writes; when it does not, it follows the
     path (`StoreDatabase.follow_moved_file`): a deleted store is created anew, another usable store
     put in its place is written into, and either way the scopes this process has open are written
     there again first, so the runs being captured are listed with what they capture from then on,
     and a `CaptureWarning` says what happened and that `contexta repair` brings back the rest from
-    the capture log. A file there that is not a usable store is a sink failure: the batch is parked
-    in the outbox, counted and warned about, and the next batch tries again. A batch that committed
-    into a file moved during its commit is written again, so a batch counted as written is in the
-    store the path names.
+    the capture log. A file there that is not a usable store fails the batch (the caller parks it).
+    A batch that committed into a file moved during its commit is written again, so a batch counted
+    as written is in the store the path names.
     """
-
-    # Write a batch only once the capture log has it, so after a crash the store never holds records
-    # the log lacks (the log is what `repair` rebuilds the store from).
-    after_capture_log = True
 
     def __init__(
         self,
         database: StoreDatabase,
         *,
-        name: str = "canonical-store",
         live_dir: Path | None = None,
         warn_open_elsewhere: bool = True,
     ):
-        self.name = name
         self.database = database
         self._host = socket.gethostname()
         self._live_dir = live_dir  # where capturing processes hold their owner locks
         self._warn_open_elsewhere = warn_open_elsewhere  # off when replaying history (repair)
-        self._series = SeriesCache()
+        self.series_ids = SeriesIds()
         self._warned: set[str] = set()
         # Execution ids a replayed log uses for executions this store holds under other ids.
-        self._aliases: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}
         # The last document of each scope this process has open, to write again into a store file
         # created (or put) in place of the one it was writing: (payload type, ref, execution) -> it.
         self._open_scopes: dict[tuple[str, str, str | None], dict[str, Any]] = {}
@@ -113,7 +160,10 @@ class StoreSink:
     # Batches written again because the store file moved while they committed, before giving up.
     _MAX_FOLLOWS = 3
 
-    def write(self, batch: CaptureBatch) -> None:
+    def write(self, count: int, fill: Callable[[IngestBatch], None], *, batch_id: str | None = None) -> None:
+        """Write a batch of `count` items in one transaction: `fill` puts them into the `IngestBatch`
+        it is given (and is called again if the store file moved meanwhile). `batch_id` names a batch
+        replayed from the outbox, so each of them is stored once."""
         if self._pid != os.getpid():  # a forked child: the scopes it has open are its own
             self._pid = os.getpid()
             self._open_scopes = {}
@@ -121,7 +171,7 @@ class StoreSink:
         try:
             for _ in range(self._MAX_FOLLOWS):
                 self._follow_the_file()
-                opened_or_closed = self._write(batch)
+                opened_or_closed = self._write(count, fill, batch_id)
                 if not self.database.file_moved():
                     self._remember_open_scopes(opened_or_closed)
                     return
@@ -130,14 +180,14 @@ class StoreSink:
                 code="store_file_moving",
             )
         except BaseException:
-            self._series.clear()  # rolled back: ids it learned in this batch may name nothing
+            self.series_ids.clear()  # rolled back: ids it learned in this batch may name nothing
             raise
 
     def _follow_the_file(self) -> None:
         """Before a batch: if the store file was deleted or replaced, write into the one there now."""
         if not self.database.file_moved():
             return
-        self._series.clear()  # series ids of the file that is gone
+        self.series_ids.clear()  # series ids of the file that is gone
         self._rewrite_open_scopes = True  # also once a file that cannot be used now is fixed
         outcome = self.database.follow_moved_file()
         path = self.database.path
@@ -179,66 +229,27 @@ class StoreSink:
         execution_of = ExecutionResolver(connection)
         for (payload_type, _, _), document in documents:
             if payload_type == "Run":
-                self._put_run(connection, {**document, "resumed": True})  # no "open elsewhere" warning
+                self.put_run(connection, {**document, "resumed": True})  # no "open elsewhere" warning
                 execution_of.forget()
             else:
-                self._put_context(connection, payload_type, document, execution_of)
+                self.put_context(connection, payload_type, document, execution_of)
 
-    def _write(self, batch: CaptureBatch) -> list[tuple[str, dict[str, Any]]]:
-        """Write `batch` in one transaction; returns the scope documents it held, opened or closed."""
-        items = batch.items
-        scopes: list[tuple[str, dict[str, Any]]] = []
+    def _write(
+        self, count: int, fill: Callable[[IngestBatch], None], batch_id: str | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Write one batch in one transaction; returns the scope documents it held, opened or closed."""
         with self.database.transaction() as connection:
-            self._series.use(connection)
+            self.series_ids.use(connection)
             if self._rewrite_open_scopes:
                 self._write_open_scopes(connection)
-            if batch.batch_id is not None and not self._first_delivery(connection, batch.batch_id):
+            if batch_id is not None and not self._first_delivery(connection, batch_id):
                 self._rewrite_open_scopes = False
-                return scopes
-            seq_base = reserve_seq(connection, len(items))
-
-            execution_of = ExecutionResolver(connection, self._aliases)
-
-            metrics = MetricChunkWriter(self._series, execution_of)
-            rows: list[list[Any]] = []
-            for position, item in enumerate(items):
-                if type(item) is tuple:
-                    continue  # a raw metric: packed with its neighbours below
-                family = item.family
-                if family == "RECORD":
-                    if item.payload_type == "MetricRecord":
-                        metrics.add_record(position, item.payload)
-                    else:
-                        row = record_row_from_payload(item.payload, seq_base + position)
-                        row[-2] = execution_of(row[3], row[-2], row[8])  # run, claimed execution, time
-                        rows.append(row)
-                elif family == "CONTEXT":
-                    if "status" in item.payload:
-                        scopes.append((item.payload_type, item.payload))
-                    if item.payload_type == "Run":
-                        self._put_run(connection, item.payload)
-                        execution_of.forget()
-                    else:
-                        self._put_context(connection, item.payload_type, item.payload, execution_of)
-                elif family == "ARTIFACT":
-                    payload = item.payload
-                    manifest = payload["manifest"]
-                    TABLES["artifacts"].upsert(
-                        connection,
-                        {
-                            **manifest,
-                            "execution_id": execution_of(
-                                manifest["run_ref"], manifest.get("execution_id"), manifest.get("created_at")
-                            ),
-                        },
-                        binding_status=payload["binding_status"],
-                        source_exists=int(bool(payload["source"].get("exists"))),
-                    )
-            metrics.add_captured(items, 0, len(items))
-            metrics.write(connection, seq_base, batch.numbering)
-            insert_record_rows(connection, rows)
+                return []
+            batch = IngestBatch(self, connection, count)
+            fill(batch)
+            batch.finish()
         self._rewrite_open_scopes = False
-        return scopes
+        return batch.scopes
 
     @staticmethod
     def _first_delivery(connection: sqlite3.Connection, batch_id: str) -> bool:
@@ -262,12 +273,12 @@ class StoreSink:
             (project_ref, project_ref.partition(":")[2], display_name, created_at),
         )
 
-    def _put_context(
+    def put_context(
         self,
         connection: sqlite3.Connection,
         payload_type: str,
         document: dict[str, Any],
-        execution_of: Any,
+        execution_of: ExecutionResolver,
     ) -> None:
         table = TABLE_FOR_MODEL.get(payload_type)
         if table is None:
@@ -279,14 +290,14 @@ class StoreSink:
                     document["run_ref"], document.get("run_execution_id"), document.get("started_at")
                 )
                 document = {**document, "run_execution_id": execution}
-        elif "execution_id" in table.key and document.get("execution_id") in self._aliases:
-            document = {**document, "execution_id": self._aliases[document["execution_id"]]}
+        elif "execution_id" in table.key and document.get("execution_id") in self.aliases:
+            document = {**document, "execution_id": self.aliases[document["execution_id"]]}
         elif "execution_id" in table.key and document.get("execution_id") is None:
             at = document.get("started_at") or document.get("observed_at") or document.get("captured_at")
             document = {**document, "execution_id": execution_of(document.get("run_ref"), None, at)}
         table.upsert(connection, document)
 
-    def _put_run(self, connection: sqlite3.Connection, document: dict[str, Any]) -> None:
+    def put_run(self, connection: sqlite3.Connection, document: dict[str, Any]) -> None:
         self._ensure_project(
             connection, document["project_ref"], document["started_at"], document.get("project_name")
         )
@@ -336,7 +347,7 @@ class StoreSink:
         gave it) joins the latest execution of its run, and its id is kept as an alias of that one."""
         run_ref, claimed = document["run_ref"], document.get("execution_id")
         if claimed is not None:
-            claimed = self._aliases.get(claimed, claimed)
+            claimed = self.aliases.get(claimed, claimed)
         if claimed is not None and not document.get("resumed"):
             return str(claimed)
         if (
@@ -348,7 +359,7 @@ class StoreSink:
         if latest is None or (document["status"] == "open" and not document.get("resumed")):
             return str(claimed) if claimed is not None else new_execution_id()
         if claimed is not None:
-            self._aliases[claimed] = latest
+            self.aliases[claimed] = latest
         return latest
 
     def _captured_elsewhere(self, execution_id: str) -> bool:
@@ -382,12 +393,6 @@ class StoreSink:
                 CaptureWarning,
                 stacklevel=2,
             )
-
-    def flush(self) -> None:
-        """Each batch is committed when written; nothing is held back."""
-
-    def close(self) -> None:
-        """The database belongs to the Contexta, which closes it after the writer stops."""
 
 
 def _scope_ref(document: dict[str, Any]) -> str:
