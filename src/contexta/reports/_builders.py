@@ -18,8 +18,10 @@ from contexta.query._fetch import (
 )
 from contexta.query._models import DiagnosticIssue, EnvironmentRecord, RunRecord
 from contexta.query._resolve import check_run_ids, find_run, find_runs
+from contexta.reports._cells import Cell
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, batch_charts, stage_charts
-from contexta.reports._document import Cell, ReportDocument, ReportSection, ReportTable
+from contexta.reports._document import ReportDocument
+from contexta.reports._sections import ReportSection, ReportTable
 from contexta.store._database import StoreDatabase
 
 __all__ = ["build_multi_run_report", "build_snapshot_report"]

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from contexta.query._completeness import RunFacts
-from contexta.reports._document import ChartSeries, ReportChart
+from contexta.reports._sections import ChartSeries, ReportChart
 from contexta.store._metric_points import SeriesRow, load_columns, select_series
 
 __all__ = ["CHART_LIMIT", "POINT_LIMIT", "across_runs_chart", "batch_charts", "chart_points", "stage_charts"]

@@ -16,15 +16,10 @@ from contexta.query._fetch import consistent_read, fetch_deployments, fetch_runs
 from contexta.query._models import FieldDifference, RunComparison
 from contexta.query._resolve import find_project_ref, find_run
 from contexta.reports._builders import _duration_s, _issue_counts, _run_labels
+from contexta.reports._cells import Cell
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, chart_points
-from contexta.reports._document import (
-    Cell,
-    ChartSeries,
-    ReportChart,
-    ReportDocument,
-    ReportSection,
-    ReportTable,
-)
+from contexta.reports._document import ReportDocument
+from contexta.reports._sections import ChartSeries, ReportChart, ReportSection, ReportTable
 from contexta.store._database import StoreDatabase
 from contexta.store._metric_points import load_columns, select_series
 
