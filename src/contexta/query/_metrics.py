@@ -1,8 +1,8 @@
 """A run's metrics at a glance: each key's latest value and point count, per stage or per scope, read
 from the stored series' summaries (no point is read, so a million-point series costs one row).
 
-Comparisons, selection, reports and the command line all quote a run's metrics this way, so "the
-latest value" means one thing everywhere: the value captured last, in capture order.
+Comparisons and reports (and so the command line) quote a run's metrics this way, so "the latest
+value of a stage's metric" means one thing in all of them: the value captured last inside the stage.
 """
 
 from __future__ import annotations

@@ -41,18 +41,7 @@ from contexta.reports._sections import ReportChart, ReportSection, ReportTable
 from contexta.reports._wording import duration_s, ending_text, issue_counts, mapping_text, number_text
 from contexta.store import StoreDatabase
 
-__all__ = ["SNAPSHOT_SECTIONS", "build_snapshot_report"]
-
-SNAPSHOT_SECTIONS = (
-    "Run Summary",
-    "Stages",
-    "Artifacts",
-    "Batches",
-    "Deployments",
-    "Samples",
-    "Diagnostics",
-    "Completeness Notes",
-)
+__all__ = ["build_snapshot_report"]
 
 # Packages worth naming in a run summary; the full list stays in the store (get_environment).
 _NOTABLE_PACKAGES = (
