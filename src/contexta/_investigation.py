@@ -99,6 +99,10 @@ class Investigation:
             self._reads(), project, status=status, limit=limit, all_executions=all_executions
         )
 
+    def get_run(self, run_id: str) -> query.RunRecord:
+        """The run execution `run_id` names (a full ref, a name, `name@n`), as `list_runs` lists it."""
+        return query.get_run(self._reads(), run_id, project=self._project)
+
     def list_stages(self, run_id: str) -> list[query.StageRecord]:
         return query.list_stages(self._reads(), run_id, project=self._project)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from contexta import Contexta
 from contexta.cli._tables import display_width
+from contexta.reports import ReportDocument, ReportTable
 
 if TYPE_CHECKING:
     from tests.cli.conftest import CliRunner
@@ -85,6 +86,28 @@ def test_run_show_gives_arguments_stages_batches_deployments_artifacts(
     ):
         assert expected in text
     assert _widest(text) <= 80
+
+
+def _table(report: ReportDocument, title: str) -> ReportTable:
+    table = report.section(title).table
+    assert table is not None
+    return table
+
+
+def test_run_show_lays_out_the_snapshot_report(cli: CliRunner, workspace: Path) -> None:
+    with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
+        report = ctx.build_snapshot_report("run:p.baseline")
+
+    text = cli("run", "show", "run:p.baseline", "--workspace", workspace).out
+
+    summary = dict(_table(report, "Run Summary").rows)
+    assert f"records        {summary['records']}\n" in text
+    assert f"execution      {summary['execution']}\n" in text
+    for title in ("Stages", "Artifacts", "Batches", "Deployments"):
+        assert f"\n{title} ({len(_table(report, title).rows)})\n" in text
+    (evaluate,) = [row for row in _table(report, "Stages").rows if row[0] == "evaluate"]
+    assert evaluate[6] == "accuracy=0.81, macro.f1=0.79"
+    assert evaluate[6] in text  # the report's metrics of the stage
 
 
 def test_run_show_summarises_diagnostics(cli: CliRunner, workspace: Path) -> None:

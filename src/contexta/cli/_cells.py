@@ -22,6 +22,7 @@ __all__ = [
     "mapping",
     "moment",
     "number",
+    "seconds",
     "signed",
     "size",
     "value",
@@ -70,12 +71,18 @@ def duration(started_at: str | None, ended_at: str | None) -> str:
     start, end = instant(started_at), instant(ended_at)
     if start is None or end is None:
         return NOTHING
-    seconds = (end - start).total_seconds()
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
+    return seconds((end - start).total_seconds())
+
+
+def seconds(length_s: float | int | None) -> str:
+    """A length of time given in seconds, as `duration` writes it; `-` for none."""
+    if length_s is None:
+        return NOTHING
+    if length_s < 10:
+        return f"{length_s:.2f}s"
+    if length_s < 60:
+        return f"{length_s:.1f}s"
+    whole = int(length_s)
     if whole < 3600:
         return f"{whole // 60}m {whole % 60:02d}s"
     if whole < 86400:

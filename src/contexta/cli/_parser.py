@@ -13,7 +13,8 @@ from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
-from contexta.cli._runs import list_runs_command, show_run_command
+from contexta.cli._run_show import show_run_command
+from contexta.cli._runs import list_runs_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._verify import verify_command
 from contexta.contract._checks import STATUSES

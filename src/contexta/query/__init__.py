@@ -1,10 +1,17 @@
-"""The read path: list, resolve, snapshot, diagnose and select over the canonical store."""
+"""The read path: list, resolve, snapshot, diagnose, compare and select over the canonical store.
+
+Every function takes the store first and reads it without writing; reports, the command line and
+anything else that reads a workspace build on these names only."""
 
 from contexta.query._compare import compare_multiple_runs, compare_runs
+from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
 from contexta.query._lists import (
     get_environment,
+    get_latest_metrics,
     get_metric_series,
+    get_record_counts,
+    get_run,
     list_artifacts,
     list_batches,
     list_deployments,
@@ -23,6 +30,7 @@ from contexta.query._models import (
     EnvironmentRecord,
     FieldAcrossRuns,
     FieldDifference,
+    LatestMetric,
     MetricAcrossRuns,
     MetricDelta,
     MetricPoint,
@@ -36,11 +44,13 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
+from contexta.query._reading import consistent_read
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
 
 __all__ = [
+    "EVALUATION_STAGE_NAMES",
     "ArtifactChange",
     "ArtifactRecord",
     "BatchRecord",
@@ -50,6 +60,7 @@ __all__ = [
     "EnvironmentRecord",
     "FieldAcrossRuns",
     "FieldDifference",
+    "LatestMetric",
     "MetricAcrossRuns",
     "MetricDelta",
     "MetricPoint",
@@ -64,9 +75,13 @@ __all__ = [
     "StageRecord",
     "compare_multiple_runs",
     "compare_runs",
+    "consistent_read",
     "diagnose_run",
     "get_environment",
+    "get_latest_metrics",
     "get_metric_series",
+    "get_record_counts",
+    "get_run",
     "get_run_snapshot",
     "list_artifacts",
     "list_batches",

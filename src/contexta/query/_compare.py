@@ -11,8 +11,8 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts
-from contexta.query._fetch import consistent_read, latest_metric_values
+from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts, stage_names
+from contexta.query._metrics import latest_metrics
 from contexta.query._models import (
     ArtifactChange,
     ArtifactRecord,
@@ -23,6 +23,7 @@ from contexta.query._models import (
     MultiRunComparison,
     RunComparison,
 )
+from contexta.query._reading import reading
 from contexta.query._resolve import check_run_ids, find_run, find_runs
 from contexta.store._database import StoreDatabase
 
@@ -33,10 +34,10 @@ MetricSlot = tuple[str | None, str]  # (stage name or None for run-level, metric
 
 def named_metric_values(connection: sqlite3.Connection, facts: RunFacts) -> dict[MetricSlot, float | int]:
     """The run's latest metric values keyed by stage *name*, in the order they were first captured."""
-    names = {stage.stage_id: stage.name for stage in facts.stages}
+    names = stage_names(facts)
     return {
-        (None if stage_ref is None else names.get(stage_ref, stage_ref.rpartition(".")[2]), key): value
-        for (stage_ref, key), value in latest_metric_values(connection, facts.execution_id).items()
+        (metric.stage_name, metric.metric_key): metric.value
+        for metric in latest_metrics(connection, facts.execution_id, names)
     }
 
 
@@ -138,7 +139,7 @@ def _artifact_changes(
 
 def compare_runs(db: StoreDatabase, left: str, right: str, *, project: str | None = None) -> RunComparison:
     """What changed from run `left` to run `right` (full refs or bare names)."""
-    with consistent_read(db) as connection:
+    with reading(db) as connection:
         facts = [gather_facts(connection, find_run(connection, run, project)) for run in (left, right)]
         values = [named_metric_values(connection, run_facts) for run_facts in facts]
     left_values, right_values = values
@@ -169,7 +170,7 @@ def compare_multiple_runs(
 ) -> MultiRunComparison:
     """Several runs side by side, in the order given (duplicates dropped)."""
     check_run_ids(run_ids)
-    with consistent_read(db) as connection:
+    with reading(db) as connection:
         runs = find_runs(connection, run_ids, project, needed_for="to compare")
         facts = [gather_facts(connection, run) for run in runs]
         values = [named_metric_values(connection, run_facts) for run_facts in facts]

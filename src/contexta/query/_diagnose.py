@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from contexta.query._completeness import RunFacts, completeness_notes, gather_facts, stage_names
-from contexta.query._fetch import NonFiniteSeries, consistent_read
+from contexta.query._fetch import NonFiniteSeries
 from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
+from contexta.query._reading import reading
 from contexta.query._resolve import find_run
 from contexta.store._database import StoreDatabase
 
@@ -267,7 +268,7 @@ def _non_finite_summary(series: NonFiniteSeries, stage_names: dict[str, str]) ->
 def diagnose_run(db: StoreDatabase, run_id: str, *, project: str | None = None) -> DiagnosticsResult:
     """The issues of a run (failed or unfinished stages, batches and deployments, lost records, missing
     results) and its completeness notes."""
-    with consistent_read(db) as connection:
+    with reading(db) as connection:
         facts = gather_facts(connection, find_run(connection, run_id, project))
     return DiagnosticsResult(
         run_id=facts.run.run_id,

@@ -7,8 +7,7 @@ are sorted here rather than with ORDER BY; ties fall back to `rowid`, the order 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -28,7 +27,6 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
-from contexta.store._database import StoreDatabase
 from contexta.store._metric_chunks import default_subject
 from contexta.store._metric_points import load_columns, select_series
 from contexta.store._records import RecordView, record_view
@@ -39,7 +37,6 @@ __all__ = [
     "DegradedSummary",
     "NonFiniteSeries",
     "UnfinishedSamples",
-    "consistent_read",
     "fetch_alarm_events",
     "fetch_artifacts",
     "fetch_batches",
@@ -57,7 +54,6 @@ __all__ = [
     "fetch_stages",
     "fetch_unfinished_samples",
     "instant",
-    "latest_metric_values",
 ]
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -70,26 +66,6 @@ class DegradedSummary(NamedTuple):
     record_count: int
     dropped_count: int
     first_record_ref: str
-
-
-@contextmanager
-def consistent_read(db: StoreDatabase) -> Iterator[sqlite3.Connection]:
-    """This thread's connection inside one read transaction, so several SELECTs see one state of the
-    store even while a writer commits (WAL keeps the reader's snapshot)."""
-    with db.read() as connection:
-        if connection.in_transaction:  # already inside the caller's transaction: it is consistent
-            yield connection
-            return
-        connection.execute("BEGIN")
-        try:
-            yield connection
-        finally:
-            _end_read(connection)
-
-
-def _end_read(connection: sqlite3.Connection) -> None:
-    if connection.in_transaction:  # a failed statement may already have ended it
-        connection.execute("COMMIT")
 
 
 def instant(timestamp: str | None) -> datetime:
@@ -287,24 +263,19 @@ def fetch_environment(connection: sqlite3.Connection, execution_id: str) -> Envi
 
 
 def fetch_metric_points(
-    connection: sqlite3.Connection, execution_id: str, metric_key: str, stage_ref: str | None = None
+    connection: sqlite3.Connection,
+    execution_id: str,
+    metric_key: str,
+    stage_ref: str | None = None,
+    *,
+    run_level: bool = False,
 ) -> MetricPoints:
-    """One metric's points in capture order."""
+    """One metric's points in capture order: all of them, those of one stage, or (`run_level`) those
+    captured on the run itself, outside every stage."""
     series = select_series(connection, execution_id=execution_id, key=metric_key, stage_ref=stage_ref)
+    if run_level:
+        series = [row for row in series if row.stage_ref is None]
     return MetricPoints(load_columns(connection, series)) if series else MetricPoints()
-
-
-def latest_metric_values(
-    connection: sqlite3.Connection, execution_id: str
-) -> dict[tuple[str | None, str], float | int]:
-    """(stage ref or None for run-level, metric key) -> the value captured last, in capture order."""
-    latest: dict[tuple[str | None, str], tuple[int, float | int]] = {}
-    for series in select_series(connection, execution_id=execution_id):  # ordered by first capture
-        slot = (series.stage_ref, series.key)
-        known = latest.get(slot)
-        if known is None or series.last_seq > known[0]:
-            latest[slot] = (series.last_seq, series.last_value)
-    return {slot: value for slot, (_, value) in latest.items()}
 
 
 def fetch_records(connection: sqlite3.Connection, execution_id: str) -> RecordView:

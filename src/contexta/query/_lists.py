@@ -9,34 +9,40 @@ from __future__ import annotations
 from contexta.contract._checks import STATUSES
 from contexta.errors import ValidationError
 from contexta.query._fetch import (
-    consistent_read,
     fetch_artifacts,
     fetch_batches,
     fetch_deployments,
     fetch_environment,
     fetch_metric_points,
     fetch_projects,
+    fetch_record_counts,
     fetch_runs,
     fetch_samples,
     fetch_stages,
 )
+from contexta.query._metrics import MetricGrouping, check_grouping, latest_metrics
 from contexta.query._models import (
     ArtifactRecord,
     BatchRecord,
     DeploymentRecord,
     EnvironmentRecord,
+    LatestMetric,
     MetricSeries,
     ProjectRecord,
     RunRecord,
     SampleRecord,
     StageRecord,
 )
+from contexta.query._reading import reading
 from contexta.query._resolve import find_batch_ref, find_run, find_stage_ref, project_filter_ref
 from contexta.store._database import StoreDatabase
 
 __all__ = [
     "get_environment",
+    "get_latest_metrics",
     "get_metric_series",
+    "get_record_counts",
+    "get_run",
     "list_artifacts",
     "list_batches",
     "list_deployments",
@@ -49,7 +55,7 @@ __all__ = [
 
 def list_projects(db: StoreDatabase) -> list[ProjectRecord]:
     """Every project put in the store, oldest first."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return fetch_projects(connection)
 
 
@@ -76,7 +82,7 @@ def list_runs(
         )
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ValidationError(f"limit must be a positive int, got {limit!r}", code="limit_invalid")
-    with db.read() as connection:
+    with reading(db) as connection:
         project_ref = None if project is None else project_filter_ref(project, connection)
         runs = fetch_runs(
             connection, project_ref=project_ref, status=status, all_executions=bool(all_executions)
@@ -84,9 +90,17 @@ def list_runs(
     return runs[-limit:] if limit is not None else runs
 
 
+def get_run(db: StoreDatabase, run_id: str, *, project: str | None = None) -> RunRecord:
+    """The run execution `run_id` names (a full ref, a bare name, `...@n`), as `list_runs` lists it;
+    `NotFoundError(run_not_found)` when there is none."""
+    with reading(db) as connection:
+        (run,) = fetch_runs(connection, execution_ids=[find_run(connection, run_id, project).execution_id])
+    return run
+
+
 def list_stages(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[StageRecord]:
     """A run's stages in order (order_index, then start time)."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return fetch_stages(connection, find_run(connection, run_id, project).execution_id)
 
 
@@ -94,7 +108,7 @@ def list_batches(
     db: StoreDatabase, run_id: str, stage_id: str | None = None, *, project: str | None = None
 ) -> list[BatchRecord]:
     """A run's batches, or one stage's: by stage order, then order_index, then start time."""
-    with db.read() as connection:
+    with reading(db) as connection:
         run = find_run(connection, run_id, project)
         stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
         return fetch_batches(connection, run.execution_id, stage_ref)
@@ -109,7 +123,7 @@ def list_samples(
     project: str | None = None,
 ) -> list[SampleRecord]:
     """A run's samples (optionally of one stage and/or one batch) in the order they were observed."""
-    with db.read() as connection:
+    with reading(db) as connection:
         run = find_run(connection, run_id, project)
         stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
         batch_ref = None if batch_id is None else find_batch_ref(connection, run, batch_id, stage_ref)
@@ -125,7 +139,7 @@ def list_deployments(
 ) -> list[DeploymentRecord]:
     """Deployments (of a project, of a run's execution, or all), oldest first by start time; a bare
     run name is looked up in `project`, else `run_project`, first."""
-    with db.read() as connection:
+    with reading(db) as connection:
         project_ref = None if project is None else project_filter_ref(project, connection)
         execution = (
             None if run_id is None else find_run(connection, run_id, project or run_project).execution_id
@@ -135,29 +149,62 @@ def list_deployments(
 
 def list_artifacts(db: StoreDatabase, run_id: str, *, project: str | None = None) -> list[ArtifactRecord]:
     """A run's registered artifacts in the order they were created."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return fetch_artifacts(connection, find_run(connection, run_id, project).execution_id)
 
 
 def get_metric_series(
-    db: StoreDatabase, run_id: str, key: str, stage: str | None = None, *, project: str | None = None
+    db: StoreDatabase,
+    run_id: str,
+    key: str,
+    stage: str | None = None,
+    *,
+    project: str | None = None,
+    run_level: bool = False,
 ) -> MetricSeries:
-    """One metric's points in a run (optionally within one stage) in capture order; empty when the
-    run never recorded `key`."""
+    """One metric's points in a run (optionally within one stage, its batches and samples included)
+    in capture order; with `run_level`, only the points captured on the run itself, outside every
+    stage. Empty when the run never recorded `key` there."""
     if not isinstance(key, str) or not key:
         raise ValidationError(
             f"metric key must be a non-empty string, got {key!r}", code="metric_key_invalid"
         )
-    with consistent_read(db) as connection:
+    if run_level and stage is not None:
+        raise ValidationError(
+            "give a stage or run_level=True, not both: run-level points are those outside every stage",
+            code="metric_scope_invalid",
+        )
+    with reading(db) as connection:
         run = find_run(connection, run_id, project)
         stage_ref = None if stage is None else find_stage_ref(connection, run, stage)
-        points = fetch_metric_points(connection, run.execution_id, key, stage_ref)
+        points = fetch_metric_points(connection, run.execution_id, key, stage_ref, run_level=run_level)
     return MetricSeries(run_id=run.run_id, metric_key=key, points=points)
+
+
+def get_latest_metrics(
+    db: StoreDatabase, run_id: str, *, per: MetricGrouping = "stage", project: str | None = None
+) -> list[LatestMetric]:
+    """Each metric's latest value in a run, with its point count, in the order first captured:
+    per stage (everything captured inside a stage counts for it; `stage_id` None is the run itself),
+    the values comparisons and selection use; or `per="scope"`, per run, stage, batch or sample the
+    points were captured on. Read from the series' summaries, so a long series costs nothing."""
+    grouping = check_grouping(per)
+    with reading(db) as connection:
+        run = find_run(connection, run_id, project)
+        names = {stage.stage_id: stage.name for stage in fetch_stages(connection, run.execution_id)}
+        return latest_metrics(connection, run.execution_id, names, grouping)
+
+
+def get_record_counts(db: StoreDatabase, run_id: str, *, project: str | None = None) -> dict[str, int]:
+    """How many records of each type (`metric`, `event`, `span`, `degraded`) the run holds, metric
+    points included, without reading them; a type it has none of is left out."""
+    with reading(db) as connection:
+        return fetch_record_counts(connection, find_run(connection, run_id, project).execution_id)
 
 
 def get_environment(
     db: StoreDatabase, run_id: str, *, project: str | None = None
 ) -> EnvironmentRecord | None:
     """What the run ran on (Python, platform, packages, git revision), or None when not captured."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return fetch_environment(connection, find_run(connection, run_id, project).execution_id)

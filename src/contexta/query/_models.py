@@ -28,6 +28,7 @@ __all__ = [
     "EnvironmentRecord",
     "FieldAcrossRuns",
     "FieldDifference",
+    "LatestMetric",
     "MetricAcrossRuns",
     "MetricDelta",
     "MetricPoint",
@@ -272,6 +273,25 @@ class MetricSeries(ReadModel):
     def latest(self) -> MetricPoint | None:
         """The last point captured, or None for an empty series."""
         return self.points[-1] if self.points else None
+
+
+@dataclass(frozen=True, slots=True)
+class LatestMetric(ReadModel):
+    """A metric key's value captured last in one place of a run, and how many points it has there.
+
+    Grouped per stage (`get_latest_metrics(...)`), the place is a stage with everything captured
+    inside it (its batches and samples too), or the run itself (`stage_id` None), and `batch_id` /
+    `sample_id` are None; grouped per scope (`per="scope"`), it is the one scope the points were
+    captured on: the run, a stage, a batch or a sample.
+    """
+
+    metric_key: str
+    value: float | int  # NaN and the infinities included
+    point_count: int
+    stage_id: str | None
+    stage_name: str | None  # the stage's name as typed (its ref's last component if not stored)
+    batch_id: str | None = None
+    sample_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

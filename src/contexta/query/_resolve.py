@@ -24,6 +24,7 @@ from contexta.contract._refs import (
     ref_component,
 )
 from contexta.errors import ConflictError, NotFoundError, ValidationError
+from contexta.query._reading import reading
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import execution_by_number, latest_execution_id
 
@@ -125,7 +126,7 @@ def find_project_ref(connection: sqlite3.Connection, project: str) -> str:
 
 def resolve_project(db: StoreDatabase, project: str) -> str:
     """The full ref (`project:x`) of a project given by name or ref; `NotFoundError` when unknown."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return find_project_ref(connection, project)
 
 
@@ -353,7 +354,7 @@ def resolve_run(db: StoreDatabase, run_id: str, project: str | None = None) -> s
     A bare name is looked up in `project` first, then in every project; `NotFoundError(run_not_found)`
     when nothing matches, `ConflictError(run_ambiguous)` when several runs have such a name.
     """
-    with db.read() as connection:
+    with reading(db) as connection:
         return find_run(connection, run_id, project).run_id
 
 
@@ -408,7 +409,7 @@ def find_stage_ref(connection: sqlite3.Connection, run: RunTarget, stage_id: str
 def resolve_stage(db: StoreDatabase, run_id: str, stage_id: str, project: str | None = None) -> str:
     """The full stage ref of `stage_id` (a full ref or a bare stage name) within the run `run_id`
     (itself a full ref or a bare run name, optionally `@n` for an earlier execution)."""
-    with db.read() as connection:
+    with reading(db) as connection:
         return find_stage_ref(connection, find_run(connection, run_id, project), stage_id)
 
 
@@ -453,7 +454,7 @@ def resolve_batch(
 ) -> str:
     """The full batch ref of `batch_id` (a full ref or a bare batch name) within a run, or one of its
     stages; `ConflictError(batch_ambiguous)` when a bare name is used in several stages."""
-    with db.read() as connection:
+    with reading(db) as connection:
         run = find_run(connection, run_id, project)
         stage_ref = None if stage_id is None else find_stage_ref(connection, run, stage_id)
         return find_batch_ref(connection, run, batch_id, stage_ref)

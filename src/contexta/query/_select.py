@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from contexta.contract._non_finite import decode_metric_value, is_finite_number
 from contexta.errors import ValidationError
-from contexta.query._fetch import consistent_read, fetch_runs
+from contexta.query._fetch import fetch_runs
+from contexta.query._reading import reading
 from contexta.query._resolve import check_run_ids, find_runs, refs_by_name
 from contexta.store._database import StoreDatabase
 
@@ -52,7 +53,7 @@ def select_best_run(
         )
     if stage_name is not None and not isinstance(stage_name, str):
         raise ValidationError(f"stage_name must be a string, got {stage_name!r}", code="name_invalid")
-    with consistent_read(db) as connection:
+    with reading(db) as connection:
         runs = find_runs(connection, run_ids, project, needed_for=None)
         if not runs:
             return None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from contexta.query._completeness import completeness_notes, gather_facts
-from contexta.query._fetch import consistent_read, fetch_record_counts, fetch_records, fetch_samples
+from contexta.query._fetch import fetch_record_counts, fetch_records, fetch_samples
 from contexta.query._models import RunSnapshot
+from contexta.query._reading import reading
 from contexta.query._resolve import find_run
 from contexta.store._database import StoreDatabase
 
@@ -14,7 +15,7 @@ __all__ = ["get_run_snapshot"]
 def get_run_snapshot(db: StoreDatabase, run_id: str, *, project: str | None = None) -> RunSnapshot:
     """The run with its stages, batches, samples, deployments, artifacts, records (capture order),
     environment, and notes on what is missing and why."""
-    with consistent_read(db) as connection:
+    with reading(db) as connection:
         run = find_run(connection, run_id, project)
         facts = gather_facts(connection, run)
         samples = fetch_samples(connection, run.execution_id)

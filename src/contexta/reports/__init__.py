@@ -1,15 +1,11 @@
 """Report documents over the canonical store, and their renderings (Markdown, JSON, CSV, HTML)."""
 
-from contexta.reports._builders import build_multi_run_report, build_snapshot_report
-from contexta.reports._comparison_reports import build_project_summary_report, build_run_report
-from contexta.reports._document import (
-    Cell,
-    ChartSeries,
-    ReportChart,
-    ReportDocument,
-    ReportSection,
-    ReportTable,
-)
+from contexta.reports._cells import Cell
+from contexta.reports._comparison_reports import build_multi_run_report, build_run_report
+from contexta.reports._document import ReportDocument
+from contexta.reports._project_report import build_project_summary_report
+from contexta.reports._sections import ChartSeries, ReportChart, ReportSection, ReportTable
+from contexta.reports._snapshot_report import build_snapshot_report
 
 __all__ = [
     "Cell",

@@ -1,21 +1,29 @@
 """The charts reports draw: each metric's series in a run, per batch, and a metric across runs.
 
-Builders read series from the store as columns and hand the renderer at most `POINT_LIMIT` points per
-line: every k-th point, the last one, and the extremes, so a million-point loss curve keeps its shape
-and its spikes without a million SVG vertices.
+Series are read through `contexta.query` (`get_metric_series`, whose points stay columns until walked),
+and the renderer is handed at most `POINT_LIMIT` points per line: every k-th point, the last one, and
+the extremes, so a million-point loss curve keeps its shape and its spikes without a million SVG
+vertices.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
 
-from contexta.query._completeness import RunFacts
-from contexta.reports._document import ChartSeries, ReportChart
-from contexta.store._metric_points import SeriesRow, load_columns, select_series
+from contexta.query import BatchRecord, LatestMetric, MetricSeries, StageRecord, get_metric_series
+from contexta.reports._sections import ChartSeries, ReportChart
+from contexta.store import StoreDatabase
 
-__all__ = ["CHART_LIMIT", "POINT_LIMIT", "across_runs_chart", "batch_charts", "chart_points", "stage_charts"]
+__all__ = [
+    "CHART_LIMIT",
+    "POINT_LIMIT",
+    "across_runs_chart",
+    "batch_charts",
+    "chart_points",
+    "series_chart",
+    "stage_charts",
+]
 
 POINT_LIMIT = 2_000
 CHART_LIMIT = 12  # per section: a run with hundreds of keys gets a note, not hundreds of charts
@@ -66,50 +74,49 @@ def _gaps_and_extremes(values: Sequence[float | int], limit: int) -> list[int]:
     return kept
 
 
-def _x_label(steps: Sequence[int | None]) -> str:
-    return "step" if None not in steps else "capture order"
+def series_chart(title: str, lines: Sequence[tuple[str, MetricSeries]]) -> ReportChart:
+    """A chart of one metric: one line per (label, series), over steps when every line has them."""
+    key = lines[0][1].metric_key
+    columns = [(label, series.points.steps, series.points.values) for label, series in lines]
+    x_label = "step" if all(None not in steps for _, steps, _ in columns) else "capture order"
+    return ReportChart(
+        title,
+        x_label,
+        key,
+        [ChartSeries(label, chart_points(steps, values)) for label, steps, values in columns],
+    )
 
 
-def stage_charts(connection: sqlite3.Connection, facts: RunFacts) -> tuple[list[ReportChart], int]:
-    """One chart per metric with more than one point in each stage (and at run level), and how many
-    such metrics were left out beyond the chart limit."""
-    names = {stage.stage_id: stage.name for stage in facts.stages}
-    slots: dict[tuple[str | None, str], list[SeriesRow]] = {}
-    for series in select_series(connection, execution_id=facts.execution_id):
-        slots.setdefault((series.stage_ref, series.key), []).append(series)
-    drawable = [slot for slot, rows in slots.items() if sum(row.point_count for row in rows) > 1]
+def stage_charts(
+    db: StoreDatabase, run_id: str, stages: Sequence[StageRecord], metrics: Sequence[LatestMetric]
+) -> tuple[list[ReportChart], int]:
+    """One chart per metric with more than one point in each stage (and on the run itself), from the
+    run's latest metrics per stage, and how many such metrics were left out beyond the chart limit."""
+    names = {stage.stage_id: stage.name for stage in stages}
+    drawable = [metric for metric in metrics if metric.point_count > 1]
     charts = []
-    for stage_ref, key in drawable[:CHART_LIMIT]:
-        columns = load_columns(connection, slots[(stage_ref, key)])
-        steps = columns.step_list()
-        where = "the run" if stage_ref is None else f"stage {names.get(stage_ref, stage_ref)}"
-        charts.append(
-            ReportChart(
-                f"{key} in {where}",
-                _x_label(steps),
-                key,
-                [ChartSeries(key, chart_points(steps, columns.values))],
-            )
-        )
+    for metric in drawable[:CHART_LIMIT]:
+        stage_id, key = metric.stage_id, metric.metric_key
+        series = get_metric_series(db, run_id, key, stage_id, run_level=stage_id is None)
+        where = "the run" if stage_id is None else f"stage {names.get(stage_id, stage_id)}"
+        charts.append(series_chart(f"{key} in {where}", [(key, series)]))
     return charts, max(0, len(drawable) - CHART_LIMIT)
 
 
-def batch_charts(connection: sqlite3.Connection, facts: RunFacts) -> list[ReportChart]:
-    """Per metric recorded inside batches: its latest value in each batch, in batch order."""
-    order = {batch.batch_id: rank for rank, batch in enumerate(facts.batches)}
-    per_key: dict[str, dict[int, tuple[int, float | int]]] = {}
-    for series in select_series(connection, execution_id=facts.execution_id):
-        if series.batch_ref is None or series.sample_ref is not None or series.batch_ref not in order:
+def batch_charts(batches: Sequence[BatchRecord], scope_metrics: Sequence[LatestMetric]) -> list[ReportChart]:
+    """Per metric recorded on batches (not their samples): its latest value in each batch, in batch
+    order, from the run's latest metrics per scope."""
+    order = {batch.batch_id: rank for rank, batch in enumerate(batches)}
+    per_key: dict[str, dict[int, float | int]] = {}
+    for metric in scope_metrics:
+        if metric.batch_id is None or metric.sample_id is not None or metric.batch_id not in order:
             continue
-        rank = order[series.batch_ref]
-        known = per_key.setdefault(series.key, {}).get(rank)
-        if known is None or series.last_seq > known[0]:
-            per_key[series.key][rank] = (series.last_seq, series.last_value)
+        per_key.setdefault(metric.metric_key, {})[order[metric.batch_id]] = metric.value
     charts = []
     for key, by_batch in list(per_key.items())[:CHART_LIMIT]:
         if len(by_batch) < 2:
             continue
-        points = [(float(rank + 1), float(value)) for rank, (_, value) in sorted(by_batch.items())]
+        points = [(float(rank + 1), float(value)) for rank, value in sorted(by_batch.items())]
         charts.append(ReportChart(f"{key} per batch", "batch (in order)", key, [ChartSeries(key, points)]))
     return charts
 

@@ -7,15 +7,11 @@ become markup; table cells are formatted like the Markdown rendering so the two 
 
 from __future__ import annotations
 
-from contexta.reports._document import (
-    Cell,
-    ReportChart,
-    ReportDocument,
-    ReportSection,
-    ReportTable,
-    _text_cell,
-)
+from collections.abc import Sequence
+
+from contexta.reports._cells import Cell, text_cell
 from contexta.reports._escaping import html_text
+from contexta.reports._sections import ReportChart, ReportSection, ReportTable
 from contexta.reports._svg import render_line_chart
 
 __all__ = ["render_html"]
@@ -66,22 +62,22 @@ svg.chart { display: block; width: 100%; max-width: 860px; height: auto; }
 """
 
 
-def render_html(document: ReportDocument) -> str:
-    """The whole page for `document`: the title as `<h1>`, then one `<section>` per report section."""
+def render_html(title: str, sections: Sequence[ReportSection]) -> str:
+    """The whole page of a report: its `title` as `<h1>`, then one `<section>` per report section."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_text(document.title)}</title>",
+        f"<title>{_text(title)}</title>",
         f"<style>{_STYLE}</style>",
         "</head>",
         "<body>",
         "<main>",
-        f"<h1>{_text(document.title)}</h1>",
+        f"<h1>{_text(title)}</h1>",
     ]
-    parts += [_section(section) for section in document.sections]
+    parts += [_section(section) for section in sections]
     parts += ["</main>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
@@ -149,7 +145,7 @@ def _is_numeric_column(table: ReportTable, index: int) -> bool:
 def _cell(cell: Cell, in_numeric_column: bool) -> str:
     """A `<td>`: right-aligned in a column of numbers; long text wraps, short text stays on its line
     (a narrow window scrolls the table instead of breaking every word)."""
-    text = _text_cell(cell)
+    text = text_cell(cell)
     if in_numeric_column:
         return f"<td{_NUMERIC}>{_text(text)}</td>"
     if len(text) > _LONG_CELL:

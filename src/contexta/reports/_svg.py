@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from contexta.reports._document import ReportChart
 from contexta.reports._escaping import html_text
+from contexta.reports._sections import ReportChart
 
 __all__ = ["MAX_POINTS_PER_SERIES", "PALETTE", "nice_ticks", "render_line_chart", "thin_points"]
 
