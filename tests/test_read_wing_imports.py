@@ -1,6 +1,6 @@
 """The read wing's layering, checked on the source: reports and the command line read the store through
 the public names of `contexta.query` and `contexta.store`, never another package's private modules,
-and neither reports nor queries depend on capture."""
+and neither the store nor reports nor queries depend on capture."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def test_reports_and_the_command_line_use_public_names_only(package: str) -> Non
     assert reached == []
 
 
-@pytest.mark.parametrize("package", ["reports", "query"])
-def test_reports_and_queries_do_not_depend_on_capture(package: str) -> None:
+@pytest.mark.parametrize("package", ["store", "reports", "query"])
+def test_the_store_reports_and_queries_do_not_depend_on_capture(package: str) -> None:
     reached = [
         f"{name}: {module}"
         for name, module in _imports(package)
