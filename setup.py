@@ -8,8 +8,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "contexta.capture._metric_call",
-            ["src/contexta/capture/_metric_call.c"],
+            "contexta.capture._scopes._metric_call",
+            ["src/contexta/capture/_scopes/_metric_call.c"],
             optional=True,
         )
     ]

@@ -15,12 +15,12 @@ import anyio
 from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
 from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
-from contexta.capture._endings import Ending
-from contexta.capture._outbox import Outbox, ReplayReport
-from contexta.capture._pipeline import CapturePipeline
-from contexta.capture._process_endings import watch
-from contexta.capture._results import CaptureResult, CaptureStats, FlushReport
-from contexta.capture._scopes import (
+from contexta.capture._pipeline._capture_pipeline import CapturePipeline
+from contexta.capture._pipeline._outbox import Outbox, ReplayReport
+from contexta.capture._pipeline._results import CaptureResult, CaptureStats, FlushReport
+from contexta.capture._scopes._endings import Ending
+from contexta.capture._scopes._process_endings import watch
+from contexta.capture._scopes._scope import (
     BatchScope,
     DeploymentScope,
     RunScope,
@@ -30,7 +30,7 @@ from contexta.capture._scopes import (
     open_deployment,
     open_run,
 )
-from contexta.capture._session import CURRENT_SCOPE, CaptureSession
+from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text

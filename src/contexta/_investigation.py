@@ -13,7 +13,7 @@ from pathlib import Path
 
 from contexta import query, reports
 from contexta.capture._artifacts import ArtifactVerification, verify_manifest
-from contexta.capture._log_reader import read_capture_log
+from contexta.capture._log._reader import read_capture_log
 from contexta.config import UnifiedConfig
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._refs import parse_ref

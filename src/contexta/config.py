@@ -118,19 +118,19 @@ class CaptureConfig:
     block_timeout_s: float = 30.0
     exit_timeout_s: float = 5.0
     # Values of attribute keys that name secrets (api_key, password, token, ...) are captured as
-    # "[redacted]" (capture/_redaction.py); False keeps them as given.
+    # "[redacted]" (capture/_scopes/_redaction.py); False keeps them as given.
     redact_secrets: bool = True
     # Under sustained load the capture log's metric lines are assembled and appended by a child
-    # process (capture/_sinks/_log_process.py); False keeps all writing in this process.
+    # process (capture/_log/_process.py); False keeps all writing in this process.
     log_process: bool = True
-    # `metric()` runs as compiled code (capture/_metric_call.c) when the package was built with a C
+    # `metric()` runs as compiled code (capture/_scopes/_metric_call.c) when the package was built with a C
     # compiler; False uses the Python method alone. Both apply the same rules and queue the same items.
     compiled_metric: bool = True
     # A NaN or infinite metric value is recorded (and read back as the same float) by default: a
     # diverging loss must never kill the job that logs it. "raise" refuses it at the call instead.
     non_finite: str = "record"
     # On SIGTERM and SIGHUP (how Slurm, Kubernetes and `docker stop` end a job) deliver what was
-    # captured and close open scopes `cancelled` before the process ends (capture/_signals.py);
+    # captured and close open scopes `cancelled` before the process ends (capture/_scopes/_signals.py);
     # False leaves both signals alone.
     handle_signals: bool = True
 

@@ -14,9 +14,9 @@ from log_checks import assert_log_matches_generic_encoding
 
 from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
-from contexta.capture._entries import entry_to_line
 from contexta.capture._items import METRIC, ScopeContext
-from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines
+from contexta.capture._log._entries import entry_to_line
+from contexta.capture._log._metric_lines import Numbering, materialize_metric, record_lines
 from contexta.errors import ValidationError
 
 keys = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,30}", fullmatch=True)

@@ -26,8 +26,8 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import InMemorySink
-from contexta.capture._compiled import MetricCall
-from contexta.capture._scopes import Scope
+from contexta.capture._scopes._compiled import MetricCall
+from contexta.capture._scopes._scope import Scope
 from contexta.errors import ContextaError
 
 compiled_only = pytest.mark.skipif(MetricCall is None, reason="the compiled metric call was not built")
@@ -188,7 +188,9 @@ def test_the_extension_was_built_where_a_c_compiler_is_available() -> None:
         pytest.skip(f"no C compiler ({compiler}) on this machine: the pure-Python method is used")
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
         pytest.skip("no Python headers (Python.h) on this machine: the pure-Python method is used")
-    assert MetricCall is not None, "pip install -e . did not build src/contexta/capture/_metric_call.c"
+    assert MetricCall is not None, (
+        "pip install -e . did not build src/contexta/capture/_scopes/_metric_call.c"
+    )
 
 
 def test_closed_scopes_are_freed_although_their_compiled_call_refers_back_to_them(tmp_path: Path) -> None:

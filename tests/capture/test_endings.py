@@ -25,7 +25,7 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import read_capture_log
-from contexta.capture._endings import TRACEBACK_BYTES, TRACEBACK_LINES
+from contexta.capture._scopes._endings import TRACEBACK_BYTES, TRACEBACK_LINES
 
 PROJECT = "p"
 COUNT = 20_000
@@ -415,7 +415,7 @@ def test_a_signal_the_program_ignores_stays_ignored(tmp_path: Path) -> None:
         PROJECT=PROJECT,
     )
     result = _run_child(script, tmp_path)
-    assert (result.returncode, result.stdout.split()) == (0, ["True", "contexta.capture._signals"])
+    assert (result.returncode, result.stdout.split()) == (0, ["True", "contexta.capture._scopes._signals"])
 
 
 def test_the_programs_own_sigterm_handler_is_still_called_and_decides_the_exit(tmp_path: Path) -> None:

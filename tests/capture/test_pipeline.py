@@ -30,7 +30,7 @@ from contexta.capture import (
     ReplayReport,
     read_capture_log,
 )
-from contexta.capture._queue import CaptureQueue
+from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.contract import DegradedRecord
 from contexta.errors import CaptureError, ClosedScopeError, ConflictError, LifecycleError
 

@@ -1,5 +1,5 @@
 """The redaction rules, both sides of each: what names a secret and is hidden, and the ordinary data
-that looks like it and is kept (contexta/capture/_redaction.py states the rules)."""
+that looks like it and is kept (contexta/capture/_scopes/_redaction.py states the rules)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from contexta.capture import _redaction
-from contexta.capture._redaction import REDACTED, looks_secret, redact_secrets, redact_text
+from contexta.capture._scopes import _redaction
+from contexta.capture._scopes._redaction import REDACTED, looks_secret, redact_secrets, redact_text
 
 SECRET = "s3cr3t-VALUE-42"
 

@@ -21,7 +21,7 @@ import pytest
 from contexta import Contexta
 from contexta.capture import CaptureBatch, CaptureWarning, InMemorySink, LocalJsonlSink, read_capture_log
 from contexta.capture import _items as kinds
-from contexta.capture._session import CaptureSession
+from contexta.capture._scopes._session import CaptureSession
 from contexta.contract import DegradedRecord
 
 SAMPLES = 300

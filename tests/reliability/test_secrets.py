@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contexta import Contexta
-from contexta.capture._redaction import REDACTED, looks_secret
+from contexta.capture._scopes._redaction import REDACTED, looks_secret
 
 SECRET = "sk-live-4f9a1c77e2"
 

@@ -16,7 +16,7 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import RunScope
-from contexta.capture._redaction import REDACTED
+from contexta.capture._scopes._redaction import REDACTED
 from contexta.cli import main
 
 SECRET_KEYS = (

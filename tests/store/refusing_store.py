@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contexta.capture import StoreSink
-from contexta.capture._batch import CaptureBatch
+from contexta.capture._log._batch import CaptureBatch
 
 
 class StoreSwitch:

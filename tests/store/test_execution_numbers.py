@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import contexta.capture._scopes as scopes
+import contexta.capture._scopes._scope as scopes
 from contexta import Contexta
 from contexta.contract import Run
 

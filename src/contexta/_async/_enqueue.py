@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 
-from contexta.capture._queue import CaptureQueue
-from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture._pipeline._queue import CaptureQueue
+from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 
 __all__ = ["enqueue"]
 

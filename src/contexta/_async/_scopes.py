@@ -19,8 +19,8 @@ import anyio
 
 from contexta._async._backend import load_event_loop_backend
 from contexta._async._enqueue import enqueue
-from contexta.capture._results import ACCEPTED, CaptureResult
-from contexta.capture._scopes import (
+from contexta.capture._pipeline._results import ACCEPTED, CaptureResult
+from contexta.capture._scopes._scope import (
     BatchScope,
     DeploymentScope,
     OperationScope,

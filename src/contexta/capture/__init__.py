@@ -3,12 +3,11 @@
 from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
-from contexta.capture._batch import CaptureBatch, CapturedEntry
-from contexta.capture._log_reader import CaptureLogRead, read_capture_log
-from contexta.capture._outbox import ReplayReport
-from contexta.capture._repair import RepairReport, rebuild_store
-from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
-from contexta.capture._scopes import (
+from contexta.capture._log._batch import CaptureBatch, CapturedEntry
+from contexta.capture._log._reader import CaptureLogRead, read_capture_log
+from contexta.capture._pipeline._outbox import ReplayReport
+from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
+from contexta.capture._scopes._scope import (
     BatchScope,
     DeploymentScope,
     OperationScope,
@@ -18,8 +17,9 @@ from contexta.capture._scopes import (
     StageScope,
 )
 from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink, StoreSink
-from contexta.capture._writer import CaptureWarning
+from contexta.capture._sinks._repair import RepairReport, rebuild_store
 from contexta.contract._hashing import FileDigest, hash_file
+from contexta.errors import CaptureWarning
 
 if TYPE_CHECKING:
     from contexta._async import (

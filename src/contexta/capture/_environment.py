@@ -18,7 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
-from contexta.capture._unencodable import salvaged
+from contexta.capture._log._unencodable import salvaged
 
 __all__ = ["ENVIRONMENT_VARIABLES", "environment_fields"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from contexta.capture._batch import CaptureBatch
+from contexta.capture._log._batch import CaptureBatch
 
 __all__ = ["Sink"]
 

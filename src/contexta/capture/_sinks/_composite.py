@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from contexta.capture._batch import CaptureBatch
+from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._sinks._base import Sink
 from contexta.errors import CaptureError, ValidationError
 

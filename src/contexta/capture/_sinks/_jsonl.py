@@ -6,11 +6,11 @@ import os
 import threading
 from pathlib import Path
 
-from contexta.capture._batch import FAMILIES, CaptureBatch
-from contexta.capture._line_writer import AppendRefusedError, FollowedLog
-from contexta.capture._outbox import DeliveryNote
-from contexta.capture._sinks._log_process import RecordOffload
-from contexta.capture._sinks._log_replay import file_end, lines_already_in
+from contexta.capture._log._batch import FAMILIES, CaptureBatch
+from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog
+from contexta.capture._log._process import RecordOffload
+from contexta.capture._log._replay import file_end, lines_already_in
+from contexta.capture._pipeline._outbox import DeliveryNote
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]

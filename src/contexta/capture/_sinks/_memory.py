@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from contexta.capture._batch import CaptureBatch, CapturedEntry, entry_to_line
+from contexta.capture._log._batch import CaptureBatch, CapturedEntry, entry_to_line
 
 __all__ = ["InMemorySink"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from contexta.capture._batch import FAMILIES, CaptureBatch
+from contexta.capture._log._batch import FAMILIES, CaptureBatch
 
 __all__ = ["StdoutSink"]
 

@@ -14,7 +14,6 @@ from operator import ne, or_
 from pathlib import Path
 from typing import Any
 
-from contexta.capture._batch import CaptureBatch
 from contexta.capture._items import (
     METRIC_CONTEXT,
     METRIC_KEY,
@@ -27,7 +26,8 @@ from contexta.capture._items import (
     has_default_options,
     only_tuples,
 )
-from contexta.capture._metric_lines import Numbering
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._log._metric_lines import Numbering
 from contexta.store import ChunkNaming, IngestBatch, SeriesIdentity, SeriesPoints, StoreDatabase, StoreIngest
 
 __all__ = ["MetricColumns", "StoreSink"]

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
-from contexta.capture._compiled import MetricCall
-from contexta.capture._pipeline import CapturePipeline
-from contexta.capture._redaction import redact_secrets, redact_text
+from contexta.capture._pipeline._capture_pipeline import CapturePipeline
+from contexta.capture._scopes._compiled import MetricCall
+from contexta.capture._scopes._redaction import redact_secrets, redact_text
 from contexta.contract._checks import json_attributes
 from contexta.contract._refs import is_component, new_execution_id, normalize_name, ref_component
 from contexta.errors import ValidationError
 
 if TYPE_CHECKING:
-    from contexta.capture._scopes import RunScope, Scope
+    from contexta.capture._scopes._scope import RunScope, Scope
 
 __all__ = ["CURRENT_SCOPE", "CaptureSession"]
 

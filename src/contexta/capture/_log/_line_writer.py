@@ -274,7 +274,7 @@ def main(path: str) -> None:
     next batch is assembled while the kernel copies the last one into the file."""
     # Ctrl-C reaches the whole process group, and so do SIGTERM and SIGHUP from Slurm's scancel or a
     # closed terminal: the parent decides when this child stops (end of input), after it has handed
-    # over what was captured before the signal (capture/_signals.py).
+    # over what was captured before the signal (capture/_scopes/_signals.py).
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)

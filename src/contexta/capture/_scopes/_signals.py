@@ -27,8 +27,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from contexta.capture import _exit_status
-from contexta.capture._endings import Ending, mark_signal
+from contexta.capture._scopes import _exit_status
+from contexta.capture._scopes._endings import Ending, mark_signal
 
 __all__ = ["SIGNAL_NAMES", "install", "say"]
 

@@ -3,7 +3,8 @@
 Two process-wide hooks keep data safe without the user's help: an `atexit` flush that waits a bounded
 time (a stuck sink is abandoned with a warning, never allowed to hang the interpreter), and an
 `os.register_at_fork` handler that gives a forked child (a DataLoader worker) its own queue and writer.
-Before the exit flush, each pipeline's `exit_hooks` close the runs left open (capture/_process_endings.py).
+Before the exit flush, each pipeline's `exit_hooks` close the runs left open
+(capture/_scopes/_process_endings.py).
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 
-from contexta.capture._batch import CaptureBatch
 from contexta.capture._items import BARRIER
-from contexta.capture._outbox import DeliveryNote, Outbox, ReplayReport
-from contexta.capture._queue import CaptureQueue
-from contexta.capture._results import CaptureStats, FlushReport
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._pipeline._outbox import DeliveryNote, Outbox, ReplayReport
+from contexta.capture._pipeline._queue import CaptureQueue
+from contexta.capture._pipeline._results import CaptureStats, FlushReport
+from contexta.capture._pipeline._writer import BatchWriter
 from contexta.capture._sinks._base import Sink
 from contexta.capture._sinks._composite import CompositeSink
-from contexta.capture._writer import BatchWriter, CaptureWarning
 from contexta.config import CaptureConfig
-from contexta.errors import CaptureError, NotFoundError, ValidationError
+from contexta.errors import CaptureError, CaptureWarning, NotFoundError, ValidationError
 
 __all__ = ["CapturePipeline"]
 
@@ -76,7 +77,8 @@ class CapturePipeline:
         )
         self.outbox = outbox
         # Called with the exit deadline (a time.monotonic() instant) before `close_at_exit` delivers:
-        # they close the runs left open, so their closings are delivered too (capture/_process_endings.py).
+        # they close the runs left open, so their closings are delivered too
+        # (capture/_scopes/_process_endings.py).
         self.exit_hooks: list[Callable[[float], None]] = []
         self._closed = False
         self._close_lock = threading.Lock()

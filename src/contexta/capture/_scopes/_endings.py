@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture._redaction import redact_text
+from contexta.capture._scopes._redaction import redact_text
 from contexta.contract._checks import plain_text
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Sync capture scopes: run, stage, batch, sample, operation and deployment.
 
 A scope is opened by the call that creates it and closed when its `with` block ends (`completed`, or
-`failed` / `cancelled` when an exception escapes, which is never swallowed; capture/_endings.py says
+`failed` / `cancelled` when an exception escapes, which is never swallowed; capture/_scopes/_endings.py says
 which, and what the closing records about why). Capture calls on a scope check their input, stamp the
 time and enqueue one small tuple; everything else happens in the writer.
 """
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from contexta._liveness import acquire_owner_lock
 from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
-from contexta.capture._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._environment import environment_fields
 from contexta.capture._items import ScopeContext
-from contexta.capture._results import ACCEPTED, DROPPED, CaptureResult
-from contexta.capture._session import CURRENT_SCOPE, CaptureSession
+from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
+from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
 from contexta.contract._checks import (
     check_choice,
     check_metric_key,
@@ -50,7 +50,7 @@ from contexta.contract._timestamps import format_ns, normalize_timestamp, parse_
 from contexta.errors import CaptureWarning, ClosedScopeError, ConflictError, LifecycleError, ValidationError
 
 if TYPE_CHECKING:
-    from contexta.capture._metric_call import MetricCall as _CompiledMetric
+    from contexta.capture._scopes._metric_call import MetricCall as _CompiledMetric
 
 __all__ = [
     "BatchScope",
@@ -245,7 +245,7 @@ class Scope:
 
     def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
         """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below: the rules live there once (see capture/_metric_call.c)."""
+        common one to the method below: the rules live there once (see capture/_scopes/_metric_call.c)."""
         call = compiled(
             MethodType(type(self).metric, self),
             self._items,

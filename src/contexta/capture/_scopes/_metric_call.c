@@ -28,7 +28,7 @@ typedef struct {
     PyObject *fallback;      /* the Python metric bound to the scope: every call but the common one */
     PyObject *items;         /* the queue's deque; NULL once the scope is closed */
     PyObject *append;        /* items.append; NULL once the scope is closed */
-    PyObject *queue;         /* its `limit` bounds the deque (see capture/_queue.py) */
+    PyObject *queue;         /* its `limit` bounds the deque (see capture/_pipeline/_queue.py) */
     PyObject *fields;        /* the scope's context tuple, carried by every metric item */
     PyObject *known_keys;    /* metric keys that passed their check */
     PyObject *kind;          /* the METRIC item kind */
@@ -314,7 +314,7 @@ static PyGetSetDef metric_call_getset[] = {
 
 static PyTypeObject MetricCallType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "contexta.capture._metric_call.MetricCall",
+    .tp_name = "contexta.capture._scopes._metric_call.MetricCall",
     .tp_basicsize = sizeof(MetricCall),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_vectorcall_offset = offsetof(MetricCall, vectorcall),
@@ -331,7 +331,7 @@ static PyTypeObject MetricCallType = {
 
 static struct PyModuleDef metric_call_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "contexta.capture._metric_call",
+    .m_name = "contexta.capture._scopes._metric_call",
     .m_doc = "The compiled fast path of Scope.metric(); the Python method is the reference.",
     .m_size = -1,
 };

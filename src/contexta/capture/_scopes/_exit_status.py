@@ -28,7 +28,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, NoReturn
 
-from contexta.capture._endings import Ending, ending_for_error, process_exit_status
+from contexta.capture._scopes._endings import Ending, ending_for_error, process_exit_status
 
 __all__ = ["install", "interpreter_ending", "note_exit"]
 

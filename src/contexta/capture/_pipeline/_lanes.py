@@ -18,9 +18,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from contexta.capture._batch import CaptureBatch
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated
 from contexta.capture._sinks._base import Sink
-from contexta.capture._unencodable import ENCODING_ERRORS, Isolated
 
 __all__ = ["BatchTicket", "SinkLane"]
 

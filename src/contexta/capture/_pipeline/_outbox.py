@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from contexta.capture._batch import CaptureBatch, entries_from_lines, entry_to_line
+from contexta.capture._log._batch import CaptureBatch, entries_from_lines, entry_to_line
 from contexta.contract._refs import normalize_name
 from contexta.contract._timestamps import utc_now
 

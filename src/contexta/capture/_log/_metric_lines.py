@@ -20,13 +20,6 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from contexta.capture._entries import (
-    CapturedEntry,
-    MetricFields,
-    entry_to_line,
-    envelope_constants,
-    record_ref_prefix,
-)
 from contexta.capture._items import (
     METRIC_CONTEXT,
     METRIC_KEY,
@@ -39,7 +32,14 @@ from contexta.capture._items import (
     has_default_options,
     only_tuples,
 )
-from contexta.capture._line_writer import MetricColumns, Segment, assemble
+from contexta.capture._log._entries import (
+    CapturedEntry,
+    MetricFields,
+    entry_to_line,
+    envelope_constants,
+    record_ref_prefix,
+)
+from contexta.capture._log._line_writer import MetricColumns, Segment, assemble
 from contexta.contract._timestamps import format_ns
 
 __all__ = ["Numbering", "materialize_metric", "record_lines"]

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from contexta.capture import _items as kinds
-from contexta.capture._batch import CaptureBatch
-from contexta.capture._builder import BatchItems, EntryBuilder
 from contexta.capture._items import as_context
-from contexta.capture._lanes import BatchTicket, SinkLane
-from contexta.capture._outbox import Outbox
-from contexta.capture._queue import CaptureQueue, DropEpisode
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._log._builder import BatchItems, EntryBuilder
+from contexta.capture._log._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
+from contexta.capture._pipeline._lanes import BatchTicket, SinkLane
+from contexta.capture._pipeline._outbox import Outbox
+from contexta.capture._pipeline._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
-from contexta.capture._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
 from contexta.errors import CaptureWarning
 
 __all__ = ["BatchWriter", "CaptureWarning"]

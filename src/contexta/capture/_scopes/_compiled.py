@@ -10,6 +10,6 @@ from __future__ import annotations
 __all__ = ["MetricCall"]
 
 try:
-    from contexta.capture._metric_call import MetricCall
+    from contexta.capture._scopes._metric_call import MetricCall
 except ImportError:  # not compiled: the Python method is the whole implementation
     MetricCall = None  # type: ignore[assignment, misc]

@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from contexta.capture._entries import FAMILIES, CapturedEntry, entries_from_lines, entry_to_line
 from contexta.capture._items import only_tuples
-from contexta.capture._line_writer import Segment
-from contexta.capture._metric_lines import Numbering, materialize_metric, record_lines, record_segments
-from contexta.capture._unencodable import ENCODING_ERRORS, Isolated, isolate
+from contexta.capture._log._entries import FAMILIES, CapturedEntry, entries_from_lines, entry_to_line
+from contexta.capture._log._line_writer import Segment
+from contexta.capture._log._metric_lines import Numbering, materialize_metric, record_lines, record_segments
+from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated, isolate
 from contexta.contract._model import ContractModel
 
 __all__ = ["FAMILIES", "CaptureBatch", "CapturedEntry", "entries_from_lines", "entry_to_line"]

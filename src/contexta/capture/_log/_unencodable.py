@@ -22,10 +22,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from contexta.capture._builder import degraded_entry
-from contexta.capture._entries import CapturedEntry, entry_to_line
 from contexta.capture._items import METRIC, as_context
-from contexta.capture._metric_lines import Numbering, materialize_metric
+from contexta.capture._log._builder import degraded_entry
+from contexta.capture._log._entries import CapturedEntry, entry_to_line
+from contexta.capture._log._metric_lines import Numbering, materialize_metric
 from contexta.contract._checks import INT64_MAX, INT64_MIN, plain_text
 from contexta.contract._timestamps import parse_timestamp
 

@@ -2,9 +2,9 @@
 
 Every `Contexta` hands its capture session to `watch`. At interpreter exit, before the session's
 pipeline delivers what is queued (`CapturePipeline.close_at_exit`), the runs and deployments left
-open are closed with the status that is true (capture/_exit_status.py); their closings, environment
+open are closed with the status that is true (capture/_scopes/_exit_status.py); their closings, environment
 snapshots and final events reach the sinks with everything else. On SIGTERM or SIGHUP
-(capture/_signals.py) everything captured is delivered and open scopes are closed `cancelled`.
+(capture/_scopes/_signals.py) everything captured is delivered and open scopes are closed `cancelled`.
 Either way every wait is bounded by `capture.exit_timeout_s`, and a forked child (a DataLoader
 worker) never ends the scopes it inherited: they are its parent's.
 """
@@ -16,9 +16,9 @@ import os
 import time
 import weakref
 
-from contexta.capture import _exit_status, _signals
-from contexta.capture._endings import Ending
-from contexta.capture._session import CaptureSession
+from contexta.capture._scopes import _exit_status, _signals
+from contexta.capture._scopes._endings import Ending
+from contexta.capture._scopes._session import CaptureSession
 from contexta.errors import ClosedScopeError, LifecycleError
 
 __all__ = ["end_open_scopes", "watch"]

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from contexta.capture import _items as kinds
-from contexta.capture._entries import CapturedEntry, drop_none, envelope_constants, record_ref_prefix
 from contexta.capture._items import ScopeContext
-from contexta.capture._metric_lines import Numbering
+from contexta.capture._log._entries import CapturedEntry, drop_none, envelope_constants, record_ref_prefix
+from contexta.capture._log._metric_lines import Numbering
 from contexta.contract._timestamps import format_ns
 
 __all__ = ["BatchItems", "EntryBuilder", "degraded_entry"]

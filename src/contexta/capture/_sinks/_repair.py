@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contexta.capture._batch import CaptureBatch
-from contexta.capture._entries import entries_from_lines
-from contexta.capture._log_reader import iter_capture_log
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._log._entries import entries_from_lines
+from contexta.capture._log._reader import iter_capture_log
 from contexta.capture._sinks._store import StoreSink
 from contexta.contract._timestamps import instant_key
 from contexta.errors import ContextaError

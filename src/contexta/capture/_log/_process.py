@@ -25,10 +25,10 @@ import warnings
 from collections import deque
 from pathlib import Path
 
-from contexta.capture import _line_writer as protocol
-from contexta.capture._batch import CaptureBatch
-from contexta.capture._line_writer import Segment
-from contexta.capture._writer import CaptureWarning
+from contexta.capture._log import _line_writer as protocol
+from contexta.capture._log._batch import CaptureBatch
+from contexta.capture._log._line_writer import Segment
+from contexta.errors import CaptureWarning
 
 __all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
 
