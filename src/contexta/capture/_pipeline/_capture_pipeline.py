@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 
 from contexta.capture._items import BARRIER
 from contexta.capture._log._batch import CaptureBatch
-from contexta.capture._pipeline._outbox import DeliveryNote, Outbox, ReplayReport
+from contexta.capture._pipeline._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import CaptureStats, FlushReport
 from contexta.capture._pipeline._writer import BatchWriter
-from contexta.capture._sinks._base import Sink
+from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote, Sink
 from contexta.capture._sinks._composite import CompositeSink
 from contexta.config import CaptureConfig
 from contexta.errors import CaptureError, CaptureWarning, NotFoundError, ValidationError
@@ -223,7 +223,7 @@ class CapturePipeline:
     def replay_outbox(self) -> ReplayReport:
         """Deliver parked batches to the sinks that refused them (by sink name).
 
-        A sink with `write_replayed(batch, note)` (the capture log) is given the batch's delivery
+        The capture log (a `CaptureLogSink`) is given the batch's delivery
         note, so a replay cut short after it wrote is not written twice by the next one; any other
         sink gets `write(batch)`, and can tell a batch it has seen by `batch.batch_id` (the store
         does)."""
@@ -233,9 +233,8 @@ class CapturePipeline:
             sink = by_name.get(sink_name)
             if sink is None:
                 raise NotFoundError(f"no sink named {sink_name!r} is configured", code="sink_not_found")
-            write_replayed = getattr(sink, "write_replayed", None)
-            if write_replayed is not None:
-                write_replayed(batch, note)
+            if isinstance(sink, CaptureLogSink):
+                sink.write_replayed(batch, note)
             else:
                 sink.write(batch)
             sink.flush()

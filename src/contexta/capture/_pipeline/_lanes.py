@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated
-from contexta.capture._sinks._base import Sink
+from contexta.capture._sinks._base import CaptureLogSink, FollowsCaptureLog, Sink
 
 __all__ = ["BatchTicket", "SinkLane"]
 
@@ -65,9 +65,9 @@ class SinkLane:
         on_isolated: Callable[[CaptureBatch, list[Isolated]], None] | None = None,
     ):
         self.sink = sink
-        self.is_capture_log = bool(getattr(sink, "is_capture_log", False))
-        self.after_capture_log = bool(getattr(sink, "after_capture_log", False))
-        self._send_ahead: Callable[[CaptureBatch], None] | None = getattr(sink, "send_ahead", None)
+        self.is_capture_log = isinstance(sink, CaptureLogSink)
+        self.after_capture_log = isinstance(sink, FollowsCaptureLog)
+        self._send_ahead = sink.send_ahead if isinstance(sink, CaptureLogSink) else None
         self._on_refused = on_refused
         self._on_settled = on_settled
         self._on_sink_error = on_sink_error  # (sink, what it failed to do, error)

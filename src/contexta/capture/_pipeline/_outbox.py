@@ -16,7 +16,7 @@ delivery was cut short is still parked and the next replay delivers it; a file t
 process is delivering is skipped, never taken from it. A delivered file is removed while still
 locked. A sink that must not receive a batch twice keeps its own record of what it has: the store
 records replayed batch ids in the same transaction as the batch, and the capture log notes where it
-is about to append (see `DeliveryNote`).
+is about to append (see `OutboxNote`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ from typing import Any
 import orjson
 
 from contexta.capture._log._batch import CaptureBatch, entries_from_lines, entry_to_line
+from contexta.capture._sinks._base import DeliveryNote
 from contexta.contract._refs import normalize_name
 from contexta.contract._timestamps import utc_now
 
-__all__ = ["DeliveryNote", "Outbox", "ReplayReport"]
+__all__ = ["Outbox", "OutboxNote", "ReplayReport"]
 
 _PARTIAL = ".partial"
 _NOTE = ".note"
@@ -54,8 +55,9 @@ class ReplayReport:
     errors: tuple[str, ...] = ()
 
 
-class DeliveryNote:
-    """A small note a sink keeps beside a parked batch while delivering it.
+class OutboxNote:
+    """The `DeliveryNote` the outbox keeps: a small note a sink keeps beside a parked batch while
+    delivering it.
 
     A delivery cut short (Ctrl-C, a kill) leaves the note behind, and the next attempt at the same
     batch reads it back: the capture log writes down where it is about to append, so a retry can
@@ -170,7 +172,7 @@ def _replay_one(path: Path, deliver: Callable[[str, CaptureBatch, DeliveryNote],
             entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip()),
             batch_id=f"outbox:{header['sink']}:{path.stem}",
         )
-        note = DeliveryNote(_note_path(path))
+        note = OutboxNote(_note_path(path))
         deliver(str(header["sink"]), batch, note)
         path.unlink()  # still locked: nobody can have started on it meanwhile
         note.discard()

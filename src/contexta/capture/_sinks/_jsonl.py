@@ -10,7 +10,7 @@ from contexta.capture._log._batch import FAMILIES, CaptureBatch
 from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog
 from contexta.capture._log._process import RecordOffload
 from contexta.capture._log._replay import file_end, lines_already_in
-from contexta.capture._pipeline._outbox import DeliveryNote
+from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]
@@ -21,7 +21,7 @@ LOG_PROCESS_MIN_BATCH = 2048
 _FILE_NAMES = {"RECORD": "record.jsonl", "ARTIFACT": "artifact.jsonl", "CONTEXT": "context.jsonl"}
 
 
-class LocalJsonlSink:
+class LocalJsonlSink(CaptureLogSink):
     """Appends each batch to the capture log with one `write()` per file.
 
     Files are opened once with O_APPEND and written unbuffered, so a batch lands in one system call:
@@ -30,7 +30,7 @@ class LocalJsonlSink:
     newline before appending, so it stays one unreadable line instead of corrupting the next one.
 
     Under sustained load the metric lines are assembled and appended by a log-writer process
-    (`_log_process`), with the same one-write-per-batch and all-or-nothing rules, so that work does
+    (capture/_log/_process.py), with the same one-write-per-batch and all-or-nothing rules, so that work does
     not compete with the caller's loop for the GIL.
 
     The files follow their paths: a log renamed away (logrotate, `mv`) or deleted while a run
@@ -38,8 +38,6 @@ class LocalJsonlSink:
     process, and lines written into a file deleted during the write are written again
     (`FollowedLog`), so a batch counted as written is on disk.
     """
-
-    is_capture_log = True  # sinks marked `after_capture_log` write a batch only after this one has
 
     def __init__(
         self,

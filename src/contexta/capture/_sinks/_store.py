@@ -28,6 +28,7 @@ from contexta.capture._items import (
 )
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._metric_lines import Numbering
+from contexta.capture._sinks._base import FollowsCaptureLog
 from contexta.store import ChunkNaming, IngestBatch, SeriesIdentity, SeriesPoints, StoreDatabase, StoreIngest
 
 __all__ = ["MetricColumns", "StoreSink"]
@@ -38,16 +39,12 @@ _SHORTEST_RUN = 4
 _NO_STEP = SeriesPoints.NO_STEP
 
 
-class StoreSink:
+class StoreSink(FollowsCaptureLog):
     """Makes captured runs queryable the moment their batch commits (see `StoreIngest`).
 
     A batch the store cannot take (a full disk, a file that is not a store) raises: the writer
     parks it in the outbox, counts it and warns, and the next batch tries again.
     """
-
-    # Write a batch only once the capture log has it, so after a crash the store never holds records
-    # the log lacks (the log is what `repair` rebuilds the store from).
-    after_capture_log = True
 
     def __init__(
         self,
