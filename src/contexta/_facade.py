@@ -30,7 +30,7 @@ from contexta.capture._scopes._scope import (
     open_deployment,
     open_run,
 )
-from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
+from contexta.capture._scopes._session import CaptureSession
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
@@ -221,9 +221,9 @@ class Contexta(Investigation):
         return report
 
     def _current(self, kind: type[_ScopeT]) -> _ScopeT | None:
-        scope = CURRENT_SCOPE.get()
+        scope = self._session.current_scope.get()
         while scope is not None:
-            if isinstance(scope, kind) and scope._session is self._session and scope.status == "open":
+            if isinstance(scope, kind) and scope.status == "open":
                 return scope
             scope = scope.parent
         return None
@@ -233,15 +233,17 @@ class Contexta(Investigation):
         scope = self._current(Scope)
         if scope is not None:
             return scope
-        runs = self._session.open_runs()
-        return runs[0] if len(runs) == 1 else None
+        return self._only_open_run()
 
     def current_run(self) -> RunScope | None:
         run = self._current(RunScope)
         if run is not None:
             return run
+        return self._only_open_run()
+
+    def _only_open_run(self) -> RunScope | None:
         runs = self._session.open_runs()
-        return runs[0] if len(runs) == 1 else None
+        return runs[0] if len(runs) == 1 and isinstance(runs[0], RunScope) else None
 
     def current_stage(self) -> StageScope | None:
         return self._current(StageScope)
@@ -256,8 +258,8 @@ class Contexta(Investigation):
         return self._current(DeploymentScope)
 
     def _scope_for_capture(self) -> Scope:
-        scope = CURRENT_SCOPE.get()
-        if scope is not None and scope._session is self._session and scope._status == "open":
+        scope = self._session.current_scope.get()
+        if isinstance(scope, Scope) and scope.status == "open":
             return scope  # the common case, checked first: ctx.metric(...) in a `with` block
         scope = self.current_scope()
         if scope is None:
@@ -336,8 +338,8 @@ class Contexta(Investigation):
     def close(self, timeout: float | None = None) -> FlushReport:
         """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""
         if not self._pipeline.closed:
-            for scope in self._session.open_top_level():
-                scope._end(_CLOSED_BY_CONTEXTA)
+            for _scope, end in self._session.open_top_level():
+                end(_CLOSED_BY_CONTEXTA, None)
         report = self._pipeline.close(timeout)
         self._database.close_all()
         return report
@@ -364,8 +366,7 @@ class Contexta(Investigation):
 
     def _reads(self) -> StoreDatabase:
         """The store, after this process's captured records have reached it (a bounded wait)."""
-        writer = self._pipeline.writer
-        if len(self._pipeline.queue) or writer.in_flight or writer.pending_in_lanes:
+        if self._pipeline.undelivered:
             self._pipeline.barrier_for_scope_exit()
         return self._database
 

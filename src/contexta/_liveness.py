@@ -57,7 +57,7 @@ class OwnerLock:
             pass
         os.close(descriptor)
 
-    def _forget_after_fork(self) -> None:
+    def forget_after_fork(self) -> None:
         """In a forked child: close the inherited descriptor. flock belongs to the open file, which the
         parent still has open, so the parent keeps the lock."""
         descriptor, self._descriptor = self._descriptor, None
@@ -180,7 +180,7 @@ def _after_fork_in_child() -> None:
     global _held_lock
     _held_lock = threading.Lock()
     for lock in list(_held):
-        lock._forget_after_fork()
+        lock.forget_after_fork()
     _held.clear()
 
 

@@ -407,6 +407,23 @@ def test_current_scope_accessors_follow_nested_with_blocks(ctx: Contexta) -> Non
     assert ctx.current_deployment() is None
 
 
+def test_a_scope_entered_through_another_contexta_never_hides_this_ones(
+    ctx: Contexta, tmp_path: Path
+) -> None:
+    """Two Contextas in one program (an evaluation job logging into a second workspace): entering a
+    scope of the other one inside this one's stage leaves `ctx.metric` and the accessors here."""
+    other = Contexta(workspace=tmp_path / "other", config={"project_name": "q"})
+    try:
+        with ctx.run("r") as run, run.stage("s") as stage, other.run("elsewhere") as other_run:
+            ctx.metric("here", 1.0)
+            assert (ctx.current_run(), ctx.current_stage()) == (run, stage)
+            assert other.current_run() is other_run and other.current_stage() is None
+    finally:
+        other.close()
+    subjects = {payload["metric_key"]: payload["subject_ref"] for payload in metric_payloads(ctx)}
+    assert subjects == {"here": stage.ref}
+
+
 def test_each_thread_sees_its_own_current_sample(ctx: Contexta) -> None:
     seen: dict[str, Any] = {}
     errors: list[BaseException] = []

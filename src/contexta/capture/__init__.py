@@ -1,5 +1,6 @@
 """The write path: scopes (sync and async), the bounded queue and its writer, sinks, artifact hashing."""
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
@@ -49,9 +50,7 @@ def __getattr__(name: str) -> Any:
     # The async shells (contexta._async) are built on this package's modules, so importing them here
     # eagerly would be circular; they are looked up on first use instead.
     if name in _ASYNC_SCOPES:
-        import contexta._async
-
-        return getattr(contexta._async, name)
+        return getattr(importlib.import_module("contexta._async"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

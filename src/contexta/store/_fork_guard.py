@@ -84,7 +84,7 @@ class ForkGate:
 
     # -- the fork ------------------------------------------------------------------------------
 
-    def _hold(self, deadline: float) -> None:
+    def hold_for_fork(self, deadline: float) -> None:
         """Wait for the sections in flight (not the forking thread's own) to end; keep new ones out.
         The condition's lock stays held across the fork, so no thread is inside it at the fork."""
         own = 1 if getattr(self._depth, "value", 0) else 0  # _active counts threads, not depth
@@ -98,13 +98,13 @@ class ForkGate:
             self._condition.wait(remaining)
         self._quiet = self._active == 0
 
-    def _release_in_parent(self) -> None:
+    def release_in_parent(self) -> None:
         self._forking = False
         self._forking_thread = None
         self._condition.notify_all()
         self._condition.release()
 
-    def _reset_in_child(self) -> bool:
+    def reset_in_child(self) -> bool:
         """The child's only thread is the one that forked: the others' sections are gone with them."""
         quiet = self._quiet
         self._active = 1 if getattr(self._depth, "value", 0) else 0
@@ -114,7 +114,7 @@ class ForkGate:
             return False
         return quiet
 
-    def _release_in_child(self) -> None:
+    def release_in_child(self) -> None:
         self._forking = False
         self._forking_thread = None
         self._condition.notify_all()
@@ -124,13 +124,13 @@ class ForkGate:
 def _before_fork() -> None:
     deadline = time.monotonic() + FORK_WAIT_S
     for gate in list(_GATES):
-        gate._hold(deadline)
+        gate.hold_for_fork(deadline)
         _HELD.append(gate)
 
 
 def _after_fork_in_parent() -> None:
     for gate in _HELD:
-        gate._release_in_parent()
+        gate.release_in_parent()
     _HELD.clear()
 
 
@@ -139,10 +139,10 @@ def _after_fork_in_child() -> None:
     # Every store lets go of its inherited connections before any is opened again: SQLite's
     # bookkeeping of a file is freed only when the last inherited connection to it is closed.
     for gate in _HELD:
-        if not gate._reset_in_child():
+        if not gate.reset_in_child():
             _forked_mid_statement = True
     for gate in _HELD:
-        gate._release_in_child()
+        gate.release_in_child()
     _HELD.clear()
 
 

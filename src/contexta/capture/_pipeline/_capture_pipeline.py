@@ -145,7 +145,7 @@ class CapturePipeline:
     @property
     def undelivered(self) -> int:
         """Captured items not yet in every sink: queued, in the writer's hands, or in a sink's lane."""
-        return len(self.queue) + self.writer.in_flight + self.writer.pending_in_lanes
+        return len(self.queue) + self.writer.counters().undelivered
 
     def close(self, timeout: float | None = None) -> FlushReport:
         """Flush, stop the writer and close the sinks; idempotent. Raises if `timeout` passes first."""
@@ -175,7 +175,9 @@ class CapturePipeline:
                 try:
                     sink.close()
                 except Exception as error:
-                    self.writer._error(f"sink {sink.name!r} failed to close: {type(error).__name__}: {error}")
+                    self.writer.report_error(
+                        f"sink {sink.name!r} failed to close: {type(error).__name__}: {error}"
+                    )
         _LIVE_PIPELINES.discard(self)
         self.exit_hooks.clear()  # they hold the session: let a closed Contexta go
         return self._report(finished)
@@ -206,7 +208,7 @@ class CapturePipeline:
     # -- statistics and recovery ---------------------------------------------------------------
 
     def stats(self) -> CaptureStats:
-        writer = self.writer
+        writer = self.writer.counters()
         pending = self.queue.pending_records()
         return CaptureStats(
             queued=self.queue.accepted_records() + writer.added,
@@ -217,7 +219,7 @@ class CapturePipeline:
             pending=pending,
             outboxed=writer.outboxed,
             lost=writer.lost,
-            sink_failures=dict(writer.sink_failures),
+            sink_failures=writer.sink_failures,
         )
 
     def replay_outbox(self) -> ReplayReport:
@@ -244,7 +246,8 @@ class CapturePipeline:
 
     # -- fork ----------------------------------------------------------------------------------
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child (called by the fork handler below): a queue and a writer of its own."""
         self.queue.reinit_after_fork()
         self._close_lock = threading.Lock()
         if self._closed:
@@ -265,7 +268,7 @@ def _register_multiprocessing_exit(pipeline: CapturePipeline) -> None:
 
 def _after_fork_in_child() -> None:
     for pipeline in list(_LIVE_PIPELINES):
-        pipeline._after_fork_in_child()
+        pipeline.after_fork_in_child()
 
 
 def _close_all_at_exit() -> None:

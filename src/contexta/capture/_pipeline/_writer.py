@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from contexta.capture import _items as kinds
@@ -25,7 +26,7 @@ from contexta.capture._pipeline._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
 from contexta.errors import CaptureWarning
 
-__all__ = ["BatchWriter", "CaptureWarning"]
+__all__ = ["BatchWriter", "WriterCounters"]
 
 
 _DROP_MESSAGES = {
@@ -34,6 +35,29 @@ _DROP_MESSAGES = {
     "block_timeout": "the capture queue stayed full longer than block_timeout_s, so records were dropped",
     "writer_reentrant": "a sink captured records from inside the writer while the queue was full",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class WriterCounters:
+    """What the writer has done so far, read at one moment (see `CaptureStats` for the meanings).
+
+    `in_hands` counts items taken from the queue that are being built into a batch, `in_lanes` the
+    records handed to sink lanes and not yet written by every sink: with the queue's length they make
+    everything captured and not yet delivered."""
+
+    added: int
+    written: int
+    failed: int
+    batches: int
+    outboxed: int
+    lost: int
+    in_hands: int
+    in_lanes: int
+    sink_failures: Mapping[str, int]
+
+    @property
+    def undelivered(self) -> int:
+        return self.in_hands + self.in_lanes
 
 
 class BatchWriter:
@@ -100,9 +124,21 @@ class BatchWriter:
         """True inside the writer or a sink lane (where waiting for a flush would wait for oneself)."""
         return threading.get_ident() in self.queue.writer_idents
 
-    @property
-    def pending_in_lanes(self) -> int:
-        return sum(lane.pending_records for lane in self.lanes)
+    def counters(self) -> WriterCounters:
+        """A snapshot of the counters (taken together under the lock that the lanes settle under)."""
+        in_lanes = sum(lane.pending_records for lane in self.lanes)
+        with self._counter_lock:
+            return WriterCounters(
+                added=self.added,
+                written=self.written,
+                failed=self.failed,
+                batches=self.batches,
+                outboxed=self.outboxed,
+                lost=self.lost,
+                in_hands=self.in_flight,
+                in_lanes=in_lanes,
+                sink_failures=dict(self.sink_failures),
+            )
 
     def stop(self) -> None:
         """Ask the thread to finish once the queue is empty (the caller waits on a barrier first)."""
@@ -120,7 +156,8 @@ class BatchWriter:
             errors, self._errors = tuple(self._errors), []
         return errors
 
-    def _error(self, text: str, warn_key: str | None = None) -> None:
+    def report_error(self, text: str, warn_key: str | None = None) -> None:
+        """Keep `text` for the next flush report; with `warn_key`, also warn (once per key)."""
         with self._errors_lock:
             self._errors.append(text)
         if warn_key is not None and warn_key not in self._warned:
@@ -187,12 +224,14 @@ class BatchWriter:
         for episode in episodes:
             self._append_degraded_marker(items, episode)
         # The records the batch holds beyond those taken from the queue: markers for lost ones.
-        self.added += len(items) - kinds.record_count(pending)
+        added = len(items) - kinds.record_count(pending)
         batch = CaptureBatch.from_writer(items, self.builder.finish(items))
         ticket = BatchTicket(len(batch), len(self.lanes), self._capture_log_lanes)
         if not self._capture_log_lanes:
             ticket.logged.set()
-        self.batches += 1
+        with self._counter_lock:  # lanes add to `added` too (markers of records they could not encode)
+            self.added += added
+            self.batches += 1
         if not self.lanes:
             self._settle(ticket)
         for lane in self.lanes:
@@ -222,7 +261,7 @@ class BatchWriter:
                     item[1],
                     item[1],
                 )
-                self._error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
+                self.report_error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
         return items
 
     def _isolated(self, batch: CaptureBatch, isolated: list[Isolated]) -> None:
@@ -237,14 +276,14 @@ class BatchWriter:
             self.lost += len(lost)
         if lost:
             first = lost[0]
-            self._error(
+            self.report_error(
                 f"{len(lost)} record(s) could not be encoded; each was replaced by a degraded record "
                 f"({REASON_CODE}). The first: a {first.payload_type} ({first.ref}): {first.error}",
                 REASON_CODE,
             )
         for record in isolated:
             if record.kept:
-                self._error(
+                self.report_error(
                     f"a {record.payload_type} record of {record.ref} held values that cannot be encoded "
                     f"({record.error}); it was written with each replaced by text saying what it was",
                     REASON_CODE,
@@ -263,7 +302,7 @@ class BatchWriter:
         except Exception as outbox_error:
             with self._counter_lock:
                 self.lost += len(batch)
-            self._error(
+            self.report_error(
                 f"sink {sink.name!r} failed ({type(error).__name__}: {error}) and the outbox could not keep "
                 f"its {len(batch)} records ({type(outbox_error).__name__}: {outbox_error}); they are lost",
                 f"lost:{sink.name}",
@@ -271,14 +310,14 @@ class BatchWriter:
             return
         with self._counter_lock:
             self.outboxed += len(batch)
-        self._error(
+        self.report_error(
             f"sink {sink.name!r} failed ({type(error).__name__}: {error}); {len(batch)} records parked in "
             f"{path.parent} for ctx.replay_outbox()",
             f"sink:{sink.name}",
         )
 
     def _sink_failed(self, sink: Sink, action: str, error: Exception) -> None:
-        self._error(
+        self.report_error(
             f"sink {sink.name!r} failed to {action}: {type(error).__name__}: {error}", f"{action}:{sink.name}"
         )
 
@@ -317,7 +356,7 @@ class BatchWriter:
             {"policy": episode.policy},
         )
         self.dropped_reported += episode.count
-        self._error(
+        self.report_error(
             f"{episode.count} records of {episode.context.owner_ref} dropped ({episode.policy})",
             f"drop:{episode.policy}",
         )

@@ -42,11 +42,11 @@ def watch(session: CaptureSession, *, handle_signals: bool) -> None:
 def end_open_scopes(session: CaptureSession, ending: Ending, deadline: float) -> None:
     """Close the runs and deployments this process left open (their open children first) with
     `ending`, waiting for nothing beyond `deadline`; the caller delivers them."""
-    for scope in session.owned_top_level():
-        if getattr(scope, "_status", None) != "open":
-            continue  # closed meanwhile, or still being built by the interrupted thread
+    for scope, end in session.owned_top_level():
+        if scope.status != "open":
+            continue  # closed meanwhile
         try:
-            scope._end(ending, deadline)
+            end(ending, deadline)
         except (ClosedScopeError, LifecycleError):
             pass  # closed by another thread, or its Contexta closed, in the meantime
         except Exception as error:

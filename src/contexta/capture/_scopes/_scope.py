@@ -27,7 +27,7 @@ from contexta.capture._environment import environment_fields
 from contexta.capture._items import ScopeContext
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
-from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
+from contexta.capture._scopes._session import CaptureSession, OpenScope
 from contexta.contract._checks import (
     check_choice,
     check_metric_key,
@@ -201,12 +201,12 @@ class Scope:
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
-        self._tokens: list[Token[Scope | None]] = []
+        self._tokens: list[Token[OpenScope | None]] = []
         self._status = "open"
         self._started_ns = _time_ns()
         self._ended_ns: int | None = None
         self._enqueue_lifecycle(self._started_ns)
-        session.note_opened(self)
+        session.note_opened(self, self._end)
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -561,7 +561,7 @@ class Scope:
         self._close(ending, deadline)
 
     def __enter__(self) -> Self:
-        self._tokens.append(CURRENT_SCOPE.set(self))
+        self._tokens.append(self._session.current_scope.set(self))
         return self
 
     def __exit__(
@@ -578,7 +578,7 @@ class Scope:
         if self._tokens:
             token = self._tokens.pop()
             try:
-                CURRENT_SCOPE.reset(token)
+                self._session.current_scope.reset(token)
             except ValueError:  # exited in another context than it was entered in
                 pass
 
@@ -801,8 +801,7 @@ def open_deployment(
         execution_id=execution_id,
     )
     details: dict[str, Any] = {"artifact_ref": artifact_ref} if artifact_ref else {}
-    placeholder = object.__new__(DeploymentScope)
-    if session.claim(ref, placeholder) is not None:
+    if not session.claim(ref):
         raise ConflictError(
             f"{ref} is already open in this process; close it before opening it again",
             code="deployment_already_open",

@@ -1,4 +1,8 @@
-"""What every scope of one `Contexta` shares: the project, the pipeline, and the open runs."""
+"""What every scope of one `Contexta` shares: the project, the pipeline, and the open runs.
+
+The scope classes (_scope.py) build on this module, never the other way round: the session knows a
+scope only as an `OpenScope`, and ends one through the `EndScope` it registered when it opened.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,36 @@ import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._pipeline._capture_pipeline import CapturePipeline
 from contexta.capture._scopes._compiled import MetricCall
+from contexta.capture._scopes._endings import Ending
 from contexta.capture._scopes._redaction import redact_secrets, redact_text
 from contexta.contract._checks import json_attributes
 from contexta.contract._refs import is_component, new_execution_id, normalize_name, ref_component
 from contexta.errors import ValidationError
 
-if TYPE_CHECKING:
-    from contexta.capture._scopes._scope import RunScope, Scope
+__all__ = ["CaptureSession", "EndScope", "OpenScope"]
 
-__all__ = ["CURRENT_SCOPE", "CaptureSession"]
 
-# The innermost scope entered with `with` in this thread or task.
-CURRENT_SCOPE: ContextVar[Scope | None] = ContextVar("contexta_current_scope", default=None)
+class OpenScope(Protocol):
+    """What the session needs to know of a scope."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def parent(self) -> OpenScope | None: ...
+
+
+# Ends a scope with an ending, waiting for nothing beyond an optional deadline (a time.monotonic()
+# instant): what a scope hands the session when it opens, so a process ending can close it.
+EndScope = Callable[[Ending, float | None], None]
 
 # (execution id, start in ns since the epoch) of the latest stored execution of a run ref, or None.
 LatestExecution = Callable[[str], "tuple[str, int] | None"]
@@ -65,11 +82,20 @@ class CaptureSession:
         self._latest_stored_execution = latest_stored_execution
         # Re-entrant: a signal handler may end the open runs while this thread holds it.
         self._lock = threading.RLock()
-        self._open_runs: dict[int, RunScope] = {}  # by id(scope): one name may be open twice
-        self._open_deployments: dict[str, Scope] = {}
+        # The innermost scope entered with `with` in this thread or task (one per session, so a
+        # scope of another Contexta is never taken for this one's).
+        self.current_scope: ContextVar[OpenScope | None] = ContextVar(
+            f"contexta_current_scope_{id(self):x}", default=None
+        )
+        self._open_runs: dict[int, OpenScope] = {}  # by id(scope): one name may be open twice
+        self._open_deployments: dict[str, OpenScope | None] = {}  # None: reserved, still opening
+        self._enders: dict[int, EndScope] = {}  # how to end each open run and deployment, by id
         self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
-        # In a forked child, the scopes it opened itself (None in the process that made the session).
-        self._opened_in_child: weakref.WeakSet[Scope] | None = None
+        # In a forked child, the scopes it opened itself (None in the process that made the session),
+        # each with a weak reference to how it ends (a strong one would keep the scope alive).
+        self._opened_in_child: weakref.WeakKeyDictionary[OpenScope, weakref.WeakMethod[EndScope]] | None = (
+            None
+        )
         # run ref -> (start ns, execution id) of the latest execution this session opened.
         self._executions: dict[str, tuple[int, str]] = {}
         self.artifacts: dict[str, ArtifactRegistration] = {}
@@ -146,7 +172,7 @@ class CaptureSession:
         (URL passwords, `name=value` secrets) unless opted out."""
         return redact_text(value) if self.redact_secrets else value
 
-    def add_run(self, run: RunScope) -> list[RunScope]:
+    def add_run(self, run: OpenScope) -> list[OpenScope]:
         """Register an open run; returns the runs of the same ref already open in this process (a
         forked child's inherited runs are its parent's, not open here)."""
         with self._lock:
@@ -158,56 +184,67 @@ class CaptureSession:
             self._open_runs[id(run)] = run
         return others
 
-    def remove_run(self, run: RunScope) -> None:
+    def remove_run(self, run: OpenScope) -> None:
         with self._lock:
             self._open_runs.pop(id(run), None)
+            self._enders.pop(id(run), None)
 
-    def claim(self, ref: str, scope: Scope) -> Scope | None:
-        """Register an open deployment; returns the deployment already open under `ref`, if any."""
+    def claim(self, ref: str) -> bool:
+        """Reserve `ref` for a deployment opening now; False when one is already open under it."""
         with self._lock:
-            existing = self._open_deployments.get(ref)
-            if existing is not None:
-                return existing
-            self._open_deployments[ref] = scope
-            return None
+            if ref in self._open_deployments:
+                return False
+            self._open_deployments[ref] = None
+            return True
 
-    def replace(self, ref: str, scope: Scope) -> None:
+    def replace(self, ref: str, scope: OpenScope) -> None:
+        """The deployment reserved under `ref` (see `claim`) is open."""
         with self._lock:
             self._open_deployments[ref] = scope
 
     def release(self, ref: str) -> None:
         with self._lock:
-            self._open_deployments.pop(ref, None)
+            scope = self._open_deployments.pop(ref, None)
+            if scope is not None:
+                self._enders.pop(id(scope), None)
 
-    def open_runs(self) -> list[RunScope]:
+    def open_runs(self) -> list[OpenScope]:
         with self._lock:
             return list(self._open_runs.values())
 
-    def open_top_level(self) -> list[Scope]:
+    def open_top_level(self) -> list[tuple[OpenScope, EndScope]]:
+        """The open runs and deployments, each with how to end it (a deployment still being opened
+        has none yet, and is left out)."""
         with self._lock:
-            return [*self._open_runs.values(), *self._open_deployments.values()]
+            scopes = [*self._open_runs.values(), *filter(None, self._open_deployments.values())]
+            return [(scope, self._enders[id(scope)]) for scope in scopes if id(scope) in self._enders]
 
-    def owned_top_level(self) -> list[Scope]:
-        """The open scopes this process must end when it ends: the runs and deployments it opened
-        and, in a forked child (a DataLoader worker), the outermost scopes it opened inside its
-        parent's (a sample of the parent's stage); never a scope the parent opened."""
-        owned = [scope for scope in self.open_top_level() if id(scope) not in self._inherited]
+    def owned_top_level(self) -> list[tuple[OpenScope, EndScope]]:
+        """The open scopes this process must end when it ends, each with how to end it: the runs and
+        deployments it opened and, in a forked child (a DataLoader worker), the outermost scopes it
+        opened inside its parent's (a sample of the parent's stage); never a scope the parent opened."""
+        owned = [entry for entry in self.open_top_level() if id(entry[0]) not in self._inherited]
         opened_here = self._opened_in_child
         if opened_here is not None:
-            owned += [
-                scope
-                for scope in list(opened_here)
-                if scope.status == "open" and scope.parent is not None and scope.parent not in opened_here
-            ]
+            for scope, end_reference in list(opened_here.items()):
+                end = end_reference()
+                if end is None or scope.status != "open":
+                    continue
+                if scope.parent is not None and scope.parent not in opened_here:
+                    owned.append((scope, end))
         return owned
 
-    def note_opened(self, scope: Scope) -> None:
-        """A scope opened: in a forked child, remembered so the child ends what it opened itself."""
+    def note_opened(self, scope: OpenScope, end: EndScope) -> None:
+        """A scope opened: a run or deployment is remembered with how to end it until it closes; in a
+        forked child, every scope is, so the child ends what it opened itself."""
+        if scope.parent is None:
+            with self._lock:
+                self._enders[id(scope)] = end
         if self._opened_in_child is not None:
-            self._opened_in_child.add(scope)
+            self._opened_in_child[scope] = weakref.WeakMethod(end)
 
     def after_fork_in_child(self) -> None:
         """The runs open at fork belong to the parent; a lock another thread held then is free here."""
         self._lock = threading.RLock()
         self._inherited = frozenset(map(id, [*self._open_runs.values(), *self._open_deployments.values()]))
-        self._opened_in_child = weakref.WeakSet()
+        self._opened_in_child = weakref.WeakKeyDictionary()
