@@ -12,7 +12,7 @@ import pytest
 
 from contexta import Contexta, ContextaError
 from contexta.config import PROFILES, CaptureConfig, UnifiedConfig, WorkspaceConfig, load_config
-from contexta.errors import ConfigurationError
+from contexta.errors import ConfigurationError, ValidationError
 
 
 @pytest.fixture(autouse=True)
@@ -334,3 +334,23 @@ def test_unknown_profile_is_config_profile_unknown(tmp_path: Path, profile: str)
     with pytest.raises(ConfigurationError) as excinfo:
         Contexta(workspace=tmp_path / ".contexta", profile=profile, config={"project_name": "p"})
     assert excinfo.value.code == "config_profile_unknown"
+
+
+def test_the_workspace_names_the_files_contexta_writes(tmp_path: Path) -> None:
+    """`WorkspaceConfig.store_file` and `capture_log_file(family)` are where a capture really went,
+    also with the store and the cache moved out of the workspace root."""
+    config = {
+        "project_name": "p",
+        "workspace": {"metadata_path": str(tmp_path / "meta"), "cache_path": str(tmp_path / "cache")},
+    }
+    with Contexta(workspace=tmp_path / "ws", config=config) as ctx:
+        with ctx.run("r") as run:
+            run.metric("loss", 0.25)
+        layout = ctx.config.workspace
+    assert layout.store_file.parent == tmp_path / "meta" and layout.store_file.is_file()
+    record_log = layout.capture_log_file("record").read_text()
+    assert '"metric_key":"loss"' in record_log
+    assert layout.capture_log_file("CONTEXT").read_text().count(run.ref) >= 2  # opened, then closed
+    with pytest.raises(ValidationError) as refused:
+        layout.capture_log_file("metrics")
+    assert refused.value.code == "family_unknown"

@@ -85,7 +85,7 @@ class Contexta(Investigation):
                         f"{sink!r} is not a sink: it needs a name and write(batch), flush(), close()",
                         code="sink_invalid",
                     )
-        self._database = StoreDatabase(layout.metadata_dir / "contexta.db")
+        self._database = StoreDatabase(layout.store_file)
         with self._database.read():  # open (and migrate) now: a corrupt or foreign file fails here, clearly
             pass
         # Runs left open by processes that died (killed, crashed) stop looking like they still run.

@@ -24,7 +24,6 @@ from contexta.store._database import StoreDatabase
 __all__ = ["Investigation"]
 
 # The capture log's file of artifact registrations (see capture/_sinks/_jsonl.py).
-ARTIFACT_LOG = "artifact.jsonl"
 
 
 class Investigation:
@@ -49,7 +48,7 @@ class Investigation:
 
     def _artifact_logs(self) -> list[Path]:
         """The capture-log files that may hold artifact registrations the store lacks."""
-        return [self._config.workspace.capture_dir / ARTIFACT_LOG]
+        return [self._config.workspace.capture_log_file("ARTIFACT")]
 
     def _find_manifest(self, artifact_ref: str) -> ArtifactManifest:
         """The store's artifact index, else the capture log (which has artifacts registered with

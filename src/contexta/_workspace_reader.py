@@ -23,9 +23,7 @@ from contexta.config import UnifiedConfig, load_config
 from contexta.errors import NotFoundError, StoreError
 from contexta.store import StoreDatabase
 
-__all__ = ["STORE_FILE_NAME", "Workspace", "WorkspaceReader"]
-
-STORE_FILE_NAME = "contexta.db"
+__all__ = ["Workspace"]
 
 
 class Workspace(Investigation):
@@ -47,7 +45,7 @@ class Workspace(Investigation):
         config: UnifiedConfig | Mapping[str, Any] | None = None,
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
-        path = self._config.workspace.metadata_dir / STORE_FILE_NAME
+        path = self._config.workspace.store_file
         _require_store(self._config.workspace.root, path)
         self._database = StoreDatabase(path, read_only=True)
         try:
@@ -77,7 +75,6 @@ class Workspace(Investigation):
 
 
 # The name the command line knew it by.
-WorkspaceReader = Workspace
 
 
 def _require_store(root: Path, store: Path) -> None:

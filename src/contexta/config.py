@@ -13,16 +13,45 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from contexta.contract._refs import normalize_name
 from contexta.errors import ConfigurationError, ValidationError
 
-__all__ = ["PROFILES", "CaptureConfig", "UnifiedConfig", "WorkspaceConfig", "load_config"]
+__all__ = [
+    "CAPTURE_LOG_FILES",
+    "PROFILES",
+    "STORE_FILE_NAME",
+    "CaptureConfig",
+    "UnifiedConfig",
+    "WorkspaceConfig",
+    "load_config",
+]
 
 OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 DURABILITY_MODES = ("flush", "fsync")
 NON_FINITE_POLICIES = ("record", "raise")
+
+# The names of a workspace's files, given here once (their directories are configurable, below).
+# The store, in `metadata_dir`:
+STORE_FILE_NAME = "contexta.db"
+# The capture log's files in `capture_dir`, by record family: scopes first, the order a repair reads
+# them in when times tie (a record never comes before the scope it belongs to).
+CAPTURE_LOG_FILES: Mapping[str, str] = MappingProxyType(
+    {"CONTEXT": "context.jsonl", "RECORD": "record.jsonl", "ARTIFACT": "artifact.jsonl"}
+)
+
+
+def capture_log_file_name(family: str) -> str:
+    """The name of the capture log's file of a record family; ValidationError for another name."""
+    try:
+        return CAPTURE_LOG_FILES[family.upper()]
+    except (KeyError, AttributeError):
+        raise ValidationError(
+            f"unknown record family {family!r}; use one of {', '.join(CAPTURE_LOG_FILES)}",
+            code="family_unknown",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +105,18 @@ class WorkspaceConfig:
         """Where each capturing process holds a lock per open run (see contexta/_liveness.py)."""
         return self.cache_dir / "live"
 
+    def capture_log_file(self, family: str) -> Path:
+        """The capture log's file of a record family (`RECORD`, `ARTIFACT` or `CONTEXT`)."""
+        return self.capture_dir / capture_log_file_name(family)
+
     @property
     def metadata_dir(self) -> Path:
         return self._under_root(self.metadata_path, "metadata")
+
+    @property
+    def store_file(self) -> Path:
+        """The canonical store (SQLite)."""
+        return self.metadata_dir / STORE_FILE_NAME
 
     @property
     def records_dir(self) -> Path:

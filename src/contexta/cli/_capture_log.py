@@ -13,10 +13,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["LOG_FILE_NAMES", "LogFollower", "last_lines"]
-
-# The capture log's files by family, as the `--family` option names them.
-LOG_FILE_NAMES = {"record": "record.jsonl", "artifact": "artifact.jsonl", "context": "context.jsonl"}
+__all__ = ["LogFollower", "last_lines"]
 
 _BLOCK = 64 * 1024
 

@@ -9,7 +9,6 @@ import dataclasses
 from contexta.capture import rebuild_store
 from contexta.cli._output import CommandError, Output
 from contexta.cli._workspace import (
-    STORE_FILE_NAME,
     open_workspace_for_writing,
     require_store,
     workspace_config,
@@ -25,12 +24,12 @@ def repair_command(args: argparse.Namespace, output: Output) -> int:
     layout = config.workspace
     if not layout.capture_dir.is_dir():
         raise CommandError(f"no capture log in {layout.root} ({layout.capture_dir} does not exist)")
-    report = rebuild_store(layout.metadata_dir / STORE_FILE_NAME, layout.capture_dir, layout.live_dir)
+    report = rebuild_store(layout.store_file, layout.capture_dir, layout.live_dir)
     if args.format == "json":
         output.json(dataclasses.asdict(report))
         return 0
     output.line(
-        f"Rebuilt {layout.metadata_dir / STORE_FILE_NAME} from the capture log: {report.runs} runs, "
+        f"Rebuilt {layout.store_file} from the capture log: {report.runs} runs, "
         f"{report.records} records, {report.artifacts} artifacts."
     )
     if report.interrupted_runs:
@@ -63,7 +62,7 @@ def migrate_command(args: argparse.Namespace, output: Output) -> int:
     read commands can read it where it is writable only by this user or only now."""
     config = workspace_config(args)
     require_store(config)
-    path = config.workspace.metadata_dir / STORE_FILE_NAME
+    path = config.workspace.store_file
     database = StoreDatabase(path)
     try:
         with database.read():  # a writable open migrates

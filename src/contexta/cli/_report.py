@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from contexta._workspace_reader import WorkspaceReader
+from contexta import Workspace
 from contexta.cli._output import Output, UsageError
 from contexta.cli._workspace import open_workspace
 from contexta.reports import ReportDocument
@@ -20,7 +20,7 @@ __all__ = ["REPORT_FORMATS", "report_command"]
 REPORT_FORMATS = ("md", "html", "json", "csv")
 
 
-def _summary_project(ctx: WorkspaceReader, project: str | None) -> str:
+def _summary_project(ctx: Workspace, project: str | None) -> str:
     if project is not None:
         return project
     projects = sorted({run.project_name for run in ctx.list_runs()})
@@ -46,7 +46,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         )
 
 
-def _build(ctx: WorkspaceReader, args: argparse.Namespace) -> ReportDocument:
+def _build(ctx: Workspace, args: argparse.Namespace) -> ReportDocument:
     runs: list[str] = list(args.runs)
     if args.summary:
         return ctx.build_project_summary_report(_summary_project(ctx, args.project))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contexta._workspace_reader import WorkspaceReader
+from contexta import Workspace
 from contexta.cli import _cells as cells
 from contexta.cli._output import Output
 from contexta.cli._tables import Column, render_fields, render_table
@@ -174,7 +174,7 @@ def _diagnostics_text(section: ReportSection, run_id: str) -> str:
     return f"Diagnostics: {summary} ({codes}); details: contexta diagnose {run_id}"
 
 
-def _failures(ctx: WorkspaceReader, document: ReportDocument) -> list[Failure]:
+def _failures(ctx: Workspace, document: ReportDocument) -> list[Failure]:
     """The exceptions that ended the run and its stages, batches and samples, in that order. The
     report says which scopes ended for a reason (`ended_because`); only the kinds that have one are
     read again, for the exception's type, message and traceback."""

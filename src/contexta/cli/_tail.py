@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from contexta.cli._capture_log import LOG_FILE_NAMES, LogFollower, last_lines
+from contexta.cli._capture_log import LogFollower, last_lines
 from contexta.cli._log_entries import LogEntry, describe_line, render_entry
 from contexta.cli._output import CommandError, Output
 from contexta.cli._workspace import workspace_config
 
 __all__ = ["LOG_FAMILIES", "tail_command"]
 
-LOG_FAMILIES = tuple(LOG_FILE_NAMES)
+# The capture log's families, as the `--family` option names them, in the order `tail` shows them.
+LOG_FAMILIES = ("record", "artifact", "context")
 POLL_INTERVAL_S = 0.2
 
 
@@ -41,12 +41,11 @@ def tail_command(args: argparse.Namespace, output: Output) -> int:
     root = config.workspace.root
     if not root.is_dir():
         raise CommandError(f"no workspace at {root}: capture a run into it first, or pass --workspace PATH")
-    directory: Path = config.workspace.capture_dir
     families = [args.family] if args.family is not None else list(LOG_FAMILIES)
     followers: list[LogFollower] = []
     recent: list[LogEntry] = []
     for family in families:
-        path = directory / LOG_FILE_NAMES[family]
+        path = config.workspace.capture_log_file(family)
         lines, offset = last_lines(path, args.lines)
         recent += [describe_line(line) for line in lines]
         followers.append(LogFollower(path, offset))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from contexta._workspace_reader import WorkspaceReader
+from contexta import Workspace
 from contexta.capture import ArtifactVerification
 from contexta.cli._output import CommandError, Output
 from contexta.cli._tables import Column, render_table
@@ -15,7 +15,7 @@ from contexta.query import ArtifactRecord
 __all__ = ["verify_command"]
 
 
-def _verify_stored(ctx: WorkspaceReader, artifact: ArtifactRecord) -> ArtifactVerification:
+def _verify_stored(ctx: Workspace, artifact: ArtifactRecord) -> ArtifactVerification:
     try:
         return ctx.verify_artifact(artifact.artifact_ref)
     except NotFoundError:
@@ -32,7 +32,7 @@ def _verify_stored(ctx: WorkspaceReader, artifact: ArtifactRecord) -> ArtifactVe
         )
 
 
-def _verify_all(ctx: WorkspaceReader, project: str | None) -> list[ArtifactVerification]:
+def _verify_all(ctx: Workspace, project: str | None) -> list[ArtifactVerification]:
     return [
         _verify_stored(ctx, artifact)
         for run in ctx.list_runs(project)

@@ -9,12 +9,10 @@ import os
 from pathlib import Path
 
 from contexta import Contexta, Workspace
-from contexta._workspace_reader import STORE_FILE_NAME
 from contexta.cli._output import CommandError
 from contexta.config import UnifiedConfig, load_config
 
 __all__ = [
-    "STORE_FILE_NAME",
     "open_workspace",
     "open_workspace_for_writing",
     "require_store",
@@ -38,7 +36,7 @@ def require_store(config: UnifiedConfig) -> None:
     """`CommandError` (and nothing created) when there is no store there yet, or this user may not
     look into the directories that would hold it."""
     root = config.workspace.root
-    store = config.workspace.metadata_dir / STORE_FILE_NAME
+    store = config.workspace.store_file
     try:
         store.stat()
         return

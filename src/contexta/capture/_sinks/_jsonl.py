@@ -11,14 +11,13 @@ from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog
 from contexta.capture._log._process import RecordOffload
 from contexta.capture._log._replay import file_end, lines_already_in
 from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote
+from contexta.config import capture_log_file_name
 from contexta.errors import ValidationError
 
 __all__ = ["LocalJsonlSink"]
 
 # A batch this long means the writer is behind the callers: time to assemble lines in another process.
 LOG_PROCESS_MIN_BATCH = 2048
-
-_FILE_NAMES = {"RECORD": "record.jsonl", "ARTIFACT": "artifact.jsonl", "CONTEXT": "context.jsonl"}
 
 
 class LocalJsonlSink(CaptureLogSink):
@@ -65,12 +64,7 @@ class LocalJsonlSink(CaptureLogSink):
 
     def file_path_for(self, family: str) -> Path:
         """The log file of `family` (`"RECORD"`, `"ARTIFACT"` or `"CONTEXT"`)."""
-        try:
-            return self.directory / _FILE_NAMES[family.upper()]
-        except (KeyError, AttributeError):
-            raise ValidationError(
-                f"unknown record family {family!r}; use one of {', '.join(FAMILIES)}", code="family_unknown"
-            ) from None
+        return self.directory / capture_log_file_name(family)
 
     def _notice_fork(self) -> None:
         if self._pid != os.getpid():  # forked: the parent's descriptors are not ours to share

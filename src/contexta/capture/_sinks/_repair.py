@@ -25,13 +25,14 @@ from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._entries import entries_from_lines
 from contexta.capture._log._reader import iter_capture_log
 from contexta.capture._sinks._store import StoreSink
+from contexta.config import CAPTURE_LOG_FILES
 from contexta.contract._timestamps import instant_key
 from contexta.errors import ContextaError
 from contexta.store import StoreDatabase, rebuild_database
 
 __all__ = ["RepairReport", "rebuild_store"]
 
-_LOG_FILES = ("context.jsonl", "record.jsonl", "artifact.jsonl")  # scopes first when times tie
+_LOG_FILES = tuple(CAPTURE_LOG_FILES.values())  # scopes first when times tie
 _BATCH = 4_096
 
 
