@@ -36,9 +36,15 @@ from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
 from contexta.errors import LifecycleError, ValidationError
-from contexta.store import ArtifactStore, MetadataStore, RecordStore, StoreDatabase
-from contexta.store._executions import holds_name_of_before, latest_execution_start
-from contexta.store._recovery import mark_interrupted_runs
+from contexta.store import (
+    ArtifactStore,
+    MetadataStore,
+    RecordStore,
+    StoreDatabase,
+    holds_name_of_before,
+    latest_execution_start,
+    mark_interrupted_runs,
+)
 
 __all__ = ["Contexta"]
 

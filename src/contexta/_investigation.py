@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contexta import query, reports
-from contexta.capture._artifacts import ArtifactVerification, verify_manifest
-from contexta.capture._log._reader import read_capture_log
+from contexta.capture import read_capture_log
 from contexta.config import UnifiedConfig
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._refs import parse_ref
+from contexta.contract._verification import ArtifactVerification, verify_manifest
 from contexta.errors import NotFoundError
-from contexta.store._artifacts import ArtifactStore
-from contexta.store._database import StoreDatabase
+from contexta.store import ArtifactStore, StoreDatabase
 
 __all__ = ["Investigation"]
 

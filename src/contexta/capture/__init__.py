@@ -3,7 +3,7 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from contexta.capture._artifacts import ArtifactRegistration, ArtifactVerification
+from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._log._batch import CaptureBatch, CapturedEntry
 from contexta.capture._log._reader import CaptureLogRead, read_capture_log
 from contexta.capture._pipeline._outbox import ReplayReport
@@ -20,6 +20,7 @@ from contexta.capture._scopes._scope import (
 from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink, StoreSink
 from contexta.capture._sinks._repair import RepairReport, rebuild_store
 from contexta.contract._hashing import FileDigest, hash_file
+from contexta.contract._verification import ArtifactVerification
 from contexta.errors import CaptureWarning
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from contexta.contract._artifacts import (
     ArtifactManifest,
     ArtifactSource,
     location_ref_for,
-    path_of_location,
 )
 from contexta.contract._checks import json_attributes
 from contexta.contract._hashing import hash_file
@@ -25,7 +24,7 @@ from contexta.contract._refs import normalize_name, parse_ref
 from contexta.contract._timestamps import utc_now
 from contexta.errors import LifecycleError, ValidationError
 
-__all__ = ["ArtifactRegistration", "ArtifactVerification", "register_artifact", "verify_manifest"]
+__all__ = ["ArtifactRegistration", "register_artifact"]
 
 _suffix_counter = itertools.count()
 
@@ -35,33 +34,6 @@ class ArtifactRegistration:
     manifest: ArtifactManifest
     source: ArtifactSource
     binding_status: str
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactVerification:
-    """The result of re-hashing a registered artifact: `verified`, `missing`, `size_mismatch`,
-    `hash_mismatch`, or `unverifiable` (registered without a digest)."""
-
-    artifact_ref: str
-    status: str
-    path: str
-    expected_hash: str | None
-    actual_hash: str | None
-    expected_size: int | None
-    actual_size: int | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "verified"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON can carry them: a path whose bytes are not UTF-8 as its `file:` URI
-        (see `location_ref_for`), since JSON text cannot hold the surrogate escapes `path` keeps."""
-        fields = {name: getattr(self, name) for name in self.__slots__}
-        location = location_ref_for(self.path)
-        if not location.startswith("path:"):
-            fields["path"] = location
-        return fields
 
 
 def _unique_suffix(run_ref: str, kind: str, path: str) -> str:
@@ -145,32 +117,3 @@ def register_artifact(
     return ArtifactRegistration(
         manifest, ArtifactSource(uri=uri, exists=exists), "BOUND" if exists else "PENDING"
     )
-
-
-def verify_manifest(manifest: ArtifactManifest) -> ArtifactVerification:
-    """Re-hash the file a manifest points to and say whether it is still the registered one."""
-    path = path_of_location(manifest.location_ref)
-
-    def result(
-        status: str, actual_hash: str | None = None, actual_size: int | None = None
-    ) -> ArtifactVerification:
-        return ArtifactVerification(
-            manifest.artifact_ref,
-            status,
-            path,
-            manifest.hash_value,
-            actual_hash,
-            manifest.size_bytes,
-            actual_size,
-        )
-
-    if not os.path.isfile(path):
-        return result("missing")
-    if manifest.hash_value is None:
-        return result("unverifiable", None, os.stat(path).st_size)
-    digest = hash_file(Path(path))
-    if manifest.size_bytes is not None and digest.size_bytes != manifest.size_bytes:
-        return result("size_mismatch", digest.hash_value, digest.size_bytes)
-    if digest.hash_value != manifest.hash_value:
-        return result("hash_mismatch", digest.hash_value, digest.size_bytes)
-    return result("verified", digest.hash_value, digest.size_bytes)

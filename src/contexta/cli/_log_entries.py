@@ -11,7 +11,7 @@ from typing import Any
 from contexta.cli import _cells as cells
 from contexta.cli._tables import cut, cut_left, display_width
 from contexta.cli._terminal import terminal_safe
-from contexta.contract._non_finite import decode_metric_value
+from contexta.contract import decode_metric_value
 
 __all__ = ["LogEntry", "describe_line", "render_entry"]
 

@@ -17,7 +17,7 @@ from contexta.cli._run_show import show_run_command
 from contexta.cli._runs import list_runs_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._verify import verify_command
-from contexta.contract._checks import STATUSES
+from contexta.contract import STATUSES
 
 __all__ = ["Handler", "build_parser"]
 

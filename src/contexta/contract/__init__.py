@@ -1,6 +1,7 @@
 """The shared vocabulary of the write and read paths: refs, context and record models, (de)serialisation."""
 
 from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
+from contexta.contract._checks import STATUSES
 from contexta.contract._context import (
     BatchExecution,
     DeploymentExecution,
@@ -11,6 +12,7 @@ from contexta.contract._context import (
     StageExecution,
 )
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
+from contexta.contract._non_finite import decode_metric_value
 from contexta.contract._records import (
     DegradedPayload,
     DegradedRecord,
@@ -41,6 +43,7 @@ from contexta.contract._serialization import from_json, model_from_dict, to_json
 from contexta.contract._timestamps import parse_timestamp, utc_now
 
 __all__ = [
+    "STATUSES",
     "ArtifactManifest",
     "ArtifactSource",
     "BatchExecution",
@@ -64,6 +67,7 @@ __all__ = [
     "TraceSpanRecord",
     "artifact_ref",
     "batch_ref",
+    "decode_metric_value",
     "deployment_ref",
     "from_json",
     "model_from_dict",

@@ -25,7 +25,7 @@ from contexta.query._models import (
 )
 from contexta.query._reading import reading
 from contexta.query._resolve import check_run_ids, find_run, find_runs
-from contexta.store._database import StoreDatabase
+from contexta.store import StoreDatabase
 
 __all__ = ["compare_multiple_runs", "compare_runs", "metric_slots_in_order", "named_metric_values"]
 

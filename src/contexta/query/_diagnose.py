@@ -11,7 +11,7 @@ from contexta.query._fetch import NonFiniteSeries
 from contexta.query._models import SEVERITIES, DiagnosticIssue, DiagnosticsResult
 from contexta.query._reading import reading
 from contexta.query._resolve import find_run
-from contexta.store._database import StoreDatabase
+from contexta.store import StoreDatabase
 
 __all__ = ["diagnose_run", "issues_of"]
 

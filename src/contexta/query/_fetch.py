@@ -27,10 +27,14 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
-from contexta.store._metric_chunks import default_subject
-from contexta.store._metric_points import load_columns, select_series
-from contexta.store._records import RecordView, record_view
-from contexta.store._rows import loads_or_none
+from contexta.store import (
+    RecordView,
+    default_subject,
+    load_columns,
+    loads_or_none,
+    record_view,
+    select_series,
+)
 
 __all__ = [
     "AlarmEvent",

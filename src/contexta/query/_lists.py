@@ -35,7 +35,7 @@ from contexta.query._models import (
 )
 from contexta.query._reading import reading
 from contexta.query._resolve import find_batch_ref, find_run, find_stage_ref, project_filter_ref
-from contexta.store._database import StoreDatabase
+from contexta.store import StoreDatabase
 
 __all__ = [
     "get_environment",

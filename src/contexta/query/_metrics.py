@@ -13,7 +13,7 @@ from typing import Literal
 
 from contexta.errors import ValidationError
 from contexta.query._models import LatestMetric
-from contexta.store._metric_points import select_series
+from contexta.store import select_series
 
 __all__ = ["METRIC_GROUPINGS", "MetricGrouping", "check_grouping", "latest_metrics"]
 

@@ -14,7 +14,7 @@ from typing import Any, overload
 from contexta.contract._model import ContractModel
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
-from contexta.store._metric_points import MetricColumns
+from contexta.store import MetricColumns
 
 __all__ = [
     "SEVERITIES",

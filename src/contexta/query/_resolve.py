@@ -25,8 +25,7 @@ from contexta.contract._refs import (
 )
 from contexta.errors import ConflictError, NotFoundError, ValidationError
 from contexta.query._reading import reading
-from contexta.store._database import StoreDatabase
-from contexta.store._executions import execution_by_number, latest_execution_id
+from contexta.store import StoreDatabase, execution_by_number, latest_execution_id
 
 __all__ = [
     "RunTarget",

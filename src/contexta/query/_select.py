@@ -10,7 +10,7 @@ from contexta.errors import ValidationError
 from contexta.query._fetch import fetch_runs
 from contexta.query._reading import reading
 from contexta.query._resolve import check_run_ids, find_runs, refs_by_name
-from contexta.store._database import StoreDatabase
+from contexta.store import StoreDatabase
 
 __all__ = ["latest_metric_value", "select_best_run"]
 

@@ -7,7 +7,7 @@ from contexta.query._fetch import fetch_record_counts, fetch_records, fetch_samp
 from contexta.query._models import RunSnapshot
 from contexta.query._reading import reading
 from contexta.query._resolve import find_run
-from contexta.store._database import StoreDatabase
+from contexta.store import StoreDatabase
 
 __all__ = ["get_run_snapshot"]
 

@@ -1,11 +1,19 @@
 """The canonical local store: an embedded SQLite database (WAL) that live capture writes into.
 
 Capture writes through `StoreIngest` (one `IngestBatch` per transaction: scopes, record documents,
-metric columns, artifact manifests); the repositories and the query package read it.
+metric columns, artifact manifests); the repositories and the query package read it, the query
+package through the read helpers exported here (series selection and columns, record views,
+executions by number), so no other package reaches into the store's modules.
 """
 
 from contexta.store._artifacts import ArtifactStore
 from contexta.store._database import StoreDatabase
+from contexta.store._executions import (
+    execution_by_number,
+    holds_name_of_before,
+    latest_execution_id,
+    latest_execution_start,
+)
 from contexta.store._ingest import IngestBatch, StoreIngest
 from contexta.store._metadata import (
     BatchRepository,
@@ -18,9 +26,12 @@ from contexta.store._metadata import (
     SampleRepository,
     StageRepository,
 )
-from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints
+from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
+from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rebuild import RebuiltStore, rebuild_database
-from contexta.store._records import AppendResult, RecordStore, RejectedRecord
+from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
+from contexta.store._recovery import mark_interrupted_runs
+from contexta.store._rows import loads_or_none
 
 __all__ = [
     "AppendResult",
@@ -31,9 +42,11 @@ __all__ = [
     "EnvironmentRepository",
     "IngestBatch",
     "MetadataStore",
+    "MetricColumns",
     "ProjectRepository",
     "RebuiltStore",
     "RecordStore",
+    "RecordView",
     "RejectedRecord",
     "RelationRepository",
     "RunRepository",
@@ -43,5 +56,15 @@ __all__ = [
     "StageRepository",
     "StoreDatabase",
     "StoreIngest",
+    "default_subject",
+    "execution_by_number",
+    "holds_name_of_before",
+    "latest_execution_id",
+    "latest_execution_start",
+    "load_columns",
+    "loads_or_none",
+    "mark_interrupted_runs",
     "rebuild_database",
+    "record_view",
+    "select_series",
 ]
