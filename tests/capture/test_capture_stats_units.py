@@ -99,7 +99,8 @@ def test_every_kind_of_capture_counts_as_the_records_it_becomes(tmp_path: Path) 
         while not any(entry.payload_type == "EnvironmentSnapshot" for entry in sink.entries):
             assert time.monotonic() < deadline, "the environment snapshot never arrived"
             ctx.flush()
-        before = ctx.capture_stats()
+        # Seen in memory, it may still be on its way into the store: settle it before counting.
+        before = ctx.flush().stats
 
         stage.metrics(TEN_KEYS, step=0)
         assert ctx.capture_stats().queued == before.queued + 10  # queued, written or not yet
