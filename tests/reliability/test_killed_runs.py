@@ -408,15 +408,23 @@ def test_a_run_whose_process_lives_is_left_open_whatever_pid_the_store_says(tmp_
     assert _lock_files(workspace) == []
 
 
-def test_a_second_contexta_in_the_same_process_leaves_its_own_open_run_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelled", ["the same path", "a symlink"])
+def test_a_second_contexta_in_the_same_process_leaves_its_own_open_run_alone(
+    tmp_path: Path, spelled: str
+) -> None:
     # Breaks if: a Contexta opened again in the process that captures (a notebook re-running its setup
-    # cell) takes its own process's run for a dead one and closes it interrupted.
+    # cell, maybe by another path to the workspace) takes its own process's run for a dead one and
+    # closes it interrupted (a process testing its own lock must not drop it either).
     workspace = tmp_path / ".contexta"
+    again = workspace
+    if spelled == "a symlink":
+        again = tmp_path / "linked"
+        again.symlink_to(workspace)
     with _open(workspace) as first:
         run = first.run("notebook")
         run.metric("loss", 0.5)
         first.flush()
-        with _open(workspace) as second:
+        with _open(again) as second:
             assert [(r.status, r.end_reason) for r in second.list_runs()] == [("open", None)]
         run.metric("loss", 0.25)
         run.close()
@@ -495,6 +503,42 @@ def test_a_forked_child_outliving_its_killed_parent_does_not_keep_the_run_open(t
         run.stage("train").metric("loss", 0.5)
         ctx.flush()
         child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
+        die()
+        """,
+    )
+    with _alive([sys.executable, "-c", script]) as parent:
+        orphan = int(_read_line(parent))
+        try:
+            assert _read_line(parent) == "flushed"
+            assert parent.wait(30) == -signal.SIGKILL
+            os.kill(orphan, 0)  # still alive
+            with _open(workspace) as ctx:
+                (run,) = ctx.list_runs()
+                assert (run.status, run.end_reason) == ("failed", "interrupted")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
+
+
+def test_a_child_forked_by_native_code_does_not_keep_its_killed_parents_run_open(tmp_path: Path) -> None:
+    # Breaks if: the owner lock rides along into a forked child until the child lets go of it (a lock
+    # of the open file, like flock): a child forked by native code runs no Python at-fork handler, so
+    # it would keep the run "open" for as long as it lives, and an `os.fork()` child does for as long
+    # as it takes to be scheduled, which is when the next Contexta may be looking.
+    workspace = tmp_path / ".contexta"
+    script = _script(
+        workspace,
+        """
+        import ctypes
+
+        run = ctx.run("forked")
+        run.stage("train").metric("loss", 0.5)
+        ctx.flush()
+        child = ctypes.PyDLL(None).fork()  # libc's fork: no at-fork handlers, the GIL kept across
         if child == 0:
             time.sleep(60)
             os._exit(0)
