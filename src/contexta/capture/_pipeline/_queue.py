@@ -17,12 +17,15 @@ from typing import Any
 
 from contexta.capture._items import (
     BARRIER,
+    CONTEXT,
     ENVIRONMENT,
-    METRICS,
+    KIND,
     SCOPE,
+    T_NS,
     ScopeContext,
     as_context,
     record_count,
+    records_of,
 )
 from contexta.errors import LifecycleError
 
@@ -258,7 +261,7 @@ class CaptureQueue:
         kept: list[tuple[Any, ...]] = []  # structural items met on the way; they are never dropped
         while items:
             oldest = items.popleft()
-            if oldest[0] in _STRUCTURAL:
+            if KIND(oldest) in _STRUCTURAL:
                 kept.append(oldest)
                 continue
             self._count_drop(oldest, "drop_oldest")
@@ -269,9 +272,9 @@ class CaptureQueue:
         return True
 
     def _count_drop(self, item: tuple[Any, ...], policy: str) -> None:
-        context = as_context(item[2])
-        t_ns = item[1]
-        records = len(item[3]) if item[0] == METRICS else 1  # a metrics() call is one record per key
+        context = as_context(CONTEXT(item))
+        t_ns = T_NS(item)
+        records = records_of(item)  # a metrics() call is one record per key
         with self._drop_lock:
             self.dropped += records
             episode = self._drops.get(context.owner_ref)

@@ -21,10 +21,19 @@ from types import MappingProxyType, MethodType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from contexta._liveness import acquire_owner_lock
-from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
 from contexta.capture._environment import environment_fields
-from contexta.capture._items import ScopeContext
+from contexta.capture._items import (
+    METRIC,
+    ScopeContext,
+    artifact_item,
+    environment_item,
+    event_item,
+    metric_item,
+    metrics_item,
+    scope_item,
+    span_item,
+)
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
@@ -63,8 +72,7 @@ __all__ = [
 ]
 
 _time_ns = time.time_ns
-_METRIC = kinds.METRIC
-_METRICS = kinds.METRICS
+_METRIC = METRIC
 _FLOAT_ONLY = {float}
 _MAX_REMEMBERED_KEYS = 16_384
 _known_keys: set[str] = set()
@@ -285,6 +293,7 @@ class Scope:
             check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
+        # A METRIC item (`metric_item`), built literally: a call would cost this call a measurable share.
         item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
         # CaptureQueue.put, inlined: this is the call a training loop makes millions of times. A closed
         # scope's items are `_CLOSED_ITEMS`, never below the limit, so this one comparison also sends a
@@ -340,7 +349,7 @@ class Scope:
                 pairs, refused = _checked_pairs(values, self._session.record_non_finite)
         else:
             pairs, refused = _checked_pairs(values, self._session.record_non_finite)
-        item = (_METRICS, _time_ns(), self._fields, pairs, unit, step) if pairs else None
+        item = metrics_item(_time_ns(), self._fields, pairs, unit, step) if pairs else None
         return item, refused
 
     def _metric_item(
@@ -364,7 +373,7 @@ class Scope:
             check_step(step)
         if unit is not None or aggregation_scope != "step" or tags is not None:
             unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
-        return (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
+        return metric_item(_time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
 
     def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
@@ -391,7 +400,7 @@ class Scope:
         if not message.isascii():  # text cut inside an emoji must not cost the writer its batch
             message = plain_text(message)
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.EVENT, _time_ns(), self._context, key, self._session.text(message), level, checked)
+        return event_item(_time_ns(), self._context, key, self._session.text(message), level, checked)
 
     def span(
         self,
@@ -426,7 +435,7 @@ class Scope:
             )
         check_choice(status, SPAN_STATUSES, "status")
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)
+        return span_item(_time_ns(), self._context, name, start, end, status, checked)
 
     def register_artifact(
         self,
@@ -452,8 +461,7 @@ class Scope:
         )
         self._session.artifacts[registration.manifest.artifact_ref] = registration
         accepted = self._put(
-            (
-                kinds.ARTIFACT,
+            artifact_item(
                 _time_ns(),
                 self._context,
                 registration.manifest,
@@ -477,7 +485,7 @@ class Scope:
     def _enqueue_lifecycle(self, t_ns: int, ending: dict[str, Any] | None = None) -> None:
         details = {**self._details, **ending} if ending else self._details  # why it ended: closing only
         self._queue.put_structural(
-            (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, details)
+            scope_item(t_ns, self._context, self._status, self._started_ns, self._ended_ns, details)
         )
 
     def _open_child(
@@ -685,7 +693,7 @@ class RunScope(Scope):
             }
         try:
             # One per run and part of what the run is: never waits, never dropped.
-            self._queue.put_structural((kinds.ENVIRONMENT, _time_ns(), self._context, fields))
+            self._queue.put_structural(environment_item(_time_ns(), self._context, fields))
         except LifecycleError:  # the Contexta was closed meanwhile
             pass
 
