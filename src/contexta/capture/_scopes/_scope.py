@@ -36,16 +36,16 @@ from contexta.capture._items import (
 )
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
-from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
-from contexta.contract._checks import (
-    check_choice,
-    check_metric_key,
-    check_step,
-    metric_number,
-    plain_text,
-    short_repr,
+from contexta.capture._scopes._metric_checks import (
+    KNOWN_KEYS,
+    checked_key,
+    checked_metric,
+    checked_pairs,
+    checked_unit,
 )
-from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
+from contexta.capture._scopes._session import CURRENT_SCOPE, CaptureSession
+from contexta.contract._checks import check_choice, check_metric_key, check_step, plain_text
+from contexta.contract._records import EVENT_LEVELS, SPAN_STATUSES
 from contexta.contract._refs import (
     batch_ref,
     new_execution_id,
@@ -73,9 +73,6 @@ __all__ = [
 
 _time_ns = time.time_ns
 _METRIC = METRIC
-_FLOAT_ONLY = {float}
-_MAX_REMEMBERED_KEYS = 16_384
-_known_keys: set[str] = set()
 
 
 class _ClosedItems(deque[tuple[Any, ...]]):
@@ -86,91 +83,6 @@ class _ClosedItems(deque[tuple[Any, ...]]):
 
 
 _CLOSED_ITEMS = _ClosedItems()
-
-
-def _checked_key(key: str) -> str:
-    check_metric_key(key)
-    if len(_known_keys) < _MAX_REMEMBERED_KEYS:
-        _known_keys.add(key)
-    return key
-
-
-def _checked_pairs(
-    values: Any, allow_non_finite: bool
-) -> tuple[tuple[tuple[str, float | int], ...], ValidationError | None]:
-    """The valid (key, value) pairs of a `metrics()` mapping, each checked (and each value converted),
-    and the error naming the pairs refused, or None.
-
-    A bad pair never costs the good ones: they are recorded, then the call raises (see `Scope.metrics`).
-    """
-    if not isinstance(values, Mapping) or not values:
-        raise ValidationError(
-            "metrics() takes a non-empty mapping of metric key to value", code="metrics_invalid"
-        )
-    pairs = []
-    refused: list[tuple[Any, ValidationError]] = []
-    for key, value in values.items():
-        try:
-            if key not in _known_keys:
-                _checked_key(key)
-            if type(value) is not float or value - value != 0.0:
-                value = metric_number(value, key, allow_non_finite=allow_non_finite)
-        except ValidationError as error:
-            refused.append((key, error))
-            continue
-        pairs.append((key, value))
-    return tuple(pairs), None if not refused else _refusal(refused, [key for key, _ in pairs])
-
-
-_NAMED_REFUSALS = 5  # refused keys named in the message; the details list all of them
-
-
-def _refusal(refused: list[tuple[Any, ValidationError]], recorded: list[str]) -> ValidationError:
-    """The error a `metrics()` call raises after recording its valid pairs: which keys were refused
-    and why, and whether the others were recorded. One bad pair alone raises its own error, the
-    same `metric()` would."""
-    if len(refused) == 1 and not recorded:
-        return refused[0][1]
-    names = ", ".join(short_repr(key) for key, _ in refused[:_NAMED_REFUSALS])
-    if len(refused) > _NAMED_REFUSALS:
-        names += f" and {len(refused) - _NAMED_REFUSALS} more"
-    outcome = f"the other {len(recorded)} were recorded" if recorded else "nothing of this call was recorded"
-    return ValidationError(
-        f"metrics() refused {len(refused)} of {len(refused) + len(recorded)} keys ({names}); {outcome}. "
-        f"First refusal: {refused[0][1].message}",
-        code="metrics_partly_invalid" if recorded else "metrics_invalid",
-        details={
-            "refused": [
-                {
-                    "key": key if isinstance(key, str) else short_repr(key),
-                    "code": error.code,
-                    "message": error.message,
-                }
-                for key, error in refused
-            ],
-            "recorded": recorded,
-        },
-    )
-
-
-def _check_unit(unit: Any) -> str:
-    """The unit as stored: a non-empty string (unpaired surrogates replaced, see `plain_text`)."""
-    if type(unit) is not str or not unit:
-        raise ValidationError(
-            f"unit must be a non-empty string, got {short_repr(unit)}", code="metric_unit_invalid"
-        )
-    return unit if unit.isascii() else plain_text(unit)
-
-
-def _checked_metric_options(
-    session: CaptureSession, unit: Any, aggregation_scope: Any, tags: Mapping[str, Any] | None
-) -> tuple[str | None, dict[str, Any] | None]:
-    """The less common metric options, checked (tags copied as JSON-safe attributes)."""
-    if unit is not None:
-        unit = _check_unit(unit)
-    if aggregation_scope != "step":
-        check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
-    return unit, None if tags is None else session.attributes(tags, "tags")
 
 
 _REF_FIELDS = {
@@ -253,13 +165,13 @@ class Scope:
 
     def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
         """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below: the rules live there once (see capture/_scopes/_metric_call.c)."""
+        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c)."""
         call = compiled(
             MethodType(type(self).metric, self),
             self._items,
             self._queue,
             self._fields,
-            _known_keys,
+            KNOWN_KEYS,
             _METRIC,
             ACCEPTED,
             "step",
@@ -285,14 +197,18 @@ class Scope:
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
         """Record one numeric observation; returns at once (the writer does the rest)."""
-        if key not in _known_keys:
-            _checked_key(key)
-        if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
-        if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
+        # The call a training loop makes millions of times: one guard lets the common call (a key
+        # seen before, a finite float, a valid step or none, no other option) skip the checks.
+        if (
+            key not in KNOWN_KEYS
+            or type(value) is not float
+            or value - value != 0.0
+            or (step is not None and (type(step) is not int or not 0 <= step < 2**63))
+            or unit is not None
+            or aggregation_scope != "step"
+            or tags is not None
+        ):
+            value, unit, tags = checked_metric(self._session, key, value, unit, step, aggregation_scope, tags)
         # A METRIC item (`metric_item`), built literally: a call would cost this call a measurable share.
         item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
         # CaptureQueue.put, inlined: this is the call a training loop makes millions of times. A closed
@@ -331,26 +247,11 @@ class Scope:
         error to raise once it is queued (None when every pair is valid); shared by both facades."""
         if self._status != "open":
             raise self._closed_error()
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
+        check_step(step)
         if unit is not None:
-            unit = _check_unit(unit)
-        refused = None
-        if type(values) is dict and values:
-            pairs = tuple(values.items())
-            numbers = values.values()
-            # Checked as a whole at C speed: every key seen before, every value a float, and a finite
-            # sum (a NaN or an infinity makes the sum non-finite). Anything else is checked one by one.
-            if not (
-                _known_keys.issuperset(values)
-                and set(map(type, numbers)) == _FLOAT_ONLY
-                and (total := sum(numbers)) - total == 0.0
-            ):
-                pairs, refused = _checked_pairs(values, self._session.record_non_finite)
-        else:
-            pairs, refused = _checked_pairs(values, self._session.record_non_finite)
-        item = metrics_item(_time_ns(), self._fields, pairs, unit, step) if pairs else None
-        return item, refused
+            unit = checked_unit(unit)
+        pairs, refused = checked_pairs(values, self._session.record_non_finite)
+        return (metrics_item(_time_ns(), self._fields, pairs, unit, step) if pairs else None), refused
 
     def _metric_item(
         self,
@@ -361,18 +262,11 @@ class Scope:
         aggregation_scope: str,
         tags: Mapping[str, Any] | None,
     ) -> tuple[Any, ...]:
-        """The queued item of a `metric()` call, checked: the same checks `metric` makes inline (its
-        copy is the hot path; tests run every bad input through both)."""
+        """The queued item of a `metric()` call, checked by the same rules as `metric` (the async
+        facade's; tests run every bad input through both)."""
         if self._status != "open":
             raise self._closed_error()
-        if key not in _known_keys:
-            _checked_key(key)
-        if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
-        if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
+        value, unit, tags = checked_metric(self._session, key, value, unit, step, aggregation_scope, tags)
         return metric_item(_time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
 
     def event(
@@ -386,8 +280,8 @@ class Scope:
     ) -> tuple[Any, ...]:
         if self._status != "open":
             raise self._closed_error()
-        if key not in _known_keys:
-            _checked_key(key)
+        if key not in KNOWN_KEYS:
+            checked_key(key)
         if type(message) is not str:
             if not isinstance(message, str):
                 raise ValidationError(
