@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from types import MappingProxyType, MethodType, TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeVar
 
 from contexta._liveness import acquire_owner_lock
 from contexta.capture._artifacts import register_artifact as build_registration
@@ -34,6 +34,7 @@ from contexta.capture._items import (
     scope_item,
     span_item,
 )
+from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._scopes._metric_checks import (
@@ -68,6 +69,7 @@ __all__ = [
     "RunScope",
     "SampleScope",
     "Scope",
+    "ScopeInternals",
     "StageScope",
 ]
 
@@ -83,6 +85,37 @@ class _ClosedItems(deque[tuple[Any, ...]]):
 
 
 _CLOSED_ITEMS = _ClosedItems()
+
+
+class ScopeInternals(NamedTuple):
+    """What other objects use of a sync scope, declared in one place (`Scope.internals`; not API).
+
+    The async shell (contexta/_async/_scopes.py) builds the same checked items the sync calls build,
+    puts them on the same queue, and leaves and finishes the scope; a scope's parent closes it with
+    itself, and hears from it when it closed. Each field but the queue is the scope's own bound method,
+    so a `ScopeInternals` is made when asked for and never kept by the scope (no reference cycle).
+    """
+
+    queue: CaptureQueue
+    # (key, value, unit, step, aggregation_scope, tags) -> the checked METRIC item
+    metric_item: Callable[
+        [str, float | int, str | None, int | None, str, Mapping[str, Any] | None], tuple[Any, ...]
+    ]
+    # (values, step, unit) -> the METRICS item of the valid pairs (None without any), the refusal or None
+    metrics_item: Callable[
+        [Mapping[str, float | int], int | None, str | None],
+        tuple[tuple[Any, ...] | None, ValidationError | None],
+    ]
+    # (key, message, level, attributes) -> the checked EVENT item
+    event_item: Callable[[str, str, str, Mapping[str, Any] | None], tuple[Any, ...]]
+    # (name, started_at, ended_at, status, attributes) -> the checked SPAN item
+    span_item: Callable[
+        [str, str | datetime | None, str | datetime | None, str, Mapping[str, Any] | None], tuple[Any, ...]
+    ]
+    leave: Callable[[], None]  # the first half of leaving `with`: stop being the current scope
+    finish: Callable[[BaseException | None], None]  # the second half: close as the block ended
+    close: Callable[[Ending, float | None], None]  # close with an ending (and a deadline), children first
+    child_closed: Callable[[Scope], None]  # a child of this scope has closed
 
 
 _REF_FIELDS = {
@@ -160,6 +193,21 @@ class Scope:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ref} {self._status}>"
+
+    @property
+    def internals(self) -> ScopeInternals:
+        """Not API: what the async facade and this scope's parent and children use of it."""
+        return ScopeInternals(
+            self._queue,
+            self._metric_item,
+            self._metrics_item,
+            self._event_item,
+            self._span_item,
+            self._leave,
+            self._finish,
+            self._close,
+            self._child_closed,
+        )
 
     # -- emission (the hot path) ---------------------------------------------------------------
 
@@ -430,7 +478,7 @@ class Scope:
                 return
             children = list(self._children.values())
         for child in children:
-            child._close(ending.for_children(), deadline)
+            child.internals.close(ending.for_children(), deadline)
         with self._lock:
             if self._status != "open":
                 return
@@ -441,7 +489,7 @@ class Scope:
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns, ending.details())
         if self._parent is not None:
-            self._parent._child_closed(self)
+            self._parent.internals.child_closed(self)
         self._after_close(deadline)
 
     def _after_close(self, deadline: float | None) -> None:
