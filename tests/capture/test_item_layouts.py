@@ -2,18 +2,23 @@
 
 Each kind's constructor and its fields getter must agree (what one builds, the other reads back), and
 the places that build an item without the constructor, for speed, must build exactly what it builds:
-`split_metrics` (the METRIC items of a `metrics()` call).
+`Scope.metric` and the compiled call (the METRIC literal), `split_metrics` (the METRIC items of a
+`metrics()` call) and the pipeline's flush barrier.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
+from collections import deque
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from contexta import Contexta
 from contexta.capture._items import (
     ARTIFACT,
     ARTIFACT_FIELDS,
@@ -57,6 +62,8 @@ from contexta.capture._items import (
     span_item,
     split_metrics,
 )
+from contexta.capture._scopes._compiled import MetricCall
+from contexta.capture._scopes._scope import Scope
 
 CONTEXT_VALUE = ScopeContext(
     "stage", "stage:p.r.s", "s", "p", "run:p.r", run_ref="run:p.r", stage_ref="stage:p.r.s"
@@ -135,3 +142,85 @@ def test_a_metrics_item_splits_into_the_metric_items_of_its_keys() -> None:
     ]
     assert records_of(item) == 3
     assert record_count([item, metric_item(T, FIELDS, "k", 1.0, None, None, "step", None)]) == 4
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Any:
+    with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}) as ctx:
+        yield ctx, ctx.run("r").stage("train")
+
+
+# (args, kwargs) of a metric() call, and the fields after the context it is queued with.
+METRIC_CALLS: list[tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...]]] = [
+    (("loss", 0.5), {}, ("loss", 0.5, None, None, "step", None)),
+    (("loss", 0.25), {"step": 3}, ("loss", 0.25, None, 3, "step", None)),
+    (("loss", 7), {"step": 0}, ("loss", 7, None, 0, "step", None)),
+    (
+        ("fresh.key", 1.5),
+        {"unit": "nats", "step": 2, "aggregation_scope": "run", "tags": {"split": "val"}},
+        ("fresh.key", 1.5, "nats", 2, "run", {"split": "val"}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs", "fields"), METRIC_CALLS, ids=lambda case: repr(case)[:30])
+def test_the_python_metric_call_queues_what_metric_item_builds(
+    capture: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    fields: tuple[Any, ...],
+) -> None:
+    _, stage = capture
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(stage, "_put", lambda item: queued.append(item) or True)
+    assert Scope.metric(stage, *args, **kwargs).status == "accepted"  # the Python method
+    (item,) = queued
+    assert type(item) is tuple and type(T_NS(item)) is int
+    assert item == metric_item(T_NS(item), stage._fields, *fields)
+    # The async facade's item for the same call is built by the constructor itself.
+    key, value = args
+    options = {"unit": None, "step": None, "aggregation_scope": "step", "tags": None, **kwargs}
+    built = stage.internals.metric_item(
+        key, value, options["unit"], options["step"], options["aggregation_scope"], options["tags"]
+    )
+    assert built == metric_item(T_NS(built), stage._fields, *fields)
+
+
+@pytest.mark.skipif(MetricCall is None, reason="the compiled metric call was not built")
+@pytest.mark.parametrize(("value", "kwargs"), [(0.5, {}), (0.75, {"step": 2}), (-3, {"step": None})])
+def test_the_compiled_metric_call_queues_what_metric_item_builds(
+    capture: Any, value: float | int, kwargs: dict[str, Any]
+) -> None:
+    assert MetricCall is not None
+    _, stage = capture
+    items: deque[tuple[Any, ...]] = deque()
+
+    def fallback(*args: Any, **kwargs: Any) -> str:
+        return "handed on"
+
+    queue = SimpleNamespace(limit=10)
+    call = MetricCall(fallback, items, queue, stage._fields, {"loss"}, METRIC, "taken", "step")
+    assert call("loss", value, **kwargs) == "taken"  # taken by the compiled code, not handed on
+    (item,) = items
+    assert type(item) is tuple and type(T_NS(item)) is int
+    assert item == metric_item(
+        T_NS(item), stage._fields, "loss", value, None, kwargs.get("step"), "step", None
+    )
+
+
+def test_the_flush_barrier_is_what_barrier_item_builds(capture: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, stage = capture
+    controls: list[tuple[Any, ...]] = []
+
+    def record(item: tuple[Any, ...]) -> None:
+        """Keep the barrier from the writer, and release the flush waiting for it."""
+        controls.append(item)
+        for part in item:
+            if isinstance(part, threading.Event):
+                part.set()
+
+    monkeypatch.setattr(stage.internals.queue, "put_control", record)
+    ctx.flush(timeout=10)
+    (item,) = controls
+    assert item == barrier_item(T_NS(item), BARRIER_DONE(item))

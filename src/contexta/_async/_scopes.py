@@ -18,8 +18,8 @@ from typing import Any, Self
 import anyio
 
 from contexta._async._backend import load_event_loop_backend
-from contexta._async._enqueue import enqueue
-from contexta.capture._pipeline._results import ACCEPTED, CaptureResult
+from contexta._async._enqueue import await_room, enqueue
+from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._scope import (
     BatchScope,
     DeploymentScope,
@@ -99,12 +99,11 @@ class AsyncScope:
     ) -> CaptureResult:
         """Record one numeric observation; awaits only when the queue is full under `block`."""
         item = self._internals.metric_item(key, value, unit, step, aggregation_scope, tags)
-        queue = self._queue
-        items = queue.items
-        if len(items) < queue.limit:  # CaptureQueue.put inlined, as in the sync facade: the common case
-            items.append(item)
-            return ACCEPTED
-        return await enqueue(queue, item)
+        # `enqueue`, spelled out: the common call, queued by `offer`, then needs no coroutine of its own.
+        offered = self._queue.offer(item)
+        if offered is None:
+            offered = await await_room(self._queue, item)
+        return ACCEPTED if offered else DROPPED
 
     async def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None

@@ -12,7 +12,7 @@ Items stay plain tuples, never NamedTuples: the writer tells raw metrics from bu
 
 One exception, for speed: `Scope.metric` and the compiled call (capture/_scopes/_metric_call.c) build
 the METRIC item as a literal, since a call to `metric_item` would cost the caller's hottest call a
-measurable share.
+measurable share; tests/capture/test_item_layouts.py holds both equal to `metric_item(...)`.
 """
 
 from __future__ import annotations

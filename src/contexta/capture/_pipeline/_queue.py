@@ -4,6 +4,16 @@
 things into that one comparison: the capacity while the writer is busy, the wake threshold while it
 sleeps (so the call that fills a batch takes the slow path and wakes it), and 0 once closed. Everything
 slow (waking the writer, waiting for space, dropping, counting the loss) lives beyond the limit.
+
+`put` is the one bounded put: every Python capture call goes through it (a sync scope through its
+`_put`, bound once; the async facade through `offer`, which calls it unless it would have to wait).
+The one other place that appends a record to `items` is the compiled `metric()` call
+(capture/_scopes/_metric_call.c): calling back into this Python method would cost most of the time
+the compiled call exists to save, so it reads `limit` and appends to the deque itself, and only
+below the limit; every other case (at the limit, a sleeping writer, a closed queue) it hands to the
+Python `Scope.metric`, hence here. Its parity tests (tests/capture/test_compiled_metric.py,
+tests/capture/test_item_layouts.py) hold it to what `put` and `Scope.metric` do. Structural items (a
+scope opening or closing, a flush barrier) enter through `put_structural`, which no limit bounds.
 """
 
 from __future__ import annotations

@@ -9,11 +9,9 @@ time and enqueue one small tuple; everything else happens in the writer.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
@@ -74,17 +72,6 @@ __all__ = [
 ]
 
 _time_ns = time.time_ns
-_METRIC = METRIC
-
-
-class _ClosedItems(deque[tuple[Any, ...]]):
-    """A closed scope's items: never shorter than a queue's limit, so `metric` takes its slow path."""
-
-    def __len__(self) -> int:
-        return sys.maxsize
-
-
-_CLOSED_ITEMS = _ClosedItems()
 
 
 class ScopeInternals(NamedTuple):
@@ -145,10 +132,8 @@ class Scope:
         self._context = context
         self._fields = tuple(context)  # what metric items carry (see _items.as_context)
         self._details = details or {}
-        self._put = session.pipeline.put
+        self._put = session.pipeline.put  # CaptureQueue.put, bound once: the one bounded put
         self._queue = session.pipeline.queue
-        # The queue's deque (never replaced: cleared in place after a fork) until this scope closes.
-        self._items: deque[tuple[Any, ...]] = self._queue.items
         compiled = session.metric_call
         self._metric_call = None if compiled is None else self._compiled_metric(compiled)
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
@@ -213,14 +198,15 @@ class Scope:
 
     def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
         """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c)."""
+        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c).
+        It appends to the queue's deque itself (never replaced: cleared in place after a fork)."""
         call = compiled(
             MethodType(type(self).metric, self),
-            self._items,
+            self._queue.items,
             self._queue,
             self._fields,
             KNOWN_KEYS,
-            _METRIC,
+            METRIC,
             ACCEPTED,
             "step",
         )
@@ -257,21 +243,11 @@ class Scope:
             or tags is not None
         ):
             value, unit, tags = checked_metric(self._session, key, value, unit, step, aggregation_scope, tags)
-        # A METRIC item (`metric_item`), built literally: a call would cost this call a measurable share.
-        item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
-        # CaptureQueue.put, inlined: this is the call a training loop makes millions of times. A closed
-        # scope's items are `_CLOSED_ITEMS`, never below the limit, so this one comparison also sends a
-        # call on a closed scope beyond the limit, where it is refused.
-        items = self._items
-        if len(items) < self._queue.limit:
-            items.append(item)
-            return ACCEPTED
-        return self._put_beyond_limit(item)
-
-    def _put_beyond_limit(self, item: tuple[Any, ...]) -> CaptureResult:
         if self._status != "open":
             raise self._closed_error()
-        return ACCEPTED if self._queue.put_beyond_limit(item) else DROPPED
+        # A METRIC item (`metric_item`), built literally: a call would cost this call a measurable share.
+        item = (METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
+        return ACCEPTED if self._put(item) else DROPPED
 
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
@@ -483,7 +459,6 @@ class Scope:
             if self._status != "open":
                 return
             self._status = ending.status
-            self._items = _CLOSED_ITEMS
             if self._metric_call is not None:
                 self._metric_call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
