@@ -79,8 +79,9 @@ class ScopeInternals(NamedTuple):
 
     The async shell (contexta/_async/_scopes.py) builds the same checked items the sync calls build,
     puts them on the same queue, and leaves and finishes the scope; a scope's parent closes it with
-    itself, and hears from it when it closed. Each field but the queue is the scope's own bound method,
-    so a `ScopeInternals` is made when asked for and never kept by the scope (no reference cycle).
+    itself, and hears from it when it closed. Each field but the queue is the scope's own bound method:
+    a scope keeps the one it made on first request, a reference cycle the collector frees (as it frees
+    the compiled metric call's), so that closing each of many samples costs its stage nothing more.
     """
 
     queue: CaptureQueue
@@ -136,6 +137,7 @@ class Scope:
         self._queue = session.pipeline.queue
         compiled = session.metric_call
         self._metric_call = None if compiled is None else self._compiled_metric(compiled)
+        self._internals: ScopeInternals | None = None  # see `internals`
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -182,17 +184,20 @@ class Scope:
     @property
     def internals(self) -> ScopeInternals:
         """Not API: what the async facade and this scope's parent and children use of it."""
-        return ScopeInternals(
-            self._queue,
-            self._metric_item,
-            self._metrics_item,
-            self._event_item,
-            self._span_item,
-            self._leave,
-            self._finish,
-            self._close,
-            self._child_closed,
-        )
+        internals = self._internals
+        if internals is None:  # made on first request (a parent's, once for all its children)
+            internals = self._internals = ScopeInternals(
+                self._queue,
+                self._metric_item,
+                self._metrics_item,
+                self._event_item,
+                self._span_item,
+                self._leave,
+                self._finish,
+                self._close,
+                self._child_closed,
+            )
+        return internals
 
     # -- emission (the hot path) ---------------------------------------------------------------
 
