@@ -6,13 +6,17 @@ tuple per call and the garbage collector has almost nothing to walk while items 
 This module is the one declaration of their layout. Every item is `(kind, t_ns, context, *fields)`:
 each kind has a constructor (`event_item(t_ns, context, key, message, level, attributes)`) and a
 getter of its fields in the constructor's order (`EVENT_FIELDS(item)`), and `KIND`, `T_NS` and
-`CONTEXT` read the three positions all kinds share. Nothing else indexes an item by position.
-Items stay plain tuples, never NamedTuples: the writer tells raw metrics from built entries by
-`type(item) is tuple`, and the collector stops tracking a plain tuple of atoms (see `as_context`).
+`CONTEXT` read the three positions all kinds share: code that builds or reads an item goes through
+them, never through a position of its own. Items stay plain tuples, never NamedTuples: the writer
+tells raw metrics from built entries by `type(item) is tuple`, and the collector stops tracking a
+plain tuple of atoms (see `as_context`).
 
-One exception, for speed: `Scope.metric` and the compiled call (capture/_scopes/_metric_call.c) build
+The exceptions, for speed: `Scope.metric` and the compiled call (capture/_scopes/_metric_call.c) build
 the METRIC item as a literal, since a call to `metric_item` would cost the caller's hottest call a
-measurable share; tests/capture/test_item_layouts.py holds both equal to `metric_item(...)`.
+measurable share, and so does `split_metrics` below, once per key in the writer. Still to move onto
+these declarations: the pipeline's flush barrier (capture/_pipeline/_capture_pipeline.py builds it
+literally) and the store sink (capture/_sinks/_store.py unpacks METRIC items by position).
+tests/capture/test_item_layouts.py holds every literal item equal to what its constructor builds.
 """
 
 from __future__ import annotations
@@ -144,7 +148,8 @@ _METRICS_PAIRS = itemgetter(3)
 
 
 def split_metrics(item: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The METRIC items a METRICS item stands for, one per key (aggregated by step, no tags)."""
+    """The METRIC items a METRICS item stands for, one per key (aggregated by step, no tags); built
+    literally, as `metric_item` builds them (a call per key would cost the writer a measurable share)."""
     t_ns, context, pairs, unit, step = METRICS_FIELDS(item)
     return [(METRIC, t_ns, context, key, value, unit, step, "step", None) for key, value in pairs]
 
