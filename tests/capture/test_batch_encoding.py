@@ -14,7 +14,7 @@ from log_checks import assert_log_matches_generic_encoding
 
 from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
-from contexta.capture._items import METRIC, ScopeContext
+from contexta.capture._items import ScopeContext, metric_item
 from contexta.capture._log._entries import entry_to_line
 from contexta.capture._log._metric_lines import Numbering, materialize_metric, record_lines
 from contexta.errors import ValidationError
@@ -151,7 +151,7 @@ def test_a_run_with_non_finite_values_at_its_ends_or_an_overflowing_sum_encodes_
     # One batch of plain metric tuples, as the writer hands it to the capture log.
     context = ScopeContext("run", "run:p.r", "r", "p", "run:p.r", run_ref="run:p.r")
     items = [
-        (METRIC, 1_700_000_000_000_000_000 + step, tuple(context), "v", value, None, step, "step", None)
+        metric_item(1_700_000_000_000_000_000 + step, tuple(context), "v", value, None, step, "step", None)
         for step, value in enumerate(values)
     ]
     numbering = Numbering("ab12cd34-", 41, 1_700_000_000_500_000_000, "2023-11-14T22:13:20.500000Z")

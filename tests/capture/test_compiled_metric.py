@@ -26,6 +26,7 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import InMemorySink
+from contexta.capture._items import KIND, METRIC_FIELDS, METRIC_STEP, METRIC_T_NS, METRIC_VALUE, metric_item
 from contexta.capture._scopes._compiled import MetricCall
 from contexta.capture._scopes._scope import Scope
 from contexta.errors import ContextaError
@@ -139,11 +140,12 @@ def test_the_compiled_call_queues_the_python_item_and_hands_everything_else_on(t
             handed_on.append((args, kwargs))
             return "handed on"
 
-        call = MetricCall(fallback, items, queue, stage._fields, {"loss"}, expected[0], "taken", "step")
+        call = MetricCall(fallback, items, queue, stage._fields, {"loss"}, KIND(expected), "taken", "step")
         assert call("loss", 0.75, step=2) == "taken"
-        assert items[0][:1] + items[0][2:] == expected[:1] + expected[2:]
-        assert abs(items[0][1] - expected[1]) < 10**9 and type(items[0][1]) is int
-        assert call("loss", 3) == "taken" and items[1][4] == 3 and items[1][6] is None
+        taken_ns = METRIC_T_NS(items[0])
+        assert items[0] == metric_item(taken_ns, *METRIC_FIELDS(expected)[1:])  # all but the time
+        assert abs(taken_ns - METRIC_T_NS(expected)) < 10**9 and type(taken_ns) is int
+        assert call("loss", 3) == "taken" and METRIC_VALUE(items[1]) == 3 and METRIC_STEP(items[1]) is None
         assert call("loss", 0.5) == "handed on"  # the deque is at the queue's limit
         queue.limit = 10
         assert call("other", 0.5) == "handed on"  # not a known key

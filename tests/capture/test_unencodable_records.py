@@ -20,7 +20,7 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import CaptureBatch, CaptureWarning, InMemorySink, LocalJsonlSink, read_capture_log
-from contexta.capture import _items as kinds
+from contexta.capture._items import metric_item
 from contexta.capture._scopes._session import CaptureSession
 from contexta.contract import DegradedRecord
 
@@ -131,16 +131,8 @@ def test_metrics_that_are_not_numbers_cost_only_themselves_in_batches_the_log_pr
     ):
         for step in range(20_000):
             if step in bad_steps:  # what the metric() check refuses, queued past it
-                item = (
-                    kinds.METRIC,
-                    time.time_ns(),
-                    stage._fields,
-                    "loss",
-                    Unprintable(),
-                    None,
-                    step,
-                    "step",
-                    None,
+                item = metric_item(
+                    time.time_ns(), stage._fields, "loss", Unprintable(), None, step, "step", None
                 )
                 stage._queue.put(item)
             else:

@@ -16,21 +16,24 @@ import anyio
 from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 
-__all__ = ["enqueue"]
+__all__ = ["await_room", "enqueue"]
 
 _FIRST_PAUSE_S = 0.0005
 _LONGEST_PAUSE_S = 0.02
 
 
 async def enqueue(queue: CaptureQueue, item: tuple[Any, ...]) -> CaptureResult:
-    """Queue `item`; under `block` with a full queue, await room (up to the queue's block timeout)."""
+    """Queue `item` (through `CaptureQueue.offer`, hence its `put`); under `block` with a full queue,
+    await room (up to the queue's block timeout)."""
     offered = queue.offer(item)
     if offered is None:
-        offered = await _await_room(queue, item)
+        offered = await await_room(queue, item)
     return ACCEPTED if offered else DROPPED
 
 
-async def _await_room(queue: CaptureQueue, item: tuple[Any, ...]) -> bool:
+async def await_room(queue: CaptureQueue, item: tuple[Any, ...]) -> bool:
+    """Offer `item` again after growing pauses, once `offer` found the queue full under `block`:
+    True once queued, False once dropped (by the policy, or after the queue's block timeout)."""
     deadline = time.monotonic() + queue.block_timeout_s
     pause = _FIRST_PAUSE_S
     while True:

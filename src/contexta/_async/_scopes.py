@@ -18,8 +18,8 @@ from typing import Any, Self
 import anyio
 
 from contexta._async._backend import load_event_loop_backend
-from contexta._async._enqueue import enqueue
-from contexta.capture._pipeline._results import ACCEPTED, CaptureResult
+from contexta._async._enqueue import await_room, enqueue
+from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._scope import (
     BatchScope,
     DeploymentScope,
@@ -44,11 +44,12 @@ __all__ = [
 class AsyncScope:
     """What every async scope shares: awaitable emission, and closing at the end of `async with`."""
 
-    __slots__ = ("_queue", "_scope")
+    __slots__ = ("_internals", "_queue", "_scope")
 
     def __init__(self, scope: Scope):
         self._scope = scope
-        self._queue = scope._queue
+        self._internals = scope.internals  # what this shell uses of the sync scope, and nothing else
+        self._queue = self._internals.queue
 
     # -- the sync scope's identity -------------------------------------------------------------
 
@@ -97,20 +98,19 @@ class AsyncScope:
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
         """Record one numeric observation; awaits only when the queue is full under `block`."""
-        item = self._scope._metric_item(key, value, unit, step, aggregation_scope, tags)
-        queue = self._queue
-        items = queue.items
-        if len(items) < queue.limit:  # CaptureQueue.put inlined, as in the sync facade: the common case
-            items.append(item)
-            return ACCEPTED
-        return await enqueue(queue, item)
+        item = self._internals.metric_item(key, value, unit, step, aggregation_scope, tags)
+        # `enqueue`, spelled out: the common call, queued by `offer`, then needs no coroutine of its own.
+        offered = self._queue.offer(item)
+        if offered is None:
+            offered = await await_room(self._queue, item)
+        return ACCEPTED if offered else DROPPED
 
     async def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
     ) -> CaptureResult:
         """Record several metrics observed together; a refused pair never costs the valid ones (they
         are recorded, then `ValidationError` names the refused keys, as in the sync facade)."""
-        item, refused = self._scope._metrics_item(values, step, unit)
+        item, refused = self._internals.metrics_item(values, step, unit)
         result = ACCEPTED if item is None else await enqueue(self._queue, item)
         if refused is not None:
             raise refused
@@ -119,7 +119,7 @@ class AsyncScope:
     async def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
     ) -> CaptureResult:
-        return await enqueue(self._queue, self._scope._event_item(key, message, level, attributes))
+        return await enqueue(self._queue, self._internals.event_item(key, message, level, attributes))
 
     async def span(
         self,
@@ -130,7 +130,7 @@ class AsyncScope:
         status: str = "ok",
         attributes: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
-        item = self._scope._span_item(name, started_at, ended_at, status, attributes)
+        item = self._internals.span_item(name, started_at, ended_at, status, attributes)
         return await enqueue(self._queue, item)
 
     async def register_artifact(
@@ -162,7 +162,7 @@ class AsyncScope:
         self._scope.close(status)
 
     async def _finish(self, error: BaseException | None) -> None:
-        self._scope._finish(error)  # never waits: openings and closings are never held back
+        self._internals.finish(error)  # never waits: openings and closings are never held back
 
     async def __aenter__(self) -> Self:
         self._scope.__enter__()
@@ -174,7 +174,7 @@ class AsyncScope:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._scope._leave()  # in this task's context, where `async with` entered it
+        self._internals.leave()  # in this task's context, where `async with` entered it
         await self._finish(error)
 
 
@@ -236,7 +236,7 @@ class _AsyncTopLevelScope(AsyncScope):
 
     async def _finish(self, error: BaseException | None) -> None:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._scope._finish, error)
+            await anyio.to_thread.run_sync(self._internals.finish, error)
 
 
 class AsyncRunScope(_AsyncTopLevelScope):

@@ -2,52 +2,119 @@
 
 A queued item is a flat tuple of atoms plus one shared `ScopeContext`, so the caller allocates one
 tuple per call and the garbage collector has almost nothing to walk while items wait in the queue.
+
+This module is the one declaration of their layout. Every item is `(kind, t_ns, context, *fields)`:
+each kind has a constructor (`event_item(t_ns, context, key, message, level, attributes)`) and a
+getter of its fields in the constructor's order (`EVENT_FIELDS(item)`), and `KIND`, `T_NS` and
+`CONTEXT` read the three positions all kinds share: code that builds or reads an item goes through
+them, never through a position of its own. Items stay plain tuples, never NamedTuples: the writer
+tells raw metrics from built entries by `type(item) is tuple`, and the collector stops tracking a
+plain tuple of atoms (see `as_context`).
+
+The exceptions, for speed: `Scope.metric` and the compiled call (capture/_scopes/_metric_call.c) build
+the METRIC item as a literal, since a call to `metric_item` would cost the caller's hottest call a
+measurable share, and so does `split_metrics` below, once per key in the writer. Still to move onto
+these declarations: the pipeline's flush barrier (capture/_pipeline/_capture_pipeline.py builds it
+literally) and the store sink (capture/_sinks/_store.py unpacks METRIC items by position).
+tests/capture/test_item_layouts.py holds every literal item equal to what its constructor builds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from threading import Event
+
+    from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
 
 __all__ = [
     "ARTIFACT",
+    "ARTIFACT_FIELDS",
     "BARRIER",
+    "BARRIER_DONE",
+    "CONTEXT",
     "ENVIRONMENT",
+    "ENVIRONMENT_FIELDS",
     "EVENT",
+    "EVENT_FIELDS",
     "KIND",
     "METRIC",
     "METRICS",
+    "METRICS_FIELDS",
     "METRIC_AGGREGATION",
     "METRIC_CONTEXT",
+    "METRIC_FIELDS",
     "METRIC_KEY",
+    "METRIC_OPTIONS",
+    "METRIC_SIZE",
     "METRIC_STEP",
     "METRIC_TAGS",
     "METRIC_T_NS",
     "METRIC_UNIT",
     "METRIC_VALUE",
     "SCOPE",
+    "SCOPE_FIELDS",
     "SPAN",
+    "SPAN_FIELDS",
+    "T_NS",
     "ScopeContext",
+    "artifact_item",
     "as_context",
+    "barrier_item",
+    "environment_item",
+    "event_item",
     "has_default_options",
+    "metric_item",
+    "metrics_item",
     "only_tuples",
     "record_count",
+    "records_of",
+    "scope_item",
+    "span_item",
+    "split_metrics",
 ]
 
 # Item kinds (the first element of every queued tuple).
-# METRIC and METRICS items hold their scope's context as a plain tuple of its fields (see `as_context`).
-METRIC = 1  # (METRIC, t_ns, ctx, key, value, unit, step, aggregation_scope, tags)
-METRICS = 2  # (METRICS, t_ns, ctx, ((key, value), ...), unit, step)
-EVENT = 3  # (EVENT, t_ns, ctx, key, message, level, attributes)
-SPAN = 4  # (SPAN, t_ns, ctx, name, started_at, ended_at, status, attributes)
-SCOPE = 5  # (SCOPE, t_ns, ctx, status, started_ns, ended_ns, details)
-ARTIFACT = 6  # (ARTIFACT, t_ns, ctx, manifest, source, binding_status)
-BARRIER = 7  # (BARRIER, t_ns, None, threading.Event, fsync)
-ENVIRONMENT = 8  # (ENVIRONMENT, t_ns, ctx, fields)
+METRIC = 1
+METRICS = 2
+EVENT = 3
+SPAN = 4
+SCOPE = 5
+ARTIFACT = 6
+BARRIER = 7
+ENVIRONMENT = 8
 
-# Column getters, for the writer's passes over a whole batch at C speed (`list(map(METRIC_VALUE, run))`).
+# What every kind shares: its kind, when it was captured (ns since the epoch), and its scope's
+# context (None for a flush barrier; METRIC and METRICS items hold it as a plain tuple, see
+# `as_context`).
 KIND = itemgetter(0)
+T_NS = itemgetter(1)
+CONTEXT = itemgetter(2)
+
+
+# -- METRIC: one `metric()` call ------------------------------------------------------------------
+
+
+def metric_item(
+    t_ns: int,
+    context: tuple[str | None, ...],
+    key: str,
+    value: float | int,
+    unit: str | None,
+    step: int | None,
+    aggregation_scope: str,
+    tags: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    """A METRIC item (built literally by `Scope.metric` and the compiled call: see above)."""
+    return (METRIC, t_ns, context, key, value, unit, step, aggregation_scope, tags)
+
+
+METRIC_SIZE = 9  # a METRIC item's length, its kind included
+METRIC_FIELDS = itemgetter(1, 2, 3, 4, 5, 6, 7, 8)
+# Column getters, for the writer's passes over a whole batch at C speed (`list(map(METRIC_VALUE, run))`).
 METRIC_T_NS, METRIC_CONTEXT, METRIC_KEY, METRIC_VALUE = (
     itemgetter(1),
     itemgetter(2),
@@ -60,6 +127,111 @@ METRIC_UNIT, METRIC_STEP, METRIC_AGGREGATION, METRIC_TAGS = (
     itemgetter(7),
     itemgetter(8),
 )
+METRIC_OPTIONS = itemgetter(5, 7)  # (unit, aggregation_scope)
+
+
+# -- METRICS: one `metrics()` call, several keys observed together ---------------------------------
+
+
+def metrics_item(
+    t_ns: int,
+    context: tuple[str | None, ...],
+    pairs: tuple[tuple[str, float | int], ...],
+    unit: str | None,
+    step: int | None,
+) -> tuple[Any, ...]:
+    return (METRICS, t_ns, context, pairs, unit, step)
+
+
+METRICS_FIELDS = itemgetter(1, 2, 3, 4, 5)
+_METRICS_PAIRS = itemgetter(3)
+
+
+def split_metrics(item: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The METRIC items a METRICS item stands for, one per key (aggregated by step, no tags); built
+    literally, as `metric_item` builds them (a call per key would cost the writer a measurable share)."""
+    t_ns, context, pairs, unit, step = METRICS_FIELDS(item)
+    return [(METRIC, t_ns, context, key, value, unit, step, "step", None) for key, value in pairs]
+
+
+# -- EVENT, SPAN: a structured event, a timed piece of work ----------------------------------------
+
+
+def event_item(
+    t_ns: int,
+    context: ScopeContext,
+    key: str,
+    message: str,
+    level: str,
+    attributes: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    return (EVENT, t_ns, context, key, message, level, attributes)
+
+
+EVENT_FIELDS = itemgetter(1, 2, 3, 4, 5, 6)
+
+
+def span_item(
+    t_ns: int,
+    context: ScopeContext,
+    name: str,
+    started_at: str,
+    ended_at: str,
+    status: str,
+    attributes: dict[str, Any] | None,
+) -> tuple[Any, ...]:
+    return (SPAN, t_ns, context, name, started_at, ended_at, status, attributes)
+
+
+SPAN_FIELDS = itemgetter(1, 2, 3, 4, 5, 6, 7)
+
+
+# -- SCOPE, ENVIRONMENT, ARTIFACT: a scope's opening or closing, a run's environment, an artifact --
+
+
+def scope_item(
+    t_ns: int,
+    context: ScopeContext,
+    status: str,
+    started_ns: int,
+    ended_ns: int | None,
+    details: dict[str, Any],
+) -> tuple[Any, ...]:
+    return (SCOPE, t_ns, context, status, started_ns, ended_ns, details)
+
+
+SCOPE_FIELDS = itemgetter(1, 2, 3, 4, 5, 6)
+
+
+def environment_item(t_ns: int, context: ScopeContext, fields: dict[str, Any]) -> tuple[Any, ...]:
+    return (ENVIRONMENT, t_ns, context, fields)
+
+
+ENVIRONMENT_FIELDS = itemgetter(1, 2, 3)
+
+
+def artifact_item(
+    t_ns: int,
+    context: ScopeContext,
+    manifest: ArtifactManifest,
+    source: ArtifactSource,
+    binding_status: str,
+) -> tuple[Any, ...]:
+    return (ARTIFACT, t_ns, context, manifest, source, binding_status)
+
+
+ARTIFACT_FIELDS = itemgetter(1, 2, 3, 4, 5)
+
+
+# -- BARRIER: a flush, set once everything queued before it reached the sinks ----------------------
+
+
+def barrier_item(t_ns: int, done: Event, fsync: Any = None) -> tuple[Any, ...]:
+    return (BARRIER, t_ns, None, done, fsync)
+
+
+BARRIER_DONE = itemgetter(3)
+
 _TUPLE_ONLY = frozenset((tuple,))
 
 
@@ -108,13 +280,16 @@ def has_default_options(run: Sequence[tuple[Any, ...]]) -> bool:
     )
 
 
+def records_of(item: tuple[Any, ...]) -> int:
+    """How many records one queued item becomes: one per key of a `metrics()` call, none for a
+    flush barrier, one for anything else (the unit every `CaptureStats` counter but `batches` uses)."""
+    kind = KIND(item)
+    return len(_METRICS_PAIRS(item)) if kind == METRICS else 0 if kind == BARRIER else 1
+
+
 def record_count(items: Sequence[tuple[Any, ...]]) -> int:
-    """How many records queued items become: one per key of a `metrics()` call, none for a flush
-    barrier, one for anything else (the unit every `CaptureStats` counter but `batches` uses)."""
+    """How many records queued items become (`records_of` summed)."""
     kinds = list(map(KIND, items))
     if METRICS not in kinds and BARRIER not in kinds:
         return len(items)  # the common case, decided at C speed
-    return sum(
-        len(item[3]) if kind == METRICS else 0 if kind == BARRIER else 1
-        for kind, item in zip(kinds, items, strict=True)
-    )
+    return sum(map(records_of, items))

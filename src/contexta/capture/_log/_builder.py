@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from contexta.capture import _items as kinds
-from contexta.capture._items import ScopeContext
+from contexta.capture._items import (
+    ARTIFACT,
+    ARTIFACT_FIELDS,
+    ENVIRONMENT,
+    ENVIRONMENT_FIELDS,
+    EVENT,
+    EVENT_FIELDS,
+    KIND,
+    METRIC,
+    METRICS,
+    SCOPE,
+    SCOPE_FIELDS,
+    SPAN,
+    SPAN_FIELDS,
+    ScopeContext,
+    split_metrics,
+)
 from contexta.capture._log._entries import CapturedEntry, drop_none, envelope_constants, record_ref_prefix
 from contexta.capture._log._metric_lines import Numbering
 from contexta.contract._timestamps import format_ns
@@ -50,92 +65,24 @@ class EntryBuilder:
 
     def build(self, queued: Iterable[tuple[Any, ...]], items: BatchItems) -> None:
         """Append the items for `queued` to `items`."""
-        if isinstance(queued, list) and list(map(kinds.KIND, queued)).count(kinds.METRIC) == len(queued):
+        if isinstance(queued, list) and list(map(KIND, queued)).count(METRIC) == len(queued):
             items += queued  # only single metrics: they pass through as they are
             return
         append = items.append
         for item in queued:
-            kind = item[0]
-            if kind == kinds.METRIC:
+            kind = KIND(item)
+            if kind == METRIC:
                 append(item)
-            elif kind == kinds.METRICS:
-                _, t_ns, context, pairs, unit, step = item
-                for key, value in pairs:
-                    append((kinds.METRIC, t_ns, context, key, value, unit, step, "step", None))
+            elif kind == METRICS:
+                items += split_metrics(item)
             else:
                 append(self._entry(item, len(items)))
 
     def _entry(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
-        kind = item[0]
-        if kind == kinds.EVENT:
-            return self._event(item, position)
-        if kind == kinds.SPAN:
-            return self._span(item, position)
-        if kind == kinds.SCOPE:
-            return self._scope(item)
-        if kind == kinds.ENVIRONMENT:
-            _, t_ns, context, fields = item
-            document = {
-                "run_ref": context.run_ref,
-                "execution_id": context.execution_id,
-                "captured_at": format_ns(t_ns),
-                **fields,
-            }
-            return CapturedEntry("CONTEXT", "EnvironmentSnapshot", context.run_ref, format_ns(t_ns), document)
-        if kind == kinds.ARTIFACT:
-            _, t_ns, context, manifest, source, binding_status = item
-            return CapturedEntry(
-                "ARTIFACT",
-                "ArtifactRegistration",
-                manifest.artifact_ref,
-                format_ns(t_ns),
-                {
-                    "binding_status": binding_status,
-                    # The manifest names the execution it belongs to, so that a store rebuilt or
-                    # replayed from this line puts it there (the model ignores the extra field).
-                    "manifest": drop_none(
-                        {**manifest.to_dict(omit_none=True), "execution_id": context.execution_id}
-                    ),
-                    "source": source.to_dict(),
-                },
-            )
-        raise ValueError(f"unknown capture item kind {kind!r}")
-
-    def _envelope(self, record_type: str, t_ns: int, context: ScopeContext, position: int) -> dict[str, Any]:
-        return _envelope(self._numbering, record_type, t_ns, context, position)
-
-    def _record(self, payload_type: str, envelope: dict[str, Any], payload: dict[str, Any]) -> CapturedEntry:
-        return _record(payload_type, envelope, payload)
-
-    def _event(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
-        _, t_ns, context, key, message, level, attributes = item
-        payload = drop_none(
-            {
-                "event_key": key,
-                "level": level,
-                "message": message,
-                "attributes": attributes,
-                "origin_marker": "explicit_capture",
-                "subject_ref": context.ref,
-            }
-        )
-        return self._record(
-            "StructuredEventRecord", self._envelope("event", t_ns, context, position), payload
-        )
-
-    def _span(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
-        _, t_ns, context, name, started_at, ended_at, status, attributes = item
-        payload = drop_none(
-            {
-                "span_name": name,
-                "started_at": started_at,
-                "ended_at": ended_at,
-                "status": status,
-                "attributes": attributes,
-                "subject_ref": context.ref,
-            }
-        )
-        return self._record("TraceSpanRecord", self._envelope("span", t_ns, context, position), payload)
+        build = _ENTRY_BUILDERS.get(KIND(item))
+        if build is None:
+            raise ValueError(f"unknown capture item kind {KIND(item)!r}")
+        return build(item, self._numbering, position)
 
     def degraded(
         self,
@@ -164,100 +111,203 @@ class EntryBuilder:
             )
         )
 
-    def _scope(self, item: tuple[Any, ...]) -> CapturedEntry:
-        _, t_ns, context, status, started_ns, ended_ns, details = item
-        started = format_ns(started_ns)
-        ended = format_ns(ended_ns) if ended_ns is not None else None
-        # Models hold the ref's component as the name (SPEC section 7); the name as typed travels
-        # beside it as `display_name`, which the store keeps and queries show.
-        name = context.ref.rpartition(".")[2]
-        display_name = context.name
-        execution_id = context.execution_id
-        document: dict[str, Any]
-        if context.kind == "run":
-            payload_type = "Run"
-            document = {
-                "run_ref": context.ref,
-                "execution_id": execution_id,
-                "project_ref": f"project:{context.project}",
-                "name": name,
-                "display_name": display_name,
-                "status": status,
-                "started_at": started,
-                "ended_at": ended,
-                **details,
-            }
-        elif context.kind == "stage":
-            payload_type = "StageExecution"
-            document = {
-                "stage_execution_ref": context.ref,
-                "run_ref": context.run_ref,
-                "execution_id": execution_id,
-                "stage_name": name,
-                "display_name": display_name,
-                "status": status,
-                "started_at": started,
-                "ended_at": ended,
-                **details,
-            }
-        elif context.kind == "batch":
-            payload_type = "BatchExecution"
-            document = {
-                "batch_execution_ref": context.ref,
-                "run_ref": context.run_ref,
-                "execution_id": execution_id,
-                "stage_execution_ref": context.stage_ref,
-                "batch_name": name,
-                "display_name": display_name,
-                "status": status,
-                "started_at": started,
-                "ended_at": ended,
-                **details,
-            }
-        elif context.kind == "sample":
-            payload_type = "SampleObservation"
-            document = {
-                "sample_observation_ref": context.ref,
-                "run_ref": context.run_ref,
-                "execution_id": execution_id,
-                "stage_execution_ref": context.stage_ref,
-                "batch_execution_ref": context.batch_ref,
-                "sample_name": name,
-                "display_name": display_name,
-                "observed_at": started,
-                "status": status,
-                "ended_at": ended,
-                **details,
-            }
-        elif context.kind == "operation":
-            payload_type = "OperationExecution"
-            document = {
-                "operation_ref": context.ref,
-                "run_ref": context.run_ref,
-                "execution_id": execution_id,
-                "stage_execution_ref": context.stage_ref,
-                "operation_name": name,
-                "display_name": display_name,
-                "status": status,
-                "started_at": started,
-                "ended_at": ended,
-                **details,
-            }
-        else:
-            payload_type = "DeploymentExecution"
-            document = {
-                "deployment_execution_ref": context.ref,
-                "project_ref": f"project:{context.project}",
-                "deployment_name": name,
-                "display_name": display_name,
-                "status": status,
-                "started_at": started,
-                "ended_at": ended,
-                "run_ref": context.run_ref,
-                "run_execution_id": execution_id,
-                **details,
-            }
-        return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), drop_none(document))
+
+# -- the entry of each kind but the metrics, from its queued item ---------------------------------
+# Each takes the item, the batch's numbering and the item's position in the batch (a record's ref
+# and recorded-at time come from them; a scope, environment or artifact entry needs neither).
+
+
+def _event_entry(item: tuple[Any, ...], numbering: Numbering, position: int) -> CapturedEntry:
+    t_ns, context, key, message, level, attributes = EVENT_FIELDS(item)
+    payload = drop_none(
+        {
+            "event_key": key,
+            "level": level,
+            "message": message,
+            "attributes": attributes,
+            "origin_marker": "explicit_capture",
+            "subject_ref": context.ref,
+        }
+    )
+    return _record("StructuredEventRecord", _envelope(numbering, "event", t_ns, context, position), payload)
+
+
+def _span_entry(item: tuple[Any, ...], numbering: Numbering, position: int) -> CapturedEntry:
+    t_ns, context, name, started_at, ended_at, status, attributes = SPAN_FIELDS(item)
+    payload = drop_none(
+        {
+            "span_name": name,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "status": status,
+            "attributes": attributes,
+            "subject_ref": context.ref,
+        }
+    )
+    return _record("TraceSpanRecord", _envelope(numbering, "span", t_ns, context, position), payload)
+
+
+def _scope_entry(item: tuple[Any, ...], numbering: Numbering, position: int) -> CapturedEntry:
+    t_ns, context, status, started_ns, ended_ns, details = SCOPE_FIELDS(item)
+    payload_type, document_of = _SCOPE_DOCUMENTS[context.kind]
+    # Models hold the ref's component as the name (SPEC section 7); the name as typed travels
+    # beside it as `display_name`, which the store keeps and queries show.
+    document = document_of(
+        context,
+        context.ref.rpartition(".")[2],
+        status,
+        format_ns(started_ns),
+        format_ns(ended_ns) if ended_ns is not None else None,
+    )
+    document.update(details)
+    return CapturedEntry("CONTEXT", payload_type, context.ref, format_ns(t_ns), drop_none(document))
+
+
+def _environment_entry(item: tuple[Any, ...], numbering: Numbering, position: int) -> CapturedEntry:
+    t_ns, context, fields = ENVIRONMENT_FIELDS(item)
+    document = {
+        "run_ref": context.run_ref,
+        "execution_id": context.execution_id,
+        "captured_at": format_ns(t_ns),
+        **fields,
+    }
+    return CapturedEntry("CONTEXT", "EnvironmentSnapshot", context.run_ref, format_ns(t_ns), document)
+
+
+def _artifact_entry(item: tuple[Any, ...], numbering: Numbering, position: int) -> CapturedEntry:
+    t_ns, context, manifest, source, binding_status = ARTIFACT_FIELDS(item)
+    return CapturedEntry(
+        "ARTIFACT",
+        "ArtifactRegistration",
+        manifest.artifact_ref,
+        format_ns(t_ns),
+        {
+            "binding_status": binding_status,
+            # The manifest names the execution it belongs to, so that a store rebuilt or
+            # replayed from this line puts it there (the model ignores the extra field).
+            "manifest": drop_none({**manifest.to_dict(omit_none=True), "execution_id": context.execution_id}),
+            "source": source.to_dict(),
+        },
+    )
+
+
+_ENTRY_BUILDERS: dict[int, Callable[[tuple[Any, ...], Numbering, int], CapturedEntry]] = {
+    EVENT: _event_entry,
+    SPAN: _span_entry,
+    SCOPE: _scope_entry,
+    ENVIRONMENT: _environment_entry,
+    ARTIFACT: _artifact_entry,
+}
+
+
+# -- a scope's document, by the kind of scope: (context, name, status, started, ended) -> fields ----
+# (the closing's details are added after these fields; the order is the capture log's)
+
+
+def _run_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "run_ref": context.ref,
+        "execution_id": context.execution_id,
+        "project_ref": f"project:{context.project}",
+        "name": name,
+        "display_name": context.name,
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+    }
+
+
+def _stage_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "stage_execution_ref": context.ref,
+        "run_ref": context.run_ref,
+        "execution_id": context.execution_id,
+        "stage_name": name,
+        "display_name": context.name,
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+    }
+
+
+def _batch_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "batch_execution_ref": context.ref,
+        "run_ref": context.run_ref,
+        "execution_id": context.execution_id,
+        "stage_execution_ref": context.stage_ref,
+        "batch_name": name,
+        "display_name": context.name,
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+    }
+
+
+def _sample_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "sample_observation_ref": context.ref,
+        "run_ref": context.run_ref,
+        "execution_id": context.execution_id,
+        "stage_execution_ref": context.stage_ref,
+        "batch_execution_ref": context.batch_ref,
+        "sample_name": name,
+        "display_name": context.name,
+        "observed_at": started,
+        "status": status,
+        "ended_at": ended,
+    }
+
+
+def _operation_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "operation_ref": context.ref,
+        "run_ref": context.run_ref,
+        "execution_id": context.execution_id,
+        "stage_execution_ref": context.stage_ref,
+        "operation_name": name,
+        "display_name": context.name,
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+    }
+
+
+def _deployment_document(
+    context: ScopeContext, name: str, status: str, started: str, ended: str | None
+) -> dict[str, Any]:
+    return {
+        "deployment_execution_ref": context.ref,
+        "project_ref": f"project:{context.project}",
+        "deployment_name": name,
+        "display_name": context.name,
+        "status": status,
+        "started_at": started,
+        "ended_at": ended,
+        "run_ref": context.run_ref,
+        "run_execution_id": context.execution_id,
+    }
+
+
+_ScopeDocument = Callable[[ScopeContext, str, str, str, "str | None"], dict[str, Any]]
+_SCOPE_DOCUMENTS: dict[str, tuple[str, _ScopeDocument]] = {
+    "run": ("Run", _run_document),
+    "stage": ("StageExecution", _stage_document),
+    "batch": ("BatchExecution", _batch_document),
+    "sample": ("SampleObservation", _sample_document),
+    "operation": ("OperationExecution", _operation_document),
+    "deployment": ("DeploymentExecution", _deployment_document),
+}
 
 
 def _envelope(

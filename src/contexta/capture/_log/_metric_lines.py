@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from array import array
 from itertools import repeat
-from operator import is_not, itemgetter
+from operator import is_not
 from typing import Any, NamedTuple
 
 import orjson
 
 from contexta.capture._items import (
     METRIC_CONTEXT,
+    METRIC_FIELDS,
     METRIC_KEY,
+    METRIC_OPTIONS,
     METRIC_STEP,
     METRIC_T_NS,
     METRIC_TAGS,
@@ -66,9 +68,6 @@ class _Pieces(NamedTuple):
         bytes  # ,"value_type": ... "subject_ref": "..." [,"unit": ...] and ,"step": or the line's end
     )
     close: bytes  # the line's end after a step, or "" without one
-
-
-_OPTIONS = itemgetter(5, 7)  # a METRIC tuple's unit and aggregation scope
 
 
 def _pieces(
@@ -138,7 +137,11 @@ def _singles(items: list[Any]) -> list[int]:
     """Positions of the items that are not plain metric tuples (built entries, metrics with tags)."""
     if only_tuples(items) and list(map(METRIC_TAGS, items)).count(None) == len(items):
         return []  # the common batch, decided at C speed
-    return [position for position, item in enumerate(items) if type(item) is not tuple or item[8] is not None]
+    return [
+        position
+        for position, item in enumerate(items)
+        if type(item) is not tuple or METRIC_TAGS(item) is not None
+    ]
 
 
 def _column_segments(
@@ -199,7 +202,7 @@ def _columns(
     length = len(run)
     steps = list(map(METRIC_STEP, run))
     contexts, keys = list(map(METRIC_CONTEXT, run)), list(map(METRIC_KEY, run))
-    options = None if has_default_options(run) else list(map(_OPTIONS, run))
+    options = None if has_default_options(run) else list(map(METRIC_OPTIONS, run))
     types = list(map(type, values))
     missing_steps = steps.count(None)
     has_step = None if missing_steps in (0, length) else list(map(is_not, steps, repeat(None)))
@@ -232,7 +235,7 @@ def _template_pieces(
     sink_name_json: str,
     pieces_for: dict[tuple[Any, ...], _Pieces],
 ) -> _Pieces:
-    _, _, fields, key, value, unit, step, aggregation_scope, _ = item
+    _, fields, key, value, unit, step, aggregation_scope, _ = METRIC_FIELDS(item)
     context = as_context(fields)
     template = (context, key, unit, aggregation_scope, type(value) is float, step is not None)
     pieces = pieces_for.get(template)
@@ -248,7 +251,7 @@ def _generic_line(entry: CapturedEntry, sink_name: str) -> bytes:
 
 def materialize_metric(item: tuple[Any, ...], position: int, numbering: Numbering) -> CapturedEntry:
     """The entry of one raw metric tuple at `position` of its batch."""
-    _, t_ns, fields, key, value, unit, step, aggregation_scope, tags = item
+    t_ns, fields, key, value, unit, step, aggregation_scope, tags = METRIC_FIELDS(item)
     context = as_context(fields)
     ref = f"{record_ref_prefix(context, numbering.id_prefix)}{numbering.first + position}"
     recorded_at = numbering.recorded_at

@@ -22,7 +22,19 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from contexta.capture._items import METRIC, as_context
+from contexta.capture._items import (
+    KIND,
+    METRIC,
+    METRIC_CONTEXT,
+    METRIC_KEY,
+    METRIC_SIZE,
+    METRIC_STEP,
+    METRIC_T_NS,
+    METRIC_TAGS,
+    METRIC_UNIT,
+    METRIC_VALUE,
+    as_context,
+)
 from contexta.capture._log._builder import degraded_entry
 from contexta.capture._log._entries import CapturedEntry, entry_to_line
 from contexta.capture._log._metric_lines import Numbering, materialize_metric
@@ -75,10 +87,9 @@ def _encoding_error(item: Any, position: int, numbering: Numbering | None) -> st
         if type(item) is tuple:
             if _plain_metric(item):
                 return None
-            if len(item) == 9 and type(item[4]) not in (int, float):
-                return plain_text(
-                    f"TypeError: a metric value must be an int or a float, not {type(item[4]).__qualname__}"
-                )
+            if len(item) == METRIC_SIZE and type(METRIC_VALUE(item)) not in (int, float):
+                value_type = type(METRIC_VALUE(item)).__qualname__
+                return plain_text(f"TypeError: a metric value must be an int or a float, not {value_type}")
             assert numbering is not None
             entry = materialize_metric(item, position, numbering)
         else:
@@ -92,15 +103,16 @@ def _encoding_error(item: Any, position: int, numbering: Numbering | None) -> st
 def _plain_metric(item: tuple[Any, ...]) -> bool:
     """True for the metric tuple of a plain `metric()` call, whose line always encodes (its refs
     and key were checked at the call, its value is a float): the bulk of a batch, decided cheaply."""
+    if len(item) != METRIC_SIZE or KIND(item) != METRIC:
+        return False
+    key, step = METRIC_KEY(item), METRIC_STEP(item)
     return (
-        len(item) == 9
-        and item[0] == METRIC
-        and type(item[4]) is float
-        and type(item[3]) is str
-        and item[3].isascii()
-        and item[5] is None
-        and item[8] is None
-        and (item[6] is None or (type(item[6]) is int and 0 <= item[6] <= INT64_MAX))
+        type(METRIC_VALUE(item)) is float
+        and type(key) is str
+        and key.isascii()
+        and METRIC_UNIT(item) is None
+        and METRIC_TAGS(item) is None
+        and (step is None or (type(step) is int and 0 <= step <= INT64_MAX))
     )
 
 
@@ -125,8 +137,9 @@ def _replacement(
 def _metric_marker(
     item: tuple[Any, ...], position: int, numbering: Numbering, error: str
 ) -> tuple[CapturedEntry, Isolated]:
-    context = as_context(item[2])
-    key = salvaged(item[3])
+    context = as_context(METRIC_CONTEXT(item))
+    key = salvaged(METRIC_KEY(item))
+    t_ns = METRIC_T_NS(item)
     marker = degraded_entry(
         numbering,
         position,
@@ -135,8 +148,8 @@ def _metric_marker(
         REASON_CODE,
         f"metric {key!r} could not be encoded and was not kept ({error})",
         1,
-        item[1],
-        item[1],
+        t_ns,
+        t_ns,
         {"record_type": "metric", "key": key, "error": error},
     )
     return marker, Isolated(position, "MetricRecord", marker.payload_ref, error, False)

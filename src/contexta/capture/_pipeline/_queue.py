@@ -4,6 +4,16 @@
 things into that one comparison: the capacity while the writer is busy, the wake threshold while it
 sleeps (so the call that fills a batch takes the slow path and wakes it), and 0 once closed. Everything
 slow (waking the writer, waiting for space, dropping, counting the loss) lives beyond the limit.
+
+`put` is the one bounded put: every Python capture call goes through it (a sync scope through its
+`_put`, bound once; the async facade through `offer`, which calls it unless it would have to wait).
+The one other place that appends a record to `items` is the compiled `metric()` call
+(capture/_scopes/_metric_call.c): calling back into this Python method would cost most of the time
+the compiled call exists to save, so it reads `limit` and appends to the deque itself, and only
+below the limit; every other case (at the limit, a sleeping writer, a closed queue) it hands to the
+Python `Scope.metric`, hence here. Its parity tests (tests/capture/test_compiled_metric.py,
+tests/capture/test_item_layouts.py) hold it to what `put` and `Scope.metric` do. Structural items (a
+scope opening or closing, a flush barrier) enter through `put_structural`, which no limit bounds.
 """
 
 from __future__ import annotations
@@ -17,12 +27,15 @@ from typing import Any
 
 from contexta.capture._items import (
     BARRIER,
+    CONTEXT,
     ENVIRONMENT,
-    METRICS,
+    KIND,
     SCOPE,
+    T_NS,
     ScopeContext,
     as_context,
     record_count,
+    records_of,
 )
 from contexta.errors import LifecycleError
 
@@ -258,7 +271,7 @@ class CaptureQueue:
         kept: list[tuple[Any, ...]] = []  # structural items met on the way; they are never dropped
         while items:
             oldest = items.popleft()
-            if oldest[0] in _STRUCTURAL:
+            if KIND(oldest) in _STRUCTURAL:
                 kept.append(oldest)
                 continue
             self._count_drop(oldest, "drop_oldest")
@@ -269,9 +282,9 @@ class CaptureQueue:
         return True
 
     def _count_drop(self, item: tuple[Any, ...], policy: str) -> None:
-        context = as_context(item[2])
-        t_ns = item[1]
-        records = len(item[3]) if item[0] == METRICS else 1  # a metrics() call is one record per key
+        context = as_context(CONTEXT(item))
+        t_ns = T_NS(item)
+        records = records_of(item)  # a metrics() call is one record per key
         with self._drop_lock:
             self.dropped += records
             episode = self._drops.get(context.owner_ref)

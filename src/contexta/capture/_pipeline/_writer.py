@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture import _items as kinds
-from contexta.capture._items import as_context
+from contexta.capture._items import BARRIER, BARRIER_DONE, CONTEXT, KIND, T_NS, as_context, record_count
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._builder import BatchItems, EntryBuilder
 from contexta.capture._log._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
@@ -196,16 +195,16 @@ class BatchWriter:
         new_episodes = self.queue.take_drop_episodes()
         for episode in new_episodes:
             self._merge_episode(episode)
-        if kinds.BARRIER not in map(kinds.KIND, taken):  # the common cycle, checked at C speed
+        if BARRIER not in map(KIND, taken):  # the common cycle, checked at C speed
             self._deliver(taken, finish_episodes=not new_episodes)
             return
         pending: list[tuple[Any, ...]] = []
         for item in taken:
-            if item[0] == kinds.BARRIER:
+            if KIND(item) == BARRIER:
                 self._deliver(pending, finish_episodes=True)
                 pending = []
                 self._flush_sinks()
-                item[3].set()
+                BARRIER_DONE(item).set()
             else:
                 pending.append(item)
         # An episode ends once a whole cycle passes without new drops.
@@ -224,7 +223,7 @@ class BatchWriter:
         for episode in episodes:
             self._append_degraded_marker(items, episode)
         # The records the batch holds beyond those taken from the queue: markers for lost ones.
-        added = len(items) - kinds.record_count(pending)
+        added = len(items) - record_count(pending)
         batch = CaptureBatch.from_writer(items, self.builder.finish(items))
         ticket = BatchTicket(len(batch), len(self.lanes), self._capture_log_lanes)
         if not self._capture_log_lanes:
@@ -251,15 +250,15 @@ class BatchWriter:
             try:
                 self.builder.build([item], items)
             except Exception as error:
-                context = as_context(item[2])
+                context = as_context(CONTEXT(item))
                 self.builder.degraded(
                     items,
                     context,
                     "record_unbuildable",
                     f"a captured record could not be built: {error!r}",
                     1,
-                    item[1],
-                    item[1],
+                    T_NS(item),
+                    T_NS(item),
                 )
                 self.report_error(f"a record of {context.owner_ref} could not be built: {error!r}", "build")
         return items

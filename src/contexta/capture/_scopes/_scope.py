@@ -9,34 +9,42 @@ time and enqueue one small tuple; everything else happens in the writer.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from types import MappingProxyType, MethodType, TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypeVar
 
 from contexta._liveness import acquire_owner_lock
-from contexta.capture import _items as kinds
 from contexta.capture._artifacts import register_artifact as build_registration
 from contexta.capture._environment import environment_fields
-from contexta.capture._items import ScopeContext
+from contexta.capture._items import (
+    METRIC,
+    ScopeContext,
+    artifact_item,
+    environment_item,
+    event_item,
+    metric_item,
+    metrics_item,
+    scope_item,
+    span_item,
+)
+from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
-from contexta.capture._scopes._session import CaptureSession, OpenScope
-from contexta.contract._checks import (
-    check_choice,
-    check_metric_key,
-    check_step,
-    metric_number,
-    plain_text,
-    short_repr,
+from contexta.capture._scopes._metric_checks import (
+    KNOWN_KEYS,
+    checked_key,
+    checked_metric,
+    checked_pairs,
+    checked_unit,
 )
-from contexta.contract._records import AGGREGATION_SCOPES, EVENT_LEVELS, SPAN_STATUSES
+from contexta.capture._scopes._session import CaptureSession, OpenScope
+from contexta.contract._checks import check_choice, check_metric_key, check_step, plain_text
+from contexta.contract._records import EVENT_LEVELS, SPAN_STATUSES
 from contexta.contract._refs import (
     batch_ref,
     new_execution_id,
@@ -59,110 +67,43 @@ __all__ = [
     "RunScope",
     "SampleScope",
     "Scope",
+    "ScopeInternals",
     "StageScope",
 ]
 
 _time_ns = time.time_ns
-_METRIC = kinds.METRIC
-_METRICS = kinds.METRICS
-_FLOAT_ONLY = {float}
-_MAX_REMEMBERED_KEYS = 16_384
-_known_keys: set[str] = set()
 
 
-class _ClosedItems(deque[tuple[Any, ...]]):
-    """A closed scope's items: never shorter than a queue's limit, so `metric` takes its slow path."""
+class ScopeInternals(NamedTuple):
+    """What other objects use of a sync scope, declared in one place (`Scope.internals`; not API).
 
-    def __len__(self) -> int:
-        return sys.maxsize
-
-
-_CLOSED_ITEMS = _ClosedItems()
-
-
-def _checked_key(key: str) -> str:
-    check_metric_key(key)
-    if len(_known_keys) < _MAX_REMEMBERED_KEYS:
-        _known_keys.add(key)
-    return key
-
-
-def _checked_pairs(
-    values: Any, allow_non_finite: bool
-) -> tuple[tuple[tuple[str, float | int], ...], ValidationError | None]:
-    """The valid (key, value) pairs of a `metrics()` mapping, each checked (and each value converted),
-    and the error naming the pairs refused, or None.
-
-    A bad pair never costs the good ones: they are recorded, then the call raises (see `Scope.metrics`).
+    The async shell (contexta/_async/_scopes.py) builds the same checked items the sync calls build,
+    puts them on the same queue, and leaves and finishes the scope; a scope's parent closes it with
+    itself, and hears from it when it closed. Each field but the queue is the scope's own bound method:
+    a scope keeps the one it made on first request, a reference cycle the collector frees (as it frees
+    the compiled metric call's), so that closing each of many samples costs its stage nothing more.
     """
-    if not isinstance(values, Mapping) or not values:
-        raise ValidationError(
-            "metrics() takes a non-empty mapping of metric key to value", code="metrics_invalid"
-        )
-    pairs = []
-    refused: list[tuple[Any, ValidationError]] = []
-    for key, value in values.items():
-        try:
-            if key not in _known_keys:
-                _checked_key(key)
-            if type(value) is not float or value - value != 0.0:
-                value = metric_number(value, key, allow_non_finite=allow_non_finite)
-        except ValidationError as error:
-            refused.append((key, error))
-            continue
-        pairs.append((key, value))
-    return tuple(pairs), None if not refused else _refusal(refused, [key for key, _ in pairs])
 
-
-_NAMED_REFUSALS = 5  # refused keys named in the message; the details list all of them
-
-
-def _refusal(refused: list[tuple[Any, ValidationError]], recorded: list[str]) -> ValidationError:
-    """The error a `metrics()` call raises after recording its valid pairs: which keys were refused
-    and why, and whether the others were recorded. One bad pair alone raises its own error, the
-    same `metric()` would."""
-    if len(refused) == 1 and not recorded:
-        return refused[0][1]
-    names = ", ".join(short_repr(key) for key, _ in refused[:_NAMED_REFUSALS])
-    if len(refused) > _NAMED_REFUSALS:
-        names += f" and {len(refused) - _NAMED_REFUSALS} more"
-    outcome = f"the other {len(recorded)} were recorded" if recorded else "nothing of this call was recorded"
-    return ValidationError(
-        f"metrics() refused {len(refused)} of {len(refused) + len(recorded)} keys ({names}); {outcome}. "
-        f"First refusal: {refused[0][1].message}",
-        code="metrics_partly_invalid" if recorded else "metrics_invalid",
-        details={
-            "refused": [
-                {
-                    "key": key if isinstance(key, str) else short_repr(key),
-                    "code": error.code,
-                    "message": error.message,
-                }
-                for key, error in refused
-            ],
-            "recorded": recorded,
-        },
-    )
-
-
-def _check_unit(unit: Any) -> str:
-    """The unit as stored: a non-empty string (unpaired surrogates replaced, see `plain_text`)."""
-    if type(unit) is not str or not unit:
-        raise ValidationError(
-            f"unit must be a non-empty string, got {short_repr(unit)}", code="metric_unit_invalid"
-        )
-    return unit if unit.isascii() else plain_text(unit)
-
-
-def _checked_metric_options(
-    session: CaptureSession, unit: Any, aggregation_scope: Any, tags: Mapping[str, Any] | None
-) -> tuple[str | None, dict[str, Any] | None]:
-    """The less common metric options, checked (tags copied as JSON-safe attributes)."""
-    if unit is not None:
-        unit = _check_unit(unit)
-    if aggregation_scope != "step":
-        check_choice(aggregation_scope, AGGREGATION_SCOPES, "aggregation_scope")
-    return unit, None if tags is None else session.attributes(tags, "tags")
+    queue: CaptureQueue
+    # (key, value, unit, step, aggregation_scope, tags) -> the checked METRIC item
+    metric_item: Callable[
+        [str, float | int, str | None, int | None, str, Mapping[str, Any] | None], tuple[Any, ...]
+    ]
+    # (values, step, unit) -> the METRICS item of the valid pairs (None without any), the refusal or None
+    metrics_item: Callable[
+        [Mapping[str, float | int], int | None, str | None],
+        tuple[tuple[Any, ...] | None, ValidationError | None],
+    ]
+    # (key, message, level, attributes) -> the checked EVENT item
+    event_item: Callable[[str, str, str, Mapping[str, Any] | None], tuple[Any, ...]]
+    # (name, started_at, ended_at, status, attributes) -> the checked SPAN item
+    span_item: Callable[
+        [str, str | datetime | None, str | datetime | None, str, Mapping[str, Any] | None], tuple[Any, ...]
+    ]
+    leave: Callable[[], None]  # the first half of leaving `with`: stop being the current scope
+    finish: Callable[[BaseException | None], None]  # the second half: close as the block ended
+    close: Callable[[Ending, float | None], None]  # close with an ending (and a deadline), children first
+    child_closed: Callable[[Scope], None]  # a child of this scope has closed
 
 
 _REF_FIELDS = {
@@ -192,12 +133,11 @@ class Scope:
         self._context = context
         self._fields = tuple(context)  # what metric items carry (see _items.as_context)
         self._details = details or {}
-        self._put = session.pipeline.put
+        self._put = session.pipeline.put  # CaptureQueue.put, bound once: the one bounded put
         self._queue = session.pipeline.queue
-        # The queue's deque (never replaced: cleared in place after a fork) until this scope closes.
-        self._items: deque[tuple[Any, ...]] = self._queue.items
         compiled = session.metric_call
         self._metric_call = None if compiled is None else self._compiled_metric(compiled)
+        self._internals: ScopeInternals | None = None  # see `internals`
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
         self._child_counts: dict[str, int] = {}
@@ -241,18 +181,37 @@ class Scope:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ref} {self._status}>"
 
+    @property
+    def internals(self) -> ScopeInternals:
+        """Not API: what the async facade and this scope's parent and children use of it."""
+        internals = self._internals
+        if internals is None:  # made on first request (a parent's, once for all its children)
+            internals = self._internals = ScopeInternals(
+                self._queue,
+                self._metric_item,
+                self._metrics_item,
+                self._event_item,
+                self._span_item,
+                self._leave,
+                self._finish,
+                self._close,
+                self._child_closed,
+            )
+        return internals
+
     # -- emission (the hot path) ---------------------------------------------------------------
 
     def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
         """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below: the rules live there once (see capture/_scopes/_metric_call.c)."""
+        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c).
+        It appends to the queue's deque itself (never replaced: cleared in place after a fork)."""
         call = compiled(
             MethodType(type(self).metric, self),
-            self._items,
+            self._queue.items,
             self._queue,
             self._fields,
-            _known_keys,
-            _METRIC,
+            KNOWN_KEYS,
+            METRIC,
             ACCEPTED,
             "step",
         )
@@ -277,28 +236,23 @@ class Scope:
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
         """Record one numeric observation; returns at once (the writer does the rest)."""
-        if key not in _known_keys:
-            _checked_key(key)
-        if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
-        if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
-        item = (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
-        # CaptureQueue.put, inlined: this is the call a training loop makes millions of times. A closed
-        # scope's items are `_CLOSED_ITEMS`, never below the limit, so this one comparison also sends a
-        # call on a closed scope beyond the limit, where it is refused.
-        items = self._items
-        if len(items) < self._queue.limit:
-            items.append(item)
-            return ACCEPTED
-        return self._put_beyond_limit(item)
-
-    def _put_beyond_limit(self, item: tuple[Any, ...]) -> CaptureResult:
+        # The call a training loop makes millions of times: one guard lets the common call (a key
+        # seen before, a finite float, a valid step or none, no other option) skip the checks.
+        if (
+            key not in KNOWN_KEYS
+            or type(value) is not float
+            or value - value != 0.0
+            or (step is not None and (type(step) is not int or not 0 <= step < 2**63))
+            or unit is not None
+            or aggregation_scope != "step"
+            or tags is not None
+        ):
+            value, unit, tags = checked_metric(self._session, key, value, unit, step, aggregation_scope, tags)
         if self._status != "open":
             raise self._closed_error()
-        return ACCEPTED if self._queue.put_beyond_limit(item) else DROPPED
+        # A METRIC item (`metric_item`), built literally: a call would cost this call a measurable share.
+        item = (METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
+        return ACCEPTED if self._put(item) else DROPPED
 
     def metrics(
         self, values: Mapping[str, float | int], *, step: int | None = None, unit: str | None = None
@@ -322,26 +276,11 @@ class Scope:
         error to raise once it is queued (None when every pair is valid); shared by both facades."""
         if self._status != "open":
             raise self._closed_error()
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
+        check_step(step)
         if unit is not None:
-            unit = _check_unit(unit)
-        refused = None
-        if type(values) is dict and values:
-            pairs = tuple(values.items())
-            numbers = values.values()
-            # Checked as a whole at C speed: every key seen before, every value a float, and a finite
-            # sum (a NaN or an infinity makes the sum non-finite). Anything else is checked one by one.
-            if not (
-                _known_keys.issuperset(values)
-                and set(map(type, numbers)) == _FLOAT_ONLY
-                and (total := sum(numbers)) - total == 0.0
-            ):
-                pairs, refused = _checked_pairs(values, self._session.record_non_finite)
-        else:
-            pairs, refused = _checked_pairs(values, self._session.record_non_finite)
-        item = (_METRICS, _time_ns(), self._fields, pairs, unit, step) if pairs else None
-        return item, refused
+            unit = checked_unit(unit)
+        pairs, refused = checked_pairs(values, self._session.record_non_finite)
+        return (metrics_item(_time_ns(), self._fields, pairs, unit, step) if pairs else None), refused
 
     def _metric_item(
         self,
@@ -352,19 +291,12 @@ class Scope:
         aggregation_scope: str,
         tags: Mapping[str, Any] | None,
     ) -> tuple[Any, ...]:
-        """The queued item of a `metric()` call, checked: the same checks `metric` makes inline (its
-        copy is the hot path; tests run every bad input through both)."""
+        """The queued item of a `metric()` call, checked by the same rules as `metric` (the async
+        facade's; tests run every bad input through both)."""
         if self._status != "open":
             raise self._closed_error()
-        if key not in _known_keys:
-            _checked_key(key)
-        if type(value) is not float or value - value != 0.0:
-            value = metric_number(value, key, allow_non_finite=self._session.record_non_finite)
-        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
-            check_step(step)
-        if unit is not None or aggregation_scope != "step" or tags is not None:
-            unit, tags = _checked_metric_options(self._session, unit, aggregation_scope, tags)
-        return (_METRIC, _time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
+        value, unit, tags = checked_metric(self._session, key, value, unit, step, aggregation_scope, tags)
+        return metric_item(_time_ns(), self._fields, key, value, unit, step, aggregation_scope, tags)
 
     def event(
         self, key: str, *, message: str, level: str = "info", attributes: Mapping[str, Any] | None = None
@@ -377,8 +309,8 @@ class Scope:
     ) -> tuple[Any, ...]:
         if self._status != "open":
             raise self._closed_error()
-        if key not in _known_keys:
-            _checked_key(key)
+        if key not in KNOWN_KEYS:
+            checked_key(key)
         if type(message) is not str:
             if not isinstance(message, str):
                 raise ValidationError(
@@ -391,7 +323,7 @@ class Scope:
         if not message.isascii():  # text cut inside an emoji must not cost the writer its batch
             message = plain_text(message)
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.EVENT, _time_ns(), self._context, key, self._session.text(message), level, checked)
+        return event_item(_time_ns(), self._context, key, self._session.text(message), level, checked)
 
     def span(
         self,
@@ -426,7 +358,7 @@ class Scope:
             )
         check_choice(status, SPAN_STATUSES, "status")
         checked = None if attributes is None else self._session.attributes(attributes)
-        return (kinds.SPAN, _time_ns(), self._context, name, start, end, status, checked)
+        return span_item(_time_ns(), self._context, name, start, end, status, checked)
 
     def register_artifact(
         self,
@@ -452,8 +384,7 @@ class Scope:
         )
         self._session.artifacts[registration.manifest.artifact_ref] = registration
         accepted = self._put(
-            (
-                kinds.ARTIFACT,
+            artifact_item(
                 _time_ns(),
                 self._context,
                 registration.manifest,
@@ -477,7 +408,7 @@ class Scope:
     def _enqueue_lifecycle(self, t_ns: int, ending: dict[str, Any] | None = None) -> None:
         details = {**self._details, **ending} if ending else self._details  # why it ended: closing only
         self._queue.put_structural(
-            (kinds.SCOPE, t_ns, self._context, self._status, self._started_ns, self._ended_ns, details)
+            scope_item(t_ns, self._context, self._status, self._started_ns, self._ended_ns, details)
         )
 
     def _open_child(
@@ -528,18 +459,17 @@ class Scope:
                 return
             children = list(self._children.values())
         for child in children:
-            child._close(ending.for_children(), deadline)
+            child.internals.close(ending.for_children(), deadline)
         with self._lock:
             if self._status != "open":
                 return
             self._status = ending.status
-            self._items = _CLOSED_ITEMS
             if self._metric_call is not None:
                 self._metric_call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns, ending.details())
         if self._parent is not None:
-            self._parent._child_closed(self)
+            self._parent.internals.child_closed(self)
         self._after_close(deadline)
 
     def _after_close(self, deadline: float | None) -> None:
@@ -685,7 +615,7 @@ class RunScope(Scope):
             }
         try:
             # One per run and part of what the run is: never waits, never dropped.
-            self._queue.put_structural((kinds.ENVIRONMENT, _time_ns(), self._context, fields))
+            self._queue.put_structural(environment_item(_time_ns(), self._context, fields))
         except LifecycleError:  # the Contexta was closed meanwhile
             pass
 
