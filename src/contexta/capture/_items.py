@@ -13,9 +13,7 @@ plain tuple of atoms (see `as_context`).
 
 The exceptions, for speed: `Scope.metric` and the compiled call (capture/_scopes/_metric_call.c) build
 the METRIC item as a literal, since a call to `metric_item` would cost the caller's hottest call a
-measurable share, and so does `split_metrics` below, once per key in the writer. Still to move onto
-these declarations: the pipeline's flush barrier (capture/_pipeline/_capture_pipeline.py builds it
-literally) and the store sink (capture/_sinks/_store.py unpacks METRIC items by position).
+measurable share, and so does `split_metrics` below, once per key in the writer.
 tests/capture/test_item_layouts.py holds every literal item equal to what its constructor builds.
 """
 

@@ -19,7 +19,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 
-from contexta.capture._items import BARRIER
+from contexta.capture._items import barrier_item
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._pipeline._outbox import Outbox, ReplayReport
 from contexta.capture._pipeline._queue import CaptureQueue
@@ -103,7 +103,7 @@ class CapturePipeline:
         if not self.writer.alive and not self._closed:
             self.writer.start()
         done = threading.Event()
-        self.queue.put_control((BARRIER, time.time_ns(), None, done, None))
+        self.queue.put_control(barrier_item(time.time_ns(), done))
         return done.wait(timeout)
 
     def _report(self, complete: bool) -> FlushReport:

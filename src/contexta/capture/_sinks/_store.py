@@ -16,6 +16,7 @@ from typing import Any
 
 from contexta.capture._items import (
     METRIC_CONTEXT,
+    METRIC_FIELDS,
     METRIC_KEY,
     METRIC_STEP,
     METRIC_T_NS,
@@ -154,7 +155,7 @@ class MetricColumns:
             item = items[position]
             if type(item) is not tuple:
                 continue
-            _, t_ns, context, key, value, unit, step, scope, tags = item
+            t_ns, context, key, value, unit, step, scope, tags = METRIC_FIELDS(item)
             if unit is None and scope == "step" and tags is None and type(value) is float:
                 points = plain.get((id(context), key)) or self._plain_points(context, key)
             else:
