@@ -137,9 +137,9 @@ def test_the_metric_column_getters_read_the_fields_their_names_say() -> None:
 def test_a_metrics_item_splits_into_the_metric_items_of_its_keys() -> None:
     pairs = (("loss", 0.5), ("acc", 0.9), ("lr", 3))
     item = metrics_item(T, FIELDS, pairs, "nats", 7)
-    assert split_metrics(item) == [
-        metric_item(T, FIELDS, key, value, "nats", 7, "step", None) for key, value in pairs
-    ]
+    split: list[tuple[Any, ...]] = []
+    split_metrics(item, split.append)
+    assert split == [metric_item(T, FIELDS, key, value, "nats", 7, "step", None) for key, value in pairs]
     assert records_of(item) == 3
     assert record_count([item, metric_item(T, FIELDS, "k", 1.0, None, None, "step", None)]) == 4
 

@@ -74,7 +74,7 @@ class EntryBuilder:
             if kind == METRIC:
                 append(item)
             elif kind == METRICS:
-                items += split_metrics(item)
+                split_metrics(item, append)
             else:
                 append(self._entry(item, len(items)))
 

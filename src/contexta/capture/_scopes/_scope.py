@@ -276,7 +276,8 @@ class Scope:
         error to raise once it is queued (None when every pair is valid); shared by both facades."""
         if self._status != "open":
             raise self._closed_error()
-        check_step(step)
+        if step is not None and (type(step) is not int or not 0 <= step < 2**63):
+            check_step(step)
         if unit is not None:
             unit = checked_unit(unit)
         pairs, refused = checked_pairs(values, self._session.record_non_finite)
