@@ -11,7 +11,8 @@ calls these:
 - the compiled call (capture/_scopes/_metric_call.c), which takes only that same common call and
   hands every other, unchanged, to `Scope.metric`;
 - the async facade, through the scope's `metric_item` (`checked_metric`, unguarded);
-- `metrics()` in both facades, through the scope's `metrics_item`.
+- `metrics()` in both facades, through the scope's `metrics_item`: `check_step`, `checked_unit`,
+  and `checked_pairs` behind one guard that lets a mapping of known keys to finite floats skip it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ _MAX_REMEMBERED_KEYS = 16_384
 # Keys (metric and event keys) that passed `check_metric_key`: a key in here needs no check again.
 # Shared by every scope of the process, and read directly by the compiled call.
 KNOWN_KEYS: set[str] = set()
-_FLOAT_ONLY = {float}
 
 
 def checked_key(key: str) -> str:
@@ -108,16 +108,6 @@ def checked_pairs(
 
     A bad pair never costs the good ones: they are recorded, then the call raises (see `Scope.metrics`).
     """
-    if type(values) is dict and values:
-        numbers = values.values()
-        # Checked as a whole at C speed: every key seen before, every value a float, and a finite
-        # sum (a NaN or an infinity makes the sum non-finite). Anything else is checked one by one.
-        if (
-            KNOWN_KEYS.issuperset(values)
-            and set(map(type, numbers)) == _FLOAT_ONLY
-            and (total := sum(numbers)) - total == 0.0
-        ):
-            return tuple(values.items()), None
     if not isinstance(values, Mapping) or not values:
         raise ValidationError(
             "metrics() takes a non-empty mapping of metric key to value", code="metrics_invalid"
