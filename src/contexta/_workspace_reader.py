@@ -11,17 +11,14 @@ where they could. Maintenance that writes happens only where capture opens the w
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from contexta._investigation import Investigation
 from contexta.config import UnifiedConfig, load_config
-from contexta.errors import NotFoundError, StoreError
-from contexta.store import StoreDatabase
+from contexta.store import StoreDatabase, require_store_file
 
 __all__ = ["Workspace"]
 
@@ -46,7 +43,7 @@ class Workspace(Investigation):
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
         path = self._config.workspace.store_file
-        _require_store(self._config.workspace.root, path)
+        require_store_file(self._config.workspace.root, path)
         self._database = StoreDatabase(path, read_only=True)
         try:
             with self._database.read():  # a damaged, unreadable, foreign or old store fails here, clearly
@@ -75,35 +72,3 @@ class Workspace(Investigation):
 
 
 # The name the command line knew it by.
-
-
-def _require_store(root: Path, store: Path) -> None:
-    """`NotFoundError` (nothing created) when there is no store there yet; `StoreError` when this
-    user may not look into the directories that would hold it."""
-    try:
-        store.stat()
-        return
-    except PermissionError:
-        raise StoreError(
-            f"cannot read {store}: permission denied (check the permissions of {_first_closed(store)})",
-            code="store_not_readable",
-            details={"path": str(store)},
-        ) from None
-    except OSError as error:
-        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise
-    how = (
-        f"capture a run into it first (with Contexta(workspace={str(root)!r}).run(...)), "
-        "or point at an existing workspace"
-    )
-    where = f"no workspace at {root}" if not root.exists() else f"no Contexta store in {root} yet"
-    detail = "" if not root.exists() else f" ({store} does not exist)"
-    raise NotFoundError(f"{where}{detail}: {how}", code="workspace_not_found", details={"path": str(root)})
-
-
-def _first_closed(path: Path) -> Path:
-    """The outermost directory on the way to `path` that this user may not enter (else `path`)."""
-    for directory in reversed(path.parents):
-        if not os.access(directory, os.X_OK):
-            return directory
-    return path

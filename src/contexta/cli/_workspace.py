@@ -4,13 +4,10 @@ the commands that only read it, writable for `replay`."""
 from __future__ import annotations
 
 import argparse
-import errno
-import os
-from pathlib import Path
 
 from contexta import Contexta, Workspace
-from contexta.cli._output import CommandError
 from contexta.config import UnifiedConfig, load_config
+from contexta.store import require_store_file
 
 __all__ = [
     "open_workspace",
@@ -33,35 +30,9 @@ def workspace_config(args: argparse.Namespace) -> UnifiedConfig:
 
 
 def require_store(config: UnifiedConfig) -> None:
-    """`CommandError` (and nothing created) when there is no store there yet, or this user may not
+    """A clear error (and nothing created) when there is no store there yet, or this user may not
     look into the directories that would hold it."""
-    root = config.workspace.root
-    store = config.workspace.store_file
-    try:
-        store.stat()
-        return
-    except PermissionError:
-        raise CommandError(
-            f"cannot read {store}: permission denied (check the permissions of {_first_closed(store)})"
-        ) from None
-    except OSError as error:
-        if error.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise
-    how = (
-        f"capture a run into it first (with Contexta(workspace={str(root)!r}).run(...)), "
-        "or point --workspace at an existing workspace"
-    )
-    if not root.exists():
-        raise CommandError(f"no workspace at {root}: {how}")
-    raise CommandError(f"no Contexta store in {root} yet ({store} does not exist): {how}")
-
-
-def _first_closed(path: Path) -> Path:
-    """The outermost directory on the way to `path` that this user may not enter (else `path`)."""
-    for directory in reversed(path.parents):
-        if not os.access(directory, os.X_OK):
-            return directory
-    return path
+    require_store_file(config.workspace.root, config.workspace.store_file)
 
 
 def open_workspace(args: argparse.Namespace) -> Workspace:

@@ -32,6 +32,7 @@ from contexta.store._rebuild import RebuiltStore, rebuild_database
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._rows import loads_or_none
+from contexta.store._store_file import require_store_file
 
 __all__ = [
     "AppendResult",
@@ -66,5 +67,6 @@ __all__ = [
     "mark_interrupted_runs",
     "rebuild_database",
     "record_view",
+    "require_store_file",
     "select_series",
 ]
