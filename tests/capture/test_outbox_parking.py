@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from contexta import Contexta
+from contexta.errors import CaptureWarning
 
 # A sink that refuses every batch, so each one is parked; one `metrics()` call with many keys is one
 # batch, so the sizes below are what each parked file holds.
@@ -204,7 +205,11 @@ def test_a_partial_file_whose_writer_died_is_removed_by_the_next_park(tmp_path: 
     signals.mkdir()
     _leave_a_dead_writers_partial_file(workspace, signals)
     config = {"project_name": "p", "capture": {"persist": False}}
-    with Contexta(workspace=workspace, config=config, sinks=[_Refusing()]) as ctx, ctx.run("again") as run:
+    with (
+        pytest.warns(CaptureWarning, match="parked"),
+        Contexta(workspace=workspace, config=config, sinks=[_Refusing()]) as ctx,
+        ctx.run("again") as run,
+    ):
         run.metric("loss", 1.0)
         ctx.flush()
     assert _partial_files(workspace) == []
