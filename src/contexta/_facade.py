@@ -8,11 +8,8 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import anyio
-
-from contexta._async import AsyncDeploymentScope, AsyncRunScope
 from contexta._investigation import Investigation
 from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
 from contexta.capture._pipeline._capture_pipeline import CapturePipeline
@@ -45,6 +42,9 @@ from contexta.store import (
     latest_execution_start,
     mark_interrupted_runs,
 )
+
+if TYPE_CHECKING:  # the async facade (anyio) is imported by the first `arun`/`adeployment`
+    from contexta._async import AsyncDeploymentScope, AsyncRunScope
 
 __all__ = ["Contexta"]
 
@@ -197,6 +197,8 @@ class Contexta(Investigation):
         resume: bool = False,
     ) -> AsyncRunScope:
         """`run()` for async code: `async with ctx.arun(...) as run:`; closing it awaits its flush."""
+        from contexta._async import AsyncRunScope
+
         return AsyncRunScope(
             self.run(
                 name,
@@ -214,14 +216,20 @@ class Contexta(Investigation):
         self, name: str, *, run_ref: str | None = None, artifact_ref: str | None = None
     ) -> AsyncDeploymentScope:
         """`deployment()` for async code: `async with ctx.adeployment(...) as deployment:`."""
+        from contexta._async import AsyncDeploymentScope
+
         return AsyncDeploymentScope(self.deployment(name, run_ref=run_ref, artifact_ref=artifact_ref))
 
     async def aflush(self, timeout: float | None = None) -> FlushReport:
         """`flush()` without blocking the event loop (it waits in a worker thread)."""
+        import anyio
+
         return await anyio.to_thread.run_sync(self.flush, timeout, abandon_on_cancel=True)
 
     async def aclose(self, timeout: float | None = None) -> FlushReport:
         """`close()` without blocking the event loop; shielded, so a cancelled caller still closes."""
+        import anyio
+
         with anyio.CancelScope(shield=True):
             report = await anyio.to_thread.run_sync(self.close, timeout)
         return report

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from contexta import query, reports
+from contexta._on_first_use import on_first_use
 from contexta.capture import read_capture_log
 from contexta.config import UnifiedConfig
 from contexta.contract._artifacts import ArtifactManifest
@@ -19,6 +20,12 @@ from contexta.contract._refs import parse_ref
 from contexta.contract._verification import ArtifactVerification, verify_manifest
 from contexta.errors import NotFoundError
 from contexta.store import ArtifactStore, StoreDatabase
+
+if TYPE_CHECKING:
+    from contexta import query, reports
+else:  # the read side is imported when a question is first asked, not by `import contexta`
+    query = on_first_use("contexta.query")
+    reports = on_first_use("contexta.reports")
 
 __all__ = ["Investigation"]
 

@@ -1,0 +1,45 @@
+"""`import contexta` in a training script pays for capture only: the read side (queries, reports) and
+the async facade (anyio) are imported when first used."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+_LOADED = """
+import sys
+import contexta
+print(" ".join(sorted(name for name in ("contexta.query", "contexta.reports", "contexta._async", "anyio")
+                      if name in sys.modules)))
+"""
+
+
+def test_import_contexta_leaves_the_read_side_and_the_async_facade_unloaded() -> None:
+    loaded = subprocess.run([sys.executable, "-c", _LOADED], capture_output=True, text=True, check=True)
+
+    assert loaded.stdout.split() == []
+
+
+def test_the_first_question_and_the_first_async_run_load_what_they_need(tmp_path: Path) -> None:
+    program = f"""
+import asyncio, sys
+from contexta import Contexta
+with Contexta(workspace={str(tmp_path / "ws")!r}, config={{"project_name": "p"}}) as ctx:
+    with ctx.run("r") as run:
+        run.metric("loss", 0.5)
+    print([run.run_id for run in ctx.list_runs()])
+    async def main():
+        async with ctx.arun("async") as run:
+            await run.metric("loss", 0.25)
+    asyncio.run(main())
+    print(sorted(run.run_id for run in ctx.list_runs()))
+print("contexta.query" in sys.modules, "anyio" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+
+    assert result.stdout.splitlines() == [
+        "['run:p.r']",
+        "['run:p.async', 'run:p.r']",
+        "True True",
+    ]
