@@ -1,5 +1,6 @@
-"""`import contexta` in a training script pays for capture only: the read side (queries, reports) and
-the async facade (anyio) are imported when first used."""
+"""What `import contexta` costs: the parts are imported when first used. A training script pays for
+capture at its first `Contexta`, never for queries, reports or the async facade it does not call;
+a read command (`contexta runs`) never pays for capture."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 _LOADED = """
 import sys
 import contexta
-print(" ".join(sorted(name for name in ("contexta.query", "contexta.reports", "contexta._async", "anyio")
-                      if name in sys.modules)))
+parts = ("contexta.capture", "contexta.query", "contexta.reports", "contexta._async", "anyio")
+print(" ".join(sorted(name for name in parts if name in sys.modules)))
 """
 
 
-def test_import_contexta_leaves_the_read_side_and_the_async_facade_unloaded() -> None:
+def test_import_contexta_leaves_capture_the_read_side_and_the_async_facade_unloaded() -> None:
     loaded = subprocess.run([sys.executable, "-c", _LOADED], capture_output=True, text=True, check=True)
 
     assert loaded.stdout.split() == []
@@ -43,3 +44,23 @@ print("contexta.query" in sys.modules, "anyio" in sys.modules)
         "['run:p.async', 'run:p.r']",
         "True True",
     ]
+
+
+def test_a_read_command_never_imports_capture(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    capture = f"""
+from contexta import Contexta
+with Contexta(workspace={str(workspace)!r}, config={{"project_name": "p"}}) as ctx, ctx.run("r") as run:
+    run.metric("loss", 0.5)
+"""
+    subprocess.run([sys.executable, "-c", capture], check=True)
+    read = f"""
+import sys
+from contexta.cli import main
+code = main(["runs", "--workspace", {str(workspace)!r}])
+print(code, "contexta.capture" in sys.modules)
+"""
+    result = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, check=True)
+
+    assert "completed" in result.stdout.splitlines()[2]  # the run, listed
+    assert result.stdout.splitlines()[-1] == "0 False"

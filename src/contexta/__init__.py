@@ -1,8 +1,23 @@
 """Contexta: local-first observability for ML systems."""
 
-from contexta._facade import Contexta
+from typing import TYPE_CHECKING, Any
+
 from contexta._workspace_reader import Workspace
 from contexta.errors import ContextaError
+
+if TYPE_CHECKING:
+    from contexta._facade import Contexta
+
+
+def __getattr__(name: str) -> Any:
+    # Capture (its queue, writer, sinks and hooks) is imported with the first use of `Contexta`, so a
+    # command that only reads a workspace (`contexta runs`) never loads it.
+    if name == "Contexta":
+        from contexta._facade import Contexta
+
+        return Contexta
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contexta._on_first_use import on_first_use
-from contexta.capture import read_capture_log
 from contexta.config import UnifiedConfig
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._refs import parse_ref
@@ -22,10 +21,11 @@ from contexta.errors import NotFoundError
 from contexta.store import ArtifactStore, StoreDatabase
 
 if TYPE_CHECKING:
-    from contexta import query, reports
+    from contexta import capture, query, reports
 else:  # the read side is imported when a question is first asked, not by `import contexta`
     query = on_first_use("contexta.query")
     reports = on_first_use("contexta.reports")
+    capture = on_first_use("contexta.capture")  # the capture log's reader, for artifact lookups
 
 __all__ = ["Investigation"]
 
@@ -67,7 +67,7 @@ class Investigation:
             pass
         found: ArtifactManifest | None = None
         for path in self._artifact_logs():
-            for line in read_capture_log(path).lines:
+            for line in capture.read_capture_log(path).lines:
                 manifest = line.get("payload", {}).get("manifest", {})
                 if manifest.get("artifact_ref") == artifact_ref:
                     found = ArtifactManifest.from_dict(manifest)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from contexta.capture import rebuild_store
 from contexta.cli._output import CommandError, Output
 from contexta.cli._workspace import (
     open_workspace_for_writing,
@@ -24,6 +23,8 @@ def repair_command(args: argparse.Namespace, output: Output) -> int:
     layout = config.workspace
     if not layout.capture_dir.is_dir():
         raise CommandError(f"no capture log in {layout.root} ({layout.capture_dir} does not exist)")
+    from contexta.capture import rebuild_store
+
     report = rebuild_store(layout.store_file, layout.capture_dir, layout.live_dir)
     if args.format == "json":
         output.json(dataclasses.asdict(report))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from contexta import Workspace
-from contexta.capture import ArtifactVerification
 from contexta.cli._output import CommandError, Output
 from contexta.cli._tables import Column, render_table
 from contexta.cli._workspace import open_workspace
 from contexta.errors import NotFoundError
 from contexta.query import ArtifactRecord
+
+if TYPE_CHECKING:  # capture is imported by `verify` alone, when it meets an unknown artifact
+    from contexta.capture import ArtifactVerification
 
 __all__ = ["verify_command"]
 
@@ -21,6 +24,8 @@ def _verify_stored(ctx: Workspace, artifact: ArtifactRecord) -> ArtifactVerifica
     except NotFoundError:
         # In the store but not in this workspace's capture log (history written by hand, a log that
         # was removed, other sinks): nothing says what the file should hash to.
+        from contexta.capture import ArtifactVerification
+
         return ArtifactVerification(
             artifact.artifact_ref,
             "unknown",

@@ -4,10 +4,14 @@ the commands that only read it, writable for `replay`."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from contexta import Contexta, Workspace
+from contexta import Workspace
 from contexta.config import UnifiedConfig, load_config
 from contexta.store import require_store_file
+
+if TYPE_CHECKING:
+    from contexta import Contexta
 
 __all__ = [
     "open_workspace",
@@ -43,7 +47,10 @@ def open_workspace(args: argparse.Namespace) -> Workspace:
 
 
 def open_workspace_for_writing(args: argparse.Namespace) -> Contexta:
-    """A `Contexta` over the workspace's existing store, for the commands that change it."""
+    """A `Contexta` over the workspace's existing store, for the commands that change it (capture is
+    imported here, not by the read commands)."""
+    from contexta import Contexta
+
     config = workspace_config(args)
     require_store(config)
     return Contexta(config=config)
