@@ -492,53 +492,31 @@ def test_of_two_processes_capturing_one_name_only_the_killed_ones_execution_is_m
     assert _lock_files(workspace) == []
 
 
-def test_a_forked_child_outliving_its_killed_parent_does_not_keep_the_run_open(tmp_path: Path) -> None:
+# How the parent forks its long-lived child: Python's `os.fork()` (at-fork handlers run), or libc's
+# `fork` as native code calls it (no at-fork handler, the GIL kept across).
+_FORKS = {
+    "os.fork": "os.fork()",
+    "native": "__import__('ctypes').PyDLL(None).fork()",
+}
+
+
+@pytest.mark.parametrize("fork", list(_FORKS))
+def test_a_forked_child_outliving_its_killed_parent_does_not_keep_the_run_open(
+    tmp_path: Path, fork: str
+) -> None:
     # Breaks if: a forked child (a DataLoader worker, a helper) keeps the parent's owner lock: the
-    # parent is dead, but the run would look alive for as long as the child lives.
+    # parent is dead, but the run would look alive for as long as the child lives. A lock of the open
+    # file (flock) rides along into the child until the child lets go of it: a natively forked child
+    # runs no at-fork handler and keeps it for its whole life, and an `os.fork()` child for as long as
+    # it takes to be scheduled, which is when the next Contexta may be looking.
     workspace = tmp_path / ".contexta"
     script = _script(
         workspace,
-        """
+        f"""
         run = ctx.run("forked")
         run.stage("train").metric("loss", 0.5)
         ctx.flush()
-        child = os.fork()
-        if child == 0:
-            time.sleep(60)
-            os._exit(0)
-        print(child, flush=True)
-        die()
-        """,
-    )
-    with _alive([sys.executable, "-c", script]) as parent:
-        orphan = int(_read_line(parent))
-        try:
-            assert _read_line(parent) == "flushed"
-            assert parent.wait(30) == -signal.SIGKILL
-            os.kill(orphan, 0)  # still alive
-            with _open(workspace) as ctx:
-                (run,) = ctx.list_runs()
-                assert (run.status, run.end_reason) == ("failed", "interrupted")
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(orphan, signal.SIGKILL)
-
-
-def test_a_child_forked_by_native_code_does_not_keep_its_killed_parents_run_open(tmp_path: Path) -> None:
-    # Breaks if: the owner lock rides along into a forked child until the child lets go of it (a lock
-    # of the open file, like flock): a child forked by native code runs no Python at-fork handler, so
-    # it would keep the run "open" for as long as it lives, and an `os.fork()` child does for as long
-    # as it takes to be scheduled, which is when the next Contexta may be looking.
-    workspace = tmp_path / ".contexta"
-    script = _script(
-        workspace,
-        """
-        import ctypes
-
-        run = ctx.run("forked")
-        run.stage("train").metric("loss", 0.5)
-        ctx.flush()
-        child = ctypes.PyDLL(None).fork()  # libc's fork: no at-fork handlers, the GIL kept across
+        child = {_FORKS[fork]}
         if child == 0:
             time.sleep(60)
             os._exit(0)
