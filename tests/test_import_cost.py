@@ -22,6 +22,13 @@ def test_import_contexta_leaves_capture_the_read_side_and_the_async_facade_unloa
     assert loaded.stdout.split() == []
 
 
+def test_completion_offers_contexta_before_its_first_use() -> None:
+    program = "import contexta, sys; print('Contexta' in dir(contexta), 'contexta.capture' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+
+    assert result.stdout.split() == ["True", "False"]
+
+
 def test_the_first_question_and_the_first_async_run_load_what_they_need(tmp_path: Path) -> None:
     program = f"""
 import asyncio, sys

@@ -19,6 +19,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # Completion (IPython, notebooks) lists `Contexta` before its first use, too.
+    return sorted({*globals(), *__all__})
+
+
 __version__ = "0.1.0"
 
 __all__ = ["Contexta", "ContextaError", "Workspace", "__version__"]
