@@ -81,7 +81,11 @@ class Contexta(Investigation):
             capture = self._config.capture
             sinks = [
                 LocalJsonlSink(
-                    layout.capture_dir, durability=capture.durability, log_process=capture.log_process
+                    layout.capture_dir,
+                    durability=capture.durability,
+                    log_process=capture.log_process,
+                    segment_bytes=capture.segment_bytes,
+                    segment_age_s=capture.segment_age_s,
                 )
             ]
         else:

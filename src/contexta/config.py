@@ -171,6 +171,11 @@ class CaptureConfig:
     # captured and close open scopes `cancelled` before the process ends (capture/_scopes/_signals.py);
     # False leaves both signals alone.
     handle_signals: bool = True
+    # The capture log's active file (`record.jsonl`, ...) is sealed into a numbered segment and
+    # compressed with zstd (about 35 times smaller) once it holds `segment_bytes`, or once its first
+    # line is `segment_age_s` old (capture/_log/_segments.py); 0 turns either limit off.
+    segment_bytes: int = 16 * 1024 * 1024
+    segment_age_s: float = 3600.0
 
     def __post_init__(self) -> None:
         for name in ("queue_capacity", "max_batch_size"):
@@ -181,6 +186,24 @@ class CaptureConfig:
                     code="config_value_invalid",
                     details={"key": f"capture.{name}"},
                 )
+        if type(self.segment_bytes) is not int or self.segment_bytes < 0:
+            raise ConfigurationError(
+                f"capture.segment_bytes must be a whole number of bytes (0 for no size limit), "
+                f"got {self.segment_bytes!r}",
+                code="config_value_invalid",
+                details={"key": "capture.segment_bytes"},
+            )
+        if (
+            isinstance(self.segment_age_s, bool)
+            or not isinstance(self.segment_age_s, (int, float))
+            or not self.segment_age_s >= 0
+        ):
+            raise ConfigurationError(
+                f"capture.segment_age_s must be a number of seconds (0 for no age limit), "
+                f"got {self.segment_age_s!r}",
+                code="config_value_invalid",
+                details={"key": "capture.segment_age_s"},
+            )
         for name in ("flush_interval_s", "block_timeout_s", "exit_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -2,8 +2,10 @@
 
 Each round starts a child interpreter that captures into its own workspace without end, kills it with
 SIGKILL after a random delay, and then checks, from this process:
-- the capture log's records are an in-order prefix of what was captured (a torn last line is skipped
-  and reported, never fatal, and nothing before it is lost or reordered);
+- the capture log's records, read across its segments, are an in-order prefix of what was captured (a
+  torn last line is skipped and reported, never fatal, and nothing before it is lost or reordered);
+  the child seals a segment every few batches and compresses sealed ones in the background, so many
+  kills land during a sealing or a compression;
 - the store opens cleanly (SQLite integrity check), and what it holds is a prefix of the log: the store
   writes a batch only after the log has it, so it is never ahead of the log;
 - the next Contexta on the workspace marks the run failed with an `interrupted` diagnostic;
@@ -35,7 +37,10 @@ _CHILD = textwrap.dedent(
     from contexta import Contexta
 
     workspace = sys.argv[1]
-    ctx = Contexta(workspace=workspace, config={"project_name": "crash", "capture": {"max_batch_size": 512}})
+    ctx = Contexta(
+        workspace=workspace,
+        config={"project_name": "crash", "capture": {"max_batch_size": 512, "segment_bytes": 1 << 20}},
+    )
     run = ctx.run("endless")
     stage = run.stage("train")
     ctx.flush()  # the run is in the store before the parent starts its clock
@@ -68,10 +73,13 @@ def _kill_one(workspace: Path, delay_s: float) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-def _check(workspace: Path, repair: bool) -> tuple[int, int, bool]:
-    log = read_capture_log(workspace / "cache" / "capture" / "record.jsonl")
+def _check(workspace: Path, repair: bool) -> tuple[int, int, bool, int, int]:
+    capture_dir = workspace / "cache" / "capture"
+    sealed = len(list(capture_dir.glob("record.*.jsonl*")))
+    left_plain = len(list(capture_dir.glob("record.*.jsonl")))  # killed before or while compressing
+    log = read_capture_log(capture_dir / "record.jsonl")
     lines = log.lines
-    total = sum(1 for _ in (workspace / "cache" / "capture" / "record.jsonl").open("rb"))
+    total = len(lines) + len(log.skipped_lines)
     # Only the very last line may be unreadable: a write cut short by the kill.
     assert all(number == total for number in log.skipped_lines), log.skipped_lines
     logged = [
@@ -99,7 +107,7 @@ def _check(workspace: Path, repair: bool) -> tuple[int, int, bool]:
             rebuilt = [point.step for point in ctx.get_metric_series("endless", "loss").points]
             assert ctx.list_runs()[0].end_reason == "interrupted"
         assert rebuilt == logged
-    return len(logged), len(stored), log.torn_tail
+    return len(logged), len(stored), log.torn_tail, sealed, left_plain
 
 
 def test_thirty_sigkills_leave_a_consistent_log_and_store(tmp_path: Path) -> None:
@@ -111,5 +119,7 @@ def test_thirty_sigkills_leave_a_consistent_log_and_store(tmp_path: Path) -> Non
     with ThreadPoolExecutor(max_workers=2) as pool:  # two children at a time: the machine has 2 cores
         list(pool.map(_kill_one, workspaces, delays))
     results = [_check(workspace, repair=number % 6 == 0) for number, workspace in enumerate(workspaces)]
-    assert sum(logged for logged, _, _ in results) > 0
-    assert any(stored for _, stored, _ in results), "no round got as far as storing a metric"
+    assert sum(result[0] for result in results) > 0
+    assert any(result[1] for result in results), "no round got as far as storing a metric"
+    assert sum(result[3] for result in results) > ROUNDS, "too few kills came after a sealing"
+    assert any(result[4] for result in results), "no kill came before a compression finished"

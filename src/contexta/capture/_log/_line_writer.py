@@ -16,14 +16,18 @@ cut short (the parent died mid-write) is discarded; end of input ends the child.
 
 from __future__ import annotations
 
+import calendar
 import errno
+import fcntl
 import os
 import pickle
 import queue
+import re
 import signal
 import struct
 import sys
 import threading
+import time
 from array import array
 from itertools import repeat
 from operator import floordiv, itemgetter, mod
@@ -160,11 +164,58 @@ def terminate_torn_tail(fd: int) -> None:
         os.write(fd, b"\n")
 
 
-# -- following the file at the path ------------------------------------------------------------
+# -- following the file at the path, and sealing it into segments ------------------------------
 
 # Appends that may each find their file deleted before one stays on disk (a loop deleting the log
 # as fast as it is recreated would otherwise hold the writer forever).
 _MAX_REOPENS = 3
+
+# A sealed segment of `record.jsonl` is `record.000042.jsonl` (renamed away, not yet compressed) and
+# then `record.000042.jsonl.zst`; the numbers grow, so they order the segments.
+SEALED_SEGMENT = re.compile(r"(?P<stem>.+)\.(?P<sequence>[0-9]{6,})\.jsonl(?P<zst>\.zst)?")
+# The first bytes of every capture-log line: `{"captured_at":"2026-12-05T12:00:00`.
+_FIRST_TIME = re.compile(
+    rb'\{"captured_at":"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})'
+)
+
+
+class SegmentLimits:
+    """When the active segment is sealed: once it holds `max_bytes`, or once its first line is
+    `max_age_s` old (0 turns either off)."""
+
+    __slots__ = ("max_age_s", "max_bytes")
+
+    def __init__(self, max_bytes: int = 0, max_age_s: float = 0.0):
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+
+    def as_args(self) -> list[str]:
+        return [str(self.max_bytes), repr(float(self.max_age_s))]
+
+    @classmethod
+    def from_args(cls, args: list[str]) -> SegmentLimits:
+        return cls(int(args[0]), float(args[1])) if len(args) >= 2 else cls()
+
+
+NO_LIMITS = SegmentLimits()
+
+
+def sealed_segment_path(active: str, sequence: int) -> str:
+    """Where the active segment `.../record.jsonl` goes when it is sealed as number `sequence`."""
+    directory, name = os.path.split(active)
+    return os.path.join(directory, f"{name.removesuffix('.jsonl')}.{sequence:06d}.jsonl")
+
+
+def next_sequence(active: str) -> int:
+    """One more than the highest sealed segment number of `active`'s family (1 for the first)."""
+    directory, name = os.path.split(active)
+    stem = name.removesuffix(".jsonl")
+    highest = 0
+    for entry in os.listdir(directory or "."):
+        match = SEALED_SEGMENT.fullmatch(entry)
+        if match and match["stem"] == stem:
+            highest = max(highest, int(match["sequence"]))
+    return highest + 1
 
 
 def open_log(path: str) -> int:
@@ -176,7 +227,7 @@ def open_log(path: str) -> int:
 
 def names_file(path: str, fd: int) -> bool:
     """True while `path` names the file open at `fd`; False once it was renamed away (a log rotated
-    by logrotate or `mv`), deleted, or replaced by another file."""
+    by logrotate or `mv`, or sealed into a segment), deleted, or replaced by another file."""
     try:
         named = os.stat(path)
     except FileNotFoundError:
@@ -185,8 +236,25 @@ def names_file(path: str, fd: int) -> bool:
     return named.st_ino == opened.st_ino and named.st_dev == opened.st_dev
 
 
+def _lock(fd: int, how: int) -> bool:
+    """flock(2) `fd`; False where the file system offers no locks (then nothing is ever sealed)."""
+    try:
+        fcntl.flock(fd, how)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass
+
+
 class FollowedLog:
-    """One capture-log file held open for appending, that follows its path.
+    """One capture-log file held open for appending, that follows its path and seals it into
+    segments.
 
     A descriptor keeps writing to the file it was opened on: after `mv record.jsonl record.jsonl.1`
     (logrotate's default) or `rm record.jsonl`, lines would go to the rotated file, or to a deleted
@@ -194,21 +262,38 @@ class FollowedLog:
     (two stat calls) that the path still names the open file, and reopens the path when it does not;
     and an append that landed in a file deleted meanwhile is written again at the path. An append
     that returns is on disk, at the path or in the file the path named a moment before.
+
+    Sealing: every append holds a shared flock on the file while it checks the path and writes; the
+    append that finds the file past its `SegmentLimits` takes the exclusive lock (without waiting:
+    if another process is appending, a later append seals) and renames the file to the next sealed
+    segment name. Any process appending to it (ranks, the log-writer child) either wrote before the
+    rename or finds the path renamed once it holds its lock, and reopens: so nothing is written into
+    a sealed segment after its rename, and it can be compressed (`_segments.py`) while capture goes on.
     """
 
-    def __init__(self, path: str, *, sync_before_leaving: bool = False):
+    def __init__(self, path: str, *, sync_before_leaving: bool = False, limits: SegmentLimits = NO_LIMITS):
         self.path = path
-        self.fd = open_log(path)
+        self.limits = limits
+        self.sealed = 0  # segments this log sealed, for whoever compresses them
         self._sync_before_leaving = sync_before_leaving  # durability="fsync": what went there is kept
+        self.fd = open_log(path)
+        self._locks = True
+        self._started: float | None = None  # when the open file's first line was captured (epoch s)
 
     def append(self, data: bytes, torn: bool) -> None:
         """`append_whole(data)` to the file the path names now (`torn` as there; a file opened anew
         is always checked for a torn tail, since another process may have written it)."""
         for _ in range(_MAX_REOPENS):
-            if self.follow():
+            if self._hold_current():
                 torn = True
-            append_whole(self.fd, data, torn)
-            if os.fstat(self.fd).st_nlink:
+            try:
+                append_whole(self.fd, data, torn)
+                kept = os.fstat(self.fd).st_nlink
+            finally:
+                if self._locks:
+                    _unlock(self.fd)
+            if kept:
+                self._seal_if_due()
                 return
             torn = True  # deleted under us: what we wrote is gone; write it again where readers look
         raise _refused(
@@ -216,15 +301,46 @@ class FollowedLog:
             False,
         )
 
+    def _hold_current(self) -> bool:
+        """Hold a shared lock on the file the path names; True if it had to be reopened first."""
+        reopened = False
+        for _ in range(_MAX_REOPENS):
+            if self._locks:
+                self._locks = _lock(self.fd, fcntl.LOCK_SH)
+            try:
+                if names_file(self.path, self.fd):
+                    return reopened
+            except OSError as error:
+                self._release()
+                raise _refused(error, False) from error
+            self._release()
+            self._reopen()
+            reopened = True
+        if self._locks:
+            self._locks = _lock(self.fd, fcntl.LOCK_SH)
+        return reopened
+
+    def _release(self) -> None:
+        if self._locks:
+            _unlock(self.fd)
+
     def follow(self) -> bool:
         """Reopen the path if it no longer names the open file; True if it did."""
         try:
             if names_file(self.path, self.fd):
                 return False
+        except OSError as error:
+            raise _refused(error, False) from error
+        self._reopen()
+        return True
+
+    def _reopen(self) -> None:
+        try:
             fresh = open_log(self.path)
         except OSError as error:
             raise _refused(error, False) from error
         old, self.fd = self.fd, fresh
+        self._started = None
         try:
             if self._sync_before_leaving:
                 os.fsync(old)
@@ -232,7 +348,45 @@ class FollowedLog:
             pass
         finally:
             os.close(old)
-        return True
+
+    def _seal_if_due(self) -> None:
+        """Seal the open file into the next segment if it is past its limits and no one else is
+        appending to it right now. A failure to seal is not an append's failure: the file stays the
+        active segment and a later append tries again."""
+        limits = self.limits
+        if not (limits.max_bytes or limits.max_age_s) or not self._locks:
+            return
+        try:
+            size = os.fstat(self.fd).st_size
+            if not size or not (
+                (limits.max_bytes and size >= limits.max_bytes)
+                or (limits.max_age_s and time.time() - self._first_line_time() >= limits.max_age_s)
+            ):
+                return
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            try:
+                if not names_file(self.path, self.fd):
+                    return  # another process sealed it a moment ago
+                if self._sync_before_leaving:
+                    os.fsync(self.fd)
+                os.rename(self.path, sealed_segment_path(self.path, next_sequence(self.path)))
+                self.sealed += 1
+            finally:
+                _unlock(self.fd)
+            self._reopen()
+        except OSError:
+            return
+
+    def _first_line_time(self) -> float:
+        """When the open file's first line was captured (read once per file), else now."""
+        if self._started is None:
+            match = _FIRST_TIME.match(os.pread(self.fd, 40, 0))
+            # By hand, not strptime: that imports a module on first use, on the writer's clock.
+            self._started = calendar.timegm((*map(int, match.groups()), 0, 0, 0)) if match else time.time()
+        return self._started
 
     def close(self) -> None:
         try:
@@ -269,7 +423,7 @@ def _tell_parent(data: bytes) -> None:
         pass
 
 
-def main(path: str) -> None:
+def main(path: str, limits: SegmentLimits = NO_LIMITS) -> None:
     """Read requests, assemble their lines, and hand them to a thread that appends and answers: the
     next batch is assembled while the kernel copies the last one into the file."""
     # Ctrl-C reaches the whole process group, and so do SIGTERM and SIGHUP from Slurm's scancel or a
@@ -280,7 +434,7 @@ def main(path: str) -> None:
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, writes fail with EFBIG instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    log = FollowedLog(path)
+    log = FollowedLog(path, limits=limits)
     assembled: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=2)
     appender = threading.Thread(target=_append_and_answer, args=(log, assembled))
     appender.start()
@@ -315,4 +469,4 @@ def _append_and_answer(log: FollowedLog, assembled: queue.Queue[bytes | Exceptio
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], SegmentLimits.from_args(sys.argv[2:]))

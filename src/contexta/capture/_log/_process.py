@@ -27,7 +27,7 @@ from pathlib import Path
 
 from contexta.capture._log import _line_writer as protocol
 from contexta.capture._log._batch import CaptureBatch
-from contexta.capture._log._line_writer import Segment
+from contexta.capture._log._line_writer import NO_LIMITS, Segment, SegmentLimits
 from contexta.errors import CaptureWarning
 
 __all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
@@ -44,11 +44,11 @@ class LogProcess:
     """One log-writer child appending to one file. Requests may be sent from the writer thread and
     the sink's lane (RecordOffload serializes them); only the lane reads answers."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, limits: SegmentLimits = NO_LIMITS):
         self._owner_pid = os.getpid()  # the process that started the child
         self._ready = False
         self._child = subprocess.Popen(
-            [sys.executable, "-P", protocol.__file__, str(path)],
+            [sys.executable, "-P", protocol.__file__, str(path), *limits.as_args()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
@@ -152,8 +152,9 @@ class RecordOffload:
     dying then appears twice, with the same record refs, rather than not at all).
     """
 
-    def __init__(self, path: Path, min_batch: int, *, enabled: bool):
+    def __init__(self, path: Path, min_batch: int, *, enabled: bool, limits: SegmentLimits = NO_LIMITS):
         self._path = path
+        self._limits = limits
         self._min_batch = min_batch
         self._failed = not enabled
         self._process: LogProcess | None = None
@@ -233,7 +234,7 @@ class RecordOffload:
             if len(batch) < self._min_batch:
                 return False
             try:
-                self._process = LogProcess(self._path)
+                self._process = LogProcess(self._path, self._limits)
             except OSError:
                 self._failed = True
                 return False

@@ -1,25 +1,35 @@
-"""Reading the capture log back, tolerating what a crash can leave behind."""
+"""Reading the capture log back, across its segments, tolerating what a crash can leave behind."""
 
 from __future__ import annotations
 
-import gzip
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
+
+from contexta.capture._log._segments import (
+    DamagedSegmentError,
+    iter_handle_lines,
+    iter_segment_lines,
+    open_log_segments,
+    open_segment,
+)
+from contexta.config import CAPTURE_LOG_FILES
 
 __all__ = ["CaptureLogRead", "iter_capture_log", "read_capture_log"]
 
 
 @dataclass(frozen=True, slots=True)
 class CaptureLogRead:
-    """The readable lines of one capture-log file, and where unreadable ones were skipped.
+    """The readable lines of one family's capture log (its sealed segments, then the active file),
+    and where unreadable ones were skipped.
 
-    `torn_tail` is True when the file ends in an unterminated line (a write cut short by a crash);
-    `skipped_lines` lists 1-based line numbers that were not valid JSON objects.
+    `torn_tail` is True when the active file ends in an unterminated line (a write cut short by a
+    crash); `skipped_lines` lists 1-based line numbers, counted across the segments in order, that
+    were not valid JSON objects or not terminated.
     """
 
     path: Path
@@ -33,35 +43,65 @@ class CaptureLogRead:
 
 
 def iter_capture_log(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
-    """(line number, parsed object or None, terminated) for each non-empty line of `path` (a rotated
-    file compressed by logrotate, `*.gz`, is read through gzip)."""
-    opener = gzip.open if os.fspath(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            terminated = raw.endswith(b"\n")
-            text = raw.strip()
-            if not text:
-                continue
-            try:
-                parsed = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                parsed = None
-            yield number, parsed if isinstance(parsed, dict) else None, terminated
+    """(line number, parsed object or None, terminated) for each non-empty line of the one file
+    `path` (a sealed segment, `*.zst`, or a file logrotate compressed, `*.gz`, is decompressed)."""
+    return _parsed(iter_segment_lines(path))
+
+
+def _parsed(raw_lines: Iterator[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, bool]]:
+    for number, raw in enumerate(raw_lines, start=1):
+        terminated = raw.endswith(b"\n")
+        text = raw.strip()
+        if not text:
+            continue
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parsed = None
+        yield number, parsed if isinstance(parsed, dict) else None, terminated
+
+
+_FAMILY_OF_FILE = {name: family for family, name in CAPTURE_LOG_FILES.items()}
+
+
+def _open_log(target: Path) -> list[IO[bytes]]:
+    """The open files of the log whose active file is `target`, oldest first: its sealed segments,
+    then the active file if it exists. Another file is just itself."""
+    family = _FAMILY_OF_FILE.get(target.name)
+    if family is None:
+        try:
+            return [open_segment(target)]
+        except FileNotFoundError:
+            return []
+    return [handle for _, handle in open_log_segments(target.parent, family)]
 
 
 def read_capture_log(path: str | os.PathLike[str]) -> CaptureLogRead:
-    """Every readable line of `path`; a missing file reads as empty."""
+    """Every readable line of the log whose active file is `path` (`sink.file_path_for(family)`),
+    its sealed segments first; a missing log reads as empty."""
     target = Path(path)
-    if not target.exists():
-        return CaptureLogRead(target, [])
     lines: list[dict[str, Any]] = []
     skipped: list[int] = []
     torn = False
-    for number, parsed, terminated in iter_capture_log(target):
-        if not terminated:
-            torn = True
-        if parsed is None or not terminated:
-            skipped.append(number)
-        else:
-            lines.append(parsed)
+    offset = 0
+    handles = _open_log(target)
+    try:
+        for handle in handles:
+            torn = False
+            last = 0
+            try:
+                for number, parsed, terminated in _parsed(iter_handle_lines(handle)):
+                    last = number
+                    torn = not terminated
+                    if parsed is None or not terminated:
+                        skipped.append(offset + number)
+                    else:
+                        lines.append(parsed)
+            except DamagedSegmentError:
+                last += 1
+                skipped.append(offset + last)
+            offset += last
+    finally:
+        for handle in handles:
+            handle.close()
     return CaptureLogRead(target, lines, skipped, torn)

@@ -7,9 +7,10 @@ import threading
 from pathlib import Path
 
 from contexta.capture._log._batch import FAMILIES, CaptureBatch
-from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog
+from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog, SegmentLimits
 from contexta.capture._log._process import RecordOffload
 from contexta.capture._log._replay import file_end, lines_already_in
+from contexta.capture._log._segments import SegmentCompressor
 from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote
 from contexta.config import capture_log_file_name
 from contexta.errors import ValidationError
@@ -18,6 +19,10 @@ __all__ = ["LocalJsonlSink"]
 
 # A batch this long means the writer is behind the callers: time to assemble lines in another process.
 LOG_PROCESS_MIN_BATCH = 2048
+DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
+DEFAULT_SEGMENT_AGE_S = 3600.0
+# How long `close()` waits for sealed segments to be compressed (they stay readable, plain, if not).
+_COMPRESS_ON_CLOSE_S = 10.0
 
 
 class LocalJsonlSink(CaptureLogSink):
@@ -45,6 +50,8 @@ class LocalJsonlSink(CaptureLogSink):
         name: str = "local-jsonl",
         durability: str = "flush",
         log_process: bool = True,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        segment_age_s: float = DEFAULT_SEGMENT_AGE_S,
     ):
         if durability not in ("flush", "fsync"):
             raise ValidationError(
@@ -58,8 +65,10 @@ class LocalJsonlSink(CaptureLogSink):
         self._pid = os.getpid()
         self._dirty: set[str] = set()
         self._torn: set[str] = set()  # families whose last line may lack its newline
+        self._limits = SegmentLimits(segment_bytes, segment_age_s)
+        self._compressor = SegmentCompressor(self.directory)
         self._offload = RecordOffload(
-            self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH, enabled=log_process
+            self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH, enabled=log_process, limits=self._limits
         )
 
     def file_path_for(self, family: str) -> Path:
@@ -74,12 +83,17 @@ class LocalJsonlSink(CaptureLogSink):
             self._torn = set()
             self._pid = os.getpid()
             self._offload.forget()
+            self._compressor.forget()
 
     def _log(self, family: str) -> FollowedLog:
         """The open file of `family`; call with `_lock` held."""
         log = self._logs.get(family)
         if log is None:
-            log = FollowedLog(str(self.file_path_for(family)), sync_before_leaving=self.durability == "fsync")
+            log = FollowedLog(
+                str(self.file_path_for(family)),
+                sync_before_leaving=self.durability == "fsync",
+                limits=self._limits,
+            )
             self._logs[family] = log
             self._torn.add(family)  # close a line an earlier crash may have left open, before appending
         return log
@@ -105,6 +119,12 @@ class LocalJsonlSink(CaptureLogSink):
             if data:
                 self._append(family, data)
                 self._dirty.add(family)
+        self._compressor.notice()
+
+    @property
+    def compression_errors(self) -> int:
+        """Sealed segments this sink failed to compress (they stay plain and readable)."""
+        return self._compressor.errors
 
     def send_ahead(self, batch: CaptureBatch) -> None:
         """Called by the writer as it queues `batch` for this sink: under load, the log-writer process
@@ -189,6 +209,8 @@ class LocalJsonlSink(CaptureLogSink):
         if self._pid != os.getpid():
             self._logs = {}
             return
+        self._compressor.notice(now=True)
+        self._compressor.join(_COMPRESS_ON_CLOSE_S)
         with self._lock:
             logs, self._logs = self._logs, {}
         for log in logs.values():

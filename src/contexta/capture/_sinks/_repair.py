@@ -5,9 +5,10 @@ store had from live capture, and more after a crash. Repair replays the log's th
 capture order, through the same store sink live capture uses, into a new database file; the store
 then moves the old one aside (kept, never deleted) and puts the new one in its place
 (`contexta.store.rebuild_database`). Rotated files count as
-the log too: `record.jsonl.1`, `record.jsonl.2.gz`, `record.jsonl-20250101` (logrotate's names, by
-number or date, compressed or not) are read beside `record.jsonl`, since a log rotated while runs
-captured holds the beginning of those runs. History written by hand
+the log too: the log's own sealed segments (`record.000001.jsonl.zst`, compressed or not yet), and
+`record.jsonl.1`, `record.jsonl.2.gz`, `record.jsonl-20250101` (logrotate's names, by number or
+date, compressed or not) are read beside `record.jsonl`, since a log rotated while runs captured
+holds the beginning of those runs. History written by hand
 (`metadata_store.put_*`, `record_store.append`) is not in the log: it stays in the kept copy.
 Run it while no process is capturing into the workspace.
 """
@@ -24,6 +25,7 @@ from typing import Any
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._entries import entries_from_lines
 from contexta.capture._log._reader import iter_capture_log
+from contexta.capture._log._segments import DamagedSegmentError, log_segments
 from contexta.capture._sinks._store import StoreSink
 from contexta.config import CAPTURE_LOG_FILES
 from contexta.contract._timestamps import instant_key
@@ -32,7 +34,6 @@ from contexta.store import StoreDatabase, rebuild_database
 
 __all__ = ["RepairReport", "rebuild_store"]
 
-_LOG_FILES = tuple(CAPTURE_LOG_FILES.values())  # scopes first when times tie
 _BATCH = 4_096
 
 
@@ -48,36 +49,50 @@ class RepairReport:
     previous_store: Path | None
 
 
-def _lines(path: Path, rank: int, skipped: list[int]) -> Iterator[tuple[str, int, int, dict[str, Any]]]:
-    if not path.exists():
-        return
-    for number, parsed, terminated in iter_capture_log(path):
-        if parsed is None or not terminated or "captured_at" not in parsed or "family" not in parsed:
-            skipped.append(number)
-            continue
+def _lines(
+    files: list[Path], rank: int, skipped: dict[str, list[int]]
+) -> Iterator[tuple[str, int, int, int, dict[str, Any]]]:
+    """The lines of a run of one family's files, file after file (one open at a time), keyed for
+    the merge: time, then the family's rank, then the file's place in the run, then the line's."""
+    for place, path in enumerate(files):
+        skipped_here = skipped.setdefault(path.name, [])
+        number = 0
         try:
-            key = instant_key(parsed["captured_at"])
-        except ContextaError:
-            skipped.append(number)
-            continue
-        yield key, rank, number, parsed
+            for number, parsed, terminated in iter_capture_log(path):
+                if parsed is None or not terminated or "captured_at" not in parsed or "family" not in parsed:
+                    skipped_here.append(number)
+                    continue
+                try:
+                    key = instant_key(parsed["captured_at"])
+                except ContextaError:
+                    skipped_here.append(number)
+                    continue
+                yield key, rank, place, number, parsed
+        except DamagedSegmentError:  # the rest of a damaged compressed segment counts as one line
+            skipped_here.append(number + 1)
 
 
-def _log_files(capture_dir: Path, name: str) -> list[Path]:
-    """The log file `name` and its rotated siblings (`name.1`, `name.2.gz`, `name-20250101`, ...)."""
+def _log_runs(capture_dir: Path, family: str) -> list[list[Path]]:
+    """The log of `family` as runs of files, each run in capture order: its segments (the active
+    file last), and each file logrotate rotated away (`record.jsonl.1`, `record.jsonl.2.gz`,
+    `record.jsonl-20250101`, ...) on its own, since their names do not say their order."""
+    name = CAPTURE_LOG_FILES[family]
     rotated = re.compile(rf"{re.escape(name)}(?:[.-][0-9]+)+(?:\.gz)?")
     siblings = sorted(path for path in capture_dir.glob(f"{name}?*") if rotated.fullmatch(path.name))
-    return [*siblings, capture_dir / name]
+    return [[path] for path in siblings] + [[segment.path for segment in log_segments(capture_dir, family)]]
 
 
 def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple[int, ...]], int, int]:
     sink = StoreSink(database, name="repair", warn_open_elsewhere=False)
-    files = [(rank, path) for rank, name in enumerate(_LOG_FILES) for path in _log_files(capture_dir, name)]
-    skipped: dict[str, list[int]] = {path.name: [] for _, path in files}
-    streams = [_lines(path, rank, skipped[path.name]) for rank, path in files]
+    skipped: dict[str, list[int]] = {}
+    streams = [
+        _lines(files, rank, skipped)
+        for rank, family in enumerate(CAPTURE_LOG_FILES)
+        for files in _log_runs(capture_dir, family)
+    ]
     records = artifacts = 0
     pending: list[dict[str, Any]] = []
-    for _, _, _, line in heapq.merge(*streams, key=lambda item: item[:3]):
+    for *_, line in heapq.merge(*streams, key=lambda item: item[:4]):
         records += line["family"] == "RECORD"
         artifacts += line["family"] == "ARTIFACT"
         pending.append(line)
