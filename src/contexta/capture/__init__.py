@@ -5,7 +5,14 @@ from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._log._batch import CaptureBatch, CapturedEntry
-from contexta.capture._log._reader import CaptureLogRead, read_capture_log
+from contexta.capture._log._reader import CaptureLogRead, iter_capture_log, read_capture_log
+from contexta.capture._log._segments import (
+    DamagedSegmentError,
+    LogSegment,
+    compress_sealed_segments,
+    log_segments,
+    open_segment,
+)
 from contexta.capture._pipeline._outbox import ReplayReport
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
 from contexta.capture._scopes._scope import (
@@ -75,11 +82,13 @@ __all__ = [
     "CaptureWarning",
     "CapturedEntry",
     "CompositeSink",
+    "DamagedSegmentError",
     "DeploymentScope",
     "FileDigest",
     "FlushReport",
     "InMemorySink",
     "LocalJsonlSink",
+    "LogSegment",
     "OperationScope",
     "RepairReport",
     "ReplayReport",
@@ -90,7 +99,11 @@ __all__ = [
     "StageScope",
     "StdoutSink",
     "StoreSink",
+    "compress_sealed_segments",
     "hash_file",
+    "iter_capture_log",
+    "log_segments",
+    "open_segment",
     "read_capture_log",
     "rebuild_store",
 ]
