@@ -54,6 +54,14 @@ def capture_log_file_name(family: str) -> str:
         ) from None
 
 
+def capture_log_family(file_name: str) -> str | None:
+    """The record family whose active capture-log file is named `file_name`, or None."""
+    for family, name in CAPTURE_LOG_FILES.items():
+        if name == file_name:
+            return family
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkspaceConfig:
     """Where a workspace keeps things; unset paths live under `root_path`."""

@@ -46,10 +46,20 @@ def tail_command(args: argparse.Namespace, output: Output) -> int:
     recent: list[LogEntry] = []
     for family in families:
         path = config.workspace.capture_log_file(family)
-        lines, offset = last_lines(path, args.lines)
+        lines, follower = last_lines(path, args.lines)
         recent += [describe_line(line) for line in lines]
-        followers.append(LogFollower(path, offset))
+        followers.append(follower)
     recent = _ordered(recent)[-args.lines :] if args.lines else []
+    try:
+        return _show(recent, followers, args, output)
+    finally:
+        for follower in followers:
+            follower.close()
+
+
+def _show(
+    recent: list[LogEntry], followers: list[LogFollower], args: argparse.Namespace, output: Output
+) -> int:
     as_json = args.format == "json"
     if as_json and not args.follow:
         output.json([dict(entry.line) for entry in recent])

@@ -17,7 +17,7 @@ from contexta.capture._log._segments import (
     open_log_segments,
     open_segment,
 )
-from contexta.config import CAPTURE_LOG_FILES
+from contexta.config import capture_log_family
 
 __all__ = ["CaptureLogRead", "iter_capture_log", "read_capture_log"]
 
@@ -61,13 +61,10 @@ def _parsed(raw_lines: Iterator[bytes]) -> Iterator[tuple[int, dict[str, Any] | 
         yield number, parsed if isinstance(parsed, dict) else None, terminated
 
 
-_FAMILY_OF_FILE = {name: family for family, name in CAPTURE_LOG_FILES.items()}
-
-
 def _open_log(target: Path) -> list[IO[bytes]]:
     """The open files of the log whose active file is `target`, oldest first: its sealed segments,
     then the active file if it exists. Another file is just itself."""
-    family = _FAMILY_OF_FILE.get(target.name)
+    family = capture_log_family(target.name)
     if family is None:
         try:
             return [open_segment(target)]

@@ -190,7 +190,7 @@ class LocalJsonlSink(CaptureLogSink):
             for family, (_, done) in remaining.items():
                 log = self._log(family)
                 log.follow()
-                places[family] = {**file_end(log.fd), "done": done}
+                places[family] = {**file_end(log.fd, log.path), "done": done}
         note.write({**earlier, **places})
         for family, (data, done) in remaining.items():
             self._append(family, data[done:])
