@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from contexta.config import capture_log_family
+
+if TYPE_CHECKING:
+    from contexta.capture import LogSegment
 
 __all__ = ["LogFollower", "last_lines"]
 
@@ -59,41 +62,75 @@ def _last_complete(handle: IO[bytes], count: int) -> tuple[list[dict[str, Any]],
     return (lines[-count:] if count else []), position + end
 
 
+def _sealed(path: Path) -> list[LogSegment]:
+    """The sealed segments of the log whose active file is `path`, oldest first."""
+    family = capture_log_family(path.name)
+    if family is None:
+        return []
+    # Here, not at the top: a read command that never looks into sealed segments (`runs`) does not
+    # pay for importing capture.
+    from contexta.capture import log_segments
+
+    return [segment for segment in log_segments(path.parent, family) if not segment.active]
+
+
+def _next_sequence(path: Path) -> int:
+    """The number the active file at `path` gets when it is sealed next."""
+    return max((segment.sequence or 0 for segment in _sealed(path)), default=0) + 1
+
+
+def _segment_lines(segment: LogSegment) -> list[dict[str, Any]]:
+    """The readable complete lines of a sealed segment (read whole: it may be compressed)."""
+    from contexta.capture import DamagedSegmentError, open_segment
+
+    try:
+        with open_segment(segment.path) as handle:
+            return [line for line in map(_parse, handle) if line is not None]
+    except (OSError, DamagedSegmentError):
+        return []
+
+
 def _sealed_tail(path: Path, count: int) -> list[dict[str, Any]]:
     """The last `count` readable lines of the sealed segments before the active file `path`, newest
-    segment first until enough are found (each is read whole: they are compressed)."""
-    family = capture_log_family(path.name)
-    if family is None or count <= 0:
-        return []
-    # Here, not at the top: a read command that never looks back into sealed segments (`runs`)
-    # does not pay for importing capture.
-    from contexta.capture import DamagedSegmentError, log_segments, open_segment
-
+    segment first until enough are found."""
     found: list[dict[str, Any]] = []
-    for segment in reversed([seg for seg in log_segments(path.parent, family) if not seg.active]):
-        try:
-            with open_segment(segment.path) as handle:
-                parsed = [line for line in map(_parse, handle) if line is not None]
-        except (OSError, DamagedSegmentError):
-            continue
-        found = parsed[-(count - len(found)) :] + found
+    if count <= 0:
+        return found
+    for segment in reversed(_sealed(path)):
+        found = _segment_lines(segment)[-(count - len(found)) :] + found
         if len(found) >= count:
             break
     return found
+
+
+def _open_active(path: Path) -> tuple[IO[bytes], int] | None:
+    """The active file at `path`, opened, and the number it will be sealed as; None if there is no
+    active file. Checked on both sides of the open, so a sealing in between is never mistaken."""
+    while True:
+        sequence = _next_sequence(path)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - the caller closes it
+        except FileNotFoundError:
+            return None
+        if _same_file(path, handle) and _next_sequence(path) == sequence:
+            return handle, sequence
+        handle.close()
 
 
 def last_lines(path: Path, count: int) -> tuple[list[dict[str, Any]], LogFollower]:
     """The last `count` readable complete lines of the log whose active file is `path` (back into
     its sealed segments when the active one holds fewer), and a follower that goes on from just
     past the last complete line, in the very file those lines were read from."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - handed to the follower, which closes it
-    except FileNotFoundError:
-        return _sealed_tail(path, count), LogFollower(path)
+    follower = LogFollower(path)
+    opened = _open_active(path)
+    if opened is None:
+        return _sealed_tail(path, count), follower
+    handle, sequence = opened
     lines, offset = _last_complete(handle, count)
     if len(lines) < count:
         lines = _sealed_tail(path, count - len(lines)) + lines
-    return lines, LogFollower(path, handle, offset)
+    follower.hold(handle, sequence, offset)
+    return lines, follower
 
 
 def _same_file(path: Path, handle: IO[bytes]) -> bool:
@@ -106,42 +143,65 @@ def _same_file(path: Path, handle: IO[bytes]) -> bool:
 
 
 class LogFollower:
-    """New complete lines of one log file since the last call, across rotations: it holds the file
-    it reads open, so when the path comes to name another file (the active segment sealed and
-    renamed, logrotate, a re-created file) it first reads the old one to its end (nothing is
-    written there after the rename), then starts the new one from its beginning. Tolerates the
-    file appearing late, and a truncated file (read again from the start)."""
+    """New complete lines of one family's log since the last call, across its segments.
 
-    def __init__(self, path: Path, handle: IO[bytes] | None = None, offset: int = 0):
+    It holds the active file it reads open, knowing the number that file will be sealed as. When the
+    path comes to name another file (the file was sealed and renamed, then maybe compressed), it
+    reads the held file to its end (nothing is written there after the rename), then every segment
+    sealed after it, whole, then the new active file from its start: so however many sealings
+    happen between two polls, each line is printed once, in order. A file logrotate renamed away is
+    finished the same way. Tolerates the file appearing late, and a truncated file (read again from
+    the start)."""
+
+    def __init__(self, path: Path):
         self.path = path
-        self._handle = handle
-        self.offset = offset
+        self._handle: IO[bytes] | None = None
+        self._sequence = 0  # what the held file is sealed as
+        self._read_through = _next_sequence(path) - 1  # sealed segments already accounted for
+        self.offset = 0
+
+    def hold(self, handle: IO[bytes], sequence: int, offset: int) -> None:
+        self._handle, self._sequence, self.offset = handle, sequence, offset
+        self._read_through = sequence - 1
 
     def read_new(self) -> list[dict[str, Any]]:
-        if self._handle is None and not self._open():
-            return []
-        fresh = self._drain()
-        if not _same_file(self.path, self._assert_open()):
+        fresh: list[dict[str, Any]] = []
+        if self._handle is None:
+            self._attach(fresh)
+            if self._handle is None:
+                return fresh
+        fresh += self._drain()
+        if not _same_file(self.path, self._held()):
             fresh += self._drain()  # what was written before it was renamed away
             self.close()
-            if self._open():
+            self._read_through = max(self._read_through, self._sequence)
+            self._attach(fresh)
+            if self._handle is not None:
                 fresh += self._drain()
         return fresh
 
-    def _assert_open(self) -> IO[bytes]:
+    def _attach(self, fresh: list[dict[str, Any]]) -> None:
+        """Read the segments sealed since the last one read, then hold the active file."""
+        while True:
+            for segment in _sealed(self.path):
+                if segment.sequence is not None and segment.sequence > self._read_through:
+                    fresh += _segment_lines(segment)
+                    self._read_through = segment.sequence
+            opened = _open_active(self.path)
+            if opened is None:
+                return
+            handle, sequence = opened
+            if sequence <= self._read_through + 1:  # less: the old file was moved by hand, not sealed
+                self.hold(handle, sequence, 0)
+                return
+            handle.close()  # sealed again meanwhile: read that segment first
+
+    def _held(self) -> IO[bytes]:
         assert self._handle is not None
         return self._handle
 
-    def _open(self) -> bool:
-        try:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - closed by close()
-        except FileNotFoundError:
-            return False
-        self.offset = 0
-        return True
-
     def _drain(self) -> list[dict[str, Any]]:
-        handle = self._assert_open()
+        handle = self._held()
         size = os.fstat(handle.fileno()).st_size
         if size < self.offset:  # truncated: start over
             self.offset = 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from contexta.capture._log._line_writer import SEALED_SEGMENT
-from contexta.config import capture_log_file_name
+from contexta.config import capture_log_family, capture_log_file_name
 
 __all__ = [
     "DamagedSegmentError",
@@ -45,6 +45,7 @@ __all__ = [
 
 COMPRESSION_LEVEL = 1
 _READ_SIZE = 1 << 20
+_COMPRESSED_READ_SIZE = 32 << 10
 _TEMPORARY = ".tmp"
 
 
@@ -95,6 +96,12 @@ def log_segments(capture_dir: str | os.PathLike[str], family: str) -> list[LogSe
     return segments
 
 
+class DamagedSegmentError(ValueError):
+    """A compressed segment stops being readable (its lines up to there were read). Compression
+    writes whole files under their final name, so only damage from outside (a disk, a hand) does
+    this; readers count it as one unreadable line and go on with the next segment."""
+
+
 def open_segment(path: str | os.PathLike[str]) -> IO[bytes]:
     """A binary reader of a log file's lines: zstd (`.zst`) and gzip (`.gz`, logrotate's) are
     decompressed as they are read. A plain sealed segment compressed (and removed) since it was
@@ -108,24 +115,63 @@ def open_segment(path: str | os.PathLike[str]) -> IO[bytes]:
                 raise
             text += ".zst"
     if text.endswith(".zst"):
+        return io.BufferedReader(_ZstdFile(open(text, "rb")), _READ_SIZE)
+    return gzip.open(text, "rb")  # type: ignore[return-value]
+
+
+class _ZstdFile(io.RawIOBase):
+    """The decompressed bytes of a `.zst` file of one or more frames. Unlike zstandard's stream
+    reader, a file that ends inside a frame (cut short by hand or by a disk) is an error, not a
+    quiet end: DamagedSegmentError, after every byte that could be decompressed."""
+
+    def __init__(self, source: IO[bytes]):
         import zstandard  # imported here: 11 ms that only readers of sealed segments pay
 
-        raw = open(text, "rb")  # noqa: SIM115 - closed with the reader that wraps it
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader, _READ_SIZE)
-    return gzip.open(text, "rb")  # type: ignore[return-value]
+        self._source = source
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._pending = memoryview(b"")
+        self._started = False  # the current frame has consumed input
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._source.read(_COMPRESSED_READ_SIZE)  # ~35 times as much once decompressed
+            if not chunk:
+                if self._started and not self._frame.eof:
+                    raise DamagedSegmentError(f"{self._source.name} ends inside a zstd frame")
+                return 0
+            self._pending = memoryview(self._decompress(chunk))
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        while chunk:
+            if self._frame.eof:  # the next frame starts in what the last one left
+                self._frame = self._decompressor.decompressobj()
+                self._started = False
+            try:
+                out.append(self._frame.decompress(chunk))
+            except Exception as error:
+                raise DamagedSegmentError(f"{self._source.name}: {error}") from error
+            self._started = True
+            chunk = self._frame.unused_data if self._frame.eof else b""
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
 
 
 def iter_segment_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
     """The raw lines of one log file (the last may lack its newline)."""
     with open_segment(path) as handle:
         yield from iter_handle_lines(handle)
-
-
-class DamagedSegmentError(ValueError):
-    """A compressed segment stops being readable (its lines up to there were read). Compression
-    writes whole files under their final name, so only damage from outside (a disk, a hand) does
-    this; readers count it as one unreadable line and go on with the next segment."""
 
 
 def iter_handle_lines(handle: IO[bytes]) -> Iterator[bytes]:
@@ -247,17 +293,20 @@ def remove_stale_temporaries(capture_dir: Path, older_than_s: float = 60.0) -> N
 
 
 def compress_sealed_segments(capture_dir: str | os.PathLike[str]) -> list[LogSegment]:
-    """Compress every sealed plain segment of every family in `capture_dir`; the ones compressed."""
-    from contexta.config import CAPTURE_LOG_FILES
-
+    """Compress every sealed plain segment of every family in `capture_dir` (and remove plain ones a
+    compression cut short left beside their `.zst`); the ones compressed."""
+    directory = Path(capture_dir)
     done: list[LogSegment] = []
-    for family in CAPTURE_LOG_FILES:
-        for segment in log_segments(capture_dir, family):
-            if not segment.active and not segment.compressed:
-                compressed = compress_segment(segment)
-                if compressed is not None:
-                    done.append(compressed)
-    remove_stale_temporaries(Path(capture_dir))
+    for name in sorted(_plain_sealed_names(directory)):
+        match = SEALED_SEGMENT.fullmatch(name)
+        family = capture_log_family(f"{match['stem']}.jsonl") if match else None
+        if match is None or family is None:
+            continue
+        plain = LogSegment(directory / name, family, int(match["sequence"]), False)
+        compressed = compress_segment(plain)
+        if compressed is not None:
+            done.append(compressed)
+    remove_stale_temporaries(directory)
     return done
 
 
@@ -314,14 +363,20 @@ class SegmentCompressor:
         self._thread = None
 
 
-def _has_plain_sealed(capture_dir: Path) -> bool:
+def _plain_sealed_names(capture_dir: Path) -> list[str]:
     try:
         names = os.listdir(capture_dir)
     except FileNotFoundError:
-        return False
-    return any(
-        (match := SEALED_SEGMENT.fullmatch(name)) is not None and match["zst"] is None for name in names
-    )
+        return []
+    return [
+        name
+        for name in names
+        if (match := SEALED_SEGMENT.fullmatch(name)) is not None and match["zst"] is None
+    ]
+
+
+def _has_plain_sealed(capture_dir: Path) -> bool:
+    return bool(_plain_sealed_names(capture_dir))
 
 
 def read_segment_bytes(path: str | os.PathLike[str]) -> bytes:
