@@ -299,3 +299,30 @@ def test_segment_limits_are_checked_when_configured(tmp_path: Path) -> None:
         Contexta(workspace=tmp_path / "bad", config={"capture": {"segment_bytes": -1}})
     with pytest.raises(ConfigurationError, match="segment_age_s"):
         Contexta(workspace=tmp_path / "bad", config={"capture": {"segment_age_s": "1h"}})
+
+
+def test_a_compression_that_fails_keeps_the_segment_plain_readable_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contexta.capture._log import _segments
+    from contexta.errors import CaptureWarning
+
+    def disk_full(source: Any, target: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_segments, "_write_compressed", disk_full)
+    workspace = tmp_path / "ws"
+    config = {"project_name": "p", "capture": SMALL_SEGMENTS}
+    with (
+        pytest.warns(CaptureWarning, match="could not compress sealed capture-log segments"),
+        Contexta(workspace=workspace, config=config) as ctx,
+    ):
+        losses = _train(ctx, "fit", 1_000)
+    sealed = [s for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active]
+    assert sealed and not any(s.compressed for s in sealed)
+    assert _losses(workspace) == losses
+
+    monkeypatch.undo()  # space again: the leftovers are compressed by the next pass
+    compress_sealed_segments(_capture_dir(workspace))
+    assert all(s.compressed for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active)
+    assert _losses(workspace) == losses

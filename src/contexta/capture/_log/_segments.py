@@ -22,6 +22,7 @@ import io
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import IO, Any
 
 from contexta.capture._log._line_writer import SEALED_SEGMENT
 from contexta.config import capture_log_family, capture_log_file_name
+from contexta.errors import CaptureWarning
 
 __all__ = [
     "DamagedSegmentError",
@@ -347,9 +349,18 @@ class SegmentCompressor:
         try:
             while compress_sealed_segments(self._capture_dir) and _has_plain_sealed(self._capture_dir):
                 pass
-        except Exception as error:  # never the capturing program's failure; counted and kept plain
+        except Exception as error:  # never the capturing program's failure; counted, kept plain, told
             self.errors += 1
             self.last_error = error
+            if self.errors == 1:
+                warnings.warn(
+                    CaptureWarning(
+                        f"contexta: could not compress sealed capture-log segments in {self._capture_dir} "
+                        f"({type(error).__name__}: {error}); they stay readable, uncompressed, and are "
+                        "compressed by the next capture or by `contexta gc`"
+                    ),
+                    stacklevel=1,
+                )
 
     def join(self, timeout: float | None = None) -> None:
         with self._guard:
