@@ -54,9 +54,7 @@ def parse_age(value: object, key: str = "capture.retention.age") -> float:
     elif isinstance(value, str) and (match := _QUANTITY.fullmatch(value)) is not None:
         unit = match[2].lower()
         if unit not in _AGE_UNITS:
-            raise _invalid(
-                key, f"{key} needs a unit: s, m, h, d or w (such as 30d or 12h), got {value!r}"
-            )
+            raise _invalid(key, f"{key} needs a unit: s, m, h, d or w (such as 30d or 12h), got {value!r}")
         seconds = float(match[1]) * _AGE_UNITS[unit]
     else:
         raise _invalid(key, f"{key} must be a duration such as 30d, 12h or 90m, got {value!r}")
@@ -174,7 +172,8 @@ def retention_policy(value: object, key: str = "capture.retention") -> Retention
         value = items
     if not isinstance(value, Mapping):
         raise _invalid(
-            key, f"{key} must be a string such as 'age=30d,size=50GB,executions=5' or a mapping, got {value!r}"
+            key,
+            f"{key} must be a string such as 'age=30d,size=50GB,executions=5' or a mapping, got {value!r}",
         )
     unknown = [str(name) for name in value if name not in _KEYS]
     if unknown:
@@ -185,7 +184,9 @@ def retention_policy(value: object, key: str = "capture.retention") -> Retention
         max_age_s=None if value.get("age") is None else parse_age(value["age"], f"{key}.age"),
         max_bytes=None if value.get("size") is None else parse_size(value["size"], f"{key}.size"),
         keep_executions=(
-            None if value.get("executions") is None else _parse_count(value["executions"], f"{key}.executions")
+            None
+            if value.get("executions") is None
+            else _parse_count(value["executions"], f"{key}.executions")
         ),
     )
 

@@ -23,9 +23,9 @@ from contexta.errors import ConfigurationError, ValidationError
 __all__ = [
     "CAPTURE_LOG_FILES",
     "PROFILES",
-    "RetentionPolicy",
     "STORE_FILE_NAME",
     "CaptureConfig",
+    "RetentionPolicy",
     "UnifiedConfig",
     "WorkspaceConfig",
     "load_config",
@@ -180,7 +180,7 @@ class CaptureConfig:
     segment_age_s: float = 3600.0
     # Which earlier executions `contexta gc` reclaims (contexta/_retention.py): everything is kept by
     # default. A mapping, a RetentionPolicy or a string (CONTEXTA_CAPTURE_RETENTION="age=30d,size=50GB").
-    retention: RetentionPolicy = RetentionPolicy()
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     # Capture warns (CaptureWarning, once per crossing) when the capture log's file system has less
     # free space than this, before anything is lost (capture/_sinks/_disk_space.py); 0 turns it off.
     min_free_bytes: int = 1 << 30

@@ -11,8 +11,8 @@ from contexta.capture._log._line_writer import AppendRefusedError, FollowedLog, 
 from contexta.capture._log._process import RecordOffload
 from contexta.capture._log._replay import file_end, lines_already_in
 from contexta.capture._log._segments import SegmentCompressor
-from contexta.capture._sinks._disk_space import DEFAULT_MIN_FREE_BYTES, DiskSpaceWatch
 from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote
+from contexta.capture._sinks._disk_space import DEFAULT_MIN_FREE_BYTES, DiskSpaceWatch
 from contexta.config import capture_log_file_name
 from contexta.errors import ValidationError
 
