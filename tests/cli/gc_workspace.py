@@ -19,7 +19,17 @@ CONFIG: dict[str, Any] = {"project_name": PROJECT, "capture": {"segment_bytes": 
 POINTS = 400
 FAMILIES = ("context.jsonl", "record.jsonl", "artifact.jsonl")
 # Tables whose rows belong to an execution by its `execution_id`.
-OWNED = ("runs", "records", "stages", "batches", "samples", "operations", "environments", "artifacts", "metric_series")
+OWNED = (
+    "runs",
+    "records",
+    "stages",
+    "batches",
+    "samples",
+    "operations",
+    "environments",
+    "artifacts",
+    "metric_series",
+)
 
 
 def capture_one(ctx: Contexta, root: Path, name: str, attempt: int, points: int = POINTS) -> str:
@@ -78,7 +88,9 @@ def executions_in_log(workspace: Path, *, sealed_only: bool) -> set[str | None]:
 def store_rows(workspace: Path, execution: str) -> dict[str, int]:
     with sqlite3.connect(workspace / "metadata" / "contexta.db") as connection:
         rows = {
-            table: connection.execute(f"SELECT count(*) FROM {table} WHERE execution_id = ?", (execution,)).fetchone()[0]
+            table: connection.execute(
+                f"SELECT count(*) FROM {table} WHERE execution_id = ?", (execution,)
+            ).fetchone()[0]
             for table in OWNED
         }
         rows["metric_chunks"] = connection.execute(
@@ -105,5 +117,7 @@ def file_digests(directory: Path) -> dict[str, str]:
 
 def disk_bytes(directory: Path) -> int:
     return sum(
-        os.lstat(os.path.join(folder, name)).st_size for folder, _, names in os.walk(directory) for name in names
+        os.lstat(os.path.join(folder, name)).st_size
+        for folder, _, names in os.walk(directory)
+        for name in names
     )

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import CliRunner
 from gc_workspace import (
     CONFIG,
     POINTS,
@@ -34,6 +33,7 @@ from gc_workspace import (
     store_rows,
 )
 
+from conftest import CliRunner
 from contexta import Workspace
 from contexta.capture._log._compaction import execution_of_line
 from contexta.errors import NotFoundError
@@ -53,10 +53,14 @@ def _gc(cli: CliRunner, workspace: Path, *options: str) -> dict[str, Any]:
 
 def _active(workspace: Path) -> dict[str, bytes]:
     capture = workspace / "cache" / "capture"
-    return {name: (capture / name).read_bytes() for name in ("context.jsonl", "record.jsonl", "artifact.jsonl")}
+    return {
+        name: (capture / name).read_bytes() for name in ("context.jsonl", "record.jsonl", "artifact.jsonl")
+    }
 
 
-def _assert_reclaimed(workspace: Path, gone: list[str], kept: list[str], before: dict[str, list[Any]]) -> None:
+def _assert_reclaimed(
+    workspace: Path, gone: list[str], kept: list[str], before: dict[str, list[Any]]
+) -> None:
     """`gone` left no row, point or sealed-segment line; `kept` are whole, and read back as before."""
     for execution in gone:
         assert set(store_rows(workspace, execution).values()) == {0}, execution
@@ -71,7 +75,9 @@ def _assert_reclaimed(workspace: Path, gone: list[str], kept: list[str], before:
         assert all(line in lines for line in remaining_gone)  # only in the active segment, untouched
     with Workspace(workspace) as reader:
         for execution in kept:
-            series = reader.get_metric_series(f"run:{PROJECT}.{_name_of(before, execution)}@{execution}", "loss")
+            series = reader.get_metric_series(
+                f"run:{PROJECT}.{_name_of(before, execution)}@{execution}", "loss"
+            )
             assert len(series.values) == POINTS
             assert store_rows(workspace, execution)["runs"] == 1
         for execution in gone:
@@ -166,7 +172,7 @@ def test_the_configured_policy_applies_and_the_default_keeps_everything(
 
 
 def test_dry_run_changes_nothing(cli: CliRunner, captured: tuple[Path, dict[str, list[str]]]) -> None:
-    workspace, executions = captured
+    workspace, _ = captured
     digests = file_digests(workspace)
 
     report = _gc(cli, workspace, "--dry-run", "--keep-executions", "1")
@@ -180,7 +186,9 @@ def test_dry_run_changes_nothing(cli: CliRunner, captured: tuple[Path, dict[str,
     assert file_digests(workspace) == digests
 
 
-def test_bad_policy_overrides_are_usage_errors(cli: CliRunner, captured: tuple[Path, dict[str, list[str]]]) -> None:
+def test_bad_policy_overrides_are_usage_errors(
+    cli: CliRunner, captured: tuple[Path, dict[str, list[str]]]
+) -> None:
     workspace, _ = captured
     assert cli("gc", "--workspace", workspace, "--keep-age", "30").code == 2
     assert cli("gc", "--workspace", workspace, "--keep-size", "lots").code == 2
@@ -231,7 +239,9 @@ def test_a_live_run_is_never_reclaimed(
         kept = {row["execution_id"]: row["reason"] for row in report["kept"]}
         assert kept[live].startswith("live")
         assert latest in kept
-        assert {row["execution_id"] for row in report["reclaimed"]} == set(executions["a"] + executions["b"][:2])
+        assert {row["execution_id"] for row in report["reclaimed"]} == set(
+            executions["a"] + executions["b"][:2]
+        )
         child.stdin.write("go\n")
         child.stdin.flush()
         assert child.wait(timeout=60) == 0
@@ -251,7 +261,9 @@ def test_outbox_batches_of_reclaimed_executions_are_removed_and_mixed_ones_kept(
     gone, kept = executions["b"][0], executions["b"][-1]
     outbox = workspace / "cache" / "outbox" / "store"
     outbox.mkdir(parents=True)
-    header = orjson.dumps({"sink": "store", "error": "test", "parked_at": "2026-01-01T00:00:00Z", "records": 2})
+    header = orjson.dumps(
+        {"sink": "store", "error": "test", "parked_at": "2026-01-01T00:00:00Z", "records": 2}
+    )
 
     def park(name: str, executions_in_it: list[str]) -> Path:
         chosen = [next(line for line in lines if execution_of_line(line) == e) for e in executions_in_it]
@@ -296,7 +308,9 @@ def _original_order_kept(original: list[dict[str, Any]], now: list[dict[str, Any
         position += 1
 
 
-def test_sigkill_during_gc_leaves_a_readable_log_and_a_consistent_store(tmp_path: Path, cli: CliRunner) -> None:
+def test_sigkill_during_gc_leaves_a_readable_log_and_a_consistent_store(
+    tmp_path: Path, cli: CliRunner
+) -> None:
     template, executions = capture_workspace(tmp_path / "template", attempts=4, points=3000)
     original = log_lines(template)
     gone = {e for name in "ab" for e in executions[name][:-1]}
