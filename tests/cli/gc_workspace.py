@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from contexta import Contexta
-from contexta.capture import read_capture_log
-from contexta.capture._log._compaction import execution_of_line
+from contexta.capture import execution_of_line, read_capture_log
 
 PROJECT = "gcp"
 CONFIG: dict[str, Any] = {"project_name": PROJECT, "capture": {"segment_bytes": 64 * 1024}}

@@ -35,7 +35,7 @@ from gc_workspace import (
 
 from conftest import CliRunner
 from contexta import Workspace
-from contexta.capture._log._compaction import execution_of_line
+from contexta.capture import execution_of_line
 from contexta.errors import NotFoundError
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from contexta._retention import RetentionPolicy, format_bytes, parse_age, parse_size
@@ -82,7 +83,7 @@ def _gc(
     config: UnifiedConfig,
     policy: RetentionPolicy,
     database: StoreDatabase,
-    live_dir: Any,
+    live_dir: Path | None,
 ) -> int:
     layout = config.workspace
     executions = list_executions(database, live_dir)
@@ -160,7 +161,7 @@ def _sum_rows(results: list[Any]) -> dict[str, int]:
     return rows
 
 
-def _remove_unused_copies(database: StoreDatabase, ledger: Ledger, artifacts_dir: Any) -> int:
+def _remove_unused_copies(database: StoreDatabase, ledger: Ledger, artifacts_dir: Path) -> int:
     """Delete the ledger's artifact copies that no manifest points at any more (only inside the
     workspace's artifacts directory: a path elsewhere is never gc's to delete)."""
     used = set(artifact_copies(database))
