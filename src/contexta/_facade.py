@@ -86,6 +86,7 @@ class Contexta(Investigation):
                     log_process=capture.log_process,
                     segment_bytes=capture.segment_bytes,
                     segment_age_s=capture.segment_age_s,
+                    min_free_bytes=capture.min_free_bytes,
                 )
             ]
         else:

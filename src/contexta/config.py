@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from contexta._retention import RetentionPolicy, retention_policy
 from contexta.contract._refs import normalize_name
 from contexta.errors import ConfigurationError, ValidationError
 
@@ -24,6 +25,7 @@ __all__ = [
     "PROFILES",
     "STORE_FILE_NAME",
     "CaptureConfig",
+    "RetentionPolicy",
     "UnifiedConfig",
     "WorkspaceConfig",
     "load_config",
@@ -184,8 +186,22 @@ class CaptureConfig:
     # line is `segment_age_s` old (capture/_log/_segments.py); 0 turns either limit off.
     segment_bytes: int = 16 * 1024 * 1024
     segment_age_s: float = 3600.0
+    # Which earlier executions `contexta gc` reclaims (contexta/_retention.py): everything is kept by
+    # default. A mapping, a RetentionPolicy or a string (CONTEXTA_CAPTURE_RETENTION="age=30d,size=50GB").
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    # Capture warns (CaptureWarning, once per crossing) when the capture log's file system has less
+    # free space than this, before anything is lost (capture/_sinks/_disk_space.py); 0 turns it off.
+    min_free_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "retention", retention_policy(self.retention))
+        if type(self.min_free_bytes) is not int or self.min_free_bytes < 0:
+            raise ConfigurationError(
+                f"capture.min_free_bytes must be a whole number of bytes (0 turns the low-disk warning "
+                f"off), got {self.min_free_bytes!r}",
+                code="config_value_invalid",
+                details={"key": "capture.min_free_bytes"},
+            )
         for name in ("queue_capacity", "max_batch_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:

@@ -5,6 +5,14 @@ from typing import TYPE_CHECKING, Any
 
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._log._batch import CaptureBatch, CapturedEntry
+from contexta.capture._log._compaction import (
+    LogUsage,
+    SegmentRewrite,
+    SegmentUsage,
+    execution_of_line,
+    log_usage,
+    remove_from_sealed_segments,
+)
 from contexta.capture._log._reader import CaptureLogRead, iter_capture_log, read_capture_log
 from contexta.capture._log._segments import (
     DamagedSegmentError,
@@ -13,6 +21,7 @@ from contexta.capture._log._segments import (
     log_segments,
     open_segment,
 )
+from contexta.capture._outbox_reclaim import OutboxReclaim, outbox_usage, reclaim_outbox
 from contexta.capture._pipeline._outbox import ReplayReport
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult, CaptureStats, FlushReport
 from contexta.capture._scopes._scope import (
@@ -89,21 +98,30 @@ __all__ = [
     "InMemorySink",
     "LocalJsonlSink",
     "LogSegment",
+    "LogUsage",
     "OperationScope",
+    "OutboxReclaim",
     "RepairReport",
     "ReplayReport",
     "RunScope",
     "SampleScope",
     "Scope",
+    "SegmentRewrite",
+    "SegmentUsage",
     "Sink",
     "StageScope",
     "StdoutSink",
     "StoreSink",
     "compress_sealed_segments",
+    "execution_of_line",
     "hash_file",
     "iter_capture_log",
     "log_segments",
+    "log_usage",
     "open_segment",
+    "outbox_usage",
     "read_capture_log",
     "rebuild_store",
+    "reclaim_outbox",
+    "remove_from_sealed_segments",
 ]

@@ -10,6 +10,8 @@ from contexta import __version__
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
+from contexta.cli._du import BY_CHOICES, du_command
+from contexta.cli._gc import gc_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
@@ -28,7 +30,7 @@ TEXT_FORMATS = ("text", "json")
 
 _DESCRIPTION = (
     "Ask questions of what Contexta captured into a workspace: list runs, show one, compare two, pick "
-    "the best, diagnose, report, verify artifacts, and follow the capture log live."
+    "the best, diagnose, report, verify artifacts, follow the capture log live, and see and reclaim space."
 )
 _EPILOG = "Exit status: 0 ok, 1 a handled error (one line on stderr), 2 a usage error."
 
@@ -212,5 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate",
         "bring a store written by an earlier version up to this one's schema (read commands never write)",
         migrate_command,
+    )
+    du = _command(
+        commands,
+        "du",
+        "the workspace's space by kind (log, store, artifacts, outbox) and by run or project",
+        du_command,
+    )
+    du.add_argument("--by", choices=BY_CHOICES, default="run", help="rows per run (default), project or kind")
+    gc = _command(
+        commands,
+        "gc",
+        "reclaim earlier executions as capture.retention says (nothing by default); --dry-run says what",
+        gc_command,
+    )
+    gc.add_argument("--dry-run", action="store_true", help="say what would be reclaimed; change nothing")
+    gc.add_argument("--keep-age", metavar="AGE", help="reclaim executions that ended longer ago (30d, 12h)")
+    gc.add_argument(
+        "--keep-size", metavar="SIZE", help="reclaim the oldest executions until under this (50GB, 500MiB)"
+    )
+    gc.add_argument(
+        "--keep-executions",
+        type=_count(1),
+        metavar="N",
+        help="keep the latest N executions of each run name",
     )
     return parser

@@ -29,6 +29,19 @@ from contexta.store._metadata import (
 from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
 from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rebuild import RebuiltStore, rebuild_database
+from contexta.store._reclaim import (
+    CompactReport,
+    ExecutionSummary,
+    ReclaimedExecution,
+    StoreUsage,
+    any_owner_alive,
+    artifact_copies,
+    compact_store,
+    list_executions,
+    reclaim_executions,
+    store_file_bytes,
+    store_usage,
+)
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._rows import loads_or_none
@@ -39,13 +52,16 @@ __all__ = [
     "ArtifactStore",
     "BatchRepository",
     "ChunkNaming",
+    "CompactReport",
     "DeploymentRepository",
     "EnvironmentRepository",
+    "ExecutionSummary",
     "IngestBatch",
     "MetadataStore",
     "MetricColumns",
     "ProjectRepository",
     "RebuiltStore",
+    "ReclaimedExecution",
     "RecordStore",
     "RecordView",
     "RejectedRecord",
@@ -57,16 +73,24 @@ __all__ = [
     "StageRepository",
     "StoreDatabase",
     "StoreIngest",
+    "StoreUsage",
+    "any_owner_alive",
+    "artifact_copies",
+    "compact_store",
     "default_subject",
     "execution_by_number",
     "holds_name_of_before",
     "latest_execution_id",
     "latest_execution_start",
+    "list_executions",
     "load_columns",
     "loads_or_none",
     "mark_interrupted_runs",
     "rebuild_database",
+    "reclaim_executions",
     "record_view",
     "require_store_file",
     "select_series",
+    "store_file_bytes",
+    "store_usage",
 ]

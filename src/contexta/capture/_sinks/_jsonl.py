@@ -12,6 +12,7 @@ from contexta.capture._log._process import RecordOffload
 from contexta.capture._log._replay import file_end, lines_already_in
 from contexta.capture._log._segments import SegmentCompressor
 from contexta.capture._sinks._base import CaptureLogSink, DeliveryNote
+from contexta.capture._sinks._disk_space import DEFAULT_MIN_FREE_BYTES, DiskSpaceWatch
 from contexta.config import capture_log_file_name
 from contexta.errors import ValidationError
 
@@ -52,6 +53,7 @@ class LocalJsonlSink(CaptureLogSink):
         log_process: bool = True,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         segment_age_s: float = DEFAULT_SEGMENT_AGE_S,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ):
         if durability not in ("flush", "fsync"):
             raise ValidationError(
@@ -67,6 +69,7 @@ class LocalJsonlSink(CaptureLogSink):
         self._torn: set[str] = set()  # families whose last line may lack its newline
         self._limits = SegmentLimits(segment_bytes, segment_age_s)
         self._compressor = SegmentCompressor(self.directory)
+        self.disk_space = DiskSpaceWatch(self.directory, min_free_bytes)  # warns before the disk is full
         self._offload = RecordOffload(
             self.file_path_for("RECORD"), LOG_PROCESS_MIN_BATCH, enabled=log_process, limits=self._limits
         )
@@ -111,6 +114,7 @@ class LocalJsonlSink(CaptureLogSink):
         return self._offload.pid
 
     def write(self, batch: CaptureBatch) -> None:
+        self.disk_space.check()
         for family in FAMILIES:
             if family == "RECORD":
                 self._write_records(batch)
