@@ -23,6 +23,7 @@ from contexta.capture._artifacts import register_artifact as build_registration
 from contexta.capture._environment import environment_fields
 from contexta.capture._items import (
     METRIC,
+    METRICS,
     ScopeContext,
     artifact_item,
     environment_item,
@@ -59,6 +60,7 @@ from contexta.errors import CaptureWarning, ClosedScopeError, ConflictError, Lif
 
 if TYPE_CHECKING:
     from contexta.capture._scopes._metric_call import MetricCall as _CompiledMetric
+    from contexta.capture._scopes._metric_call import MetricsCall as _CompiledMetrics
 
 __all__ = [
     "BatchScope",
@@ -136,8 +138,10 @@ class Scope:
         self._details = details or {}
         self._put = session.pipeline.put  # CaptureQueue.put, bound once: the one bounded put
         self._queue = session.pipeline.queue
-        compiled = session.metric_call
-        self._metric_call = None if compiled is None else self._compiled_metric(compiled)
+        # The compiled calls bound to this scope, closed with it (see `_close`).
+        self._compiled: list[_CompiledMetric | _CompiledMetrics] = []
+        if session.metric_call is not None and session.metrics_call is not None:
+            self._shadow_with_compiled_calls(session.metric_call, session.metrics_call)
         self._internals: ScopeInternals | None = None  # see `internals`
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
@@ -202,22 +206,35 @@ class Scope:
 
     # -- emission (the hot path) ---------------------------------------------------------------
 
-    def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
-        """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c).
-        It appends to the queue's deque itself (never replaced: cleared in place after a fork)."""
-        call = compiled(
+    def _shadow_with_compiled_calls(
+        self, metric_call: type[_CompiledMetric], metrics_call: type[_CompiledMetrics]
+    ) -> None:
+        """Shadow `metric` and `metrics` on this instance with the compiled calls, which hand every case
+        but the common one to the methods below, and so to the rules (see capture/_scopes/_metric_call.c).
+        They append to the queue's deque themselves (never replaced: cleared in place after a fork)."""
+        queue = self._queue
+        metric = metric_call(
             MethodType(type(self).metric, self),
-            self._queue.items,
-            self._queue,
+            queue.items,
+            queue,
             self._fields,
             KNOWN_KEYS,
             METRIC,
             ACCEPTED,
             "step",
         )
-        setattr(self, "metric", call)  # noqa: B010 (mypy refuses a plain assignment over a method)
-        return call
+        metrics = metrics_call(
+            MethodType(type(self).metrics, self),
+            queue.items,
+            queue,
+            self._fields,
+            KNOWN_KEYS,
+            METRICS,
+            ACCEPTED,
+        )
+        setattr(self, "metric", metric)  # noqa: B010 (mypy refuses a plain assignment over a method)
+        setattr(self, "metrics", metrics)  # noqa: B010
+        self._compiled.extend((metric, metrics))
 
     def _closed_error(self) -> ClosedScopeError:
         return ClosedScopeError(
@@ -477,8 +494,8 @@ class Scope:
             if self._status != "open":
                 return
             self._status = ending.status
-            if self._metric_call is not None:
-                self._metric_call.close()
+            for call in self._compiled:
+                call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns, ending.details())
         if self._parent is not None:
