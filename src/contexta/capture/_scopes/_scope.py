@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from types import MappingProxyType, MethodType, TracebackType
@@ -35,6 +35,7 @@ from contexta.capture._items import (
 )
 from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture._scopes._compiled import Completed
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._scopes._metric_checks import (
     KNOWN_KEYS,
@@ -75,6 +76,8 @@ __all__ = [
 
 _time_ns = time.time_ns
 _FLOAT_ONLY = {float}
+# What an async shell's compiled `metric()` answers a call it queued: `await` gives ACCEPTED at once.
+_AWAITED_ACCEPTED = None if Completed is None else Completed(ACCEPTED)
 
 
 class ScopeInternals(NamedTuple):
@@ -96,6 +99,10 @@ class ScopeInternals(NamedTuple):
     metrics_item: Callable[
         [Mapping[str, float | int], int | None, str | None],
         tuple[tuple[Any, ...] | None, ValidationError | None],
+    ]
+    # (the shell's own `async def metric`) -> its compiled stand-in, or None (see `Scope._awaitable_metric`)
+    awaitable_metric: Callable[
+        [Callable[..., Awaitable[CaptureResult]]], Callable[..., Awaitable[CaptureResult]] | None
     ]
     # (key, message, level, attributes) -> the checked EVENT item
     event_item: Callable[[str, str, str, Mapping[str, Any] | None], tuple[Any, ...]]
@@ -195,6 +202,7 @@ class Scope:
                 self._queue,
                 self._metric_item,
                 self._metrics_item,
+                self._awaitable_metric,
                 self._event_item,
                 self._span_item,
                 self._leave,
@@ -235,6 +243,28 @@ class Scope:
         setattr(self, "metric", metric)  # noqa: B010 (mypy refuses a plain assignment over a method)
         setattr(self, "metrics", metrics)  # noqa: B010
         self._compiled.extend((metric, metrics))
+
+    def _awaitable_metric(
+        self, fallback: Callable[..., Awaitable[CaptureResult]]
+    ) -> Callable[..., Awaitable[CaptureResult]] | None:
+        """The compiled `metric()` for an async shell over this scope, or None where calls are not
+        compiled. It queues the common call as this scope's compiled `metric` does and answers it with
+        an awaitable already done (no coroutine frame to make and run); every other call goes to
+        `fallback`, the shell's `async def metric`, which checks it and awaits room in a full queue.
+        Closed with this scope, like this scope's own."""
+        compiled = self._session.metric_call
+        if compiled is None or _AWAITED_ACCEPTED is None:
+            return None
+        queue = self._queue
+        call = compiled(
+            fallback, queue.items, queue, self._fields, KNOWN_KEYS, METRIC, _AWAITED_ACCEPTED, "step"
+        )
+        with self._lock:  # made after this scope closed: closed at once
+            if self._status == "open":
+                self._compiled.append(call)
+            else:
+                call.close()
+        return call
 
     def _closed_error(self) -> ClosedScopeError:
         return ClosedScopeError(
