@@ -9,6 +9,7 @@ accounting when the queue is full. CI runs the capture suite again with CONTEXTA
 
 from __future__ import annotations
 
+import gc
 import inspect
 import threading
 from collections import OrderedDict, deque
@@ -23,7 +24,7 @@ import pytest
 from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink
 from contexta.capture._items import METRICS, T_NS, metrics_item
-from contexta.capture._scopes._compiled import MetricsCall
+from contexta.capture._scopes._compiled import MetricCall, MetricsCall
 from contexta.capture._scopes._scope import Scope
 from contexta.errors import ContextaError
 
@@ -279,3 +280,33 @@ def test_a_full_queue_drops_and_counts_alike_through_both(tmp_path: Path) -> Non
         results, dropped, written = _drop_accounting(tmp_path / path, path)
         assert "dropped" in results and dropped == 2 * results.count("dropped"), path
         assert written + dropped == 2 * 301, path
+
+
+@compiled_only
+def test_queued_items_are_out_of_the_collectors_sight_when_nothing_in_them_can_lead_back(
+    tmp_path: Path,
+) -> None:
+    """The collector would untrack these tuples at its first look anyway; the compiled calls do it at
+    once, so the items waiting in the queue cost no young-generation collection anything."""
+    assert MetricCall is not None and MetricsCall is not None
+    with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}) as ctx:
+        if not ctx.config.capture.compiled_metric:
+            pytest.skip("CONTEXTA_CAPTURE_COMPILED_METRIC switches the compiled call off in this run")
+        stage = ctx.run("r").stage("train")
+        stage.metrics({"loss": 0.0, "acc": 0.0})
+        gc.collect()  # lets go of the scope's fields, a tuple of strs and None
+        assert not gc.is_tracked(stage._fields)
+        items = stage._queue.items
+        stage.metric("loss", 0.5, step=1)
+        assert not gc.is_tracked(items[-1])
+        stage.metrics({"loss": 0.5, "acc": 0.25}, step=1)
+        item = items[-1]
+        assert not gc.is_tracked(item) and not gc.is_tracked(item[3])
+        assert not any(gc.is_tracked(pair) for pair in item[3])
+    # Fields the collector must keep watching (here a list): the items stay in its sight.
+    own: deque[tuple[Any, ...]] = deque()
+    room = SimpleNamespace(limit=10)
+    fields = ("stage", ["not", "atomic"])
+    MetricCall(print, own, room, fields, {"loss"}, 1, "taken", "step")("loss", 0.5)
+    MetricsCall(print, own, room, fields, {"loss"}, METRICS, "taken")({"loss": 0.5})
+    assert [gc.is_tracked(item) for item in own] == [True, True]
