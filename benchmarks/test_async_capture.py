@@ -1,7 +1,7 @@
 """The async facade under load (issue 5): 1,000,000 metrics from 100 concurrent tasks.
 
 Run with `python -m pytest benchmarks/test_async_capture.py --benchmark-enable`. Without that flag each
-body runs once on 20,000 metrics as a smoke test.
+body runs once on 20,000 metrics as a smoke test (the "async-call" pair below on CALLS calls).
 
 Reported in `extra_info`: records/s from the first call until `aflush()` returns (every record in
 every sink, the store included), and the worst lateness of a task that sleeps 1 ms in a loop beside
@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ ROUNDS = 3
 # ticker's lateness then measures the loop's turnaround: one step of each of the 100 producers (10 calls
 # each) plus anything capture itself holds the loop for.
 YIELD_EVERY = 10
+CALLS = 10_000  # awaited calls per round of the "async-call" pair
+CALL_ROUNDS = 20
 
 
 async def _worst_lateness_beside(body: Callable[[], Awaitable[None]]) -> float:
@@ -142,3 +144,79 @@ def test_async_floor_of_the_same_producers(benchmark: Any) -> None:
     benchmark.extra_info["worst_loop_lateness_ms"] = round(max(worst for worst, _ in results) * 1000, 2)
     if benchmark.stats is not None:
         benchmark.extra_info["calls_per_s"] = round(per_task * TASKS / benchmark.stats.stats.mean)
+
+
+# -- what one awaited call costs: `await stage.metric(...)` beside `await noop()` ------------------------
+#
+# Each round's coroutine is driven by one `send(None)`, not by an event loop: no call here suspends (the
+# queue never fills), so the awaits run exactly as under a loop. A loop would add its own cost, the
+# same for both, and worse, its poll at the end of each round releases the GIL to the writer the round
+# woke, so the round would time up to one switch interval (5 ms) of the writer's batch, not the calls.
+
+
+def _run_to_the_end(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` in one step; a coroutine that suspends instead fails the benchmark."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise AssertionError(
+        "a benchmarked await suspended: it needs an event loop, and the figure would be wrong"
+    )
+
+
+def _time_awaited_rounds(
+    benchmark: Any, body: Callable[[], Coroutine[Any, Any, None]], between: Callable[[], object]
+) -> None:
+    """Time rounds of CALLS awaited calls (`body`); `between` runs untimed before each."""
+
+    def setup() -> None:  # pedantic treats a truthy return value as arguments
+        between()
+
+    benchmark.extra_info["calls_per_round"] = CALLS
+    rounds = CALL_ROUNDS if benchmark.enabled else 1
+    benchmark.pedantic(lambda: _run_to_the_end(body()), setup=setup, rounds=rounds, warmup_rounds=1)
+    if benchmark.stats is not None:
+        stats = benchmark.stats.stats
+        benchmark.extra_info["per_call_ns"] = round(stats.mean / CALLS * 1e9, 1)
+        benchmark.extra_info["per_call_median_ns"] = round(stats.median / CALLS * 1e9, 1)
+        benchmark.extra_info["per_call_min_ns"] = round(stats.min / CALLS * 1e9, 1)
+
+
+@pytest.mark.benchmark(group="async-call")
+def test_awaited_stage_metric(benchmark: Any, tmp_path: Path) -> None:
+    """`await stage.metric("loss", 0.5, step=step)` as a task writes it (issue 16: at most twice
+    `test_awaited_noop_coroutine` per call). The queue is flushed between rounds, untimed."""
+    ctx = Contexta(
+        workspace=tmp_path / ".contexta",
+        config={"project_name": "bench", "capture": {"queue_capacity": 1 << 20}},
+    )
+    run = ctx.arun("awaited")
+    stage = run.stage("evaluate")
+
+    async def body() -> None:
+        for step in range(CALLS):
+            await stage.metric("loss", 0.5, step=step)
+
+    try:
+        _time_awaited_rounds(benchmark, body, ctx.flush)
+    finally:
+        run.sync.close()
+        ctx.close()
+    stats = ctx.capture_stats()
+    assert (stats.dropped, stats.failed, stats.lost, stats.pending) == (0, 0, 0, 0)
+
+
+@pytest.mark.benchmark(group="async-call")
+def test_awaited_noop_coroutine(benchmark: Any) -> None:
+    """The floor of `test_awaited_stage_metric`: `await noop()`, a coroutine that does nothing."""
+
+    async def noop() -> None:
+        pass
+
+    async def body() -> None:
+        for _ in range(CALLS):
+            await noop()
+
+    _time_awaited_rounds(benchmark, body, lambda: None)

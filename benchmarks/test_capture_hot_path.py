@@ -114,6 +114,69 @@ def test_stage_metrics_call_with_four_keys(benchmark: Any, capture: Capture) -> 
         benchmark.extra_info["per_key_ns"] = round(benchmark.stats.stats.mean / (CALLS * 4) * 1e9, 1)
 
 
+TEN_KEYS = tuple(f"key.{index}" for index in range(10))
+STEPS_OF_TEN = CALLS // 10  # a round of either ten-key form records CALLS metrics
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_stage_metrics_call_with_ten_keys(benchmark: Any, capture: Capture) -> None:
+    """One `metrics()` call per step with ten keys; `per_key_ns` is the figure to set beside
+    `test_ten_compiled_metric_calls_per_step`'s (issue 16: no more per key than one `metric` call)."""
+    ctx, _, stage = capture
+    k0, k1, k2, k3, k4, k5, k6, k7, k8, k9 = TEN_KEYS
+
+    def body() -> None:
+        metrics = stage.metrics
+        for step in range(STEPS_OF_TEN):
+            metrics(
+                {
+                    k0: 0.5,
+                    k1: 0.91,
+                    k2: 0.001,
+                    k3: 1.7,
+                    k4: 0.2,
+                    k5: 3.5,
+                    k6: 0.03,
+                    k7: 12.0,
+                    k8: 0.6,
+                    k9: 7.25,
+                },
+                step=step,
+            )
+
+    run_rounds(benchmark, body, calls=CALLS, between=ctx.flush)
+    if benchmark.stats is not None:
+        benchmark.extra_info["per_key_ns"] = benchmark.extra_info["per_call_ns"]
+        benchmark.extra_info["per_key_min_ns"] = benchmark.extra_info["per_call_min_ns"]
+
+
+@pytest.mark.benchmark(group="metric-call")
+def test_ten_compiled_metric_calls_per_step(benchmark: Any, capture: Capture) -> None:
+    """The comparison point of `test_stage_metrics_call_with_ten_keys`: the same ten keys and values,
+    one `metric` call each (the compiled call where the extension was built)."""
+    ctx, _, stage = capture
+    k0, k1, k2, k3, k4, k5, k6, k7, k8, k9 = TEN_KEYS
+
+    def body() -> None:
+        metric = stage.metric
+        for step in range(STEPS_OF_TEN):
+            metric(k0, 0.5, step=step)
+            metric(k1, 0.91, step=step)
+            metric(k2, 0.001, step=step)
+            metric(k3, 1.7, step=step)
+            metric(k4, 0.2, step=step)
+            metric(k5, 3.5, step=step)
+            metric(k6, 0.03, step=step)
+            metric(k7, 12.0, step=step)
+            metric(k8, 0.6, step=step)
+            metric(k9, 7.25, step=step)
+
+    run_rounds(benchmark, body, calls=CALLS, between=ctx.flush)
+    if benchmark.stats is not None:
+        benchmark.extra_info["per_key_ns"] = benchmark.extra_info["per_call_ns"]
+        benchmark.extra_info["per_key_min_ns"] = benchmark.extra_info["per_call_min_ns"]
+
+
 @pytest.mark.benchmark(group="metric-call")
 def test_floor_deque_append_of_a_similar_tuple(benchmark: Any) -> None:
     queue: collections.deque[tuple[Any, ...]] = collections.deque()

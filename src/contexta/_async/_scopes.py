@@ -5,6 +5,12 @@ shell wraps; a shell only decides how to wait. Capture calls build the same queu
 call builds and await room in the queue instead of blocking; hashing an artifact and closing a run
 (which waits for the run's records to reach the sinks) run in a worker thread. The current scope
 follows each task through the same context variable the sync facade uses.
+
+`metric()` is the hot call, and a coroutine costs it more than its work: where the compiled calls
+are built, each shell shadows its `metric` with a compiled one (`Scope.internals.awaitable_metric`)
+that queues the common call as the sync compiled call does and returns an awaitable already done;
+every other call (a new key, other options, a full queue, a closed scope) goes to the coroutine
+below, so what is checked, what is raised and when a caller awaits room are unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from datetime import datetime
-from types import TracebackType
+from types import MethodType, TracebackType
 from typing import Any, Self
 
 import anyio
@@ -44,12 +50,17 @@ __all__ = [
 class AsyncScope:
     """What every async scope shares: awaitable emission, and closing at the end of `async with`."""
 
-    __slots__ = ("_internals", "_queue", "_scope")
+    # `__dict__` holds the compiled `metric` that shadows the method (an instance attribute, as on
+    # the sync scope: a slot of that name would clash with the method).
+    __slots__ = ("__dict__", "_internals", "_queue", "_scope")
 
     def __init__(self, scope: Scope):
         self._scope = scope
         self._internals = scope.internals  # what this shell uses of the sync scope, and nothing else
         self._queue = self._internals.queue
+        compiled = self._internals.awaitable_metric(MethodType(type(self).metric, self))
+        if compiled is not None:
+            setattr(self, "metric", compiled)  # noqa: B010 (mypy refuses a plain assignment over a method)
 
     # -- the sync scope's identity -------------------------------------------------------------
 
@@ -97,7 +108,11 @@ class AsyncScope:
         aggregation_scope: str = "step",
         tags: Mapping[str, Any] | None = None,
     ) -> CaptureResult:
-        """Record one numeric observation; awaits only when the queue is full under `block`."""
+        """Record one numeric observation; awaits only when the queue is full under `block`.
+
+        The compiled stand-in (see the module's docstring) queues the common call when it is made
+        and returns an awaitable already done; this coroutine takes every other call.
+        """
         item = self._internals.metric_item(key, value, unit, step, aggregation_scope, tags)
         # `enqueue`, spelled out: the common call, queued by `offer`, then needs no coroutine of its own.
         offered = self._queue.offer(item)

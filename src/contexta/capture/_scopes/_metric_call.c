@@ -1,5 +1,6 @@
 /*
- * The compiled fast path of `Scope.metric()`: the call a training loop makes millions of times.
+ * The compiled fast paths of `Scope.metric()` and `Scope.metrics()`: the calls a training loop makes
+ * millions of times.
  *
  * A `MetricCall` is bound to one open scope. It handles only the common call, `metric(key, value)` or
  * `metric(key, value, step=step)` with a key already checked once, a finite float (or a 64-bit int) and
@@ -13,6 +14,14 @@
  * differently, and without it (not built, or `capture.compiled_metric = False`) the Python method
  * is used directly.
  *
+ * A `MetricsCall` does the same for `metrics(values)` and `metrics(values, step=step)` with a plain
+ * dict whose every key is a known str and every value such a number: it appends the METRICS item
+ * (`metrics_item`) and hands every other call to `Scope.metrics`.
+ *
+ * The async facade binds a `MetricCall` to its shell with `accepted` set to a `Completed` awaitable:
+ * the common call is queued at once and `await` takes its result without a coroutine frame; every
+ * other call goes to the shell's `async def metric`, which awaits room in a full queue.
+ *
  * Why C: in CPython 3.11 a Python method spends about 200 ns on this call's checks, keyword handling
  * and attribute loads; here they cost a few tens of nanoseconds.
  */
@@ -20,6 +29,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stddef.h>
+#include <structmember.h>
 #include <time.h>
 
 static PyObject *str_step;  /* "step", interned: keyword names written in source are the same object */
@@ -36,7 +46,8 @@ typedef struct {
     PyObject *known_keys;    /* metric keys that passed their check */
     PyObject *kind;          /* the METRIC item kind */
     PyObject *accepted;      /* what an accepted call returns */
-    PyObject *default_scope; /* the default aggregation scope, "step" */
+    PyObject *default_scope; /* the default aggregation scope, "step" (NULL in a MetricsCall) */
+    int atomic_parts;        /* kind and default_scope are atomic and fields an exact tuple (see untrack_item) */
 } MetricCall;
 
 /* Every object a MetricCall holds, for the garbage collector's traverse and clear: one list to keep. */
@@ -65,6 +76,16 @@ is_int64(PyObject *value)
     return overflow == 0;
 }
 
+/* True for a value the Python rules keep as it is: a finite exact float or an exact 64-bit int. */
+static int
+is_plain_number(PyObject *value)
+{
+    if (PyFloat_CheckExact(value)) {
+        return isfinite(PyFloat_AS_DOUBLE(value));
+    }
+    return is_int64(value);
+}
+
 /* True for an exact int from 0 to 2**63 - 1, the steps the Python method accepts. */
 static int
 is_step(PyObject *step)
@@ -78,80 +99,158 @@ is_step(PyObject *step)
     return overflow == 0 && number >= 0;
 }
 
+/* The step of a call whose only keyword may be `step` (a valid one, or None): Py_None without it,
+ * NULL when the call has other keywords or a step the Python method must judge. */
+static PyObject *
+common_step(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *step;
+    if (kwnames == NULL) {
+        return Py_None;
+    }
+    if (PyTuple_GET_SIZE(kwnames) != 1 || PyTuple_GET_ITEM(kwnames, 0) != str_step) {
+        return NULL;
+    }
+    step = args[nargs];
+    return step == Py_None || is_step(step) ? step : NULL;
+}
+
+/* 1 for a known exact-str key, 0 for any other, -1 on error. */
+static int
+is_known_key(MetricCall *self, PyObject *key)
+{
+    if (!PyUnicode_CheckExact(key)) {
+        return 0;
+    }
+    return PySet_Contains(self->known_keys, key);
+}
+
+/* 1 while the queue's deque is below the queue's `limit` (`CaptureQueue.put`'s own test), 0 at or
+ * beyond it (then the Python method puts, waking the writer or applying the policy), -1 on error. */
+static int
+has_room(MetricCall *self)
+{
+    PyObject *limit_object;
+    Py_ssize_t length, limit;
+
+    length = PyObject_Size(self->items);
+    if (length < 0) {
+        return -1;
+    }
+    limit_object = PyObject_GetAttr(self->queue, str_limit);
+    if (limit_object == NULL) {
+        return -1;
+    }
+    limit = PyLong_AsSsize_t(limit_object);
+    Py_DECREF(limit_object);
+    if (limit == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return length < limit;
+}
+
+/* Now, in ns since the epoch (time.time_ns() reads the same clock), or NULL with no error set when
+ * the clock cannot be read (then the Python method stamps the time). */
+static PyObject *
+now_ns(void)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+}
+
+/* Take a new item out of the cyclic garbage collector's sight when nothing in it can lead back to it.
+ * The collector does the same to such a tuple the first time it looks at it (CPython's
+ * _PyTuple_MaybeUntrack), but a queued item waits in the deque across several young-generation
+ * collections, each of which walks it: in rounds of 10,000 calls that cost each call about 80 ns, more
+ * than the call itself. The item's key, value, step and time are atomic (exact str, float and int, or
+ * None: the checks above), the kind and default scope were found atomic when the call was bound
+ * (`atomic_parts`), and the scope's fields must be a tuple the collector has already let go of (a tuple
+ * of strs and None: within the first collection after the scope opened). */
+static void
+untrack_item(MetricCall *self, PyObject *item)
+{
+    if (self->atomic_parts && !PyObject_GC_IsTracked(self->fields)) {
+        PyObject_GC_UnTrack(item);
+    }
+}
+
+/* Append `item` (a new reference, always released) to the queue's deque: 1 when appended, 0 when the
+ * scope closed meanwhile (an allocation may run a finalizer that lets another thread close it: then
+ * the Python method raises ClosedScopeError), -1 on error. */
+static int
+append_item(MetricCall *self, PyObject *item)
+{
+    PyObject *append = self->append, *appended;
+    if (append == NULL) {
+        Py_DECREF(item);
+        return 0;
+    }
+    Py_INCREF(append);
+    appended = PyObject_CallOneArg(append, item);
+    Py_DECREF(append);
+    Py_DECREF(item);
+    if (appended == NULL) {
+        return -1;
+    }
+    Py_DECREF(appended);
+    return 1;
+}
+
+/* Hand the call, unchanged, to the Python method. */
+static PyObject *
+call_fallback(MetricCall *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (self->fallback == NULL) { /* cleared by the garbage collector while still referenced */
+        PyErr_Format(PyExc_TypeError, "%s was not initialised", Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
 static PyObject *
 metric_call_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     MetricCall *self = (MetricCall *)callable;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *key, *value, *step = Py_None, *limit_object, *item, *appended;
-    Py_ssize_t length, limit;
-    struct timespec now;
-    int known;
+    PyObject *key, *value, *step, *t_ns, *item;
+    int status;
 
-    if (nargs != 2 || self->items == NULL) {
+    if (nargs != 2 || self->items == NULL || (step = common_step(args, nargs, kwnames)) == NULL) {
         goto python;
-    }
-    if (kwnames != NULL) {
-        if (PyTuple_GET_SIZE(kwnames) != 1 || PyTuple_GET_ITEM(kwnames, 0) != str_step) {
-            goto python;
-        }
-        step = args[2];
-        if (step != Py_None && !is_step(step)) {
-            goto python;
-        }
     }
     key = args[0];
     value = args[1];
-    if (!PyUnicode_CheckExact(key)) {
-        goto python;
-    }
-    known = PySet_Contains(self->known_keys, key);
-    if (known < 0) {
-        return NULL;
-    }
-    if (!known) {
-        goto python;
-    }
-    if (PyFloat_CheckExact(value)) {
-        if (!isfinite(PyFloat_AS_DOUBLE(value))) {
-            goto python;
+    if ((status = is_known_key(self, key)) <= 0) {
+        if (status < 0) {
+            return NULL;
         }
-    }
-    else if (!is_int64(value)) {
         goto python;
     }
-
-    length = PyObject_Size(self->items);
-    if (length < 0) {
-        return NULL;
-    }
-    limit_object = PyObject_GetAttr(self->queue, str_limit);
-    if (limit_object == NULL) {
-        return NULL;
-    }
-    limit = PyLong_AsSsize_t(limit_object);
-    Py_DECREF(limit_object);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (length >= limit) {
+    if (!is_plain_number(value)) {
         goto python;
     }
-
-    /* time.time_ns() reads the same clock. */
-    if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
+    if ((status = has_room(self)) <= 0) {
+        if (status < 0) {
+            return NULL;
+        }
+        goto python;
+    }
+    if ((t_ns = now_ns()) == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
         goto python;
     }
     item = PyTuple_New(9);
     if (item == NULL) {
-        return NULL;
-    }
-    PyTuple_SET_ITEM(item, 1, PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec));
-    if (PyTuple_GET_ITEM(item, 1) == NULL) {
-        Py_DECREF(item);
+        Py_DECREF(t_ns);
         return NULL;
     }
     PyTuple_SET_ITEM(item, 0, Py_NewRef(self->kind));
+    PyTuple_SET_ITEM(item, 1, t_ns);
     PyTuple_SET_ITEM(item, 2, Py_NewRef(self->fields));
     PyTuple_SET_ITEM(item, 3, Py_NewRef(key));
     PyTuple_SET_ITEM(item, 4, Py_NewRef(value));
@@ -159,38 +258,130 @@ metric_call_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     PyTuple_SET_ITEM(item, 6, Py_NewRef(step));
     PyTuple_SET_ITEM(item, 7, Py_NewRef(self->default_scope));
     PyTuple_SET_ITEM(item, 8, Py_NewRef(Py_None));
-    appended = PyObject_CallOneArg(self->append, item);
-    Py_DECREF(item);
-    if (appended == NULL) {
-        return NULL;
+    untrack_item(self, item);
+    if ((status = append_item(self, item)) <= 0) {
+        if (status < 0) {
+            return NULL;
+        }
+        goto python;
     }
-    Py_DECREF(appended);
     return Py_NewRef(self->accepted);
 
 python:
-    if (self->fallback == NULL) { /* cleared by the garbage collector while still referenced */
-        PyErr_SetString(PyExc_TypeError, "MetricCall was not initialised");
-        return NULL;
-    }
-    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    return call_fallback(self, args, nargsf, kwnames);
 }
 
-static int
-metric_call_init(PyObject *op, PyObject *args, PyObject *kwargs)
+/* The (key, value) pairs of a dict whose every key is known and every value a plain number, in the
+ * dict's order (what `tuple(values.items())` gives); NULL with no error set for any other dict. Each
+ * pair is checked as it is read, and the count at the end, so a dict changed meanwhile (by a
+ * finalizer an allocation ran) is handed to the Python method rather than half taken. */
+static PyObject *
+common_pairs(MetricCall *self, PyObject *values)
 {
-    MetricCall *self = (MetricCall *)op;
-    static char *keywords[] = {
-        "fallback", "items", "queue", "fields", "known_keys", "kind", "accepted", "default_scope", NULL,
-    };
-    PyObject *fallback, *items, *queue, *fields, *known_keys, *kind, *accepted, *default_scope, *append;
+    Py_ssize_t count = PyDict_GET_SIZE(values), position = 0, index = 0;
+    PyObject *pairs, *key, *value, *pair;
+    int known;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OOU:MetricCall", keywords, &fallback, &items,
-                                     &queue, &PyTuple_Type, &fields, &PySet_Type, &known_keys, &kind,
-                                     &accepted, &default_scope)) {
-        return -1;
+    pairs = PyTuple_New(count);
+    if (pairs == NULL) {
+        return NULL;
     }
+    while (PyDict_Next(values, &position, &key, &value)) {
+        if (index == count || !is_plain_number(value)) {
+            goto decline;
+        }
+        if ((known = is_known_key(self, key)) <= 0) {
+            if (known < 0) {
+                Py_DECREF(pairs);
+                return NULL;
+            }
+            goto decline;
+        }
+        pair = PyTuple_Pack(2, key, value);
+        if (pair == NULL) {
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        PyObject_GC_UnTrack(pair); /* a str and a number: nothing in it can lead back to it */
+        PyTuple_SET_ITEM(pairs, index++, pair);
+    }
+    if (index == count) {
+        PyObject_GC_UnTrack(pairs); /* pairs of a str and a number, each out of the collector's sight */
+        return pairs;
+    }
+decline:
+    Py_DECREF(pairs);
+    return NULL;
+}
+
+static PyObject *
+metrics_call_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    MetricCall *self = (MetricCall *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *values, *step, *pairs, *t_ns, *item;
+    int status;
+
+    if (nargs != 1 || self->items == NULL || (step = common_step(args, nargs, kwnames)) == NULL) {
+        goto python;
+    }
+    values = args[0];
+    if (!PyDict_CheckExact(values) || PyDict_GET_SIZE(values) == 0) {
+        goto python;
+    }
+    if ((status = has_room(self)) <= 0) {
+        if (status < 0) {
+            return NULL;
+        }
+        goto python;
+    }
+    if ((pairs = common_pairs(self, values)) == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        goto python;
+    }
+    if ((t_ns = now_ns()) == NULL) {
+        Py_DECREF(pairs);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        goto python;
+    }
+    item = PyTuple_New(6);
+    if (item == NULL) {
+        Py_DECREF(pairs);
+        Py_DECREF(t_ns);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(self->kind));
+    PyTuple_SET_ITEM(item, 1, t_ns);
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(self->fields));
+    PyTuple_SET_ITEM(item, 3, pairs);
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(item, 5, Py_NewRef(step));
+    untrack_item(self, item); /* its pairs are out of sight already (see `common_pairs`) */
+    if ((status = append_item(self, item)) <= 0) {
+        if (status < 0) {
+            return NULL;
+        }
+        goto python;
+    }
+    return Py_NewRef(self->accepted);
+
+python:
+    return call_fallback(self, args, nargsf, kwnames);
+}
+
+/* Bind a MetricCall or MetricsCall to its scope (both __init__s end here). */
+static int
+bind_call(MetricCall *self, PyObject *fallback, PyObject *items, PyObject *queue, PyObject *fields,
+          PyObject *known_keys, PyObject *kind, PyObject *accepted, PyObject *default_scope,
+          vectorcallfunc vectorcall)
+{
+    PyObject *append;
     if (!PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "MetricCall: fallback must be callable");
+        PyErr_Format(PyExc_TypeError, "%s: fallback must be callable", Py_TYPE(self)->tp_name);
         return -1;
     }
     append = PyObject_GetAttrString(items, "append");
@@ -205,9 +396,43 @@ metric_call_init(PyObject *op, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->known_keys, Py_NewRef(known_keys));
     Py_XSETREF(self->kind, Py_NewRef(kind));
     Py_XSETREF(self->accepted, Py_NewRef(accepted));
-    Py_XSETREF(self->default_scope, Py_NewRef(default_scope));
-    self->vectorcall = metric_call_vectorcall;
+    Py_XSETREF(self->default_scope, Py_XNewRef(default_scope));
+    self->atomic_parts = !PyObject_IS_GC(kind) && PyTuple_CheckExact(fields) &&
+                         (default_scope == NULL || !PyObject_IS_GC(default_scope));
+    self->vectorcall = vectorcall;
     return 0;
+}
+
+static int
+metric_call_init(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {
+        "fallback", "items", "queue", "fields", "known_keys", "kind", "accepted", "default_scope", NULL,
+    };
+    PyObject *fallback, *items, *queue, *fields, *known_keys, *kind, *accepted, *default_scope;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OOU:MetricCall", keywords, &fallback, &items,
+                                     &queue, &PyTuple_Type, &fields, &PySet_Type, &known_keys, &kind,
+                                     &accepted, &default_scope)) {
+        return -1;
+    }
+    return bind_call((MetricCall *)op, fallback, items, queue, fields, known_keys, kind, accepted,
+                     default_scope, metric_call_vectorcall);
+}
+
+static int
+metrics_call_init(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"fallback", "items", "queue", "fields", "known_keys", "kind", "accepted", NULL};
+    PyObject *fallback, *items, *queue, *fields, *known_keys, *kind, *accepted;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO!O!OO:MetricsCall", keywords, &fallback, &items,
+                                     &queue, &PyTuple_Type, &fields, &PySet_Type, &known_keys, &kind,
+                                     &accepted)) {
+        return -1;
+    }
+    return bind_call((MetricCall *)op, fallback, items, queue, fields, known_keys, kind, accepted, NULL,
+                     metrics_call_vectorcall);
 }
 
 static PyObject *
@@ -226,7 +451,7 @@ metric_call_tp_call(PyObject *op, PyObject *args, PyObject *kwargs)
 {
     MetricCall *self = (MetricCall *)op;
     if (self->fallback == NULL) {
-        PyErr_SetString(PyExc_TypeError, "MetricCall was not initialised");
+        PyErr_Format(PyExc_TypeError, "%s was not initialised", Py_TYPE(op)->tp_name);
         return NULL;
     }
     return PyVectorcall_Call(op, args, kwargs);
@@ -297,7 +522,7 @@ metric_call_repr(PyObject *op)
 {
     MetricCall *self = (MetricCall *)op;
     if (self->fallback == NULL) {
-        return PyUnicode_FromString("<MetricCall (not initialised)>");
+        return PyUnicode_FromFormat("<%s (not initialised)>", Py_TYPE(op)->tp_name);
     }
     return PyUnicode_FromFormat("<compiled %R>", self->fallback);
 }
@@ -332,10 +557,204 @@ static PyTypeObject MetricCallType = {
     .tp_getset = metric_call_getset,
 };
 
+static PyTypeObject MetricsCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "contexta.capture._scopes._metric_call.MetricsCall",
+    .tp_basicsize = sizeof(MetricCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(MetricCall, vectorcall),
+    .tp_call = metric_call_tp_call,
+    .tp_new = metric_call_new,
+    .tp_init = metrics_call_init,
+    .tp_dealloc = metric_call_dealloc,
+    .tp_traverse = metric_call_traverse,
+    .tp_clear = metric_call_clear,
+    .tp_repr = metric_call_repr,
+    .tp_methods = metric_call_methods,
+    .tp_getset = metric_call_getset,
+};
+
+/*
+ * An awaitable already done: `await` on it gives `value` at once. What the async facade's compiled
+ * `metric()` returns for the call it queued itself, in place of a coroutine (whose frame would cost
+ * more than the call). It answers the coroutine protocol (`send`, `throw`, `close`), so a task can be
+ * made of it, and it holds no state, so one instance serves every call.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} Completed;
+
+/* The StopIteration that returns `value` (a tuple or an exception is wrapped, not unpacked). */
+static void
+stop_with(PyObject *value)
+{
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+}
+
+static PyObject *
+completed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"value", NULL};
+    PyObject *value;
+    Completed *self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Completed", keywords, &value)) {
+        return NULL;
+    }
+    self = (Completed *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->value = Py_NewRef(value);
+    }
+    return (PyObject *)self;
+}
+
+static int
+completed_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    Py_VISIT(((Completed *)op)->value);
+    return 0;
+}
+
+static int
+completed_clear(PyObject *op)
+{
+    Py_CLEAR(((Completed *)op)->value);
+    return 0;
+}
+
+static void
+completed_dealloc(PyObject *op)
+{
+    PyObject_GC_UnTrack(op);
+    (void)completed_clear(op);
+    Py_TYPE(op)->tp_free(op);
+}
+
+static PyObject *
+completed_value(PyObject *op)
+{
+    PyObject *value = ((Completed *)op)->value;
+    return value == NULL ? Py_None : value;
+}
+
+/* `await`: the awaitable is its own iterator. */
+static PyObject *
+completed_await(PyObject *op)
+{
+    return Py_NewRef(op);
+}
+
+/* How `await` (PyIter_Send) and an asyncio task take the result: no StopIteration is made. */
+static PySendResult
+completed_am_send(PyObject *op, PyObject *Py_UNUSED(arg), PyObject **result)
+{
+    *result = Py_NewRef(completed_value(op));
+    return PYGEN_RETURN;
+}
+
+static PyObject *
+completed_iternext(PyObject *op)
+{
+    stop_with(completed_value(op));
+    return NULL;
+}
+
+static PyObject *
+completed_send(PyObject *op, PyObject *Py_UNUSED(arg))
+{
+    stop_with(completed_value(op));
+    return NULL;
+}
+
+/* `throw(error)`, as a coroutine that has finished raises it (the older three-argument form too). */
+static PyObject *
+completed_throw(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *type, *value = NULL, *traceback = NULL;
+    if (!_PyArg_CheckPositional("throw", nargs, 1, 3)) {
+        return NULL;
+    }
+    type = args[0];
+    if (nargs > 1 && args[1] != Py_None) {
+        value = args[1];
+    }
+    if (nargs > 2 && args[2] != Py_None) {
+        traceback = args[2];
+    }
+    if (PyExceptionInstance_Check(type)) {
+        if (value != NULL) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        if (traceback != NULL && PyException_SetTraceback(type, traceback) < 0) {
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(type), type);
+        return NULL;
+    }
+    if (PyExceptionClass_Check(type)) {
+        PyErr_SetObject(type, value);
+        return NULL;
+    }
+    PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %s",
+                 Py_TYPE(type)->tp_name);
+    return NULL;
+}
+
+static PyObject *
+completed_close(PyObject *Py_UNUSED(op), PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+completed_repr(PyObject *op)
+{
+    return PyUnicode_FromFormat("<completed %R>", completed_value(op));
+}
+
+static PyMethodDef completed_methods[] = {
+    {"send", completed_send, METH_O, "Finish at once: StopIteration carries the value."},
+    {"throw", (PyCFunction)(void (*)(void))completed_throw, METH_FASTCALL, "Raise the error given."},
+    {"close", completed_close, METH_NOARGS, "Nothing to close: already done."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef completed_members[] = {
+    {"value", T_OBJECT, offsetof(Completed, value), READONLY, "what `await` gives"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyAsyncMethods completed_as_async = {
+    .am_await = completed_await,
+    .am_send = completed_am_send,
+};
+
+static PyTypeObject CompletedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "contexta.capture._scopes._metric_call.Completed",
+    .tp_basicsize = sizeof(Completed),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "An awaitable already done: `await` gives `value` at once.",
+    .tp_as_async = &completed_as_async,
+    .tp_new = completed_new,
+    .tp_dealloc = completed_dealloc,
+    .tp_traverse = completed_traverse,
+    .tp_clear = completed_clear,
+    .tp_repr = completed_repr,
+    .tp_iternext = completed_iternext,
+    .tp_methods = completed_methods,
+    .tp_members = completed_members,
+};
+
 static struct PyModuleDef metric_call_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "contexta.capture._scopes._metric_call",
-    .m_doc = "The compiled fast path of Scope.metric(); the Python method is the reference.",
+    .m_doc = "The compiled fast paths of Scope.metric() and Scope.metrics(); the Python methods are the reference.",
     .m_size = -1,
 };
 
@@ -345,14 +764,17 @@ PyInit__metric_call(void)
     PyObject *module;
     str_step = PyUnicode_InternFromString("step");
     str_limit = PyUnicode_InternFromString("limit");
-    if (str_step == NULL || str_limit == NULL || PyType_Ready(&MetricCallType) < 0) {
+    if (str_step == NULL || str_limit == NULL || PyType_Ready(&MetricCallType) < 0 ||
+        PyType_Ready(&MetricsCallType) < 0 || PyType_Ready(&CompletedType) < 0) {
         return NULL;
     }
     module = PyModule_Create(&metric_call_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "MetricCall", (PyObject *)&MetricCallType) < 0) {
+    if (PyModule_AddObjectRef(module, "MetricCall", (PyObject *)&MetricCallType) < 0 ||
+        PyModule_AddObjectRef(module, "MetricsCall", (PyObject *)&MetricsCallType) < 0 ||
+        PyModule_AddObjectRef(module, "Completed", (PyObject *)&CompletedType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -12,7 +12,10 @@ calls these:
   hands every other, unchanged, to `Scope.metric`;
 - the async facade, through the scope's `metric_item` (`checked_metric`, unguarded);
 - `metrics()` in both facades, through the scope's `metrics_item`: `check_step`, `checked_unit`,
-  and `checked_pairs` behind one guard that lets a mapping of known keys to finite floats skip it.
+  and `checked_pairs` behind one guard that lets a mapping of known keys to finite floats skip it;
+- the compiled `metrics()` call (the same C file), which takes only a plain dict of known str keys
+  to finite floats or 64-bit ints, with a valid step or none and no unit, and hands every other
+  call, unchanged, to `Scope.metrics`.
 """
 
 from __future__ import annotations

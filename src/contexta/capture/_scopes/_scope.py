@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from types import MappingProxyType, MethodType, TracebackType
@@ -23,6 +23,7 @@ from contexta.capture._artifacts import register_artifact as build_registration
 from contexta.capture._environment import environment_fields
 from contexta.capture._items import (
     METRIC,
+    METRICS,
     ScopeContext,
     artifact_item,
     environment_item,
@@ -34,6 +35,7 @@ from contexta.capture._items import (
 )
 from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._pipeline._results import ACCEPTED, DROPPED, CaptureResult
+from contexta.capture._scopes._compiled import Completed
 from contexta.capture._scopes._endings import COMPLETED, Ending, ending_for_error
 from contexta.capture._scopes._metric_checks import (
     KNOWN_KEYS,
@@ -59,6 +61,7 @@ from contexta.errors import CaptureWarning, ClosedScopeError, ConflictError, Lif
 
 if TYPE_CHECKING:
     from contexta.capture._scopes._metric_call import MetricCall as _CompiledMetric
+    from contexta.capture._scopes._metric_call import MetricsCall as _CompiledMetrics
 
 __all__ = [
     "BatchScope",
@@ -73,6 +76,8 @@ __all__ = [
 
 _time_ns = time.time_ns
 _FLOAT_ONLY = {float}
+# What an async shell's compiled `metric()` answers a call it queued: `await` gives ACCEPTED at once.
+_AWAITED_ACCEPTED = None if Completed is None else Completed(ACCEPTED)
 
 
 class ScopeInternals(NamedTuple):
@@ -94,6 +99,10 @@ class ScopeInternals(NamedTuple):
     metrics_item: Callable[
         [Mapping[str, float | int], int | None, str | None],
         tuple[tuple[Any, ...] | None, ValidationError | None],
+    ]
+    # (the shell's own `async def metric`) -> its compiled stand-in, or None (see `Scope._awaitable_metric`)
+    awaitable_metric: Callable[
+        [Callable[..., Awaitable[CaptureResult]]], Callable[..., Awaitable[CaptureResult]] | None
     ]
     # (key, message, level, attributes) -> the checked EVENT item
     event_item: Callable[[str, str, str, Mapping[str, Any] | None], tuple[Any, ...]]
@@ -136,8 +145,10 @@ class Scope:
         self._details = details or {}
         self._put = session.pipeline.put  # CaptureQueue.put, bound once: the one bounded put
         self._queue = session.pipeline.queue
-        compiled = session.metric_call
-        self._metric_call = None if compiled is None else self._compiled_metric(compiled)
+        # The compiled calls bound to this scope, closed with it (see `_close`).
+        self._compiled: list[_CompiledMetric | _CompiledMetrics] = []
+        if session.metric_call is not None and session.metrics_call is not None:
+            self._shadow_with_compiled_calls(session.metric_call, session.metrics_call)
         self._internals: ScopeInternals | None = None  # see `internals`
         self._lock = threading.RLock()  # re-entrant: a signal handler may close it while this thread holds it
         self._children: dict[tuple[str, str], Scope] = {}
@@ -191,6 +202,7 @@ class Scope:
                 self._queue,
                 self._metric_item,
                 self._metrics_item,
+                self._awaitable_metric,
                 self._event_item,
                 self._span_item,
                 self._leave,
@@ -202,21 +214,56 @@ class Scope:
 
     # -- emission (the hot path) ---------------------------------------------------------------
 
-    def _compiled_metric(self, compiled: type[_CompiledMetric]) -> _CompiledMetric:
-        """Shadow `metric` on this instance with the compiled call, which hands every case but the
-        common one to the method below, and so to the rules (see capture/_scopes/_metric_call.c).
-        It appends to the queue's deque itself (never replaced: cleared in place after a fork)."""
-        call = compiled(
+    def _shadow_with_compiled_calls(
+        self, metric_call: type[_CompiledMetric], metrics_call: type[_CompiledMetrics]
+    ) -> None:
+        """Shadow `metric` and `metrics` on this instance with the compiled calls, which hand every case
+        but the common one to the methods below, and so to the rules (see capture/_scopes/_metric_call.c).
+        They append to the queue's deque themselves (never replaced: cleared in place after a fork)."""
+        queue = self._queue
+        metric = metric_call(
             MethodType(type(self).metric, self),
-            self._queue.items,
-            self._queue,
+            queue.items,
+            queue,
             self._fields,
             KNOWN_KEYS,
             METRIC,
             ACCEPTED,
             "step",
         )
-        setattr(self, "metric", call)  # noqa: B010 (mypy refuses a plain assignment over a method)
+        metrics = metrics_call(
+            MethodType(type(self).metrics, self),
+            queue.items,
+            queue,
+            self._fields,
+            KNOWN_KEYS,
+            METRICS,
+            ACCEPTED,
+        )
+        setattr(self, "metric", metric)  # noqa: B010 (mypy refuses a plain assignment over a method)
+        setattr(self, "metrics", metrics)  # noqa: B010
+        self._compiled.extend((metric, metrics))
+
+    def _awaitable_metric(
+        self, fallback: Callable[..., Awaitable[CaptureResult]]
+    ) -> Callable[..., Awaitable[CaptureResult]] | None:
+        """The compiled `metric()` for an async shell over this scope, or None where calls are not
+        compiled. It queues the common call as this scope's compiled `metric` does and answers it with
+        an awaitable already done (no coroutine frame to make and run); every other call goes to
+        `fallback`, the shell's `async def metric`, which checks it and awaits room in a full queue.
+        Closed with this scope, like this scope's own."""
+        compiled = self._session.metric_call
+        if compiled is None or _AWAITED_ACCEPTED is None:
+            return None
+        queue = self._queue
+        call = compiled(
+            fallback, queue.items, queue, self._fields, KNOWN_KEYS, METRIC, _AWAITED_ACCEPTED, "step"
+        )
+        with self._lock:  # made after this scope closed: closed at once
+            if self._status == "open":
+                self._compiled.append(call)
+            else:
+                call.close()
         return call
 
     def _closed_error(self) -> ClosedScopeError:
@@ -477,8 +524,8 @@ class Scope:
             if self._status != "open":
                 return
             self._status = ending.status
-            if self._metric_call is not None:
-                self._metric_call.close()
+            for call in self._compiled:
+                call.close()
             self._ended_ns = max(_time_ns(), self._started_ns)
         self._enqueue_lifecycle(self._ended_ns, ending.details())
         if self._parent is not None:

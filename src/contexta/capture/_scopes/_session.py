@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from contexta.capture._artifacts import ArtifactRegistration
 from contexta.capture._pipeline._capture_pipeline import CapturePipeline
-from contexta.capture._scopes._compiled import MetricCall
+from contexta.capture._scopes._compiled import MetricCall, MetricsCall
 from contexta.capture._scopes._endings import Ending
 from contexta.capture._scopes._redaction import redact_secrets, redact_text
 from contexta.contract._checks import json_attributes
@@ -74,8 +74,9 @@ class CaptureSession:
         self.redact_secrets = redact_secrets
         # NaN and infinite metric values are recorded, or refused at the call (capture.non_finite).
         self.record_non_finite = record_non_finite
-        # The compiled `metric()` call its scopes use, or None for the Python method alone.
+        # The compiled `metric()` and `metrics()` calls its scopes use, or None for the Python methods alone.
         self.metric_call = MetricCall if compiled_metric else None
+        self.metrics_call = MetricsCall if compiled_metric else None
         # Where runs hold their owner locks (see contexta/_liveness.py), or None for none.
         self.live_dir = live_dir
         self.host = socket.gethostname()
