@@ -21,6 +21,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections import deque
 from pathlib import Path
@@ -34,6 +35,12 @@ __all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
 
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe takes a whole batch in one write
 _CLOSE_TIMEOUT_S = 5.0
+# How long the capture log's lane waits for a starting child before writing a batch itself (tens of
+# milliseconds, typically). Encoding in this process held the GIL for ~30 ms per 16k records, stalling
+# the caller's loop; waiting releases the GIL while the writer keeps taking. Kept short: records that
+# wait in the lane are not yet in the log, so a kill meanwhile loses them; a child slower than this
+# to start (a loaded machine) is not waited for, and batches are written here until it is ready.
+_START_WAIT_S = 0.1
 
 
 class LogProcessGoneError(Exception):
@@ -47,6 +54,7 @@ class LogProcess:
     def __init__(self, path: Path):
         self._owner_pid = os.getpid()  # the process that started the child
         self._ready = False
+        self._started = time.monotonic()
         self._child = subprocess.Popen(
             [sys.executable, "-P", protocol.__file__, str(path)],
             stdin=subprocess.PIPE,
@@ -75,6 +83,13 @@ class LogProcess:
                 raise LogProcessGoneError("the log-writer process exited while starting")
             self._ready = True
         return self._ready
+
+    def wait_started(self, within: float) -> None:
+        """Wait until `within` seconds after the child was started (with the GIL released) or until it
+        has said it is ready or has exited; reads nothing, so `ready()` still takes its answer."""
+        remaining = self._started + within - time.monotonic()
+        if not self._ready and remaining > 0:
+            select.select([self._replies], [], [], remaining)
 
     def send(self, segments: list[Segment]) -> None:
         """Queue a request to append `segments`; its answer comes from the next unanswered `reply()`."""
@@ -183,6 +198,7 @@ class RecordOffload:
     def write(self, batch: CaptureBatch, sink_name: str) -> bool:
         """True once the child appended `batch` (raises its write error if it refused); False when the
         caller must write the batch itself and then call `written_here()`."""
+        self._wait_for_a_starting_child()
         with self._lock:
             if not (self._ahead and self._ahead[0] is batch):
                 if self._ahead or not self._usable(batch):
@@ -213,6 +229,20 @@ class RecordOffload:
         with self._lock:
             self._answered(batch)
         return True
+
+    def _wait_for_a_starting_child(self) -> None:
+        """The sink's lane, about to write a batch: a child that is starting is waited for (until
+        _START_WAIT_S after its start, the GIL released, the lock not held so the writer thread keeps
+        queuing batches), so the batches that arrive meanwhile are assembled by the child rather than
+        here. Encoding them here held the GIL for ~30 ms per 16k records: the very stall the child
+        exists to avoid."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            process.wait_started(_START_WAIT_S)
+        except (OSError, ValueError):  # closed meanwhile (the child failed): `_usable` notices
+            pass
 
     def _answered(self, batch: CaptureBatch) -> None:
         if self._ahead and self._ahead[0] is batch:
