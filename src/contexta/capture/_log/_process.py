@@ -161,10 +161,14 @@ class RecordOffload:
 
     The writer thread calls `send_ahead` as it hands a batch to the sink's lane, so the child already
     holds the next batch when it answers the current one and never waits for this process's GIL; the
-    lane's `write` then only collects the answer. A batch is sent ahead only if every earlier batch
-    is sent too or already written, so lines keep their order across the two routes. If the child
-    dies, every unanswered batch is written in this process instead (one it appended just before
-    dying then appears twice, with the same record refs, rather than not at all).
+    lane's `write` then only collects the answer. A batch is sent ahead only if no earlier batch
+    waits unsent (`_behind`: queued while the child was starting, or while an earlier one was being
+    written in this process), so lines keep their order across the two routes. When the lane comes to
+    the first of those and the child is usable, it sends that batch and every one queued behind it,
+    in order: one batch that missed the child no longer makes every later one miss it too, each sent
+    only when the one before was answered. If the child dies, every unanswered batch is written in
+    this process instead (one it appended just before dying then appears twice, with the same record
+    refs, rather than not at all).
     """
 
     def __init__(self, path: Path, min_batch: int, *, enabled: bool):
@@ -174,7 +178,7 @@ class RecordOffload:
         self._process: LogProcess | None = None
         self._lock = threading.Lock()
         self._ahead: deque[CaptureBatch] = deque()  # sent, not yet answered, in order
-        self._behind = 0  # batches not sent ahead whose write in this process has not finished
+        self._behind: deque[CaptureBatch] = deque()  # queued, not sent, not yet written here, in order
         self.gone = False  # the child died: the file's last line may be torn
 
     @property
@@ -184,7 +188,7 @@ class RecordOffload:
 
     def send_ahead(self, batch: CaptureBatch, sink_name: str) -> None:
         with self._lock:
-            if self._behind == 0 and self._usable(batch):
+            if not self._behind and self._usable(batch):
                 assert self._process is not None
                 try:
                     self._process.send(batch.record_segments(sink_name))
@@ -193,24 +197,18 @@ class RecordOffload:
                 else:
                     self._ahead.append(batch)
                     return
-            self._behind += 1
+            self._behind.append(batch)
 
     def write(self, batch: CaptureBatch, sink_name: str) -> bool:
         """True once the child appended `batch` (raises its write error if it refused); False when the
-        caller must write the batch itself and then call `written_here()`."""
+        caller must write the batch itself and then call `written_here(batch)`."""
         self._wait_for_a_starting_child()
         with self._lock:
             if not (self._ahead and self._ahead[0] is batch):
                 if self._ahead or not self._usable(batch):
                     return False
-                assert self._process is not None
-                try:
-                    self._process.send(batch.record_segments(sink_name))
-                except LogProcessGoneError:
-                    self._fail()
+                if not self._catch_up(batch, sink_name):
                     return False
-                self._ahead.append(batch)
-                self._written()
             process = self._process
         try:
             if process is None:
@@ -220,7 +218,6 @@ class RecordOffload:
             with self._lock:
                 self._answered(batch)
                 self._fail()
-                self._behind += 1  # now to be written here
             return False
         except BaseException:
             with self._lock:
@@ -229,6 +226,23 @@ class RecordOffload:
         with self._lock:
             self._answered(batch)
         return True
+
+    def _catch_up(self, batch: CaptureBatch, sink_name: str) -> bool:
+        """Send `batch` and, when it heads `_behind`, every batch queued behind it (call with the lock
+        held, nothing unanswered, nothing being written here); True once `batch` is sent."""
+        process = self._process
+        assert process is not None
+        pending = list(self._behind) if self._behind and self._behind[0] is batch else [batch]
+        for queued in pending:
+            try:
+                process.send(queued.record_segments(sink_name))
+            except LogProcessGoneError:
+                self._fail()
+                break
+            self._ahead.append(queued)
+            if self._behind and self._behind[0] is queued:
+                self._behind.popleft()
+        return bool(self._ahead) and self._ahead[0] is batch
 
     def _wait_for_a_starting_child(self) -> None:
         """The sink's lane, about to write a batch: a child that is starting is waited for (until
@@ -248,13 +262,12 @@ class RecordOffload:
         if self._ahead and self._ahead[0] is batch:
             self._ahead.popleft()
 
-    def written_here(self) -> None:
+    def written_here(self, batch: CaptureBatch) -> None:
+        """The caller wrote `batch` itself (after `write` returned False): later batches may now go
+        to the child."""
         with self._lock:
-            self._written()
-
-    def _written(self) -> None:
-        if self._behind:
-            self._behind -= 1
+            if self._behind and self._behind[0] is batch:
+                self._behind.popleft()
 
     def _usable(self, batch: CaptureBatch) -> bool:
         if self._failed:
@@ -298,4 +311,4 @@ class RecordOffload:
         self._process = None
         self._lock = threading.Lock()
         self._ahead.clear()
-        self._behind = 0
+        self._behind.clear()
