@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from contexta import Contexta
-from contexta.capture import CaptureBatch, CapturedEntry
+from contexta.capture import CaptureBatch, CapturedEntry, LocalJsonlSink, read_capture_log
+from contexta.capture._items import ScopeContext, metric_item
+from contexta.capture._log._builder import EntryBuilder
 from contexta.capture._pipeline._queue import CaptureQueue
 
 
@@ -155,3 +157,44 @@ def test_a_blocked_caller_gets_room_before_a_long_take_finishes() -> None:
     assert len(taken) == capacity and taken == [item] * capacity
     assert left_at_notice and left_at_notice[0] >= capacity - 2048 > 0
     assert queue.taken_records == capacity
+
+
+def _metric_batch(builder: EntryBuilder, steps: range) -> CaptureBatch:
+    context = ScopeContext(
+        "stage", "stage:p.r.s", "s", "p", "run:p.r", run_ref="run:p.r", stage_ref="stage:p.r.s"
+    )
+    items = [
+        metric_item(time.time_ns(), tuple(context), "loss", float(step), None, step, "step", None)
+        for step in steps
+    ]
+    builder.begin()
+    built: list[Any] = []
+    builder.build(items, built)
+    return CaptureBatch.from_writer(built, builder.finish(built))
+
+
+def test_batches_queued_while_the_log_process_started_all_go_to_it_at_once(tmp_path: Path) -> None:
+    """Batches handed over while the log-writer process was starting could not be sent ahead; the
+    lane's write of the first of them now sends every one queued behind it too, in order, instead of
+    sending each only once the one before was answered (which kept every later batch behind)."""
+    log = LocalJsonlSink(tmp_path / "capture")
+    builder = EntryBuilder()
+    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 12_000, 3000)]
+    try:
+        for batch in batches:  # the first starts the child; none can be sent before it is ready
+            log.send_ahead(batch)
+        assert log.log_process_pid is not None
+        process = log._offload._process
+        assert process is not None
+        assert _eventually(process.ready)
+        log.write(batches[0])
+        assert list(log._offload._ahead) == batches[1:]  # sent, in order, before being asked for
+        for batch in batches[1:]:
+            log.write(batch)
+        assert not log._offload._ahead and not log._offload._behind
+    finally:
+        log.close()
+    steps = [
+        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
+    ]
+    assert steps == list(range(12_000))
