@@ -302,12 +302,15 @@ def _receive_requests(received: queue.Queue[bytes | None]) -> None:
     capture calls blocked on it), and what the parent sent is here, to be appended even if the parent
     is killed. The parent bounds how much it sends before the answers come back (its lanes hold a
     bounded number of records). A request cut short by the end of input is discarded."""
-    while True:
-        header = read_exactly(0, REQUEST.size)
-        payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
-        received.put(payload)
-        if payload is None:
-            return
+    payload: bytes | None = b""
+    try:
+        while payload is not None:
+            header = read_exactly(0, REQUEST.size)
+            payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
+            if payload is not None:
+                received.put(payload)
+    finally:  # end of input, or a read that failed: either way nothing more comes
+        received.put(None)
 
 
 def _append_and_answer(log: FollowedLog, assembled: queue.Queue[bytes | Exception | None]) -> None:
