@@ -40,7 +40,7 @@ class CaptureStats:
     records refused by the overflow policy, `pending` records still queued. Once a `flush()` has
     returned, `queued == written + failed`. `blocked_calls` counts capture calls that waited for room
     in a full queue (`overflow="block"`) and `blocked_s` how long they waited in all: what a writer
-    that falls behind the callers cost them.
+    that falls behind the callers cost them (sync calls; an awaiting async call is not counted).
     """
 
     queued: int
