@@ -250,7 +250,7 @@ def test_drop_oldest_keeps_the_most_recent_records_and_counts_each_loss(tmp_path
 
 @pytest.mark.filterwarnings("ignore::contexta.capture.CaptureWarning")
 def test_block_policy_gives_up_after_block_timeout_and_counts_the_drops(tmp_path: Path) -> None:
-    count = 30
+    count = 80  # more than the queue (16), the sink's lane (8 batches of 4) and the writer's hands hold
     gate = threading.Event()
     gate.set()
     sink = SlowSink(gate=gate)

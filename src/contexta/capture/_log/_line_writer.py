@@ -438,18 +438,33 @@ def main(path: str, limits: SegmentLimits = NO_LIMITS) -> None:
     assembled: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=2)
     appender = threading.Thread(target=_append_and_answer, args=(log, assembled))
     appender.start()
+    received: queue.Queue[bytes | None] = queue.Queue()
+    threading.Thread(target=_receive_requests, args=(received,), daemon=True).start()
     _tell_parent(READY)
-    while True:
-        header = read_exactly(0, REQUEST.size)
-        payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
-        if payload is None:
-            break
+    while (payload := received.get()) is not None:
         try:
             assembled.put(assemble(pickle.loads(payload)))
         except Exception as error:
             assembled.put(error)
     assembled.put(None)
     appender.join()
+
+
+def _receive_requests(received: queue.Queue[bytes | None]) -> None:
+    """Read whole requests as soon as they arrive, however far assembling is behind: the parent's
+    writer then never waits on a full pipe (while it waited it took nothing from its queue, and
+    capture calls blocked on it), and what the parent sent is here, to be appended even if the parent
+    is killed. The parent bounds how much it sends before the answers come back (its lanes hold a
+    bounded number of records). A request cut short by the end of input is discarded."""
+    payload: bytes | None = b""
+    try:
+        while payload is not None:
+            header = read_exactly(0, REQUEST.size)
+            payload = None if header is None else read_exactly(0, REQUEST.unpack(header)[0])
+            if payload is not None:
+                received.put(payload)
+    finally:  # end of input, or a read that failed: either way nothing more comes
+        received.put(None)
 
 
 def _append_and_answer(log: FollowedLog, assembled: queue.Queue[bytes | Exception | None]) -> None:

@@ -21,6 +21,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections import deque
 from pathlib import Path
@@ -34,6 +35,12 @@ __all__ = ["LogProcess", "LogProcessGoneError", "RecordOffload"]
 
 _F_SETPIPE_SZ = 1031  # Linux: a 1 MiB pipe takes a whole batch in one write
 _CLOSE_TIMEOUT_S = 5.0
+# How long the capture log's lane waits for a starting child before writing a batch itself (tens of
+# milliseconds, typically). Encoding in this process held the GIL for ~30 ms per 16k records, stalling
+# the caller's loop; waiting releases the GIL while the writer keeps taking. Kept short: records that
+# wait in the lane are not yet in the log, so a kill meanwhile loses them; a child slower than this
+# to start (a loaded machine) is not waited for, and batches are written here until it is ready.
+_START_WAIT_S = 0.1
 
 
 class LogProcessGoneError(Exception):
@@ -47,6 +54,7 @@ class LogProcess:
     def __init__(self, path: Path, limits: SegmentLimits = NO_LIMITS):
         self._owner_pid = os.getpid()  # the process that started the child
         self._ready = False
+        self._started = time.monotonic()
         self._child = subprocess.Popen(
             [sys.executable, "-P", protocol.__file__, str(path), *limits.as_args()],
             stdin=subprocess.PIPE,
@@ -75,6 +83,13 @@ class LogProcess:
                 raise LogProcessGoneError("the log-writer process exited while starting")
             self._ready = True
         return self._ready
+
+    def wait_started(self, within: float) -> None:
+        """Wait until `within` seconds after the child was started (with the GIL released) or until it
+        has said it is ready or has exited; reads nothing, so `ready()` still takes its answer."""
+        remaining = self._started + within - time.monotonic()
+        if not self._ready and remaining > 0:
+            select.select([self._replies], [], [], remaining)
 
     def send(self, segments: list[Segment]) -> None:
         """Queue a request to append `segments`; its answer comes from the next unanswered `reply()`."""
@@ -146,10 +161,14 @@ class RecordOffload:
 
     The writer thread calls `send_ahead` as it hands a batch to the sink's lane, so the child already
     holds the next batch when it answers the current one and never waits for this process's GIL; the
-    lane's `write` then only collects the answer. A batch is sent ahead only if every earlier batch
-    is sent too or already written, so lines keep their order across the two routes. If the child
-    dies, every unanswered batch is written in this process instead (one it appended just before
-    dying then appears twice, with the same record refs, rather than not at all).
+    lane's `write` then only collects the answer. A batch is sent ahead only if no earlier batch
+    waits unsent (`_behind`: queued while the child was starting, or while an earlier one was being
+    written in this process), so lines keep their order across the two routes. When the lane comes to
+    the first of those and the child is usable, it sends that batch and every one queued behind it,
+    in order: one batch that missed the child no longer makes every later one miss it too, each sent
+    only when the one before was answered. If the child dies, every unanswered batch is written in
+    this process instead (one it appended just before dying then appears twice, with the same record
+    refs, rather than not at all).
     """
 
     def __init__(self, path: Path, min_batch: int, *, enabled: bool, limits: SegmentLimits = NO_LIMITS):
@@ -160,7 +179,7 @@ class RecordOffload:
         self._process: LogProcess | None = None
         self._lock = threading.Lock()
         self._ahead: deque[CaptureBatch] = deque()  # sent, not yet answered, in order
-        self._behind = 0  # batches not sent ahead whose write in this process has not finished
+        self._behind: deque[CaptureBatch] = deque()  # queued, not sent, not yet written here, in order
         self.gone = False  # the child died: the file's last line may be torn
 
     @property
@@ -170,7 +189,7 @@ class RecordOffload:
 
     def send_ahead(self, batch: CaptureBatch, sink_name: str) -> None:
         with self._lock:
-            if self._behind == 0 and self._usable(batch):
+            if not self._behind and self._usable(batch):
                 assert self._process is not None
                 try:
                     self._process.send(batch.record_segments(sink_name))
@@ -179,23 +198,18 @@ class RecordOffload:
                 else:
                     self._ahead.append(batch)
                     return
-            self._behind += 1
+            self._behind.append(batch)
 
     def write(self, batch: CaptureBatch, sink_name: str) -> bool:
         """True once the child appended `batch` (raises its write error if it refused); False when the
-        caller must write the batch itself and then call `written_here()`."""
+        caller must write the batch itself and then call `written_here(batch)`."""
+        self._wait_for_a_starting_child()
         with self._lock:
             if not (self._ahead and self._ahead[0] is batch):
                 if self._ahead or not self._usable(batch):
                     return False
-                assert self._process is not None
-                try:
-                    self._process.send(batch.record_segments(sink_name))
-                except LogProcessGoneError:
-                    self._fail()
+                if not self._catch_up(batch, sink_name):
                     return False
-                self._ahead.append(batch)
-                self._written()
             process = self._process
         try:
             if process is None:
@@ -205,7 +219,6 @@ class RecordOffload:
             with self._lock:
                 self._answered(batch)
                 self._fail()
-                self._behind += 1  # now to be written here
             return False
         except BaseException:
             with self._lock:
@@ -215,17 +228,47 @@ class RecordOffload:
             self._answered(batch)
         return True
 
+    def _catch_up(self, batch: CaptureBatch, sink_name: str) -> bool:
+        """Send `batch` and, when it heads `_behind`, every batch queued behind it (call with the lock
+        held, nothing unanswered, nothing being written here); True once `batch` is sent."""
+        process = self._process
+        assert process is not None
+        pending = list(self._behind) if self._behind and self._behind[0] is batch else [batch]
+        for queued in pending:
+            try:
+                process.send(queued.record_segments(sink_name))
+            except LogProcessGoneError:
+                self._fail()
+                break
+            self._ahead.append(queued)
+            if self._behind and self._behind[0] is queued:
+                self._behind.popleft()
+        return bool(self._ahead) and self._ahead[0] is batch
+
+    def _wait_for_a_starting_child(self) -> None:
+        """The sink's lane, about to write a batch: a child that is starting is waited for (until
+        _START_WAIT_S after its start, the GIL released, the lock not held so the writer thread keeps
+        queuing batches), so the batches that arrive meanwhile are assembled by the child rather than
+        here. Encoding them here held the GIL for ~30 ms per 16k records: the very stall the child
+        exists to avoid."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            process.wait_started(_START_WAIT_S)
+        except (OSError, ValueError):  # closed meanwhile (the child failed): `_usable` notices
+            pass
+
     def _answered(self, batch: CaptureBatch) -> None:
         if self._ahead and self._ahead[0] is batch:
             self._ahead.popleft()
 
-    def written_here(self) -> None:
+    def written_here(self, batch: CaptureBatch) -> None:
+        """The caller wrote `batch` itself (after `write` returned False): later batches may now go
+        to the child."""
         with self._lock:
-            self._written()
-
-    def _written(self) -> None:
-        if self._behind:
-            self._behind -= 1
+            if self._behind and self._behind[0] is batch:
+                self._behind.popleft()
 
     def _usable(self, batch: CaptureBatch) -> bool:
         if self._failed:
@@ -269,4 +312,4 @@ class RecordOffload:
         self._process = None
         self._lock = threading.Lock()
         self._ahead.clear()
-        self._behind = 0
+        self._behind.clear()

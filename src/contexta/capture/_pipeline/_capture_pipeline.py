@@ -220,6 +220,8 @@ class CapturePipeline:
             outboxed=writer.outboxed,
             lost=writer.lost,
             sink_failures=writer.sink_failures,
+            blocked_calls=self.queue.blocked_calls,
+            blocked_s=self.queue.blocked_ns / 1e9,
         )
 
     def replay_outbox(self) -> ReplayReport:

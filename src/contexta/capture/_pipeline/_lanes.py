@@ -2,8 +2,9 @@
 
 The writer builds a batch once and hands it to every lane; the lanes write in parallel. Sinks spend
 most of their time in calls that release the GIL (os.write, SQLite), so the log file, the store and
-the writer's own Python work overlap instead of taking turns. A lane holds at most two batches, which
-keeps memory bounded and pushes back on the writer when a sink is slow.
+the writer's own Python work overlap instead of taking turns. A lane holds at most `max_records`
+records (LANE_BATCHES full batches; any one batch is taken into an empty lane whatever its size),
+which keeps memory bounded and pushes back on the writer when a sink is slow.
 
 A sink that fails a batch with an encoding error (TypeError, ValueError, OverflowError) is given it
 once more if the batch held records no sink can encode, now replaced (see _unencodable.py): one
@@ -22,9 +23,14 @@ from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated
 from contexta.capture._sinks._base import CaptureLogSink, FollowsCaptureLog, Sink
 
-__all__ = ["BatchTicket", "SinkLane"]
+__all__ = ["LANE_BATCHES", "BatchTicket", "SinkLane"]
 
-_MAX_PENDING = 2
+# How many full batches' worth of records a lane may hold (131,072 at the default max_batch_size).
+# Counted in records, not batches: a lane that held two batches, however small, stopped the writer
+# from taking while the capture log waited 30-160 ms per batch on the log-writer process, so the
+# queue filled and callers blocked for whole writer cycles; now the writer keeps taking while a lane
+# is busy, up to this many records, and a burst fits in the queue and the lanes together.
+LANE_BATCHES = 8
 
 
 @dataclass(slots=True)
@@ -63,8 +69,11 @@ class SinkLane:
         on_settled: Callable[[BatchTicket], None],
         on_sink_error: Callable[[Sink, str, Exception], None],
         on_isolated: Callable[[CaptureBatch, list[Isolated]], None] | None = None,
+        *,
+        max_records: int,
     ):
         self.sink = sink
+        self.max_records = max_records
         self.is_capture_log = isinstance(sink, CaptureLogSink)
         self.after_capture_log = isinstance(sink, FollowsCaptureLog)
         self._send_ahead = sink.send_ahead if isinstance(sink, CaptureLogSink) else None
@@ -84,7 +93,7 @@ class SinkLane:
 
     def submit(self, batch: CaptureBatch, ticket: BatchTicket) -> None:
         with self._condition:
-            while sum(1 for item in self._pending if isinstance(item, tuple)) >= _MAX_PENDING:
+            while self.pending_records and self.pending_records + len(batch) > self.max_records:
                 self._condition.wait()
         # Only the writer submits, so the room stays ours while the sink looks ahead (unlocked: the
         # look-ahead may wait on a pipe).

@@ -38,7 +38,9 @@ class CaptureStats:
     sink refused (parked in the outbox, or `lost` if the outbox could not keep them) and records no
     sink could encode (`lost` too; a degraded marker was written in the place of each), `dropped`
     records refused by the overflow policy, `pending` records still queued. Once a `flush()` has
-    returned, `queued == written + failed`.
+    returned, `queued == written + failed`. `blocked_calls` counts capture calls that waited for room
+    in a full queue (`overflow="block"`) and `blocked_s` how long they waited in all: what a writer
+    that falls behind the callers cost them (sync calls; an awaiting async call is not counted).
     """
 
     queued: int
@@ -50,6 +52,8 @@ class CaptureStats:
     outboxed: int = 0
     lost: int = 0
     sink_failures: Mapping[str, int] = field(default_factory=dict)
+    blocked_calls: int = 0
+    blocked_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)

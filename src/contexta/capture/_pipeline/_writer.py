@@ -19,7 +19,7 @@ from contexta.capture._items import BARRIER, BARRIER_DONE, CONTEXT, KIND, T_NS, 
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._builder import BatchItems, EntryBuilder
 from contexta.capture._log._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
-from contexta.capture._pipeline._lanes import BatchTicket, SinkLane
+from contexta.capture._pipeline._lanes import LANE_BATCHES, BatchTicket, SinkLane
 from contexta.capture._pipeline._outbox import Outbox
 from contexta.capture._pipeline._queue import CaptureQueue, DropEpisode
 from contexta.capture._sinks._base import Sink
@@ -103,7 +103,15 @@ class BatchWriter:
         self._stopping = False
         self._counter_lock = threading.Lock()
         self.lanes = [
-            SinkLane(sink, self._park, self._settle, self._sink_failed, self._isolated) for sink in self.sinks
+            SinkLane(
+                sink,
+                self._park,
+                self._settle,
+                self._sink_failed,
+                self._isolated,
+                max_records=LANE_BATCHES * self.max_batch_size,
+            )
+            for sink in self.sinks
         ]
         self._capture_log_lanes = sum(lane.is_capture_log for lane in self.lanes)
         self._thread = threading.Thread(target=self._run, name="contexta-writer", daemon=True)

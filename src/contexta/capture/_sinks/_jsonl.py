@@ -149,7 +149,7 @@ class LocalJsonlSink(CaptureLogSink):
                 self._append("RECORD", data)
                 self._dirty.add("RECORD")
         finally:
-            self._offload.written_here()
+            self._offload.written_here(batch)
 
     def _append(self, family: str, data: bytes) -> None:
         self._notice_fork()
