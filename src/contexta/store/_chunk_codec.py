@@ -40,6 +40,7 @@ SHUFFLED_ZSTD = 1  # a zstd frame of the little-endian array, byte-shuffled by e
 PROGRESSION = 2  # integers start, start + stride, ...: start and stride as little-endian int64
 
 _PROGRESSION_TYPECODES = frozenset("bhilqBHILQ")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ZSTD_LEVEL = 3  # measured: levels 1-9 give the same size on shuffled columns; 3 is as fast as 1
 _SMALLEST_COMPRESSED = 64  # raw bytes; below this a zstd frame (>= 9 bytes of header) rarely wins
 
@@ -86,7 +87,8 @@ def _progression(packed: array[Any]) -> tuple[int, int] | None:
         return None
     start, stride = packed[0], packed[1] - packed[0]
     last = start + stride * (count - 1)
-    if packed[-1] != last:  # the common miss, without building the progression
+    # The common miss first, without building the progression; the stride is kept as an int64 too.
+    if packed[-1] != last or not _INT64_MIN <= stride <= _INT64_MAX:
         return None
     expected = (
         array(packed.typecode, [start]) * count
