@@ -13,8 +13,10 @@ values 8 -> 5.1 bytes, at ~8 ns per point each way. Delta-encoding the times fir
 
 Each encoded column starts with one byte naming its codec, so any column can fall back to the raw
 array: a chunk of one point, or values that do not compress, are stored raw (plus that byte) rather
-than grown. zstandard is imported on the first compressed column, not with the store: it costs
-~11 ms, and listing runs never touches a point.
+than grown. zstandard costs ~11 ms to import, so it is not imported with the store: listing runs
+never touches a point. The write side loads it when it is created (`load_compressor`, at the first
+`Contexta`), not at its first batch: that batch may be written while an event loop closes a run, and
+an import then, on any thread, holds the GIL the loop is waiting for.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import zstandard
 
-__all__ = ["CODEC_PER_COLUMN", "decode_column", "encode_column", "read_column"]
+__all__ = ["CODEC_PER_COLUMN", "decode_column", "encode_column", "load_compressor", "read_column"]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -45,6 +47,11 @@ _ZSTD_LEVEL = 3  # measured: levels 1-9 give the same size on shuffled columns; 
 _SMALLEST_COMPRESSED = 64  # raw bytes; below this a zstd frame (>= 9 bytes of header) rarely wins
 
 _local = threading.local()  # zstd contexts are not safe to share between threads
+
+
+def load_compressor() -> None:
+    """Import zstandard now, before the first chunk is written (see the module docstring)."""
+    import zstandard  # noqa: F401
 
 
 def _compressor() -> zstandard.ZstdCompressor:
