@@ -21,6 +21,7 @@ an import then, on any thread, holds the GIL the loop is waiting for.
 
 from __future__ import annotations
 
+import struct
 import sys
 import threading
 from array import array
@@ -45,6 +46,10 @@ _PROGRESSION_TYPECODES = frozenset("bhilqBHILQ")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ZSTD_LEVEL = 3  # measured: levels 1-9 give the same size on shuffled columns; 3 is as fast as 1
 _SMALLEST_COMPRESSED = 64  # raw bytes; below this a zstd frame (>= 9 bytes of header) rarely wins
+
+# 0, 1, 2... per typecode, for the positions of one-series batches (grown to the largest batch seen).
+_counting: dict[str, array[Any]] = {}
+_COUNTING_LIMIT = 1 << 20
 
 _local = threading.local()  # zstd contexts are not safe to share between threads
 
@@ -87,6 +92,20 @@ def _from_little_endian(typecode: str, blob: bytes | bytearray | memoryview) -> 
     return unpacked
 
 
+def _arithmetic(typecode: str, start: int, stride: int, count: int) -> array[Any]:
+    """start, start + stride, ... (`count` of them) as an array, at C speed: `array(range(...))`
+    converts one int at a time (~35 ns each, more than decoding the rest of a chunk), struct takes
+    them all in one call (~13 ns each), and positions 0, 1, 2... are sliced from a cached array."""
+    if stride == 0:
+        return array(typecode, [start]) * count
+    if start == 0 and stride == 1 and count <= _COUNTING_LIMIT:
+        counting = _counting.get(typecode)
+        if counting is None or len(counting) < count:
+            counting = _counting[typecode] = array(typecode, range(max(count, 1024)))
+        return counting[:count]
+    return array(typecode, struct.pack(f"{count}{typecode}", *range(start, start + stride * count, stride)))
+
+
 def _progression(packed: array[Any]) -> tuple[int, int] | None:
     """(start, stride) when `packed` is an arithmetic progression of two or more integers."""
     count = len(packed)
@@ -97,11 +116,7 @@ def _progression(packed: array[Any]) -> tuple[int, int] | None:
     # The common miss first, without building the progression; the stride is kept as an int64 too.
     if packed[-1] != last or not _INT64_MIN <= stride <= _INT64_MAX:
         return None
-    expected = (
-        array(packed.typecode, [start]) * count
-        if stride == 0
-        else array(packed.typecode, range(start, last + (1 if stride > 0 else -1), stride))
-    )
+    expected = _arithmetic(packed.typecode, start, stride, count)
     return (start, stride) if packed == expected else None
 
 
@@ -138,9 +153,7 @@ def decode_column(typecode: str, blob: bytes, count: int) -> array[Any]:
         return _from_little_endian(typecode, body)
     if codec == PROGRESSION:
         start, stride = _from_little_endian("q", body)
-        if stride == 0:
-            return array(typecode, [start]) * count
-        return array(typecode, range(start, start + stride * count, stride))
+        return _arithmetic(typecode, start, stride, count)
     if codec == SHUFFLED_ZSTD:
         width = array(typecode).itemsize
         shuffled = _decompressor().decompress(body, max_output_size=count * width)
