@@ -138,7 +138,7 @@ def test_a_loss_series_costs_a_quarter_of_its_raw_arrays(tmp_path: Path) -> None
 
 
 def test_listing_runs_never_imports_zstandard(tmp_path: Path) -> None:
-    # zstandard costs ~11 ms to import: only reading points needs it.
+    # zstandard costs up to ~11 ms to import: only capture and reading points need it.
     workspace = tmp_path / ".contexta"
     with (
         Contexta(workspace=workspace, config={"project_name": "p"}) as ctx,

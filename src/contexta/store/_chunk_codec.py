@@ -8,15 +8,17 @@ series per batch: positions 0, 1, 2...; steps counting up, or all NO_STEP), so t
 compressed with zstd after a byte shuffle (byte 0 of every element, then byte 1, ...): the high
 bytes of increasing nanosecond times and of a slowly moving float barely change, and grouped they
 compress to almost nothing, while the low, noisy bytes stay as they are. Times 8 -> 1.5 bytes, loss
-values 8 -> 5.1 bytes, at ~8 ns per point each way. Delta-encoding the times first would save another
-0.5 bytes per point but costs ~100 ns per point in Python each way, so it is not done.
+values 8 -> 5.1 bytes, at ~8 ns per point to compress and ~6-8 to decompress. Delta-encoding the
+times first would save another 0.5 bytes per point but costs ~100 ns per point in Python each way,
+so it is not done.
 
 Each encoded column starts with one byte naming its codec, so any column can fall back to the raw
 array: a chunk of one point, or values that do not compress, are stored raw (plus that byte) rather
-than grown. zstandard costs ~11 ms to import, so it is not imported with the store: listing runs
-never touches a point. The write side loads it when it is created (`load_compressor`, at the first
-`Contexta`), not at its first batch: that batch may be written while an event loop closes a run, and
-an import then, on any thread, holds the GIL the loop is waiting for.
+than grown. zstandard costs up to ~11 ms to import (its extension, from a cold file cache), so it
+is not imported with the store: listing runs never touches a point. The write side loads it when
+it is created (`load_compressor`, at the first `Contexta`), not at its first batch: that batch may
+be written while an event loop closes a run, and an import then, on any thread, holds the GIL the
+loop is waiting for.
 """
 
 from __future__ import annotations
