@@ -19,6 +19,7 @@ from contexta._liveness import owners_alive
 from contexta.contract._refs import new_execution_id
 from contexta.contract._timestamps import instant_key
 from contexta.errors import CaptureWarning, StoreError
+from contexta.store._chunk_codec import load_compressor
 from contexta.store._database import RECREATED, RECREATED_ELSEWHERE, StoreDatabase
 from contexta.store._executions import ExecutionResolver, latest_execution_id
 from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesIds, SeriesPoints
@@ -148,6 +149,7 @@ class StoreIngest:
         self._live_dir = live_dir  # where capturing processes hold their owner locks
         self._warn_open_elsewhere = warn_open_elsewhere  # off when replaying history (repair)
         self.series_ids = SeriesIds()
+        load_compressor()  # here, not at the first batch (see `_chunk_codec.py`)
         self._warned: set[str] = set()
         # Execution ids a replayed log uses for executions this store holds under other ids.
         self.aliases: dict[str, str] = {}

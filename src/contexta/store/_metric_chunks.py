@@ -1,17 +1,16 @@
 """Metric points packed into columns: one chunk per series per stored batch (the write side).
 
 A store of one row per point spends more time in SQLite than capture spends producing the points,
-so each batch's points are grouped by series and each group becomes one row of little-endian
-arrays (positions, observation times, values, steps). The series row keeps running aggregates
-(count, first and last seq, last value, how many points are NaN or infinite and the step of the
-first) that answer "latest value", "how many" and "did it diverge" without the points.
+so each batch's points are grouped by series and each group becomes one row of columns (positions,
+observation times, values, steps), each encoded compactly (see `_chunk_codec.py`). The series row
+keeps running aggregates (count, first and last seq, last value, how many points are NaN or infinite
+and the step of the first) that answer "latest value", "how many" and "did it diverge" without the
+points.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import sys
-from array import array
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, NamedTuple
@@ -21,6 +20,7 @@ import orjson
 from contexta.contract._non_finite import decode_metric_value, encode_metric_value
 from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION
 from contexta.contract._refs import execution_of_record_ref, record_id_prefix
+from contexta.store._chunk_codec import CODEC_PER_COLUMN, encode_column
 
 __all__ = [
     "NO_STEP",
@@ -29,29 +29,11 @@ __all__ = [
     "SeriesIdentity",
     "SeriesIds",
     "SeriesPoints",
-    "pack",
     "reserve_seq",
-    "unpack",
 ]
 
-_LITTLE_ENDIAN = sys.byteorder == "little"
 NO_STEP = -1  # steps are non-negative, so -1 marks a point without one
 POSITION_TYPE = "i"  # a position within one batch fits 32 bits
-
-
-def pack(typecode: str, values: Any) -> bytes:
-    packed = array(typecode, values)
-    if not _LITTLE_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def unpack(typecode: str, blob: bytes) -> array[Any]:
-    unpacked = array(typecode)
-    unpacked.frombytes(blob)
-    if not _LITTLE_ENDIAN:
-        unpacked.byteswap()
-    return unpacked
 
 
 def reserve_seq(connection: sqlite3.Connection, count: int) -> int:
@@ -229,7 +211,7 @@ _UPSERT_SERIES_TAIL = (
 _SERIES_ROW_WIDTH = 16  # the identity's 10 columns, the 4 aggregates, the 2 non-finite ones
 _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
-    "steps, id_prefix, ref_base, recorded_ns, explicit) VALUES "
+    "steps, id_prefix, ref_base, recorded_ns, explicit, encoding) VALUES "
 )
 # Rows per multi-row statement: 500 x 16 parameters stays far below SQLite's 32,766.
 _ROWS_PER_STATEMENT = 500
@@ -243,7 +225,7 @@ def _many_rows(head: str, width: int, count: int, tail: str = "") -> str:
 _UPSERT_SERIES = _many_rows(
     _UPSERT_SERIES_HEAD, _SERIES_ROW_WIDTH, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id"
 )
-_INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 11, 1)
+_INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 12, 1)
 
 
 def _statements(head: str, rows: list[tuple[Any, ...]], tail: str = "") -> Iterator[tuple[str, list[Any]]]:
@@ -394,12 +376,13 @@ def _chunk_row(
         series_id,
         seq_base,
         len(group.positions),
-        pack(POSITION_TYPE, group.positions),
-        pack("q", group.observed) if explicit is None else None,
-        pack("d" if group.identity.value_type == "float64" else "q", group.values),
-        pack("q", group.steps),
+        encode_column(POSITION_TYPE, group.positions),
+        encode_column("q", group.observed) if explicit is None else None,
+        encode_column("d" if group.identity.value_type == "float64" else "q", group.values),
+        encode_column("q", group.steps),
         None if naming is None else record_id_prefix(group.identity.execution_id, naming.id_prefix),
         None if naming is None else naming.first,
         None if naming is None else naming.recorded_ns,
         None if explicit is None else orjson.dumps(explicit).decode(),
+        CODEC_PER_COLUMN,
     )

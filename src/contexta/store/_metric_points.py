@@ -18,7 +18,8 @@ from contexta.contract._non_finite import decode_metric_value
 from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION, MetricRecord
 from contexta.contract._serialization import model_from_dict
 from contexta.contract._timestamps import format_ns
-from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject, unpack
+from contexta.store._chunk_codec import read_column
+from contexta.store._metric_chunks import NO_STEP, POSITION_TYPE, default_subject
 from contexta.store._sql import where_equal
 
 __all__ = ["MetricColumns", "SeriesRow", "load_columns", "select_series"]
@@ -211,14 +212,15 @@ def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Ite
     for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
         part = ids[start : start + 500]
         rows = connection.execute(
-            "SELECT series_id, seq_base, positions, observed_ns, point_values, steps, id_prefix, ref_base, "
-            f"recorded_ns, explicit FROM metric_chunks WHERE series_id IN ({', '.join('?' * len(part))}) "
-            "ORDER BY seq_base, chunk_id",
+            "SELECT series_id, seq_base, point_count, encoding, positions, observed_ns, point_values, steps, "
+            "id_prefix, ref_base, recorded_ns, explicit FROM metric_chunks "
+            f"WHERE series_id IN ({', '.join('?' * len(part))}) ORDER BY seq_base, chunk_id",
             part,
         )
-        for series_id, seq_base, positions, observed, values, steps, prefix, ref_base, recorded, text in rows:
+        for series_id, seq_base, count, encoding, *columns, prefix, ref_base, recorded, text in rows:
+            positions, observed, values, steps = columns
             series_index = index_of[series_id]
-            unpacked_positions = unpack(POSITION_TYPE, positions)
+            unpacked_positions = read_column(encoding, POSITION_TYPE, positions, count)
             if text is not None:
                 explicit = orjson.loads(text)
                 naming = _Naming(
@@ -244,13 +246,13 @@ def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Ite
                     format_ns(recorded),
                     None,
                 )
-                observed_column = unpack("q", observed)
+                observed_column = read_column(encoding, "q", observed, count)
             yield _Chunk(
                 series_index,
                 seq_base,
                 unpacked_positions,
-                unpack(typecodes[series_id], values),
-                unpack("q", steps),
+                read_column(encoding, typecodes[series_id], values, count),
+                read_column(encoding, "q", steps, count),
                 observed_column,
                 naming,
             )

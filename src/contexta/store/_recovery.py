@@ -23,8 +23,8 @@ import orjson
 
 from contexta._liveness import locked_executions, owners_alive, remove_owner_locks, remove_unplaced_files
 from contexta.contract._timestamps import format_ns, instant_key
+from contexta.store._chunk_codec import read_column
 from contexta.store._database import StoreDatabase
-from contexta.store._metric_chunks import unpack
 
 __all__ = [
     "INTERRUPTED",
@@ -98,8 +98,8 @@ def last_activity(connection: sqlite3.Connection, execution_id: str, started_at:
     # Each series' last chunk holds its latest points (chunks are written in capture order); points
     # replayed from the log or written by hand keep their times as text in `explicit`.
     newest = 0
-    for observed, explicit in connection.execute(
-        "SELECT c.observed_ns, c.explicit FROM metric_chunks c JOIN ("
+    for observed, explicit, encoding, count in connection.execute(
+        "SELECT c.observed_ns, c.explicit, c.encoding, c.point_count FROM metric_chunks c JOIN ("
         "  SELECT s.series_id, max(c2.seq_base) AS last_base FROM metric_series s"
         "  JOIN metric_chunks c2 ON c2.series_id = s.series_id WHERE s.execution_id = ?"
         "  GROUP BY s.series_id"
@@ -107,7 +107,7 @@ def last_activity(connection: sqlite3.Connection, execution_id: str, started_at:
         (execution_id,),
     ):
         if observed:
-            newest = max(newest, *unpack("q", observed))
+            newest = max(newest, *read_column(encoding, "q", observed, count))
         elif explicit:
             times.extend(orjson.loads(explicit)["observed_at"])
     if newest:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # PRAGMA application_id: marks the file as ours, so a foreign SQLite file is refused, not modified.
 APPLICATION_ID = 0x43545841  # "CTXA"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -459,3 +459,9 @@ _SCHEMA_2 = (
 )
 
 MIGRATIONS[2] = _SCHEMA_2
+
+# Schema 3: a metric chunk's columns may be encoded (progressions, zstd of shuffled bytes; see
+# store/_chunk_codec.py), which `encoding` says; chunks of schema 2 keep NULL there and stay bare
+# arrays, so the migration rewrites nothing. The bump itself keeps an older Contexta, which would read
+# an encoded column as an array, away from the store ("newer than this Contexta").
+MIGRATIONS[3] = ("ALTER TABLE metric_chunks ADD COLUMN encoding INTEGER",)
