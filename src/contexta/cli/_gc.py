@@ -63,6 +63,15 @@ def _row(decision: Decision, estimate: float | None) -> dict[str, Any]:
     return row
 
 
+def _transient_bytes(store_file: Path) -> int:
+    """The store's `-shm` file: SQLite's shared-memory index of the WAL, created by gc's own open of
+    the store and removed by the last close, so not space a size limit should count."""
+    try:
+        return os.lstat(f"{store_file}-shm").st_size
+    except OSError:
+        return 0
+
+
 def gc_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta gc`: reclaim what the policy says (nothing by default); `--dry-run` only says what."""
     config = workspace_config(args)
@@ -93,7 +102,7 @@ def _gc(
         executions,
         policy,
         datetime.now(UTC),
-        total_bytes=0 if usage is None else usage.total,
+        total_bytes=0 if usage is None else usage.total - _transient_bytes(layout.store_file),
         size_of=size_of,
     )
     chosen = [d for d in decisions if d.reclaim]
