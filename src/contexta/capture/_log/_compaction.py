@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import orjson
 
+from contexta.capture._log._line_writer import names_file
 from contexta.capture._log._segments import (
     DamagedSegmentError,
     LogSegment,
@@ -30,6 +31,7 @@ from contexta.capture._log._segments import (
     iter_handle_lines,
     log_segments,
     open_segment,
+    write_compressed_atomically,
 )
 from contexta.config import CAPTURE_LOG_FILES
 from contexta.contract._refs import execution_of_record_ref
@@ -44,7 +46,6 @@ __all__ = [
     "remove_from_sealed_segments",
 ]
 
-_TEMPORARY = ".tmp"
 _READ_SIZE = 1 << 20
 
 
@@ -209,24 +210,17 @@ def _rewrite(path: Path, wanted: frozenset[str]) -> tuple[int, int, int] | str |
             return "another gc is rewriting it"
         except OSError:
             pass  # no locks on this file system: the rename below stays atomic
-        if not _names(path, source.fileno()):
+        if not names_file(str(path), source.fileno()):
             return "rewritten by another gc meanwhile"
         old_size = os.fstat(source.fileno()).st_size
         if not _holds_any(path, wanted):
             return None
-        temporary = path.with_name(f".{path.name}.{os.getpid()}{_TEMPORARY}")
+        removed = [0]
         try:
-            count = _write_without(path, temporary, wanted)
+            new_size = write_compressed_atomically(path, _kept_chunks(path, wanted, removed))
         except DamagedSegmentError:
-            _unlink(temporary)
             return "damaged: not readable to its end, left as it is"
-        except BaseException:
-            _unlink(temporary)
-            raise
-        new_size = temporary.stat().st_size
-        os.rename(temporary, path)
-        _sync_directory(path.parent)
-    return count, old_size, new_size
+    return removed[0], old_size, new_size
 
 
 def _holds_any(path: Path, wanted: frozenset[str]) -> bool:
@@ -234,56 +228,19 @@ def _holds_any(path: Path, wanted: frozenset[str]) -> bool:
         return any(execution_of_raw_line(raw) in wanted for raw in _lines(handle))
 
 
-def _write_without(path: Path, temporary: Path, wanted: frozenset[str]) -> int:
-    import zstandard
-
-    from contexta.capture._log._segments import COMPRESSION_LEVEL
-
-    count = 0
+def _kept_chunks(path: Path, wanted: frozenset[str], removed: list[int]) -> Iterator[bytes]:
+    """The segment's lines but those of `wanted`, about a megabyte at a time; counts the others in
+    `removed[0]`."""
     pending: list[bytes] = []
     pending_size = 0
-    with open_segment(path) as handle, open(temporary, "wb") as out:
-        compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
+    with open_segment(path) as handle:
         for raw in iter_handle_lines(handle):
             if execution_of_raw_line(raw) in wanted:
-                count += 1
+                removed[0] += 1
                 continue
             pending.append(raw)
             pending_size += len(raw)
             if pending_size >= _READ_SIZE:
-                out.write(compressor.compress(b"".join(pending)))
+                yield b"".join(pending)
                 pending, pending_size = [], 0
-        out.write(compressor.compress(b"".join(pending)))
-        out.write(compressor.flush())
-        out.flush()
-        os.fsync(out.fileno())
-    return count
-
-
-def _names(path: Path, fd: int) -> bool:
-    try:
-        named = os.stat(path)
-    except FileNotFoundError:
-        return False
-    opened = os.fstat(fd)
-    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    yield b"".join(pending)

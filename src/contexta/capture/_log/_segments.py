@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +43,7 @@ __all__ = [
     "log_segments",
     "open_log_segments",
     "open_segment",
+    "write_compressed_atomically",
 ]
 
 COMPRESSION_LEVEL = 1
@@ -244,17 +245,25 @@ def compress_segment(segment: LogSegment) -> LogSegment | None:
 
 
 def _write_compressed(source: IO[bytes], target: Path) -> None:
+    write_compressed_atomically(target, iter(lambda: source.read(_READ_SIZE), b""))
+
+
+def write_compressed_atomically(target: Path, chunks: Iterable[bytes]) -> int:
+    """Compress `chunks` into `target` so that a kill at any moment leaves the old `target` (or none)
+    or the whole new one: written under a temporary name, synced, renamed into place, the directory
+    synced. Returns the new file's size."""
     import zstandard
 
     temporary = target.with_name(f".{target.name}.{os.getpid()}{_TEMPORARY}")
     try:
         with open(temporary, "wb") as out:
             compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL).compressobj()
-            while chunk := source.read(_READ_SIZE):
+            for chunk in chunks:
                 out.write(compressor.compress(chunk))
             out.write(compressor.flush())
             out.flush()
             os.fsync(out.fileno())
+            size = out.tell()
         os.rename(temporary, target)
     except BaseException:
         try:
@@ -263,6 +272,7 @@ def _write_compressed(source: IO[bytes], target: Path) -> None:
             pass
         raise
     _sync_directory(target.parent)
+    return size
 
 
 def _sync_directory(directory: Path) -> None:
