@@ -328,7 +328,8 @@ def test_sigkill_during_gc_leaves_a_readable_log_and_a_consistent_store(
         workspace = tmp_path / f"round-{round_number}"
         shutil.copytree(template, workspace)
         child = subprocess.Popen([*command, str(workspace)], env=env, stdout=subprocess.DEVNULL)
-        time.sleep(moments.uniform(0.2, duration))
+        # One kill in each sixth of a whole gc's duration, so they spread over all of it.
+        time.sleep(moments.uniform(duration * round_number / 6, duration * (round_number + 1) / 6))
         child.send_signal(signal.SIGKILL)
         child.wait()
         now = log_lines(workspace)  # every line readable: no torn or half-rewritten segment

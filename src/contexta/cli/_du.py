@@ -17,9 +17,8 @@ from contexta.cli._usage import ESTIMATES, KINDS, WorkspaceUsage, measure
 from contexta.cli._workspace import require_store, workspace_config
 from contexta.store import ExecutionSummary, StoreDatabase, list_executions
 
-__all__ = ["BY_CHOICES", "du_command", "usage_rows"]
+__all__ = ["du_command", "usage_rows"]
 
-BY_CHOICES = ("run", "project", "kind")
 UNATTRIBUTED = "(shared)"
 # Parts shown per row: the log (sealed and active together), the store, artifacts, the outbox.
 _COLUMNS = ("log", "store", "artifacts", "outbox")

@@ -10,8 +10,6 @@ from contexta import __version__
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
-from contexta.cli._du import BY_CHOICES, du_command
-from contexta.cli._gc import gc_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
@@ -20,6 +18,23 @@ from contexta.cli._runs import list_runs_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._verify import verify_command
 from contexta.contract import STATUSES
+
+# `du` and `gc` read the whole log and the store's page statistics: their modules are imported when
+# one of them runs, so every other command (`contexta runs`) starts without them.
+DU_BY_CHOICES = ("run", "project", "kind")
+
+
+def _du_command(args: argparse.Namespace, output: Output) -> int:
+    from contexta.cli._du import du_command
+
+    return du_command(args, output)
+
+
+def _gc_command(args: argparse.Namespace, output: Output) -> int:
+    from contexta.cli._gc import gc_command
+
+    return gc_command(args, output)
+
 
 __all__ = ["Handler", "build_parser"]
 
@@ -219,14 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "du",
         "the workspace's space by kind (log, store, artifacts, outbox) and by run or project",
-        du_command,
+        _du_command,
     )
-    du.add_argument("--by", choices=BY_CHOICES, default="run", help="rows per run (default), project or kind")
+    du.add_argument(
+        "--by", choices=DU_BY_CHOICES, default="run", help="rows per run (default), project or kind"
+    )
     gc = _command(
         commands,
         "gc",
         "reclaim earlier executions as capture.retention says (nothing by default); --dry-run says what",
-        gc_command,
+        _gc_command,
     )
     gc.add_argument("--dry-run", action="store_true", help="say what would be reclaimed; change nothing")
     gc.add_argument("--keep-age", metavar="AGE", help="reclaim executions that ended longer ago (30d, 12h)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +40,9 @@ def location_ref_for(path: str) -> str:
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        return "file://" + urllib.parse.quote(os.fsencode(path))
+        from urllib.parse import quote  # here: urllib costs `import contexta` 2 ms
+
+        return "file://" + quote(os.fsencode(path))
     return f"path:{path}"
 
 
@@ -49,7 +50,9 @@ def path_of_location(location_ref: str) -> str:
     """The file path a `location_ref` names (`path:` as written, `file:` URIs decoded byte for byte)."""
     scheme, _, rest = location_ref.partition(":")
     if scheme == "file":
-        return os.fsdecode(urllib.parse.unquote_to_bytes(rest.removeprefix("//")))
+        from urllib.parse import unquote_to_bytes
+
+        return os.fsdecode(unquote_to_bytes(rest.removeprefix("//")))
     return rest
 
 

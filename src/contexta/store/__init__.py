@@ -6,6 +6,9 @@ package through the read helpers exported here (series selection and columns, re
 executions by number), so no other package reaches into the store's modules.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from contexta.store._artifacts import ArtifactStore
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import (
@@ -29,23 +32,50 @@ from contexta.store._metadata import (
 from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
 from contexta.store._metric_points import MetricColumns, load_columns, select_series
 from contexta.store._rebuild import RebuiltStore, rebuild_database
-from contexta.store._reclaim import (
-    CompactReport,
-    ExecutionSummary,
-    ReclaimedExecution,
-    StoreUsage,
-    any_owner_alive,
-    artifact_copies,
-    compact_store,
-    list_executions,
-    reclaim_executions,
-    store_file_bytes,
-    store_usage,
-)
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._rows import loads_or_none
 from contexta.store._store_file import require_store_file
+
+if TYPE_CHECKING:
+    from contexta.store._reclaim import (
+        CompactReport,
+        ExecutionSummary,
+        ReclaimedExecution,
+        StoreUsage,
+        any_owner_alive,
+        artifact_copies,
+        compact_store,
+        list_executions,
+        reclaim_executions,
+        store_file_bytes,
+        store_usage,
+    )
+
+# What `contexta du` and `contexta gc` use, imported when first asked for: every `import contexta`
+# would pay a few milliseconds for them otherwise.
+_RECLAIM = frozenset(
+    (
+        "CompactReport",
+        "ExecutionSummary",
+        "ReclaimedExecution",
+        "StoreUsage",
+        "any_owner_alive",
+        "artifact_copies",
+        "compact_store",
+        "list_executions",
+        "reclaim_executions",
+        "store_file_bytes",
+        "store_usage",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECLAIM:
+        return getattr(importlib.import_module("contexta.store._reclaim"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AppendResult",

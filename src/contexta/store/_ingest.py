@@ -8,7 +8,6 @@ this module knows nothing of how capture queues or encodes them.
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -145,7 +144,7 @@ class StoreIngest:
         warn_open_elsewhere: bool = True,
     ):
         self.database = database
-        self._host = socket.gethostname()
+        self._host = _hostname()
         self._live_dir = live_dir  # where capturing processes hold their owner locks
         self._warn_open_elsewhere = warn_open_elsewhere  # off when replaying history (repair)
         self.series_ids = SeriesIds()
@@ -412,3 +411,10 @@ def _scope_ref(document: dict[str, Any]) -> str:
         if value is not None:
             return str(value)
     return ""
+
+
+def _hostname() -> str:
+    # socket imported here: a few milliseconds every `import contexta` would pay for one call.
+    import socket
+
+    return socket.gethostname()

@@ -15,7 +15,6 @@ process is gone are closed; those of other hosts are left alone (their processes
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -163,7 +162,7 @@ def mark_interrupted_runs(
 ) -> list[str]:
     """Close every open run, and every open deployment, whose owners are all gone (see the module
     docstring); the refs of the runs."""
-    host = socket.gethostname() if host is None else host
+    host = _hostname() if host is None else host
     with database.read() as connection:
         candidates = connection.execute(
             "SELECT execution_id, run_ref, owner_pid, owner_host FROM runs WHERE status = 'open'"
@@ -238,3 +237,10 @@ def _sweep_lock_files(live_dir: Path, open_owners: set[str]) -> None:
         if owners_alive(live_dir, owner_id) is False:
             remove_owner_locks(live_dir, owner_id)
     remove_unplaced_files(live_dir)
+
+
+def _hostname() -> str:
+    # socket imported here: a few milliseconds every `import contexta` would pay for one call.
+    import socket
+
+    return socket.gethostname()
