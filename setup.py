@@ -1,4 +1,5 @@
-"""Builds the optional C fast path of `metric()`; the project's metadata is in pyproject.toml.
+"""Builds the optional C fast paths (`metric()` and `metrics()`, and the store sink's split of a batch
+into columns); the project's metadata is in pyproject.toml.
 
 `optional=True`: where it cannot be compiled, the package installs without it and runs in pure Python.
 """
@@ -11,6 +12,11 @@ setup(
             "contexta.capture._scopes._metric_call",
             ["src/contexta/capture/_scopes/_metric_call.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "contexta.capture._sinks._metric_columns",
+            ["src/contexta/capture/_sinks/_metric_columns.c"],
+            optional=True,
+        ),
     ]
 )

@@ -11,6 +11,7 @@ points.
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, NamedTuple
@@ -179,10 +180,12 @@ class SeriesPoints:
 
     def __init__(self, identity: SeriesIdentity, explicit: bool):
         self.identity = identity
-        self.positions: list[int] = []  # within the batch (its seq base is added when written)
-        self.observed: list[int] = []  # nanoseconds since the epoch
-        self.values: list[float | int] = []
-        self.steps: list[int] = []  # NO_STEP where a point has none
+        # Arrays, not lists: a run of points is appended with one copy of machine numbers, and a
+        # column is encoded without being converted first.
+        self.positions: array[int] = array(POSITION_TYPE)  # within the batch (the seq base is added)
+        self.observed: array[int] = array("q")  # nanoseconds since the epoch
+        self.values: array[Any] = array("d" if identity.value_type == "float64" else "q")
+        self.steps: array[int] = array("q")  # NO_STEP where a point has none
         # Hand-written or replayed points keep their own ref and timestamps, exactly as given.
         self.explicit: dict[str, list[str]] | None = (
             {"refs": [], "observed_at": [], "recorded_at": []} if explicit else None

@@ -1,0 +1,163 @@
+/* A batch's plain metric tuples split into columns in one pass, for the store sink.
+
+   The store lane groups a batch's metric points by series and appends them to its columns. Done with
+   Python's C-level helpers that is about fifteen passes over the batch (a map per field, a count per
+   check), and under load the lane held the GIL for ~480 ns per record doing it: time the caller's
+   loop waits for. This does the same checks and the same split in one pass.
+
+   plain_metric_columns(items, start, stop) looks at items[start:stop]. Every one must be a METRIC
+   tuple (kind, t_ns, context, key, value, unit, step, aggregation_scope, tags) of the common kind:
+   a float value, no unit, the "step" scope, no tags, a step that is None or an int. Then it returns
+   (run_starts, observed, values, steps): the offsets (from start) where the (context, key) pair
+   changes, and the three columns as the bytes of native int64 / double / int64 arrays (a missing
+   step is NO_STEP, -1). Anything else returns None, and the caller's Python path (the reference)
+   handles the batch.
+*/
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define METRIC_KIND 1
+#define METRIC_SIZE 9
+#define NO_STEP (-1)
+
+static PyObject *str_step;
+
+/* The native bytes of `count` 8-byte numbers in `buffer`, as a bytes object (steals nothing). */
+static PyObject *
+as_bytes(const void *buffer, Py_ssize_t count)
+{
+    return PyBytes_FromStringAndSize((const char *)buffer, count * 8);
+}
+
+static PyObject *
+plain_metric_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *items, *run_starts = NULL, *result = NULL, *offset;
+    Py_ssize_t start, stop, length, index;
+    long long *observed = NULL, *steps = NULL;
+    double *values = NULL;
+    PyObject *previous_context = NULL, *previous_key = NULL;
+
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "plain_metric_columns(items: list, start: int, stop: int)");
+        return NULL;
+    }
+    items = args[0];
+    start = PyLong_AsSsize_t(args[1]);
+    stop = PyLong_AsSsize_t(args[2]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (start < 0 || stop > PyList_GET_SIZE(items) || start >= stop) {
+        Py_RETURN_NONE;
+    }
+    length = stop - start;
+    observed = PyMem_Malloc(length * sizeof(long long));
+    steps = PyMem_Malloc(length * sizeof(long long));
+    values = PyMem_Malloc(length * sizeof(double));
+    run_starts = PyList_New(0);
+    if (observed == NULL || steps == NULL || values == NULL || run_starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (index = 0; index < length; index++) {
+        PyObject *item = PyList_GET_ITEM(items, start + index);
+        PyObject *kind, *t_ns, *context, *key, *value, *step, *scope;
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != METRIC_SIZE) {
+            goto not_plain;
+        }
+        kind = PyTuple_GET_ITEM(item, 0);
+        t_ns = PyTuple_GET_ITEM(item, 1);
+        context = PyTuple_GET_ITEM(item, 2);
+        key = PyTuple_GET_ITEM(item, 3);
+        value = PyTuple_GET_ITEM(item, 4);
+        step = PyTuple_GET_ITEM(item, 6);
+        scope = PyTuple_GET_ITEM(item, 7);
+        if (!PyLong_CheckExact(kind) || PyLong_AsLong(kind) != METRIC_KIND || !PyLong_CheckExact(t_ns) ||
+            !PyUnicode_CheckExact(key) || !PyFloat_CheckExact(value) || PyTuple_GET_ITEM(item, 5) != Py_None ||
+            PyTuple_GET_ITEM(item, 8) != Py_None || !PyUnicode_CheckExact(scope)) {
+            goto not_plain;
+        }
+        if (scope != str_step && PyUnicode_Compare(scope, str_step) != 0) {
+            goto not_plain;
+        }
+        observed[index] = PyLong_AsLongLong(t_ns);
+        if (observed[index] == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto not_plain;
+        }
+        values[index] = PyFloat_AS_DOUBLE(value);
+        if (step == Py_None) {
+            steps[index] = NO_STEP;
+        }
+        else if (PyLong_CheckExact(step)) {
+            steps[index] = PyLong_AsLongLong(step);
+            if (steps[index] == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                goto not_plain;
+            }
+        }
+        else {
+            goto not_plain;
+        }
+        if (index == 0 || context != previous_context ||
+            (key != previous_key && PyUnicode_Compare(key, previous_key) != 0)) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            offset = PyLong_FromSsize_t(index);
+            if (offset == NULL || PyList_Append(run_starts, offset) < 0) {
+                Py_XDECREF(offset);
+                goto done;
+            }
+            Py_DECREF(offset);
+        }
+        previous_context = context;
+        previous_key = key;
+    }
+    {
+        PyObject *observed_bytes = as_bytes(observed, length);
+        PyObject *values_bytes = as_bytes(values, length);
+        PyObject *steps_bytes = as_bytes(steps, length);
+        if (observed_bytes != NULL && values_bytes != NULL && steps_bytes != NULL) {
+            result = PyTuple_Pack(4, run_starts, observed_bytes, values_bytes, steps_bytes);
+        }
+        Py_XDECREF(observed_bytes);
+        Py_XDECREF(values_bytes);
+        Py_XDECREF(steps_bytes);
+    }
+    goto done;
+
+not_plain:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(observed);
+    PyMem_Free(steps);
+    PyMem_Free(values);
+    Py_XDECREF(run_starts);
+    return result;
+}
+
+static PyMethodDef metric_columns_functions[] = {
+    {"plain_metric_columns", (PyCFunction)(void (*)(void))plain_metric_columns, METH_FASTCALL,
+     "(run_starts, observed, values, steps) of items[start:stop] if all are plain METRIC tuples, else None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef metric_columns_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "contexta.capture._sinks._metric_columns",
+    .m_doc = "A batch's plain metric tuples split into the store's columns in one pass.",
+    .m_size = -1,
+    .m_methods = metric_columns_functions,
+};
+
+PyMODINIT_FUNC
+PyInit__metric_columns(void)
+{
+    str_step = PyUnicode_InternFromString("step");
+    if (str_step == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&metric_columns_module);
+}

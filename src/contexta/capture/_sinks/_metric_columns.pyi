@@ -1,0 +1,3 @@
+def plain_metric_columns(
+    items: list[object], start: int, stop: int, /
+) -> tuple[list[int], bytes, bytes, bytes] | None: ...

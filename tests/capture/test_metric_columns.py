@@ -1,0 +1,142 @@
+"""The store sink's split of a batch into series columns: the compiled pass (`_metric_columns.c`)
+gives exactly the columns the Python reference gives, for every batch, and declines (leaving the
+batch to the point-by-point loop) exactly where the reference does."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contexta.capture._items import METRIC, ScopeContext
+from contexta.capture._sinks import _store
+from contexta.store import SeriesIdentity, SeriesPoints
+
+compiled = pytest.importorskip("contexta.capture._sinks._metric_columns")
+
+_CONTEXTS = [
+    tuple(ScopeContext("stage", f"stage:p.r.s{n}", f"s{n}", "p", "run:p.r", "run:p.r", f"stage:p.r.s{n}"))
+    for n in range(3)
+]
+
+
+class _Ingest:
+    """Collects the series a MetricColumns appends to, as the store's IngestBatch would."""
+
+    def __init__(self) -> None:
+        self.groups: dict[SeriesIdentity, SeriesPoints] = {}
+
+    def series(self, identity: SeriesIdentity) -> SeriesPoints:
+        return self.groups.setdefault(identity, SeriesPoints(identity, explicit=False))
+
+
+def _columns(items: list[Any], start: int, stop: int, *, use_c: bool) -> dict[Any, Any] | None:
+    """The columns `_add_plain_runs` builds, or None when it declines the batch."""
+    ingest = _Ingest()
+    columns = _store.MetricColumns(ingest, _store.SeriesIdentities())  # type: ignore[arg-type]
+    if use_c:
+        taken = columns._add_plain_runs(items, start, stop)
+    else:
+        taken = columns._add_plain_runs_in_python(items, start, stop)
+    if not taken:
+        return None
+    return {
+        identity: (
+            list(points.positions),
+            list(points.observed),
+            [("nan" if math.isnan(value) else value) for value in points.values],
+            list(points.steps),
+        )
+        for identity, points in ingest.groups.items()
+    }
+
+
+_plain_value = st.floats(allow_nan=True, allow_infinity=True)
+_odd_value = st.one_of(st.integers(-(2**63), 2**63 - 1), st.booleans())
+
+
+@st.composite
+def _items(draw: st.DrawFn) -> list[Any]:
+    """A batch of METRIC tuples: mostly plain, with runs of one series, and now and then one that
+    is not plain (an int value, a unit, a tag, another scope, a non-int step, another kind)."""
+    count = draw(st.integers(1, 60))
+    items: list[Any] = []
+    context, key = draw(st.sampled_from(_CONTEXTS)), draw(st.sampled_from(["loss", "acc"]))
+    for position in range(count):
+        if draw(st.integers(0, 9)) == 0:
+            context, key = draw(st.sampled_from(_CONTEXTS)), draw(st.sampled_from(["loss", "acc", "lr"]))
+        value: Any = draw(_plain_value)
+        unit, scope, tags, kind = None, "step", None, METRIC
+        step: Any = draw(st.one_of(st.none(), st.integers(0, 2**62)))
+        odd = draw(st.integers(0, 40))
+        if odd == 1:
+            value = draw(_odd_value)
+        elif odd == 2:
+            unit = "ms"
+        elif odd == 3:
+            scope = "epoch"
+        elif odd == 4:
+            tags = {"split": "val"}
+        elif odd == 5:
+            step = True
+        elif odd == 6:
+            kind = 2
+        items.append(
+            (kind, 1_700_000_000_000_000_000 + position, context, key, value, unit, step, scope, tags)
+        )
+    return items
+
+
+@settings(max_examples=400, deadline=None)
+@given(items=_items(), cut=st.tuples(st.integers(0, 5), st.integers(0, 5)))
+def test_the_compiled_split_gives_the_reference_columns_or_declines_where_it_does(
+    items: list[Any], cut: tuple[int, int]
+) -> None:
+    start, stop = min(cut[0], len(items) - 1), max(len(items) - cut[1], 1)
+    if start >= stop:
+        start, stop = 0, len(items)
+    compiled_columns = _columns(items, start, stop, use_c=True)
+    reference = _columns(items, start, stop, use_c=False)
+    if compiled_columns is None:
+        # Declining is always safe (the point-by-point loop takes the batch). The compiled pass
+        # declines a batch the reference takes only for a bool step, or a tuple of another kind
+        # (which never reaches the store sink raw: the writer builds entries of every other kind).
+        if reference is not None:
+            assert any(type(item[6]) is bool or item[0] != METRIC for item in items[start:stop])
+        return
+    assert compiled_columns == reference
+
+
+def test_one_series_of_plain_floats_is_taken_in_one_run() -> None:
+    items = [(METRIC, 10 + n, _CONTEXTS[0], "loss", 1.0 / (n + 1), None, n, "step", None) for n in range(100)]
+
+    assert compiled.plain_metric_columns(items, 0, 100)[0] == [0]
+    columns = _columns(items, 0, 100, use_c=True)
+    assert columns is not None
+    ((positions, observed, values, steps),) = columns.values()
+    assert positions == list(range(100)) and steps == list(range(100))
+    assert observed == [10 + n for n in range(100)] and values[3] == 0.25
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        (METRIC, 1, _CONTEXTS[0], "loss", 1, None, 0, "step", None),  # an int value
+        (METRIC, 1, _CONTEXTS[0], "loss", 1.0, "ms", 0, "step", None),  # a unit
+        (METRIC, 1, _CONTEXTS[0], "loss", 1.0, None, 0, "epoch", None),  # another scope
+        (METRIC, 1, _CONTEXTS[0], "loss", 1.0, None, 0, "step", {"a": "b"}),  # tags
+        (METRIC, 1, _CONTEXTS[0], "loss", 1.0, None, 0.5, "step", None),  # a float step
+        (METRIC, 2**64, _CONTEXTS[0], "loss", 1.0, None, 0, "step", None),  # a time past int64
+        (2, 1, _CONTEXTS[0], "loss", 1.0, None, 0, "step", None),  # another kind
+        [METRIC, 1, _CONTEXTS[0], "loss", 1.0, None, 0, "step", None],  # not a tuple
+    ],
+)
+def test_one_item_that_is_not_plain_sends_the_batch_to_the_python_path(odd: Any) -> None:
+    items = [(METRIC, 1, _CONTEXTS[0], "loss", 0.5, None, n, "step", None) for n in range(10)]
+    items[4] = odd
+
+    assert compiled.plain_metric_columns(items, 0, 10) is None
+    assert compiled.plain_metric_columns(items, 5, 10) is not None  # the odd one is outside
