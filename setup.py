@@ -14,8 +14,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "contexta.capture._sinks._metric_columns",
-            ["src/contexta/capture/_sinks/_metric_columns.c"],
+            "contexta.capture._metric_columns",
+            ["src/contexta/capture/_metric_columns.c"],
             optional=True,
         ),
     ]

@@ -15,7 +15,7 @@ from contexta.capture._items import METRIC, ScopeContext
 from contexta.capture._sinks import _store
 from contexta.store import SeriesIdentity, SeriesPoints
 
-compiled = pytest.importorskip("contexta.capture._sinks._metric_columns")
+compiled = pytest.importorskip("contexta.capture._metric_columns")
 
 _CONTEXTS = [
     tuple(ScopeContext("stage", f"stage:p.r.s{n}", f"s{n}", "p", "run:p.r", "run:p.r", f"stage:p.r.s{n}"))
@@ -113,7 +113,8 @@ def test_the_compiled_split_gives_the_reference_columns_or_declines_where_it_doe
 def test_one_series_of_plain_floats_is_taken_in_one_run() -> None:
     items = [(METRIC, 10 + n, _CONTEXTS[0], "loss", 1.0 / (n + 1), None, n, "step", None) for n in range(100)]
 
-    assert compiled.plain_metric_columns(items, 0, 100)[0] == [0]
+    split = compiled.plain_metric_columns(items, 0, 100)
+    assert split[0] == [0] and split[4:] == (True, 0)
     columns = _columns(items, 0, 100, use_c=True)
     assert columns is not None
     ((positions, observed, values, steps),) = columns.values()

@@ -177,6 +177,7 @@ class SeriesPoints:
     __slots__ = ("explicit", "identity", "observed", "positions", "steps", "values")
 
     NO_STEP = NO_STEP  # in `steps`, a point without a step
+    POSITION_TYPE = POSITION_TYPE  # the typecode of `positions`
 
     def __init__(self, identity: SeriesIdentity, explicit: bool):
         self.identity = identity

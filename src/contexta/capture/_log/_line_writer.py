@@ -35,11 +35,14 @@ from time import gmtime, strftime
 
 import orjson
 
-# (first record number, templates, labels or None, values JSON, steps JSON, observation times in ns
-# as the bytes of an array("q")).
+# (first record number, templates, labels or None, values, steps, observation times in ns as the
+# bytes of an array("q")). Values and steps are JSON arrays (a missing step as null), or, from the
+# compiled split, an array("d") of finite values and an array("q") of steps (a missing one as -1).
 # A template is the six constant pieces of a line (head, middle, observed, value, after_value, close);
 # labels name each metric's template by its index, or are None when one template serves them all.
-MetricColumns = tuple[int, list[tuple[bytes, ...]], list[int] | None, bytes, bytes, bytes]
+MetricColumns = tuple[
+    int, list[tuple[bytes, ...]], list[int] | None, "bytes | array[float]", "bytes | array[int]", bytes
+]
 Segment = bytes | MetricColumns
 
 REQUEST = struct.Struct("<Q")
@@ -73,7 +76,12 @@ def _metric_lines(columns: MetricColumns) -> list[bytes]:
     small-object allocator), and each column fills every 12th slot of one list, so no per-line tuple
     is allocated and the garbage collector never runs.
     """
-    first, templates, labels, values_json, steps_json, observed_ns = columns
+    first, templates, labels, values, steps, observed_ns = columns
+    # Machine arrays are printed here, in one orjson call each (the same text as a list of floats).
+    values_json = values if type(values) is bytes else orjson.dumps(values.tolist())  # type: ignore[union-attr]
+    steps_json = (
+        steps if type(steps) is bytes else orjson.dumps(steps.tolist()).replace(b"-1", b"null")  # type: ignore[union-attr]
+    )
     t_ns = array("q")
     t_ns.frombytes(observed_ns)
     count = len(t_ns)

@@ -42,6 +42,11 @@ from contexta.capture._log._entries import (
     record_ref_prefix,
 )
 from contexta.capture._log._line_writer import MetricColumns, Segment, assemble
+
+try:
+    from contexta.capture._metric_columns import plain_metric_columns
+except ImportError:  # built without a C compiler: `_columns` does every run
+    plain_metric_columns = None  # type: ignore[assignment]
 from contexta.contract._timestamps import format_ns
 
 __all__ = ["Numbering", "materialize_metric", "record_lines"]
@@ -116,6 +121,11 @@ def record_segments(items: list[Any], numbering: Numbering | None, sink_name: st
         return []
     sink_name_json = orjson.dumps(sink_name).decode()
     pieces_for: dict[tuple[Any, ...], _Pieces] = {}
+    # The common batch, plain finite metrics only, split in one compiled pass: no singles to look for.
+    split = plain_metric_columns(items, 0, len(items)) if plain_metric_columns is not None else None
+    if split is not None and split[4] and split[5] in (0, len(items)):
+        first = numbering.first if numbering is not None else 0
+        return [_split_columns(items, 0, len(items), split, first, numbering, sink_name_json, pieces_for)]
     out: list[Segment] = []
     start = 0
     for position in _singles(items):
@@ -157,6 +167,9 @@ def _column_segments(
     infinite: those are cut out as lines from the generic encoder, which writes the value as its
     token (JSON has no such numbers, and the columns print values as JSON numbers)."""
     first = numbering.first if numbering is not None else 0
+    split = plain_metric_columns(items, start, stop) if plain_metric_columns is not None else None
+    if split is not None and split[4] and split[5] in (0, stop - start):
+        return [_split_columns(items, start, stop, split, first, numbering, sink_name_json, pieces_for)]
     run = items[start:stop]
     values = list(map(METRIC_VALUE, run))
     if (total := sum(values)) - total == 0:  # the common run, decided at C speed: no NaN, no infinity
@@ -184,6 +197,36 @@ def _column_segments(
             _columns(run[done:], values[done:], first + start + done, numbering, sink_name_json, pieces_for)
         )
     return out
+
+
+def _split_columns(
+    items: list[Any],
+    start: int,
+    stop: int,
+    split: tuple[list[int], bytes, bytes, bytes, bool, int],
+    first: int,
+    numbering: Numbering | None,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> MetricColumns:
+    """`_columns` of a run the compiled pass split (`capture/_metric_columns.c`: plain float metrics,
+    all finite, steps all given or all missing): one template per run of one (scope, key), and the
+    values and steps as machine arrays, turned into JSON numbers where the lines are assembled (in
+    the log-writer process, under load), not on the writer thread."""
+    run_starts, observed_ns, values_bytes, steps_bytes, _, _ = split
+    templates: list[tuple[bytes, ...]] = [
+        _template_pieces(items[start + offset], numbering, sink_name_json, pieces_for)
+        for offset in run_starts
+    ]
+    labels: list[int] | None = None
+    if len(run_starts) > 1:
+        labels = []
+        for index, (begin, end) in enumerate(zip(run_starts, [*run_starts[1:], stop - start], strict=True)):
+            labels += repeat(index, end - begin)
+    values, steps = array("d"), array("q")
+    values.frombytes(values_bytes)
+    steps.frombytes(steps_bytes)
+    return (first + start, templates, labels, values, steps, observed_ns)
 
 
 def _columns(

@@ -34,7 +34,7 @@ from contexta.capture._sinks._base import FollowsCaptureLog
 from contexta.store import ChunkNaming, IngestBatch, SeriesIdentity, SeriesPoints, StoreDatabase, StoreIngest
 
 try:
-    from contexta.capture._sinks._metric_columns import plain_metric_columns
+    from contexta.capture._metric_columns import plain_metric_columns
 except ImportError:  # built without a C compiler: `_add_plain_runs_in_python` does the same
     plain_metric_columns = None  # type: ignore[assignment]
 
@@ -44,6 +44,17 @@ __all__ = ["MetricColumns", "StoreSink"]
 # batches of 100 interleaved series), so batches whose runs average fewer points go point by point.
 _SHORTEST_RUN = 4
 _NO_STEP = SeriesPoints.NO_STEP
+
+
+_POSITIONS = array(SeriesPoints.POSITION_TYPE)
+
+
+def _positions(count: int) -> array[int]:
+    """0, 1, 2, ... up to at least `count`, kept between batches: a run's positions are a slice."""
+    global _POSITIONS
+    if len(_POSITIONS) < count:
+        _POSITIONS = array(SeriesPoints.POSITION_TYPE, range(max(count, 2 * len(_POSITIONS))))
+    return _POSITIONS
 
 
 class StoreSink(FollowsCaptureLog):
@@ -72,7 +83,8 @@ class StoreSink(FollowsCaptureLog):
     def _filler(self, batch: CaptureBatch) -> Callable[[IngestBatch], None]:
         def fill(ingest: IngestBatch) -> None:
             items = batch.items
-            for position, item in enumerate(items):
+            # The common batch is raw metrics only (decided at C speed): no entry to look for.
+            for position, item in enumerate(() if only_tuples(items) else items):
                 if type(item) is tuple:
                     continue  # a raw metric: packed with its neighbours below
                 family, payload = item.family, item.payload
@@ -180,7 +192,7 @@ class MetricColumns:
         split = plain_metric_columns(items, start, stop)  # one pass in C (`_metric_columns.c`)
         if split is None:
             return False
-        run_starts, observed_bytes, values_bytes, steps_bytes = split
+        run_starts, observed_bytes, values_bytes, steps_bytes, _, _ = split
         length = stop - start
         if len(run_starts) * _SHORTEST_RUN > length:
             return False  # runs this short are cheaper point by point
@@ -191,7 +203,7 @@ class MetricColumns:
         for first, end in zip(run_starts, [*run_starts[1:], length], strict=True):
             head = items[start + first]
             points = self._plain_points(METRIC_CONTEXT(head), METRIC_KEY(head))
-            points.positions.extend(range(start + first, start + end))
+            points.positions += _positions(start + end)[start + first : start + end]
             points.observed += observed[first:end]
             points.values += values[first:end]
             points.steps += steps[first:end]

@@ -8,13 +8,15 @@
    plain_metric_columns(items, start, stop) looks at items[start:stop]. Every one must be a METRIC
    tuple (kind, t_ns, context, key, value, unit, step, aggregation_scope, tags) of the common kind:
    a float value, no unit, the "step" scope, no tags, a step that is None or an int. Then it returns
-   (run_starts, observed, values, steps): the offsets (from start) where the (context, key) pair
-   changes, and the three columns as the bytes of native int64 / double / int64 arrays (a missing
-   step is NO_STEP, -1). Anything else returns None, and the caller's Python path (the reference)
-   handles the batch.
+   (run_starts, observed, values, steps, all_finite, missing_steps): the offsets (from start) where
+   the (context, key) pair changes, the three columns as the bytes of native int64 / double / int64
+   arrays (a missing step is NO_STEP, -1), whether every value is finite, and how many steps are
+   missing (the capture log needs both to pick its line templates). Anything else returns None, and
+   the caller's Python path (the reference) handles the batch. The capture log uses it too.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 
 #define METRIC_KIND 1
 #define METRIC_SIZE 9
@@ -37,6 +39,8 @@ plain_metric_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long long *observed = NULL, *steps = NULL;
     double *values = NULL;
     PyObject *previous_context = NULL, *previous_key = NULL;
+    int all_finite = 1;
+    Py_ssize_t missing_steps = 0;
 
     if (nargs != 3 || !PyList_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "plain_metric_columns(items: list, start: int, stop: int)");
@@ -87,8 +91,12 @@ plain_metric_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto not_plain;
         }
         values[index] = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(values[index])) {
+            all_finite = 0;
+        }
         if (step == Py_None) {
             steps[index] = NO_STEP;
+            missing_steps++;
         }
         else if (PyLong_CheckExact(step)) {
             steps[index] = PyLong_AsLongLong(step);
@@ -120,7 +128,8 @@ plain_metric_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *values_bytes = as_bytes(values, length);
         PyObject *steps_bytes = as_bytes(steps, length);
         if (observed_bytes != NULL && values_bytes != NULL && steps_bytes != NULL) {
-            result = PyTuple_Pack(4, run_starts, observed_bytes, values_bytes, steps_bytes);
+            result = Py_BuildValue("(OOOOOn)", run_starts, observed_bytes, values_bytes, steps_bytes,
+                                   all_finite ? Py_True : Py_False, missing_steps);
         }
         Py_XDECREF(observed_bytes);
         Py_XDECREF(values_bytes);
@@ -140,13 +149,13 @@ done:
 
 static PyMethodDef metric_columns_functions[] = {
     {"plain_metric_columns", (PyCFunction)(void (*)(void))plain_metric_columns, METH_FASTCALL,
-     "(run_starts, observed, values, steps) of items[start:stop] if all are plain METRIC tuples, else None."},
+     "(run_starts, observed, values, steps, all_finite, missing_steps) of items[start:stop] if all are plain METRIC tuples, else None."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef metric_columns_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "contexta.capture._sinks._metric_columns",
+    .m_name = "contexta.capture._metric_columns",
     .m_doc = "A batch's plain metric tuples split into the store's columns in one pass.",
     .m_size = -1,
     .m_methods = metric_columns_functions,
