@@ -43,6 +43,28 @@ def _assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     )
 
 
+def _wait_for_log_writers(capture_dir: Path, timeout: float = 60.0) -> None:
+    """Wait until no log-writer process appends to `capture_dir`: one outlives its killed parent
+    long enough to append every batch it had received (by design: those records are kept), and
+    reading before it is done would race it."""
+    needle = str(capture_dir).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        arguments = cmdline.read()
+                except OSError:
+                    continue
+                alive = alive or (needle in arguments and b"_line_writer" in arguments)
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"a log-writer process still appends to {capture_dir} after {timeout} s")
+
+
 def _capture_dir(workspace: Path) -> Path:
     return workspace / "cache" / "capture"
 
@@ -289,6 +311,7 @@ def test_sigkill_mid_loop_leaves_an_in_order_prefix(tmp_path: Path, attempt: int
             assert process.stdout is not None
             process.stdout.close()
     assert process.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()
+    _wait_for_log_writers(_capture_dir(workspace))
 
     path = _capture_dir(workspace) / "record.jsonl"
     data = path.read_bytes()
