@@ -141,3 +141,28 @@ def test_one_item_that_is_not_plain_sends_the_batch_to_the_python_path(odd: Any)
 
     assert compiled.plain_metric_columns(items, 0, 10) is None
     assert compiled.plain_metric_columns(items, 5, 10) is not None  # the odd one is outside
+
+
+_KIND_ITEMS = st.one_of(
+    st.builds(lambda n: (METRIC, n, _CONTEXTS[0], "loss", 0.5, None, n, "step", None), st.integers(0, 9)),
+    st.builds(
+        lambda keys: (2, 1, _CONTEXTS[0], tuple((key, 1.0) for key in keys), None),
+        st.lists(st.sampled_from(["a", "b", "c"]), max_size=3),
+    ),
+    st.just((7, 1, None, object())),  # a flush barrier
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(_KIND_ITEMS, max_size=40))
+def test_the_compiled_counts_of_queued_items_match_the_reference(items: list[Any]) -> None:
+    from contexta.capture import _items
+
+    reference = sum(_items.records_of(item) for item in items)
+    assert compiled.record_count(items) == reference == _items.record_count(items)
+    assert compiled.has_barrier(items) == (7 in [item[0] for item in items]) == _items.holds_barrier(items)
+
+
+def test_an_item_the_compiled_count_cannot_read_leaves_it_to_the_reference() -> None:
+    assert compiled.record_count([(METRIC,), ["not", "a", "tuple"]]) is None
+    assert compiled.record_count([]) == 0

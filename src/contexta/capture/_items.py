@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
     from contexta.contract._artifacts import ArtifactManifest, ArtifactSource
 
+try:  # one compiled pass over queued items (capture/_metric_columns.c), where the package has it
+    from contexta.capture._metric_columns import has_barrier as _compiled_has_barrier
+    from contexta.capture._metric_columns import record_count as _compiled_record_count
+except ImportError:
+    _compiled_has_barrier = _compiled_record_count = None  # type: ignore[assignment]
+
 __all__ = [
     "ARTIFACT",
     "ARTIFACT_FIELDS",
@@ -65,6 +71,7 @@ __all__ = [
     "environment_item",
     "event_item",
     "has_default_options",
+    "holds_barrier",
     "metric_item",
     "metrics_item",
     "only_tuples",
@@ -280,6 +287,13 @@ def has_default_options(run: Sequence[tuple[Any, ...]]) -> bool:
     )
 
 
+def holds_barrier(items: list[tuple[Any, ...]]) -> bool:
+    """Whether a flush barrier is among queued items (the writer's common cycle has none)."""
+    if _compiled_has_barrier is not None:
+        return _compiled_has_barrier(items)
+    return BARRIER in map(KIND, items)  # type: ignore[unreachable]
+
+
 def records_of(item: tuple[Any, ...]) -> int:
     """How many records one queued item becomes: one per key of a `metrics()` call, none for a
     flush barrier, one for anything else (the unit every `CaptureStats` counter but `batches` uses)."""
@@ -289,7 +303,11 @@ def records_of(item: tuple[Any, ...]) -> int:
 
 def record_count(items: Sequence[tuple[Any, ...]]) -> int:
     """How many records queued items become (`records_of` summed, spelled out: a call per item
-    would cost the writer a measurable share)."""
+    would cost the writer a measurable share), in one compiled pass where the package has it."""
+    if _compiled_record_count is not None and type(items) is list:
+        counted = _compiled_record_count(items)
+        if counted is not None:
+            return counted
     kinds = list(map(KIND, items))
     if METRICS not in kinds and BARRIER not in kinds:
         return len(items)  # the common case, decided at C speed

@@ -1,4 +1,5 @@
-/* A batch's plain metric tuples split into columns in one pass, for the store sink.
+/* Queued items read in one pass: a batch's plain metric tuples split into columns (for the store
+   sink and the capture log), and the writer's counts of records and barriers.
 
    The store lane groups a batch's metric points by series and appends them to its columns. Done with
    Python's C-level helpers that is about fifteen passes over the batch (a map per field, a count per
@@ -147,7 +148,92 @@ done:
     return result;
 }
 
+/* The kind of a queued item (its first field), or -1 when it is not a tuple led by a small int. */
+static long
+item_kind(PyObject *item)
+{
+    PyObject *kind;
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) == 0) {
+        return -1;
+    }
+    kind = PyTuple_GET_ITEM(item, 0);
+    if (!PyLong_CheckExact(kind)) {
+        return -1;
+    }
+    return PyLong_AsLong(kind);
+}
+
+#define METRICS_KIND 2
+#define BARRIER_KIND 7
+
+/* record_count(items): `_items.record_count` in one pass (the writer's take and its cycle each ran
+   a map over the batch for it): one record per item, one per key of a metrics() item, none for a
+   flush barrier. None when an item is not a queued tuple the count can read (the Python reference
+   decides then). */
+static PyObject *
+record_count(PyObject *module, PyObject *items)
+{
+    Py_ssize_t index, count, records = 0;
+    if (!PyList_CheckExact(items)) {
+        Py_RETURN_NONE;
+    }
+    count = PyList_GET_SIZE(items);
+    for (index = 0; index < count; index++) {
+        PyObject *item = PyList_GET_ITEM(items, index);
+        long kind = item_kind(item);
+        if (kind == -1) {
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            Py_RETURN_NONE;
+        }
+        if (kind == METRICS_KIND) {
+            PyObject *pairs;
+            Py_ssize_t size;
+            if (PyTuple_GET_SIZE(item) < 4) {
+                Py_RETURN_NONE;
+            }
+            pairs = PyTuple_GET_ITEM(item, 3);
+            size = PyObject_Length(pairs);
+            if (size < 0) {
+                PyErr_Clear();
+                Py_RETURN_NONE;
+            }
+            records += size;
+        }
+        else if (kind != BARRIER_KIND) {
+            records += 1;
+        }
+    }
+    return PyLong_FromSsize_t(records);
+}
+
+/* has_barrier(items): whether a flush barrier is among the queued items (the writer's common cycle
+   has none), in one pass. */
+static PyObject *
+has_barrier(PyObject *module, PyObject *items)
+{
+    Py_ssize_t index, count;
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "has_barrier(items: list)");
+        return NULL;
+    }
+    count = PyList_GET_SIZE(items);
+    for (index = 0; index < count; index++) {
+        long kind = item_kind(PyList_GET_ITEM(items, index));
+        if (kind == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (kind == BARRIER_KIND) {
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef metric_columns_functions[] = {
+    {"record_count", record_count, METH_O, "How many records queued items become, or None if one is not readable."},
+    {"has_barrier", has_barrier, METH_O, "Whether a flush barrier is among the queued items."},
     {"plain_metric_columns", (PyCFunction)(void (*)(void))plain_metric_columns, METH_FASTCALL,
      "(run_starts, observed, values, steps, all_finite, missing_steps) of items[start:stop] if all are plain METRIC tuples, else None."},
     {NULL, NULL, 0, NULL},

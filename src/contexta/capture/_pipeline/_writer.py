@@ -15,7 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contexta.capture._items import BARRIER, BARRIER_DONE, CONTEXT, KIND, T_NS, as_context, record_count
+from contexta.capture._items import (
+    BARRIER,
+    BARRIER_DONE,
+    CONTEXT,
+    KIND,
+    T_NS,
+    as_context,
+    holds_barrier,
+    record_count,
+)
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._builder import BatchItems, EntryBuilder
 from contexta.capture._log._unencodable import ENCODING_ERRORS, REASON_CODE, Isolated
@@ -203,7 +212,7 @@ class BatchWriter:
         new_episodes = self.queue.take_drop_episodes()
         for episode in new_episodes:
             self._merge_episode(episode)
-        if BARRIER not in map(KIND, taken):  # the common cycle, checked at C speed
+        if not holds_barrier(taken):  # the common cycle, checked in one compiled pass
             self._deliver(taken, finish_episodes=not new_episodes)
             return
         pending: list[tuple[Any, ...]] = []
