@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contexta.capture._log._compaction import SegmentUsage, execution_of_raw_line
+from contexta.capture._pipeline._outbox import Outbox
 
 __all__ = ["OutboxReclaim", "outbox_usage", "reclaim_outbox"]
 
@@ -25,10 +26,6 @@ def _files(outbox_dir: Path) -> list[Path]:
     for folder, _, names in os.walk(outbox_dir):
         found.extend(Path(folder) / name for name in names)
     return sorted(found)
-
-
-def _is_parked(path: Path) -> bool:
-    return path.suffix == ".jsonl" and not path.name.startswith(".")
 
 
 def _shares(data: bytes) -> dict[str | None, int]:
@@ -46,10 +43,11 @@ def outbox_usage(outbox_dir: str | os.PathLike[str]) -> list[SegmentUsage]:
     """Every file in the outbox with its size; a parked batch's bytes are split by execution in
     proportion to its lines (its header line and other files, such as locks and notes, name none)."""
     usage: list[SegmentUsage] = []
+    parked = set(Outbox(Path(outbox_dir)).parked())
     for path in _files(Path(outbox_dir)):
         try:
             size = path.stat().st_size
-            shares: dict[str | None, int] = _shares(path.read_bytes()) if _is_parked(path) else {None: size}
+            shares: dict[str | None, int] = _shares(path.read_bytes()) if path in parked else {None: size}
         except OSError:
             continue
         usage.append(SegmentUsage(path, "outbox", size, shares))
@@ -73,9 +71,7 @@ def reclaim_outbox(outbox_dir: str | os.PathLike[str], execution_ids: Collection
     removed = removed_bytes = mixed = busy = 0
     if not wanted:
         return OutboxReclaim()
-    for path in _files(Path(outbox_dir)):
-        if not _is_parked(path):
-            continue
+    for path in Outbox(Path(outbox_dir)).parked():
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -86,6 +82,8 @@ def reclaim_outbox(outbox_dir: str | os.PathLike[str], execution_ids: Collection
             except BlockingIOError:
                 busy += 1
                 continue
+            if os.fstat(descriptor).st_nlink == 0:
+                continue  # delivered and removed by the replay that held the lock before us
             with os.fdopen(os.dup(descriptor), "rb") as handle:
                 data = handle.read()
             executions = {key for key in _shares(data) if key is not None}
