@@ -25,7 +25,7 @@ def runs_for(db: StoreDatabase, project: str | None, filter: str | None) -> list
     if filter is not None:
         raise ValidationError(
             f"run filters are not available in this version of contexta (got {filter!r}); "
-            "select the runs with project= instead",
+            "select the runs by project instead",
             code="filter_unavailable",
             details={"filter": filter},
         )
