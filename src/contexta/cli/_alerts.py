@@ -8,7 +8,7 @@ import argparse
 from contexta.cli import _cells as cells
 from contexta.cli._document_output import emit_document, wants_document
 from contexta.cli._output import CommandError, Output, UsageError
-from contexta.cli._tables import Column, render_table
+from contexta.cli._tables import Column, render_fields, render_table
 from contexta.cli._workspace import open_workspace
 from contexta.query import AlertReport, load_alert_rules
 from contexta.reports import build_alert_report
@@ -33,22 +33,23 @@ def _summary(report: AlertReport) -> str:
 
 
 def _text(report: AlertReport, output: Output) -> None:
+    """The rules with their conditions once, a row per rule and run, then the counts (last, where a
+    CI log's tail shows them)."""
+    output.line("Rules")
+    conditions = [
+        (rule.rule_name, "" if rule.rule_name == rule.condition else rule.condition) for rule in report.rules
+    ]
+    output.lines(render_fields(conditions, output.width))
+    output.line()
     output.lines(
         render_table(
-            [
-                Column("outcome", keep=True),
-                Column("rule"),
-                Column("run"),
-                Column("observed", numeric=True),
-                Column("condition", wrap=True),
-            ],
+            [Column("outcome", keep=True), Column("rule"), Column("run"), Column("observed", numeric=True)],
             [
                 [
                     _outcome(result.outcome, result.fired),
                     result.rule_name,
                     result.run_name,
                     cells.number(result.observed),
-                    result.rule.condition,
                 ]
                 for result in report.results
             ],
