@@ -4,11 +4,13 @@ project p's baseline, tuned, broken and unmeasured runs, and project q's baselin
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from contexta import Contexta
 from contexta.cli._tables import display_width
 
 if TYPE_CHECKING:
@@ -230,3 +232,23 @@ def test_alerts_usage_and_selection_errors(cli: CliRunner, workspace: Path, rule
     assert both.code == 2 and "usage: contexta alerts" in both.err
     assert (missing.code, missing.out) == (1, "")
     assert missing.err.startswith("contexta: no alert rules file at ")
+
+
+def test_json_keeps_a_diverged_value_as_a_token_not_null(cli: CliRunner, tmp_path: Path) -> None:
+    workspace = tmp_path / ".contexta"
+    with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
+        with ctx.run("steady") as run, run.stage("train") as stage:
+            stage.metric("loss", 0.5, step=1)
+        with ctx.run("diverged") as run, run.stage("train") as stage:
+            stage.metric("loss", math.nan, step=1)
+    rules = tmp_path / "alerts.json"
+    rules.write_text(json.dumps({"rules": [{"metric": "loss", "op": ">", "threshold": 1}]}))
+
+    trend = cli("trend", "loss", "--workspace", workspace, "--format", "json")
+    alerts = cli("alerts", rules, "--workspace", workspace, "--format", "json")
+
+    assert trend.code == 0, trend.err
+    assert [point["value"] for point in json.loads(trend.out)["points"]] == [0.5, "NaN"]
+    assert alerts.code == 1  # a NaN loss cannot show the run is fine
+    results = json.loads(alerts.out)["results"]
+    assert [(result["observed"], result["fired"]) for result in results] == [(0.5, False), ("NaN", True)]

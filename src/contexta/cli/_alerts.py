@@ -7,6 +7,7 @@ import argparse
 
 from contexta.cli import _cells as cells
 from contexta.cli._document_output import emit_document, wants_document
+from contexta.cli._metric_json import with_metric_tokens
 from contexta.cli._output import CommandError, Output, UsageError
 from contexta.cli._tables import Column, render_fields, render_table
 from contexta.cli._workspace import open_workspace
@@ -76,7 +77,8 @@ def alerts_command(args: argparse.Namespace, output: Output) -> int:
         emit_document(build_alert_report(report), args.report, args.output, output)
     elif args.format == "json":
         counts = report.outcome_counts
-        output.json({**report.to_dict(), "any_fired": report.any_fired, "outcome_counts": counts})
+        summary = {"any_fired": report.any_fired, "outcome_counts": counts}
+        output.json(with_metric_tokens({**report.to_dict(), **summary}))
     else:
         _text(report, output)
     if report.any_fired:

@@ -9,6 +9,7 @@ import argparse
 from contexta import Workspace
 from contexta.cli import _cells as cells
 from contexta.cli._document_output import emit_document, wants_document
+from contexta.cli._metric_json import with_metric_tokens
 from contexta.cli._output import Output, UsageError
 from contexta.cli._tables import Column, render_table
 from contexta.cli._workspace import open_workspace
@@ -105,7 +106,7 @@ def trend_command(args: argparse.Namespace, output: Output) -> int:
     if document:
         emit_document(build_trend_report(trend), args.report, args.output, output)
     elif args.format == "json":
-        output.json(trend.to_dict())
+        output.json(with_metric_tokens(trend.to_dict()))
     else:
         _text(trend, output)
     return 0
