@@ -225,3 +225,10 @@ def test_unreadable_or_missing_rules_files_say_so(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as invalid:
         alert_rules_from_mapping([{"metric": "loss", "op": ">", "threshold": 1}])
     assert "rules" in invalid.value.message
+
+
+def test_a_rules_default_name_keeps_every_digit_of_its_threshold() -> None:
+    assert AlertRule("loss", "<", 0.1234567).rule_name == "latest(loss) < 0.1234567"
+    assert AlertRule("loss", "<", 1.0).rule_name == "latest(loss) < 1"
+    close = [{"metric": "loss", "op": "<", "threshold": value} for value in (0.1234567, 0.1234568)]
+    assert len(alert_rules_from_mapping({"rules": close})) == 2  # two names, not one name twice

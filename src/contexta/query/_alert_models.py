@@ -96,7 +96,9 @@ class AlertRule(ReadModel):
     def condition(self) -> str:
         """The condition as text: `latest(loss in train) > 0.5`."""
         where = "" if self.stage is None else f" in {self.stage}"
-        return f"{self.aggregation}({self.metric}{where}) {self.op} {self.threshold:g}"
+        short = f"{self.threshold:g}"
+        threshold = short if float(short) == self.threshold else repr(self.threshold)  # every digit
+        return f"{self.aggregation}({self.metric}{where}) {self.op} {threshold}"
 
     def fires_on(self, observed: float | int) -> bool:
         """Whether an observed value makes the rule fire (NaN always does)."""

@@ -86,9 +86,11 @@ def observe(
     if aggregation == "latest":
         last = max(series, key=lambda row: row.last_seq)
         columns = load_columns(connection, [last])
-        return Observation(last.last_value, columns.step(len(columns) - 1), total)
+        return Observation(last.last_value, columns.step(len(columns) - 1) if len(columns) else None, total)
     columns = load_columns(connection, series)
     values = columns.values
+    if not values:  # series rows whose points are gone: nothing to aggregate
+        return None
     value = aggregate(values, aggregation)
     step = None
     if aggregation in STEP_AGGREGATIONS and not math.isnan(value):  # min / max of a series without NaN
