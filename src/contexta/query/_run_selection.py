@@ -22,6 +22,7 @@ def runs_for(db: StoreDatabase, project: str | None, filter: str | None) -> list
     Filter expressions are not part of this build: a filter given raises
     `ValidationError(filter_unavailable)` rather than being ignored (which would widen the selection).
     """
+    # When `list_runs` takes `filter=`, this check goes and the filter is passed on below.
     if filter is not None:
         raise ValidationError(
             f"run filters are not available in this version of contexta (got {filter!r}); "
