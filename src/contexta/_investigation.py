@@ -178,3 +178,46 @@ class Investigation:
 
     def build_multi_run_report(self, run_ids: Sequence[str]) -> reports.ReportDocument:
         return reports.build_multi_run_report(self._reads(), run_ids, project=self._project)
+
+    def get_metric_trend(
+        self,
+        key: str,
+        *,
+        stage: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+        aggregation: str = "latest",
+    ) -> query.MetricTrend:
+        """`key`'s value per run, oldest first: the `aggregation` (latest, min, max, mean, p50, p95,
+        count) of each run's points in the stage named `stage` (else the whole run); runs of
+        `project` (every project when None); runs without the metric are listed in `skipped`."""
+        return query.get_metric_trend(
+            self._reads(), key, stage=stage, project=project, filter=filter, aggregation=aggregation
+        )
+
+    def get_stage_duration_trend(
+        self, stage: str, *, project: str | None = None, filter: str | None = None
+    ) -> query.StageDurationTrend:
+        """How long the stage named `stage` took in each run (seconds), oldest run first."""
+        return query.get_stage_duration_trend(self._reads(), stage, project=project, filter=filter)
+
+    def get_artifact_size_trend(
+        self, kind: str, *, project: str | None = None, filter: str | None = None
+    ) -> query.ArtifactSizeTrend:
+        """The total size of each run's artifacts of `kind` (and each one's), oldest run first."""
+        return query.get_artifact_size_trend(self._reads(), kind, project=project, filter=filter)
+
+    def evaluate_alerts(
+        self,
+        rules: Sequence[query.AlertRule],
+        *,
+        run: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+    ) -> query.AlertReport:
+        """Every rule on the run `run` (a bare name is looked up in this project first), or on every
+        run of `project` (every project when None); `.any_fired` is what a CI job fails on. Rules
+        files are read with `contexta.query.load_alert_rules(path)`."""
+        if run is not None and project is None:
+            project = self._project
+        return query.evaluate_alerts(self._reads(), rules, run=run, project=project, filter=filter)

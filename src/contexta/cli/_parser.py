@@ -7,17 +7,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from contexta import __version__
+from contexta.cli._alerts import alerts_command
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
+from contexta.cli._document_output import REPORT_FORMATS as DOCUMENT_FORMATS
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
 from contexta.cli._run_show import show_run_command
 from contexta.cli._runs import list_runs_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
+from contexta.cli._trend import trend_command
 from contexta.cli._verify import verify_command
 from contexta.contract import STATUSES
+from contexta.query import AGGREGATIONS
 
 # `du` and `gc` read the whole log and the store's page statistics: their modules are imported when
 # one of them runs, so every other command (`contexta runs`) starts without them.
@@ -256,4 +260,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep the latest N executions of each run name",
     )
+
+    # Across runs: `trend` and `alerts` give a terminal view (--format) or a document (--report/--output).
+    trend = _command(
+        commands,
+        "trend",
+        "one value per run over time: a metric, a stage's duration or an artifact kind's size",
+        trend_command,
+        format_default=None,
+    )
+    trend.add_argument("metric", metavar="METRIC", nargs="?", help="the metric key, such as loss")
+    trend.add_argument("--stage", metavar="NAME", help="only the metric's points in the stage of this name")
+    trend.add_argument("--aggregation", choices=AGGREGATIONS, help="of each run's points (default: latest)")
+    trend.add_argument("--stage-duration", metavar="STAGE", help="each run's duration of this stage instead")
+    trend.add_argument("--artifact-size", metavar="KIND", help="each run's total size of this artifact kind")
+    alerts = _command(
+        commands,
+        "alerts",
+        "evaluate alert rules (a TOML or JSON file) on runs; exit 1 when any rule fired (for CI)",
+        alerts_command,
+        format_default=None,
+    )
+    alerts.add_argument("rules_file", metavar="RULES_FILE", help="the rules, *.toml or *.json")
+    alerts.add_argument("--run", metavar="RUN", help="only this run (default: every run of --project)")
+    for across in (trend, alerts):
+        across.add_argument("--filter", metavar="EXPR", help="only the runs this filter expression keeps")
+        across.add_argument("--report", choices=DOCUMENT_FORMATS, help="a document: md, html, json, csv")
+        across.add_argument("--output", metavar="PATH", help="write the document here (format: its suffix)")
     return parser

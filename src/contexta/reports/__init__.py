@@ -1,11 +1,13 @@
 """Report documents over the canonical store, and their renderings (Markdown, JSON, CSV, HTML)."""
 
+from contexta.reports._alert_report import build_alert_report
 from contexta.reports._cells import Cell
 from contexta.reports._comparison_reports import build_multi_run_report, build_run_report
 from contexta.reports._document import ReportDocument
 from contexta.reports._project_report import build_project_summary_report
 from contexta.reports._sections import ChartSeries, ReportChart, ReportSection, ReportTable
 from contexta.reports._snapshot_report import build_snapshot_report
+from contexta.reports._trend_report import build_trend_report
 
 __all__ = [
     "Cell",
@@ -14,8 +16,10 @@ __all__ = [
     "ReportDocument",
     "ReportSection",
     "ReportTable",
+    "build_alert_report",
     "build_multi_run_report",
     "build_project_summary_report",
     "build_run_report",
     "build_snapshot_report",
+    "build_trend_report",
 ]
