@@ -6,6 +6,18 @@ anything else that reads a workspace build on these names only."""
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._frames import (
+    CodedColumn,
+    ColumnType,
+    NumberColumn,
+    StackedTable,
+    Tabular,
+    TimeColumn,
+    TypedColumn,
+    stack_tables,
+    typed_columns,
+)
+from contexta.query._history import MetricHistory, metric_history
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -44,16 +56,32 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
+from contexta.query._point_columns import POINT_COLUMN_TYPES
 from contexta.query._reading import consistent_read
+from contexta.query._record_tables import (
+    RUN_COLUMN_TYPES,
+    SAMPLE_COLUMN_TYPES,
+    RunRecordTable,
+    SampleRecordTable,
+    runs_table,
+    samples_table,
+)
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
+from contexta.query._table_files import TABLE_FORMATS, table_format, write_table
 
 __all__ = [
     "EVALUATION_STAGE_NAMES",
+    "POINT_COLUMN_TYPES",
+    "RUN_COLUMN_TYPES",
+    "SAMPLE_COLUMN_TYPES",
+    "TABLE_FORMATS",
     "ArtifactChange",
     "ArtifactRecord",
     "BatchRecord",
+    "CodedColumn",
+    "ColumnType",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
@@ -63,16 +91,24 @@ __all__ = [
     "LatestMetric",
     "MetricAcrossRuns",
     "MetricDelta",
+    "MetricHistory",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
     "MultiRunComparison",
+    "NumberColumn",
     "ProjectRecord",
     "RunComparison",
     "RunRecord",
+    "RunRecordTable",
     "RunSnapshot",
     "SampleRecord",
+    "SampleRecordTable",
+    "StackedTable",
     "StageRecord",
+    "Tabular",
+    "TimeColumn",
+    "TypedColumn",
     "compare_multiple_runs",
     "compare_runs",
     "consistent_read",
@@ -90,9 +126,16 @@ __all__ = [
     "list_runs",
     "list_samples",
     "list_stages",
+    "metric_history",
     "resolve_batch",
     "resolve_project",
     "resolve_run",
     "resolve_stage",
+    "runs_table",
+    "samples_table",
     "select_best_run",
+    "stack_tables",
+    "table_format",
+    "typed_columns",
+    "write_table",
 ]

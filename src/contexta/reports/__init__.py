@@ -3,11 +3,13 @@
 from contexta.reports._cells import Cell
 from contexta.reports._comparison_reports import build_multi_run_report, build_run_report
 from contexta.reports._document import ReportDocument
+from contexta.reports._notebook import NOTEBOOK_ROWS, notebook_series_html, notebook_table_html
 from contexta.reports._project_report import build_project_summary_report
 from contexta.reports._sections import ChartSeries, ReportChart, ReportSection, ReportTable
 from contexta.reports._snapshot_report import build_snapshot_report
 
 __all__ = [
+    "NOTEBOOK_ROWS",
     "Cell",
     "ChartSeries",
     "ReportChart",
@@ -18,4 +20,6 @@ __all__ = [
     "build_project_summary_report",
     "build_run_report",
     "build_snapshot_report",
+    "notebook_series_html",
+    "notebook_table_html",
 ]

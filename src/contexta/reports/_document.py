@@ -16,7 +16,7 @@ import orjson
 
 from contexta.errors import NotFoundError
 from contexta.reports._csv import render_csv
-from contexta.reports._html import render_html
+from contexta.reports._html import render_html, render_html_fragment
 from contexta.reports._markdown import render_markdown
 from contexta.reports._sections import ReportSection
 
@@ -63,6 +63,10 @@ class ReportDocument:
         """The report as one self-contained HTML page: inline CSS, tables, and an inline SVG line
         chart per chart; it fetches nothing, so it opens offline."""
         return render_html(self.title, self.sections)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the HTML report's sections and charts, styled for inside a notebook."""
+        return render_html_fragment(self.title, self.sections)
 
     def to_csv(self) -> str:
         """Every table as CSV, one block per section that has one: a row holding the section title,
