@@ -178,3 +178,11 @@ class Investigation:
 
     def build_multi_run_report(self, run_ids: Sequence[str]) -> reports.ReportDocument:
         return reports.build_multi_run_report(self._reads(), run_ids, project=self._project)
+
+    def metric_history(
+        self, run_id: str, keys: str | Sequence[str] | None = None, stage: str | None = None
+    ) -> query.MetricHistory:
+        """Every point the run captured of `keys` (default: all its metrics), optionally within one
+        stage, as one tidy table (one row per point): `.to_pandas()`, `.to_arrow()`, `.write(path)`;
+        `history["loss"]` is one key's series."""
+        return query.metric_history(self._reads(), run_id, keys, stage, project=self._project)

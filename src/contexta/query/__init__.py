@@ -69,7 +69,7 @@ from contexta.query._record_tables import (
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
-from contexta.query._table_files import TABLE_FORMATS, table_format, write_table
+from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
 
 __all__ = [
     "EVALUATION_STAGE_NAMES",
@@ -137,5 +137,7 @@ __all__ = [
     "stack_tables",
     "table_format",
     "typed_columns",
+    "write_csv",
+    "write_jsonl",
     "write_table",
 ]

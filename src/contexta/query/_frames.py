@@ -202,7 +202,8 @@ def typed_columns(table: Tabular) -> list[TypedColumn]:
     unknown = sorted(set(declared) - set(columns))
     if unknown:
         raise ValidationError(
-            f"{type(table).__name__}.column_types() names columns the table does not have: {', '.join(unknown)}",
+            f"{type(table).__name__}.column_types() names columns the table does not have: "
+            f"{', '.join(unknown)}",
             code="table_columns_invalid",
         )
     typed = []
@@ -315,18 +316,15 @@ def _stack(columns: list[Sequence[Any]]) -> Sequence[Any]:
     """One column of several tables, kept as machine numbers where every part is."""
     if len(columns) == 1:
         return columns[0]
-    first = columns[0]
-    if isinstance(first, NumberColumn) and all(
-        isinstance(column, NumberColumn)
-        and column.data.typecode == first.data.typecode
-        and column.missing == first.missing
-        for column in columns
-    ):
-        return NumberColumn(_joined([column.data for column in columns]), first.missing)  # type: ignore[union-attr]
-    if all(isinstance(column, TimeColumn) for column in columns):
-        return TimeColumn(_joined([column.data for column in columns]))  # type: ignore[union-attr]
-    if all(isinstance(column, CodedColumn) for column in columns):
-        return _stack_coded(columns)  # type: ignore[arg-type]
+    numbers = [column for column in columns if isinstance(column, NumberColumn)]
+    if len(numbers) == len(columns) and len({(part.data.typecode, part.missing) for part in numbers}) == 1:
+        return NumberColumn(_joined([part.data for part in numbers]), numbers[0].missing)
+    times = [column for column in columns if isinstance(column, TimeColumn)]
+    if len(times) == len(columns):
+        return TimeColumn(_joined([part.data for part in times]))
+    coded = [column for column in columns if isinstance(column, CodedColumn)]
+    if len(coded) == len(columns):
+        return _stack_coded(coded)
     return list(chain.from_iterable(columns))
 
 

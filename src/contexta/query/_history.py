@@ -38,7 +38,8 @@ class MetricHistory(Tabular):
             if series.metric_key == key:
                 return series
         raise NotFoundError(
-            f"the history of {self.run_id} has no metric {key!r} (its keys: {', '.join(self.keys) or 'none'})",
+            f"the history of {self.run_id} has no metric {key!r} "
+            f"(its keys: {', '.join(self.keys) or 'none'})",
             code="metric_not_found",
         )
 

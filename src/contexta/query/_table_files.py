@@ -54,7 +54,7 @@ def table_format(path: str | os.PathLike[str], requested: str | None = None) -> 
                 f"format must be one of {', '.join(TABLE_FORMATS)}, got {requested!r}",
                 code="export_format_invalid",
             )
-        return requested  # type: ignore[return-value]
+        return requested
     suffix = Path(path).suffix.lower()
     if suffix not in _SUFFIXES:
         raise ValidationError(
