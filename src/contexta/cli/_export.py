@@ -74,6 +74,8 @@ def build_table(ctx: Workspace, table: str, runs: list[RunRecord]) -> Tabular:
     if table == "points":
         histories = [ctx.metric_history(run.run_id) for run in runs]
         return stack_tables(histories) if histories else MetricHistory("", ())
+    # One row per sample from the sample records' own fields; a richer sample table (its metrics and
+    # events per sample) takes the place of `samples_table` here.
     parts = [samples_table(run.run_id, ctx.list_samples(run.run_id)) for run in runs]
     return stack_tables(parts) if parts else samples_table("", ())
 

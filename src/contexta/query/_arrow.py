@@ -88,8 +88,11 @@ def _list_array(values: Sequence[Any], column_type: ColumnType) -> Any:
     pa = _pyarrow()
     if column_type == "json":
         return pa.array([_json_text(value) for value in values], pa.string())
-    if column_type == "timestamp":  # contract timestamps: Arrow parses ISO-8601 with its `Z`
-        return pa.array(list(values), pa.string()).cast(pa.timestamp("us", tz="UTC"))
+    if column_type == "timestamp":
+        # Contract timestamps (ISO-8601 ending in `Z`) parsed by Arrow; through nanoseconds, since a
+        # hand-written one may carry nine decimals, then truncated to whole microseconds.
+        nanos = pa.array(list(values), pa.string()).cast(pa.timestamp("ns", tz="UTC"))
+        return nanos.cast(pa.timestamp("us", tz="UTC"), safe=False)
     if column_type == "float64":
         return pa.array([None if value is None else float(value) for value in values], pa.float64())
     if column_type == "string":

@@ -317,8 +317,11 @@ def _stack(columns: list[Sequence[Any]]) -> Sequence[Any]:
     if len(columns) == 1:
         return columns[0]
     numbers = [column for column in columns if isinstance(column, NumberColumn)]
-    if len(numbers) == len(columns) and len({(part.data.typecode, part.missing) for part in numbers}) == 1:
-        return NumberColumn(_joined([part.data for part in numbers]), numbers[0].missing)
+    if len(numbers) == len(columns) and len({part.missing for part in numbers}) == 1:
+        # Ints under floats (an int metric's series under a float one) are floats, as in a list.
+        typecodes = {part.data.typecode for part in numbers}
+        data = [part.data if len(typecodes) == 1 else array("d", part.data) for part in numbers]
+        return NumberColumn(_joined(data), numbers[0].missing)
     times = [column for column in columns if isinstance(column, TimeColumn)]
     if len(times) == len(columns):
         return TimeColumn(_joined([part.data for part in times]))

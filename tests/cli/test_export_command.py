@@ -106,7 +106,7 @@ def test_printed_csv_parses(cli: CliRunner, workspace: Path) -> None:
     [
         (("--format", "parquet"), "give -o PATH"),
         (("-o", "points.xlsx"), "cannot tell the format"),
-        (("--table", "events"), "invalid choice"),
+        (("--table", "events"), "argument --table: invalid choice"),
     ],
 )
 def test_usage_errors_exit_2(
