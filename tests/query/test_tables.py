@@ -85,7 +85,7 @@ def test_metric_history_holds_every_point_of_the_run_one_row_each(ctx: Contexta)
     assert history.keys == ("lr", "loss", "epochs", "score")  # in the order first captured
     assert history["loss"].steps == ctx.get_metric_series("r", "loss").steps
     frame = history.to_pandas()
-    assert len(frame) == 9
+    assert len(frame) == history.row_count == 9
     assert str(frame["step"].dtype) == "Int64"  # missing steps stay integers, not floats
     assert str(frame["value"].dtype) == "float64"
     assert str(frame["observed_at"].dtype) == "datetime64[us, UTC]"

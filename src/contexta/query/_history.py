@@ -4,7 +4,7 @@ point, so keys logged at different steps need no alignment and nothing is filled
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +43,9 @@ class MetricHistory(Tabular):
             code="metric_not_found",
         )
 
-    def __iter__(self) -> Iterator[MetricSeries]:
-        return iter(self.series)
-
-    def __len__(self) -> int:
-        """How many points the history holds, over all its keys."""
+    @property
+    def row_count(self) -> int:
+        """How many points the history holds, over all its keys (one row each)."""
         return sum(len(series.points) for series in self.series)
 
     def table_columns(self) -> Mapping[str, Sequence[Any]]:
