@@ -239,6 +239,16 @@ def test_csv_rendering_is_one_tidy_table_of_a_record_per_cell() -> None:
     ]
 
 
+def test_csv_rendering_reads_as_one_table_with_pandas() -> None:
+    pd = pytest.importorskip("pandas")
+
+    frame = pd.read_csv(io.StringIO(_document().to_csv()))
+
+    assert list(frame.columns) == ["section", "row", "column", "value"]
+    numbers = frame[frame["section"] == "Numbers"].pivot(index="row", columns="column", values="value")
+    assert list(numbers.loc[1, ["name", "value", "ok"]]) == ["a|b", "0.9777777777777777", "true"]
+
+
 def test_snapshot_report_renders_in_every_format(vision_store: StoreDatabase) -> None:
     report = build_snapshot_report(vision_store, BASELINE)
     markdown = report.to_markdown()
