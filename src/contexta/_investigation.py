@@ -221,3 +221,11 @@ class Investigation:
         if run is not None and project is None:
             project = self._project
         return query.evaluate_alerts(self._reads(), rules, run=run, project=project, filter=filter)
+
+    def metric_history(
+        self, run_id: str, keys: str | Sequence[str] | None = None, stage: str | None = None
+    ) -> query.MetricHistory:
+        """Every point the run captured of `keys` (default: all its metrics), optionally within one
+        stage, as one tidy table (one row per point): `.to_pandas()`, `.to_arrow()`, `.write(path)`;
+        `history["loss"]` is one key's series."""
+        return query.metric_history(self._reads(), run_id, keys, stage, project=self._project)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contexta.contract._non_finite import encode_metric_value
+from contexta.contract import encode_metric_value
 
 __all__ = ["with_metric_tokens"]
 

@@ -12,6 +12,7 @@ from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
 from contexta.cli._document_output import REPORT_FORMATS as DOCUMENT_FORMATS
+from contexta.cli._export import EXPORT_FORMATS, EXPORT_TABLES, export_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
@@ -195,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--multi", action="store_true", help="several runs side by side")
     report.add_argument("--summary", action="store_true", help="the history of --project")
     report.add_argument("--output", metavar="PATH", help="write the document here (and print the path)")
+
+    export = _command(
+        commands,
+        "export",
+        "runs, metric points or samples as one tidy table: Parquet, CSV or JSON Lines",
+        export_command,
+        formats=EXPORT_FORMATS,
+        format_help="parquet, csv or jsonl (default: from -o's suffix, else csv)",
+        format_default=None,
+    )
+    export.add_argument(
+        "--table", choices=EXPORT_TABLES, default="runs", help="one row per run (default), point or sample"
+    )
+    export.add_argument(
+        "--run",
+        dest="runs",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="only this run (repeat for more; default: every run)",
+    )
+    export.add_argument("-o", "--output", metavar="PATH", help="write the table here (and print the path)")
 
     verify = _command(
         commands,

@@ -10,6 +10,18 @@ from contexta.query._alerts import evaluate_alerts
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._frames import (
+    CodedColumn,
+    ColumnType,
+    NumberColumn,
+    StackedTable,
+    Tabular,
+    TimeColumn,
+    TypedColumn,
+    stack_tables,
+    typed_columns,
+)
+from contexta.query._history import MetricHistory, metric_history
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -48,10 +60,20 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
+from contexta.query._point_columns import POINT_COLUMN_TYPES
 from contexta.query._reading import consistent_read
+from contexta.query._record_tables import (
+    RUN_COLUMN_TYPES,
+    SAMPLE_COLUMN_TYPES,
+    RunRecordTable,
+    SampleRecordTable,
+    runs_table,
+    samples_table,
+)
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
+from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
 from contexta.query._trend_models import (
     ArtifactSize,
     ArtifactSizePoint,
@@ -68,6 +90,10 @@ __all__ = [
     "AGGREGATIONS",
     "ALERT_OPERATORS",
     "EVALUATION_STAGE_NAMES",
+    "POINT_COLUMN_TYPES",
+    "RUN_COLUMN_TYPES",
+    "SAMPLE_COLUMN_TYPES",
+    "TABLE_FORMATS",
     "AlertReport",
     "AlertResult",
     "AlertRule",
@@ -77,6 +103,8 @@ __all__ = [
     "ArtifactSizePoint",
     "ArtifactSizeTrend",
     "BatchRecord",
+    "CodedColumn",
+    "ColumnType",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
@@ -86,21 +114,29 @@ __all__ = [
     "LatestMetric",
     "MetricAcrossRuns",
     "MetricDelta",
+    "MetricHistory",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
     "MetricTrend",
     "MetricTrendPoint",
     "MultiRunComparison",
+    "NumberColumn",
     "ProjectRecord",
     "RunComparison",
     "RunRecord",
+    "RunRecordTable",
     "RunSnapshot",
     "SampleRecord",
+    "SampleRecordTable",
     "SkippedRun",
+    "StackedTable",
     "StageDurationPoint",
     "StageDurationTrend",
     "StageRecord",
+    "Tabular",
+    "TimeColumn",
+    "TypedColumn",
     "alert_rules_from_mapping",
     "compare_multiple_runs",
     "compare_runs",
@@ -124,9 +160,18 @@ __all__ = [
     "list_samples",
     "list_stages",
     "load_alert_rules",
+    "metric_history",
     "resolve_batch",
     "resolve_project",
     "resolve_run",
     "resolve_stage",
+    "runs_table",
+    "samples_table",
     "select_best_run",
+    "stack_tables",
+    "table_format",
+    "typed_columns",
+    "write_csv",
+    "write_jsonl",
+    "write_table",
 ]

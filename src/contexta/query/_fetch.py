@@ -55,6 +55,7 @@ __all__ = [
     "fetch_records",
     "fetch_runs",
     "fetch_samples",
+    "fetch_stage_names",
     "fetch_stages",
     "fetch_unfinished_samples",
     "instant",
@@ -279,7 +280,19 @@ def fetch_metric_points(
     series = select_series(connection, execution_id=execution_id, key=metric_key, stage_ref=stage_ref)
     if run_level:
         series = [row for row in series if row.stage_ref is None]
-    return MetricPoints(load_columns(connection, series)) if series else MetricPoints()
+    if not series:
+        return MetricPoints()
+    # Points name their stage by ref; a table of them shows the stage's name as typed.
+    names = fetch_stage_names(connection, execution_id) if any(row.stage_ref for row in series) else {}
+    return MetricPoints(load_columns(connection, series), names)
+
+
+def fetch_stage_names(connection: sqlite3.Connection, execution_id: str) -> dict[str, str]:
+    """stage ref -> the stage's name as typed, for every stage of an execution."""
+    rows = connection.execute(
+        "SELECT stage_ref, coalesce(display_name, name) FROM stages WHERE execution_id = ?", (execution_id,)
+    ).fetchall()
+    return {ref: name for ref, name in rows}
 
 
 def fetch_records(connection: sqlite3.Connection, execution_id: str) -> RecordView:

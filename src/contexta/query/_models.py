@@ -7,13 +7,15 @@ name, and JSON columns come back as plain mappings. `to_dict()` gives JSON-ready
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
 from contexta.contract._model import ContractModel
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
+from contexta.query._frames import ColumnType, Tabular
+from contexta.query._point_columns import POINT_COLUMN_TYPES, point_columns
 from contexta.store import MetricColumns
 
 __all__ = [
@@ -193,10 +195,11 @@ class MetricPoints(Sequence[MetricPoint]):
     """A series' points as a read-only sequence over its columns: each `MetricPoint` is built when it
     is read, so a million-point series costs a few lists until someone walks it."""
 
-    __slots__ = ("_columns", "_scopes")
+    __slots__ = ("_columns", "_scopes", "_stage_names")
 
-    def __init__(self, columns: MetricColumns | None = None):
+    def __init__(self, columns: MetricColumns | None = None, stage_names: Mapping[str, str] | None = None):
         self._columns = columns
+        self._stage_names = dict(stage_names or {})  # stage ref -> name as typed, for tables
         # Per series row: the (stage, batch, sample) refs every point of it shares.
         self._scopes = (
             []
@@ -252,14 +255,31 @@ class MetricPoints(Sequence[MetricPoint]):
         """Every point's value, without building the points."""
         return [] if self._columns is None else list(self._columns.values)
 
+    def point_columns(self, run_id: str) -> dict[str, Sequence[Any]]:
+        """The points as table columns (see `MetricSeries.table_columns`), straight from the arrays."""
+        return point_columns(run_id, self._columns, self._stage_names)
+
 
 @dataclass(frozen=True, slots=True)
-class MetricSeries(ReadModel):
-    """One metric key's points in one run, in capture order."""
+class MetricSeries(ReadModel, Tabular):
+    """One metric key's points in one run, in capture order; as a table (`to_arrow()`,
+    `to_pandas()`, `write(...)`), one row per point (see `POINT_COLUMN_TYPES`)."""
 
     run_id: str
     metric_key: str
     points: MetricPoints
+
+    def table_columns(self) -> dict[str, Sequence[Any]]:
+        return self.points.point_columns(self.run_id)
+
+    def column_types(self) -> Mapping[str, ColumnType]:
+        return POINT_COLUMN_TYPES
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the series as a line chart, then its first points."""
+        from contexta.reports import notebook_series_html
+
+        return notebook_series_html(self.metric_key, [self])
 
     @property
     def values(self) -> tuple[float | int, ...]:

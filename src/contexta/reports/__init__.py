@@ -4,12 +4,14 @@ from contexta.reports._alert_report import build_alert_report
 from contexta.reports._cells import Cell
 from contexta.reports._comparison_reports import build_multi_run_report, build_run_report
 from contexta.reports._document import ReportDocument
+from contexta.reports._notebook import NOTEBOOK_ROWS, notebook_series_html, notebook_table_html
 from contexta.reports._project_report import build_project_summary_report
 from contexta.reports._sections import ChartSeries, ReportChart, ReportSection, ReportTable
 from contexta.reports._snapshot_report import build_snapshot_report
 from contexta.reports._trend_report import build_trend_report
 
 __all__ = [
+    "NOTEBOOK_ROWS",
     "Cell",
     "ChartSeries",
     "ReportChart",
@@ -22,4 +24,6 @@ __all__ = [
     "build_run_report",
     "build_snapshot_report",
     "build_trend_report",
+    "notebook_series_html",
+    "notebook_table_html",
 ]
