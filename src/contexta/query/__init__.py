@@ -6,6 +6,18 @@ anything else that reads a workspace build on these names only."""
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._environment_diff import compare_environments
+from contexta.query._lineage import get_artifact_origin, traverse_lineage
+from contexta.query._lineage_models import (
+    ArtifactOrigin,
+    AuditCheck,
+    EnvironmentComparison,
+    LineageGraph,
+    LineageLink,
+    LineageNode,
+    PackageChange,
+    ReproducibilityAudit,
+)
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -45,6 +57,7 @@ from contexta.query._models import (
     StageRecord,
 )
 from contexta.query._reading import consistent_read
+from contexta.query._reproducibility import audit_reproducibility
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
@@ -52,31 +65,42 @@ from contexta.query._snapshot import get_run_snapshot
 __all__ = [
     "EVALUATION_STAGE_NAMES",
     "ArtifactChange",
+    "ArtifactOrigin",
     "ArtifactRecord",
+    "AuditCheck",
     "BatchRecord",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
+    "EnvironmentComparison",
     "EnvironmentRecord",
     "FieldAcrossRuns",
     "FieldDifference",
     "LatestMetric",
+    "LineageGraph",
+    "LineageLink",
+    "LineageNode",
     "MetricAcrossRuns",
     "MetricDelta",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
     "MultiRunComparison",
+    "PackageChange",
     "ProjectRecord",
+    "ReproducibilityAudit",
     "RunComparison",
     "RunRecord",
     "RunSnapshot",
     "SampleRecord",
     "StageRecord",
+    "audit_reproducibility",
+    "compare_environments",
     "compare_multiple_runs",
     "compare_runs",
     "consistent_read",
     "diagnose_run",
+    "get_artifact_origin",
     "get_environment",
     "get_latest_metrics",
     "get_metric_series",
@@ -95,4 +119,5 @@ __all__ = [
     "resolve_run",
     "resolve_stage",
     "select_best_run",
+    "traverse_lineage",
 ]
