@@ -9,6 +9,8 @@ from contexta.query._diagnose import diagnose_run
 from contexta.query._environment_diff import compare_environments
 from contexta.query._lineage import get_artifact_origin, traverse_lineage
 from contexta.query._lineage_models import (
+    AUDIT_STATUSES,
+    LINEAGE_DIRECTIONS,
     ArtifactOrigin,
     AuditCheck,
     EnvironmentComparison,
@@ -63,7 +65,9 @@ from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
 
 __all__ = [
+    "AUDIT_STATUSES",
     "EVALUATION_STAGE_NAMES",
+    "LINEAGE_DIRECTIONS",
     "ArtifactChange",
     "ArtifactOrigin",
     "ArtifactRecord",
