@@ -228,7 +228,12 @@ def test_a_backup_cut_short_has_no_manifest_and_is_refused(
     assert not (tmp_path / "target").exists()
 
 
-def test_restore_keeps_the_workspace_it_replaces(captured: Path, tmp_path: Path, cli: CliRunner) -> None:
+@pytest.mark.parametrize("exchange", ["renameat2", "two renames"])
+def test_restore_keeps_the_workspace_it_replaces(
+    captured: Path, tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch, exchange: str
+) -> None:
+    if exchange == "two renames":  # a system without RENAME_EXCHANGE ends the same way
+        monkeypatch.setattr("contexta.backup._swap._exchange", lambda first, second: False)
     backup, target = tmp_path / "backup", tmp_path / "target"
     assert cli("backup", backup, "--workspace", captured).code == 0
     _capture(target, "other", ["kept"])
@@ -239,6 +244,9 @@ def test_restore_keeps_the_workspace_it_replaces(captured: Path, tmp_path: Path,
     report = orjson.loads(result.out)
     previous = Path(report["previous_workspace"])
     assert previous.parent == tmp_path and previous.name.startswith("target.before-restore-")
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["backup", "target", previous.name, "ws"]
+    )
     with Workspace(target) as restored, Workspace(previous) as kept:
         assert [run.name for run in restored.list_runs()] == ["alpha", "beta"]
         assert [run.name for run in kept.list_runs()] == ["kept"]

@@ -153,7 +153,7 @@ def test_relations_table_rows_are_followed_and_a_cycle_ends(
     assert (refs["model"], "fine_tuned_in", "run:vision.sibling") in _links(graph)
     assert ("run:vision.sibling", "refined", refs["model"]) in _links(graph)
     assert [link.evidence for link in graph.edges if link.relation == "refined"] == ["relations"]
-    assert sorted(node.ref for node in graph.nodes) == sorted(set(_refs(graph)))  # each node once
+    assert len(graph.nodes) == len(_refs(graph))  # each subject once, however often it is reached
 
 
 def test_the_read_only_workspace_answers_as_the_capturing_facade_does(

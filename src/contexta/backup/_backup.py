@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contexta import __version__
 from contexta.backup._files import CopiedFile
 from contexta.backup._manifest import FILES_DIRECTORY, BackupManifest, write_manifest
 from contexta.backup._sources import (
@@ -116,13 +117,13 @@ def backup_workspace(
         copied: list[CopiedFile] = [copy_store(layout.store_file, files)]
         copied += copy_capture_log(layout.capture_dir, files)
         copied += copy_directory(layout.outbox_dir, "cache/outbox", "outbox", files)
+        # `contexta gc`'s ledger of reclaimed executions (cli/_gc_ledger.py): which stored artifact
+        # copies a later gc may still remove.
         copied += copy_directory(layout.cache_dir / "gc", "cache/gc", "gc_ledger", files)
         copied += copy_directory(layout.artifacts_dir, "artifacts", "artifact", files)
         registered, external = copy_workspace_artifacts(
             files / STORE_PATH, root, files, {item.path for item in copied}
         )
-        from contexta import __version__
-
         manifest = BackupManifest(
             created_at=utc_now(),
             source=str(root),

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -43,6 +44,7 @@ STORE_PATH = f"metadata/{STORE_FILE_NAME}"
 CAPTURE_PATH = "cache/capture"
 _STORE_ATTEMPTS = 5
 _TAIL_BYTES = 64 << 10
+_LOCK_WAIT_S = 5.0
 
 
 def copy_store(store_file: Path, files: Path) -> CopiedFile:
@@ -67,14 +69,28 @@ def copy_store(store_file: Path, files: Path) -> CopiedFile:
     return CopiedFile(STORE_PATH, "store", size, digest)
 
 
+def _append_paused(descriptor: int) -> bool:
+    """Take the active file's lock exclusively, so no append is half written while its size is read;
+    False when it cannot be had (no locks on this file system, or an appender held it past
+    `_LOCK_WAIT_S`: a stopped process must not stop a backup). The size is then cut at the last
+    newline all the same, so only a line that was whole before the copy is in it."""
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
+        except OSError:
+            return False
+
+
 def _whole_lines_end(handle: IO[bytes]) -> int:
     """The size of the active file up to its last newline, read while no append is in progress."""
     descriptor = handle.fileno()
-    locked = True
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-    except OSError:
-        locked = False  # no locks on this file system: a torn tail is cut below all the same
+    locked = _append_paused(descriptor)
     try:
         size = os.fstat(descriptor).st_size
     finally:
