@@ -88,20 +88,22 @@ class _LineageReader:
 
     # -- subjects ----------------------------------------------------------------------------------
 
-    def run(self, execution_id: str) -> _Subject:
-        run_id, name = self._rows(
+    def run(self, execution_id: str | None) -> _Subject | None:
+        """The run execution `execution_id` as a subject; None when it is not stored (a row that
+        names an execution reclaimed since, or none)."""
+        found = self._rows(
             f"SELECT {_RUN_ID}, coalesce(display_name, name) FROM runs WHERE execution_id = ?", execution_id
-        )[0]
-        return _Subject(run_id, "run", name, execution_id)
+        )
+        return _Subject(found[0][0], "run", found[0][1], execution_id) if found else None
 
     def subject(self, ref: str) -> _Subject:
         """The subject a captured ref names: a stored run's latest execution, an artifact or a
         deployment with its label, else a ref only known by name (a dataset, a relation's end)."""
         kind, _, rest = ref.partition(":")
         if kind == "run":
-            execution_id = latest_execution_id(self._connection, ref)
-            if execution_id is not None:
-                return self.run(execution_id)
+            run = self.run(latest_execution_id(self._connection, ref))
+            if run is not None:
+                return run
         elif kind == "artifact":
             found = self._rows(
                 "SELECT kind FROM artifacts WHERE artifact_ref = ? ORDER BY rowid DESC LIMIT 1", ref
@@ -126,10 +128,13 @@ class _LineageReader:
                 return self.subject(text)
         else:
             try:
-                return self.run(find_run(self._connection, text, project).execution_id)
+                run = self.run(find_run(self._connection, text, project).execution_id)
             except NotFoundError:
-                if self._known(text):
-                    return self.subject(text)
+                run = None
+            if run is not None:
+                return run
+            if self._known(text):
+                return self.subject(text)
         raise NotFoundError(
             f"nothing in this store is named {text!r}: give a run (ref or name), an artifact, a deployment "
             "or a dataset ref that was captured (list runs with `contexta runs`, their artifacts with "
@@ -163,7 +168,7 @@ class _LineageReader:
             for (execution_id,) in self._rows(
                 "SELECT execution_id FROM artifacts WHERE artifact_ref = ? ORDER BY rowid", subject.ref
             ):
-                run = self.run(execution_id) if self._stored_run(execution_id) else None
+                run = self.run(execution_id)
                 if run is not None:
                     yield self._step(run.ref, subject.ref, "produced", "artifact.run", run)
         elif subject.kind == "deployment":
@@ -172,9 +177,7 @@ class _LineageReader:
                 subject.ref,
             ):
                 if run_ref is not None:
-                    run = (
-                        self.run(execution_id) if execution_id and self._stored_run(execution_id) else None
-                    ) or self.subject(run_ref)
+                    run = self.run(execution_id) or self.subject(run_ref)
                     yield self._step(run.ref, subject.ref, "deployed", "deployment.run_ref", run)
                 if artifact_ref is not None:
                     artifact = self.subject(artifact_ref)
@@ -218,15 +221,13 @@ class _LineageReader:
                 "SELECT execution_id FROM runs WHERE dataset_ref = ? ORDER BY started_key, rowid", subject.ref
             ):
                 run = self.run(execution_id)
-                yield self._step(subject.ref, run.ref, "input_of", "run.dataset_ref", run)
+                if run is not None:
+                    yield self._step(subject.ref, run.ref, "input_of", "run.dataset_ref", run)
         for target_ref, relation in self._rows(
             "SELECT target_ref, relation FROM relations WHERE source_ref = ? ORDER BY recorded_at, rowid",
             subject.ref,
         ):
             yield self._step(subject.ref, target_ref, relation, "relations", self.subject(target_ref))
-
-    def _stored_run(self, execution_id: str) -> bool:
-        return bool(self._rows("SELECT 1 FROM runs WHERE execution_id = ?", execution_id))
 
     @staticmethod
     def _step(source: str, target: str, relation: str, evidence: str, other: _Subject) -> _Step:
