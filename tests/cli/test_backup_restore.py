@@ -147,9 +147,9 @@ def test_backup_of_a_workspace_being_captured_into_restores_and_answers_queries(
         streamed = copy.get_metric_series("streaming", "loss").values
         assert len(streamed) >= 100
         assert streamed == original.get_metric_series("streaming", "loss").values[: len(streamed)]
-        assert copy.traverse_lineage("dataset:live.stream", max_depth=1).nodes[1:] == tuple(
-            node for node in original.traverse_lineage("dataset:live.stream", max_depth=1).nodes[1:]
-        )
+        lineage = copy.traverse_lineage("dataset:live.stream", max_depth=1)
+        assert lineage == original.traverse_lineage("dataset:live.stream", max_depth=1)
+        assert [node.label for node in lineage.nodes] == ["dataset:live.stream", "r0", "r1", "r2"]
     manifest = read_manifest(backup)
     assert any(item.path.startswith("cache/capture/record.0000") for item in manifest.files)  # sealed ones
     for family in ("record.jsonl", "context.jsonl", "artifact.jsonl"):
