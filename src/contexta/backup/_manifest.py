@@ -43,6 +43,9 @@ class ExternalArtifact:
 
 @dataclass(frozen=True, slots=True)
 class BackupManifest:
+    """What a backup holds: when and from where it was taken, by which Contexta, each file with its
+    size and BLAKE3 digest, and the registered artifact files it names but does not hold."""
+
     created_at: str
     source: str  # the workspace root the backup was taken from
     contexta_version: str
@@ -101,8 +104,9 @@ def _file(entry: Any, source: Path) -> CopiedFile:
 
 
 def read_manifest(source: Path) -> BackupManifest:
-    """The manifest of the backup in `source`. `NotFoundError`-like refusals are ValidationErrors
-    here: `backup_manifest_missing` (not a backup, or one cut short) or `backup_manifest_invalid`."""
+    """The manifest of the backup in `source`; `ValidationError` with `backup_manifest_missing` (not a
+    backup, or one cut short before its manifest) or `backup_manifest_invalid` (unreadable, altered,
+    or a path that would leave the backup)."""
     path = source / MANIFEST_NAME
     try:
         document = orjson.loads(path.read_bytes())
