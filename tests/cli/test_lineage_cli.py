@@ -99,7 +99,7 @@ def test_audit_of_a_complete_run_exits_0_and_json_lists_every_check(
     assert text.code == as_json.code == 0, text.err
     assert "unknown" in text.out  # the git tree's state is not recorded, and that does not fail it
     audit = orjson.loads(as_json.out)
-    assert audit["run_id"] == "run:p.complete"
+    assert audit["run_id"] == "run:p.complete" and audit["complete"] is True
     assert [check["status"] for check in audit["checks"]] == ["ok", "unknown", "ok", "ok", "ok", "ok"]
 
 
@@ -121,5 +121,6 @@ def test_env_diff_of_runs_from_one_process_is_identical(workspace: Path, cli: Cl
     assert text.code == as_json.code == 0, text.err
     assert "Identical" in text.out
     comparison = orjson.loads(as_json.out)
+    assert comparison["identical"] is True
     assert comparison["packages_changed"] == comparison["packages_added"] == []
     assert comparison["left"]["python_version"]

@@ -8,6 +8,7 @@ from `_models.py` because they answer a different question (provenance, not what
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from contexta.query._models import DeploymentRecord, EnvironmentRecord, FieldDifference, ReadModel
 
@@ -120,6 +121,10 @@ class ReproducibilityAudit(ReadModel):
         """True when nothing needed is missing (an `unknown` check does not count against it)."""
         return not self.missing
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, and `complete` (what a CI job reading the JSON decides on)."""
+        return {**ReadModel.to_dict(self), "complete": self.complete}
+
 
 @dataclass(frozen=True, slots=True)
 class PackageChange(ReadModel):
@@ -149,3 +154,7 @@ class EnvironmentComparison(ReadModel):
     def identical(self) -> bool:
         """True when nothing compared differs."""
         return not (self.differences or self.packages_added or self.packages_removed or self.packages_changed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, and `identical`."""
+        return {**ReadModel.to_dict(self), "identical": self.identical}
