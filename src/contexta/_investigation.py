@@ -229,3 +229,29 @@ class Investigation:
         stage, as one tidy table (one row per point): `.to_pandas()`, `.to_arrow()`, `.write(path)`;
         `history["loss"]` is one key's series."""
         return query.metric_history(self._reads(), run_id, keys, stage, project=self._project)
+
+    # -- lineage and reproducibility ----------------------------------------------------------------
+
+    def traverse_lineage(
+        self, ref: str, *, direction: str = "both", max_depth: int | None = None
+    ) -> query.LineageGraph:
+        """The datasets, runs, artifacts and deployments linked to `ref` by captured facts
+        (`direction`: both, upstream or downstream; `max_depth` hops, None for no limit)."""
+        return query.traverse_lineage(
+            self._reads(), ref, direction=direction, max_depth=max_depth, project=self._project
+        )
+
+    def get_artifact_origin(self, artifact_ref: str) -> query.ArtifactOrigin:
+        """The run and stage that registered an artifact, when, its digest and size, and the
+        deployments that name it."""
+        return query.get_artifact_origin(self._reads(), artifact_ref)
+
+    def audit_reproducibility(self, run_id: str) -> query.ReproducibilityAudit:
+        """What running `run_id` again would need, each check ok, missing or unknown (artifacts are
+        re-hashed)."""
+        return query.audit_reproducibility(self._reads(), run_id, project=self._project)
+
+    def compare_environments(self, left: str, right: str) -> query.EnvironmentComparison:
+        """How run `right`'s environment differs from run `left`'s: Python, platform, git revision,
+        packages added, removed and changed."""
+        return query.compare_environments(self._reads(), left, right, project=self._project)

@@ -8,11 +8,15 @@ from typing import Any
 
 from contexta import __version__
 from contexta.cli._alerts import alerts_command
+from contexta.cli._audit import audit_command
+from contexta.cli._backup import backup_command, restore_command
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
 from contexta.cli._document_output import REPORT_FORMATS as DOCUMENT_FORMATS
+from contexta.cli._env_diff import env_diff_command
 from contexta.cli._export import EXPORT_FORMATS, EXPORT_TABLES, export_command
+from contexta.cli._lineage import lineage_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
@@ -22,7 +26,7 @@ from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._trend import trend_command
 from contexta.cli._verify import verify_command
 from contexta.contract import STATUSES
-from contexta.query import AGGREGATIONS
+from contexta.query import AGGREGATIONS, LINEAGE_DIRECTIONS
 
 # `du` and `gc` read the whole log and the store's page statistics: their modules are imported when
 # one of them runs, so every other command (`contexta runs`) starts without them.
@@ -310,4 +314,34 @@ def build_parser() -> argparse.ArgumentParser:
         across.add_argument("--filter", metavar="EXPR", help="only the runs this filter expression keeps")
         across.add_argument("--report", choices=DOCUMENT_FORMATS, help="a document: md, html, json, csv")
         across.add_argument("--output", metavar="PATH", help="write the document here (format: its suffix)")
+    # Lineage, reproducibility, backup and restore.
+    lineage = _command(
+        commands, "lineage", "the datasets, runs, artifacts and deployments linked to REF", lineage_command
+    )
+    lineage.add_argument(
+        "ref", metavar="REF", help="a run (ref or name), artifact, deployment or dataset ref"
+    )
+    lineage.add_argument(
+        "--direction", choices=LINEAGE_DIRECTIONS, default="both", help="which links to follow (both)"
+    )
+    lineage.add_argument(
+        "--depth", type=_count(0), metavar="N", help="at most N hops from REF (default: no limit)"
+    )
+    audit = _command(
+        commands, "audit", "what re-running RUN needs and what is missing (exit 1 if any)", audit_command
+    )
+    audit.add_argument("run", metavar="RUN", help="a run ref or a bare run name")
+    env_diff = _command(
+        commands, "env-diff", "how run B's environment differs from run A's", env_diff_command
+    )
+    env_diff.add_argument("left", metavar="A", help="the run to compare from")
+    env_diff.add_argument("right", metavar="B", help="the run to compare to")
+    backup = _command(
+        commands, "backup", "copy the workspace, even while it is captured into, to DEST", backup_command
+    )
+    backup.add_argument("destination", metavar="DEST", help="a new or empty directory")
+    restore = _command(
+        commands, "restore", "check the backup in SRC whole, then make it the workspace", restore_command
+    )
+    restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
     return parser

@@ -10,6 +10,7 @@ from contexta.query._alerts import evaluate_alerts
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._environment_diff import compare_environments
 from contexta.query._frames import (
     CodedColumn,
     ColumnType,
@@ -22,6 +23,19 @@ from contexta.query._frames import (
     typed_columns,
 )
 from contexta.query._history import MetricHistory, metric_history
+from contexta.query._lineage import get_artifact_origin, traverse_lineage
+from contexta.query._lineage_models import (
+    AUDIT_STATUSES,
+    LINEAGE_DIRECTIONS,
+    ArtifactOrigin,
+    AuditCheck,
+    EnvironmentComparison,
+    LineageGraph,
+    LineageLink,
+    LineageNode,
+    PackageChange,
+    ReproducibilityAudit,
+)
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -70,6 +84,7 @@ from contexta.query._record_tables import (
     runs_table,
     samples_table,
 )
+from contexta.query._reproducibility import audit_reproducibility
 from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
@@ -89,7 +104,9 @@ from contexta.query._trends import get_artifact_size_trend, get_metric_trend, ge
 __all__ = [
     "AGGREGATIONS",
     "ALERT_OPERATORS",
+    "AUDIT_STATUSES",
     "EVALUATION_STAGE_NAMES",
+    "LINEAGE_DIRECTIONS",
     "POINT_COLUMN_TYPES",
     "RUN_COLUMN_TYPES",
     "SAMPLE_COLUMN_TYPES",
@@ -98,20 +115,26 @@ __all__ = [
     "AlertResult",
     "AlertRule",
     "ArtifactChange",
+    "ArtifactOrigin",
     "ArtifactRecord",
     "ArtifactSize",
     "ArtifactSizePoint",
     "ArtifactSizeTrend",
+    "AuditCheck",
     "BatchRecord",
     "CodedColumn",
     "ColumnType",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
+    "EnvironmentComparison",
     "EnvironmentRecord",
     "FieldAcrossRuns",
     "FieldDifference",
     "LatestMetric",
+    "LineageGraph",
+    "LineageLink",
+    "LineageNode",
     "MetricAcrossRuns",
     "MetricDelta",
     "MetricHistory",
@@ -122,7 +145,9 @@ __all__ = [
     "MetricTrendPoint",
     "MultiRunComparison",
     "NumberColumn",
+    "PackageChange",
     "ProjectRecord",
+    "ReproducibilityAudit",
     "RunComparison",
     "RunRecord",
     "RunRecordTable",
@@ -138,11 +163,14 @@ __all__ = [
     "TimeColumn",
     "TypedColumn",
     "alert_rules_from_mapping",
+    "audit_reproducibility",
+    "compare_environments",
     "compare_multiple_runs",
     "compare_runs",
     "consistent_read",
     "diagnose_run",
     "evaluate_alerts",
+    "get_artifact_origin",
     "get_artifact_size_trend",
     "get_environment",
     "get_latest_metrics",
@@ -170,6 +198,7 @@ __all__ = [
     "select_best_run",
     "stack_tables",
     "table_format",
+    "traverse_lineage",
     "typed_columns",
     "write_csv",
     "write_jsonl",

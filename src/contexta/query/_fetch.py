@@ -219,10 +219,14 @@ def fetch_samples(
 
 
 def fetch_deployments(
-    connection: sqlite3.Connection, *, project_ref: str | None = None, execution_id: str | None = None
+    connection: sqlite3.Connection,
+    *,
+    project_ref: str | None = None,
+    execution_id: str | None = None,
+    artifact_ref: str | None = None,
 ) -> list[DeploymentRecord]:
-    """Deployments matching every filter given (a project, the run execution deployed), oldest first
-    (start time, then order_index)."""
+    """Deployments matching every filter given (a project, the run execution deployed, the artifact
+    deployed), oldest first (start time, then order_index)."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
@@ -231,6 +235,9 @@ def fetch_deployments(
     if execution_id is not None:
         clauses.append("d.run_execution_id = ?")
         parameters.append(execution_id)
+    if artifact_ref is not None:
+        clauses.append("d.artifact_ref = ?")
+        parameters.append(artifact_ref)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     # A deployment of an earlier execution names it `ref@n`, as listings do.
     rows = connection.execute(
