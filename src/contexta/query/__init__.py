@@ -39,13 +39,21 @@ from contexta.query._models import (
     MultiRunComparison,
     ProjectRecord,
     RunComparison,
+    RunNote,
     RunRecord,
     RunSnapshot,
     SampleRecord,
     StageRecord,
 )
 from contexta.query._reading import consistent_read
-from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
+from contexta.query._resolve import (
+    RunTarget,
+    resolve_batch,
+    resolve_project,
+    resolve_run,
+    resolve_run_target,
+    resolve_stage,
+)
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
 
@@ -69,8 +77,10 @@ __all__ = [
     "MultiRunComparison",
     "ProjectRecord",
     "RunComparison",
+    "RunNote",
     "RunRecord",
     "RunSnapshot",
+    "RunTarget",
     "SampleRecord",
     "StageRecord",
     "compare_multiple_runs",
@@ -93,6 +103,7 @@ __all__ = [
     "resolve_batch",
     "resolve_project",
     "resolve_run",
+    "resolve_run_target",
     "resolve_stage",
     "select_best_run",
 ]
