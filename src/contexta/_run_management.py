@@ -34,6 +34,7 @@ from contexta.store import (
     TagValue,
     capturing_process,
     change_runs,
+    loads_or_none,
 )
 
 if TYPE_CHECKING:
@@ -80,17 +81,22 @@ class RunManagement:
                 f"give the names of the tags to remove, got {names!r}", code="tag_names_invalid"
             )
         target = self._target(run_id)
-        current = self._run_now(target).tags or {}
-        missing = [name for name in names if name not in current]
-        if missing:
-            raise NotFoundError(
-                f"{target.run_id} has no tag {', '.join(map(repr, missing))} (its tags: "
-                f"{', '.join(sorted(current)) or 'none'})",
-                code="tag_not_found",
-                details={"run": target.run_id, "tags": missing},
-            )
-        unique = tuple(dict.fromkeys(names))
-        self._change(target, "untag", names=unique)
+
+        def refuse_missing(connection: sqlite3.Connection, executions: tuple[str, ...]) -> None:
+            (stored,) = connection.execute(
+                "SELECT tags FROM runs WHERE execution_id = ?", (executions[0],)
+            ).fetchone()
+            current = loads_or_none(stored) or {}
+            missing = [name for name in names if name not in current]
+            if missing:
+                raise NotFoundError(
+                    f"{target.run_id} has no tag {', '.join(map(repr, missing))} (its tags: "
+                    f"{', '.join(sorted(current)) or 'none'})",
+                    code="tag_not_found",
+                    details={"run": target.run_id, "tags": missing},
+                )
+
+        self._change(target, "untag", check=refuse_missing, names=tuple(dict.fromkeys(names)))
         return self._run_now(target)
 
     def add_run_note(self, run_id: str, text: str) -> RunRecord:
