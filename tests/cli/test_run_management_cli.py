@@ -194,3 +194,18 @@ def test_deleting_a_run_another_process_captures_is_refused_naming_it(cli: CliRu
         assert run.execution_id == live and run.status == "completed"
         assert run.tags == {"checked": "yes"}
         assert reader.get_metric_series("a", "loss").values == (1.0, 0.5)
+
+
+def test_archiving_hides_a_run_from_listings_but_not_from_checks_and_history(
+    cli: CliRunner, fresh_workspace: Path
+) -> None:
+    where = ("--workspace", fresh_workspace, "--project", "p")
+    assert cli("archive", "tuned", *where).code == 0
+
+    verified = json.loads(cli("verify", "--format", "json", *where).out)
+    summary = json.loads(cli("report", "--summary", "--format", "json", *where).out)
+    best = cli("best", "accuracy", *where).out
+
+    assert {item["artifact_ref"].split(".")[1] for item in verified} == {"baseline", "tuned"}
+    assert summary["sections"][0]["paragraphs"][0].startswith("Project p has 4 runs")
+    assert "tuned" not in best  # the best of the runs `contexta runs` lists
