@@ -97,11 +97,18 @@ class Investigation:
         status: str | None = None,
         limit: int | None = None,
         all_executions: bool = False,
+        include_archived: bool = False,
     ) -> list[query.RunRecord]:
         """Runs, oldest first (all projects unless `project` is given): the latest execution of each
-        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`)."""
+        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`); archived
+        ones only with `include_archived`."""
         return query.list_runs(
-            self._reads(), project, status=status, limit=limit, all_executions=all_executions
+            self._reads(),
+            project,
+            status=status,
+            limit=limit,
+            all_executions=all_executions,
+            include_archived=include_archived,
         )
 
     def get_run(self, run_id: str) -> query.RunRecord:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from contexta import __version__
+from contexta.cli import _manage as manage
 from contexta.cli._alerts import alerts_command
 from contexta.cli._audit import audit_command
 from contexta.cli._backup import backup_command, restore_command
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         dest="all_executions",
         help="every execution of each run name, not only the latest (earlier ones are NAME@N)",
+    )
+    runs.add_argument(
+        "--archived",
+        action="store_true",
+        help="archived runs too (hidden by default; see `contexta archive`)",
     )
 
     run = commands.add_parser("run", help="look at one run (run show RUN)", description="Look at one run.")
@@ -344,4 +350,42 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "restore", "check the backup in SRC whole, then make it the workspace", restore_command
     )
     restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
+    _add_management_commands(commands)
     return parser
+
+
+def _add_management_commands(commands: argparse._SubParsersAction[_CommandParser]) -> None:
+    """`tag`, `untag`, `note`, `archive`, `unarchive`, `delete`: changing runs after capture."""
+    run_help = "a run ref or a bare run name; RUN@N for its N-th execution only"
+    tag = _command(commands, "tag", "set tags on a run (its latest execution, or RUN@N)", manage.tag_command)
+    tag.add_argument("run", metavar="RUN", help=run_help)
+    tag.add_argument("tags", metavar="KEY=VALUE", nargs="+", help="the tags to set (values are text)")
+    untag = _command(
+        commands, "untag", "remove tags from a run (its latest execution, or RUN@N)", manage.untag_command
+    )
+    untag.add_argument("run", metavar="RUN", help=run_help)
+    untag.add_argument("names", metavar="KEY", nargs="+", help="the names of the tags to remove")
+    note = _command(
+        commands, "note", "add a note to a run (its latest execution, or RUN@N)", manage.note_command
+    )
+    note.add_argument("run", metavar="RUN", help=run_help)
+    note.add_argument("text", metavar="TEXT", help="the note (quote it)")
+    for name, summary, handler in (
+        (
+            "archive",
+            "hide a run from `contexta runs` (still found by name everywhere)",
+            manage.archive_command,
+        ),
+        ("unarchive", "list an archived run again", manage.unarchive_command),
+        (
+            "delete",
+            "delete a run from the store (then `contexta gc` frees its log and artifacts)",
+            manage.delete_command,
+        ),
+    ):
+        command = _command(commands, name, summary, handler)
+        command.add_argument("run", metavar="RUN", help=f"{run_help} (default: every execution of the run)")
+    delete = commands.choices["delete"]
+    delete.add_argument(
+        "--yes", action="store_true", help="delete without asking (needed when not on a terminal)"
+    )

@@ -21,7 +21,7 @@ __all__ = ["REPORT_FORMATS", "report_command"]
 def _summary_project(ctx: Workspace, project: str | None) -> str:
     if project is not None:
         return project
-    projects = sorted({run.project_name for run in ctx.list_runs()})
+    projects = sorted({run.project_name for run in ctx.list_runs(include_archived=True)})
     if len(projects) == 1:
         return projects[0]
     known = ", ".join(projects) if projects else "none yet"

@@ -69,6 +69,7 @@ from contexta.query._models import (
     MultiRunComparison,
     ProjectRecord,
     RunComparison,
+    RunNote,
     RunRecord,
     RunSnapshot,
     SampleRecord,
@@ -85,7 +86,14 @@ from contexta.query._record_tables import (
     samples_table,
 )
 from contexta.query._reproducibility import audit_reproducibility
-from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
+from contexta.query._resolve import (
+    RunTarget,
+    resolve_batch,
+    resolve_project,
+    resolve_run,
+    resolve_run_target,
+    resolve_stage,
+)
 from contexta.query._select import select_best_run
 from contexta.query._snapshot import get_run_snapshot
 from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
@@ -149,9 +157,11 @@ __all__ = [
     "ProjectRecord",
     "ReproducibilityAudit",
     "RunComparison",
+    "RunNote",
     "RunRecord",
     "RunRecordTable",
     "RunSnapshot",
+    "RunTarget",
     "SampleRecord",
     "SampleRecordTable",
     "SkippedRun",
@@ -192,6 +202,7 @@ __all__ = [
     "resolve_batch",
     "resolve_project",
     "resolve_run",
+    "resolve_run_target",
     "resolve_stage",
     "runs_table",
     "samples_table",

@@ -23,6 +23,7 @@ from contexta.query._models import (
     EnvironmentRecord,
     MetricPoints,
     ProjectRecord,
+    RunNote,
     RunRecord,
     SampleRecord,
     StageRecord,
@@ -105,11 +106,12 @@ _RUN_SELECT = (
     "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
     "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, metadata, "
     "dataset_ref, code_revision, config_snapshot, runs.end_reason, runs.failure, runs.execution_id, "
-    "execution_number, latest "
+    "execution_number, latest, archived_at IS NOT NULL, runs.notes "
     "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
 _RUN_JSON_COLUMNS = (6, 7, 10, 12)  # tags, metadata, config_snapshot, failure
-_RUN_BOOL_COLUMN = 15  # latest
+_RUN_BOOL_COLUMNS = (15, 16)  # latest, archived
+_RUN_NOTES_COLUMN = 17
 
 
 def _json_column(texts: Sequence[str | None]) -> Sequence[Any]:
@@ -119,6 +121,16 @@ def _json_column(texts: Sequence[str | None]) -> Sequence[Any]:
     return orjson.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")  # type: ignore[no-any-return]
 
 
+def _notes_column(texts: Sequence[str | None]) -> Sequence[tuple[RunNote, ...]]:
+    """The `notes` column as each run's notes (most runs have none: no parsing for them)."""
+    return [
+        ()
+        if text is None
+        else tuple(RunNote(str(note["text"]), str(note["at"])) for note in orjson.loads(text))
+        for text in texts
+    ]
+
+
 def fetch_runs(
     connection: sqlite3.Connection,
     *,
@@ -126,9 +138,11 @@ def fetch_runs(
     execution_ids: list[str] | None = None,
     status: str | None = None,
     all_executions: bool = False,
+    include_archived: bool = True,
 ) -> list[RunRecord]:
     """Runs matching every filter given, oldest first (by start instant, then the order they were put):
-    the latest execution of each run, or with `all_executions` every one."""
+    the latest execution of each run, or with `all_executions` every one; without
+    `include_archived`, none that was archived."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
@@ -142,6 +156,8 @@ def fetch_runs(
         parameters.append(orjson.dumps(execution_ids).decode())
     elif not all_executions:
         clauses.append("latest")
+    if not include_archived:
+        clauses.append("archived_at IS NULL")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     with collection_paused():
         rows = connection.execute(
@@ -153,7 +169,9 @@ def fetch_runs(
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index in _RUN_JSON_COLUMNS:
             columns[index] = _json_column(columns[index])
-        columns[_RUN_BOOL_COLUMN] = list(map(bool, columns[_RUN_BOOL_COLUMN]))
+        for index in _RUN_BOOL_COLUMNS:
+            columns[index] = list(map(bool, columns[index]))
+        columns[_RUN_NOTES_COLUMN] = _notes_column(columns[_RUN_NOTES_COLUMN])
         return build_many(RunRecord, zip(*columns, strict=True))
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "MultiRunComparison",
     "ProjectRecord",
     "RunComparison",
+    "RunNote",
     "RunRecord",
     "RunSnapshot",
     "SampleRecord",
@@ -85,6 +86,14 @@ class ProjectRecord(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
+class RunNote(ReadModel):
+    """A note added to a run after capture (`ctx.add_run_note`), with when it was added."""
+
+    text: str
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord(ReadModel):
     """One execution of a run. `run_id` names it in every query: the run ref for the latest
     execution, `run:p.r@n` for an earlier one (the n-th stored); `name` is the name as typed."""
@@ -107,6 +116,10 @@ class RunRecord(ReadModel):
     execution_id: str | None = None
     execution_number: int = 1  # the order it was stored in among the run's executions, from 1
     latest: bool = True  # whether the run ref names it
+    # Decided after capture (ctx.archive_run, ctx.add_run_note): hidden from default listings, and
+    # what people wrote about it, oldest first.
+    archived: bool = False
+    notes: tuple[RunNote, ...] = ()
 
     @property
     def run_ref(self) -> str:

@@ -47,7 +47,7 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
     Deployments, Diagnostics; runs in start order."""
     with consistent_read(db):
         project_ref = resolve_project(db, project)
-        runs = list_runs(db, project_ref)
+        runs = list_runs(db, project_ref, include_archived=True)  # its whole history
         metrics = compare_multiple_runs(db, [run.run_id for run in runs]).metrics if runs else ()
         diagnoses = [diagnose_run(db, run.run_id) for run in runs]
         deployments = list_deployments(db, project_ref)
