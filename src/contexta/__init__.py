@@ -6,8 +6,11 @@ from contexta._workspace_reader import Workspace
 from contexta.errors import ContextaError
 
 if TYPE_CHECKING:
+    from contexta._backup import BackupResult, RestoreResult, backup_workspace, restore_workspace
     from contexta._facade import Contexta
-    from contexta.backup import backup_workspace, restore_workspace
+
+
+_BACKUP_NAMES = frozenset(("BackupResult", "RestoreResult", "backup_workspace", "restore_workspace"))
 
 
 def __getattr__(name: str) -> Any:
@@ -17,10 +20,10 @@ def __getattr__(name: str) -> Any:
         from contexta._facade import Contexta
 
         return Contexta
-    if name in ("backup_workspace", "restore_workspace"):  # they read the capture log: loaded on use
-        from contexta import backup
+    if name in _BACKUP_NAMES:  # they read the capture log: loaded on use
+        from contexta import _backup
 
-        return getattr(backup, name)
+        return getattr(_backup, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -31,4 +34,13 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = ["Contexta", "ContextaError", "Workspace", "__version__", "backup_workspace", "restore_workspace"]
+__all__ = [
+    "BackupResult",
+    "Contexta",
+    "ContextaError",
+    "RestoreResult",
+    "Workspace",
+    "__version__",
+    "backup_workspace",
+    "restore_workspace",
+]

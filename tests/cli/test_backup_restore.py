@@ -18,7 +18,7 @@ from blake3 import blake3
 
 import contexta
 from contexta import Contexta, Workspace
-from contexta.backup import read_manifest
+from contexta._backup import read_manifest
 from contexta.capture import read_capture_log
 from contexta.errors import ValidationError
 
@@ -233,7 +233,7 @@ def test_restore_keeps_the_workspace_it_replaces(
     captured: Path, tmp_path: Path, cli: CliRunner, monkeypatch: pytest.MonkeyPatch, exchange: str
 ) -> None:
     if exchange == "two renames":  # a system without RENAME_EXCHANGE ends the same way
-        monkeypatch.setattr("contexta.backup._swap._exchange", lambda first, second: False)
+        monkeypatch.setattr("contexta._backup._swap._exchange", lambda first, second: False)
     backup, target = tmp_path / "backup", tmp_path / "target"
     assert cli("backup", backup, "--workspace", captured).code == 0
     _capture(target, "other", ["kept"])

@@ -15,7 +15,7 @@ __all__ = ["backup_command", "restore_command"]
 def backup_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta backup DEST`: copy the workspace (even while something captures into it) into the
     new or empty directory DEST, with a manifest of every file's size and BLAKE3 digest."""
-    from contexta.backup import backup_workspace  # the capture log's reader comes with it
+    from contexta import backup_workspace  # the capture log's reader comes with it
 
     config = workspace_config(args)
     result = backup_workspace(config.workspace.root, args.destination, config=config)
@@ -38,7 +38,7 @@ def backup_command(args: argparse.Namespace, output: Output) -> int:
 def restore_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta restore SRC [--workspace W]`: check every file of the backup in SRC, then put the
     restored workspace at W, keeping the one it replaces beside it."""
-    from contexta.backup import restore_workspace
+    from contexta import restore_workspace
 
     config = workspace_config(args)
     result = restore_workspace(args.source, config.workspace.root, config=config)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from contexta.backup._files import CopiedFile, safe_relative_path, sync_directory
+from contexta._backup._files import CopiedFile, safe_relative_path, sync_directory
 from contexta.errors import ValidationError
 
 __all__ = [

@@ -4,10 +4,10 @@ replaces anything, and keeps the workspace it replaces.
 
 Also exported from `contexta` itself (imported when first used)."""
 
-from contexta.backup._backup import BackupResult, backup_workspace
-from contexta.backup._files import CopiedFile
-from contexta.backup._manifest import MANIFEST_NAME, BackupManifest, ExternalArtifact, read_manifest
-from contexta.backup._restore import RestoreResult, restore_workspace
+from contexta._backup._backup import BackupResult, backup_workspace
+from contexta._backup._files import CopiedFile
+from contexta._backup._manifest import MANIFEST_NAME, BackupManifest, ExternalArtifact, read_manifest
+from contexta._backup._restore import RestoreResult, restore_workspace
 
 __all__ = [
     "MANIFEST_NAME",

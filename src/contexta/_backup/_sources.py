@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from contexta.backup._files import CopiedFile, copy_hashed, sync_and_hash
-from contexta.backup._manifest import ExternalArtifact
+from contexta._backup._files import CopiedFile, copy_hashed, sync_and_hash
+from contexta._backup._manifest import ExternalArtifact
 from contexta.config import CAPTURE_LOG_FILES, STORE_FILE_NAME
 from contexta.contract._artifacts import path_of_location
 from contexta.errors import StoreError

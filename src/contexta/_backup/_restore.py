@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contexta.backup._files import CopiedFile, copy_hashed, safe_relative_path
-from contexta.backup._manifest import FILES_DIRECTORY, BackupManifest, read_manifest
-from contexta.backup._sources import STORE_PATH
-from contexta.backup._swap import put_in_place
+from contexta._backup._files import CopiedFile, copy_hashed, safe_relative_path
+from contexta._backup._manifest import FILES_DIRECTORY, BackupManifest, read_manifest
+from contexta._backup._sources import STORE_PATH
+from contexta._backup._swap import put_in_place
 from contexta.config import UnifiedConfig, load_config
 from contexta.errors import ConflictError, ValidationError
 

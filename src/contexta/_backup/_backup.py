@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from contexta import __version__
-from contexta.backup._files import CopiedFile
-from contexta.backup._manifest import FILES_DIRECTORY, BackupManifest, write_manifest
-from contexta.backup._sources import (
+from contexta._backup._files import CopiedFile
+from contexta._backup._manifest import FILES_DIRECTORY, BackupManifest, write_manifest
+from contexta._backup._sources import (
     STORE_PATH,
     copy_capture_log,
     copy_directory,

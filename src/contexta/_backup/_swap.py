@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from contexta.backup._files import sync_directory
+from contexta._backup._files import sync_directory
 
 __all__ = ["put_in_place"]
 
