@@ -106,10 +106,11 @@ class SampleTable(ReadModel):
         descending = column.startswith("-")
         name = column.removeprefix("-")
         columns = self.column_names()
-        if name not in columns or name == "events":
+        sortable = [known for known in columns if known != "events"]
+        if name not in sortable:
+            hint = unknown_name_hint(name, sortable, "its columns", len(sortable))
             raise NotFoundError(
-                f"the sample table has no sortable column {name!r}; "
-                f"{unknown_name_hint(name, [c for c in columns if c != 'events'])}",
+                f"the sample table has no sortable column {name!r}; {hint}",
                 code="sample_column_not_found",
                 details={"column": name},
             )

@@ -23,7 +23,7 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return "did you mean " + ", ".join(repr(item) for item in close) + "? " if close else ""
 
 
-def unknown_name_hint(name: str, known: Iterable[str], label: str = "known") -> str:
+def unknown_name_hint(name: str, known: Iterable[str], label: str = "known", listed: int = _LISTED) -> str:
     """`did you mean 'a', 'b'?` when some known name is close, else the known names listed after
     `label` (or `there are none`): the tail of a NotFoundError's message."""
     names = list(dict.fromkeys(known))
@@ -32,5 +32,5 @@ def unknown_name_hint(name: str, known: Iterable[str], label: str = "known") -> 
         return "did you mean " + ", ".join(repr(item) for item in close) + "?"
     if not names:
         return "there are none"
-    listed = ", ".join(names[:_LISTED])
-    return f"{label}: {listed}" + (f", … ({len(names)} in all)" if len(names) > _LISTED else "")
+    shown = ", ".join(names[:listed])
+    return f"{label}: {shown}" + (f", … ({len(names)} in all)" if len(names) > listed else "")
