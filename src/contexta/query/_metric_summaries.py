@@ -14,8 +14,7 @@ from contexta.query._reading import reading
 from contexta.query._resolve import find_run
 from contexta.query._sample_metrics import sample_aggregates
 from contexta.query._sample_stats import SampleAggregate
-from contexta.store import StoreDatabase, load_columns, select_series
-from contexta.store._metric_points import SeriesRow
+from contexta.store import SeriesRow, StoreDatabase, load_columns, select_series
 
 __all__ = ["get_metric_summaries"]
 
