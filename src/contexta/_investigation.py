@@ -162,13 +162,20 @@ class Investigation:
             aggregate=aggregate,
         )
 
-    def compare_runs(self, left: str, right: str) -> query.RunComparison:
-        """What changed from run `left` to run `right`: metric deltas per stage, artifact changes (by
-        digest), and differences in arguments and environment."""
-        return query.compare_runs(self._reads(), left, right, project=self._project)
+    def compare_runs(
+        self, left: str, right: str, *, metric_keys: Sequence[str] | None = None
+    ) -> query.RunComparison:
+        """What changed from run `left` to run `right`: metric deltas per stage, per-sample metrics
+        as statistics, artifact changes (by digest), and differences in arguments and environment;
+        `metric_keys` keeps those metrics only (an unknown key raises `NotFoundError`)."""
+        return query.compare_runs(self._reads(), left, right, project=self._project, metric_keys=metric_keys)
 
-    def compare_multiple_runs(self, run_ids: Sequence[str]) -> query.MultiRunComparison:
-        return query.compare_multiple_runs(self._reads(), run_ids, project=self._project)
+    def compare_multiple_runs(
+        self, run_ids: Sequence[str], *, metric_keys: Sequence[str] | None = None
+    ) -> query.MultiRunComparison:
+        return query.compare_multiple_runs(
+            self._reads(), run_ids, project=self._project, metric_keys=metric_keys
+        )
 
     def build_run_report(self, left: str, right: str) -> reports.ReportDocument:
         return reports.build_run_report(self._reads(), left, right, project=self._project)

@@ -175,3 +175,13 @@ def test_best_of_an_unknown_key_names_the_closest(cli: CliRunner, workspace: Pat
     assert result.err == (
         "contexta: no metric 'latency' was recorded in any of the 2 runs; did you mean 'latency.ms'?\n"
     )
+
+
+def test_compare_of_a_named_metric_and_of_an_unknown_one(cli: CliRunner, workspace: Path) -> None:
+    named = cli("compare", "quick", "slow", "--metric", "correct", "--workspace", workspace)
+    unknown = cli("compare", "quick", "slow", "--metric", "corect", "--workspace", workspace)
+
+    rows = [line.split()[:2] for line in named.out.splitlines() if line.startswith(("evaluate ", "train "))]
+    assert rows == [["evaluate", "correct"], ["evaluate", "correct"]]  # its samples and share rows
+    assert (unknown.code, unknown.out) == (1, "")
+    assert "no metric 'corect' was recorded in either run; did you mean 'correct'?" in unknown.err

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from evaluation_runs import PROJECT, capture_evaluations
 
 from contexta import Contexta
 from contexta.errors import NotFoundError, ValidationError
 from contexta.query import SampleAggregate
+from evaluation_runs import PROJECT, capture_evaluations
 
 QUICK_MEAN = (sum(range(10, 210)) - 13) / 199  # case 3 (latency 13) was NaN
 
@@ -153,3 +153,13 @@ def test_sample_aggregate_statistics_of_small_sets(tmp_path: Path) -> None:
     assert (tokens.share, passed.share) == (None, 0.75)
     assert (score.count, score.non_finite_count, score.mean, score.max) == (0, 4, None, None)
     assert tokens.value("p50") == 2.5
+
+
+def test_comparing_named_keys_keeps_those_and_refuses_an_unknown_one(ctx: Contexta) -> None:
+    only = ctx.compare_runs("quick", "slow", metric_keys=["correct", "loss"])
+
+    assert [delta.metric_key for delta in only.metric_deltas] == ["loss"]
+    assert [metric.metric_key for metric in only.sample_metrics] == ["correct"]
+    with pytest.raises(NotFoundError, match=r"did you mean 'pass\.rate'\?") as caught:
+        ctx.compare_multiple_runs(["quick", "slow"], metric_keys=["pass_rate"])
+    assert caught.value.code == "metric_not_found"

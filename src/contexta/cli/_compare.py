@@ -142,7 +142,7 @@ def compare_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta compare A B`: per-stage metric deltas, artifact changes, argument and environment
     differences (json: the comparison)."""
     with open_workspace(args) as ctx:
-        comparison = ctx.compare_runs(args.left, args.right)
+        comparison = ctx.compare_runs(args.left, args.right, metric_keys=args.metrics)
     if args.format == "json":
         output.json(comparison.to_dict())
     else:

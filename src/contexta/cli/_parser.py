@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("left", metavar="A", help="the run to compare from")
     compare.add_argument("right", metavar="B", help="the run to compare to")
+    compare.add_argument(
+        "--metric", metavar="KEY", action="append", dest="metrics", help="only this metric (repeatable)"
+    )
 
     best = _command(commands, "best", "the run with the best value of a metric, and that value", best_command)
     best.add_argument("metric", metavar="METRIC", help="the metric key, such as accuracy or val_loss")

@@ -13,7 +13,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from contexta.errors import ValidationError
 from contexta.query._completeness import EVALUATION_STAGE_NAMES, RunFacts, gather_facts, stage_names
+from contexta.query._metric_names import missing_metric_error, recorded_keys
 from contexta.query._metrics import latest_metrics
 from contexta.query._models import (
     ArtifactChange,
@@ -179,12 +181,51 @@ def _artifact_changes(
     return changes
 
 
-def compare_runs(db: StoreDatabase, left: str, right: str, *, project: str | None = None) -> RunComparison:
-    """What changed from run `left` to run `right` (full refs or bare names)."""
+Values = dict[MetricSlot, float | int]
+Aggregates = dict[tuple[str, str], SampleAggregate]
+
+
+def _named_metrics(
+    connection: sqlite3.Connection, facts: list[RunFacts], metric_keys: Iterable[str] | None
+) -> tuple[list[Values], list[Aggregates]]:
+    """Each run's latest values and sample aggregates, of the keys `metric_keys` only when given: a key
+    none of the runs recorded raises `NotFoundError(metric_not_found)` naming the closest."""
+    values = [named_metric_values(connection, run_facts) for run_facts in facts]
+    aggregates = [named_sample_aggregates(connection, run_facts) for run_facts in facts]
+    if metric_keys is None:
+        return values, aggregates
+    if isinstance(metric_keys, str):
+        raise ValidationError(
+            f"metric_keys must be a collection of keys, got the string {metric_keys!r}; wrap it in a list",
+            code="metric_keys_invalid",
+        )
+    wanted = set(metric_keys)
+    recorded = recorded_keys(connection, [run_facts.execution_id for run_facts in facts])
+    for key in wanted:
+        if key not in recorded:
+            among = "either run" if len(facts) == 2 else f"any of the {len(facts)} runs"
+            names = {ref: name for run_facts in facts for ref, name in stage_names(run_facts).items()}
+            raise missing_metric_error(key, among, recorded, names)
+    return (
+        [{slot: value for slot, value in run.items() if slot[1] in wanted} for run in values],
+        [{slot: found for slot, found in run.items() if slot[1] in wanted} for run in aggregates],
+    )
+
+
+def compare_runs(
+    db: StoreDatabase,
+    left: str,
+    right: str,
+    *,
+    project: str | None = None,
+    metric_keys: Iterable[str] | None = None,
+) -> RunComparison:
+    """What changed from run `left` to run `right` (full refs or bare names); with `metric_keys`, the
+    metrics of those keys only (`NotFoundError(metric_not_found)` for a key neither run recorded,
+    naming the closest)."""
     with reading(db) as connection:
         facts = [gather_facts(connection, find_run(connection, run, project)) for run in (left, right)]
-        values = [named_metric_values(connection, run_facts) for run_facts in facts]
-        aggregates = [named_sample_aggregates(connection, run_facts) for run_facts in facts]
+        values, aggregates = _named_metrics(connection, facts, metric_keys)
     left_values, right_values = values
     deltas = [
         MetricDelta(
@@ -213,15 +254,19 @@ def compare_runs(db: StoreDatabase, left: str, right: str, *, project: str | Non
 
 
 def compare_multiple_runs(
-    db: StoreDatabase, run_ids: Iterable[str], *, project: str | None = None
+    db: StoreDatabase,
+    run_ids: Iterable[str],
+    *,
+    project: str | None = None,
+    metric_keys: Iterable[str] | None = None,
 ) -> MultiRunComparison:
-    """Several runs side by side, in the order given (duplicates dropped)."""
+    """Several runs side by side, in the order given (duplicates dropped); with `metric_keys`, the
+    metrics of those keys only (`NotFoundError` for a key no run recorded, naming the closest)."""
     check_run_ids(run_ids)
     with reading(db) as connection:
         runs = find_runs(connection, run_ids, project, needed_for="to compare")
         facts = [gather_facts(connection, run) for run in runs]
-        values = [named_metric_values(connection, run_facts) for run_facts in facts]
-        aggregates = [named_sample_aggregates(connection, run_facts) for run_facts in facts]
+        values, aggregates = _named_metrics(connection, facts, metric_keys)
     metrics = tuple(
         MetricAcrossRuns(stage_name, key, tuple(run_values.get((stage_name, key)) for run_values in values))
         for stage_name, key in metric_slots_in_order(values)
