@@ -163,3 +163,15 @@ def test_comparing_named_keys_keeps_those_and_refuses_an_unknown_one(ctx: Contex
     with pytest.raises(NotFoundError, match=r"did you mean 'pass\.rate'\?") as caught:
         ctx.compare_multiple_runs(["quick", "slow"], metric_keys=["pass_rate"])
     assert caught.value.code == "metric_not_found"
+
+
+def test_metric_summaries_leave_non_finite_points_out_of_min_and_max(tmp_path: Path) -> None:
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "diverging"}) as ctx:
+        with ctx.run("r") as run, run.stage("train") as stage:
+            for step, loss in enumerate((0.5, math.nan, 0.25, math.inf)):
+                stage.metric("loss", loss, step=step)
+        (loss_summary,) = ctx.get_metric_summaries("r")
+
+    assert (loss_summary.min, loss_summary.max, loss_summary.point_count) == (0.25, 0.5, 4)
+    assert loss_summary.non_finite_count == 2
+    assert loss_summary.latest == math.inf

@@ -29,9 +29,10 @@ def _summary(
     stage_names: Mapping[str, str],
 ) -> MetricSummary:
     stage, key = slot
-    finite = (
-        [value for value in load_columns(connection, rows).values if is_finite_number(value)] if rows else []
-    )
+    non_finite = sum(row.non_finite_count for row in rows)
+    values = load_columns(connection, rows).values if rows else []
+    # Only a series holding NaN or an infinity pays for a Python-level filter; min and max run in C.
+    finite = [value for value in values if is_finite_number(value)] if non_finite else values
     latest = max(rows, key=lambda row: row.last_seq).last_value if rows else None
     return MetricSummary(
         stage_id=stage,
@@ -41,7 +42,7 @@ def _summary(
         latest=latest,
         min=min(finite) if finite else None,
         max=max(finite) if finite else None,
-        non_finite_count=sum(row.non_finite_count for row in rows),
+        non_finite_count=non_finite,
         samples=samples,
     )
 
