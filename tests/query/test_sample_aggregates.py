@@ -99,7 +99,7 @@ def test_best_run_takes_an_aggregate_and_a_given_direction(ctx: Contexta) -> Non
     assert ctx.select_best_run(["quick", "slow"], "latency.ms", aggregate="min", higher_is_better=None) == (
         f"run:{PROJECT}.quick"
     )
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError, match="one of latest, count, mean") as caught:
         ctx.select_best_run(["quick"], "latency.ms", aggregate="average")
     assert caught.value.code == "aggregate_invalid"
 

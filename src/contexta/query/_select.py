@@ -50,7 +50,8 @@ def latest_metric_value(
 
 def _check_arguments(
     metric_key: object, stage_name: object, aggregate: object, higher_is_better: object
-) -> str:
+) -> str | None:
+    """The aggregate asked for (None: choose by what the runs recorded), once every argument holds."""
     if not isinstance(metric_key, str) or not metric_key:
         raise ValidationError(
             f"metric key must be a non-empty string, got {metric_key!r}", code="metric_key_invalid"
@@ -62,9 +63,12 @@ def _check_arguments(
             f"higher_is_better must be True, False or None (infer it from the key), got {higher_is_better!r}",
             code="direction_invalid",
         )
-    if aggregate is None or aggregate == LATEST:
-        return LATEST if aggregate else ""
-    return check_aggregate(aggregate)
+    if aggregate is not None and aggregate not in BEST_RUN_AGGREGATES:
+        raise ValidationError(
+            f"aggregate must be one of {', '.join(BEST_RUN_AGGREGATES)}, got {aggregate!r}",
+            code="aggregate_invalid",
+        )
+    return None if aggregate is None else str(aggregate)
 
 
 def _stage_named(connection: sqlite3.Connection, execution_id: str, stage_name: str) -> str | None:
@@ -180,7 +184,7 @@ def find_best_run(
             None if stage_name is None else _stage_named(connection, execution, stage_name)
             for execution in executions
         ]
-        if not chosen:
+        if chosen is None:
             plain = _has_plain_values(connection, stage_refs, executions, metric_key)
             chosen = LATEST if plain else _DEFAULT_SAMPLE_AGGREGATE
         candidates: list[tuple[float | int, str]] = []
