@@ -71,3 +71,41 @@ print(code, "contexta.capture" in sys.modules)
 
     assert "completed" in result.stdout.splitlines()[2]  # the run, listed
     assert result.stdout.splitlines()[-1] == "0 False"
+
+
+_TABLE_PACKAGES = """
+import sys
+import contexta, contexta.query, contexta.reports
+from contexta.query import runs_table
+runs_table([])  # a table, not yet converted
+print(" ".join(sorted(name for name in ("pyarrow", "pandas", "polars") if name in sys.modules)))
+"""
+
+
+def test_the_read_side_never_imports_pyarrow_pandas_or_polars_until_a_table_is_converted() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", _TABLE_PACKAGES], capture_output=True, text=True, check=True
+    )
+
+    assert loaded.stdout.split() == []
+
+
+def test_exporting_csv_needs_no_optional_package(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    capture = f"""
+from contexta import Contexta
+with Contexta(workspace={str(workspace)!r}, config={{"project_name": "p"}}) as ctx, ctx.run("r") as run:
+    run.metric("loss", 0.5)
+"""
+    subprocess.run([sys.executable, "-c", capture], check=True)
+    export = f"""
+import sys
+from contexta.cli import main
+target = {str(tmp_path / "points.csv")!r}
+code = main(["export", "--table", "points", "-o", target, "--workspace", {str(workspace)!r}])
+print(code, sorted(name for name in ("pyarrow", "pandas", "polars") if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", export], capture_output=True, text=True, check=True)
+
+    assert result.stdout.splitlines()[-1] == "0 []"
+    assert (tmp_path / "points.csv").read_text(encoding="utf-8").count("\n") == 2

@@ -7,6 +7,7 @@ from contexta.errors import ContextaError
 
 if TYPE_CHECKING:
     from contexta._facade import Contexta
+    from contexta.backup import backup_workspace, restore_workspace
 
 
 def __getattr__(name: str) -> Any:
@@ -16,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from contexta._facade import Contexta
 
         return Contexta
+    if name in ("backup_workspace", "restore_workspace"):  # they read the capture log: loaded on use
+        from contexta import backup
+
+        return getattr(backup, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -26,4 +31,4 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = ["Contexta", "ContextaError", "Workspace", "__version__"]
+__all__ = ["Contexta", "ContextaError", "Workspace", "__version__", "backup_workspace", "restore_workspace"]

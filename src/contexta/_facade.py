@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from contexta._investigation import Investigation
+from contexta._run_management import RunManagement
 from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
 from contexta.capture._pipeline._capture_pipeline import CapturePipeline
 from contexta.capture._pipeline._outbox import Outbox, ReplayReport
@@ -62,8 +63,8 @@ def _optional_text(value: str | None, field: str) -> str | None:
     return None if value is None else plain_text(value)
 
 
-class Contexta(Investigation):
-    """One project's capture (and, later, investigation) over one workspace."""
+class Contexta(Investigation, RunManagement):
+    """One project's capture, investigation and management of runs over one workspace."""
 
     def __init__(
         self,

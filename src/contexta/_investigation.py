@@ -97,11 +97,18 @@ class Investigation:
         status: str | None = None,
         limit: int | None = None,
         all_executions: bool = False,
+        include_archived: bool = False,
     ) -> list[query.RunRecord]:
         """Runs, oldest first (all projects unless `project` is given): the latest execution of each
-        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`)."""
+        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`); archived
+        ones only with `include_archived`."""
         return query.list_runs(
-            self._reads(), project, status=status, limit=limit, all_executions=all_executions
+            self._reads(),
+            project,
+            status=status,
+            limit=limit,
+            all_executions=all_executions,
+            include_archived=include_archived,
         )
 
     def get_run(self, run_id: str) -> query.RunRecord:
@@ -225,3 +232,80 @@ class Investigation:
         """Each metric per stage: latest, min, max and count outside samples, and the per-sample
         values summarised (`SampleAggregate`)."""
         return query.get_metric_summaries(self._reads(), run_id, project=self._project)
+
+    def get_metric_trend(
+        self,
+        key: str,
+        *,
+        stage: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+        aggregation: str = "latest",
+    ) -> query.MetricTrend:
+        """`key`'s value per run, oldest first: the `aggregation` (latest, min, max, mean, p50, p95,
+        count) of each run's points in the stage named `stage` (else the whole run); runs of
+        `project` (every project when None); runs without the metric are listed in `skipped`."""
+        return query.get_metric_trend(
+            self._reads(), key, stage=stage, project=project, filter=filter, aggregation=aggregation
+        )
+
+    def get_stage_duration_trend(
+        self, stage: str, *, project: str | None = None, filter: str | None = None
+    ) -> query.StageDurationTrend:
+        """How long the stage named `stage` took in each run (seconds), oldest run first."""
+        return query.get_stage_duration_trend(self._reads(), stage, project=project, filter=filter)
+
+    def get_artifact_size_trend(
+        self, kind: str, *, project: str | None = None, filter: str | None = None
+    ) -> query.ArtifactSizeTrend:
+        """The total size of each run's artifacts of `kind` (and each one's), oldest run first."""
+        return query.get_artifact_size_trend(self._reads(), kind, project=project, filter=filter)
+
+    def evaluate_alerts(
+        self,
+        rules: Sequence[query.AlertRule],
+        *,
+        run: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+    ) -> query.AlertReport:
+        """Every rule on the run `run` (a bare name is looked up in this project first), or on every
+        run of `project` (every project when None); `.any_fired` is what a CI job fails on. Rules
+        files are read with `contexta.query.load_alert_rules(path)`."""
+        if run is not None and project is None:
+            project = self._project
+        return query.evaluate_alerts(self._reads(), rules, run=run, project=project, filter=filter)
+
+    def metric_history(
+        self, run_id: str, keys: str | Sequence[str] | None = None, stage: str | None = None
+    ) -> query.MetricHistory:
+        """Every point the run captured of `keys` (default: all its metrics), optionally within one
+        stage, as one tidy table (one row per point): `.to_pandas()`, `.to_arrow()`, `.write(path)`;
+        `history["loss"]` is one key's series."""
+        return query.metric_history(self._reads(), run_id, keys, stage, project=self._project)
+
+    # -- lineage and reproducibility ----------------------------------------------------------------
+
+    def traverse_lineage(
+        self, ref: str, *, direction: str = "both", max_depth: int | None = None
+    ) -> query.LineageGraph:
+        """The datasets, runs, artifacts and deployments linked to `ref` by captured facts
+        (`direction`: both, upstream or downstream; `max_depth` hops, None for no limit)."""
+        return query.traverse_lineage(
+            self._reads(), ref, direction=direction, max_depth=max_depth, project=self._project
+        )
+
+    def get_artifact_origin(self, artifact_ref: str) -> query.ArtifactOrigin:
+        """The run and stage that registered an artifact, when, its digest and size, and the
+        deployments that name it."""
+        return query.get_artifact_origin(self._reads(), artifact_ref)
+
+    def audit_reproducibility(self, run_id: str) -> query.ReproducibilityAudit:
+        """What running `run_id` again would need, each check ok, missing or unknown (artifacts are
+        re-hashed)."""
+        return query.audit_reproducibility(self._reads(), run_id, project=self._project)
+
+    def compare_environments(self, left: str, right: str) -> query.EnvironmentComparison:
+        """How run `right`'s environment differs from run `left`'s: Python, platform, git revision,
+        packages added, removed and changed."""
+        return query.compare_environments(self._reads(), left, right, project=self._project)

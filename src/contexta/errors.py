@@ -16,6 +16,7 @@ __all__ = [
     "ConflictError",
     "ContextaError",
     "LifecycleError",
+    "MissingDependencyError",
     "NotFoundError",
     "StoreError",
     "ValidationError",
@@ -93,6 +94,14 @@ class StoreError(ContextaError):
     """The canonical store cannot be read or written."""
 
     default_code = "store_failed"
+
+
+class MissingDependencyError(ContextaError, ImportError):
+    """An optional feature needs a package that is not installed (exporting to Parquet needs
+    pyarrow); the message names the package and the extra that brings it. Also an `ImportError`, so
+    code that already guards an optional import catches it."""
+
+    default_code = "dependency_missing"
 
 
 class CaptureWarning(UserWarning):

@@ -40,8 +40,9 @@ def test_report_writes_each_format_to_the_output_path(
         assert json.loads(written) == document.to_dict()
     else:
         rows = list(csv.reader(io.StringIO(written)))
-        assert rows[0] == ["Run Summary"]
-        assert ["dataset_ref", "dataset:p.digits"] in rows
+        assert rows[0] == ["section", "row", "column", "value"]  # one tidy table, a record per cell
+        summary = [row[3] for row in rows if row[0] == "Run Summary"]
+        assert summary[summary.index("dataset_ref") + 1] == "dataset:p.digits"
 
 
 def test_report_takes_its_format_from_the_output_suffix(

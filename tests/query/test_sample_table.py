@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from evaluation_runs import CASES, FAILING, PROJECT, capture_evaluations
 
 from contexta import Contexta
 from contexta.errors import NotFoundError
 from contexta.query import SampleTable, get_sample_table
 from contexta.store import StoreDatabase
+from evaluation_runs import CASES, FAILING, PROJECT, capture_evaluations
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,15 @@ def test_samples_of_batches_and_several_stages(tmp_path: Path) -> None:
     ]
     assert table.table_columns()["metrics.dice"] == [None, 0.25]
     assert [row.name for row in only_test.rows] == ["image-2"]
+
+
+def test_the_table_converts_to_arrow_with_fixed_types(table: SampleTable) -> None:
+    pyarrow = pytest.importorskip("pyarrow")
+
+    arrow = table.sorted_by("-metrics.latency.ms").to_arrow()
+
+    assert arrow.num_rows == CASES
+    assert arrow.schema.field("metrics.correct").type == pyarrow.float64()
+    assert arrow.schema.field("observed_at").type == pyarrow.timestamp("us", tz="UTC")
+    assert arrow.column("name")[0].as_py() == "case-199"
+    assert math.isnan(arrow.column("metrics.latency.ms")[CASES - 1].as_py())

@@ -120,6 +120,8 @@ def _as_schema_two(store: Path) -> None:
                 ),
             )
         connection.execute("ALTER TABLE metric_chunks DROP COLUMN encoding")
+        for column in ("tag_edits", "notes", "archived_at"):  # schema 5's
+            connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         connection.execute("PRAGMA user_version=2")
         connection.execute("COMMIT")
         connection.execute("VACUUM")

@@ -5,7 +5,8 @@ finishes the job: (1) the executions to reclaim and the artifact copies they use
 ledger (`_gc_ledger.py`); (2) each execution's store rows go, one transaction each (re-checked there:
 one opened again or live since it was planned is kept); (3) parked batches, (4) lines in sealed log
 segments (each rewritten atomically) and (5) unused artifact copies of every ledger execution no
-longer in the store go; (6) the store file is compacted.
+longer in the store go; (6) the store file is compacted. Runs removed with `contexta delete` (the
+run journal's deletes) count as ledger executions: gc finishes their removal the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from contexta.store import (
     any_owner_alive,
     artifact_copies,
     compact_store,
+    journal_path,
     list_executions,
+    read_journal,
     reclaim_executions,
 )
 
@@ -121,6 +124,7 @@ def _gc(
         return _print(output, args, report)
     before = kind_sizes(config)
     ledger = Ledger.read(ledger_path(layout.cache_dir))
+    _add_deleted_runs(ledger, layout.store_file)
     copies = artifact_copies(database)
     ids = [d.execution.execution_id for d in chosen]
     ledger.append(ids, sorted(path for path, holders in copies.items() if set(holders) & set(ids)))
@@ -159,6 +163,15 @@ def _gc(
     report["bytes_after"] = after
     report["freed"] = {kind: before[kind] - after[kind] for kind in KINDS}
     return _print(output, args, report)
+
+
+def _add_deleted_runs(ledger: Ledger, store_file: Path) -> None:
+    """What `delete` removed from the store (the run journal's deletes) is finished like what gc
+    reclaimed itself: the executions' log lines and parked batches, and their unused artifact copies."""
+    for change in read_journal(journal_path(store_file)):
+        if change.action == "delete":
+            ledger.executions.update(change.executions)
+            ledger.artifact_files.update(change.artifact_files)
 
 
 def _sum_rows(results: list[Any]) -> dict[str, int]:

@@ -7,9 +7,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from contexta import __version__
+from contexta.cli import _manage as manage
+from contexta.cli._alerts import alerts_command
+from contexta.cli._audit import audit_command
+from contexta.cli._backup import backup_command, restore_command
 from contexta.cli._best import best_command
 from contexta.cli._compare import compare_command
 from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
+from contexta.cli._document_output import REPORT_FORMATS as DOCUMENT_FORMATS
+from contexta.cli._env_diff import env_diff_command
+from contexta.cli._export import EXPORT_FORMATS, EXPORT_TABLES, export_command
+from contexta.cli._lineage import lineage_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._metrics import metrics_command
 from contexta.cli._output import Output
@@ -18,9 +26,10 @@ from contexta.cli._run_show import show_run_command
 from contexta.cli._runs import list_runs_command
 from contexta.cli._samples import samples_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
+from contexta.cli._trend import trend_command
 from contexta.cli._verify import verify_command
 from contexta.contract import STATUSES
-from contexta.query import BEST_RUN_AGGREGATES
+from contexta.query import AGGREGATIONS, BEST_RUN_AGGREGATES, LINEAGE_DIRECTIONS
 
 # `du` and `gc` read the whole log and the store's page statistics: their modules are imported when
 # one of them runs, so every other command (`contexta runs`) starts without them.
@@ -148,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="all_executions",
         help="every execution of each run name, not only the latest (earlier ones are NAME@N)",
     )
+    runs.add_argument(
+        "--archived",
+        action="store_true",
+        help="archived runs too (hidden by default; see `contexta archive`)",
+    )
 
     run = commands.add_parser("run", help="look at one run (run show RUN)", description="Look at one run.")
     _add_locations(run, defaults=False)
@@ -232,6 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--summary", action="store_true", help="the history of --project")
     report.add_argument("--output", metavar="PATH", help="write the document here (and print the path)")
 
+    export = _command(
+        commands,
+        "export",
+        "runs, metric points or samples as one tidy table: Parquet, CSV or JSON Lines",
+        export_command,
+        formats=EXPORT_FORMATS,
+        format_help="parquet, csv or jsonl (default: from -o's suffix, else csv)",
+        format_default=None,
+    )
+    export.add_argument(
+        "--table", choices=EXPORT_TABLES, default="runs", help="one row per run (default), point or sample"
+    )
+    export.add_argument(
+        "--run",
+        dest="runs",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="only this run (repeat for more; default: every run)",
+    )
+    export.add_argument("-o", "--output", metavar="PATH", help="write the table here (and print the path)")
+
     verify = _command(
         commands,
         "verify",
@@ -296,4 +332,99 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep the latest N executions of each run name",
     )
+
+    # Across runs: `trend` and `alerts` give a terminal view (--format) or a document (--report/--output).
+    trend = _command(
+        commands,
+        "trend",
+        "one value per run over time: a metric, a stage's duration or an artifact kind's size",
+        trend_command,
+        format_default=None,
+    )
+    trend.add_argument("metric", metavar="METRIC", nargs="?", help="the metric key, such as loss")
+    trend.add_argument("--stage", metavar="NAME", help="only the metric's points in the stage of this name")
+    trend.add_argument("--aggregation", choices=AGGREGATIONS, help="of each run's points (default: latest)")
+    trend.add_argument("--stage-duration", metavar="STAGE", help="each run's duration of this stage instead")
+    trend.add_argument("--artifact-size", metavar="KIND", help="each run's total size of this artifact kind")
+    alerts = _command(
+        commands,
+        "alerts",
+        "evaluate alert rules (a TOML or JSON file) on runs; exit 1 when any rule fired (for CI)",
+        alerts_command,
+        format_default=None,
+    )
+    alerts.add_argument("rules_file", metavar="RULES_FILE", help="the rules, *.toml or *.json")
+    alerts.add_argument("--run", metavar="RUN", help="only this run (default: every run of --project)")
+    for across in (trend, alerts):
+        across.add_argument("--filter", metavar="EXPR", help="only the runs this filter expression keeps")
+        across.add_argument("--report", choices=DOCUMENT_FORMATS, help="a document: md, html, json, csv")
+        across.add_argument("--output", metavar="PATH", help="write the document here (format: its suffix)")
+    # Lineage, reproducibility, backup and restore.
+    lineage = _command(
+        commands, "lineage", "the datasets, runs, artifacts and deployments linked to REF", lineage_command
+    )
+    lineage.add_argument(
+        "ref", metavar="REF", help="a run (ref or name), artifact, deployment or dataset ref"
+    )
+    lineage.add_argument(
+        "--direction", choices=LINEAGE_DIRECTIONS, default="both", help="which links to follow (both)"
+    )
+    lineage.add_argument(
+        "--depth", type=_count(0), metavar="N", help="at most N hops from REF (default: no limit)"
+    )
+    audit = _command(
+        commands, "audit", "what re-running RUN needs and what is missing (exit 1 if any)", audit_command
+    )
+    audit.add_argument("run", metavar="RUN", help="a run ref or a bare run name")
+    env_diff = _command(
+        commands, "env-diff", "how run B's environment differs from run A's", env_diff_command
+    )
+    env_diff.add_argument("left", metavar="A", help="the run to compare from")
+    env_diff.add_argument("right", metavar="B", help="the run to compare to")
+    backup = _command(
+        commands, "backup", "copy the workspace, even while it is captured into, to DEST", backup_command
+    )
+    backup.add_argument("destination", metavar="DEST", help="a new or empty directory")
+    restore = _command(
+        commands, "restore", "check the backup in SRC whole, then make it the workspace", restore_command
+    )
+    restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
+    _add_management_commands(commands)
     return parser
+
+
+def _add_management_commands(commands: argparse._SubParsersAction[_CommandParser]) -> None:
+    """`tag`, `untag`, `note`, `archive`, `unarchive`, `delete`: changing runs after capture."""
+    run_help = "a run ref or a bare run name; RUN@N for its N-th execution only"
+    tag = _command(commands, "tag", "set tags on a run (its latest execution, or RUN@N)", manage.tag_command)
+    tag.add_argument("run", metavar="RUN", help=run_help)
+    tag.add_argument("tags", metavar="KEY=VALUE", nargs="+", help="the tags to set (values are text)")
+    untag = _command(
+        commands, "untag", "remove tags from a run (its latest execution, or RUN@N)", manage.untag_command
+    )
+    untag.add_argument("run", metavar="RUN", help=run_help)
+    untag.add_argument("names", metavar="KEY", nargs="+", help="the names of the tags to remove")
+    note = _command(
+        commands, "note", "add a note to a run (its latest execution, or RUN@N)", manage.note_command
+    )
+    note.add_argument("run", metavar="RUN", help=run_help)
+    note.add_argument("text", metavar="TEXT", help="the note (quote it)")
+    for name, summary, handler in (
+        (
+            "archive",
+            "hide a run from `contexta runs` (still found by name everywhere)",
+            manage.archive_command,
+        ),
+        ("unarchive", "list an archived run again", manage.unarchive_command),
+        (
+            "delete",
+            "delete a run from the store (then `contexta gc` frees its log and artifacts)",
+            manage.delete_command,
+        ),
+    ):
+        command = _command(commands, name, summary, handler)
+        command.add_argument("run", metavar="RUN", help=f"{run_help} (default: every execution of the run)")
+    delete = commands.choices["delete"]
+    delete.add_argument(
+        "--yes", action="store_true", help="delete without asking (needed when not on a terminal)"
+    )

@@ -8,22 +8,20 @@ rendering exactly as it is."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from contexta import Workspace
+from contexta.cli._document_output import REPORT_FORMATS, emit_document
 from contexta.cli._output import Output, UsageError
 from contexta.cli._workspace import open_workspace
 from contexta.reports import ReportDocument
 
 __all__ = ["REPORT_FORMATS", "report_command"]
 
-REPORT_FORMATS = ("md", "html", "json", "csv")
-
 
 def _summary_project(ctx: Workspace, project: str | None) -> str:
     if project is not None:
         return project
-    projects = sorted({run.project_name for run in ctx.list_runs()})
+    projects = sorted({run.project_name for run in ctx.list_runs(include_archived=True)})
     if len(projects) == 1:
         return projects[0]
     known = ", ".join(projects) if projects else "none yet"
@@ -57,37 +55,11 @@ def _build(ctx: Workspace, args: argparse.Namespace) -> ReportDocument:
     return ctx.build_run_report(runs[0], runs[1])
 
 
-def _document_format(requested: str | None, target: Path | None) -> str:
-    """`--format`, else what the output file's suffix says (`report.html`), else Markdown."""
-    if requested is not None:
-        return requested
-    suffix = "" if target is None else target.suffix.lower().lstrip(".")
-    suffix = "md" if suffix == "markdown" else "html" if suffix == "htm" else suffix
-    return suffix if suffix in REPORT_FORMATS else "md"
-
-
-def _render(document: ReportDocument, document_format: str) -> str:
-    if document_format == "html":
-        return document.to_html()
-    if document_format == "json":
-        return document.to_json()
-    if document_format == "csv":
-        return document.to_csv()
-    return document.to_markdown()
-
-
 def report_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta report RUN | A B | --multi RUN ... | --project NAME --summary [--format md|html|json|csv]
     [--output PATH]`: the document on stdout, or written to PATH (whose absolute path is printed)."""
     _check_arguments(args)
-    target = None if args.output is None else Path(args.output).expanduser()
-    document_format = _document_format(args.format, target)
     with open_workspace(args) as ctx:
-        text = _render(_build(ctx, args), document_format)
-    if target is None:
-        output.document(text, document_format)  # made safe for the terminal it may be shown on
-        return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    output.line(str(target.resolve()))
+        document = _build(ctx, args)
+    emit_document(document, args.format, args.output, output)
     return 0

@@ -2,9 +2,10 @@
 terminal.
 
 The report decides what a run shows; this module only chooses, per section, what fits a glance at a
-terminal's width: the Run Summary as aligned fields, the Stages, Artifacts, Batches and Deployments
-tables with the columns that matter there, the Samples counted, the exceptions that ended the run or
-its scopes with their tracebacks, and the Diagnostics as one line. `--format json` prints the run's
+terminal's width: the Run Summary as aligned fields (whether the run is archived among them), the
+notes added to it after capture, the Stages, Artifacts, Batches and Deployments tables with the
+columns that matter there, the Samples counted, the exceptions that ended the run or its scopes with
+their tracebacks, and the Diagnostics as one line. `--format json` prints the run's
 snapshot (`get_run_snapshot`) instead, its records counted rather than listed.
 """
 
@@ -24,7 +25,7 @@ from contexta.cli._output import Output
 from contexta.cli._tables import Column, render_fields, render_table
 from contexta.cli._terminal import terminal_safe
 from contexta.cli._workspace import open_workspace
-from contexta.query import MetricSummary, RunSnapshot
+from contexta.query import MetricSummary, RunRecord, RunSnapshot
 from contexta.reports import Cell, ReportDocument, ReportSection
 
 __all__ = ["show_run_command"]
@@ -133,12 +134,13 @@ def _samples_text(samples: Sequence[Row], run_id: str) -> str:
     return f"{len(samples)} ({failed} failed: contexta samples {run_id} --failed)"
 
 
-def _summary_fields(summary: Row, samples_text: str) -> list[tuple[str, str]]:
+def _summary_fields(summary: Row, samples_text: str, run: RunRecord) -> list[tuple[str, str]]:
     return [
         ("name", cells.value(summary["name"])),
         ("project", cells.value(summary["project"])),
         ("execution", cells.value(summary["execution"])),
         ("status", cells.value(summary["status"])),
+        ("archived", "yes (hidden from `contexta runs`)" if run.archived else "no"),
         ("ended because", cells.value(summary["ended_because"])),
         ("started", cells.moment(_text(summary["started_at"]))),
         ("ended", cells.moment(_text(summary["ended_at"]))),
@@ -153,6 +155,21 @@ def _summary_fields(summary: Row, samples_text: str) -> list[tuple[str, str]]:
         ("run metrics", cells.value(summary["run metrics"])),
         ("samples", samples_text),
     ]
+
+
+def _show_notes(output: Output, run: RunRecord) -> None:
+    """The notes added to the run after capture, oldest first, each wrapped under its time."""
+    if not run.notes:
+        return
+    output.line()
+    output.line(f"Notes ({len(run.notes)})")
+    for note in run.notes:
+        text = terminal_safe(f"{cells.moment(note.added_at)}  {note.text}")
+        output.lines(
+            textwrap.wrap(
+                text, output.width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
+            )
+        )
 
 
 def _table_section(output: Output, section: ReportSection) -> None:
@@ -235,13 +252,15 @@ def _show_text(
     document: ReportDocument,
     metrics: Sequence[MetricSummary],
     failures: Sequence[Failure],
+    run: RunRecord,
     output: Output,
 ) -> None:
     summary = _summary(document)
     run_id = cells.value(summary["run"])
     output.line(f"Run {run_id}")
     samples = _samples_text(_rows(document.section("Samples")), run_id)
-    output.lines(render_fields(_summary_fields(summary, samples), output.width))
+    output.lines(render_fields(_summary_fields(summary, samples, run), output.width))
+    _show_notes(output, run)
     for section in document.sections:
         if section.title in _TABLES:
             _table_section(output, section)
@@ -283,5 +302,6 @@ def show_run_command(args: argparse.Namespace, output: Output) -> int:
         document = ctx.build_snapshot_report(args.run)
         metrics = ctx.get_metric_summaries(cells.value(_summary(document)["run"]))
         failures = _failures(ctx, document)
-    _show_text(document, metrics, failures, output)
+        run = ctx.get_run(cells.value(_summary(document)["run"]))
+    _show_text(document, metrics, failures, run, output)
     return 0

@@ -17,7 +17,11 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta runs`: a table of runs, oldest first (json: their records)."""
     with open_workspace(args) as ctx:
         runs = ctx.list_runs(
-            args.project, status=args.status, limit=args.limit, all_executions=args.all_executions
+            args.project,
+            status=args.status,
+            limit=args.limit,
+            all_executions=args.all_executions,
+            include_archived=args.archived,
         )
         where = ctx.workspace
     if args.format == "json":
@@ -36,6 +40,7 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
         Column("ended", keep=True),
         Column("duration", numeric=True),
         Column("project"),
+        *([Column("archived", keep=True)] if args.archived else []),
     ]
     rows = [
         [
@@ -46,6 +51,7 @@ def list_runs_command(args: argparse.Namespace, output: Output) -> int:
             cells.end_moment(run.started_at, run.ended_at),
             cells.duration(run.started_at, run.ended_at),
             run.project_name,
+            *(["archived" if run.archived else "-"] if args.archived else []),
         ]
         for run in runs
     ]

@@ -40,7 +40,7 @@ def _verify_stored(ctx: Workspace, artifact: ArtifactRecord) -> ArtifactVerifica
 def _verify_all(ctx: Workspace, project: str | None) -> list[ArtifactVerification]:
     return [
         _verify_stored(ctx, artifact)
-        for run in ctx.list_runs(project)
+        for run in ctx.list_runs(project, include_archived=True)  # archiving hides, never skips checks
         for artifact in ctx.list_artifacts(run.run_id)
     ]
 

@@ -12,7 +12,7 @@ from contexta.contract._context import (
     StageExecution,
 )
 from contexta.contract._environment import EnvironmentSnapshot, LineageEdge
-from contexta.contract._non_finite import decode_metric_value
+from contexta.contract._non_finite import decode_metric_value, encode_metric_value
 from contexta.contract._records import (
     DegradedPayload,
     DegradedRecord,
@@ -69,6 +69,7 @@ __all__ = [
     "batch_ref",
     "decode_metric_value",
     "deployment_ref",
+    "encode_metric_value",
     "from_json",
     "model_from_dict",
     "normalize_name",

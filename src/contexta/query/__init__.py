@@ -3,10 +3,40 @@
 Every function takes the store first and reads it without writing; reports, the command line and
 anything else that reads a workspace build on these names only."""
 
+from contexta.query._aggregations import AGGREGATIONS
+from contexta.query._alert_models import ALERT_OPERATORS, AlertReport, AlertResult, AlertRule
+from contexta.query._alert_rules import alert_rules_from_mapping, load_alert_rules
+from contexta.query._alerts import evaluate_alerts
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
 from contexta.query._direction import infer_higher_is_better
+from contexta.query._environment_diff import compare_environments
+from contexta.query._frames import (
+    CodedColumn,
+    ColumnType,
+    NumberColumn,
+    StackedTable,
+    Tabular,
+    TimeColumn,
+    TypedColumn,
+    stack_tables,
+    typed_columns,
+)
+from contexta.query._history import MetricHistory, metric_history
+from contexta.query._lineage import get_artifact_origin, traverse_lineage
+from contexta.query._lineage_models import (
+    AUDIT_STATUSES,
+    LINEAGE_DIRECTIONS,
+    ArtifactOrigin,
+    AuditCheck,
+    EnvironmentComparison,
+    LineageGraph,
+    LineageLink,
+    LineageNode,
+    PackageChange,
+    ReproducibilityAudit,
+)
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -43,6 +73,7 @@ from contexta.query._models import (
     MultiRunComparison,
     ProjectRecord,
     RunComparison,
+    RunNote,
     RunRecord,
     RunSnapshot,
     SampleMetricAcrossRuns,
@@ -50,60 +81,136 @@ from contexta.query._models import (
     SampleRecord,
     StageRecord,
 )
+from contexta.query._point_columns import POINT_COLUMN_TYPES
 from contexta.query._reading import consistent_read
-from contexta.query._resolve import resolve_batch, resolve_project, resolve_run, resolve_stage
+from contexta.query._record_tables import (
+    RUN_COLUMN_TYPES,
+    SAMPLE_COLUMN_TYPES,
+    RunRecordTable,
+    SampleRecordTable,
+    runs_table,
+    samples_table,
+)
+from contexta.query._reproducibility import audit_reproducibility
+from contexta.query._resolve import (
+    RunTarget,
+    resolve_batch,
+    resolve_project,
+    resolve_run,
+    resolve_run_target,
+    resolve_stage,
+)
 from contexta.query._sample_stats import SAMPLE_AGGREGATES, SampleAggregate
 from contexta.query._sample_table import SampleRow, SampleTable
 from contexta.query._samples import get_sample_table
 from contexta.query._select import BEST_RUN_AGGREGATES, find_best_run, select_best_run
 from contexta.query._snapshot import get_run_snapshot
+from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
+from contexta.query._trend_models import (
+    ArtifactSize,
+    ArtifactSizePoint,
+    ArtifactSizeTrend,
+    MetricTrend,
+    MetricTrendPoint,
+    SkippedRun,
+    StageDurationPoint,
+    StageDurationTrend,
+)
+from contexta.query._trends import get_artifact_size_trend, get_metric_trend, get_stage_duration_trend
 
 __all__ = [
+    "AGGREGATIONS",
+    "ALERT_OPERATORS",
+    "AUDIT_STATUSES",
     "BEST_RUN_AGGREGATES",
     "EVALUATION_STAGE_NAMES",
+    "LINEAGE_DIRECTIONS",
+    "POINT_COLUMN_TYPES",
+    "RUN_COLUMN_TYPES",
     "SAMPLE_AGGREGATES",
+    "SAMPLE_COLUMN_TYPES",
+    "TABLE_FORMATS",
+    "AlertReport",
+    "AlertResult",
+    "AlertRule",
     "ArtifactChange",
+    "ArtifactOrigin",
     "ArtifactRecord",
+    "ArtifactSize",
+    "ArtifactSizePoint",
+    "ArtifactSizeTrend",
+    "AuditCheck",
     "BatchRecord",
     "BestRun",
+    "CodedColumn",
+    "ColumnType",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
+    "EnvironmentComparison",
     "EnvironmentRecord",
     "FieldAcrossRuns",
     "FieldDifference",
     "LatestMetric",
+    "LineageGraph",
+    "LineageLink",
+    "LineageNode",
     "MetricAcrossRuns",
     "MetricDelta",
+    "MetricHistory",
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
     "MetricSummary",
+    "MetricTrend",
+    "MetricTrendPoint",
     "MultiRunComparison",
+    "NumberColumn",
+    "PackageChange",
     "ProjectRecord",
+    "ReproducibilityAudit",
     "RunComparison",
+    "RunNote",
     "RunRecord",
+    "RunRecordTable",
     "RunSnapshot",
+    "RunTarget",
     "SampleAggregate",
     "SampleMetricAcrossRuns",
     "SampleMetricDelta",
     "SampleRecord",
+    "SampleRecordTable",
     "SampleRow",
     "SampleTable",
+    "SkippedRun",
+    "StackedTable",
+    "StageDurationPoint",
+    "StageDurationTrend",
     "StageRecord",
+    "Tabular",
+    "TimeColumn",
+    "TypedColumn",
+    "alert_rules_from_mapping",
+    "audit_reproducibility",
+    "compare_environments",
     "compare_multiple_runs",
     "compare_runs",
     "consistent_read",
     "diagnose_run",
+    "evaluate_alerts",
     "find_best_run",
+    "get_artifact_origin",
+    "get_artifact_size_trend",
     "get_environment",
     "get_latest_metrics",
     "get_metric_series",
     "get_metric_summaries",
+    "get_metric_trend",
     "get_record_counts",
     "get_run",
     "get_run_snapshot",
     "get_sample_table",
+    "get_stage_duration_trend",
     "infer_higher_is_better",
     "list_artifacts",
     "list_batches",
@@ -112,9 +219,21 @@ __all__ = [
     "list_runs",
     "list_samples",
     "list_stages",
+    "load_alert_rules",
+    "metric_history",
     "resolve_batch",
     "resolve_project",
     "resolve_run",
+    "resolve_run_target",
     "resolve_stage",
+    "runs_table",
+    "samples_table",
     "select_best_run",
+    "stack_tables",
+    "table_format",
+    "traverse_lineage",
+    "typed_columns",
+    "write_csv",
+    "write_jsonl",
+    "write_table",
 ]

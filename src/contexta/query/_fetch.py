@@ -23,6 +23,7 @@ from contexta.query._models import (
     EnvironmentRecord,
     MetricPoints,
     ProjectRecord,
+    RunNote,
     RunRecord,
     SampleRecord,
     StageRecord,
@@ -55,6 +56,7 @@ __all__ = [
     "fetch_records",
     "fetch_runs",
     "fetch_samples",
+    "fetch_stage_names",
     "fetch_stages",
     "fetch_unfinished_samples",
     "instant",
@@ -104,11 +106,12 @@ _RUN_SELECT = (
     "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
     "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, metadata, "
     "dataset_ref, code_revision, config_snapshot, runs.end_reason, runs.failure, runs.execution_id, "
-    "execution_number, latest "
+    "execution_number, latest, archived_at IS NOT NULL, runs.notes "
     "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
 )
 _RUN_JSON_COLUMNS = (6, 7, 10, 12)  # tags, metadata, config_snapshot, failure
-_RUN_BOOL_COLUMN = 15  # latest
+_RUN_BOOL_COLUMNS = (15, 16)  # latest, archived
+_RUN_NOTES_COLUMN = 17
 
 
 def _json_column(texts: Sequence[str | None]) -> Sequence[Any]:
@@ -118,6 +121,16 @@ def _json_column(texts: Sequence[str | None]) -> Sequence[Any]:
     return orjson.loads("[" + ",".join("null" if text is None else text for text in texts) + "]")  # type: ignore[no-any-return]
 
 
+def _notes_column(texts: Sequence[str | None]) -> Sequence[tuple[RunNote, ...]]:
+    """The `notes` column as each run's notes (most runs have none: no parsing for them)."""
+    return [
+        ()
+        if text is None
+        else tuple(RunNote(str(note["text"]), str(note["at"])) for note in orjson.loads(text))
+        for text in texts
+    ]
+
+
 def fetch_runs(
     connection: sqlite3.Connection,
     *,
@@ -125,9 +138,11 @@ def fetch_runs(
     execution_ids: list[str] | None = None,
     status: str | None = None,
     all_executions: bool = False,
+    include_archived: bool = True,
 ) -> list[RunRecord]:
     """Runs matching every filter given, oldest first (by start instant, then the order they were put):
-    the latest execution of each run, or with `all_executions` every one."""
+    the latest execution of each run, or with `all_executions` every one; without
+    `include_archived`, none that was archived."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
@@ -141,6 +156,8 @@ def fetch_runs(
         parameters.append(orjson.dumps(execution_ids).decode())
     elif not all_executions:
         clauses.append("latest")
+    if not include_archived:
+        clauses.append("archived_at IS NULL")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     with collection_paused():
         rows = connection.execute(
@@ -152,7 +169,9 @@ def fetch_runs(
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index in _RUN_JSON_COLUMNS:
             columns[index] = _json_column(columns[index])
-        columns[_RUN_BOOL_COLUMN] = list(map(bool, columns[_RUN_BOOL_COLUMN]))
+        for index in _RUN_BOOL_COLUMNS:
+            columns[index] = list(map(bool, columns[index]))
+        columns[_RUN_NOTES_COLUMN] = _notes_column(columns[_RUN_NOTES_COLUMN])
         return build_many(RunRecord, zip(*columns, strict=True))
 
 
@@ -218,10 +237,14 @@ def fetch_samples(
 
 
 def fetch_deployments(
-    connection: sqlite3.Connection, *, project_ref: str | None = None, execution_id: str | None = None
+    connection: sqlite3.Connection,
+    *,
+    project_ref: str | None = None,
+    execution_id: str | None = None,
+    artifact_ref: str | None = None,
 ) -> list[DeploymentRecord]:
-    """Deployments matching every filter given (a project, the run execution deployed), oldest first
-    (start time, then order_index)."""
+    """Deployments matching every filter given (a project, the run execution deployed, the artifact
+    deployed), oldest first (start time, then order_index)."""
     clauses: list[str] = []
     parameters: list[Any] = []
     if project_ref is not None:
@@ -230,6 +253,9 @@ def fetch_deployments(
     if execution_id is not None:
         clauses.append("d.run_execution_id = ?")
         parameters.append(execution_id)
+    if artifact_ref is not None:
+        clauses.append("d.artifact_ref = ?")
+        parameters.append(artifact_ref)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     # A deployment of an earlier execution names it `ref@n`, as listings do.
     rows = connection.execute(
@@ -279,7 +305,19 @@ def fetch_metric_points(
     series = select_series(connection, execution_id=execution_id, key=metric_key, stage_ref=stage_ref)
     if run_level:
         series = [row for row in series if row.stage_ref is None]
-    return MetricPoints(load_columns(connection, series)) if series else MetricPoints()
+    if not series:
+        return MetricPoints()
+    # Points name their stage by ref; a table of them shows the stage's name as typed.
+    names = fetch_stage_names(connection, execution_id) if any(row.stage_ref for row in series) else {}
+    return MetricPoints(load_columns(connection, series), names)
+
+
+def fetch_stage_names(connection: sqlite3.Connection, execution_id: str) -> dict[str, str]:
+    """stage ref -> the stage's name as typed, for every stage of an execution."""
+    rows = connection.execute(
+        "SELECT stage_ref, coalesce(display_name, name) FROM stages WHERE execution_id = ?", (execution_id,)
+    ).fetchall()
+    return {ref: name for ref, name in rows}
 
 
 def fetch_records(connection: sqlite3.Connection, execution_id: str) -> RecordView:

@@ -67,10 +67,12 @@ def list_runs(
     status: str | None = None,
     limit: int | None = None,
     all_executions: bool = False,
+    include_archived: bool = False,
 ) -> list[RunRecord]:
     """Runs (of one project, by name or ref, or of all), oldest first by start time: the latest
     execution of each, or with `all_executions` every execution (an earlier one's `run_id` is
-    `run:p.r@n`).
+    `run:p.r@n`). Archived executions are left out unless `include_archived` (every query that
+    names a run still finds one).
 
     `status` keeps runs in that state; `limit` keeps the most recent `limit` runs, still oldest first.
     A project with no runs gives an empty list.
@@ -86,7 +88,11 @@ def list_runs(
     with reading(db) as connection:
         project_ref = None if project is None else project_filter_ref(project, connection)
         runs = fetch_runs(
-            connection, project_ref=project_ref, status=status, all_executions=bool(all_executions)
+            connection,
+            project_ref=project_ref,
+            status=status,
+            all_executions=bool(all_executions),
+            include_archived=bool(include_archived),
         )
     return runs[-limit:] if limit is not None else runs
 

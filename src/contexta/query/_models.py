@@ -7,13 +7,15 @@ name, and JSON columns come back as plain mappings. `to_dict()` gives JSON-ready
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from contexta.contract._model import ContractModel
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
 from contexta.errors import ValidationError
+from contexta.query._frames import ColumnType, Tabular
+from contexta.query._point_columns import POINT_COLUMN_TYPES, point_columns
 from contexta.store import MetricColumns
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ __all__ = [
     "MultiRunComparison",
     "ProjectRecord",
     "RunComparison",
+    "RunNote",
     "RunRecord",
     "RunSnapshot",
     "SampleMetricAcrossRuns",
@@ -90,6 +93,14 @@ class ProjectRecord(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
+class RunNote(ReadModel):
+    """A note added to a run after capture (`ctx.add_run_note`), with when it was added."""
+
+    text: str
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord(ReadModel):
     """One execution of a run. `run_id` names it in every query: the run ref for the latest
     execution, `run:p.r@n` for an earlier one (the n-th stored); `name` is the name as typed."""
@@ -112,6 +123,10 @@ class RunRecord(ReadModel):
     execution_id: str | None = None
     execution_number: int = 1  # the order it was stored in among the run's executions, from 1
     latest: bool = True  # whether the run ref names it
+    # Decided after capture (ctx.archive_run, ctx.add_run_note): hidden from default listings, and
+    # what people wrote about it, oldest first.
+    archived: bool = False
+    notes: tuple[RunNote, ...] = ()
 
     @property
     def run_ref(self) -> str:
@@ -200,10 +215,11 @@ class MetricPoints(Sequence[MetricPoint]):
     """A series' points as a read-only sequence over its columns: each `MetricPoint` is built when it
     is read, so a million-point series costs a few lists until someone walks it."""
 
-    __slots__ = ("_columns", "_scopes")
+    __slots__ = ("_columns", "_scopes", "_stage_names")
 
-    def __init__(self, columns: MetricColumns | None = None):
+    def __init__(self, columns: MetricColumns | None = None, stage_names: Mapping[str, str] | None = None):
         self._columns = columns
+        self._stage_names = dict(stage_names or {})  # stage ref -> name as typed, for tables
         # Per series row: the (stage, batch, sample) refs every point of it shares.
         self._scopes = (
             []
@@ -259,14 +275,31 @@ class MetricPoints(Sequence[MetricPoint]):
         """Every point's value, without building the points."""
         return [] if self._columns is None else list(self._columns.values)
 
+    def point_columns(self, run_id: str) -> dict[str, Sequence[Any]]:
+        """The points as table columns (see `MetricSeries.table_columns`), straight from the arrays."""
+        return point_columns(run_id, self._columns, self._stage_names)
+
 
 @dataclass(frozen=True, slots=True)
-class MetricSeries(ReadModel):
-    """One metric key's points in one run, in capture order."""
+class MetricSeries(ReadModel, Tabular):
+    """One metric key's points in one run, in capture order; as a table (`to_arrow()`,
+    `to_pandas()`, `write(...)`), one row per point (see `POINT_COLUMN_TYPES`)."""
 
     run_id: str
     metric_key: str
     points: MetricPoints
+
+    def table_columns(self) -> dict[str, Sequence[Any]]:
+        return self.points.point_columns(self.run_id)
+
+    def column_types(self) -> Mapping[str, ColumnType]:
+        return POINT_COLUMN_TYPES
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the series as a line chart, then its first points."""
+        from contexta.reports import notebook_series_html
+
+        return notebook_series_html(self.metric_key, [self])
 
     @property
     def values(self) -> tuple[float | int, ...]:

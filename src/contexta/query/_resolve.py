@@ -41,6 +41,7 @@ __all__ = [
     "resolve_batch",
     "resolve_project",
     "resolve_run",
+    "resolve_run_target",
     "resolve_stage",
 ]
 
@@ -140,6 +141,7 @@ class RunTarget(NamedTuple):
     run_ref: str
     number: int  # the order it was stored in among the run's executions, from 1
     latest: bool  # whether it started last (the run ref names it)
+    chosen: bool = False  # whether the id named this execution (`@n`, `@<id>`), not the run
 
     @property
     def run_id(self) -> str:
@@ -311,7 +313,7 @@ def find_run(connection: sqlite3.Connection, run_id: str, project: str | None = 
     number, latest = connection.execute(
         "SELECT execution_number, latest FROM runs WHERE execution_id = ?", (execution_id,)
     ).fetchone()
-    return RunTarget(execution_id, run_ref, int(number), bool(latest))
+    return RunTarget(execution_id, run_ref, int(number), bool(latest), selector is not None)
 
 
 def check_run_ids(run_ids: Iterable[str]) -> None:
@@ -356,6 +358,13 @@ def resolve_run(db: StoreDatabase, run_id: str, project: str | None = None) -> s
     """
     with reading(db) as connection:
         return find_run(connection, run_id, project).run_id
+
+
+def resolve_run_target(db: StoreDatabase, run_id: str, project: str | None = None) -> RunTarget:
+    """The execution `run_id` names, with its run ref and whether the id chose that execution
+    (`...@n`) or named the run (then it is the latest): what a change to runs acts on."""
+    with reading(db) as connection:
+        return find_run(connection, run_id, project)
 
 
 # -- stages and batches ----------------------------------------------------------------------------

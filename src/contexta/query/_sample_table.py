@@ -2,17 +2,20 @@
 recorded and the messages of its events, so a failed evaluation case is seen with its values, not
 only its name.
 
-`SampleTable.table_columns()` is the table column by column (what Arrow and pandas take); rows are
-in the order the samples were observed, and `sorted_by("-metrics.latency.ms")` reorders them.
+`SampleTable.table_columns()` is the table column by column; as a `Tabular` it turns into Arrow,
+pandas, polars or a file from those (`to_arrow()`, `write(...)`). Rows are in the order the samples
+were observed, and `sorted_by("-metrics.latency.ms")` reorders them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from contexta.errors import NotFoundError, ValidationError
+from contexta.query._frames import ColumnType, Tabular
 from contexta.query._models import ReadModel
 from contexta.query._suggest import unknown_name_hint
 
@@ -20,17 +23,19 @@ __all__ = ["FAILED_STATUS", "SAMPLE_ROW_COLUMNS", "SampleRow", "SampleTable"]
 
 FAILED_STATUS = "failed"
 METRIC_COLUMN_PREFIX = "metrics."
-# The columns every sample table has, in order; `metrics.<key>` columns follow, then `events`.
-SAMPLE_ROW_COLUMNS = (
-    "sample_id",
-    "name",
-    "stage_name",
-    "batch_name",
-    "status",
-    "end_reason",
-    "observed_at",
-    "ended_at",
-)
+# The columns every sample table has, in order, and their types; `metrics.<key>` columns (float64)
+# follow, then `events` (json: a list of messages per sample).
+_ROW_COLUMN_TYPES: dict[str, ColumnType] = {
+    "sample_id": "string",
+    "name": "string",
+    "stage_name": "string",
+    "batch_name": "string",
+    "status": "string",
+    "end_reason": "string",
+    "observed_at": "timestamp",
+    "ended_at": "timestamp",
+}
+SAMPLE_ROW_COLUMNS = tuple(_ROW_COLUMN_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,7 @@ def _orderable(value: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class SampleTable(ReadModel):
+class SampleTable(ReadModel, Tabular):
     """A run's samples (of one stage, when `stage_name` is given; only the failed ones with
     `failed_only`). `metric_keys` are the keys any row recorded, in the order first captured."""
 
@@ -94,6 +99,14 @@ class SampleTable(ReadModel):
         """Column name -> one value per row, in order: the sample's fields, a `metrics.<key>` column
         per metric key (None where a sample did not record it), then `events` (a list per row)."""
         return {column: [_column_value(row, column) for row in self.rows] for column in self.column_names()}
+
+    def column_types(self) -> Mapping[str, ColumnType]:
+        """Fixed types, so an export keeps its shape whatever the samples held: metric values are
+        float64 (an int metric too, NaN kept), instants timestamps, `events` JSON."""
+        metrics: dict[str, ColumnType] = {
+            f"{METRIC_COLUMN_PREFIX}{key}": "float64" for key in self.metric_keys
+        }
+        return {**_ROW_COLUMN_TYPES, **metrics, "events": "json"}
 
     def sorted_by(self, column: str) -> SampleTable:
         """The table with its rows ordered by `column` (any of `column_names()`; a leading `-` sorts

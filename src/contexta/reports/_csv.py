@@ -1,5 +1,11 @@
-"""A report's tables as CSV: one block per section that has a table (a row holding the section title,
-the header row, the data rows), blocks separated by an empty line.
+"""A report's tables as one tidy CSV table: one record per table cell, `section,row,column,value`.
+
+A CSV file holds one table, and every CSV reader (`csv.reader`, `pandas.read_csv`, a spreadsheet)
+expects that; a report has a table per section, each with its own columns, so each cell becomes a
+record naming its section, its row (from 1, within its section's table) and its column. One section's
+table comes back with a pivot (`frame[frame.section == "Metric Deltas"].pivot(index="row",
+columns="column", values="value")`). A section without a table, or whose table has no rows, has no
+cells and so no records (the JSON rendering keeps every section and its columns).
 
 A text cell that a spreadsheet would run as a formula starts with `'` (see `_escaping.py`), and a cell
 holding a line break of either kind is quoted, so the text parses back with `csv.reader`.
@@ -15,7 +21,9 @@ from contexta.reports._cells import program_cell
 from contexta.reports._escaping import csv_cell
 from contexta.reports._sections import ReportSection
 
-__all__ = ["render_csv"]
+__all__ = ["CSV_COLUMNS", "render_csv"]
+
+CSV_COLUMNS = ("section", "row", "column", "value")
 
 
 def _csv_lines(rows: list[list[str]]) -> str:
@@ -34,14 +42,16 @@ def _csv_lines(rows: list[list[str]]) -> str:
 
 
 def render_csv(sections: Sequence[ReportSection]) -> str:
-    """Every table of `sections` as CSV blocks."""
-    blocks = [
-        [
-            [csv_cell(section.title)],
-            [csv_cell(column) for column in section.table.columns],
-            *([program_cell(cell) for cell in row] for row in section.table.rows),
-        ]
-        for section in sections
-        if section.table is not None
-    ]
-    return "\n".join(_csv_lines(rows) for rows in blocks)
+    """Every table cell of `sections` as a `section,row,column,value` record, under one header."""
+    records = [list(CSV_COLUMNS)]
+    for section in sections:
+        if section.table is None:
+            continue
+        title = csv_cell(section.title)
+        columns = [csv_cell(column) for column in section.table.columns]
+        for number, row in enumerate(section.table.rows, start=1):
+            records += [
+                [title, str(number), column, program_cell(cell)]
+                for column, cell in zip(columns, row, strict=True)
+            ]
+    return _csv_lines(records)

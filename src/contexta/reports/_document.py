@@ -16,7 +16,7 @@ import orjson
 
 from contexta.errors import NotFoundError
 from contexta.reports._csv import render_csv
-from contexta.reports._html import render_html
+from contexta.reports._html import render_html, render_html_fragment
 from contexta.reports._markdown import render_markdown
 from contexta.reports._sections import ReportSection
 
@@ -64,9 +64,13 @@ class ReportDocument:
         chart per chart; it fetches nothing, so it opens offline."""
         return render_html(self.title, self.sections)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the HTML report's sections and charts, styled for inside a notebook."""
+        return render_html_fragment(self.title, self.sections)
+
     def to_csv(self) -> str:
-        """Every table as CSV, one block per section that has one: a row holding the section title,
-        the header row, the data rows; blocks are separated by an empty line. A text cell that a
-        spreadsheet would run as a formula starts with `'` (see `_escaping.py`), and a cell holding
-        a line break of either kind is quoted, so the text parses back with `csv.reader`."""
+        """Every table as one tidy CSV table, `section,row,column,value`: one record per table cell,
+        rows counted from 1 within their section (see `_csv.py`). A text cell that a spreadsheet
+        would run as a formula starts with `'` (see `_escaping.py`), and a cell holding a line break
+        of either kind is quoted, so the text parses back with `csv.reader` or `pandas.read_csv`."""
         return render_csv(self.sections)

@@ -14,7 +14,7 @@ from contexta.reports._escaping import html_text
 from contexta.reports._sections import ReportChart, ReportSection, ReportTable
 from contexta.reports._svg import render_line_chart
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "render_html_fragment"]
 
 _NUMERIC = ' class="num"'
 _LONG_CELL = 40  # characters; a longer cell wraps within its column
@@ -80,6 +80,36 @@ def render_html(title: str, sections: Sequence[ReportSection]) -> str:
     parts += [_section(section) for section in sections]
     parts += ["</main>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
+
+
+# The page's look for a report shown inside another page (a notebook cell): every rule is scoped to
+# the report's own element, so the notebook around it keeps its style.
+_FRAGMENT_STYLE = """
+.contexta-report { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+.contexta-report section { border-top: 1px solid #d8dce2; padding: 8px 0 12px; }
+.contexta-report p { white-space: pre-line; overflow-wrap: anywhere; max-width: 75ch; }
+.contexta-report table { border-collapse: collapse; }
+.contexta-report th, .contexta-report td {
+  padding: 4px 12px; text-align: left; vertical-align: top; border-bottom: 1px solid #e6e9ed;
+  white-space: pre;
+}
+.contexta-report td.long { white-space: pre-line; max-width: 64ch; overflow-wrap: break-word; }
+.contexta-report th.num, .contexta-report td.num { text-align: right; }
+.contexta-report svg.chart { display: block; width: 100%; max-width: 860px; height: auto; }
+"""
+
+
+def render_html_fragment(title: str, sections: Sequence[ReportSection]) -> str:
+    """The report as one `<div>` to place inside another page (Jupyter's `_repr_html_`): the same
+    sections as the page, with a style that applies to the report only."""
+    parts = [
+        '<div class="contexta-report">',
+        f"<style>{_FRAGMENT_STYLE}</style>",
+        f"<h1>{_text(title)}</h1>",
+        *(_section(section) for section in sections),
+        "</div>",
+    ]
+    return "\n".join(parts)
 
 
 def _section(section: ReportSection) -> str:

@@ -74,7 +74,7 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
     start order."""
     with consistent_read(db):
         project_ref = resolve_project(db, project)
-        runs = list_runs(db, project_ref)
+        runs = list_runs(db, project_ref, include_archived=True)  # its whole history
         comparison = compare_multiple_runs(db, [run.run_id for run in runs]) if runs else None
         metrics = () if comparison is None else comparison.metrics
         diagnoses = [diagnose_run(db, run.run_id) for run in runs]

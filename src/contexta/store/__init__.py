@@ -35,6 +35,8 @@ from contexta.store._rebuild import RebuiltStore, rebuild_database
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
 from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._rows import loads_or_none
+from contexta.store._run_changes import AppliedChange, DeletedRun, capturing_process, change_runs
+from contexta.store._run_journal import RunAction, RunChange, TagValue, journal_path, read_journal
 from contexta.store._store_file import require_store_file
 
 if TYPE_CHECKING:
@@ -79,10 +81,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AppendResult",
+    "AppliedChange",
     "ArtifactStore",
     "BatchRepository",
     "ChunkNaming",
     "CompactReport",
+    "DeletedRun",
     "DeploymentRepository",
     "EnvironmentRepository",
     "ExecutionSummary",
@@ -96,6 +100,8 @@ __all__ = [
     "RecordView",
     "RejectedRecord",
     "RelationRepository",
+    "RunAction",
+    "RunChange",
     "RunRepository",
     "SampleRepository",
     "SeriesIdentity",
@@ -105,18 +111,23 @@ __all__ = [
     "StoreDatabase",
     "StoreIngest",
     "StoreUsage",
+    "TagValue",
     "any_owner_alive",
     "artifact_copies",
+    "capturing_process",
+    "change_runs",
     "compact_store",
     "default_subject",
     "execution_by_number",
     "holds_name_of_before",
+    "journal_path",
     "latest_execution_id",
     "latest_execution_start",
     "list_executions",
     "load_columns",
     "loads_or_none",
     "mark_interrupted_runs",
+    "read_journal",
     "rebuild_database",
     "reclaim_executions",
     "record_view",

@@ -55,7 +55,9 @@ _PUT_RUN = (
     "description = coalesce(excluded.description, description), "
     "dataset_ref = coalesce(excluded.dataset_ref, dataset_ref), "
     "code_revision = coalesce(excluded.code_revision, code_revision), "
-    "tags = coalesce(excluded.tags, tags), metadata = coalesce(excluded.metadata, metadata), "
+    # Tags edited after capture (`tag_edits`, see _schema.py) stay applied over the captured ones.
+    "tags = CASE WHEN excluded.tags IS NULL THEN tags WHEN tag_edits IS NULL THEN excluded.tags "
+    "ELSE json_patch(excluded.tags, tag_edits) END, metadata = coalesce(excluded.metadata, metadata), "
     "config_snapshot = coalesce(excluded.config_snapshot, config_snapshot), "
     f"owner_pid = CASE WHEN excluded.status = 'open' AND NOT {_KEEP} THEN excluded.owner_pid "
     "ELSE owner_pid END, "

@@ -2,8 +2,10 @@
 
 What fills the new file is the caller's (the capture side replays its log, see its
 `rebuild_store`); this module owns the files: the new database is written beside the old one under
-a name of its own, runs left open by processes that are gone are closed as interrupted, and only
-then is the old store moved aside (kept, never deleted) and the new one moved into its place.
+a name of its own, the changes people made to runs after capture are replayed from the run journal
+(tags, notes, archiving, deletes: `_run_journal.py`), runs left open by processes that are gone are
+closed as interrupted, and only then is the old store moved aside (kept, never deleted) and the new
+one moved into its place.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from contexta._liveness import owners_alive
 from contexta.store._database import StoreDatabase
 from contexta.store._recovery import close_interrupted_deployment, close_interrupted_execution
+from contexta.store._run_changes import replay_journal
 
 __all__ = ["RebuiltStore", "rebuild_database"]
 
@@ -66,6 +69,7 @@ def rebuild_database(
     rebuilt = StoreDatabase(partial)
     try:
         fill(rebuilt)
+        replay_journal(rebuilt, database_path)
         interrupted = _close_runs_left_open(rebuilt, live_dir)
         with rebuilt.read() as connection:
             (runs,) = connection.execute("SELECT count(*) FROM runs").fetchone()

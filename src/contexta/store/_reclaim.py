@@ -29,6 +29,7 @@ __all__ = [
     "any_owner_alive",
     "artifact_copies",
     "compact_store",
+    "delete_execution_rows",
     "list_executions",
     "reclaim_executions",
     "store_file_bytes",
@@ -138,37 +139,43 @@ def _reclaim_one(database: StoreDatabase, execution_id: str, live_dir: Path | No
         kept = _reason_to_keep(row, live_dir, execution_id)
         if kept is not None:
             return ReclaimedExecution(execution_id, kept=kept)
-        rows: dict[str, int] = {}
-        (points,) = connection.execute(
-            "SELECT coalesce(sum(point_count), 0) FROM metric_chunks WHERE series_id IN (" + _SERIES_OF + ")",
-            (execution_id,),
-        ).fetchone()
-        for table in ("metric_chunks", "explicit_metric_refs"):
-            rows[table] = connection.execute(
-                f"DELETE FROM {table} WHERE series_id IN ({_SERIES_OF})", (execution_id,)
-            ).rowcount
-        rows["metric_series"] = connection.execute(
-            "DELETE FROM metric_series WHERE execution_id = ?", (execution_id,)
+        return delete_execution_rows(connection, execution_id)
+
+
+def delete_execution_rows(connection: sqlite3.Connection, execution_id: str) -> ReclaimedExecution:
+    """Delete one execution's rows (its run, scopes, records, metric series and points, artifact
+    manifests, environment) inside the caller's write transaction, checking nothing: `gc` and
+    `delete` each decide first whether it may go."""
+    rows: dict[str, int] = {}
+    (points,) = connection.execute(
+        "SELECT coalesce(sum(point_count), 0) FROM metric_chunks WHERE series_id IN (" + _SERIES_OF + ")",
+        (execution_id,),
+    ).fetchone()
+    for table in ("metric_chunks", "explicit_metric_refs"):
+        rows[table] = connection.execute(
+            f"DELETE FROM {table} WHERE series_id IN ({_SERIES_OF})", (execution_id,)
         ).rowcount
-        stored = [
-            str(path)
-            for (path,) in connection.execute(
-                "SELECT DISTINCT stored_path FROM artifacts "
-                "WHERE execution_id = ? AND stored_path IS NOT NULL",
-                (execution_id,),
-            )
-        ]
-        for table in _OWNED:
-            rows[table] = connection.execute(
-                f"DELETE FROM {table} WHERE execution_id = ?", (execution_id,)
-            ).rowcount
-        rows["runs"] = connection.execute("DELETE FROM runs WHERE execution_id = ?", (execution_id,)).rowcount
-        unshared = tuple(
-            path
-            for path in stored
-            if connection.execute("SELECT 1 FROM artifacts WHERE stored_path = ? LIMIT 1", (path,)).fetchone()
-            is None
+    rows["metric_series"] = connection.execute(
+        "DELETE FROM metric_series WHERE execution_id = ?", (execution_id,)
+    ).rowcount
+    stored = [
+        str(path)
+        for (path,) in connection.execute(
+            "SELECT DISTINCT stored_path FROM artifacts WHERE execution_id = ? AND stored_path IS NOT NULL",
+            (execution_id,),
         )
+    ]
+    for table in _OWNED:
+        rows[table] = connection.execute(
+            f"DELETE FROM {table} WHERE execution_id = ?", (execution_id,)
+        ).rowcount
+    rows["runs"] = connection.execute("DELETE FROM runs WHERE execution_id = ?", (execution_id,)).rowcount
+    unshared = tuple(
+        path
+        for path in stored
+        if connection.execute("SELECT 1 FROM artifacts WHERE stored_path = ? LIMIT 1", (path,)).fetchone()
+        is None
+    )
     return ReclaimedExecution(execution_id, {k: v for k, v in rows.items() if v}, int(points), unshared)
 
 

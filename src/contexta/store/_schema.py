@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # PRAGMA application_id: marks the file as ours, so a foreign SQLite file is refused, not modified.
 APPLICATION_ID = 0x43545841  # "CTXA"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -465,3 +465,18 @@ MIGRATIONS[2] = _SCHEMA_2
 # arrays, so the migration rewrites nothing. The bump itself keeps an older Contexta, which would read
 # an encoded column as an array, away from the store ("newer than this Contexta").
 MIGRATIONS[3] = ("ALTER TABLE metric_chunks ADD COLUMN encoding INTEGER",)
+
+# Schema 4 is another change's; until it lands it changes nothing here.
+MIGRATIONS.setdefault(4, ())
+
+# Schema 5: what people decide about a run after capture (store/_run_changes.py), kept beside what was
+# captured. `tags` stays the run's effective tags (captured ones with these edits applied), so
+# readers filter on one column; `tag_edits` is the edits alone, as a JSON merge patch (a name set to
+# a value, or to null when removed), which capture re-applies whenever it writes the run's tags again
+# (its close carries them), so a decision outlives the process still capturing the run. `notes` is
+# a JSON list of {"at", "text"}; `archived_at` is when it was hidden from default listings.
+MIGRATIONS[5] = (
+    "ALTER TABLE runs ADD COLUMN tag_edits TEXT",
+    "ALTER TABLE runs ADD COLUMN notes TEXT",
+    "ALTER TABLE runs ADD COLUMN archived_at TEXT",
+)
