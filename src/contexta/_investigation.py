@@ -153,9 +153,12 @@ class Investigation:
         metric_key: str,
         *,
         stage_name: str | None = None,
-        higher_is_better: bool = True,
+        higher_is_better: bool | None = True,
+        aggregate: str | None = None,
     ) -> str | None:
-        """The run with the best latest `metric_key` value (ties: the earliest run); None if none has it."""
+        """The run with the best `metric_key` (ties: the earliest run); None if none has it. Judged by
+        the latest value, or for a metric recorded inside samples by their mean (`aggregate` chooses:
+        `latest`, `mean`, `p95`, `share`, ...); `higher_is_better=None` infers the direction."""
         return query.select_best_run(
             self._reads(),
             run_ids,
@@ -163,15 +166,23 @@ class Investigation:
             stage_name=stage_name,
             higher_is_better=higher_is_better,
             project=self._project,
+            aggregate=aggregate,
         )
 
-    def compare_runs(self, left: str, right: str) -> query.RunComparison:
-        """What changed from run `left` to run `right`: metric deltas per stage, artifact changes (by
-        digest), and differences in arguments and environment."""
-        return query.compare_runs(self._reads(), left, right, project=self._project)
+    def compare_runs(
+        self, left: str, right: str, *, metric_keys: Sequence[str] | None = None
+    ) -> query.RunComparison:
+        """What changed from run `left` to run `right`: metric deltas per stage, per-sample metrics
+        as statistics, artifact changes (by digest), and differences in arguments and environment;
+        `metric_keys` keeps those metrics only (an unknown key raises `NotFoundError`)."""
+        return query.compare_runs(self._reads(), left, right, project=self._project, metric_keys=metric_keys)
 
-    def compare_multiple_runs(self, run_ids: Sequence[str]) -> query.MultiRunComparison:
-        return query.compare_multiple_runs(self._reads(), run_ids, project=self._project)
+    def compare_multiple_runs(
+        self, run_ids: Sequence[str], *, metric_keys: Sequence[str] | None = None
+    ) -> query.MultiRunComparison:
+        return query.compare_multiple_runs(
+            self._reads(), run_ids, project=self._project, metric_keys=metric_keys
+        )
 
     def build_run_report(self, left: str, right: str) -> reports.ReportDocument:
         return reports.build_run_report(self._reads(), left, right, project=self._project)
@@ -185,6 +196,42 @@ class Investigation:
 
     def build_multi_run_report(self, run_ids: Sequence[str]) -> reports.ReportDocument:
         return reports.build_multi_run_report(self._reads(), run_ids, project=self._project)
+
+    def find_best_run(
+        self,
+        run_ids: Sequence[str],
+        metric_key: str,
+        *,
+        stage_name: str | None = None,
+        higher_is_better: bool | None = None,
+        aggregate: str | None = None,
+    ) -> query.BestRun:
+        """The best run by `metric_key` with the value that won, the aggregate that judged it and the
+        direction used (inferred from the key unless given); `NotFoundError` naming the closest keys
+        or stages when no run has a finite value of it."""
+        return query.find_best_run(
+            self._reads(),
+            run_ids,
+            metric_key,
+            stage_name=stage_name,
+            higher_is_better=higher_is_better,
+            aggregate=aggregate,
+            project=self._project,
+        )
+
+    def get_sample_table(
+        self, run_id: str, stage: str | None = None, *, failed_only: bool = False
+    ) -> query.SampleTable:
+        """The run's samples (of one stage) with status, end reason, metrics and event messages; with
+        `failed_only`, the failed ones only."""
+        return query.get_sample_table(
+            self._reads(), run_id, stage, failed_only=failed_only, project=self._project
+        )
+
+    def get_metric_summaries(self, run_id: str) -> list[query.MetricSummary]:
+        """Each metric per stage: latest, min, max and count outside samples, and the per-sample
+        values summarised (`SampleAggregate`)."""
+        return query.get_metric_summaries(self._reads(), run_id, project=self._project)
 
     def get_metric_trend(
         self,

@@ -51,21 +51,34 @@ def test_best_of_every_run_of_the_project(cli: CliRunner, workspace: Path) -> No
     highest = cli("best", "accuracy", "--stage", "evaluate", "--workspace", workspace, "--project", "p")
     lowest = cli("best", "accuracy", "--lower-is-better", "--workspace", workspace, "--project", "p")
 
-    assert (highest.code, highest.out) == (0, "run:p.tuned\n")
-    assert (lowest.code, lowest.out) == (0, "run:p.broken\n")
+    assert (highest.code, highest.out.splitlines()) == (
+        0,
+        [
+            "run:p.tuned  accuracy = 0.9",
+            "  latest value in stage evaluate, higher is better (inferred from the key); 3 of 4 runs "
+            "have a value",
+        ],
+    )
+    assert (lowest.code, lowest.out.splitlines()[0]) == (0, "run:p.broken  accuracy = 0.5")
+    assert "lower is better (as given)" in lowest.out
 
 
 def test_best_of_one_named_run(cli: CliRunner, workspace: Path) -> None:
     result = cli("best", "train/loss", "run:q.baseline", "run:p.baseline", "--workspace", workspace)
     single = cli("best", "accuracy", "run:q.baseline", "--workspace", workspace, "--format", "json")
 
-    assert result.out == "run:p.baseline\n"
+    assert result.out.splitlines()[0] == "run:p.baseline  train/loss = 0.3"
+    assert "lower is better (inferred from the key)" in result.out
     assert json.loads(single.out) == {
         "run_id": "run:q.baseline",
         "metric_key": "accuracy",
         "stage_name": None,
+        "value": 0.7,
+        "aggregate": "latest",
         "higher_is_better": True,
+        "direction": "inferred",
         "run_count": 1,
+        "candidate_count": 1,
     }
 
 
@@ -74,11 +87,14 @@ def test_best_fails_when_no_run_has_the_metric(cli: CliRunner, workspace: Path) 
 
     assert result.code == 1
     assert result.out == ""
-    assert result.err == "contexta: no metric 'bleu' was recorded by any of the 5 runs\n"
+    assert result.err.startswith("contexta: no metric 'bleu' was recorded in any of the 5 runs; ")
 
 
 def test_best_in_a_stage_without_the_metric_fails(cli: CliRunner, workspace: Path) -> None:
     result = cli("best", "accuracy", "--stage", "train", "run:p.tuned", "--workspace", workspace)
 
     assert result.code == 1
-    assert result.err == "contexta: no metric 'accuracy' was recorded in a stage named 'train' by the run\n"
+    assert result.err == (
+        "contexta: no metric 'accuracy' was recorded in a stage named 'train' of the run; "
+        "it was recorded in stage 'evaluate'\n"
+    )

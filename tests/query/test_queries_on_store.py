@@ -251,8 +251,11 @@ def test_metric_series_by_stage_and_of_a_missing_key(vision_store: StoreDatabase
     evaluate = get_metric_series(vision_store, BASELINE, "accuracy", stage="evaluate")
     assert evaluate.values == (0.81, 0.83)
     assert evaluate.latest is not None and evaluate.latest.value == 0.83
-    assert get_metric_series(vision_store, BASELINE, "accuracy", stage="train").points == ()
-    assert get_metric_series(vision_store, BASELINE, "bleu").points == ()
+    with pytest.raises(NotFoundError, match="recorded in stage 'evaluate'") as wrong_stage:
+        get_metric_series(vision_store, BASELINE, "accuracy", stage="train")
+    assert wrong_stage.value.code == "metric_not_found"
+    with pytest.raises(NotFoundError, match="no metric 'bleu'"):
+        get_metric_series(vision_store, BASELINE, "bleu")
     f1 = get_metric_series(vision_store, BASELINE, "macro.f1")
     assert f1.points[0].batch_id == "batch:vision.baseline.evaluate.holdout"
     assert get_metric_series(vision_store, BASELINE, "wall.seconds").values == (3600,)

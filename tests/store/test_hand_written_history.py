@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
 from contexta.contract import (
     BatchExecution,
@@ -21,6 +23,7 @@ from contexta.contract import (
     SampleObservation,
     StageExecution,
 )
+from contexta.errors import NotFoundError
 
 RUN = "run:p.r"
 STAGE = "stage:p.r.train"
@@ -204,5 +207,6 @@ def test_history_dated_between_two_executions_goes_to_the_earlier_one(workspace:
         assert [s.started_at for s in ctx.list_stages(june)] == ["2023-07-01T00:00:00Z"]
         assert ctx.get_metric_series(january, "f1").values == (0.3,)
         assert ctx.get_metric_series(june, "f1").values == (0.7,)
-        assert ctx.get_metric_series("r", "f1").values == ()
+        with pytest.raises(NotFoundError, match="no metric 'f1'"):
+            ctx.get_metric_series("r", "f1")
         assert [s.name for s in ctx.list_stages("r")] == ["train"]

@@ -19,15 +19,17 @@ from contexta.cli._env_diff import env_diff_command
 from contexta.cli._export import EXPORT_FORMATS, EXPORT_TABLES, export_command
 from contexta.cli._lineage import lineage_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
+from contexta.cli._metrics import metrics_command
 from contexta.cli._output import Output
 from contexta.cli._report import REPORT_FORMATS, report_command
 from contexta.cli._run_show import show_run_command
 from contexta.cli._runs import list_runs_command
+from contexta.cli._samples import samples_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._trend import trend_command
 from contexta.cli._verify import verify_command
 from contexta.contract import STATUSES
-from contexta.query import AGGREGATIONS, LINEAGE_DIRECTIONS
+from contexta.query import AGGREGATIONS, BEST_RUN_AGGREGATES, LINEAGE_DIRECTIONS
 
 # `du` and `gc` read the whole log and the store's page statistics: their modules are imported when
 # one of them runs, so every other command (`contexta runs`) starts without them.
@@ -79,6 +81,14 @@ class _CommandParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        # `samples --sort -metrics.latency.ms`: a single dash before a name that is not one of this
+        # command's short options is a value (a column sorted largest first), not an unknown option.
+        single_dash = len(arg_string) > 2 and arg_string[0] == "-" and arg_string[1] != "-"
+        if single_dash and arg_string[:2] not in self._option_string_actions:
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -178,12 +188,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("left", metavar="A", help="the run to compare from")
     compare.add_argument("right", metavar="B", help="the run to compare to")
+    compare.add_argument(
+        "--metric", metavar="KEY", action="append", dest="metrics", help="only this metric (repeatable)"
+    )
 
-    best = _command(commands, "best", "the run with the best latest value of a metric", best_command)
+    best = _command(commands, "best", "the run with the best value of a metric, and that value", best_command)
     best.add_argument("metric", metavar="METRIC", help="the metric key, such as accuracy or val_loss")
     best.add_argument("runs", metavar="RUN", nargs="*", help="the runs to choose from (default: every run)")
     best.add_argument("--stage", metavar="NAME", help="only values captured in the stage of this name")
-    best.add_argument("--lower-is-better", action="store_true", help="the smallest value wins (losses)")
+    # Without either, the direction is inferred from the key (loss, error, latency, time: lower).
+    direction = best.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", action="store_true", help="the largest value wins")
+    direction.add_argument("--lower-is-better", action="store_true", help="the smallest value wins (losses)")
+    best.add_argument(
+        "--aggregate",
+        choices=BEST_RUN_AGGREGATES,
+        help="the value compared: latest, or a statistic over samples (default: latest, or mean for a "
+        "metric recorded only inside samples)",
+    )
+
+    # Samples and metrics of one run (issue 17): `contexta samples RUN`, `contexta metrics RUN`.
+    samples = _command(
+        commands, "samples", "a run's samples with status, metrics and event messages", samples_command
+    )
+    samples.add_argument("run", metavar="RUN", help="a run ref or a bare run name")
+    samples.add_argument("--stage", metavar="NAME", help="only the samples of this stage")
+    samples.add_argument("--failed", action="store_true", help="only the samples that failed")
+    samples.add_argument(
+        "--sort",
+        metavar="COLUMN",
+        help="order by a column, largest first with a leading - (-metrics.latency.ms)",
+    )
+    metrics = _command(
+        commands, "metrics", "a run's metric keys per stage, with point and sample counts", metrics_command
+    )
+    metrics.add_argument("run", metavar="RUN", help="a run ref or a bare run name")
 
     diagnose = _command(commands, "diagnose", "a run's issues and what is missing from it", diagnose_command)
     diagnose.add_argument("run", metavar="RUN", help="a run ref or a bare run name")

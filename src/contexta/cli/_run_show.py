@@ -20,11 +20,12 @@ from typing import Any
 
 from contexta import Workspace
 from contexta.cli import _cells as cells
+from contexta.cli._metric_tables import show_metric_tables
 from contexta.cli._output import Output
 from contexta.cli._tables import Column, render_fields, render_table
 from contexta.cli._terminal import terminal_safe
 from contexta.cli._workspace import open_workspace
-from contexta.query import RunRecord, RunSnapshot
+from contexta.query import MetricSummary, RunRecord, RunSnapshot
 from contexta.reports import Cell, ReportDocument, ReportSection
 
 __all__ = ["show_run_command"]
@@ -125,7 +126,15 @@ def _environment_text(summary: Row) -> str:
     return ", ".join(parts)
 
 
-def _summary_fields(summary: Row, sample_count: int, run: RunRecord) -> list[tuple[str, str]]:
+def _samples_text(samples: Sequence[Row], run_id: str) -> str:
+    """`200 (4 failed: contexta samples RUN --failed)`, or the count alone when none failed."""
+    failed = sum(1 for sample in samples if sample["status"] == "failed")
+    if not failed:
+        return str(len(samples))
+    return f"{len(samples)} ({failed} failed: contexta samples {run_id} --failed)"
+
+
+def _summary_fields(summary: Row, samples_text: str, run: RunRecord) -> list[tuple[str, str]]:
     return [
         ("name", cells.value(summary["name"])),
         ("project", cells.value(summary["project"])),
@@ -144,7 +153,7 @@ def _summary_fields(summary: Row, sample_count: int, run: RunRecord) -> list[tup
         ("environment", _environment_text(summary)),
         ("records", cells.value(summary["records"])),
         ("run metrics", cells.value(summary["run metrics"])),
-        ("samples", str(sample_count)),
+        ("samples", samples_text),
     ]
 
 
@@ -239,16 +248,24 @@ def _show_failures(output: Output, failures: Sequence[Failure]) -> None:
         )
 
 
-def _show_text(document: ReportDocument, failures: Sequence[Failure], run: RunRecord, output: Output) -> None:
+def _show_text(
+    document: ReportDocument,
+    metrics: Sequence[MetricSummary],
+    failures: Sequence[Failure],
+    run: RunRecord,
+    output: Output,
+) -> None:
     summary = _summary(document)
     run_id = cells.value(summary["run"])
     output.line(f"Run {run_id}")
-    samples = len(_rows(document.section("Samples")))
+    samples = _samples_text(_rows(document.section("Samples")), run_id)
     output.lines(render_fields(_summary_fields(summary, samples, run), output.width))
     _show_notes(output, run)
     for section in document.sections:
         if section.title in _TABLES:
             _table_section(output, section)
+        if section.title == "Stages":
+            show_metric_tables(output, metrics)
     _show_failures(output, failures)
     output.line()
     diagnostics = _diagnostics_text(document.section("Diagnostics"), run_id)
@@ -283,7 +300,8 @@ def show_run_command(args: argparse.Namespace, output: Output) -> int:
             output.json(_snapshot_document(ctx.get_run_snapshot(args.run)))
             return 0
         document = ctx.build_snapshot_report(args.run)
+        metrics = ctx.get_metric_summaries(cells.value(_summary(document)["run"]))
         failures = _failures(ctx, document)
         run = ctx.get_run(cells.value(_summary(document)["run"]))
-    _show_text(document, failures, run, output)
+    _show_text(document, metrics, failures, run, output)
     return 0

@@ -10,6 +10,7 @@ from contexta.query._alerts import evaluate_alerts
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._direction import infer_higher_is_better
 from contexta.query._environment_diff import compare_environments
 from contexta.query._frames import (
     CodedColumn,
@@ -50,10 +51,12 @@ from contexta.query._lists import (
     list_samples,
     list_stages,
 )
+from contexta.query._metric_summaries import get_metric_summaries
 from contexta.query._models import (
     ArtifactChange,
     ArtifactRecord,
     BatchRecord,
+    BestRun,
     DeploymentRecord,
     DiagnosticIssue,
     DiagnosticsResult,
@@ -66,12 +69,15 @@ from contexta.query._models import (
     MetricPoint,
     MetricPoints,
     MetricSeries,
+    MetricSummary,
     MultiRunComparison,
     ProjectRecord,
     RunComparison,
     RunNote,
     RunRecord,
     RunSnapshot,
+    SampleMetricAcrossRuns,
+    SampleMetricDelta,
     SampleRecord,
     StageRecord,
 )
@@ -94,7 +100,10 @@ from contexta.query._resolve import (
     resolve_run_target,
     resolve_stage,
 )
-from contexta.query._select import select_best_run
+from contexta.query._sample_stats import SAMPLE_AGGREGATES, SampleAggregate
+from contexta.query._sample_table import SampleRow, SampleTable
+from contexta.query._samples import get_sample_table
+from contexta.query._select import BEST_RUN_AGGREGATES, find_best_run, select_best_run
 from contexta.query._snapshot import get_run_snapshot
 from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
 from contexta.query._trend_models import (
@@ -113,10 +122,12 @@ __all__ = [
     "AGGREGATIONS",
     "ALERT_OPERATORS",
     "AUDIT_STATUSES",
+    "BEST_RUN_AGGREGATES",
     "EVALUATION_STAGE_NAMES",
     "LINEAGE_DIRECTIONS",
     "POINT_COLUMN_TYPES",
     "RUN_COLUMN_TYPES",
+    "SAMPLE_AGGREGATES",
     "SAMPLE_COLUMN_TYPES",
     "TABLE_FORMATS",
     "AlertReport",
@@ -130,6 +141,7 @@ __all__ = [
     "ArtifactSizeTrend",
     "AuditCheck",
     "BatchRecord",
+    "BestRun",
     "CodedColumn",
     "ColumnType",
     "DeploymentRecord",
@@ -149,6 +161,7 @@ __all__ = [
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
+    "MetricSummary",
     "MetricTrend",
     "MetricTrendPoint",
     "MultiRunComparison",
@@ -162,8 +175,13 @@ __all__ = [
     "RunRecordTable",
     "RunSnapshot",
     "RunTarget",
+    "SampleAggregate",
+    "SampleMetricAcrossRuns",
+    "SampleMetricDelta",
     "SampleRecord",
     "SampleRecordTable",
+    "SampleRow",
+    "SampleTable",
     "SkippedRun",
     "StackedTable",
     "StageDurationPoint",
@@ -180,16 +198,20 @@ __all__ = [
     "consistent_read",
     "diagnose_run",
     "evaluate_alerts",
+    "find_best_run",
     "get_artifact_origin",
     "get_artifact_size_trend",
     "get_environment",
     "get_latest_metrics",
     "get_metric_series",
+    "get_metric_summaries",
     "get_metric_trend",
     "get_record_counts",
     "get_run",
     "get_run_snapshot",
+    "get_sample_table",
     "get_stage_duration_trend",
+    "infer_higher_is_better",
     "list_artifacts",
     "list_batches",
     "list_deployments",

@@ -20,6 +20,7 @@ from contexta.query._fetch import (
     fetch_samples,
     fetch_stages,
 )
+from contexta.query._metric_names import missing_metric_error, recorded_keys
 from contexta.query._metrics import MetricGrouping, check_grouping, latest_metrics
 from contexta.query._models import (
     ArtifactRecord,
@@ -170,7 +171,8 @@ def get_metric_series(
 ) -> MetricSeries:
     """One metric's points in a run (optionally within one stage, its batches and samples included)
     in capture order; with `run_level`, only the points captured on the run itself, outside every
-    stage. Empty when the run never recorded `key` there."""
+    stage. `NotFoundError(metric_not_found)` when the run never recorded `key` there, naming the
+    closest keys it did record, or the stages that recorded `key`."""
     if not isinstance(key, str) or not key:
         raise ValidationError(
             f"metric key must be a non-empty string, got {key!r}", code="metric_key_invalid"
@@ -184,6 +186,14 @@ def get_metric_series(
         run = find_run(connection, run_id, project)
         stage_ref = None if stage is None else find_stage_ref(connection, run, stage)
         points = fetch_metric_points(connection, run.execution_id, key, stage_ref, run_level=run_level)
+        if not points:
+            stages = {record.stage_id: record.name for record in fetch_stages(connection, run.execution_id)}
+            where = f"run {run.run_id!r}"
+            if stage_ref is not None:
+                where = f"stage {stages.get(stage_ref, stage)!r} of {where}"
+            elif run_level:
+                where = f"{where} itself (outside its stages)"
+            raise missing_metric_error(key, where, recorded_keys(connection, [run.execution_id]), stages)
     return MetricSeries(run_id=run.run_id, metric_key=key, points=points)
 
 

@@ -35,13 +35,18 @@ def latest_metrics(
     execution_id: str,
     stage_names: Mapping[str, str],
     per: MetricGrouping = "stage",
+    *,
+    include_samples: bool = True,
 ) -> list[LatestMetric]:
     """The execution's metrics, one per (stage, key) or per (scope, key), in the order each was first
     captured; `stage_names` maps stage refs to names (a stage it lacks is named by its ref's last
-    component)."""
+    component). Without `include_samples`, points captured inside samples are left out: comparisons
+    summarise those as samples (`_sample_metrics.py`), not by whichever sample ran last."""
     found: dict[tuple[str | None, str | None, str | None, str], list[int | float]] = {}
     by_scope = per == "scope"
     for series in select_series(connection, execution_id=execution_id):  # ordered by first capture
+        if not include_samples and series.sample_ref is not None:
+            continue
         slot = (
             series.stage_ref,
             series.batch_ref if by_scope else None,

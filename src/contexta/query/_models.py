@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from contexta.contract._model import ContractModel
 from contexta.contract._records import DegradedRecord, MetricRecord, StructuredEventRecord, TraceSpanRecord
@@ -18,12 +18,16 @@ from contexta.query._frames import ColumnType, Tabular
 from contexta.query._point_columns import POINT_COLUMN_TYPES, point_columns
 from contexta.store import MetricColumns
 
+if TYPE_CHECKING:
+    from contexta.query._sample_stats import SampleAggregate
+
 __all__ = [
     "SEVERITIES",
     "AnyRecord",
     "ArtifactChange",
     "ArtifactRecord",
     "BatchRecord",
+    "BestRun",
     "DeploymentRecord",
     "DiagnosticIssue",
     "DiagnosticsResult",
@@ -36,12 +40,15 @@ __all__ = [
     "MetricPoint",
     "MetricPoints",
     "MetricSeries",
+    "MetricSummary",
     "MultiRunComparison",
     "ProjectRecord",
     "RunComparison",
     "RunNote",
     "RunRecord",
     "RunSnapshot",
+    "SampleMetricAcrossRuns",
+    "SampleMetricDelta",
     "SampleRecord",
     "StageRecord",
 ]
@@ -428,6 +435,8 @@ class RunComparison(ReadModel):
     artifact_changes: tuple[ArtifactChange, ...]
     argument_differences: tuple[FieldDifference, ...]
     environment_differences: tuple[FieldDifference, ...]
+    # Metrics recorded inside samples, summarised per (stage, key) rather than by their latest sample.
+    sample_metrics: tuple[SampleMetricDelta, ...] = ()
 
     def metric_delta(self, metric_key: str, stage_name: str | None = None) -> MetricDelta | None:
         """The delta of `metric_key` (in `stage_name`, or the first stage that has it), or None."""
@@ -462,3 +471,62 @@ class MultiRunComparison(ReadModel):
     metrics: tuple[MetricAcrossRuns, ...]
     argument_differences: tuple[FieldAcrossRuns, ...]
     environment_differences: tuple[FieldAcrossRuns, ...]
+    sample_metrics: tuple[SampleMetricAcrossRuns, ...] = ()  # per-sample metrics, summarised
+
+
+@dataclass(frozen=True, slots=True)
+class SampleMetricDelta(ReadModel):
+    """A per-sample metric of one stage in two runs: each run's `SampleAggregate` (None where a run
+    lacks it), and right minus left of the mean (the share's change, for a 0/1 metric) and of p95."""
+
+    stage_name: str
+    metric_key: str
+    left: SampleAggregate | None
+    right: SampleAggregate | None
+    mean_delta: float | None
+    p95_delta: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleMetricAcrossRuns(ReadModel):
+    """A per-sample metric of one stage in each compared run (None where a run lacks it)."""
+
+    stage_name: str
+    metric_key: str
+    aggregates: tuple[SampleAggregate | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BestRun(ReadModel):
+    """The run `find_best_run` chose, the value that won, and how it was judged: `aggregate` is
+    `latest` (the value captured last outside samples) or the statistic of the per-sample values
+    (`mean`, `p95`, ...); `direction` says whether `higher_is_better` was `given` or `inferred` from
+    the key. `run_count` runs were considered, `candidate_count` of them had a finite value."""
+
+    run_id: str
+    metric_key: str
+    stage_name: str | None
+    value: float | int
+    aggregate: str
+    higher_is_better: bool
+    direction: str
+    run_count: int
+    candidate_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary(ReadModel):
+    """One metric key in one place of a run: a stage (its batches included), or the run itself
+    (`stage_id` None). The points captured outside samples are counted, with the latest and the
+    finite min and max (`non_finite_count` of them were NaN or infinite); the values recorded inside
+    the stage's samples are summarised as `samples` (None when no sample recorded the key)."""
+
+    stage_id: str | None
+    stage_name: str | None
+    metric_key: str
+    point_count: int
+    latest: float | int | None
+    min: float | int | None
+    max: float | int | None
+    non_finite_count: int
+    samples: SampleAggregate | None = None

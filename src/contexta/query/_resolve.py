@@ -25,6 +25,7 @@ from contexta.contract._refs import (
 )
 from contexta.errors import ConflictError, NotFoundError, ValidationError
 from contexta.query._reading import reading
+from contexta.query._suggest import closest_names, did_you_mean
 from contexta.store import StoreDatabase, execution_by_number, latest_execution_id
 
 __all__ = [
@@ -408,9 +409,10 @@ def find_stage_ref(connection: sqlite3.Connection, run: RunTarget, stage_id: str
         )
     names = [display_name or name for _, display_name, name in stages]
     raise NotFoundError(
-        f"run {run.run_id!r} has no stage {stage_id!r} (its stages: {_listing(names)})",
+        f"run {run.run_id!r} has no stage {stage_id!r}; {did_you_mean(text, names)}"
+        f"its stages: {_listing(names)}",
         code="stage_not_found",
-        details={"run": run.run_id, "stage": stage_id},
+        details={"run": run.run_id, "stage": stage_id, "closest": closest_names(text, names)},
     )
 
 

@@ -11,6 +11,7 @@ import orjson
 from contexta.query import (
     FieldDifference,
     MetricSeries,
+    MultiRunComparison,
     RunComparison,
     RunRecord,
     compare_multiple_runs,
@@ -24,6 +25,7 @@ from contexta.query import (
 from contexta.reports._cells import Cell
 from contexta.reports._charts import CHART_LIMIT, across_runs_chart, series_chart
 from contexta.reports._document import ReportDocument
+from contexta.reports._sample_wording import statistic_cells
 from contexta.reports._sections import ReportChart, ReportSection, ReportTable
 from contexta.reports._wording import duration_s, issue_counts, run_labels
 from contexta.store import StoreDatabase
@@ -74,11 +76,47 @@ def _overlay_charts(
     return charts
 
 
+def _sample_metrics_section(
+    columns: tuple[str, ...], rows: list[tuple[Cell, ...]], paragraph: str
+) -> ReportSection:
+    return ReportSection(
+        "Sample Metrics", (paragraph,), ReportTable(("stage", "metric", "statistic", *columns), rows)
+    )
+
+
+def _run_sample_rows(comparison: RunComparison) -> list[tuple[Cell, ...]]:
+    """Per per-sample metric, a row per statistic: left, right, and right minus left."""
+    rows: list[tuple[Cell, ...]] = []
+    for metric in comparison.sample_metrics:
+        for statistic, (left, right) in statistic_cells((metric.left, metric.right)):
+            change = (
+                right - left if isinstance(left, int | float) and isinstance(right, int | float) else None
+            )
+            rows.append((metric.stage_name, metric.metric_key, statistic, left, right, change))
+    return rows
+
+
+def _multi_sample_rows(comparison: MultiRunComparison) -> list[tuple[Cell, ...]]:
+    """Per per-sample metric, a row per statistic with its value in each run."""
+    return [
+        (metric.stage_name, metric.metric_key, statistic, *values)
+        for metric in comparison.sample_metrics
+        for statistic, values in statistic_cells(metric.aggregates)
+    ]
+
+
+_SAMPLE_PARAGRAPH = (
+    "Metrics recorded inside samples, summarised over the samples (one value per sample; NaN and "
+    "infinite values are counted apart, as non_finite)."
+)
+
+
 def build_run_report(
     db: StoreDatabase, left: str, right: str, *, project: str | None = None
 ) -> ReportDocument:
-    """Two runs side by side: Runs, Metric Deltas (with both runs' series drawn together), Artifacts,
-    Arguments, Environment, Diagnostics."""
+    """Two runs side by side: Runs, Metric Deltas (with both runs' series drawn together), Sample
+    Metrics (when either run recorded metrics inside samples), Artifacts, Arguments, Environment,
+    Diagnostics."""
     with consistent_read(db):
         comparison = compare_runs(db, left, right, project=project)
         runs = [get_run(db, run_id) for run_id in (comparison.left_run_id, comparison.right_run_id)]
@@ -119,6 +157,12 @@ def build_run_report(
         for issue in diagnosis.issues
     ]
     left_label, right_label = labels
+    sample_rows = _run_sample_rows(comparison)
+    sample_sections = (
+        [_sample_metrics_section((left_label, right_label, "delta"), sample_rows, _SAMPLE_PARAGRAPH)]
+        if sample_rows
+        else []
+    )
     return ReportDocument(
         f"Run Report: {old.run_id} vs {new.run_id}",
         [
@@ -133,6 +177,7 @@ def build_run_report(
                 ReportTable(("stage", "metric", left_label, right_label, "delta"), delta_rows),
                 charts,
             ),
+            *sample_sections,
             ReportSection(
                 "Artifacts",
                 () if artifact_rows else ("Neither run registered an artifact.",),
@@ -179,7 +224,8 @@ def build_multi_run_report(
     db: StoreDatabase, run_ids: Iterable[str], *, project: str | None = None
 ) -> ReportDocument:
     """Several runs side by side: titled `Multi Run Report: N runs`, with a table of the runs and a
-    table of each metric's latest value per run (evaluation stages first)."""
+    table of each metric's latest value per run (evaluation stages first), and of the statistics of
+    each metric recorded inside samples (Sample Metrics, when any run has one)."""
     with consistent_read(db):
         comparison = compare_multiple_runs(db, run_ids, project=project)
         runs = [get_run(db, run_id) for run_id in comparison.run_ids]
@@ -198,6 +244,10 @@ def build_multi_run_report(
         for label, run, diagnosis in zip(labels, runs, diagnoses, strict=True)
     ]
     metric_rows = [(metric.stage_name, metric.metric_key, *metric.values) for metric in comparison.metrics]
+    sample_rows = _multi_sample_rows(comparison)
+    sample_sections = (
+        [_sample_metrics_section(tuple(labels), sample_rows, _SAMPLE_PARAGRAPH)] if sample_rows else []
+    )
     return ReportDocument(
         f"Multi Run Report: {len(runs)} runs",
         [
@@ -220,5 +270,6 @@ def build_multi_run_report(
                     if len(runs) > 1 and sum(value is not None for value in metric.values) > 1
                 ],
             ),
+            *sample_sections,
         ],
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from contexta.query import (
     EVALUATION_STAGE_NAMES,
     MetricAcrossRuns,
+    MultiRunComparison,
     compare_multiple_runs,
     consistent_read,
     diagnose_run,
@@ -42,13 +43,40 @@ def _values_by_run(
     ]
 
 
+def _sample_metric_rows(
+    comparison: MultiRunComparison | None, labels: Sequence[str]
+) -> list[tuple[Cell, ...]]:
+    """Per metric recorded inside samples (evaluation stages first), a row per run that has it: its
+    sample count and statistics."""
+    if comparison is None:
+        return []
+    return [
+        (
+            label,
+            metric.stage_name,
+            metric.metric_key,
+            aggregate.count,
+            aggregate.mean,
+            aggregate.p50,
+            aggregate.p95,
+            aggregate.share,
+            aggregate.non_finite_count,
+        )
+        for metric in comparison.sample_metrics
+        for label, aggregate in zip(labels, metric.aggregates, strict=True)
+        if aggregate is not None
+    ]
+
+
 def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocument:
     """A project's history: Project, Runs, Results (each evaluation metric's highest and lowest run),
-    Deployments, Diagnostics; runs in start order."""
+    Sample Metrics (when a run recorded metrics inside samples), Deployments, Diagnostics; runs in
+    start order."""
     with consistent_read(db):
         project_ref = resolve_project(db, project)
         runs = list_runs(db, project_ref, include_archived=True)  # its whole history
-        metrics = compare_multiple_runs(db, [run.run_id for run in runs]).metrics if runs else ()
+        comparison = compare_multiple_runs(db, [run.run_id for run in runs]) if runs else None
+        metrics = () if comparison is None else comparison.metrics
         diagnoses = [diagnose_run(db, run.run_id) for run in runs]
         deployments = list_deployments(db, project_ref)
     values_by_run = _values_by_run(metrics, len(runs))
@@ -94,6 +122,24 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
             charts.append(
                 across_runs_chart(slot[0], slot[1], labels, [values.get(slot) for values in values_by_run])
             )
+    sample_rows = _sample_metric_rows(comparison, labels)
+    sample_sections = (
+        [
+            ReportSection(
+                "Sample Metrics",
+                (
+                    "Metrics recorded inside samples: each run's statistics over its samples (NaN and "
+                    "infinite values counted apart, as non_finite).",
+                ),
+                ReportTable(
+                    ("run", "stage", "metric", "samples", "mean", "p50", "p95", "share", "non_finite"),
+                    sample_rows,
+                ),
+            )
+        ]
+        if sample_rows
+        else []
+    )
     deployment_rows = [
         (
             deployment.name,
@@ -153,6 +199,7 @@ def build_project_summary_report(db: StoreDatabase, project: str) -> ReportDocum
                 ),
                 charts,
             ),
+            *sample_sections,
             ReportSection(
                 "Deployments",
                 () if deployment_rows else ("The project has no deployments.",),

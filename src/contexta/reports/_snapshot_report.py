@@ -18,16 +18,19 @@ from contexta.query import (
     DeploymentRecord,
     DiagnosticsResult,
     EnvironmentRecord,
-    LatestMetric,
+    MetricSummary,
     RunRecord,
     SampleRecord,
+    SampleTable,
     StageRecord,
     consistent_read,
     diagnose_run,
     get_environment,
     get_latest_metrics,
+    get_metric_summaries,
     get_record_counts,
     get_run,
+    get_sample_table,
     list_artifacts,
     list_batches,
     list_deployments,
@@ -37,6 +40,7 @@ from contexta.query import (
 from contexta.reports._cells import Cell
 from contexta.reports._charts import batch_charts, stage_charts
 from contexta.reports._document import ReportDocument
+from contexta.reports._sample_wording import aggregate_text
 from contexta.reports._sections import ReportChart, ReportSection, ReportTable
 from contexta.reports._wording import duration_s, ending_text, issue_counts, mapping_text, number_text
 from contexta.store import StoreDatabase
@@ -73,7 +77,8 @@ class _RunContents:
     samples: list[SampleRecord]
     environment: EnvironmentRecord | None
     record_counts: dict[str, int]
-    metrics: list[LatestMetric]  # per stage
+    metrics: list[MetricSummary]  # per stage: latest values outside samples, per-sample statistics
+    sample_table: SampleTable
     diagnosis: DiagnosticsResult
     stage_charts: list[ReportChart]
     undrawn_charts: int
@@ -86,8 +91,7 @@ def _read(db: StoreDatabase, run_id: str, project: str | None) -> _RunContents:
         run_id = run.run_id  # names this execution, whatever `run_id` was (a name, `@n`, ...)
         stages = list_stages(db, run_id)
         batches = list_batches(db, run_id)
-        metrics = get_latest_metrics(db, run_id)
-        charts, undrawn = stage_charts(db, run_id, stages, metrics)
+        charts, undrawn = stage_charts(db, run_id, stages, get_latest_metrics(db, run_id))
         return _RunContents(
             run=run,
             stages=stages,
@@ -97,7 +101,8 @@ def _read(db: StoreDatabase, run_id: str, project: str | None) -> _RunContents:
             samples=list_samples(db, run_id),
             environment=get_environment(db, run_id),
             record_counts=get_record_counts(db, run_id),
-            metrics=metrics,
+            metrics=get_metric_summaries(db, run_id),
+            sample_table=get_sample_table(db, run_id),
             diagnosis=diagnose_run(db, run_id),
             stage_charts=charts,
             undrawn_charts=undrawn,
@@ -105,13 +110,24 @@ def _read(db: StoreDatabase, run_id: str, project: str | None) -> _RunContents:
         )
 
 
-def _metrics_text(metrics: Sequence[LatestMetric], stage_id: str | None) -> str | None:
+def _metrics_text(metrics: Sequence[MetricSummary], stage_id: str | None) -> str | None:
+    """`key=latest, ...` of the metrics captured in a stage (None: on the run) outside samples."""
     parts = [
-        f"{metric.metric_key}={number_text(metric.value)}"
+        f"{metric.metric_key}={number_text(metric.latest)}"
         for metric in metrics
-        if metric.stage_id == stage_id
+        if metric.stage_id == stage_id and metric.latest is not None
     ]
     return ", ".join(parts) or None
+
+
+def _sample_metrics_text(metrics: Sequence[MetricSummary], stage_id: str) -> str | None:
+    """The statistics of each metric recorded inside the stage's samples, `; `-separated."""
+    parts = [
+        aggregate_text(metric.samples)
+        for metric in metrics
+        if metric.stage_id == stage_id and metric.samples is not None
+    ]
+    return "; ".join(parts) or None
 
 
 def _packages_text(packages: Mapping[str, Any] | None) -> str | None:
@@ -170,6 +186,7 @@ def _stages_section(contents: _RunContents) -> ReportSection:
             duration_s(stage.started_at, stage.ended_at),
             stage.order,
             _metrics_text(contents.metrics, stage.stage_id),
+            _sample_metrics_text(contents.metrics, stage.stage_id),
             ending_text(stage.end_reason, stage.failure),
         )
         for stage in contents.stages
@@ -177,7 +194,17 @@ def _stages_section(contents: _RunContents) -> ReportSection:
     notes = _empty_note(rows, "stages")
     if contents.undrawn_charts:
         notes += (f"{contents.undrawn_charts} more metric series are not drawn; see get_metric_series().",)
-    columns = ("stage", "status", "started_at", "ended_at", "duration_s", "order", "metrics", "ended_because")
+    columns = (
+        "stage",
+        "status",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "order",
+        "metrics",
+        "sample_metrics",
+        "ended_because",
+    )
     return ReportSection("Stages", notes, ReportTable(columns, rows), contents.stage_charts)
 
 
@@ -232,31 +259,51 @@ def _deployments_section(contents: _RunContents) -> ReportSection:
     return ReportSection("Deployments", _empty_note(rows, "deployments"), ReportTable(columns, rows))
 
 
-def _samples_section(contents: _RunContents, stage_names: Mapping[str, str]) -> ReportSection:
+def _samples_section(contents: _RunContents) -> ReportSection:
+    """Every sample with its status, why it ended and its metrics (a `metrics.<key>` column each),
+    the failed ones first; a paragraph per stage counts its samples and failures and gives the
+    statistics of its per-sample metrics."""
+    table = contents.sample_table
+    failures = {sample.sample_id: sample.failure for sample in contents.samples}
+    ordered = sorted(table.rows, key=lambda row: not row.failed)  # stable: observed order within each
     rows = [
         (
-            sample.name,
-            stage_names.get(sample.stage_id or "", sample.stage_id),
-            None if sample.batch_id is None else sample.batch_id.rpartition(".")[2],
-            sample.observed_at,
-            sample.retention_class,
-            sample.redaction_profile,
-            sample.status,
-            ending_text(sample.end_reason, sample.failure),
+            row.name,
+            row.stage_name,
+            row.batch_name,
+            row.status,
+            ending_text(row.end_reason, failures.get(row.sample_id)),
+            row.observed_at,
+            *(row.metrics.get(key) for key in table.metric_keys),
         )
-        for sample in contents.samples
+        for row in ordered
     ]
     columns = (
         "sample",
         "stage",
         "batch",
-        "observed_at",
-        "retention_class",
-        "redaction_profile",
         "status",
         "ended_because",
+        "observed_at",
+        *(f"metrics.{key}" for key in table.metric_keys),
     )
-    return ReportSection("Samples", _empty_note(rows, "samples"), ReportTable(columns, rows))
+    paragraphs: list[str] = []
+    for stage in contents.stages:
+        in_stage = [row for row in table.rows if row.stage_name == stage.name]
+        if not in_stage:
+            continue
+        failed = sum(1 for row in in_stage if row.failed)
+        statistics = _sample_metrics_text(contents.metrics, stage.stage_id)
+        paragraphs.append(
+            f"Stage {stage.name}: {len(in_stage)} samples, {failed} failed"
+            + ("" if statistics is None else f"; {statistics}")
+            + "."
+        )
+    if table.failed_count:
+        paragraphs.append(f"{table.failed_count} failed samples are listed first.")
+    return ReportSection(
+        "Samples", tuple(paragraphs) or _empty_note(rows, "samples"), ReportTable(columns, rows)
+    )
 
 
 def _diagnostics_section(contents: _RunContents) -> ReportSection:
@@ -290,7 +337,7 @@ def build_snapshot_report(db: StoreDatabase, run_id: str, *, project: str | None
             _artifacts_section(contents, stage_names),
             _batches_section(contents, stage_names),
             _deployments_section(contents),
-            _samples_section(contents, stage_names),
+            _samples_section(contents),
             _diagnostics_section(contents),
             _completeness_section(contents),
         ],

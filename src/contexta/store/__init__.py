@@ -30,7 +30,7 @@ from contexta.store._metadata import (
     StageRepository,
 )
 from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
-from contexta.store._metric_points import MetricColumns, load_columns, select_series
+from contexta.store._metric_points import MetricColumns, SeriesRow, load_columns, select_series
 from contexta.store._rebuild import RebuiltStore, rebuild_database
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
 from contexta.store._recovery import mark_interrupted_runs
@@ -106,6 +106,7 @@ __all__ = [
     "SampleRepository",
     "SeriesIdentity",
     "SeriesPoints",
+    "SeriesRow",
     "StageRepository",
     "StoreDatabase",
     "StoreIngest",
