@@ -73,13 +73,16 @@ def _capture(ctx: Contexta, *, resume: bool = False, start: int = 0) -> None:
 
 
 def _points(reader: Contexta | Workspace) -> dict[str, list[tuple[Any, ...]]]:
-    """Every point of every key: (step, value as text so NaN compares, observed at, where)."""
+    """Every point of every key the run recorded: (step, value as text so NaN compares, observed at,
+    where). A key it did not record is left out (asking for it is a NotFoundError)."""
+    recorded = {summary.metric_key for summary in reader.get_metric_summaries(RUN)}
     return {
         key: [
             (point.step, repr(point.value), type(point.value), point.observed_at, point.sample_id)
             for point in reader.get_metric_series(RUN, key).points
         ]
         for key in KEYS
+        if key in recorded
     }
 
 
