@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # PRAGMA application_id: marks the file as ours, so a foreign SQLite file is refused, not modified.
 APPLICATION_ID = 0x43545841  # "CTXA"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -465,3 +465,14 @@ MIGRATIONS[2] = _SCHEMA_2
 # arrays, so the migration rewrites nothing. The bump itself keeps an older Contexta, which would read
 # an encoded column as an array, away from the store ("newer than this Contexta").
 MIGRATIONS[3] = ("ALTER TABLE metric_chunks ADD COLUMN encoding INTEGER",)
+
+# Schema 4: each series keeps its smallest and largest value (NaN left out; NULL when every point is
+# NaN), so run search answers `min(metrics.loss) < 0.1` over thousands of runs without reading a point,
+# and an index by key finds one metric's series across all runs. Series written before schema 4 have
+# `extremes_known` 0: their extremes are read from their points when asked (see query/_run_values.py).
+MIGRATIONS[4] = (
+    "ALTER TABLE metric_series ADD COLUMN min_value",
+    "ALTER TABLE metric_series ADD COLUMN max_value",
+    "ALTER TABLE metric_series ADD COLUMN extremes_known INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX metric_series_by_key ON metric_series(key, execution_id)",
+)
