@@ -96,12 +96,24 @@ class Investigation:
         *,
         status: str | None = None,
         limit: int | None = None,
+        offset: int | None = None,
+        filter: str | query.RunFilter | None = None,  # as query.list_runs
+        sort: str | Sequence[query.SortKey] | None = None,
         all_executions: bool = False,
     ) -> list[query.RunRecord]:
         """Runs, oldest first (all projects unless `project` is given): the latest execution of each
-        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`)."""
+        run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`). `filter`
+        keeps the runs an expression holds for (`metrics.accuracy > 0.9 and tags.team = nlp`), `sort`
+        orders them (`-metrics.accuracy,name`), `limit` / `offset` page (see `query.list_runs`)."""
         return query.list_runs(
-            self._reads(), project, status=status, limit=limit, all_executions=all_executions
+            self._reads(),
+            project,
+            status=status,
+            limit=limit,
+            offset=offset,
+            filter=filter,
+            sort=sort,
+            all_executions=all_executions,
         )
 
     def get_run(self, run_id: str) -> query.RunRecord:
@@ -178,3 +190,19 @@ class Investigation:
 
     def build_multi_run_report(self, run_ids: Sequence[str]) -> reports.ReportDocument:
         return reports.build_multi_run_report(self._reads(), run_ids, project=self._project)
+
+    def get_runs_table(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | query.RunFilter | None = None,  # as query.list_runs
+        sort: str | Sequence[query.SortKey] | None = None,
+        columns: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> query.RunsTable:
+        """The runs `list_runs` finds, as a table of chosen fields (`name,status,params.lr,
+        metrics.accuracy,duration`); see `query.get_runs_table`."""
+        return query.get_runs_table(
+            self._reads(), project, filter=filter, sort=sort, columns=columns, limit=limit, offset=offset
+        )

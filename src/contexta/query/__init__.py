@@ -6,12 +6,14 @@ anything else that reads a workspace build on these names only."""
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
+from contexta.query._filter_parse import RunFilter, SortKey, parse_run_filter, parse_sort
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
     get_metric_series,
     get_record_counts,
     get_run,
+    get_runs_table,
     list_artifacts,
     list_batches,
     list_deployments,
@@ -41,6 +43,7 @@ from contexta.query._models import (
     RunComparison,
     RunRecord,
     RunSnapshot,
+    RunsTable,
     SampleRecord,
     StageRecord,
 )
@@ -69,9 +72,12 @@ __all__ = [
     "MultiRunComparison",
     "ProjectRecord",
     "RunComparison",
+    "RunFilter",
     "RunRecord",
     "RunSnapshot",
+    "RunsTable",
     "SampleRecord",
+    "SortKey",
     "StageRecord",
     "compare_multiple_runs",
     "compare_runs",
@@ -83,6 +89,7 @@ __all__ = [
     "get_record_counts",
     "get_run",
     "get_run_snapshot",
+    "get_runs_table",
     "list_artifacts",
     "list_batches",
     "list_deployments",
@@ -90,6 +97,8 @@ __all__ = [
     "list_runs",
     "list_samples",
     "list_stages",
+    "parse_run_filter",
+    "parse_sort",
     "resolve_batch",
     "resolve_project",
     "resolve_run",

@@ -39,6 +39,7 @@ __all__ = [
     "RunComparison",
     "RunRecord",
     "RunSnapshot",
+    "RunsTable",
     "SampleRecord",
     "StageRecord",
 ]
@@ -429,3 +430,26 @@ class MultiRunComparison(ReadModel):
     metrics: tuple[MetricAcrossRuns, ...]
     argument_differences: tuple[FieldAcrossRuns, ...]
     environment_differences: tuple[FieldAcrossRuns, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunsTable(ReadModel):
+    """Runs as a table, one row per run in the order asked, one column per field named (`columns`,
+    as written: `name`, `params.lr`, `metrics.evaluate:accuracy`, `min(metrics.loss)`, ...).
+
+    Values are as stored: numbers, text, a param's own JSON value; `started_at` the stored instant,
+    `duration` seconds; None where a run has no value. `table_columns()` gives the same cells column
+    by column, the shape data-frame libraries take.
+    """
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def table_columns(self) -> dict[str, list[Any]]:
+        """Column name -> its values, one per run, in row order (columns in the order asked)."""
+        if not self.rows:
+            return {name: [] for name in self.columns}
+        return {
+            name: list(values)
+            for name, values in zip(self.columns, zip(*self.rows, strict=True), strict=True)
+        }
