@@ -17,6 +17,7 @@ Rules, chosen so that no filter can fail on the data it meets:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ from contexta.errors import ContextaError
 from contexta.query._filter_parse import AllOf, Comparison, FilterNode, Negation, SortKey
 from contexta.query._run_fields import RunField
 
-__all__ = ["comparable", "matching_rows", "sorted_rows"]
+__all__ = ["comparable", "comparable_column", "compare", "matching_rows", "sorted_rows"]
 
 Comparable = float | int | str | datetime | None
 
@@ -57,61 +58,73 @@ def comparable(field: RunField, raw: Any) -> Comparable:
     return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _ordered(left: Any, operator: str, right: Any) -> bool:
-    if operator == "=":
-        return bool(left == right)
-    if operator == "!=":
-        return bool(left != right)
-    if operator == "<":
-        return bool(left < right)
-    if operator == "<=":
-        return bool(left <= right)
-    if operator == ">":
-        return bool(left > right)
-    return bool(left >= right)
+_ORDERED: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
-def compare(value: Comparable, operator: str, literal: float | int | str | datetime) -> bool:
+def compare(value: Comparable, op: str, literal: float | int | str | datetime) -> bool:
     """One comparison, by the rules above."""
     if value is None:
         return False
-    if operator == "~":
-        return isinstance(value, str) and str(literal) in value
+    kind, literal_kind = type(value), type(literal)
+    if op == "~":
+        return kind is str and str(literal) in value  # type: ignore[operator]  # value is a str here
+    if kind in _NUMBERS and literal_kind in _NUMBERS:  # the common case first
+        return value == value and _ORDERED[op](value, literal)  # noqa: PLR0124  # NaN is never equal
+    if kind is str and literal_kind is str:
+        return _ORDERED[op](value, literal)
     if isinstance(value, datetime) or isinstance(literal, datetime):
-        return (
-            isinstance(value, datetime)
-            and isinstance(literal, datetime)
-            and _ordered(value, operator, literal)
-        )
-    if isinstance(value, str) and isinstance(literal, str):
-        return _ordered(value, operator, literal)
+        return isinstance(value, datetime) and isinstance(literal, datetime) and _ORDERED[op](value, literal)
     left = _number_of(value) if isinstance(value, str) else value
     right = _number_of(literal) if isinstance(literal, str) else literal
     if left is None or right is None or math.isnan(left) or math.isnan(right):
         return False
-    return _ordered(left, operator, right)
+    return _ORDERED[op](left, right)
+
+
+_NUMBERS = (int, float)
+_AS_STORED = frozenset(("name", "status", "run_id", "project", "duration", "metric"))
+
+
+def comparable_column(field: RunField, raw: Sequence[Any]) -> Sequence[Comparable]:
+    """A column of stored values as the filter compares them: as they are for the fields whose values
+    are already numbers or text, converted one by one for params, tags and instants."""
+    if field.kind in _AS_STORED:
+        return raw
+    return [comparable(field, value) for value in raw]
 
 
 Columns = Mapping[RunField, Sequence[Comparable]]
 
 
-def _evaluate(node: FilterNode, columns: Columns, row: int) -> bool:
+def _holds(node: FilterNode, columns: Columns) -> list[bool]:
+    """The filter's answer for every row, a column at a time: one tight loop per comparison instead
+    of a walk down the tree per run (a third of the time over 10,000 runs)."""
     if isinstance(node, Comparison):
-        value = columns[node.field][row]
+        column = columns[node.field]
         if node.operator is None:
-            return value is not None
-        assert node.value is not None  # an operator always comes with its value
-        return compare(value, node.operator, node.value)
+            return [value is not None for value in column]
+        op, literal = node.operator, node.value
+        assert literal is not None  # an operator always comes with its value
+        return [value is not None and compare(value, op, literal) for value in column]
     if isinstance(node, Negation):
-        return not _evaluate(node.operand, columns, row)
-    if isinstance(node, AllOf):
-        return all(_evaluate(operand, columns, row) for operand in node.operands)
-    return any(_evaluate(operand, columns, row) for operand in node.operands)
+        return [not holds for holds in _holds(node.operand, columns)]
+    answers = [_holds(operand, columns) for operand in node.operands]
+    combine = all if isinstance(node, AllOf) else any
+    return [combine(row) for row in zip(*answers, strict=True)]
 
 
 def matching_rows(node: FilterNode, columns: Columns, count: int) -> list[int]:
     """The rows (0..count-1) the filter holds for, in order; `columns` has every field it reads."""
-    return [row for row in range(count) if _evaluate(node, columns, row)]
+    if count == 0:
+        return []
+    return [row for row, holds in enumerate(_holds(node, columns)) if holds]
 
 
 def _group(value: Comparable) -> int:

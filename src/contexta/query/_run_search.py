@@ -14,7 +14,7 @@ from typing import Any
 
 from contexta.errors import ValidationError
 from contexta.query._fetch import fetch_runs
-from contexta.query._filter_eval import comparable, matching_rows, sorted_rows
+from contexta.query._filter_eval import comparable_column, matching_rows, sorted_rows
 from contexta.query._filter_parse import (
     AllOf,
     Comparison,
@@ -93,20 +93,21 @@ def _select(
     limit: int | None,
     offset: int | None,
     all_executions: bool,
+    shown: Sequence[RunField] = (),
 ) -> tuple[RunRows, list[int]]:
-    """The runs considered and the rows of the page, in the order asked."""
+    """The runs considered (with the columns the filter, the sort and the `shown` fields read) and
+    the rows of the page, in the order asked."""
     project_ref = None if project is None else project_filter_ref(project, connection)
     equal = _required_equalities(None if run_filter is None else run_filter.node)
     if status is not None:
         equal.append(("status", status))
-    runs = fetch_run_rows(connection, project_ref=project_ref, equal=equal, all_executions=all_executions)
     fields: list[RunField] = list(
         dict.fromkeys([*([] if run_filter is None else run_filter.fields()), *(key.field for key in sort)])
     )
-    columns = {
-        field: [comparable(field, value) for value in field_column(connection, runs, field)]
-        for field in fields
-    }
+    runs = fetch_run_rows(
+        connection, [*fields, *shown], project_ref=project_ref, equal=equal, all_executions=all_executions
+    )
+    columns = {field: comparable_column(field, field_column(connection, runs, field)) for field in fields}
     rows = list(range(runs.count))
     if run_filter is not None:
         rows = matching_rows(run_filter.node, columns, runs.count)
@@ -135,9 +136,9 @@ def search_runs(
             return []
         by_execution = {
             record.execution_id: record
-            for record in fetch_runs(connection, execution_ids=[runs.execution_ids[row] for row in page])
+            for record in fetch_runs(connection, execution_ids=[runs.execution_id(row) for row in page])
         }
-    return [by_execution[runs.execution_ids[row]] for row in page]
+    return [by_execution[runs.execution_id(row)] for row in page]
 
 
 def search_runs_table(
@@ -157,7 +158,9 @@ def search_runs_table(
         columns = DEFAULT_TABLE_COLUMNS
     named = parse_columns(columns if isinstance(columns, str) else ",".join(columns))
     with reading(db) as connection:
-        runs, page = _select(connection, project, None, run_filter, keys, limit, offset, False)
+        runs, page = _select(
+            connection, project, None, run_filter, keys, limit, offset, False, [field for _, field in named]
+        )
         values: dict[RunField, list[Any]] = {
             field: field_column(connection, runs, field, page) for field in dict.fromkeys(f for _, f in named)
         }

@@ -1,9 +1,13 @@
-"""Runs as columns of field values, read with one SELECT for the runs and one per metric field.
+"""Runs as columns of field values: one SELECT for the runs, one per metric field.
 
-A search over ten thousand runs reads no metric point: a metric field is answered from the series
-summaries the store keeps at ingest (latest value with its capture position, min and max, found by
-the key index of schema 4). Only series stored before schema 4, whose extremes were never recorded,
-have their points read, and only when min() or max() of their key is asked for.
+The runs' SELECT reads only the columns the search's fields need and, beside them, every params or
+tags field asked for, taken out of the JSON by SQLite (`json_extract`): ten thousand config snapshots
+are never decoded in Python. Records are built afterwards for the page only.
+
+A metric field reads no point: it is answered from the series summaries the store keeps at ingest
+(latest value with its capture position, min and max) through the covering key index of schema 4.
+Only series stored before schema 4, whose extremes were never recorded, have their points read, and
+only when min() or max() of their key is asked for.
 """
 
 from __future__ import annotations
@@ -23,70 +27,109 @@ from contexta.store import load_columns, select_series
 
 __all__ = ["RunRows", "fetch_run_rows", "field_column"]
 
-_ROW_SELECT = (
-    "SELECT runs.execution_id, "
-    "CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END, "
-    "coalesce(projects.display_name, projects.name, "
-    "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
-    "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, config_snapshot "
-    "FROM runs LEFT JOIN projects ON projects.project_ref = runs.project_ref"
-)
+# What a run's own fields are read from.
+_COLUMNS = {
+    "run_id": "CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END",
+    "project": "coalesce(projects.display_name, projects.name, "
+    "substr(runs.project_ref, instr(runs.project_ref, ':') + 1))",
+    "name": "coalesce(runs.display_name, runs.name)",
+    "status": "status",
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "tags": "runs.tags",
+    "config_snapshot": "config_snapshot",
+}
+_NEEDS = {"duration": ("started_at", "ended_at"), "metric": ()}
 
 
 @dataclass(frozen=True, slots=True)
 class RunRows:
-    """The runs a search considers, column by column, in listing order (oldest first)."""
+    """The runs a search considers, in listing order (oldest first): each row starts with the
+    execution id; `at` gives where each other column read is (a params or tags field's value, then its
+    JSON type, sit at the field's position)."""
 
-    execution_ids: Sequence[str]
-    run_ids: Sequence[str]
-    projects: Sequence[str]
-    names: Sequence[str]
-    statuses: Sequence[str]
-    started_at: Sequence[str]
-    ended_at: Sequence[str | None]
-    tags: Sequence[str | None]  # JSON text, decoded only when a field asks
-    config_snapshots: Sequence[str | None]
+    rows: list[tuple[Any, ...]]
+    at: dict[str | RunField, int]
 
     @property
     def count(self) -> int:
-        return len(self.execution_ids)
+        return len(self.rows)
+
+    def execution_id(self, row: int) -> str:
+        return str(self.rows[row][0])
+
+
+def _json_path(path: tuple[str, ...]) -> str | None:
+    """The SQLite JSON path of a params path or tag name; None when a segment cannot be quoted in one
+    (it holds a double quote or backslash): that field is read in Python instead."""
+    if any('"' in segment or "\\" in segment for segment in path):
+        return None
+    return "$" + "".join(f'."{segment}"' for segment in path)
+
+
+def _plan(fields: Sequence[RunField]) -> tuple[list[tuple[str | RunField, str]], list[str]]:
+    """The columns to select for `fields` (name or field, SQL) and the JSON paths they bind."""
+    selected: dict[str | RunField, str] = {}
+    paths: list[str] = []
+    for wanted in fields:
+        source = "config_snapshot" if wanted.kind == "param" else "tags"
+        path = _json_path(wanted.path) if wanted.kind in ("param", "tag") else None
+        if path is not None:
+            selected[wanted] = f"json_extract({_COLUMNS[source]}, ?), json_type({_COLUMNS[source]}, ?)"
+            paths += [path, path]
+            continue
+        needs = (source,) if wanted.kind in ("param", "tag") else _NEEDS.get(wanted.kind, (wanted.kind,))
+        for name in needs:
+            selected.setdefault(name, _COLUMNS[name])
+    return list(selected.items()), paths
 
 
 def fetch_run_rows(
     connection: sqlite3.Connection,
+    fields: Sequence[RunField],
     *,
     project_ref: str | None,
     equal: Sequence[tuple[str, str]],
     all_executions: bool,
 ) -> RunRows:
     """The runs of `project_ref` (or all) whose `name` / `status` equal the values in `equal` (what
-    the search could hand to SQL), in listing order: the latest executions, or every one."""
-    clauses, parameters = [], []
+    the search could hand to SQL), in listing order (the latest executions, or every one), with what
+    `fields` read."""
+    selected, parameters = _plan(list(dict.fromkeys(fields)))
+    at: dict[str | RunField, int] = {}
+    position = 1
+    for name, _ in selected:
+        at[name] = position
+        position += 2 if isinstance(name, RunField) else 1
+    clauses = []
     if project_ref is not None:
         clauses.append("runs.project_ref = ?")
         parameters.append(project_ref)
     for column, value in equal:
-        clauses.append("coalesce(runs.display_name, runs.name) = ?" if column == "name" else "status = ?")
+        clauses.append(f"{_COLUMNS[column]} = ?")
         parameters.append(value)
     if not all_executions:
         clauses.append("latest")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    join = " LEFT JOIN projects ON projects.project_ref = runs.project_ref" if "project" in at else ""
+    columns = ", ".join(["runs.execution_id", *(sql for _, sql in selected)])
+    sql = f"SELECT {columns} FROM runs{join}{where} ORDER BY runs.started_key, runs.rowid"
     with collection_paused():
-        rows = connection.execute(f"{_ROW_SELECT}{where} ORDER BY runs.started_key, runs.rowid", parameters)
-        columns = list(zip(*rows, strict=True)) or [() for _ in range(9)]
-    return RunRows(*columns)
+        return RunRows(connection.execute(sql, parameters).fetchall(), at)
 
 
-def _json_values(texts: Sequence[str | None]) -> list[Any]:
-    if texts.count(None) == len(texts):
-        return [None] * len(texts)
-    decoded: list[Any] = orjson.loads(
-        "[" + ",".join("null" if text is None else text for text in texts) + "]"
-    )
-    return decoded
+def _from_json(value: Any, json_type: str | None) -> Any:
+    """A value json_extract gave, as the JSON held it: true/false as bools, objects and arrays
+    decoded (json_extract gives them as text)."""
+    if json_type in ("true", "false"):
+        return json_type == "true"
+    if json_type in ("object", "array"):
+        return orjson.loads(value)
+    return value
 
 
-def _at_path(document: Any, path: tuple[str, ...]) -> Any:
+def _at_path(text: str | None, path: tuple[str, ...]) -> Any:
+    document: Any = None if text is None else orjson.loads(text)
     for segment in path:
         if not isinstance(document, dict):
             return None
@@ -107,68 +150,65 @@ _STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_
 _STAGE_WHERE = " AND (st.display_name = ? OR st.name = ?)"
 
 
-def _metric_values(connection: sqlite3.Connection, field: RunField) -> dict[str, Any]:
+def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
     """execution id -> the metric field's value, for every execution that has one."""
-    join, stage = ("", "") if field.stage is None else (_STAGE_JOIN, _STAGE_WHERE)
-    parameters: list[Any] = [field.key] if field.stage is None else [field.key, field.stage, field.stage]
+    join, stage = ("", "") if wanted.stage is None else (_STAGE_JOIN, _STAGE_WHERE)
+    parameters = [wanted.key] if wanted.stage is None else [wanted.key, wanted.stage, wanted.stage]
     source = _METRIC_FROM.format(join=join, stage=stage)
-    if field.aggregate == "latest":
+    if wanted.aggregate == "latest":
         # SQLite takes the bare column from the row holding max(): the series captured last.
         rows = connection.execute(
             f"SELECT s.execution_id, s.last_value, max(s.last_seq) {source}", parameters
         )
         return {execution: decode_metric_value(value) for execution, value, _ in rows}
-    extreme = "min(s.min_value)" if field.aggregate == "min" else "max(s.max_value)"
+    extreme = "min(s.min_value)" if wanted.aggregate == "min" else "max(s.max_value)"
     found: dict[str, Any] = {}
     for execution, value, known in connection.execute(
         f"SELECT s.execution_id, {extreme}, min(s.extremes_known) {source}", parameters
     ):
-        found[execution] = value if known else _extreme_from_points(connection, execution, field)
+        found[execution] = value if known else _extreme_from_points(connection, execution, wanted)
     return found
 
 
-def _extreme_from_points(connection: sqlite3.Connection, execution_id: str, field: RunField) -> Any:
+def _extreme_from_points(connection: sqlite3.Connection, execution_id: str, wanted: RunField) -> Any:
     """min or max of the field's points, read from them (series stored before schema 4)."""
     series = [
         row
-        for row in select_series(connection, execution_id=execution_id, key=field.key)
+        for row in select_series(connection, execution_id=execution_id, key=wanted.key)
         if row.deployment_ref is None
     ]
-    if field.stage is not None:
+    if wanted.stage is not None:
         stage_refs = {
             ref
             for (ref,) in connection.execute(
                 "SELECT stage_ref FROM stages WHERE execution_id = ? AND (display_name = ? OR name = ?)",
-                (execution_id, field.stage, field.stage),
+                (execution_id, wanted.stage, wanted.stage),
             )
         }
         series = [row for row in series if row.stage_ref in stage_refs]
     values = [value for value in load_columns(connection, series).values if value == value]  # noqa: PLR0124
     if not values:
         return None
-    return min(values) if field.aggregate == "min" else max(values)
+    return min(values) if wanted.aggregate == "min" else max(values)
 
 
 def field_column(
-    connection: sqlite3.Connection, runs: RunRows, field: RunField, rows: Sequence[int] | None = None
+    connection: sqlite3.Connection, runs: RunRows, wanted: RunField, rows: Sequence[int] | None = None
 ) -> list[Any]:
-    """The stored value of `field` for each run (of `rows`, default all), None where it has none."""
-    picked = range(runs.count) if rows is None else rows
-    kind = field.kind
+    """The stored value of `wanted` for each run (of `rows`, default all), None where it has none."""
+    picked = runs.rows if rows is None else [runs.rows[row] for row in rows]
+    kind = wanted.kind
     if kind == "metric":
-        values = _metric_values(connection, field)
-        return [values.get(runs.execution_ids[row]) for row in picked]
+        values = _metric_values(connection, wanted)
+        return [values.get(row[0]) for row in picked]
     if kind in ("param", "tag"):
-        texts = runs.config_snapshots if kind == "param" else runs.tags
-        documents = _json_values([texts[row] for row in picked])
-        return [_at_path(document, field.path) for document in documents]
+        at = runs.at.get(wanted)
+        if at is None:  # a path SQLite cannot name
+            source = runs.at["config_snapshot" if kind == "param" else "tags"]
+            return [_at_path(row[source], wanted.path) for row in picked]
+        return [_from_json(row[at], row[at + 1]) for row in picked]
     if kind == "duration":
-        return [_duration(runs.started_at[row], runs.ended_at[row]) for row in picked]
-    column: Sequence[Any] = {
-        "name": runs.names,
-        "status": runs.statuses,
-        "run_id": runs.run_ids,
-        "project": runs.projects,
-        "started_at": runs.started_at,
-    }[kind]
-    return [column[row] for row in picked]
+        started, ended = runs.at["started_at"], runs.at["ended_at"]
+        return [_duration(row[started], row[ended]) for row in picked]
+    index = runs.at[kind]
+    return [row[index] for row in picked]
