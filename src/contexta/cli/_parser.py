@@ -62,6 +62,8 @@ class _CommandParser(argparse.ArgumentParser):
     ) -> tuple[Any, list[str]]:
         # parse_known_intermixed_args calls back into parse_known_args for its two passes; a parser
         # with its own commands (`run`) cannot be intermixed and parses as usual.
+        if args is not None:
+            args = _attach_dash_values(list(args))
         if self._intermixing or self._subparsers is not None:
             return super().parse_known_args(args, namespace)
         self._intermixing = True
@@ -69,6 +71,23 @@ class _CommandParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._intermixing = False
+
+
+# Options whose value may start with `-` (`--sort -metrics.accuracy`), which argparse would take for
+# an option of its own: the value is attached (`--sort=-metrics.accuracy`) before parsing.
+_DASH_VALUE_OPTIONS = frozenset({"--sort"})
+
+
+def _attach_dash_values(args: list[str]) -> list[str]:
+    attached: list[str] = []
+    values = iter(args)
+    for arg in values:
+        if arg in _DASH_VALUE_OPTIONS:
+            value = next(values, None)
+            attached.append(arg if value is None else f"{arg}={value}")
+        else:
+            attached.append(arg)
+    return attached
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -136,6 +155,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         dest="all_executions",
         help="every execution of each run name, not only the latest (earlier ones are NAME@N)",
+    )
+    # Finding runs (query/_filter_parse.py has the language).
+    runs.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="only runs the expression holds for, e.g. 'metrics.accuracy > 0.9 and tags.team = nlp'",
+    )
+    runs.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="only runs with this tag (with this value); repeat for several",
+    )
+    runs.add_argument(
+        "--sort", metavar="FIELDS", help="order by fields, comma-separated; '-' first for largest first"
+    )
+    runs.add_argument(
+        "--columns",
+        metavar="FIELDS",
+        help="show these fields as columns, e.g. name,status,params.lr,metrics.accuracy",
+    )
+    runs.add_argument(
+        "--offset", type=_count(0), metavar="N", help="skip N runs (the most recent N without --sort)"
     )
 
     run = commands.add_parser("run", help="look at one run (run show RUN)", description="Look at one run.")

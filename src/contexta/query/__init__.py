@@ -6,7 +6,7 @@ anything else that reads a workspace build on these names only."""
 from contexta.query._compare import compare_multiple_runs, compare_runs
 from contexta.query._completeness import EVALUATION_STAGE_NAMES
 from contexta.query._diagnose import diagnose_run
-from contexta.query._filter_parse import RunFilter, SortKey, parse_run_filter, parse_sort
+from contexta.query._filter_parse import RunFilter, SortKey, parse_run_filter, parse_sort, tag_filter
 from contexta.query._lists import (
     get_environment,
     get_latest_metrics,
@@ -104,4 +104,5 @@ __all__ = [
     "resolve_run",
     "resolve_stage",
     "select_best_run",
+    "tag_filter",
 ]

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeAlias
 
+import orjson
+
 from contexta.contract._checks import STATUSES
+from contexta.errors import ValidationError
 from contexta.query._filter_tokens import Token, pointed_error, tokenize
 from contexta.query._run_fields import Aggregate, RunField, read_field, split_list
 
@@ -39,6 +42,7 @@ __all__ = [
     "parse_columns",
     "parse_run_filter",
     "parse_sort",
+    "tag_filter",
 ]
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -280,3 +284,15 @@ def parse_columns(text: str) -> list[tuple[str, RunField]]:
         (item, _item_field(text, item, start, "columns", "columns_invalid"))
         for item, start, _ in split_list(text, what="columns", code="columns_invalid")
     ]
+
+
+def tag_filter(name: str, value: str | None = None) -> RunFilter:
+    """The filter `tags.NAME = VALUE` (a tag given as text still equals its number: "3" = 3), or
+    with no value `tags.NAME` (the run has the tag), built without quoting NAME or VALUE."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"a tag name is a non-empty string, got {name!r}", code="filter_invalid")
+    field = RunField("tag", (name,))
+    shown = "tags.`" + name + "`"
+    if value is None:
+        return RunFilter(shown, Comparison(field))
+    return RunFilter(f"{shown} = {orjson.dumps(value).decode()}", Comparison(field, "=", value))
