@@ -198,7 +198,9 @@ class _Parser:
 
     def literal(self, field: RunField, operator: str, token: Token) -> float | int | str | datetime:
         text = token.text
-        if field.kind == "started_at" and operator != "~":
+        if operator == "~":  # contains: the value's text as written
+            return text
+        if field.kind == "started_at":
             moment = _time(text)
             if moment is None:
                 raise self.fail(token, f"started_at compares with an ISO date or date-time, got {text!r}")
