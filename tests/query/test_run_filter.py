@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 
 from contexta import Contexta
 from contexta.errors import ValidationError
-from contexta.query import RunsTable, get_runs_table, list_runs, parse_run_filter, parse_sort, tag_filter
+from contexta.query import (
+    RunFilter,
+    RunsTable,
+    get_runs_table,
+    list_runs,
+    parse_run_filter,
+    parse_sort,
+    tag_filter,
+)
 
 
 def _capture(workspace: Path) -> None:
@@ -82,7 +90,7 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contexta]:
         yield reader
 
 
-def _names(ctx: Contexta, expression: str | None = None, **options: Any) -> list[str]:
+def _names(ctx: Contexta, expression: str | RunFilter | None = None, **options: Any) -> list[str]:
     return [run.name for run in ctx.list_runs("p", filter=expression, **options)]
 
 
