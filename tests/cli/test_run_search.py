@@ -176,9 +176,18 @@ def test_the_installed_command_piped_prints_every_value_in_full(fresh_workspace:
     _add_long_run(fresh_workspace)
     environment = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
 
+    search = [
+        "--tag",
+        "team=vision",
+        "--filter",
+        "not name ~ base",
+        "--sort",
+        "-name",
+        "--columns",
+        "name,tags.team",
+    ]
     piped = subprocess.run(
-        [sys.executable, "-m", "contexta", "runs", "--workspace", str(fresh_workspace), "--tag", "team=vision",
-         "--filter", "not name ~ base", "--sort", "-name", "--columns", "name,tags.team"],
+        [sys.executable, "-m", "contexta", "runs", "--workspace", str(fresh_workspace), *search],
         capture_output=True, text=True, check=True, timeout=120, env=environment,
     )  # fmt: skip
     everything = subprocess.run(

@@ -14,6 +14,7 @@ Project q holds another alpha (team nlp, evaluate accuracy 0.5).
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -601,3 +602,38 @@ def test_any_text_is_a_filter_or_a_validation_error(ctx: Contexta, text: str) ->
     except ValidationError as error:
         assert error.code == "filter_invalid"
         assert "^" in error.message.splitlines()[-1]
+
+
+def _as_schema_three(store: Path) -> None:
+    """Take from a store what schema 4 added (series extremes, the index by key), as a store written
+    before it would be."""
+    connection = sqlite3.connect(store, isolation_level=None)
+    try:
+        connection.execute("DROP INDEX metric_series_by_key")
+        for column in ("min_value", "max_value", "extremes_known"):
+            connection.execute(f"ALTER TABLE metric_series DROP COLUMN {column}")
+        connection.execute("PRAGMA user_version=3")
+    finally:
+        connection.close()
+
+
+def test_min_and_max_of_series_stored_before_schema_4_are_read_from_their_points(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
+        for name, losses in (("old", (0.9, math.nan, 0.2, 0.6)), ("other", (0.5, 0.4))):
+            with ctx.run(name) as run, run.stage("train") as stage:
+                for loss in losses:
+                    stage.metric("loss", loss)
+    _as_schema_three(workspace / "metadata" / "contexta.db")
+
+    with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:  # migrates to schema 4
+        with ctx.run("old", resume=True) as run, run.stage("train") as stage:
+            stage.metric("loss", 0.95)  # joins a series whose earlier extremes were never recorded
+
+        assert _names(ctx, "min(metrics.loss) = 0.2") == ["old"]
+        assert _names(ctx, "max(metrics.train:loss) = 0.95") == ["old"]
+        assert _names(ctx, sort="min(metrics.loss)") == ["old", "other"]
+        assert ctx.get_runs_table(columns="name,min(metrics.loss),max(metrics.loss)").rows == [
+            ("old", 0.2, 0.95),
+            ("other", 0.4, 0.5),
+        ]
