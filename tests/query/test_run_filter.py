@@ -637,3 +637,23 @@ def test_min_and_max_of_series_stored_before_schema_4_are_read_from_their_points
             ("old", 0.2, 0.95),
             ("other", 0.4, 0.5),
         ]
+
+
+def test_extremes_are_kept_across_the_batches_a_series_is_stored_in(tmp_path: Path) -> None:
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx:
+        with ctx.run("r") as run, run.stage("train") as stage:
+            stage.metric("loss", math.nan)
+            ctx.flush()  # a batch of NaN only: nothing to order yet
+            stage.metric("loss", 0.3)
+            stage.metric("loss", 0.1)
+            ctx.flush()
+            stage.metric("loss", math.inf)
+            stage.metric("diverged", math.nan)
+
+        table = ctx.get_runs_table(
+            columns="min(metrics.loss),max(metrics.loss),min(metrics.diverged),metrics.loss"
+        )
+
+        assert table.rows == [(0.1, math.inf, None, math.inf)]
+        assert _names(ctx, "max(metrics.loss) > 1e308 and min(metrics.loss) < 0.2") == ["r"]
+        assert _names(ctx, "min(metrics.diverged) or metrics.diverged = 0") == []
