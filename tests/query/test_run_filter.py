@@ -3,7 +3,7 @@ runs captured live.
 
 Project p holds, oldest first:
   alpha  completed; team nlp, seed 3; lr 0.01 (adam), a.b.c 1, use_amp true; train loss 0.9 0.4 0.6,
-         evaluate accuracy 0.93, macro.f1 0.88
+         evaluate accuracy 0.91 (on a batch) then 0.93, macro.f1 0.88
   beta   completed; team vision; lr 0.1 (sgd), a.b.c 2, use_amp false; train loss 0.8 0.5,
          evaluate accuracy 0.85, then test accuracy 0.97 (captured last, so the run's accuracy)
   gamma  failed; team nlp; lr "0.001" (text); train loss NaN then 0.7
@@ -49,6 +49,8 @@ def _capture(workspace: Path) -> None:
                 for loss in (0.9, 0.4, 0.6):
                     stage.metric("loss", loss)
             with run.stage("evaluate") as stage:
+                with stage.batch("holdout") as batch:
+                    batch.metric("accuracy", 0.91)  # a series of its own, captured first
                 stage.metric("accuracy", 0.93)
                 stage.metric("macro.f1", 0.88)
         with ctx.run(
@@ -150,6 +152,7 @@ def test_a_metric_is_its_latest_value_in_any_stage_or_in_the_stage_named(ctx: Co
     assert _names(ctx, "metrics.accuracy > 0.95") == ["beta"]  # test's 0.97 came last
     assert _names(ctx, "metrics.evaluate:accuracy > 0.95") == []
     assert _names(ctx, "metrics.evaluate:accuracy = 0.85") == ["beta"]
+    assert _names(ctx, "metrics.evaluate:accuracy = 0.93") == ["alpha"]  # after its batch's 0.91
     assert _names(ctx, "metrics.loss = 0.6") == ["alpha"]
     assert _names(ctx, "metrics.evaluate:loss") == []
 
@@ -160,6 +163,8 @@ def test_min_and_max_are_over_every_point_nan_left_out(ctx: Contexta) -> None:
     assert _names(ctx, "min(metrics.loss) = 0.7") == ["gamma"]
     assert _names(ctx, "max(metrics.loss) = 0.7") == ["gamma"]
     assert _names(ctx, "max(metrics.`accuracy`) > 0.96") == ["beta"]
+    assert _names(ctx, "min(metrics.evaluate:accuracy) = 0.91") == ["alpha"]  # its batch counts
+    assert _names(ctx, "min(metrics.accuracy) < 0.92") == ["alpha", "beta"]
 
 
 def test_params_compare_by_type_with_numbers_in_text_read_as_numbers(ctx: Contexta) -> None:
@@ -395,6 +400,8 @@ _FIELDS = [
     "min(metrics.loss)",
     "max(metrics.loss)",
     "max(metrics.accuracy)",
+    "min(metrics.evaluate:accuracy)",
+    "max(metrics.train:loss)",
     "metrics.`macro.f1`",
     "params.optimizer.lr",
     "params.optimizer.name",
@@ -446,6 +453,14 @@ def _brute_runs(ctx: Contexta) -> list[_Run]:
             "min(metrics.loss)": min(finite(loss), default=None),
             "max(metrics.loss)": max(finite(loss), default=None),
             "max(metrics.accuracy)": max(finite(accuracy), default=None),
+            "min(metrics.evaluate:accuracy)": min(
+                finite(_points(ctx, run_id, "accuracy", "evaluate")), default=None
+            )
+            if "evaluate" in stages
+            else None,
+            "max(metrics.train:loss)": max(finite(_points(ctx, run_id, "loss", "train")), default=None)
+            if "train" in stages
+            else None,
             "metrics.`macro.f1`": _last(_points(ctx, run_id, "macro.f1")),
             "params.optimizer.lr": config.get("optimizer", {}).get("lr"),
             "params.optimizer.name": config.get("optimizer", {}).get("name"),

@@ -143,31 +143,67 @@ def _duration(started: str, ended: str | None) -> float | None:
     return (instant(ended) - instant(started)).total_seconds()
 
 
-_METRIC_FROM = (
-    "FROM metric_series s{join} WHERE s.key = ? AND s.deployment_ref = ''{stage} GROUP BY s.execution_id"
+_METRIC_GROUPED = (
+    "SELECT execution_id, {value}, {order} FROM metric_series WHERE key = ? AND deployment_ref = '' "
+    "GROUP BY execution_id"
 )
-_STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_ref = s.stage_ref"
-_STAGE_WHERE = " AND (st.display_name = ? OR st.name = ?)"
+_METRIC_SERIES = (
+    "SELECT execution_id, stage_ref, last_seq, last_value, min_value, max_value, extremes_known "
+    "FROM metric_series WHERE key = ? AND deployment_ref = ''"
+)
+_STAGES_NAMED = "SELECT execution_id, stage_ref FROM stages WHERE display_name = ? OR name = ?"
 
 
 def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
     """execution id -> the metric field's value, for every execution that has one."""
-    join, stage = ("", "") if wanted.stage is None else (_STAGE_JOIN, _STAGE_WHERE)
-    parameters = [wanted.key] if wanted.stage is None else [wanted.key, wanted.stage, wanted.stage]
-    source = _METRIC_FROM.format(join=join, stage=stage)
+    if wanted.stage is not None:
+        return _stage_metric_values(connection, wanted)
     if wanted.aggregate == "latest":
         # SQLite takes the bare column from the row holding max(): the series captured last.
-        rows = connection.execute(
-            f"SELECT s.execution_id, s.last_value, max(s.last_seq) {source}", parameters
-        )
-        return {execution: decode_metric_value(value) for execution, value, _ in rows}
-    extreme = "min(s.min_value)" if wanted.aggregate == "min" else "max(s.max_value)"
-    found: dict[str, Any] = {}
-    for execution, value, known in connection.execute(
-        f"SELECT s.execution_id, {extreme}, min(s.extremes_known) {source}", parameters
+        sql = _METRIC_GROUPED.format(value="last_value", order="max(last_seq)")
+        return {
+            execution: decode_metric_value(value)
+            for execution, value, _ in connection.execute(sql, (wanted.key,))
+        }
+    value = "min(min_value)" if wanted.aggregate == "min" else "max(max_value)"
+    sql = _METRIC_GROUPED.format(value=value, order="min(extremes_known)")
+    return {
+        execution: value if known else _extreme_from_points(connection, execution, wanted)
+        for execution, value, known in connection.execute(sql, (wanted.key,))
+    }
+
+
+def _stage_metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
+    """As `_metric_values`, for a stage named by the field: the key's series are read from the covering
+    index and kept when their stage has that name (a join to `stages` costs twice as much)."""
+    in_stage = set(connection.execute(_STAGES_NAMED, (wanted.stage, wanted.stage)))
+    latest = wanted.aggregate == "latest"
+    smallest = wanted.aggregate == "min"
+    found: dict[str, list[Any]] = {}
+    for execution, stage_ref, seq, last, low, high, known in connection.execute(
+        _METRIC_SERIES, (wanted.key,)
     ):
-        found[execution] = value if known else _extreme_from_points(connection, execution, wanted)
-    return found
+        if (execution, stage_ref) not in in_stage:
+            continue
+        value = last if latest else low if smallest else high
+        order = seq if latest else known
+        slot = found.get(execution)
+        if slot is None:
+            found[execution] = [value, order]
+        elif latest:
+            if order > slot[1]:
+                slot[0], slot[1] = value, order
+        else:
+            slot[1] = min(slot[1], order)
+            if value is not None:
+                kept = slot[0]
+                slot[0] = value if kept is None else min(kept, value) if smallest else max(kept, value)
+    if latest:
+        return {execution: decode_metric_value(value) for execution, (value, _) in found.items()}
+    return {
+        execution: value if known else _extreme_from_points(connection, execution, wanted)
+        for execution, (value, known) in found.items()
+    }
 
 
 def _extreme_from_points(connection: sqlite3.Connection, execution_id: str, wanted: RunField) -> Any:
