@@ -164,6 +164,7 @@ def test_min_and_max_are_over_every_point_nan_left_out(ctx: Contexta) -> None:
     assert _names(ctx, "max(metrics.loss) = 0.7") == ["gamma"]
     assert _names(ctx, "max(metrics.`accuracy`) > 0.96") == ["beta"]
     assert _names(ctx, "min(metrics.evaluate:accuracy) = 0.91") == ["alpha"]  # its batch counts
+    assert _names(ctx, "max(metrics.evaluate:accuracy) = 0.93") == ["alpha"]
     assert _names(ctx, "min(metrics.accuracy) < 0.92") == ["alpha", "beta"]
 
 
