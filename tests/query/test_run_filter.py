@@ -673,3 +673,15 @@ def test_extremes_are_kept_across_the_batches_a_series_is_stored_in(tmp_path: Pa
         assert table.rows == [(0.1, math.inf, None, math.inf)]
         assert _names(ctx, "max(metrics.loss) > 1e308 and min(metrics.loss) < 0.2") == ["r"]
         assert _names(ctx, "min(metrics.diverged) or metrics.diverged = 0") == []
+
+
+def test_params_and_tags_whose_names_sqlite_cannot_quote_are_still_found(tmp_path: Path) -> None:
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx:
+        with ctx.run("quoted", tags={'say "hi"': "yes"}, config_snapshot={"a\\b": {'c"d': 2}}):
+            pass
+        with ctx.run("plain", config_snapshot={"a": 1}):
+            pass
+
+        assert _names(ctx, 'params.`a\\b`.`c"d` = 2') == ["quoted"]
+        assert _names(ctx, 'tags.`say "hi"` = yes') == ["quoted"]
+        assert ctx.get_runs_table(columns='name,params.`a\\b`.`c"d`').rows == [("quoted", 2), ("plain", None)]
