@@ -98,7 +98,7 @@ class Investigation:
         limit: int | None = None,
         offset: int | None = None,
         filter: str | query.RunFilter | None = None,  # as query.list_runs
-        sort: str | Sequence[query.SortKey] | None = None,
+        sort: str | Sequence[str | query.SortKey] | None = None,
         all_executions: bool = False,
     ) -> list[query.RunRecord]:
         """Runs, oldest first (all projects unless `project` is given): the latest execution of each
@@ -196,7 +196,7 @@ class Investigation:
         project: str | None = None,
         *,
         filter: str | query.RunFilter | None = None,  # as query.list_runs
-        sort: str | Sequence[query.SortKey] | None = None,
+        sort: str | Sequence[str | query.SortKey] | None = None,
         columns: str | Sequence[str] | None = None,
         limit: int | None = None,
         offset: int | None = None,

@@ -279,6 +279,16 @@ def test_a_malformed_sort_or_column_list_points_at_its_fault(ctx: Contexta) -> N
     assert "at column 6" in column_error.value.message
 
 
+def test_sort_and_columns_may_be_lists(ctx: Contexta) -> None:
+    assert _names(ctx, sort=["-tags.team", parse_sort("name")[0]]) == ["beta", "alpha", "gamma", "delta"]
+    assert ctx.get_runs_table("p", columns=["name", "tags.team"], limit=1).rows == [("delta", None)]
+    with pytest.raises(ValidationError) as sort_error:
+        ctx.list_runs(sort=[3])  # type: ignore[list-item]
+    with pytest.raises(ValidationError) as column_error:
+        ctx.get_runs_table(columns=["name", None])  # type: ignore[list-item]
+    assert (sort_error.value.code, column_error.value.code) == ("sort_invalid", "columns_invalid")
+
+
 def test_limit_and_offset_must_be_counts(ctx: Contexta) -> None:
     with pytest.raises(ValidationError) as caught:
         ctx.list_runs(offset=-1)

@@ -73,7 +73,7 @@ def list_runs(
     limit: int | None = None,
     offset: int | None = None,
     filter: str | RunFilter | None = None,  # the name users know from the CLI
-    sort: str | Sequence[SortKey] | None = None,
+    sort: str | Sequence[str | SortKey] | None = None,
     all_executions: bool = False,
 ) -> list[RunRecord]:
     """Runs (of one project, by name or ref, or of all), oldest first by start time: the latest
@@ -118,7 +118,7 @@ def get_runs_table(
     project: str | None = None,
     *,
     filter: str | RunFilter | None = None,  # as list_runs
-    sort: str | Sequence[SortKey] | None = None,
+    sort: str | Sequence[str | SortKey] | None = None,
     columns: str | Sequence[str] | None = None,
     limit: int | None = None,
     offset: int | None = None,

@@ -51,12 +51,35 @@ def _filter_of(filter: str | RunFilter | None) -> RunFilter | None:  # the publi
     return parse_run_filter(filter)
 
 
-def _sort_of(sort: str | Sequence[SortKey] | None) -> list[SortKey]:
+def _sort_of(sort: str | Sequence[str | SortKey] | None) -> list[SortKey]:
+    """Sort keys from a sort list, or from a sequence of them and of sort lists."""
     if sort is None:
         return []
     if isinstance(sort, str):
         return parse_sort(sort)
-    return list(sort)
+    keys: list[SortKey] = []
+    for item in sort:
+        if isinstance(item, SortKey):
+            keys.append(item)
+        elif isinstance(item, str):
+            keys.extend(parse_sort(item))
+        else:
+            raise ValidationError(
+                f"sort takes field names ('-metrics.accuracy') or SortKey, got {item!r}", code="sort_invalid"
+            )
+    return keys
+
+
+def _column_list(columns: str | Sequence[str] | None) -> str:
+    if columns is None:
+        return DEFAULT_TABLE_COLUMNS
+    if isinstance(columns, str):
+        return columns
+    if not all(isinstance(column, str) for column in columns):
+        raise ValidationError(
+            f"columns are field names ('name', 'params.lr'), got {list(columns)!r}", code="columns_invalid"
+        )
+    return ",".join(columns)
 
 
 def _required_equalities(node: FilterNode | None) -> list[tuple[str, str]]:
@@ -124,7 +147,7 @@ def search_runs(
     limit: int | None,
     offset: int | None,
     filter: str | RunFilter | None,  # the public keyword
-    sort: str | Sequence[SortKey] | None,
+    sort: str | Sequence[str | SortKey] | None,
     all_executions: bool,
 ) -> list[RunRecord]:
     """`list_runs` with a filter, a sort or an offset (see `list_runs`)."""
@@ -146,7 +169,7 @@ def search_runs_table(
     project: str | None,
     *,
     filter: str | RunFilter | None,  # the public keyword
-    sort: str | Sequence[SortKey] | None,
+    sort: str | Sequence[str | SortKey] | None,
     columns: str | Sequence[str] | None,
     limit: int | None,
     offset: int | None,
@@ -154,9 +177,7 @@ def search_runs_table(
     """`get_runs_table` (see there)."""
     check_page(limit, offset)
     run_filter, keys = _filter_of(filter), _sort_of(sort)
-    if columns is None:
-        columns = DEFAULT_TABLE_COLUMNS
-    named = parse_columns(columns if isinstance(columns, str) else ",".join(columns))
+    named = parse_columns(_column_list(columns))
     with reading(db) as connection:
         runs, page = _select(
             connection, project, None, run_filter, keys, limit, offset, False, [field for _, field in named]
