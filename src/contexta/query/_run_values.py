@@ -143,66 +143,33 @@ def _duration(started: str, ended: str | None) -> float | None:
     return (instant(ended) - instant(started)).total_seconds()
 
 
+# One row per execution holding the key (in the stage named, when the field names one), from the
+# covering key index; a stage-qualified field looks each series' stage up by its primary key.
 _METRIC_GROUPED = (
-    "SELECT execution_id, {value}, {order} FROM metric_series WHERE key = ? AND deployment_ref = '' "
-    "GROUP BY execution_id"
+    "SELECT s.execution_id, {value}, {order} FROM metric_series s{join} "
+    "WHERE s.key = ? AND s.deployment_ref = ''{stage} GROUP BY s.execution_id"
 )
-_METRIC_SERIES = (
-    "SELECT execution_id, stage_ref, last_seq, last_value, min_value, max_value, extremes_known "
-    "FROM metric_series WHERE key = ? AND deployment_ref = ''"
-)
-_STAGES_NAMED = "SELECT execution_id, stage_ref FROM stages WHERE display_name = ? OR name = ?"
+_STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_ref = s.stage_ref"
+_STAGE_NAMED = " AND (st.display_name = ? OR st.name = ?)"
 
 
 def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
     """execution id -> the metric field's value, for every execution that has one."""
-    if wanted.stage is not None:
-        return _stage_metric_values(connection, wanted)
+    staged = wanted.stage is not None
+    parameters = [wanted.key, wanted.stage, wanted.stage] if staged else [wanted.key]
+    shape = {"join": _STAGE_JOIN if staged else "", "stage": _STAGE_NAMED if staged else ""}
     if wanted.aggregate == "latest":
         # SQLite takes the bare column from the row holding max(): the series captured last.
-        sql = _METRIC_GROUPED.format(value="last_value", order="max(last_seq)")
+        sql = _METRIC_GROUPED.format(value="s.last_value", order="max(s.last_seq)", **shape)
         return {
             execution: decode_metric_value(value)
-            for execution, value, _ in connection.execute(sql, (wanted.key,))
+            for execution, value, _ in connection.execute(sql, parameters)
         }
-    value = "min(min_value)" if wanted.aggregate == "min" else "max(max_value)"
-    sql = _METRIC_GROUPED.format(value=value, order="min(extremes_known)")
+    value = "min(s.min_value)" if wanted.aggregate == "min" else "max(s.max_value)"
+    sql = _METRIC_GROUPED.format(value=value, order="min(s.extremes_known)", **shape)
     return {
         execution: value if known else _extreme_from_points(connection, execution, wanted)
-        for execution, value, known in connection.execute(sql, (wanted.key,))
-    }
-
-
-def _stage_metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
-    """As `_metric_values`, for a stage named by the field: the key's series are read from the covering
-    index and kept when their stage has that name (a join to `stages` costs twice as much)."""
-    in_stage = set(connection.execute(_STAGES_NAMED, (wanted.stage, wanted.stage)))
-    latest = wanted.aggregate == "latest"
-    smallest = wanted.aggregate == "min"
-    found: dict[str, list[Any]] = {}
-    for execution, stage_ref, seq, last, low, high, known in connection.execute(
-        _METRIC_SERIES, (wanted.key,)
-    ):
-        if (execution, stage_ref) not in in_stage:
-            continue
-        value = last if latest else low if smallest else high
-        order = seq if latest else known
-        slot = found.get(execution)
-        if slot is None:
-            found[execution] = [value, order]
-        elif latest:
-            if order > slot[1]:
-                slot[0], slot[1] = value, order
-        else:
-            slot[1] = min(slot[1], order)
-            if value is not None:
-                kept = slot[0]
-                slot[0] = value if kept is None else min(kept, value) if smallest else max(kept, value)
-    if latest:
-        return {execution: decode_metric_value(value) for execution, (value, _) in found.items()}
-    return {
-        execution: value if known else _extreme_from_points(connection, execution, wanted)
-        for execution, (value, known) in found.items()
+        for execution, value, known in connection.execute(sql, parameters)
     }
 
 
