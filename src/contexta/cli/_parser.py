@@ -149,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = _command(commands, "runs", "list runs, oldest first", list_runs_command)
     runs.add_argument("--status", choices=STATUSES, help="only runs in this state")
-    runs.add_argument("--limit", type=_count(1), metavar="N", help="only the N most recent runs")
+    runs.add_argument(
+        "--limit",
+        type=_count(1),
+        metavar="N",
+        help="only N runs: the most recent, or the first in --sort order",
+    )
     runs.add_argument(
         "--all",
         action="store_true",
