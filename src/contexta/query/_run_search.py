@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from contexta.errors import ValidationError
+from contexta.query._bulk import collection_paused
 from contexta.query._fetch import fetch_runs
 from contexta.query._filter_eval import comparable_column, matching_rows, sorted_rows
 from contexta.query._filter_parse import (
@@ -153,7 +154,7 @@ def search_runs(
     """`list_runs` with a filter, a sort or an offset (see `list_runs`)."""
     check_page(limit, offset)
     run_filter, keys = _filter_of(filter), _sort_of(sort)
-    with reading(db) as connection:
+    with reading(db) as connection, collection_paused():  # a full GC pass mid-search doubles it
         runs, page = _select(connection, project, status, run_filter, keys, limit, offset, all_executions)
         if not page:
             return []
@@ -178,7 +179,7 @@ def search_runs_table(
     check_page(limit, offset)
     run_filter, keys = _filter_of(filter), _sort_of(sort)
     named = parse_columns(_column_list(columns))
-    with reading(db) as connection:
+    with reading(db) as connection, collection_paused():  # a full GC pass mid-search doubles it
         runs, page = _select(
             connection, project, None, run_filter, keys, limit, offset, False, [field for _, field in named]
         )
