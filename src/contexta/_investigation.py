@@ -96,17 +96,25 @@ class Investigation:
         *,
         status: str | None = None,
         limit: int | None = None,
+        offset: int | None = None,
+        filter: str | query.RunFilter | None = None,  # as query.list_runs
+        sort: str | Sequence[str | query.SortKey] | None = None,
         all_executions: bool = False,
         include_archived: bool = False,
     ) -> list[query.RunRecord]:
         """Runs, oldest first (all projects unless `project` is given): the latest execution of each
         run name, or with `all_executions` every execution (an earlier one is `run:p.r@n`); archived
-        ones only with `include_archived`."""
+        ones only with `include_archived`. `filter` keeps the runs an expression holds for
+        (`metrics.accuracy > 0.9 and tags.team = nlp`), `sort` orders them (`-metrics.accuracy,name`),
+        `limit` / `offset` page (see `query.list_runs`)."""
         return query.list_runs(
             self._reads(),
             project,
             status=status,
             limit=limit,
+            offset=offset,
+            filter=filter,
+            sort=sort,
             all_executions=all_executions,
             include_archived=include_archived,
         )
@@ -309,3 +317,27 @@ class Investigation:
         """How run `right`'s environment differs from run `left`'s: Python, platform, git revision,
         packages added, removed and changed."""
         return query.compare_environments(self._reads(), left, right, project=self._project)
+
+    def get_runs_table(
+        self,
+        project: str | None = None,
+        *,
+        filter: str | query.RunFilter | None = None,  # as query.list_runs
+        sort: str | Sequence[str | query.SortKey] | None = None,
+        columns: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include_archived: bool = False,
+    ) -> query.RunsTable:
+        """The runs `list_runs` finds, as a table of chosen fields (`name,status,params.lr,
+        metrics.accuracy,duration`); see `query.get_runs_table`."""
+        return query.get_runs_table(
+            self._reads(),
+            project,
+            filter=filter,
+            sort=sort,
+            columns=columns,
+            limit=limit,
+            offset=offset,
+            include_archived=include_archived,
+        )

@@ -70,26 +70,70 @@ def test_a_project_limits_the_runs(cli: CliRunner, workspace: Path, tmp_path: Pa
     assert [orjson.loads(line)["run_id"] for line in result.out.splitlines()] == ["run:q.baseline"]
 
 
-def test_samples_are_one_row_per_sample(cli: CliRunner, tmp_path: Path) -> None:
+def test_samples_are_one_row_per_sample_with_their_metrics_status_and_events(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     workspace = tmp_path / "ws"
     with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
         with ctx.run("eval") as run, run.stage("evaluate") as stage:
-            for name in ("a", 'b, "quoted"'):
-                with stage.sample(name):
+            for index, name in enumerate(("a", 'b, "quoted"')):
+                try:
+                    with stage.sample(name) as sample:
+                        sample.metric("latency.ms", 10.0 * (index + 1))
+                        if index == 1:
+                            raise TimeoutError("no answer")
+                except TimeoutError:
                     pass
-        with ctx.run("other") as run, run.stage("evaluate") as stage, stage.sample("c"):
-            pass
+        with ctx.run("other") as run, run.stage("evaluate") as stage, stage.sample("c") as sample:
+            sample.metric("correct", 1)
+            sample.event("response.received", message="answer c")
 
     result = cli("export", "--table", "samples", "-o", tmp_path / "samples.jsonl", "--workspace", workspace)
 
     assert result.code == 0, result.err
     rows = [orjson.loads(line) for line in (tmp_path / "samples.jsonl").read_bytes().splitlines()]
-    assert [(row["run_id"], row["name"]) for row in rows] == [
-        ("run:p.eval", "a"),
-        ("run:p.eval", 'b, "quoted"'),
-        ("run:p.other", "c"),
+    assert [(row["run_id"], row["name"], row["status"]) for row in rows] == [
+        ("run:p.eval", "a", "completed"),
+        ("run:p.eval", 'b, "quoted"', "failed"),
+        ("run:p.other", "c", "completed"),
     ]
+    # One column per key any run's samples recorded, empty where a sample did not record it.
+    assert [(row["metrics.latency.ms"], row["metrics.correct"]) for row in rows] == [
+        (10.0, None),
+        (20.0, None),
+        (None, 1.0),
+    ]
+    assert "answer c" in rows[2]["events"]
     assert all(row["observed_at"].endswith("Z") for row in rows)
+
+
+def test_a_filter_chooses_the_runs_and_columns_choose_the_fields(
+    cli: CliRunner, workspace: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "good.csv"
+    result = cli(
+        "export",
+        "--filter",
+        "metrics.accuracy >= 0.8",
+        "--columns",
+        "name,metrics.accuracy",
+        "-o",
+        target,
+        "--workspace",
+        workspace,
+    )
+    both = cli("export", "--run", "tuned", "--filter", "name = tuned", "--workspace", workspace)
+    bad = cli("export", "--filter", "metrics.accuracy >=", "--workspace", workspace)
+
+    assert result.code == 0, result.err
+    runs = pd.read_csv(target)
+    assert list(runs.columns) == ["name", "metrics.accuracy"]
+    assert sorted(zip(runs["name"], runs["metrics.accuracy"], strict=True)) == [
+        ("baseline", 0.81),
+        ("tuned", 0.9),
+    ]
+    assert both.code == 2 and "not both" in both.err
+    assert bad.code == 1 and "metrics.accuracy >=" in bad.err
 
 
 def test_printed_csv_parses(cli: CliRunner, workspace: Path) -> None:

@@ -138,11 +138,11 @@ def test_trend_writes_a_report_document(cli: CliRunner, workspace: Path, tmp_pat
 
 
 def test_trend_errors_a_user_can_fix_exit_1(cli: CliRunner, workspace: Path) -> None:
-    filtered = cli("trend", "accuracy", "--filter", "metrics.accuracy > 0.8", "--workspace", workspace)
+    filtered = cli("trend", "accuracy", "--filter", "metrics.accuracy >", "--workspace", workspace)
     unknown = cli("trend", "accuracy", "--project", "nope", "--workspace", workspace)
 
     assert (filtered.code, filtered.out) == (1, "")
-    assert filtered.err.startswith("contexta: run filters are not available in this version")
+    assert "column" in filtered.err and "metrics.accuracy >" in filtered.err
     assert (unknown.code, unknown.out) == (1, "")
     assert "nope" in unknown.err
 
@@ -252,3 +252,19 @@ def test_json_keeps_a_diverged_value_as_a_token_not_null(cli: CliRunner, tmp_pat
     assert alerts.code == 1  # a NaN loss cannot show the run is fine
     results = json.loads(alerts.out)["results"]
     assert [(result["observed"], result["fired"]) for result in results] == [(0.5, False), ("NaN", True)]
+
+
+def test_trend_and_alerts_take_only_the_runs_a_filter_keeps(
+    cli: CliRunner, workspace: Path, rules: Path
+) -> None:
+    trend = cli(
+        "trend", "train/loss", "--stage", "train", "--filter", "name = tuned", "--workspace", workspace
+    )
+    alerts = cli("alerts", rules, "--filter", "name = baseline", "--workspace", workspace, "--format", "json")
+
+    assert trend.code == 0, trend.err
+    assert [line.split()[0] for line in trend.out.splitlines()[3:]] == ["tuned"]
+    assert {result["run_id"] for result in json.loads(alerts.out)["results"]} == {
+        "run:p.baseline",
+        "run:q.baseline",
+    }

@@ -122,6 +122,13 @@ def test_an_archived_run_leaves_the_default_listing_but_every_query_still_finds_
     assert ctx.select_best_run(["baseline", "old"], "accuracy") == "run:p.baseline"
     assert ctx.build_snapshot_report("old@1").title.endswith("run:p.old@1")
 
+    # Searching, sorting, paging and run tables hide it too, unless asked.
+    assert [run.name for run in ctx.list_runs(filter="metrics.accuracy > 0")] == ["baseline"]
+    assert [run.name for run in ctx.list_runs(sort="-metrics.accuracy", offset=0)] == ["baseline"]
+    assert [run.name for run in ctx.list_runs(sort="name", include_archived=True)] == ["baseline", "old"]
+    assert ctx.get_runs_table(columns="name").rows == [("baseline",)]
+    assert ctx.get_runs_table(columns="name", include_archived=True).rows == [("baseline",), ("old",)]
+
     ctx.unarchive_run("old")
     assert _names(ctx) == ["baseline", "old"]
 

@@ -67,6 +67,7 @@ def test_table_columns_are_ordered_columns_one_value_per_sample(table: SampleTab
     columns = table.table_columns()
 
     assert list(columns) == [
+        "run_id",
         "sample_id",
         "name",
         "stage_name",
@@ -81,6 +82,7 @@ def test_table_columns_are_ordered_columns_one_value_per_sample(table: SampleTab
     ]
     assert {len(values) for values in columns.values()} == {CASES}
     assert columns["metrics.latency.ms"][:3] == [10.0, 11.0, 12.0]
+    assert set(columns["run_id"]) == {table.run_id}
     assert columns["sample_id"][0] == f"sample:{PROJECT}.quick.evaluate.case-000"
     assert columns["events"][7] == ["answer 7", "TimeoutError: no answer for case 7"]
 

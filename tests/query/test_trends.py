@@ -98,15 +98,21 @@ def test_project_selects_the_runs_and_an_unknown_one_is_not_found(ctx: Contexta)
     assert caught.value.code == "project_not_found"
 
 
-def test_a_filter_is_refused_until_filters_exist_rather_than_ignored(ctx: Contexta) -> None:
-    for call in (
-        lambda: ctx.get_metric_trend("loss", filter="metrics.loss < 1"),
-        lambda: ctx.get_stage_duration_trend("train", filter="metrics.loss < 1"),
-        lambda: ctx.get_artifact_size_trend("model", filter="metrics.loss < 1"),
+def test_a_filter_keeps_exactly_the_runs_it_holds_for_in_every_trend(ctx: Contexta) -> None:
+    every = ctx.get_metric_trend("loss", stage="train")
+    values = sorted(point.value for point in every.points)
+    cut = values[len(values) // 2]  # about half the runs end below it
+    kept = {point.run_id for point in every.points if point.value < cut}
+    assert kept and kept != {point.run_id for point in every.points}
+    expression = f"metrics.train:loss < {cut!r}"
+    for trend in (
+        ctx.get_metric_trend("loss", stage="train", filter=expression),
+        ctx.get_stage_duration_trend("train", filter=expression),
     ):
-        with pytest.raises(ValidationError) as caught:
-            call()
-        assert caught.value.code == "filter_unavailable"
+        assert {point.run_id for point in trend.points} == kept
+    with pytest.raises(ValidationError) as caught:
+        ctx.get_artifact_size_trend("model", filter="metrics.loss <")
+    assert caught.value.code == "filter_invalid"
 
 
 @pytest.mark.parametrize(

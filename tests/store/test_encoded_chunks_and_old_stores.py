@@ -125,6 +125,10 @@ def _as_schema_two(store: Path) -> None:
         connection.execute("ALTER TABLE metric_chunks DROP COLUMN encoding")
         for column in ("tag_edits", "notes", "archived_at"):  # schema 5's
             connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        # Nor what schema 4 added: the series' extremes and the index by key.
+        connection.execute("DROP INDEX metric_series_by_key")
+        for column in ("min_value", "max_value", "extremes_known"):
+            connection.execute(f"ALTER TABLE metric_series DROP COLUMN {column}")
         connection.execute("PRAGMA user_version=2")
         connection.execute("COMMIT")
         connection.execute("VACUUM")

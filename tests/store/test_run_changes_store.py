@@ -26,6 +26,9 @@ def test_a_store_from_before_run_changes_migrates_and_its_runs_can_then_be_chang
     with sqlite3.connect(workspace / "metadata" / "contexta.db") as connection:
         for column in ("tag_edits", "notes", "archived_at"):
             connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        connection.execute("DROP INDEX metric_series_by_key")  # and what schema 4 added
+        for column in ("min_value", "max_value", "extremes_known"):
+            connection.execute(f"ALTER TABLE metric_series DROP COLUMN {column}")
         connection.execute("PRAGMA user_version=3")
 
     with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:

@@ -1,9 +1,11 @@
 """`contexta export`: runs, metric points or samples as one tidy table, written as Parquet, CSV or
 JSON Lines.
 
-One row per run (`--table runs`: every field of the run's record), per metric point (`points`: run,
-stage, key, step, value, time, batch, sample) or per sample (`samples`), for the runs chosen (every
-run of the workspace, or of `--project`, unless `--run` names some). `-o PATH` writes the file (its
+One row per run (`--table runs`: every field of the run's record, or the fields `--columns` names:
+`name,params.lr,metrics.accuracy`), per metric point (`points`: run, stage, key, step, value, time,
+batch, sample) or per sample (`samples`: status, end reason, a `metrics.<key>` column per key any of
+the runs' samples recorded, event messages), for the runs chosen (every run of the workspace, or of
+`--project`, those `--filter` keeps, or those `--run` names). `-o PATH` writes the file (its
 format from `--format`, else PATH's suffix) and prints its path; without it CSV or JSON Lines is
 printed, made safe for a terminal as every document is (`_terminal.py`): use `-o` for the exact
 bytes. Parquet, being binary, is only written to a file.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from dataclasses import replace
 from pathlib import Path
 
 from contexta import Workspace
@@ -23,9 +26,10 @@ from contexta.query import (
     TABLE_FORMATS,
     MetricHistory,
     RunRecord,
+    RunsTable,
+    SampleTable,
     Tabular,
     runs_table,
-    samples_table,
     stack_tables,
     table_format,
     write_csv,
@@ -56,28 +60,49 @@ def _export_format(requested: str | None, target: Path | None) -> str:
 
 def select_runs(ctx: Workspace, args: argparse.Namespace) -> list[RunRecord]:
     """The runs an export covers: those `--run` names (in that order), else every run of `--project`
-    (or of the workspace), oldest first.
-
-    THE one place runs are chosen for every table: a `--filter EXPR` option narrows `runs` here.
-    """
+    (or of the workspace) that `--filter` keeps, oldest first. The one place runs are chosen for
+    every table."""
     if args.runs:
-        runs = [ctx.get_run(run_id) for run_id in dict.fromkeys(args.runs)]
-    else:
-        runs = ctx.list_runs(args.project)
-    return runs
+        if args.filter is not None:
+            raise UsageError("give --run or --filter, not both")
+        return [ctx.get_run(run_id) for run_id in dict.fromkeys(args.runs)]
+    return ctx.list_runs(args.project, filter=args.filter)
 
 
-def build_table(ctx: Workspace, table: str, runs: list[RunRecord]) -> Tabular:
+def build_table(ctx: Workspace, table: str, runs: list[RunRecord], columns: str | None = None) -> Tabular:
     """The table `table` over `runs`: one row per run, per metric point or per sample."""
+    if columns is not None and table != "runs":
+        raise UsageError("--columns chooses the fields of --table runs")
     if table == "runs":
-        return runs_table(runs)
+        if columns is None:
+            return runs_table(runs)
+        return _chosen_columns(ctx, runs, columns)
     if table == "points":
         histories = [ctx.metric_history(run.run_id) for run in runs]
         return stack_tables(histories) if histories else MetricHistory("", ())
-    # One row per sample from the sample records' own fields; a richer sample table (its metrics and
-    # events per sample) takes the place of `samples_table` here.
-    parts = [samples_table(run.run_id, ctx.list_samples(run.run_id)) for run in runs]
-    return stack_tables(parts) if parts else samples_table("", ())
+    return _samples(ctx, runs)
+
+
+def _chosen_columns(ctx: Workspace, runs: list[RunRecord], columns: str) -> RunsTable:
+    """`runs` as the fields `columns` names, one row each in the order of `runs` (the run's id picks
+    the row, whether or not it is one of the columns shown)."""
+    ctx.get_runs_table(columns=columns, limit=1)  # a fault in what was typed is pointed at as typed
+    table = ctx.get_runs_table(columns=f"run_id,{columns}", include_archived=True)
+    by_run = {row[0]: row[1:] for row in table.rows}
+    missing = [run.run_id for run in runs if run.run_id not in by_run]
+    if missing:
+        raise UsageError(f"--columns shows the latest execution of each run; {missing[0]} is an earlier one")
+    return replace(table, columns=table.columns[1:], rows=[by_run[run.run_id] for run in runs])
+
+
+def _samples(ctx: Workspace, runs: list[RunRecord]) -> Tabular:
+    """Every sample of `runs`, one row each, with a `metrics.<key>` column for every key any of them
+    recorded (empty where a sample did not), so the runs' tables stack into one."""
+    tables: list[SampleTable] = [ctx.get_sample_table(run.run_id) for run in runs]
+    if not tables:
+        return SampleTable(run_id="", stage_name=None, failed_only=False, metric_keys=(), rows=())
+    keys = tuple(dict.fromkeys(key for part in tables for key in part.metric_keys))
+    return stack_tables([part.with_metric_keys(keys) for part in tables])
 
 
 def _printed(table: Tabular, export_format: str) -> str:
@@ -98,7 +123,7 @@ def export_command(args: argparse.Namespace, output: Output) -> int:
     if target is None and export_format == "parquet":
         raise UsageError("Parquet is binary: give -o PATH to write it to a file")
     with open_workspace(args) as ctx:
-        table = build_table(ctx, args.table, select_runs(ctx, args))
+        table = build_table(ctx, args.table, select_runs(ctx, args), args.columns)
         if target is not None:
             written = write_table(table, target, export_format)
             output.line(str(written.resolve()))

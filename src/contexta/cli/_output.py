@@ -6,6 +6,7 @@ characters a terminal acts on as `\\u` escapes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -14,7 +15,7 @@ import orjson
 
 from contexta.cli._terminal import terminal_document, terminal_json, terminal_safe
 
-__all__ = ["CommandError", "Output", "UsageError"]
+__all__ = ["UNBOUNDED", "CommandError", "Output", "UsageError"]
 
 
 class CommandError(Exception):
@@ -23,6 +24,17 @@ class CommandError(Exception):
 
 class UsageError(Exception):
     """Arguments that parse but do not make sense together: reported like argparse's errors (exit 2)."""
+
+
+# The width of output that goes to no terminal: wider than any line, small enough for arithmetic.
+UNBOUNDED = 1 << 30
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed, or not a real stream
+        return False
 
 
 def _one_line(text: str) -> str:
@@ -39,7 +51,10 @@ class Output:
 
     @classmethod
     def for_terminal(cls, stdout: TextIO, stderr: TextIO) -> Output:
-        """Output sized to the terminal (`COLUMNS`, else the terminal, else 80 columns)."""
+        """Output sized to the terminal: `COLUMNS` when set, else the terminal's width; unbounded
+        when stdout is no terminal (a pipe, a file), so no cell is cut and `grep` sees every value."""
+        if "COLUMNS" not in os.environ and not _is_terminal(stdout):
+            return cls(stdout, stderr, UNBOUNDED)
         return cls(stdout, stderr, max(shutil.get_terminal_size().columns, 20))
 
     def line(self, text: str = "") -> None:
@@ -71,4 +86,13 @@ class Output:
     def error(self, message: str) -> None:
         """The one stderr line of a handled failure."""
         self.stderr.write(f"contexta: {_one_line(terminal_safe(message))}\n")
+        self.stderr.flush()
+
+    def pointed_error(self, message: str) -> None:
+        """A failure whose message is a line and then lines that point into what the user typed (an
+        expression and a caret under the fault): the first line as `error` writes it, the rest as
+        they are, so the caret stays under its column."""
+        first, *pointing = message.split("\n")
+        self.stderr.write(f"contexta: {_one_line(terminal_safe(first))}\n")
+        self.stderr.writelines(f"{terminal_safe(line)}\n" for line in pointing)
         self.stderr.flush()

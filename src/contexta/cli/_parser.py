@@ -74,6 +74,8 @@ class _CommandParser(argparse.ArgumentParser):
     ) -> tuple[Any, list[str]]:
         # parse_known_intermixed_args calls back into parse_known_args for its two passes; a parser
         # with its own commands (`run`) cannot be intermixed and parses as usual.
+        if args is not None:
+            args = _attach_dash_values(list(args))
         if self._intermixing or self._subparsers is not None:
             return super().parse_known_args(args, namespace)
         self._intermixing = True
@@ -89,6 +91,23 @@ class _CommandParser(argparse.ArgumentParser):
         if single_dash and arg_string[:2] not in self._option_string_actions:
             return None
         return super()._parse_optional(arg_string)
+
+
+# Options whose value may start with `-` (`--sort -metrics.accuracy`), which argparse would take for
+# an option of its own: the value is attached (`--sort=-metrics.accuracy`) before parsing.
+_DASH_VALUE_OPTIONS = frozenset({"--sort"})
+
+
+def _attach_dash_values(args: list[str]) -> list[str]:
+    attached: list[str] = []
+    values = iter(args)
+    for arg in values:
+        if arg in _DASH_VALUE_OPTIONS:
+            value = next(values, None)
+            attached.append(arg if value is None else f"{arg}={value}")
+        else:
+            attached.append(arg)
+    return attached
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -150,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = _command(commands, "runs", "list runs, oldest first", list_runs_command)
     runs.add_argument("--status", choices=STATUSES, help="only runs in this state")
-    runs.add_argument("--limit", type=_count(1), metavar="N", help="only the N most recent runs")
+    runs.add_argument(
+        "--limit",
+        type=_count(1),
+        metavar="N",
+        help="only N runs: the most recent, or the first in --sort order",
+    )
     runs.add_argument(
         "--all",
         action="store_true",
@@ -161,6 +185,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--archived",
         action="store_true",
         help="archived runs too (hidden by default; see `contexta archive`)",
+    )
+    # Finding runs (query/_filter_parse.py has the language).
+    runs.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="only runs the expression holds for, e.g. 'metrics.accuracy > 0.9 and tags.team = nlp'",
+    )
+    runs.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="only runs with this tag (with this value); repeat for several",
+    )
+    runs.add_argument(
+        "--sort", metavar="FIELDS", help="order by fields, comma-separated; '-' first for largest first"
+    )
+    runs.add_argument(
+        "--columns",
+        metavar="FIELDS",
+        help="show these fields as columns, e.g. name,status,params.lr,metrics.accuracy",
+    )
+    runs.add_argument(
+        "--offset", type=_count(0), metavar="N", help="skip N runs (the most recent N without --sort)"
     )
 
     run = commands.add_parser("run", help="look at one run (run show RUN)", description="Look at one run.")
@@ -265,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="RUN",
         help="only this run (repeat for more; default: every run)",
+    )
+    export.add_argument(
+        "--filter", metavar="EXPR", help="only the runs this filter expression keeps (not with --run)"
+    )
+    export.add_argument(
+        "--columns",
+        metavar="FIELDS",
+        help="with --table runs: these fields as columns, e.g. name,params.lr,metrics.accuracy",
     )
     export.add_argument("-o", "--output", metavar="PATH", help="write the table here (and print the path)")
 

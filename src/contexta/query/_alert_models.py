@@ -19,6 +19,7 @@ from typing import Any
 
 from contexta.errors import ValidationError
 from contexta.query._aggregations import AGGREGATIONS
+from contexta.query._frames import Tabular
 from contexta.query._models import ReadModel
 
 __all__ = ["ALERT_OPERATORS", "ALERT_OUTCOMES", "AlertReport", "AlertResult", "AlertRule"]
@@ -128,7 +129,7 @@ class AlertResult(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
-class AlertReport(ReadModel):
+class AlertReport(ReadModel, Tabular):
     """Every rule evaluated on every selected run: results by run (oldest first), then rule order."""
 
     rules: tuple[AlertRule, ...]

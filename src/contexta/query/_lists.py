@@ -6,6 +6,8 @@ Every function takes the store first; ids accept a full ref or a bare name (see 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from contexta.contract._checks import STATUSES
 from contexta.errors import ValidationError
 from contexta.query._fetch import (
@@ -20,6 +22,7 @@ from contexta.query._fetch import (
     fetch_samples,
     fetch_stages,
 )
+from contexta.query._filter_parse import RunFilter, SortKey
 from contexta.query._metric_names import missing_metric_error, recorded_keys
 from contexta.query._metrics import MetricGrouping, check_grouping, latest_metrics
 from contexta.query._models import (
@@ -31,11 +34,13 @@ from contexta.query._models import (
     MetricSeries,
     ProjectRecord,
     RunRecord,
+    RunsTable,
     SampleRecord,
     StageRecord,
 )
 from contexta.query._reading import reading
 from contexta.query._resolve import find_batch_ref, find_run, find_stage_ref, project_filter_ref
+from contexta.query._run_search import check_page, search_runs, search_runs_table
 from contexta.store import StoreDatabase
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "get_metric_series",
     "get_record_counts",
     "get_run",
+    "get_runs_table",
     "list_artifacts",
     "list_batches",
     "list_deployments",
@@ -66,6 +72,9 @@ def list_runs(
     *,
     status: str | None = None,
     limit: int | None = None,
+    offset: int | None = None,
+    filter: str | RunFilter | None = None,  # the name users know from the CLI
+    sort: str | Sequence[str | SortKey] | None = None,
     all_executions: bool = False,
     include_archived: bool = False,
 ) -> list[RunRecord]:
@@ -74,8 +83,12 @@ def list_runs(
     `run:p.r@n`). Archived executions are left out unless `include_archived` (every query that
     names a run still finds one).
 
-    `status` keeps runs in that state; `limit` keeps the most recent `limit` runs, still oldest first.
-    A project with no runs gives an empty list.
+    `status` keeps runs in that state; `filter` keeps the runs an expression holds for
+    (`metrics.accuracy > 0.9 and tags.team = nlp`; see `parse_run_filter`). Without `sort`, `limit`
+    keeps the most recent `limit` runs, still oldest first, after skipping the `offset` most recent.
+    `sort` orders by fields (`-metrics.accuracy,name`: `-` puts the largest first; runs without the
+    value go last), and `offset` / `limit` then page through that order. A project with no runs gives
+    an empty list; a malformed filter or sort raises `ValidationError` pointing at the fault.
     """
     if status is not None and status not in STATUSES:
         raise ValidationError(
@@ -83,8 +96,19 @@ def list_runs(
             code="status_invalid",
             details={"status": status},
         )
-    if limit is not None and (type(limit) is not int or limit < 1):
-        raise ValidationError(f"limit must be a positive int, got {limit!r}", code="limit_invalid")
+    if filter is not None or sort is not None or offset is not None:
+        return search_runs(
+            db,
+            project,
+            status=status,
+            limit=limit,
+            offset=offset,
+            filter=filter,
+            sort=sort,
+            all_executions=bool(all_executions),
+            include_archived=bool(include_archived),
+        )
+    check_page(limit, offset)
     with reading(db) as connection:
         project_ref = None if project is None else project_filter_ref(project, connection)
         runs = fetch_runs(
@@ -95,6 +119,35 @@ def list_runs(
             include_archived=bool(include_archived),
         )
     return runs[-limit:] if limit is not None else runs
+
+
+def get_runs_table(
+    db: StoreDatabase,
+    project: str | None = None,
+    *,
+    filter: str | RunFilter | None = None,  # as list_runs
+    sort: str | Sequence[str | SortKey] | None = None,
+    columns: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    include_archived: bool = False,
+) -> RunsTable:
+    """The runs `list_runs(project, filter=..., sort=..., limit=..., offset=...)` gives (latest
+    executions), as a table of `columns`: fields as a filter names them (`name,status,params.lr,
+    metrics.accuracy,duration`, comma-separated or a list), by default run_id, name, status,
+    started_at and duration; archived runs only with `include_archived`.
+    `ValidationError(columns_invalid)` points at a column that is no field.
+    """
+    return search_runs_table(
+        db,
+        project,
+        filter=filter,
+        sort=sort,
+        columns=columns,
+        limit=limit,
+        offset=offset,
+        include_archived=include_archived,
+    )
 
 
 def get_run(db: StoreDatabase, run_id: str, *, project: str | None = None) -> RunRecord:

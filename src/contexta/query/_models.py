@@ -47,6 +47,7 @@ __all__ = [
     "RunNote",
     "RunRecord",
     "RunSnapshot",
+    "RunsTable",
     "SampleMetricAcrossRuns",
     "SampleMetricDelta",
     "SampleRecord",
@@ -530,3 +531,26 @@ class MetricSummary(ReadModel):
     max: float | int | None
     non_finite_count: int
     samples: SampleAggregate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunsTable(ReadModel, Tabular):
+    """Runs as a table, one row per run in the order asked, one column per field named (`columns`,
+    as written: `name`, `params.lr`, `metrics.evaluate:accuracy`, `min(metrics.loss)`, ...).
+
+    Values are as stored: numbers, text, a param's own JSON value; `started_at` the stored instant,
+    `duration` seconds; None where a run has no value. `table_columns()` gives the same cells column
+    by column, the shape data-frame libraries take.
+    """
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def table_columns(self) -> dict[str, list[Any]]:
+        """Column name -> its values, one per run, in row order (columns in the order asked)."""
+        if not self.rows:
+            return {name: [] for name in self.columns}
+        return {
+            name: list(values)
+            for name, values in zip(self.columns, zip(*self.rows, strict=True), strict=True)
+        }

@@ -6,7 +6,6 @@ selection rule (a project, a filter expression) means the same thing in all of t
 
 from __future__ import annotations
 
-from contexta.errors import ValidationError
 from contexta.query._lists import list_runs
 from contexta.query._models import RunRecord
 from contexta.query._resolve import resolve_project
@@ -17,18 +16,7 @@ __all__ = ["runs_for"]
 
 def runs_for(db: StoreDatabase, project: str | None, filter: str | None) -> list[RunRecord]:
     """The latest execution of every run (of `project`, when given: `NotFoundError` when it does not
-    exist), oldest first by start, kept when `filter` holds for it.
-
-    Filter expressions are not part of this build: a filter given raises
-    `ValidationError(filter_unavailable)` rather than being ignored (which would widen the selection).
-    """
-    # When `list_runs` takes `filter=`, this check goes and the filter is passed on below.
-    if filter is not None:
-        raise ValidationError(
-            f"run filters are not available in this version of contexta (got {filter!r}); "
-            "select the runs by project instead",
-            code="filter_unavailable",
-            details={"filter": filter},
-        )
+    exist), oldest first by start, kept when the filter expression `filter` holds for it (see
+    `list_runs`; a malformed one raises `ValidationError(filter_invalid)` pointing at the fault)."""
     project_ref = None if project is None else resolve_project(db, project)
-    return list_runs(db, project_ref)
+    return list_runs(db, project_ref, filter=filter)

@@ -88,8 +88,10 @@ class SampleTable(ReadModel, Tabular):
         return sum(1 for row in self.rows if row.failed)
 
     def column_names(self) -> list[str]:
-        """Every column of `table_columns()`, in order."""
+        """Every column of `table_columns()`, in order: `run_id` first, so tables of several runs
+        stacked into one export still say whose each sample was."""
         return [
+            "run_id",
             *SAMPLE_ROW_COLUMNS,
             *(f"{METRIC_COLUMN_PREFIX}{key}" for key in self.metric_keys),
             "events",
@@ -98,7 +100,12 @@ class SampleTable(ReadModel, Tabular):
     def table_columns(self) -> dict[str, list[Any]]:
         """Column name -> one value per row, in order: the sample's fields, a `metrics.<key>` column
         per metric key (None where a sample did not record it), then `events` (a list per row)."""
-        return {column: [_column_value(row, column) for row in self.rows] for column in self.column_names()}
+        return {
+            column: [self.run_id] * len(self.rows)
+            if column == "run_id"
+            else [_column_value(row, column) for row in self.rows]
+            for column in self.column_names()
+        }
 
     def column_types(self) -> Mapping[str, ColumnType]:
         """Fixed types, so an export keeps its shape whatever the samples held: metric values are
@@ -106,7 +113,13 @@ class SampleTable(ReadModel, Tabular):
         metrics: dict[str, ColumnType] = {
             f"{METRIC_COLUMN_PREFIX}{key}": "float64" for key in self.metric_keys
         }
-        return {**_ROW_COLUMN_TYPES, **metrics, "events": "json"}
+        return {"run_id": "string", **_ROW_COLUMN_TYPES, **metrics, "events": "json"}
+
+    def with_metric_keys(self, metric_keys: tuple[str, ...]) -> SampleTable:
+        """The same rows with a `metrics.<key>` column for each of `metric_keys` (None where a sample
+        did not record the key): how tables of runs that recorded different keys line up to be
+        stacked into one export."""
+        return replace(self, metric_keys=metric_keys)
 
     def sorted_by(self, column: str) -> SampleTable:
         """The table with its rows ordered by `column` (any of `column_names()`; a leading `-` sorts

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from contexta.query._frames import Tabular
 from contexta.query._models import ReadModel
 
 __all__ = [
@@ -56,7 +57,7 @@ class MetricTrendPoint(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
-class MetricTrend(ReadModel):
+class MetricTrend(ReadModel, Tabular):
     """A metric's value per run, oldest run first (`stage_name` None: every stage and the run)."""
 
     metric_key: str
@@ -99,7 +100,7 @@ class StageDurationPoint(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
-class StageDurationTrend(ReadModel):
+class StageDurationTrend(ReadModel, Tabular):
     """A stage's duration per run, oldest run first."""
 
     stage_name: str
@@ -151,7 +152,7 @@ class ArtifactSizePoint(ReadModel):
 
 
 @dataclass(frozen=True, slots=True)
-class ArtifactSizeTrend(ReadModel):
+class ArtifactSizeTrend(ReadModel, Tabular):
     """An artifact kind's total size per run, oldest run first."""
 
     kind: str

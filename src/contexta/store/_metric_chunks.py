@@ -198,7 +198,7 @@ _SERIES_COLUMNS = (
 )
 _UPSERT_SERIES_HEAD = (
     f"INSERT INTO metric_series ({_SERIES_COLUMNS}, point_count, first_seq, last_seq, last_value, "
-    "non_finite_count, first_non_finite_step) VALUES "
+    "non_finite_count, first_non_finite_step, min_value, max_value, extremes_known) VALUES "
 )
 # The right-hand sides read the row as it was before this update: the first non-finite step is
 # taken from the batch that brings the series' first non-finite point.
@@ -210,9 +210,14 @@ _UPSERT_SERIES_TAIL = (
     "last_seq = max(last_seq, excluded.last_seq), "
     "non_finite_count = non_finite_count + excluded.non_finite_count, "
     "first_non_finite_step = CASE WHEN non_finite_count = 0 "
-    "THEN excluded.first_non_finite_step ELSE first_non_finite_step END"
+    "THEN excluded.first_non_finite_step ELSE first_non_finite_step END, "
+    # SQLite's two-argument min/max give NULL if either is NULL (a batch of NaN only, or none yet).
+    "min_value = min(coalesce(min_value, excluded.min_value), coalesce(excluded.min_value, min_value)), "
+    "max_value = max(coalesce(max_value, excluded.max_value), coalesce(excluded.max_value, max_value)), "
+    "extremes_known = extremes_known AND excluded.extremes_known"
 )
-_SERIES_ROW_WIDTH = 16  # the identity's 10 columns, the 4 aggregates, the 2 non-finite ones
+# the identity's 10 columns, the 4 aggregates, the 2 non-finite ones, the 3 extremes
+_SERIES_ROW_WIDTH = 19
 _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
     "steps, id_prefix, ref_base, recorded_ns, explicit, encoding) VALUES "
@@ -320,6 +325,7 @@ class MetricChunkWriter:
         values = group.values
         last = values[-1]
         non_finite_count, first_non_finite_step = 0, None
+        ordered: Any = values  # what min and max are taken over: every point but the NaN ones
         # A finite sum (taken at C speed) means no point is NaN or infinite: the common batch stops here.
         if (total := sum(values)) - total != 0:
             where = [index for index, value in enumerate(values) if value - value != 0]
@@ -327,6 +333,7 @@ class MetricChunkWriter:
                 non_finite_count = len(where)
                 step = group.steps[where[0]]
                 first_non_finite_step = None if step == NO_STEP else step
+                ordered = [value for value in values if value == value]  # noqa: PLR0124 (NaN test)
         return (
             *group.identity,
             len(group.positions),
@@ -335,6 +342,9 @@ class MetricChunkWriter:
             last if last - last == 0 else encode_metric_value(last),  # SQLite stores NaN as NULL
             non_finite_count,
             first_non_finite_step,
+            min(ordered) if ordered else None,  # SQLite keeps the infinities as REAL
+            max(ordered) if ordered else None,
+            1,
         )
 
     def _write_captured(

@@ -466,8 +466,19 @@ MIGRATIONS[2] = _SCHEMA_2
 # an encoded column as an array, away from the store ("newer than this Contexta").
 MIGRATIONS[3] = ("ALTER TABLE metric_chunks ADD COLUMN encoding INTEGER",)
 
-# Schema 4 is another change's; until it lands it changes nothing here.
-MIGRATIONS.setdefault(4, ())
+# Schema 4: each series keeps its smallest and largest value (NaN left out; NULL when every point is
+# NaN), so run search answers `min(metrics.loss) < 0.1` over thousands of runs without reading a point.
+# The index by key covers every column a search reads, so one metric across 10,000 runs is one range
+# of the index (8 ms) rather than 10,000 row lookups (25 ms), for about a tenth more store size. Series
+# written before schema 4 have `extremes_known` 0: their extremes are read from their points when
+# asked (see query/_run_values.py).
+MIGRATIONS[4] = (
+    "ALTER TABLE metric_series ADD COLUMN min_value",
+    "ALTER TABLE metric_series ADD COLUMN max_value",
+    "ALTER TABLE metric_series ADD COLUMN extremes_known INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX metric_series_by_key ON metric_series(key, deployment_ref, execution_id, stage_ref, "
+    "last_seq, last_value, min_value, max_value, extremes_known)",
+)
 
 # Schema 5: what people decide about a run after capture (store/_run_changes.py), kept beside what was
 # captured. `tags` stays the run's effective tags (captured ones with these edits applied), so

@@ -1,0 +1,220 @@
+"""Runs as columns of field values: one SELECT for the runs, one per metric field.
+
+The runs' SELECT reads only the columns the search's fields need and, beside them, every params or
+tags field asked for, taken out of the JSON by SQLite (`json_extract`): ten thousand config snapshots
+are never decoded in Python. Records are built afterwards for the page only.
+
+A metric field reads no point: it is answered from the series summaries the store keeps at ingest
+(latest value with its capture position, min and max) through the covering key index of schema 4.
+Only series stored before schema 4, whose extremes were never recorded, have their points read, and
+only when min() or max() of their key is asked for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from contexta.contract._non_finite import decode_metric_value
+from contexta.query._bulk import collection_paused
+from contexta.query._fetch import instant
+from contexta.query._run_fields import RunField
+from contexta.store import load_columns, select_series
+
+__all__ = ["RunRows", "fetch_run_rows", "field_column"]
+
+# What a run's own fields are read from.
+_COLUMNS = {
+    "run_id": "CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END",
+    "project": "coalesce(projects.display_name, projects.name, "
+    "substr(runs.project_ref, instr(runs.project_ref, ':') + 1))",
+    "name": "coalesce(runs.display_name, runs.name)",
+    "status": "status",
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "tags": "runs.tags",
+    "config_snapshot": "config_snapshot",
+}
+_NEEDS = {"duration": ("started_at", "ended_at"), "metric": ()}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRows:
+    """The runs a search considers, in listing order (oldest first): each row starts with the
+    execution id; `at` gives where each other column read is (a params or tags field's value, then its
+    JSON type, sit at the field's position)."""
+
+    rows: list[tuple[Any, ...]]
+    at: dict[str | RunField, int]
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def execution_id(self, row: int) -> str:
+        return str(self.rows[row][0])
+
+
+def _json_path(path: tuple[str, ...]) -> str | None:
+    """The SQLite JSON path of a params path or tag name; None when a segment cannot be quoted in one
+    (it holds a double quote or backslash): that field is read in Python instead."""
+    if any('"' in segment or "\\" in segment for segment in path):
+        return None
+    return "$" + "".join(f'."{segment}"' for segment in path)
+
+
+def _plan(fields: Sequence[RunField]) -> tuple[list[tuple[str | RunField, str]], list[str]]:
+    """The columns to select for `fields` (name or field, SQL) and the JSON paths they bind."""
+    selected: dict[str | RunField, str] = {}
+    paths: list[str] = []
+    for wanted in fields:
+        source = "config_snapshot" if wanted.kind == "param" else "tags"
+        path = _json_path(wanted.path) if wanted.kind in ("param", "tag") else None
+        if path is not None:
+            selected[wanted] = f"json_extract({_COLUMNS[source]}, ?), json_type({_COLUMNS[source]}, ?)"
+            paths += [path, path]
+            continue
+        needs = (source,) if wanted.kind in ("param", "tag") else _NEEDS.get(wanted.kind, (wanted.kind,))
+        for name in needs:
+            selected.setdefault(name, _COLUMNS[name])
+    return list(selected.items()), paths
+
+
+def fetch_run_rows(
+    connection: sqlite3.Connection,
+    fields: Sequence[RunField],
+    *,
+    project_ref: str | None,
+    equal: Sequence[tuple[str, str]],
+    all_executions: bool,
+    include_archived: bool,
+) -> RunRows:
+    """The runs of `project_ref` (or all) whose `name` / `status` equal the values in `equal` (what
+    the search could hand to SQL), in listing order (the latest executions, or every one), with what
+    `fields` read; archived executions only with `include_archived`."""
+    selected, parameters = _plan(list(dict.fromkeys(fields)))
+    at: dict[str | RunField, int] = {}
+    position = 1
+    for name, _ in selected:
+        at[name] = position
+        position += 2 if isinstance(name, RunField) else 1
+    clauses = []
+    if project_ref is not None:
+        clauses.append("runs.project_ref = ?")
+        parameters.append(project_ref)
+    for column, value in equal:
+        clauses.append(f"{_COLUMNS[column]} = ?")
+        parameters.append(value)
+    if not all_executions:
+        clauses.append("latest")
+    if not include_archived:
+        clauses.append("archived_at IS NULL")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    join = " LEFT JOIN projects ON projects.project_ref = runs.project_ref" if "project" in at else ""
+    columns = ", ".join(["runs.execution_id", *(sql for _, sql in selected)])
+    sql = f"SELECT {columns} FROM runs{join}{where} ORDER BY runs.started_key, runs.rowid"
+    with collection_paused():
+        return RunRows(connection.execute(sql, parameters).fetchall(), at)
+
+
+def _from_json(value: Any, json_type: str | None) -> Any:
+    """A value json_extract gave, as the JSON held it: true/false as bools, objects and arrays
+    decoded (json_extract gives them as text)."""
+    if json_type in ("true", "false"):
+        return json_type == "true"
+    if json_type in ("object", "array"):
+        return orjson.loads(value)
+    return value
+
+
+def _at_path(text: str | None, path: tuple[str, ...]) -> Any:
+    document: Any = None if text is None else orjson.loads(text)
+    for segment in path:
+        if not isinstance(document, dict):
+            return None
+        document = document.get(segment)
+    return document
+
+
+def _duration(started: str, ended: str | None) -> float | None:
+    if ended is None:
+        return None
+    return (instant(ended) - instant(started)).total_seconds()
+
+
+# One row per execution holding the key (in the stage named, when the field names one), from the
+# covering key index; a stage-qualified field looks each series' stage up by its primary key.
+_METRIC_GROUPED = (
+    "SELECT s.execution_id, {value}, {order} FROM metric_series s{join} "
+    "WHERE s.key = ? AND s.deployment_ref = ''{stage} GROUP BY s.execution_id"
+)
+_STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_ref = s.stage_ref"
+_STAGE_NAMED = " AND (st.display_name = ? OR st.name = ?)"
+
+
+def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
+    """execution id -> the metric field's value, for every execution that has one."""
+    staged = wanted.stage is not None
+    parameters = [wanted.key, wanted.stage, wanted.stage] if staged else [wanted.key]
+    shape = {"join": _STAGE_JOIN if staged else "", "stage": _STAGE_NAMED if staged else ""}
+    if wanted.aggregate == "latest":
+        # SQLite takes the bare column from the row holding max(): the series captured last.
+        sql = _METRIC_GROUPED.format(value="s.last_value", order="max(s.last_seq)", **shape)
+        return {
+            execution: decode_metric_value(value)
+            for execution, value, _ in connection.execute(sql, parameters)
+        }
+    value = "min(s.min_value)" if wanted.aggregate == "min" else "max(s.max_value)"
+    sql = _METRIC_GROUPED.format(value=value, order="min(s.extremes_known)", **shape)
+    return {
+        execution: value if known else _extreme_from_points(connection, execution, wanted)
+        for execution, value, known in connection.execute(sql, parameters)
+    }
+
+
+def _extreme_from_points(connection: sqlite3.Connection, execution_id: str, wanted: RunField) -> Any:
+    """min or max of the field's points, read from them (series stored before schema 4)."""
+    series = [
+        row
+        for row in select_series(connection, execution_id=execution_id, key=wanted.key)
+        if row.deployment_ref is None
+    ]
+    if wanted.stage is not None:
+        stage_refs = {
+            ref
+            for (ref,) in connection.execute(
+                "SELECT stage_ref FROM stages WHERE execution_id = ? AND (display_name = ? OR name = ?)",
+                (execution_id, wanted.stage, wanted.stage),
+            )
+        }
+        series = [row for row in series if row.stage_ref in stage_refs]
+    values = [value for value in load_columns(connection, series).values if value == value]  # noqa: PLR0124
+    if not values:
+        return None
+    return min(values) if wanted.aggregate == "min" else max(values)
+
+
+def field_column(
+    connection: sqlite3.Connection, runs: RunRows, wanted: RunField, rows: Sequence[int] | None = None
+) -> list[Any]:
+    """The stored value of `wanted` for each run (of `rows`, default all), None where it has none."""
+    picked = runs.rows if rows is None else [runs.rows[row] for row in rows]
+    kind = wanted.kind
+    if kind == "metric":
+        values = _metric_values(connection, wanted)
+        return [values.get(row[0]) for row in picked]
+    if kind in ("param", "tag"):
+        at = runs.at.get(wanted)
+        if at is None:  # a path SQLite cannot name
+            source = runs.at["config_snapshot" if kind == "param" else "tags"]
+            return [_at_path(row[source], wanted.path) for row in picked]
+        return [_from_json(row[at], row[at + 1]) for row in picked]
+    if kind == "duration":
+        started, ended = runs.at["started_at"], runs.at["ended_at"]
+        return [_duration(row[started], row[ended]) for row in picked]
+    index = runs.at[kind]
+    return [row[index] for row in picked]
