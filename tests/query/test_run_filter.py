@@ -36,6 +36,7 @@ from contexta.query import (
     parse_sort,
     tag_filter,
 )
+from contexta.query._filter_parse import AllOf
 
 
 def _capture(workspace: Path) -> None:
@@ -341,6 +342,24 @@ def test_a_parsed_filter_and_sort_can_be_reused_and_combined(ctx: Contexta) -> N
     assert _names(ctx, nlp, sort=parse_sort("-name")) == ["gamma", "alpha"]
     assert _names(ctx, combined) == ["alpha"]
     assert _names(ctx, tag_filter("team")) == ["alpha", "beta", "gamma"]
+
+
+def test_a_filter_nested_too_deeply_is_a_validation_error_not_a_crash(ctx: Contexta) -> None:
+    """Hundreds of parentheses or `not`s (a filter built by a program) are refused with an error
+    pointing at the nesting, never a RecursionError; filters joined with `&` any number of times
+    stay one flat `and`."""
+    assert _names(ctx, "(" * 50 + "name = alpha" + ")" * 50) == ["alpha"]
+    assert _names(ctx, "not " * 50 + "name = alpha") == ["alpha"]
+    for deep in ("(" * 2000 + "name = alpha" + ")" * 2000, "not " * 2000 + "name = alpha"):
+        with pytest.raises(ValidationError, match="nested") as raised:
+            _names(ctx, deep)
+        assert raised.value.code == "filter_invalid"
+    combined = parse_run_filter("name ~ a")
+    for _ in range(2000):
+        combined = combined & parse_run_filter("tags.team")
+    assert _names(ctx, combined) == ["alpha", "beta", "gamma"]
+    assert isinstance(combined.node, AllOf)
+    assert len(combined.node.operands) == 2001
 
 
 # -- runs tables ----------------------------------------------------------------------------------
