@@ -361,6 +361,19 @@ def test_a_manifest_that_names_a_path_outside_the_backup_is_refused(captured: Pa
     assert not (tmp_path / "target").exists()
 
 
+def test_restoring_from_a_file_says_it_is_not_a_backup(tmp_path: Path) -> None:
+    """SRC a file (a tarball of the backup, say): the API raised NotADirectoryError, not the
+    ValidationError every other source that is no backup gives."""
+    archive = tmp_path / "backup.tar"
+    archive.write_bytes(b"not a directory")
+
+    with pytest.raises(ValidationError) as refused:
+        contexta.restore_workspace(archive, tmp_path / "target")
+
+    assert refused.value.code == "backup_manifest_missing"
+    assert not (tmp_path / "target").exists()
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The children inherit the environment: a CONTEXTA_ override from the shell must not change them.
