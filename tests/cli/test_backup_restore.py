@@ -252,6 +252,35 @@ def test_restore_keeps_the_workspace_it_replaces(
         assert [run.name for run in kept.list_runs()] == ["kept"]
 
 
+def test_restore_into_a_workspace_that_is_a_symbolic_link_restores_where_it_points(
+    captured: Path, tmp_path: Path, cli: CliRunner
+) -> None:
+    """`.contexta -> /big/disk/contexta` is how a workspace is put on another disk: the restore goes
+    to the directory the link names, and the link stays (it was moved aside and replaced by a
+    directory beside it, on the link's disk)."""
+    backup, disk, link = tmp_path / "backup", tmp_path / "disk", tmp_path / "link"
+    assert cli("backup", backup, "--workspace", captured).code == 0
+    _capture(disk / "contexta", "other", ["kept"])
+    link.symlink_to(disk / "contexta", target_is_directory=True)
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(disk / "fresh", target_is_directory=True)
+
+    result = cli("restore", backup, "--workspace", link, "--format", "json")
+    fresh = cli("restore", backup, "--workspace", dangling)
+
+    assert result.code == 0, result.err
+    assert fresh.code == 0, fresh.err
+    assert link.is_symlink() and os.readlink(link) == str(disk / "contexta")
+    assert dangling.is_symlink() and (disk / "fresh").is_dir()
+    previous = Path(orjson.loads(result.out)["previous_workspace"])
+    assert previous.parent == disk and previous.name.startswith("contexta.before-restore-")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["backup", "dangling", "disk", "link", "ws"]
+    with Workspace(link) as restored, Workspace(previous) as kept, Workspace(dangling) as new:
+        assert [run.name for run in restored.list_runs()] == ["alpha", "beta"]
+        assert [run.name for run in new.list_runs()] == ["alpha", "beta"]
+        assert [run.name for run in kept.list_runs()] == ["kept"]
+
+
 def test_restore_refuses_a_workspace_a_process_is_capturing_into(
     captured: Path, tmp_path: Path, cli: CliRunner
 ) -> None:
@@ -329,6 +358,19 @@ def test_a_manifest_that_names_a_path_outside_the_backup_is_refused(captured: Pa
         contexta.restore_workspace(backup, tmp_path / "target")
 
     assert refused.value.code == "backup_manifest_invalid"
+    assert not (tmp_path / "target").exists()
+
+
+def test_restoring_from_a_file_says_it_is_not_a_backup(tmp_path: Path) -> None:
+    """SRC a file (a tarball of the backup, say): the API raised NotADirectoryError, not the
+    ValidationError every other source that is no backup gives."""
+    archive = tmp_path / "backup.tar"
+    archive.write_bytes(b"not a directory")
+
+    with pytest.raises(ValidationError) as refused:
+        contexta.restore_workspace(archive, tmp_path / "target")
+
+    assert refused.value.code == "backup_manifest_missing"
     assert not (tmp_path / "target").exists()
 
 

@@ -175,3 +175,44 @@ def test_metric_summaries_leave_non_finite_points_out_of_min_and_max(tmp_path: P
     assert (loss_summary.min, loss_summary.max, loss_summary.point_count) == (0.25, 0.5, 4)
     assert loss_summary.non_finite_count == 2
     assert loss_summary.latest == math.inf
+
+
+def test_sample_values_near_the_largest_float_are_summarised_not_an_overflow(tmp_path: Path) -> None:
+    """Finite per-sample values whose sum or spread is beyond the largest float: the mean and the
+    percentiles are still their finite statistics (compare, reports and `run show` raised
+    OverflowError: intermediate overflow in fsum)."""
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx:
+        with ctx.run("r") as run, run.stage("evaluate") as stage:
+            for index, value in enumerate((1e308, 1e308, -1e308, 1e308)):
+                with stage.sample(f"s{index}") as sample:
+                    sample.metric("energy", value)
+        (summary,) = ctx.get_metric_summaries("r")
+        comparison = ctx.compare_runs("r", "r")
+
+    energy = summary.samples
+    assert energy is not None
+    assert (energy.count, energy.min, energy.max) == (4, -1e308, 1e308)
+    assert energy.mean == pytest.approx(0.5e308)
+    assert energy.p50 == pytest.approx(1e308)
+    assert energy.p95 == pytest.approx(1e308)
+    assert [metric.metric_key for metric in comparison.sample_metrics] == ["energy"]
+
+
+def test_a_percentile_between_the_extremes_of_the_float_range_is_finite(tmp_path: Path) -> None:
+    """The interpolation between two ranks whose difference is beyond the largest float (it gave inf,
+    or NaN on an exact rank)."""
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx:
+        with ctx.run("r") as run:
+            stages = (("two", (-1.5e308, 1.5e308)), ("three", (-1.5e308, -1.5e308, 1.5e308)))
+            for stage_name, values in stages:
+                with run.stage(stage_name) as stage:
+                    for index, value in enumerate(values):
+                        with stage.sample(f"s{index}") as sample:
+                            sample.metric(f"energy.{stage_name}", value)
+        two, three = (summary.samples for summary in ctx.get_metric_summaries("r"))
+
+    assert two is not None and three is not None
+    assert (two.p50, two.mean) == (0.0, 0.0)
+    assert two.p95 == pytest.approx(1.35e308)
+    assert three.p50 == -1.5e308
+    assert three.p95 == pytest.approx(1.2e308)

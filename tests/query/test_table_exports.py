@@ -110,6 +110,18 @@ def test_metric_history_picks_keys_and_a_stage(ctx: Contexta) -> None:
     assert bad.value.code == "metric_key_invalid"
 
 
+def test_a_history_of_a_key_the_run_never_recorded_names_the_closest(ctx: Contexta) -> None:
+    """A misspelt key gave an empty series silently (the complaint of issue 17), while
+    get_metric_series raised; a key recorded elsewhere in the run is still an empty series."""
+    with pytest.raises(NotFoundError, match=r"'los'.*did you mean 'loss'") as missing:
+        ctx.metric_history("r", keys=["loss", "los"])
+    assert missing.value.code == "metric_not_found"
+    with pytest.raises(NotFoundError, match="'los'"):
+        ctx.metric_history("r", keys="los", stage=TRICKY_STAGE)
+    elsewhere = ctx.metric_history("r", keys=["lr"], stage=TRICKY_STAGE)
+    assert [len(series.points) for series in elsewhere.series] == [0]
+
+
 def test_a_history_converts_to_polars(ctx: Contexta) -> None:
     frame = ctx.metric_history("r", keys="loss").to_polars()
 

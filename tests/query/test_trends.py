@@ -152,6 +152,19 @@ def test_a_diverged_run_shows_as_nan_except_for_latest_and_count(tmp_path: Path)
         assert get_metric_trend(db, "loss", aggregation="count").values == [3]
 
 
+def test_values_near_the_largest_float_have_a_finite_mean_and_percentiles(tmp_path: Path) -> None:
+    """A series of finite values whose sum or spread is beyond the largest float: the trend's mean
+    raised OverflowError (intermediate overflow in fsum) and its p50 came out inf."""
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx:
+        with ctx.run("huge") as run, run.stage("train") as stage:
+            for step, value in enumerate([-1.5e308, -1.5e308, 1.5e308, 1.5e308], start=1):
+                stage.metric("energy", value, step=step)
+        mean = ctx.get_metric_trend("energy", aggregation="mean").values
+        p50 = ctx.get_metric_trend("energy", aggregation="p50").values
+        p95 = ctx.get_metric_trend("energy", aggregation="p95").values
+    assert (mean, p50, p95) == ([0.0], [0.0], [1.5e308])
+
+
 def test_stage_durations_per_run_leave_out_runs_without_the_stage(ctx: Contexta) -> None:
     trend = ctx.get_stage_duration_trend("evaluate", project=PROJECT)
     assert [point.run_name for point in trend.points] == TRAINED[:-1]

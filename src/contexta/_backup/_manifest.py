@@ -110,7 +110,7 @@ def read_manifest(source: Path) -> BackupManifest:
     path = source / MANIFEST_NAME
     try:
         document = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there, or a file rather than a backup
         raise ValidationError(
             f"{source} holds no {MANIFEST_NAME}: it is not a Contexta backup, or its backup was cut short "
             "(the manifest is written last); make the backup again",

@@ -127,7 +127,9 @@ def restore_workspace(
     manifest = read_manifest(source)
     _check_listing(manifest, source)
     layout = load_config(config, workspace=workspace).workspace
-    target = layout.root
+    # A workspace path that is a symbolic link (put on another disk) is restored where it points:
+    # the link stays, and the directory it names is the one replaced.
+    target = Path(os.path.realpath(layout.root)) if layout.root.is_symlink() else layout.root
     if os.path.commonpath([os.path.realpath(source), os.path.realpath(target)]) in (
         os.path.realpath(source),
         os.path.realpath(target),

@@ -55,7 +55,12 @@ def aggregate(values: Sequence[float | int], aggregation: Aggregation) -> float 
         return max(values)
     if aggregation == "mean":
         exact = all(value - value == 0 for value in values)  # fsum refuses inf + -inf
-        return (math.fsum(values) if exact else sum(values)) / len(values)
+        if not exact:
+            return sum(values) / len(values)
+        try:
+            return math.fsum(values) / len(values)
+        except OverflowError:  # finite values whose sum is beyond the largest float
+            return math.fsum(value / len(values) for value in values)
     return _percentile(sorted(values), _PERCENTILES[aggregation])
 
 
@@ -67,4 +72,8 @@ def _percentile(ordered: Sequence[float | int], fraction: float) -> float:
     low, high = float(ordered[below]), float(ordered[above])
     if position == below or low == high:
         return low
-    return low + (high - low) * (position - below)
+    weight = position - below
+    spread = high - low
+    if math.isinf(spread) and math.isfinite(low) and math.isfinite(high):  # ranks beyond the float range
+        return low * (1 - weight) + high * weight
+    return low + spread * weight

@@ -47,6 +47,9 @@ __all__ = [
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _KEYWORDS = ("and", "or", "not")
+# How deep parentheses and `not`s may nest: far more than anyone writes, and well inside Python's
+# recursion limit for the parser and the evaluator.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,12 @@ class RunFilter:
     node: FilterNode
 
     def __and__(self, other: RunFilter) -> RunFilter:
-        return RunFilter(f"({self.text}) and ({other.text})", AllOf((self.node, other.node)))
+        # Kept flat: filters joined one at a time (`reduce(operator.and_, ...)`) make one `and` of
+        # them all, not a tree as deep as their number.
+        left = self.node.operands if isinstance(self.node, AllOf) else (self.node,)
+        right = other.node.operands if isinstance(other.node, AllOf) else (other.node,)
+        text = self.text if isinstance(self.node, AllOf) else f"({self.text})"
+        return RunFilter(f"{text} and ({other.text})", AllOf((*left, *right)))
 
     def fields(self) -> list[RunField]:
         """Every field the filter reads, once each, in the order written."""
@@ -116,6 +124,7 @@ class _Parser:
         self.source = source
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def fail(self, token: Token, problem: str) -> Exception:
         return pointed_error(self.source, token.start, token.end, problem)
@@ -158,17 +167,22 @@ class _Parser:
         return operands[0] if len(operands) == 1 else AllOf(tuple(operands))
 
     def unary(self) -> FilterNode:
-        if self.keyword("not"):
-            return Negation(self.unary())
         token = self.current()
-        if token.kind == "open":
-            self.advance()
+        if token.kind != "open" and not (token.kind == "word" and token.text.lower() == "not"):
+            return self.comparison()
+        if self.depth == MAX_NESTING:
+            raise self.fail(token, f"parentheses and 'not' nested more than {MAX_NESTING} deep")
+        self.depth += 1
+        self.advance()
+        if token.kind == "word":  # not
+            node: FilterNode = Negation(self.unary())
+        else:
             node = self.disjunction()
             if self.current().kind != "close":
                 raise self.fail(token, "this '(' is never closed")
             self.advance()
-            return node
-        return self.comparison()
+        self.depth -= 1
+        return node
 
     def field(self) -> RunField:
         token = self.advance()

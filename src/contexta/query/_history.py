@@ -11,6 +11,7 @@ from typing import Any
 from contexta.errors import NotFoundError, ValidationError
 from contexta.query._fetch import fetch_metric_points
 from contexta.query._frames import ColumnType, StackedTable, Tabular
+from contexta.query._metric_names import missing_metric_error, recorded_keys
 from contexta.query._models import MetricSeries
 from contexta.query._point_columns import POINT_COLUMN_TYPES
 from contexta.query._reading import reading
@@ -83,9 +84,10 @@ def metric_history(
     *,
     project: str | None = None,
 ) -> MetricHistory:
-    """Every point a run captured of `keys` (default: every key, in the order each was first captured;
-    a key the run never recorded gives an empty series), optionally only inside one stage (its batches
-    and samples included), as one `MetricHistory`: a table of one row per point."""
+    """Every point a run captured of `keys` (default: every key, in the order each was first captured),
+    optionally only inside one stage (its batches and samples included), as one `MetricHistory`: a
+    table of one row per point. A key the run recorded elsewhere than in `stage` gives an empty
+    series; one it never recorded raises `NotFoundError(metric_not_found)` naming the closest keys."""
     wanted = _checked_keys(keys)
     with reading(db) as connection:
         run = find_run(connection, run_id, project)
@@ -93,6 +95,11 @@ def metric_history(
         if wanted is None:
             rows = select_series(connection, execution_id=run.execution_id, stage_ref=stage_ref)
             wanted = list(dict.fromkeys(row.key for row in rows))
+        else:
+            recorded = recorded_keys(connection, [run.execution_id])
+            unknown = [key for key in wanted if key not in recorded]
+            if unknown:
+                raise missing_metric_error(unknown[0], f"run {run.run_id!r}", recorded, {})
         series = tuple(
             MetricSeries(run.run_id, key, fetch_metric_points(connection, run.execution_id, key, stage_ref))
             for key in wanted

@@ -84,18 +84,22 @@ def _column_list(columns: str | Sequence[str] | None) -> str:
 
 
 def _required_equalities(node: FilterNode | None) -> list[tuple[str, str]]:
-    """`name = X` / `status = X` comparisons every matching run must pass: SQL can apply them."""
+    """`name = X` / `status = X` comparisons every matching run must pass: SQL can apply them. The
+    first of each field is enough (the filter itself still runs over what SQL gives), and keeps a
+    filter of a thousand such terms from becoming a statement SQLite refuses."""
     if node is None:
         return []
     parts = node.operands if isinstance(node, AllOf) else (node,)
-    return [
-        (part.field.kind, part.value)
-        for part in parts
-        if isinstance(part, Comparison)
-        and part.operator == "="
-        and part.field.kind in ("name", "status")
-        and isinstance(part.value, str)
-    ]
+    first: dict[str, str] = {}
+    for part in parts:
+        if (
+            isinstance(part, Comparison)
+            and part.operator == "="
+            and part.field.kind in ("name", "status")
+            and isinstance(part.value, str)
+        ):
+            first.setdefault(part.field.kind, part.value)
+    return list(first.items())
 
 
 def _page(rows: list[int], limit: int | None, offset: int | None, sorted_: bool) -> list[int]:

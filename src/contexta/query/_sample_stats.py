@@ -76,7 +76,21 @@ def _quantile(ordered: list[float | int], fraction: float) -> float:
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)
     weight = position - below
-    return float(ordered[below]) + (float(ordered[above]) - float(ordered[below])) * weight
+    low, high = float(ordered[below]), float(ordered[above])
+    if weight == 0:
+        return low
+    spread = high - low
+    if math.isinf(spread):  # two ranks further apart than the largest float: weigh each instead
+        return low * (1 - weight) + high * weight
+    return low + spread * weight
+
+
+def _mean(finite: list[float | int]) -> float:
+    """The mean of finite values, finite even when their sum is beyond the largest float."""
+    try:
+        return math.fsum(finite) / len(finite)
+    except OverflowError:
+        return math.fsum(value / len(finite) for value in finite)
 
 
 def summarise(
@@ -102,7 +116,7 @@ def summarise(
         stage_name=stage_name,
         metric_key=metric_key,
         count=len(finite),
-        mean=math.fsum(finite) / len(finite),
+        mean=_mean(finite),
         min=ordered[0],
         max=ordered[-1],
         p50=_quantile(ordered, 0.5),
