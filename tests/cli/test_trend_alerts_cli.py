@@ -268,3 +268,19 @@ def test_trend_and_alerts_take_only_the_runs_a_filter_keeps(
         "run:p.baseline",
         "run:q.baseline",
     }
+
+
+def test_a_misspelt_rule_fails_the_job_naming_the_closest_key(
+    cli: CliRunner, workspace: Path, tmp_path: Path
+) -> None:
+    misspelt = tmp_path / "misspelt.toml"
+    misspelt.write_text('[[rules]]\nmetric = "acuracy"\nop = "<"\nthreshold = 0.5\n')
+    tolerated = tmp_path / "tolerated.toml"
+    tolerated.write_text('[[rules]]\nmetric = "acuracy"\nop = "<"\nthreshold = 0.5\nfire_on_no_data = true\n')
+
+    result = cli("alerts", misspelt, "--workspace", workspace)
+    fired = cli("alerts", tolerated, "--workspace", workspace)
+
+    assert (result.code, result.out) == (1, "")
+    assert "'acuracy'" in result.err and "'accuracy'" in result.err
+    assert fired.code == 1 and "no data" in fired.out  # said to fire when no run has it: it fires

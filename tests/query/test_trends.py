@@ -84,8 +84,13 @@ def test_runs_without_the_metric_are_left_out_and_counted(ctx: Contexta, fleet: 
     assert trend.values == [fleet.holdout_loss[name] for name in TRAINED[:-1]]
     assert trend.skipped == (SkippedRun(f"run:{PROJECT}.smoke", "smoke", "no_metric"),)
     assert trend.skipped_counts == {"no_metric": 1}
-    nowhere = ctx.get_metric_trend("mse", stage="train", project=PROJECT)
-    assert nowhere.points == () and nowhere.skipped_counts == {"no_metric": len(TRAINED)}
+    # A key no run recorded there is taken for a misspelling, not answered with an empty trend.
+    with pytest.raises(NotFoundError) as wrong_stage:
+        ctx.get_metric_trend("mse", stage="train", project=PROJECT)
+    assert "it was recorded in stage 'evaluate'" in wrong_stage.value.message
+    with pytest.raises(NotFoundError) as misspelt:
+        ctx.get_metric_trend("mes", project=PROJECT)
+    assert misspelt.value.code == "metric_not_found" and "'mse'" in misspelt.value.message
 
 
 def test_project_selects_the_runs_and_an_unknown_one_is_not_found(ctx: Contexta) -> None:

@@ -71,12 +71,14 @@ def test_a_stage_duration_report_titles_the_stage(ctx: Contexta) -> None:
 
 
 def test_an_alert_report_puts_what_fired_first(ctx: Contexta) -> None:
+    with ctx.run("scored") as run:  # the one run that measured accuracy: the others have no data
+        run.metric("accuracy", 0.9)
     rules = [
         AlertRule("loss", ">", 0.7, stage="train", name="loss high"),
         AlertRule("accuracy", "<", 0.5, name="accuracy low", fire_on_no_data=False),
     ]
     document = build_alert_report(ctx.evaluate_alerts(rules))
-    assert document.title == "Alert Report: 2 of 10 checks fired"
+    assert document.title == "Alert Report: 2 of 12 checks fired"
     fired = document.section("Fired").table
     assert fired is not None
     assert [(row[0], row[1], row[5]) for row in fired.rows] == [
@@ -86,10 +88,10 @@ def test_an_alert_report_puts_what_fired_first(ctx: Contexta) -> None:
     summary = document.section("Summary")
     assert summary.table is not None
     assert summary.table.rows == (
-        ("loss high", "latest(loss in train) > 0.7", False, 2, 2, 1),
-        ("accuracy low", "latest(accuracy) < 0.5", False, 0, 0, 5),
+        ("loss high", "latest(loss in train) > 0.7", False, 2, 2, 2),
+        ("accuracy low", "latest(accuracy) < 0.5", False, 0, 1, 5),
     )
-    assert "2 fired, 2 ok, 6 with no data" in summary.paragraphs[0]
+    assert "2 fired, 3 ok, 7 with no data" in summary.paragraphs[0]
     parsed = json.loads(document.to_json())
     assert parsed["title"] == document.title
 

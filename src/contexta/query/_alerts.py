@@ -9,8 +9,9 @@ from contexta.errors import ValidationError
 from contexta.query._aggregations import check_aggregation
 from contexta.query._alert_models import AlertReport, AlertResult, AlertRule
 from contexta.query._lists import get_run
+from contexta.query._metric_names import unrecorded_across_runs
 from contexta.query._models import RunRecord
-from contexta.query._observe import observe, stage_refs_named
+from contexta.query._observe import observe, recorded_anywhere, stage_refs_named
 from contexta.query._reading import reading
 from contexta.query._run_selection import runs_for
 from contexta.store import StoreDatabase
@@ -76,7 +77,9 @@ def evaluate_alerts(
     """Every rule on the run `run` (a ref or a bare name, looked up in `project` first), or, without
     `run`, on every run of `project` (every project when None) that `filter` keeps.
 
-    Each result is `fired`, `ok` or `no_data` (see `AlertRule`); `AlertReport.any_fired` is what a
+    Each result is `fired`, `ok` or `no_data` (see `AlertRule`). A rule for a metric no run in the store
+    recorded (in that stage) raises `NotFoundError(metric_not_found)` naming the closest keys (a
+    misspelt rule must not pass a CI job), unless it says `fire_on_no_data`; `AlertReport.any_fired` is what a
     CI job fails on. A run is judged on the value its metric trend shows (`get_metric_trend` with the
     rule's metric, stage and aggregation).
     """
@@ -89,4 +92,19 @@ def evaluate_alerts(
     with reading(db) as connection:
         runs = runs_for(db, project, filter) if run is None else [get_run(db, run, project=project)]
         results = [_evaluate(connection, record, rule) for record in runs for rule in checked]
+        for index, rule in enumerate(checked):
+            judged = results[index :: len(checked)]
+            if (
+                runs
+                and not rule.fire_on_no_data
+                and all(result.outcome == "no_data" for result in judged)
+                and not recorded_anywhere(connection, rule.metric, rule.stage)
+            ):
+                error = unrecorded_across_runs(connection, rule.metric, rule.stage, runs)
+                raise type(error)(
+                    f"alert rule {rule.rule_name!r}: {error.message} (set fire_on_no_data to alert "
+                    "on a metric no run has yet)",
+                    code=error.code,
+                    details=error.details,
+                )
     return AlertReport(checked, tuple(record.run_id for record in runs), tuple(results))

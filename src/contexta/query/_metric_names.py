@@ -5,12 +5,13 @@ metric that is not there is an answer, not an empty series."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from contexta.errors import NotFoundError
+from contexta.query._models import RunRecord
 from contexta.query._suggest import closest_names, unknown_name_hint
 
-__all__ = ["missing_metric_error", "recorded_keys"]
+__all__ = ["missing_metric_error", "recorded_keys", "unrecorded_across_runs"]
 
 
 def recorded_keys(connection: sqlite3.Connection, execution_ids: Iterable[str]) -> dict[str, set[str | None]]:
@@ -39,10 +40,12 @@ def missing_metric_error(
     places = recorded.get(key)
     if places:
         named = sorted(
-            "the run itself"
-            if stage is None
-            else f"stage {stage_names.get(stage, stage.rpartition('.')[2])!r}"
-            for stage in places
+            {
+                "the run itself"
+                if stage is None
+                else f"stage {stage_names.get(stage, stage.rpartition('.')[2])!r}"
+                for stage in places
+            }
         )
         hint = f"it was recorded in {', '.join(named)}"
     else:
@@ -52,3 +55,15 @@ def missing_metric_error(
         code="metric_not_found",
         details={"metric_key": key, "closest": closest_names(key, recorded)},
     )
+
+
+def unrecorded_across_runs(
+    connection: sqlite3.Connection, key: str, stage: str | None, runs: Sequence[RunRecord]
+) -> NotFoundError:
+    """The error for a key none of the runs looked at has a value of (in the stage named `stage`): a
+    question across runs about a metric no run has is a misspelt key or stage, and saying so beats an
+    empty answer (a CI job of alert rules would otherwise pass on a typo)."""
+    named = f"run {runs[0].run_id!r}" if len(runs) == 1 else f"any of the {len(runs)} runs"
+    where = named if stage is None else f"stage {stage!r} of {named}"
+    recorded = recorded_keys(connection, [run.execution_id for run in runs if run.execution_id is not None])
+    return missing_metric_error(key, where, recorded, {})

@@ -54,6 +54,24 @@ def stage_refs_named(connection: sqlite3.Connection, execution_id: str, name: st
     return refs_by_name([(row[0], row[1]) for row in rows], name)
 
 
+def recorded_anywhere(connection: sqlite3.Connection, key: str, stage: str | None) -> bool:
+    """Whether any run in the store recorded `key` (in a stage called `stage`, when given): what
+    tells a metric some runs have not reached yet (no data) from a misspelt key or stage (an error)."""
+    rows = connection.execute(
+        "SELECT DISTINCT execution_id, stage_ref FROM metric_series WHERE key = ? AND deployment_ref = ''",
+        (key,),
+    ).fetchall()
+    if stage is None:
+        return bool(rows)
+    by_execution: dict[str, set[str]] = {}
+    for execution_id, stage_ref in rows:
+        by_execution.setdefault(execution_id, set()).add(stage_ref)
+    return any(
+        refs.intersection(stage_refs_named(connection, execution_id, stage))
+        for execution_id, refs in by_execution.items()
+    )
+
+
 def observe(
     connection: sqlite3.Connection,
     execution_id: str,

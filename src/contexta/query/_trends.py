@@ -10,7 +10,14 @@ from contexta.contract import parse_timestamp
 from contexta.errors import ContextaError, ValidationError
 from contexta.query._aggregations import check_aggregation
 from contexta.query._fetch import fetch_artifacts, fetch_stages
-from contexta.query._observe import check_metric_key, check_stage_name, observe, stage_refs_named
+from contexta.query._metric_names import unrecorded_across_runs
+from contexta.query._observe import (
+    check_metric_key,
+    check_stage_name,
+    observe,
+    recorded_anywhere,
+    stage_refs_named,
+)
 from contexta.query._reading import reading
 from contexta.query._run_selection import runs_for
 from contexta.query._trend_models import (
@@ -42,8 +49,10 @@ def get_metric_trend(
     included), or in the whole run when `stage` is None.
 
     Runs of `project` (every project when None) that `filter` keeps; a run without such a point is
-    left out and listed in `skipped` (reason `no_metric`). A run whose points include NaN has the
-    value NaN for every aggregation but latest and count (see `_aggregations.py`).
+    left out and listed in `skipped` (reason `no_metric`). When no run in the store recorded the key
+    (there), it is taken for a typo: `NotFoundError(metric_not_found)` names the closest keys. A run
+    whose points include NaN has the value NaN for every aggregation but latest and count (see
+    `_aggregations.py`).
     """
     key = check_metric_key(key)
     stage = check_stage_name(stage)
@@ -51,7 +60,8 @@ def get_metric_trend(
     points: list[MetricTrendPoint] = []
     skipped: list[SkippedRun] = []
     with reading(db) as connection:
-        for run in runs_for(db, project, filter):
+        runs = runs_for(db, project, filter)
+        for run in runs:
             execution = _execution(run.execution_id)
             stage_refs = None if stage is None else stage_refs_named(connection, execution, stage)
             found = observe(connection, execution, key, stage_refs, chosen)
@@ -60,6 +70,8 @@ def get_metric_trend(
                 continue
             value, step, count = found
             points.append(MetricTrendPoint(run.run_id, run.name, run.started_at, value, step, count))
+        if runs and not points and not recorded_anywhere(connection, key, stage):
+            raise unrecorded_across_runs(connection, key, stage, runs)
     return MetricTrend(key, stage, chosen, tuple(points), tuple(skipped))
 
 
