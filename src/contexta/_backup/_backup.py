@@ -26,7 +26,7 @@ from contexta._backup._sources import (
     copy_workspace_artifacts,
 )
 from contexta.config import UnifiedConfig, load_config
-from contexta.contract._timestamps import utc_now
+from contexta.contract import utc_now
 from contexta.errors import ValidationError
 from contexta.store import require_store_file
 

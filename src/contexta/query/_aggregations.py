@@ -14,7 +14,15 @@ from typing import Literal
 
 from contexta.errors import ValidationError
 
-__all__ = ["AGGREGATIONS", "STEP_AGGREGATIONS", "Aggregation", "aggregate", "check_aggregation"]
+__all__ = [
+    "AGGREGATIONS",
+    "STEP_AGGREGATIONS",
+    "Aggregation",
+    "aggregate",
+    "check_aggregation",
+    "finite_mean",
+    "percentile",
+]
 
 Aggregation = Literal["latest", "min", "max", "mean", "p50", "p95", "count"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("latest", "min", "max", "mean", "p50", "p95", "count")
@@ -55,17 +63,23 @@ def aggregate(values: Sequence[float | int], aggregation: Aggregation) -> float 
         return max(values)
     if aggregation == "mean":
         exact = all(value - value == 0 for value in values)  # fsum refuses inf + -inf
-        if not exact:
-            return sum(values) / len(values)
-        try:
-            return math.fsum(values) / len(values)
-        except OverflowError:  # finite values whose sum is beyond the largest float
-            return math.fsum(value / len(values) for value in values)
-    return _percentile(sorted(values), _PERCENTILES[aggregation])
+        return finite_mean(values) if exact else sum(values) / len(values)
+    return percentile(sorted(values), _PERCENTILES[aggregation])
 
 
-def _percentile(ordered: Sequence[float | int], fraction: float) -> float:
-    """The `fraction` quantile of `ordered`, interpolated between the two closest ranks."""
+def finite_mean(finite: Sequence[float | int]) -> float:
+    """The mean of finite values (non-empty), exact (fsum) and finite even when their sum is beyond
+    the largest float. Also the mean of per-sample statistics (`_sample_stats.py`)."""
+    try:
+        return math.fsum(finite) / len(finite)
+    except OverflowError:
+        return math.fsum(value / len(finite) for value in finite)
+
+
+def percentile(ordered: Sequence[float | int], fraction: float) -> float:
+    """The `fraction` quantile of `ordered` (sorted, non-empty), interpolated linearly between the
+    two closest ranks (numpy's default), so p50 of an even count is the midpoint of the middle two;
+    finite for finite values even when the ranks are further apart than the largest float."""
     position = fraction * (len(ordered) - 1)
     below = math.floor(position)
     above = min(below + 1, len(ordered) - 1)

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from contexta.contract._timestamps import parse_timestamp
+from contexta.contract import parse_timestamp
 from contexta.errors import ContextaError
 from contexta.query._filter_parse import AllOf, Comparison, FilterNode, Negation, SortKey
 from contexta.query._run_fields import RunField

@@ -26,7 +26,7 @@ from typing import TypeAlias
 
 import orjson
 
-from contexta.contract._checks import STATUSES
+from contexta.contract import STATUSES
 from contexta.errors import ValidationError
 from contexta.query._filter_tokens import Token, pointed_error, tokenize
 from contexta.query._run_fields import Aggregate, RunField, read_field, split_list

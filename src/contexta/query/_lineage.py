@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from contexta.contract._refs import parse_ref
+from contexta.contract import parse_ref
 from contexta.errors import NotFoundError, ValidationError
 from contexta.query._fetch import fetch_deployments
 from contexta.query._lineage_models import (

@@ -9,7 +9,7 @@ registered, which is found by hashing it again with BLAKE3).
 
 from __future__ import annotations
 
-from contexta.contract._artifacts import ArtifactManifest
+from contexta.contract import ArtifactManifest
 from contexta.contract._verification import verify_manifest
 from contexta.query._fetch import fetch_artifacts, fetch_environment, fetch_runs
 from contexta.query._lineage_models import AuditCheck, ReproducibilityAudit

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from contexta.contract._non_finite import decode_metric_value
+from contexta.contract import decode_metric_value
 from contexta.query._bulk import collection_paused
 from contexta.query._fetch import instant
 from contexta.query._run_fields import RunField

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from contexta.contract._non_finite import decode_metric_value
+from contexta.contract import decode_metric_value
 from contexta.query._sample_stats import SampleAggregate, summarise
 
 __all__ = ["SampleValue", "sample_aggregates", "sample_values"]

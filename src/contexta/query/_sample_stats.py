@@ -10,13 +10,13 @@ statistics, so one diverged case neither hides the others (a NaN mean) nor wins 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from contexta.contract._non_finite import is_finite_number
 from contexta.errors import ValidationError
+from contexta.query._aggregations import finite_mean, percentile
 from contexta.query._models import ReadModel
 
 __all__ = ["SAMPLE_AGGREGATES", "SampleAggregate", "SampleAggregateName", "check_aggregate", "summarise"]
@@ -69,30 +69,6 @@ class SampleAggregate(ReadModel):
         return result
 
 
-def _quantile(ordered: list[float | int], fraction: float) -> float:
-    """The `fraction` quantile of sorted values, interpolated linearly between the two nearest ranks
-    (numpy's default), so p50 of an even count is the midpoint of the middle two."""
-    position = fraction * (len(ordered) - 1)
-    below = math.floor(position)
-    above = min(below + 1, len(ordered) - 1)
-    weight = position - below
-    low, high = float(ordered[below]), float(ordered[above])
-    if weight == 0:
-        return low
-    spread = high - low
-    if math.isinf(spread):  # two ranks further apart than the largest float: weigh each instead
-        return low * (1 - weight) + high * weight
-    return low + spread * weight
-
-
-def _mean(finite: list[float | int]) -> float:
-    """The mean of finite values, finite even when their sum is beyond the largest float."""
-    try:
-        return math.fsum(finite) / len(finite)
-    except OverflowError:
-        return math.fsum(value / len(finite) for value in finite)
-
-
 def summarise(
     values: Iterable[float | int], *, stage_id: str, stage_name: str, metric_key: str
 ) -> SampleAggregate:
@@ -116,11 +92,11 @@ def summarise(
         stage_name=stage_name,
         metric_key=metric_key,
         count=len(finite),
-        mean=_mean(finite),
+        mean=finite_mean(finite),
         min=ordered[0],
         max=ordered[-1],
-        p50=_quantile(ordered, 0.5),
-        p95=_quantile(ordered, 0.95),
+        p50=percentile(ordered, 0.5),
+        p95=percentile(ordered, 0.95),
         share=ones / len(finite) if binary else None,
         non_finite_count=non_finite,
     )

@@ -28,7 +28,7 @@ from typing import IO, Any, Literal
 import orjson
 
 from contexta._optional import require_module
-from contexta.contract._non_finite import encode_metric_value
+from contexta.contract import encode_metric_value
 from contexta.errors import ValidationError
 from contexta.query._frames import ColumnType, NumberColumn, Tabular, TypedColumn, typed_columns
 

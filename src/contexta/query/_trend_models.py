@@ -9,6 +9,7 @@ columns, the shape tables, data frames and Arrow arrays are built from.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,14 @@ class MetricTrendPoint(ReadModel):
     point_count: int
 
 
+def _columns(points: Sequence[object], measured: tuple[str, ...]) -> dict[str, list[Any]]:
+    """A trend's table: which run (id, name, start), then the `measured` attributes of each point."""
+    return {
+        name: [getattr(point, name) for point in points]
+        for name in ("run_id", "run_name", "started_at", *measured)
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class MetricTrend(ReadModel, Tabular):
     """A metric's value per run, oldest run first (`stage_name` None: every stage and the run)."""
@@ -77,14 +86,7 @@ class MetricTrend(ReadModel, Tabular):
 
     def table_columns(self) -> dict[str, list[Any]]:
         """Column name -> values, one row per point, in the order the columns read."""
-        return {
-            "run_id": [point.run_id for point in self.points],
-            "run_name": [point.run_name for point in self.points],
-            "started_at": [point.started_at for point in self.points],
-            "value": [point.value for point in self.points],
-            "step": [point.step for point in self.points],
-            "point_count": [point.point_count for point in self.points],
-        }
+        return _columns(self.points, ("value", "step", "point_count"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +120,7 @@ class StageDurationTrend(ReadModel, Tabular):
 
     def table_columns(self) -> dict[str, list[Any]]:
         """Column name -> values, one row per point, in the order the columns read."""
-        return {
-            "run_id": [point.run_id for point in self.points],
-            "run_name": [point.run_name for point in self.points],
-            "started_at": [point.started_at for point in self.points],
-            "duration_s": [point.duration_s for point in self.points],
-            "stage_status": [point.stage_status for point in self.points],
-        }
+        return _columns(self.points, ("duration_s", "stage_status"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +168,7 @@ class ArtifactSizeTrend(ReadModel, Tabular):
         """Column name -> values, one row per point, in the order the columns read; the last two hold
         one list per run (each artifact's ref and size, in creation order)."""
         return {
-            "run_id": [point.run_id for point in self.points],
-            "run_name": [point.run_name for point in self.points],
-            "started_at": [point.started_at for point in self.points],
-            "total_size_bytes": [point.total_size_bytes for point in self.points],
-            "artifact_count": [point.artifact_count for point in self.points],
+            **_columns(self.points, ("total_size_bytes", "artifact_count")),
             "artifact_refs": [[item.artifact_ref for item in point.artifacts] for point in self.points],
             "artifact_sizes_bytes": [[item.size_bytes for item in point.artifacts] for point in self.points],
         }
