@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 with warnings.catch_warnings():  # Starlette would rather have httpx2; httpx works the same here
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from ui_workspaces import FAILING, HOSTILE_NAME, HOSTILE_SCRIPT, SAMPLES, STEPS

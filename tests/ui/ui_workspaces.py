@@ -1,4 +1,6 @@
-"""Workspaces the dashboard tests browse, captured live through `Contexta` (quickstart-like data).
+"""Workspaces the dashboard tests browse, and `contexta ui` started on one in a subprocess.
+
+Workspaces the dashboard tests browse, captured live through `Contexta` (quickstart-like data).
 
 Project `demo`, oldest first:
   baseline  lr 0.1; train: loss over STEPS steps (decaying, with one NaN at step 50), accuracy;
@@ -13,6 +15,12 @@ Project `demo`, oldest first:
 from __future__ import annotations
 
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from contexta import Contexta
@@ -92,3 +100,45 @@ def capture_demo(workspace: Path, *, hostile: bool = True) -> Path:
         if hostile:
             _hostile(ctx)
     return workspace
+
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@dataclass
+class UiProcess:
+    process: subprocess.Popen[str]
+    url: str  # as printed: with ?token= when one is set
+    base: str  # scheme, host and port, ending in /
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def start_ui(workspace: Path, *extra: str, env: dict[str, str] | None = None) -> UiProcess:
+    """`contexta ui --workspace W --port 0` in a subprocess; returns once it printed its URL."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    environment.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "contexta", "ui", "--workspace", str(workspace), "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    found = re.search(r"http://\S+", line)
+    if found is None:
+        process.kill()
+        raise AssertionError(
+            f"contexta ui printed no URL: {line!r} {process.stderr.read() if process.stderr else ''}"
+        )
+    url = found.group(0)
+    return UiProcess(process, url, url.split("?")[0])

@@ -39,7 +39,7 @@ class _Server(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on `host`:`port` (0: a free port)."""
+    """A listening TCP socket on `host`:`port` (0: a free port)."""
     try:
         family, kind, protocol, _, address = socket.getaddrinfo(
             host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -57,7 +57,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise ConfigurationError(
             f"cannot listen on {host}:{port}: {error.strerror}", code="ui_bind_failed"
         ) from None
-    sock.set_inheritable(True)
+    # Listening now, so a client that connects as soon as the URL is printed waits in the backlog
+    # until uvicorn accepts, rather than being refused.
+    sock.listen(128)
     return sock
 
 
