@@ -24,3 +24,12 @@ def ui_process(demo_workspace: Path) -> Iterator[UiProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """Keep each phase's report on the test (`item.report_call`), so a browser fixture can save a
+    screenshot of the page when the test failed."""
+    report: pytest.TestReport = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
