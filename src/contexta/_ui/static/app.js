@@ -582,7 +582,6 @@ async function showRun(runId) {
     diagnostics.append(el("p", { class: "muted", text: "no issues" }));
   }
   for (const note of detail.diagnostics.completeness_notes) diagnostics.append(el("p", { class: "muted", text: note }));
-  view.append(el("h2", { text: "Diagnostics" }), diagnostics);
 
   // Charts
   const controls = el("div", { class: "toolbar" });
@@ -624,6 +623,7 @@ async function showRun(runId) {
     redrawAll();
   });
 
+  view.append(el("h2", { text: "Diagnostics" }), diagnostics);
   view.append(el("h2", { text: "Timeline" }), timeline(detail));
   view.append(el("h2", { text: "Params" }), keyValueTable(flatten(detail.params, "", []), "params"));
   const env = detail.environment;
