@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -136,15 +138,17 @@ class ChangeWatcher:
     def _read_runs(self) -> dict[str, RunState]:
         return {state.execution_id: state for state in get_run_states(self._database)}
 
-    def _marker(self) -> tuple[int, int]:
-        # data_version is per connection: a reconnect (the read-only store reopens when a writer
-        # appears) is a change too.
+    def _marker(self) -> tuple[object, ...]:
+        # data_version changes when another connection commits, but it is per connection and frozen
+        # on a store read `immutable` (no writer had it open): the reader reopens when a writer
+        # appears, and the files' sizes and times say so too (a new or grown write-ahead log).
+        path = self._database.path
         with self._database.read() as connection:
             (version,) = connection.execute("PRAGMA data_version").fetchone()
-            return id(connection), int(version)
+            return id(connection), int(version), _file_marker(path), _file_marker(Path(f"{path}-wal"))
 
     def _run(self) -> None:
-        marker: tuple[int, int] | None = None
+        marker: tuple[object, ...] | None = None
         while not self._stop.wait(self._poll_s):
             try:
                 now = self._marker()
@@ -159,6 +163,14 @@ class ChangeWatcher:
             except ContextaError:  # the store is being replaced or is briefly unreadable: next poll
                 marker = None
         self._database.close()  # this thread's connection
+
+
+def _file_marker(path: Path) -> tuple[int, int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _run_changes(before: dict[str, RunState], after: dict[str, RunState]) -> list[dict[str, Any]]:
