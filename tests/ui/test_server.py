@@ -136,11 +136,12 @@ workspace, = sys.argv[1:]
 with Contexta(workspace=workspace, config={"project_name": "live"}) as ctx:
     with ctx.run("second") as run:
         print("open", flush=True)
-        sys.stdin.readline()
-        for step in range(1, 4):
-            run.metric("loss", 1.0 / (step + 1), step=step)
-        ctx.flush()
-        print("flushed", flush=True)
+        for steps in ((1,), (2, 3)):
+            sys.stdin.readline()
+            for step in steps:
+                run.metric("loss", 1.0 / (step + 1), step=step)
+            ctx.flush()
+            print("flushed", flush=True)
         sys.stdin.readline()
     print("closed", flush=True)
 """
@@ -187,16 +188,18 @@ def test_the_stream_sends_a_new_run_its_new_points_and_its_end(
         )
         series = EventReader(live_server.base + "api/stream?series=run:live.second||loss|0")
         try:
-            capture.stdin.write("\n")
-            capture.stdin.flush()
-            assert capture.stdout.readline().strip() == "flushed"
-            points = series.wait_for(
-                lambda events: (
-                    sum(len(data["series"][0]["values"]) for name, data in events if name == "series") >= 3
+            for expected in (1, 3):  # two flushes: step 1, then steps 2 and 3
+                capture.stdin.write("\n")
+                capture.stdin.flush()
+                assert capture.stdout.readline().strip() == "flushed"
+                series.wait_for(
+                    lambda events, expected=expected: (
+                        sum(len(data["series"][0]["values"]) for name, data in events if name == "series")
+                        >= expected
+                    )
                 )
-            )
-            sent = [data["series"][0] for name, data in points if name == "series"]
-            assert [step for update in sent for step in update["steps"]] == [1, 2, 3]
+            sent = [data["series"][0] for name, data in series.events if name == "series"]
+            assert [step for update in sent for step in update["steps"]] == [1, 2, 3]  # each point once
             cursor = sent[-1]["last_seq"]
         finally:
             series.close()
