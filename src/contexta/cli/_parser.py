@@ -48,6 +48,12 @@ def _gc_command(args: argparse.Namespace, output: Output) -> int:
     return gc_command(args, output)
 
 
+def _ui_command(args: argparse.Namespace, output: Output) -> int:
+    from contexta.cli._ui import ui_command  # Starlette and uvicorn load only for `contexta ui`
+
+    return ui_command(args, output)
+
+
 __all__ = ["Handler", "build_parser"]
 
 Handler = Callable[[argparse.Namespace, Output], int]
@@ -445,6 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "restore", "check the backup in SRC whole, then make it the workspace", restore_command
     )
     restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
+    # The live dashboard (issue 18): `contexta ui`.
+    ui = _command(
+        commands, "ui", "serve a live dashboard of the workspace, read-only, in the browser", _ui_command
+    )
+    ui.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="the address to bind (127.0.0.1)")
+    ui.add_argument(
+        "--port", type=_count(0), default=8765, metavar="N", help="the port (8765; 0: any free port)"
+    )
+    ui.add_argument("--open", action="store_true", help="open the dashboard in the default browser")
+    ui.add_argument("--token", metavar="T", help="require this access token (env CONTEXTA_UI_TOKEN)")
     _add_management_commands(commands)
     return parser
 

@@ -205,17 +205,27 @@ class _Chunk(NamedTuple):
     naming: _Naming
 
 
-def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Iterator[_Chunk]:
+def _chunks(
+    connection: sqlite3.Connection, series_rows: list[SeriesRow], after_seq: int | None = None
+) -> Iterator[_Chunk]:
     index_of = {row.series_id: index for index, row in enumerate(series_rows)}
     typecodes = {row.series_id: "d" if row.value_type == "float64" else "q" for row in series_rows}
     ids = list(index_of)
+    # After a capture position: only the chunk holding it and later ones (a chunk's points follow its
+    # seq_base, so the last chunk starting at or before it may hold later points too).
+    since = (
+        ""
+        if after_seq is None
+        else " AND seq_base >= coalesce((SELECT max(earlier.seq_base) FROM metric_chunks AS earlier "
+        "WHERE earlier.series_id = metric_chunks.series_id AND earlier.seq_base <= ?), 0)"
+    )
     for start in range(0, len(ids), 500):  # SQLite caps the parameters of one statement
         part = ids[start : start + 500]
         rows = connection.execute(
             "SELECT series_id, seq_base, point_count, encoding, positions, observed_ns, point_values, steps, "
             "id_prefix, ref_base, recorded_ns, explicit FROM metric_chunks "
-            f"WHERE series_id IN ({', '.join('?' * len(part))}) ORDER BY seq_base, chunk_id",
-            part,
+            f"WHERE series_id IN ({', '.join('?' * len(part))}){since} ORDER BY seq_base, chunk_id",
+            part if after_seq is None else [*part, after_seq],
         )
         for series_id, seq_base, count, encoding, *columns, prefix, ref_base, recorded, text in rows:
             positions, observed, values, steps = columns
@@ -258,11 +268,14 @@ def _chunks(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> Ite
             )
 
 
-def load_columns(connection: sqlite3.Connection, series_rows: list[SeriesRow]) -> MetricColumns:
-    """Every point of `series_rows`, merged into capture order."""
+def load_columns(
+    connection: sqlite3.Connection, series_rows: list[SeriesRow], *, after_seq: int | None = None
+) -> MetricColumns:
+    """Every point of `series_rows`, merged into capture order; with `after_seq`, at least the points
+    captured after that position (and perhaps a few before it, from the chunk that holds it)."""
     columns = MetricColumns(series_rows)
     pending: list[_Chunk] = []  # chunks of one stored batch; several series may interleave inside it
-    for chunk in _chunks(connection, series_rows):
+    for chunk in _chunks(connection, series_rows, after_seq):
         if pending and chunk.seq_base != pending[0].seq_base:
             _append_batch(columns, pending)
             pending = []
