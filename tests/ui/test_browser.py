@@ -300,7 +300,7 @@ def test_a_new_run_its_points_and_its_end_arrive_without_reload(
     page.click("#runs tbody a:has-text('run:live.second')")
     chart = ".chart[data-key='loss']"
     page.wait_for_function(
-        "(s) => document.querySelector(s + ' .meta')?.textContent.startsWith('1 points')", arg=chart
+        "(s) => document.querySelector(s + ' .meta')?.textContent.startsWith('1 point')", arg=chart
     )
     page.wait_for_selector("#live.on")
     for step in (1, 2, 3):

@@ -399,7 +399,7 @@ class MetricChart {
   draw() {
     const data = this.data();
     this.meta.textContent =
-      `${this.total} points` + (this.downsampled ? `, ${this.xs.length} drawn` : "") + (this.zoom ? " (zoomed: double-click to reset)" : "");
+      `${this.total} point${this.total === 1 ? "" : "s"}` + (this.downsampled ? `, ${this.xs.length} drawn` : "") + (this.zoom ? " (zoomed: double-click to reset)" : "");
     if (this.plot && this.plot.series.length === data.length && this.plotLog === chartSettings.log && this.plotX === chartSettings.x) {
       this.programmatic = true;
       this.plot.setData(data, !this.zoom);
