@@ -158,7 +158,8 @@ def _command(
 ) -> argparse.ArgumentParser:
     parser = commands.add_parser(name, help=summary, description=summary, epilog=_EPILOG)
     _add_locations(parser, defaults=False)
-    parser.add_argument("--format", choices=formats, default=format_default, help=format_help)
+    if formats:  # a command with no output format of its own (`ui`) takes none
+        parser.add_argument("--format", choices=formats, default=format_default, help=format_help)
     parser.set_defaults(handler=handler, parser=parser)
     return parser
 
@@ -453,7 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
     # The live dashboard (issue 18): `contexta ui`.
     ui = _command(
-        commands, "ui", "serve a live dashboard of the workspace, read-only, in the browser", _ui_command
+        commands,
+        "ui",
+        "serve a live dashboard of the workspace, read-only, in the browser",
+        _ui_command,
+        formats=(),
     )
     ui.add_argument("--host", default="127.0.0.1", metavar="ADDR", help="the address to bind (127.0.0.1)")
     ui.add_argument(
