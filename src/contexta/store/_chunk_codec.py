@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import zstandard
 
-__all__ = ["CODEC_PER_COLUMN", "decode_column", "encode_column", "load_compressor", "read_column"]
+__all__ = [
+    "CODEC_PER_COLUMN",
+    "column_progression",
+    "decode_column",
+    "encode_column",
+    "load_compressor",
+    "read_column",
+]
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -173,3 +180,12 @@ def read_column(encoding: int | None, typecode: str, blob: bytes, count: int) ->
     if encoding == CODEC_PER_COLUMN:
         return decode_column(typecode, blob, count)
     raise ValueError(f"unknown metric chunk encoding {encoding}")
+
+
+def column_progression(encoding: int | None, blob: bytes) -> tuple[int, int] | None:
+    """(start, stride) of a stored column kept as an arithmetic progression, else None: a reader that
+    only needs a few of its values (a chart's bucket edges among 0, 1, 2... steps) computes them."""
+    if encoding != CODEC_PER_COLUMN or blob[0] != PROGRESSION:
+        return None
+    start, stride = _from_little_endian("q", memoryview(blob)[1:])
+    return start, stride
