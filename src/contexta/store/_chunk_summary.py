@@ -51,7 +51,7 @@ TIMES_KNOWN = 8  # captured points: times are epoch ns (hand-written points keep
 class ChunkSummary(NamedTuple):
     """A chunk's order flags, x ranges and per-block extremes (see the module docstring)."""
 
-    count: int
+    points: int
     flags: int
     block: int
     step_min: int  # over the points that have a step; NO_STEP when none has
@@ -78,14 +78,15 @@ def _non_decreasing(column: array[int]) -> bool:
         doubles.frombytes(column.tobytes())
         total = sum(doubles)
         if total == total:  # noqa: PLR0124 (no NaN)
-            listed = doubles.tolist()
-            return listed == sorted(listed)
+            as_doubles = doubles.tolist()
+            return as_doubles == sorted(as_doubles)
     listed = column.tolist()
     return listed == sorted(listed)
 
 
 def _blocks(values: array[Any], block: int, finite: bool) -> tuple[array[Any], array[Any], bytes]:
-    mins, maxs = array(values.typecode), array(values.typecode)
+    mins: array[Any] = array(values.typecode)
+    maxs: array[Any] = array(values.typecode)
     nans = bytearray((len(values) + block - 1) // block)
     for number, start in enumerate(range(0, len(values), block)):
         part = values[start : start + block]
@@ -125,9 +126,7 @@ def summarize(
         total = sum(values)
         finite = total - total == 0  # at C speed: no NaN, no infinity (ints are always finite)
     flags = 0
-    ordered = (
-        steps_progression[1] >= 0 if steps_progression is not None else _non_decreasing(steps)
-    )
+    ordered = steps_progression[1] >= 0 if steps_progression is not None else _non_decreasing(steps)
     if ordered and steps[0] != NO_STEP:  # NO_STEP is below every step
         flags |= STEPS_SORTED
         step_min, step_max = steps[0], steps[-1]
@@ -157,7 +156,7 @@ def summarize(
 
 def _numbers_extreme(extremes: array[Any], pick: Any) -> float | None:
     numbers = [value for value in extremes if value == value]  # noqa: PLR0124 (NaN test)
-    return pick(numbers) if numbers else None  # type: ignore[no-any-return]
+    return pick(numbers) if numbers else None
 
 
 def read_summary(blob: bytes, typecode: str) -> ChunkSummary:
