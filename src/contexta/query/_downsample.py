@@ -232,7 +232,8 @@ def _sorted_chunk(buckets: _Buckets, chunk: StoredChunk, xs: _Sorted, i0: int, i
     start = i0
     while start < i1:  # bucket by bucket, skipping those without a point of this chunk
         bucket = buckets.of(xs.x(start))
-        end = i1 if bucket == last_bucket else min(i1, xs.position(buckets.edge(bucket + 1)))
+        # At least one point a turn, so a summary that lied about order could not loop forever.
+        end = i1 if bucket == last_bucket else max(start + 1, min(i1, xs.position(buckets.edge(bucket + 1))))
         _segment(buckets, bucket, chunk, xs, start, end)
         start = end
 

@@ -110,10 +110,12 @@ def _checked(
 
 
 def _integer_range(x_range: tuple[float, float], time: bool) -> tuple[int, int]:
-    """The inclusive range in the axis' integers: steps, or microseconds (exactly, via fractions)."""
-    scale = 1_000_000 if time else 1
-    low, high = (Fraction(bound) * scale for bound in x_range)
-    return math.ceil(low), math.floor(high)
+    """The inclusive range in the axis' integers: the steps within it, or the nearest microseconds
+    (a chart's zoom is seconds as doubles, whose last digit is off by a fraction of a microsecond)."""
+    if time:
+        low, high = (round(Fraction(bound) * 1_000_000) for bound in x_range)
+        return low, high
+    return math.ceil(x_range[0]), math.floor(x_range[1])
 
 
 def get_series_view(
@@ -128,7 +130,8 @@ def get_series_view(
     project: str | None = None,
 ) -> SeriesView:
     """`key`'s points in the run (one stage, or all) for a chart `width` buckets wide, optionally
-    within `x_range=(x0, x1)` (inclusive; steps, or seconds for `x="time"`). See the module docstring.
+    within `x_range=(x0, x1)` (inclusive; steps, or seconds to the microsecond for `x="time"`). See
+    the module docstring.
     `NotFoundError(metric_not_found)` for a key not recorded there (naming the closest),
     `ValidationError` (`series_axis_invalid`, `series_width_invalid`, `series_range_invalid`,
     `metric_key_invalid`) for a bad argument."""
