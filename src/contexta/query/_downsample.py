@@ -79,13 +79,14 @@ class _Axis:
 
 
 class _Sorted:
-    """A sorted chunk's x: where the first point at or past an x is, and the x of a point."""
+    """A sorted chunk's x: where the first point at or past an x is, and the x of a point. The column
+    is asked of the chunk each time, never kept: a released chunk lets its columns go."""
 
     def __init__(self, axis: _Axis, chunk: StoredChunk):
+        self.chunk = chunk
         self.count: int = chunk.count
-        self.scale = axis.scale
+        self.time, self.scale = axis.time, axis.scale
         self.progression = None if axis.time else chunk.step_progression()
-        self.column = None if self.progression is not None else chunk.x_column(axis.time)
 
     def position(self, x: int) -> int:
         """The first offset whose x is >= `x`."""
@@ -94,14 +95,12 @@ class _Sorted:
             if stride == 0 or x <= start:
                 return 0 if x <= start else self.count
             return min(self.count, -((start - x) // stride))  # ceil((x - start) / stride)
-        assert self.column is not None
-        return bisect_left(self.column, x * self.scale)
+        return bisect_left(self.chunk.x_column(self.time), x * self.scale)
 
     def x(self, offset: int) -> int:
         if self.progression is not None:
             return self.progression[0] + self.progression[1] * offset
-        assert self.column is not None
-        return int(self.column[offset]) // self.scale
+        return int(self.chunk.x_column(self.time)[offset]) // self.scale
 
 
 class _Buckets:
