@@ -341,3 +341,20 @@ class Investigation:
             offset=offset,
             include_archived=include_archived,
         )
+
+    def get_series_view(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        stage: str | None = None,
+        x: query.SeriesAxis = "step",
+        width: int = 1500,
+        x_range: tuple[float, float] | None = None,
+    ) -> query.SeriesView:
+        """`key` in the run (one stage, or all) ready for a chart `width` pixels wide: at most ~2
+        points per bucket (each bucket's smallest and largest, its first NaN, the range's first and
+        last point), within `x_range` when given; see `query.get_series_view`."""
+        return query.get_series_view(
+            self._reads(), run_id, key, stage=stage, x=x, width=width, x_range=x_range, project=self._project
+        )

@@ -671,6 +671,7 @@ def _as_schema_three(store: Path) -> None:
         connection.execute("DROP INDEX metric_series_by_key")
         for column in ("min_value", "max_value", "extremes_known"):
             connection.execute(f"ALTER TABLE metric_series DROP COLUMN {column}")
+        connection.execute("ALTER TABLE metric_chunks DROP COLUMN summary")  # and schema 6's
         connection.execute("PRAGMA user_version=3")
     finally:
         connection.close()

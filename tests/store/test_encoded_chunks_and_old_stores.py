@@ -123,6 +123,7 @@ def _as_schema_two(store: Path) -> None:
                 ),
             )
         connection.execute("ALTER TABLE metric_chunks DROP COLUMN encoding")
+        connection.execute("ALTER TABLE metric_chunks DROP COLUMN summary")  # schema 6's
         for column in ("tag_edits", "notes", "archived_at"):  # schema 5's
             connection.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         # Nor what schema 4 added: the series' extremes and the index by key.

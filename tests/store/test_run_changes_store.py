@@ -9,6 +9,7 @@ from pathlib import Path
 
 from contexta import Contexta
 from contexta.store import journal_path, read_journal
+from contexta.store._schema import SCHEMA_VERSION
 
 
 def _capture(workspace: Path) -> None:
@@ -29,6 +30,7 @@ def test_a_store_from_before_run_changes_migrates_and_its_runs_can_then_be_chang
         connection.execute("DROP INDEX metric_series_by_key")  # and what schema 4 added
         for column in ("min_value", "max_value", "extremes_known"):
             connection.execute(f"ALTER TABLE metric_series DROP COLUMN {column}")
+        connection.execute("ALTER TABLE metric_chunks DROP COLUMN summary")  # and schema 6's
         connection.execute("PRAGMA user_version=3")
 
     with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
@@ -36,7 +38,7 @@ def test_a_store_from_before_run_changes_migrates_and_its_runs_can_then_be_chang
         assert (run.tags, run.archived, run.notes) == ({"team": "vision"}, False, ())
         assert ctx.tag_run("baseline", owner="ana").tags == {"team": "vision", "owner": "ana"}
     with sqlite3.connect(workspace / "metadata" / "contexta.db") as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_the_journal_keeps_changes_in_order_and_skips_a_torn_line(tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ from contexta.query._sample_stats import SAMPLE_AGGREGATES, SampleAggregate
 from contexta.query._sample_table import SampleRow, SampleTable
 from contexta.query._samples import get_sample_table
 from contexta.query._select import BEST_RUN_AGGREGATES, find_best_run, select_best_run
+from contexta.query._series_view import SERIES_AXES, SeriesAxis, SeriesView, get_series_view
 from contexta.query._snapshot import get_run_snapshot
 from contexta.query._table_files import TABLE_FORMATS, table_format, write_csv, write_jsonl, write_table
 from contexta.query._trend_models import (
@@ -132,6 +133,7 @@ __all__ = [
     "RUN_COLUMN_TYPES",
     "SAMPLE_AGGREGATES",
     "SAMPLE_COLUMN_TYPES",
+    "SERIES_AXES",
     "TABLE_FORMATS",
     "AlertReport",
     "AlertResult",
@@ -187,6 +189,8 @@ __all__ = [
     "SampleRecordTable",
     "SampleRow",
     "SampleTable",
+    "SeriesAxis",
+    "SeriesView",
     "SkippedRun",
     "SortKey",
     "StackedTable",
@@ -217,6 +221,7 @@ __all__ = [
     "get_run_snapshot",
     "get_runs_table",
     "get_sample_table",
+    "get_series_view",
     "get_stage_duration_trend",
     "infer_higher_is_better",
     "list_artifacts",

@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from contexta.store._artifacts import ArtifactStore
+from contexta.store._chunk_codec import LazyColumn
+from contexta.store._chunk_summary import STEPS_NONE, STEPS_SORTED, TIMES_KNOWN, TIMES_SORTED
 from contexta.store._database import StoreDatabase
 from contexta.store._executions import (
     execution_by_number,
@@ -37,6 +39,7 @@ from contexta.store._recovery import mark_interrupted_runs
 from contexta.store._rows import loads_or_none
 from contexta.store._run_changes import AppliedChange, DeletedRun, capturing_process, change_runs
 from contexta.store._run_journal import RunAction, RunChange, TagValue, journal_path, read_journal
+from contexta.store._series_chunks import Column, StoredChunk, stored_chunks
 from contexta.store._store_file import require_store_file
 
 if TYPE_CHECKING:
@@ -80,17 +83,23 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "STEPS_NONE",
+    "STEPS_SORTED",
+    "TIMES_KNOWN",
+    "TIMES_SORTED",
     "AppendResult",
     "AppliedChange",
     "ArtifactStore",
     "BatchRepository",
     "ChunkNaming",
+    "Column",
     "CompactReport",
     "DeletedRun",
     "DeploymentRepository",
     "EnvironmentRepository",
     "ExecutionSummary",
     "IngestBatch",
+    "LazyColumn",
     "MetadataStore",
     "MetricColumns",
     "ProjectRepository",
@@ -111,6 +120,7 @@ __all__ = [
     "StoreDatabase",
     "StoreIngest",
     "StoreUsage",
+    "StoredChunk",
     "TagValue",
     "any_owner_alive",
     "artifact_copies",
@@ -135,4 +145,5 @@ __all__ = [
     "select_series",
     "store_file_bytes",
     "store_usage",
+    "stored_chunks",
 ]

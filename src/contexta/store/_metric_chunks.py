@@ -21,7 +21,8 @@ import orjson
 from contexta.contract._non_finite import decode_metric_value, encode_metric_value
 from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION
 from contexta.contract._refs import execution_of_record_ref, record_id_prefix
-from contexta.store._chunk_codec import CODEC_PER_COLUMN, encode_column
+from contexta.store._chunk_codec import CODEC_PER_COLUMN, column_progression, encode_column
+from contexta.store._chunk_summary import Summarized, summarize
 
 __all__ = [
     "NO_STEP",
@@ -220,9 +221,9 @@ _UPSERT_SERIES_TAIL = (
 _SERIES_ROW_WIDTH = 19
 _INSERT_CHUNKS_HEAD = (
     "INSERT INTO metric_chunks (series_id, seq_base, point_count, positions, observed_ns, point_values, "
-    "steps, id_prefix, ref_base, recorded_ns, explicit, encoding) VALUES "
+    "steps, id_prefix, ref_base, recorded_ns, explicit, encoding, summary) VALUES "
 )
-# Rows per multi-row statement: 500 x 16 parameters stays far below SQLite's 32,766.
+# Rows per multi-row statement: 500 x 19 parameters stays far below SQLite's 32,766.
 _ROWS_PER_STATEMENT = 500
 
 
@@ -234,7 +235,7 @@ def _many_rows(head: str, width: int, count: int, tail: str = "") -> str:
 _UPSERT_SERIES = _many_rows(
     _UPSERT_SERIES_HEAD, _SERIES_ROW_WIDTH, 1, f"{_UPSERT_SERIES_TAIL} RETURNING series_id"
 )
-_INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 12, 1)
+_INSERT_CHUNK = _many_rows(_INSERT_CHUNKS_HEAD, 13, 1)
 
 
 def _statements(head: str, rows: list[tuple[Any, ...]], tail: str = "") -> Iterator[tuple[str, list[Any]]]:
@@ -321,20 +322,29 @@ class MetricChunkWriter:
         self._explicit.clear()
 
     @staticmethod
-    def _series_row(group: SeriesPoints, seq_base: int) -> tuple[Any, ...]:
+    def _series_row(group: SeriesPoints, seq_base: int) -> tuple[tuple[Any, ...], _Summarized]:
+        """The series row's share of this batch, and the chunk's summary (whose extremes it keeps)
+        with its encoded steps (whose encoding says whether they are in order)."""
         values = group.values
         last = values[-1]
         non_finite_count, first_non_finite_step = 0, None
-        ordered: Any = values  # what min and max are taken over: every point but the NaN ones
         # A finite sum (taken at C speed) means no point is NaN or infinite: the common batch stops here.
-        if (total := sum(values)) - total != 0:
+        finite = (total := sum(values)) - total == 0
+        if not finite:
             where = [index for index, value in enumerate(values) if value - value != 0]
             if where:  # else finite values whose sum overflowed
                 non_finite_count = len(where)
                 step = group.steps[where[0]]
                 first_non_finite_step = None if step == NO_STEP else step
-                ordered = [value for value in values if value == value]  # noqa: PLR0124 (NaN test)
-        return (
+        steps = encode_column("q", group.steps)
+        summary = summarize(
+            values,
+            group.steps,
+            None if group.explicit is not None else group.observed,
+            finite,
+            column_progression(CODEC_PER_COLUMN, steps),
+        )
+        row = (
             *group.identity,
             len(group.positions),
             seq_base + group.positions[0],
@@ -342,18 +352,20 @@ class MetricChunkWriter:
             last if last - last == 0 else encode_metric_value(last),  # SQLite stores NaN as NULL
             non_finite_count,
             first_non_finite_step,
-            min(ordered) if ordered else None,  # SQLite keeps the infinities as REAL
-            max(ordered) if ordered else None,
+            summary.smallest,  # NaN left out; SQLite keeps the infinities as REAL
+            summary.largest,
             1,
         )
+        return row, _Summarized(summary, steps)
 
     def _write_captured(
         self, connection: sqlite3.Connection, seq_base: int, naming: ChunkNaming, groups: list[SeriesPoints]
     ) -> None:
         """All captured groups in a few multi-row statements (see `SeriesCache`)."""
         ids = self._ids.ids
-        known = [self._series_row(group, seq_base) for group in groups if group.identity in ids]
-        new = [self._series_row(group, seq_base) for group in groups if group.identity not in ids]
+        rows = [self._series_row(group, seq_base) for group in groups]
+        known = [row for group, (row, _) in zip(groups, rows, strict=True) if group.identity in ids]
+        new = [row for group, (row, _) in zip(groups, rows, strict=True) if group.identity not in ids]
         for sql, parameters in _statements(_UPSERT_SERIES_HEAD, known, _UPSERT_SERIES_TAIL):
             connection.execute(sql, parameters)
         returning = f"{_UPSERT_SERIES_TAIL} RETURNING series_id, {_SERIES_COLUMNS}"
@@ -361,17 +373,19 @@ class MetricChunkWriter:
             # RETURNING gives rows in no promised order: each names its series.
             for series_id, *identity in connection.execute(sql, parameters).fetchall():
                 ids[SeriesIdentity(*identity)] = series_id
-        chunks = [_chunk_row(group, ids[group.identity], seq_base, naming) for group in groups]
+        chunks = [
+            _chunk_row(group, ids[group.identity], seq_base, naming, summary)
+            for group, (_, summary) in zip(groups, rows, strict=True)
+        ]
         for sql, parameters in _statements(_INSERT_CHUNKS_HEAD, chunks):
             connection.execute(sql, parameters)
 
     @staticmethod
     def _write_explicit(connection: sqlite3.Connection, seq_base: int, group: SeriesPoints) -> None:
         """A hand-written or replayed group: its points keep their own refs and timestamps."""
-        (series_id,) = connection.execute(
-            _UPSERT_SERIES, MetricChunkWriter._series_row(group, seq_base)
-        ).fetchone()
-        connection.execute(_INSERT_CHUNK, _chunk_row(group, series_id, seq_base, None))
+        row, summary = MetricChunkWriter._series_row(group, seq_base)
+        (series_id,) = connection.execute(_UPSERT_SERIES, row).fetchone()
+        connection.execute(_INSERT_CHUNK, _chunk_row(group, series_id, seq_base, None, summary))
         explicit = group.explicit
         assert explicit is not None
         connection.executemany(
@@ -380,11 +394,16 @@ class MetricChunkWriter:
         )
 
 
+class _Summarized(NamedTuple):
+    summary: Summarized
+    steps: bytes  # the encoded steps column
+
+
 def _chunk_row(
-    group: SeriesPoints, series_id: int, seq_base: int, naming: ChunkNaming | None
+    group: SeriesPoints, series_id: int, seq_base: int, naming: ChunkNaming | None, summarized: _Summarized
 ) -> tuple[Any, ...]:
     """A metric_chunks row: captured points are named by the writer's naming; explicit ones
-    (`naming` None) carry their own refs and timestamps."""
+    (`naming` None) carry their own refs and timestamps. `summary` is what charts read (schema 6)."""
     explicit = group.explicit
     return (
         series_id,
@@ -393,10 +412,11 @@ def _chunk_row(
         encode_column(POSITION_TYPE, group.positions),
         encode_column("q", group.observed) if explicit is None else None,
         encode_column("d" if group.identity.value_type == "float64" else "q", group.values),
-        encode_column("q", group.steps),
+        summarized.steps,
         None if naming is None else record_id_prefix(group.identity.execution_id, naming.id_prefix),
         None if naming is None else naming.first,
         None if naming is None else naming.recorded_ns,
         None if explicit is None else orjson.dumps(explicit).decode(),
         CODEC_PER_COLUMN,
+        summarized.summary.blob,
     )

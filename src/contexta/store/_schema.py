@@ -14,7 +14,7 @@ from __future__ import annotations
 
 # PRAGMA application_id: marks the file as ours, so a foreign SQLite file is refused, not modified.
 APPLICATION_ID = 0x43545841  # "CTXA"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # version -> statements that bring a database from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -491,3 +491,9 @@ MIGRATIONS[5] = (
     "ALTER TABLE runs ADD COLUMN notes TEXT",
     "ALTER TABLE runs ADD COLUMN archived_at TEXT",
 )
+
+# Schema 6: each metric chunk keeps a summary for charts (store/_chunk_summary.py): whether its steps
+# and times are in order, their range, and the smallest and largest value of every block of points,
+# so a 10,000,000-point series is downsampled to a chart's width without walking every point
+# (query/_series_view.py). Chunks of earlier schemas keep NULL and are summarised when read.
+MIGRATIONS[6] = ("ALTER TABLE metric_chunks ADD COLUMN summary BLOB",)
