@@ -15,6 +15,7 @@ from typing import Any
 from contexta import query
 from contexta._workspace_reader import Workspace
 from contexta.errors import ValidationError
+from contexta.query import SeriesAxis
 from contexta.query._live import get_field_names, get_run_events
 from contexta.store import StoreDatabase
 
@@ -148,9 +149,9 @@ def series(db: StoreDatabase, run_id: str, params: Mapping[str, str]) -> dict[st
     key = params.get("key", "")
     if not key:
         raise ValidationError("give the metric key: ?key=loss", code="metric_key_invalid")
-    axis = params.get("x", "step") or "step"
-    if axis not in X_AXES:
-        raise ValidationError(f"x must be step or time, got {axis!r}", code="series_axis_invalid")
+    axis: SeriesAxis = "time" if params.get("x") == "time" else "step"
+    if params.get("x", "step") not in X_AXES:
+        raise ValidationError(f"x must be step or time, got {params['x']!r}", code="series_axis_invalid")
     width = _whole(params, "width", 1500, low=10, high=MAX_WIDTH)
     low, high = _number(params, "x0"), _number(params, "x1")
     if (low is None) != (high is None) or (low is not None and high is not None and low > high):
