@@ -21,9 +21,7 @@ from contexta.errors import ValidationError
 from contexta.query._models import ReadModel
 from contexta.query._reading import reading
 from contexta.query._resolve import find_run, find_stage_ref
-from contexta.store import StoreDatabase
-from contexta.store._metric_chunks import NO_STEP
-from contexta.store._metric_points import load_columns, select_series
+from contexta.store import NO_STEP, StoreDatabase, load_columns, select_series
 
 __all__ = [
     "FieldNames",

@@ -31,7 +31,7 @@ from contexta.store._metadata import (
     SampleRepository,
     StageRepository,
 )
-from contexta.store._metric_chunks import ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
+from contexta.store._metric_chunks import NO_STEP, ChunkNaming, SeriesIdentity, SeriesPoints, default_subject
 from contexta.store._metric_points import MetricColumns, SeriesRow, load_columns, select_series
 from contexta.store._rebuild import RebuiltStore, rebuild_database
 from contexta.store._records import AppendResult, RecordStore, RecordView, RejectedRecord, record_view
@@ -83,6 +83,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "NO_STEP",
     "STEPS_NONE",
     "STEPS_SORTED",
     "TIMES_KNOWN",
