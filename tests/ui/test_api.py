@@ -330,3 +330,19 @@ def test_the_token_in_the_url_becomes_a_strict_http_only_cookie_once(token_clien
 
 def test_a_wrong_token_in_the_url_is_refused(token_client: TestClient) -> None:
     assert token_client.get("/", params={"token": "guess"}).status_code == 401
+
+
+def test_archived_runs_are_hidden_from_the_table_unless_asked(tmp_path: Path) -> None:
+    from contexta import Contexta
+
+    workspace = tmp_path / "ws"
+    with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:
+        for name, accuracy in (("kept", 0.9), ("old", 0.7)):
+            with ctx.run(name) as run:
+                run.metric("accuracy", accuracy)
+        ctx.archive_run("old")
+    with Workspace(workspace) as reader, TestClient(build_app(reader), base_url=LOCAL) as local:
+        shown = _ok(local, "/api/runs", sort="name")
+        every = _ok(local, "/api/runs", sort="name", archived="1")
+    assert [row[1] for row in shown["rows"]] == ["kept"]
+    assert [row[1] for row in every["rows"]] == ["kept", "old"]
