@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from contexta import Contexta, Workspace
@@ -186,6 +186,23 @@ def _capture(ctx: Contexta, recipe: dict[str, Any]) -> str:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(recipe=_recipes())
+# Found in CI: the stage's and a batch's series interleave at the range's one step, so which point is
+# "first" is decided by capture order across their chunks, not by chunk.
+@example(
+    recipe={
+        "points": 7,
+        "seed": 2,
+        "steps": "repeated",
+        "values": "floats",
+        "nan": 0.0,
+        "inf": 0.0,
+        "batches": 1,
+        "flush_every": 97,
+        "width": 1,
+        "zoom": (1.0, 1.0),
+        "time": False,
+    }
+)
 def test_every_bucket_keeps_its_extremes_and_nan_exactly(ctx: Contexta, recipe: dict[str, Any]) -> None:
     run = _capture(ctx, recipe)
     time, width = recipe["time"], recipe["width"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -168,29 +168,63 @@ def downsample(chunks: Sequence[StoredChunk], time: bool, lo: int, hi: int, widt
     if total <= 2 * width:
         return _everything(axis, windows, lo, hi, total)
     buckets = _Buckets(lo, hi, width)
-    first: tuple[int, Order, StoredChunk] | None = None
-    last: tuple[int, Order, StoredChunk] | None = None
+    ends = _Ends()
     for chunk, xs, i0, i1 in windows:
         base = (chunk.seq_base, chunk.chunk_id)
         if xs is None:
             values = chunk.values()
             for x, offset in _unsorted_points(axis, chunk):
                 if lo <= x <= hi:
-                    order = (*base, offset)
-                    buckets.offer(buckets.of(x), values[offset], x, order)
-                    if first is None or (x, order) < first[:2]:
-                        first = (x, order, chunk)
-                    if last is None or (x, order) > last[:2]:
-                        last = (x, order, chunk)
+                    buckets.offer(buckets.of(x), values[offset], x, (*base, offset))
+                    ends.offer(x, (*base, offset), chunk)
         else:
             _sorted_chunk(buckets, chunk, xs, i0, i1)
-            head, tail = (xs.x(i0), (*base, i0)), (xs.x(i1 - 1), (*base, i1 - 1))
-            if first is None or head < first[:2]:
-                first = (*head, chunk)
-            if last is None or tail > last[:2]:
-                last = (*tail, chunk)
+            ends.offer(xs.x(i0), (*base, i0), chunk)
+            ends.offer(xs.x(i1 - 1), (*base, i1 - 1), chunk)
         chunk.release()
-    return _kept(buckets, first, last, total)
+    return _kept(buckets, ends.first(), ends.last(), total)
+
+
+class _Ends:
+    """The range's first and last points: the lowest and highest x, and among the points at that x
+    the one captured first (last). Chunks of several series merged into one view interleave in
+    capture order, so ties between chunks are settled by each candidate's own seq, read from the
+    chunk's positions only for the few candidates at the extreme x."""
+
+    def __init__(self) -> None:
+        self._low: tuple[int, dict[int, tuple[Order, StoredChunk]]] | None = None
+        self._high: tuple[int, dict[int, tuple[Order, StoredChunk]]] | None = None
+
+    def offer(self, x: int, order: Order, chunk: StoredChunk) -> None:
+        """A point at `x`; offered in storage order within each chunk."""
+        if self._low is None or x < self._low[0]:
+            self._low = (x, {})
+        if x == self._low[0]:
+            self._low[1].setdefault(chunk.chunk_id, (order, chunk))  # a chunk's earliest at that x
+        if self._high is None or x > self._high[0]:
+            self._high = (x, {})
+        if x == self._high[0]:
+            self._high[1][chunk.chunk_id] = (order, chunk)  # a chunk's latest at that x
+
+    def first(self) -> tuple[int, Order, StoredChunk] | None:
+        return self._pick(self._low, min)
+
+    def last(self) -> tuple[int, Order, StoredChunk] | None:
+        return self._pick(self._high, max)
+
+    @staticmethod
+    def _pick(
+        found: tuple[int, dict[int, tuple[Order, StoredChunk]]] | None,
+        choose: Callable[..., tuple[Order, StoredChunk]],
+    ) -> tuple[int, Order, StoredChunk] | None:
+        if found is None:
+            return None
+        x, candidates = found
+        if len(candidates) == 1:
+            ((order, chunk),) = candidates.values()
+        else:
+            order, chunk = choose(candidates.values(), key=lambda item: item[1].seq_at(item[0][2]))
+        return x, order, chunk
 
 
 def _slice(column: Column, start: int, stop: int) -> array[Any]:

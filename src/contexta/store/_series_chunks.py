@@ -19,6 +19,7 @@ import orjson
 from contexta.contract._timestamps import parse_timestamp
 from contexta.store._chunk_codec import LazyColumn, column_progression, read_column
 from contexta.store._chunk_summary import ChunkSummary, read_summary, summarize
+from contexta.store._metric_chunks import POSITION_TYPE
 from contexta.store._metric_points import SeriesRow
 
 __all__ = ["Column", "StoredChunk", "stored_chunks"]
@@ -102,6 +103,11 @@ class StoredChunk:
         if self._blob("explicit") is not None:
             return self.observed_ns()
         return self._lazy("observed_ns", "q")
+
+    def seq_at(self, offset: int) -> int:
+        """The capture position (seq) of the point at `offset`: what orders points of several series
+        merged into one view, whose chunks interleave in capture order."""
+        return int(self.seq_base) + int(self._lazy("positions", POSITION_TYPE)[offset])
 
     def steps(self) -> array[int]:
         """Steps, NO_STEP (-1) where a point has none."""
