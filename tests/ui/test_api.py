@@ -346,3 +346,17 @@ def test_archived_runs_are_hidden_from_the_table_unless_asked(tmp_path: Path) ->
         every = _ok(local, "/api/runs", sort="name", archived="1")
     assert [row[1] for row in shown["rows"]] == ["kept"]
     assert [row[1] for row in every["rows"]] == ["kept", "old"]
+
+
+@pytest.mark.parametrize("token", ["two words", "semi;colon", 'a"quote', "t\u00f6ken", "a,b=c"])
+def test_any_token_the_user_picks_opens_the_dashboard_from_the_printed_url(
+    demo_workspace: Path, token: str
+) -> None:
+    # The cookie the URL's token becomes is quoted by the cookie rules when the token holds a space,
+    # a `;`, a quote or a non-ASCII letter; the browser sends it back as set, and it must still pass.
+    with (
+        Workspace(demo_workspace) as workspace,
+        TestClient(build_app(workspace, token=token), base_url=LOCAL) as client,
+    ):
+        assert client.get("/", params={"token": token}).status_code == 200
+        assert client.get("/api/runs").status_code == 200

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from typing import Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -80,6 +80,12 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
+def _cookie_value(token: str) -> str:
+    """The token as the cookie holds it: percent-encoded, so that a token with a space, `;`, `"` or a
+    non-ASCII letter is never quoted by the cookie rules (and sent back quoted, which would not match)."""
+    return quote(token, safe="")
+
+
 def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -128,7 +134,9 @@ class Guard:
             # Once: the token becomes a cookie no other site's request carries, and leaves the URL.
             rest = urlencode([(name, value) for name, value in query if name != "token"])
             response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), status_code=303)
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(
+                TOKEN_COOKIE, _cookie_value(self.token), httponly=True, samesite="strict", path="/"
+            )
             return response
         return _error(
             401, "token_required", "this dashboard needs its access token (open the URL it printed)"
@@ -140,8 +148,9 @@ class Guard:
         scheme, _, bearer = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(bearer.strip().encode(), expected):
             return True
+        in_cookie = _cookie_value(self.token).encode()
         for part in headers.get("cookie", "").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == TOKEN_COOKIE and hmac.compare_digest(value.encode(), expected):
+            if name == TOKEN_COOKIE and hmac.compare_digest(value.encode(), in_cookie):
                 return True
         return False
