@@ -19,7 +19,7 @@ from ui_workspaces import FAILING, HOSTILE_NAME, HOSTILE_SCRIPT, SAMPLES, STEPS
 
 from contexta import Workspace
 from contexta._ui._app import build_app
-from contexta._ui._security import TOKEN_COOKIE
+from contexta._ui._security import token_cookie
 
 LOCAL = "http://127.0.0.1"
 
@@ -323,9 +323,9 @@ def test_the_token_in_the_url_becomes_a_strict_http_only_cookie_once(token_clien
     assert response.status_code == 303
     assert response.headers["location"] == "/"
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{TOKEN_COOKIE}=s3cret")
+    assert cookie.startswith(f"{token_cookie(80)}=s3cret")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    assert token_client.get("/api/runs", headers={"Cookie": f"{TOKEN_COOKIE}=s3cret"}).status_code == 200
+    assert token_client.get("/api/runs", headers={"Cookie": f"{token_cookie(80)}=s3cret"}).status_code == 200
 
 
 def test_a_wrong_token_in_the_url_is_refused(token_client: TestClient) -> None:
@@ -346,3 +346,39 @@ def test_archived_runs_are_hidden_from_the_table_unless_asked(tmp_path: Path) ->
         every = _ok(local, "/api/runs", sort="name", archived="1")
     assert [row[1] for row in shown["rows"]] == ["kept"]
     assert [row[1] for row in every["rows"]] == ["kept", "old"]
+
+
+@pytest.mark.parametrize("token", ["two words", "semi;colon", 'a"quote', "t\u00f6ken", "a,b=c"])
+def test_any_token_the_user_picks_opens_the_dashboard_from_the_printed_url(
+    demo_workspace: Path, token: str
+) -> None:
+    # The cookie the URL's token becomes is quoted by the cookie rules when the token holds a space,
+    # a `;`, a quote or a non-ASCII letter; the browser sends it back as set, and it must still pass.
+    with (
+        Workspace(demo_workspace) as workspace,
+        TestClient(build_app(workspace, token=token), base_url=LOCAL) as client,
+    ):
+        assert client.get("/", params={"token": token}).status_code == 200
+        assert client.get("/api/runs").status_code == 200
+
+
+def test_two_token_dashboards_on_one_machine_keep_their_own_cookies(demo_workspace: Path) -> None:
+    # A browser keeps one cookie per name for a host whatever its port: the second dashboard's
+    # cookie must not take the place of the first's (whose tab would then answer 401 to everything).
+    jar: dict[str, str] = {}
+    with (
+        Workspace(demo_workspace) as workspace,
+        TestClient(
+            build_app(workspace, token="first"), base_url=f"{LOCAL}:8765", follow_redirects=False
+        ) as first,
+        TestClient(
+            build_app(workspace, token="second"), base_url=f"{LOCAL}:8766", follow_redirects=False
+        ) as second,
+    ):
+        for client, token in ((first, "first"), (second, "second")):
+            set_cookie = client.get("/", params={"token": token}).headers["set-cookie"]
+            name, _, value = set_cookie.partition(";")[0].partition("=")
+            jar[name] = value
+        cookie = "; ".join(f"{name}={value}" for name, value in jar.items())
+        assert first.get("/api/runs", headers={"Cookie": cookie}).status_code == 200
+        assert second.get("/api/runs", headers={"Cookie": cookie}).status_code == 200

@@ -311,3 +311,44 @@ def test_a_new_run_its_points_and_its_end_arrive_without_reload(
 
     _say(capture, "close", "closed")
     page.wait_for_function("() => document.querySelector('#run-status').textContent === 'completed'")
+
+
+def test_a_reconnected_stream_does_not_draw_points_the_chart_has_twice(
+    browser: Any, live: tuple[UiProcess, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    # The browser reconnects an event stream with the URL it opened it with, so with the cursors the
+    # page had then: the points the chart got since come again and must not be drawn a second time.
+    server, capture = live
+    assert capture.stdout is not None
+    assert capture.stdout.readline().strip() == "open"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()  # its own page: the restart below logs a refused connection
+    page.set_default_timeout(15_000)
+    chart = ".chart[data-key='loss'] .meta"
+    try:
+        page.goto(server.base + "#/run/" + "run%3Alive.second")
+        page.wait_for_function(
+            "(s) => document.querySelector(s)?.textContent.startsWith('1 point')", arg=chart
+        )
+        page.wait_for_selector("#live.on")
+        _say(capture, "1", "flushed")
+        page.wait_for_function(
+            "(s) => document.querySelector(s).textContent.startsWith('2 points')", arg=chart
+        )
+
+        port = server.base.rstrip("/").rpartition(":")[2]
+        server.stop()
+        page.wait_for_selector("#live:not(.on)")
+        restarted = start_ui(tmp_path / ".contexta", "--port", port)
+        try:
+            page.wait_for_selector("#live.on", timeout=20_000)
+            _say(capture, "2", "flushed")
+            page.wait_for_function(
+                "(s) => /^[34] points/.test(document.querySelector(s).textContent)", arg=chart
+            )
+            page.wait_for_timeout(1500)  # a late duplicate would arrive within this
+            assert page.locator(chart).inner_text().startswith("3 points")
+        finally:
+            restarted.stop()
+    finally:
+        context.close()

@@ -33,7 +33,7 @@ bad input, 404 for an unknown run, stage, metric or artifact, 503 when the store
 - `GET /api/stream?runs=1&series=RUN|STAGE|KEY|CURSOR...` (Server-Sent Events): what the page
   watches, each series with the `last_seq` it has. Events: `hello`, then `runs` (`{changes: [{run_id,
   status, ended_at, archived, new}]}`) when runs appear or change, `series` (`{series: [{run_id,
-  stage, key, last_seq, steps, times, values}]}` with only the points after each cursor, or
+  stage, key, last_seq, seqs, steps, times, values}]}` with only the points after each cursor, or
   `reset: true` when too many arrived to send: refetch), and `: heartbeat` comments. The server
   notices commits to the store by polling `PRAGMA data_version` every 200 ms; one stream per page.
 

@@ -213,6 +213,7 @@ def _series_updates(database: StoreDatabase, watch: Watch) -> list[dict[str, Any
             {
                 **identity,
                 "last_seq": tail.last_seq,
+                "seqs": list(tail.seqs),
                 "steps": list(tail.steps),
                 "times": list(tail.times),
                 "values": [_plain(value) for value in tail.values],

@@ -7,7 +7,8 @@ A server on 127.0.0.1 is still reachable from every page the user's browser open
   know its names; it is only started with a token, which rebinding cannot supply;
 - with a token, every request must bring it: `Authorization: Bearer T`, or the HttpOnly SameSite=Strict
   cookie that visiting `/?token=T` once sets (the URL the command prints), so the token leaves the
-  address bar at once and no other site's request carries it;
+  address bar at once and no other site's request carries it; the cookie is named for the server's
+  port, so a second dashboard on the same machine does not replace it;
 - no response carries CORS headers, so no other origin may read one; a strict Content-Security-Policy
   allows only the package's own scripts and styles (no inline script, no eval), and nothing is framed.
 """
@@ -17,13 +18,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from typing import Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["TOKEN_COOKIE", "Guard", "allowed_host_names", "is_loopback", "is_wildcard"]
+__all__ = ["TOKEN_COOKIE", "Guard", "allowed_host_names", "is_loopback", "is_wildcard", "token_cookie"]
 
 TOKEN_COOKIE: Final = "contexta_ui_token"
 
@@ -80,6 +81,23 @@ def _host_name(header: str) -> str:
     return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
+def token_cookie(port: int | None) -> str:
+    """The token cookie's name for a server on `port`: a browser keeps one cookie per name for a
+    host whatever its port, so two dashboards on one machine each need their own."""
+    return TOKEN_COOKIE if port is None else f"{TOKEN_COOKIE}_{port}"
+
+
+def _port(scope: Scope) -> int | None:
+    server = scope.get("server")
+    return None if server is None or server[1] is None else int(server[1])
+
+
+def _cookie_value(token: str) -> str:
+    """The token as the cookie holds it: percent-encoded, so that a token with a space, `;`, `"` or a
+    non-ASCII letter is never quoted by the cookie rules (and sent back quoted, which would not match)."""
+    return quote(token, safe="")
+
+
 def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
@@ -120,7 +138,8 @@ class Guard:
             return _error(421, "host_not_allowed", "this server answers only to the address it is bound to")
         if self.token is None:
             return None
-        if self._carries_token(headers):
+        cookie = token_cookie(_port(scope))
+        if self._carries_token(headers, cookie):
             return None
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given = [value for name, value in query if name == "token"]
@@ -128,20 +147,21 @@ class Guard:
             # Once: the token becomes a cookie no other site's request carries, and leaves the URL.
             rest = urlencode([(name, value) for name, value in query if name != "token"])
             response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), status_code=303)
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(cookie, _cookie_value(self.token), httponly=True, samesite="strict", path="/")
             return response
         return _error(
             401, "token_required", "this dashboard needs its access token (open the URL it printed)"
         )
 
-    def _carries_token(self, headers: Headers) -> bool:
+    def _carries_token(self, headers: Headers, cookie: str) -> bool:
         assert self.token is not None
         expected = self.token.encode()
         scheme, _, bearer = headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(bearer.strip().encode(), expected):
             return True
+        in_cookie = _cookie_value(self.token).encode()
         for part in headers.get("cookie", "").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == TOKEN_COOKIE and hmac.compare_digest(value.encode(), expected):
+            if name == cookie and hmac.compare_digest(value.encode(), in_cookie):
                 return True
         return False

@@ -52,6 +52,7 @@ class SeriesTail(ReadModel):
     times: tuple[float, ...]
     values: tuple[float | int, ...]
     truncated: bool = False
+    seqs: tuple[int, ...] = ()  # each point's capture position (a page drops the ones it has)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ def _tail(
         tuple(_seconds(observed) for observed in columns.observed[start:end]),
         tuple(columns.values[start:end]),
         truncated=end < len(columns.seqs),
+        seqs=tuple(columns.seqs[start:end]),
     )
 
 

@@ -444,19 +444,23 @@ class MetricChart {
     this.refetchSoon();
   }
 
-  // New points from the live stream, after this chart's cursor.
+  // New points from the live stream, after this chart's cursor. A reconnected stream starts again
+  // from the cursors in its URL, so points the chart already has (seq <= cursor) are skipped.
   append(update) {
     if (update.reset) {
-      this.cursor = update.last_seq;
+      this.cursor = Math.max(this.cursor, update.last_seq);
       if (!this.zoom) this.refetchSoon();
       return;
     }
+    let first = 0;
+    while (first < update.values.length && update.seqs && update.seqs[first] <= this.cursor) first++;
+    if (first === update.values.length) return;
     this.cursor = Math.max(this.cursor, update.last_seq);
-    this.total += update.values.length;
+    this.total += update.values.length - first;
     if (this.zoom) return; // the zoomed range is as fetched; reset shows the new points
     const xs = chartSettings.x === "time" ? update.times : update.steps;
     let lastX = this.xs.length ? this.xs[this.xs.length - 1] : -Infinity;
-    for (let i = 0; i < update.values.length; i++) {
+    for (let i = first; i < update.values.length; i++) {
       let x = xs[i];
       if (x === null) x = lastX + 1;
       this.xs.push(x);
