@@ -197,9 +197,22 @@ def test_compare_gives_deltas_differing_params_and_overlays(client: TestClient) 
 
 def test_compare_needs_two_runs(client: TestClient) -> None:
     response = client.get("/api/compare", params={"runs": "baseline"})
+    itself = client.get("/api/compare", params={"runs": "baseline,baseline"})
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "compare_runs_invalid"
+    assert itself.status_code == 400  # one run named twice is not a comparison
+    assert "different runs" in itself.json()["error"]["message"]
+
+
+def test_too_many_columns_is_a_400_saying_how_many_are_allowed(client: TestClient) -> None:
+    columns = ",".join(f"params.p{index}" for index in range(1_500))
+
+    response = client.get("/api/runs", params={"columns": columns})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "columns_invalid" and "at most 500 columns" in error["message"]
 
 
 def test_hostile_text_comes_back_as_data(client: TestClient) -> None:

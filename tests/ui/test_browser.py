@@ -352,3 +352,9 @@ def test_a_reconnected_stream_does_not_draw_points_the_chart_has_twice(
             restarted.stop()
     finally:
         context.close()
+
+
+def test_a_mangled_link_shows_the_runs_table_instead_of_a_stuck_page(page: Page, server: UiProcess) -> None:
+    page.goto(server.base + "#/run/%E0%A4%A")  # a percent sign cut short: not decodable
+
+    _rows_become(page, 4)

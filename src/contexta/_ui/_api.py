@@ -200,10 +200,12 @@ def compare(db: StoreDatabase, params: Mapping[str, str]) -> dict[str, Any]:
     """`GET /api/compare?runs=a,b`: each metric's latest value per run and the deltas from the
     first run, the params and environment fields that differ, and the series the runs share (to
     overlay, fetched from `/series` per run)."""
-    run_ids = [run.strip() for run in params.get("runs", "").split(",") if run.strip()]
+    # A run named twice is one run: comparing it with itself says nothing.
+    run_ids = list(dict.fromkeys(run.strip() for run in params.get("runs", "").split(",") if run.strip()))
     if not 2 <= len(run_ids) <= MAX_COMPARED:
         raise ValidationError(
-            f"compare 2 to {MAX_COMPARED} runs: ?runs=a,b, got {len(run_ids)}", code="compare_runs_invalid"
+            f"compare 2 to {MAX_COMPARED} different runs: ?runs=a,b, got {len(run_ids)}",
+            code="compare_runs_invalid",
         )
     comparison = query.compare_multiple_runs(db, run_ids)
     metrics = []

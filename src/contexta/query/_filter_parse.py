@@ -45,6 +45,9 @@ __all__ = [
     "tag_filter",
 ]
 
+# The most columns one runs table shows (see parse_columns).
+MAX_COLUMNS = 500
+
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _KEYWORDS = ("and", "or", "not")
 # How deep parentheses and `not`s may nest: far more than anyone writes, and well inside Python's
@@ -295,11 +298,16 @@ def parse_sort(text: str) -> list[SortKey]:
 
 def parse_columns(text: str) -> list[tuple[str, RunField]]:
     """`text` as a column list: fields separated by commas, each with the name it was given;
-    `ValidationError(columns_invalid)` pointing at the first thing wrong."""
-    return [
-        (item, _item_field(text, item, start, "columns", "columns_invalid"))
-        for item, start, _ in split_list(text, what="columns", code="columns_invalid")
-    ]
+    `ValidationError(columns_invalid)` pointing at the first thing wrong, or saying there are more
+    than `MAX_COLUMNS` (each is a column of one SQL result, which SQLite caps at 2,000)."""
+    items = split_list(text, what="columns", code="columns_invalid")
+    if len(items) > MAX_COLUMNS:
+        raise ValidationError(
+            f"at most {MAX_COLUMNS} columns can be shown at once, got {len(items)}: choose fewer",
+            code="columns_invalid",
+            details={"columns": len(items), "limit": MAX_COLUMNS},
+        )
+    return [(item, _item_field(text, item, start, "columns", "columns_invalid")) for item, start, _ in items]
 
 
 def tag_filter(name: str, value: str | None = None) -> RunFilter:

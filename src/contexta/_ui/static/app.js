@@ -834,8 +834,15 @@ async function route() {
   activeCharts.forEach((chart) => chart.destroy());
   activeCharts = [];
   const runMatch = path.match(/^\/run\/([^/]+)(\/samples)?$/);
+  let runId = null;
   if (runMatch) {
-    const runId = decodeURIComponent(runMatch[1]);
+    try {
+      runId = decodeURIComponent(runMatch[1]);
+    } catch {
+      runId = null; // a hash mangled by hand or by a chat client: show the runs table rather than nothing
+    }
+  }
+  if (runMatch && runId !== null) {
     live.close();
     if (runMatch[2]) await showSamples(runId, query);
     else await showRun(runId);
