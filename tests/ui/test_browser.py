@@ -241,6 +241,7 @@ import sys
 from contexta import Contexta
 workspace, = sys.argv[1:]
 with Contexta(workspace=workspace, config={"project_name": "live"}) as ctx:
+    sys.stdin.readline()  # "start": the test says when, so a page it opened first has not seen this run
     with ctx.run("second") as run:
         run.metric("loss", 1.0, step=0)
         ctx.flush()
@@ -248,6 +249,11 @@ with Contexta(workspace=workspace, config={"project_name": "live"}) as ctx:
         for line in sys.stdin:
             if line.strip() == "close":
                 break
+            if line.strip() == "accuracy":  # a key first captured after the page loaded
+                run.metric("accuracy", 0.5, step=3)
+                ctx.flush()
+                print("flushed", flush=True)
+                continue
             step = int(line)
             run.metric("loss", 1.0 / (step + 1), step=step)
             ctx.flush()
@@ -292,8 +298,7 @@ def test_a_new_run_its_points_and_its_end_arrive_without_reload(
     _rows_become(page, 1)
     page.wait_for_selector("#live.on")
 
-    assert capture.stdout is not None
-    assert capture.stdout.readline().strip() == "open"
+    _say(capture, "start", "open")
     _rows_become(page, 2)  # the new run, without reload
     assert "open" in page.locator("#runs tbody tr", has_text="second").inner_text()
 
@@ -308,6 +313,15 @@ def test_a_new_run_its_points_and_its_end_arrive_without_reload(
     page.wait_for_function(
         "(s) => document.querySelector(s + ' .meta').textContent.startsWith('4 points')", arg=chart
     )
+    _say(capture, "accuracy", "flushed")
+    accuracy = ".chart[data-key='accuracy'] .meta"
+    page.wait_for_function(
+        "(s) => document.querySelector(s)?.textContent.startsWith('1 point')", arg=accuracy
+    )
+    _say(capture, "4", "flushed")  # the stream, opened again with the new chart, still brings loss
+    page.wait_for_function(
+        "(s) => document.querySelector(s + ' .meta').textContent.startsWith('5 points')", arg=chart
+    )
 
     _say(capture, "close", "closed")
     page.wait_for_function("() => document.querySelector('#run-status').textContent === 'completed'")
@@ -319,8 +333,7 @@ def test_a_reconnected_stream_does_not_draw_points_the_chart_has_twice(
     # The browser reconnects an event stream with the URL it opened it with, so with the cursors the
     # page had then: the points the chart got since come again and must not be drawn a second time.
     server, capture = live
-    assert capture.stdout is not None
-    assert capture.stdout.readline().strip() == "open"
+    _say(capture, "start", "open")
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()  # its own page: the restart below logs a refused connection
     page.set_default_timeout(15_000)

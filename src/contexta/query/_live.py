@@ -58,13 +58,16 @@ class SeriesTail(ReadModel):
 @dataclass(frozen=True, slots=True)
 class RunState(ReadModel):
     """One run execution's place and progress: its id as queries name it (the run ref for the latest
-    execution, `ref@n` for an earlier one), status and end."""
+    execution, `ref@n` for an earlier one), status and end. `metric_count`, for a run still open, is
+    how many charted series (a key in a stage, samples left out) it has so far, so an open page learns
+    of a metric first captured after it loaded; None once the run has ended."""
 
     run_id: str
     execution_id: str
     status: str
     ended_at: str | None
     archived: bool
+    metric_count: int | None = None
 
 
 def _seconds(observed: int | str) -> float:
@@ -141,9 +144,22 @@ def get_run_states(db: StoreDatabase) -> list[RunState]:
             "SELECT execution_id, run_ref, execution_number, latest, status, ended_at, archived_at "
             "FROM runs ORDER BY rowid"
         ).fetchall()
+        # Only open runs gain series; the series table's unique index leads with the execution id.
+        counts = dict(
+            connection.execute(
+                "SELECT execution_id, count(DISTINCT stage_ref || char(0) || key) FROM metric_series "
+                "WHERE execution_id IN (SELECT execution_id FROM runs WHERE status = 'open') "
+                "AND sample_ref = '' AND deployment_ref = '' GROUP BY execution_id"
+            ).fetchall()
+        )
     return [
         RunState(
-            run_ref if latest else f"{run_ref}@{number}", execution_id, status, ended_at, archived is not None
+            run_ref if latest else f"{run_ref}@{number}",
+            execution_id,
+            status,
+            ended_at,
+            archived is not None,
+            counts.get(execution_id, 0) if status == "open" else None,
         )
         for execution_id, run_ref, number, latest, status, ended_at, archived in rows
     ]

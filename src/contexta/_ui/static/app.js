@@ -597,18 +597,30 @@ async function showRun(runId) {
   controls.append(xSelect, el("label", {}, logBox, " log scale"), el("label", {}, "smoothing ", smoothing, " "), smoothingValue);
   const charts = el("div", { class: "charts", id: "charts" });
   view.append(el("h2", { text: "Metrics" }), controls, charts);
-  const series = detail.metrics.filter((metric) => metric.point_count > 0).slice(0, 48);
   activeCharts.forEach((chart) => chart.destroy());
   activeCharts = [];
-  if (!series.length) charts.append(el("p", { class: "muted", text: "no metric series" }));
-  for (const metric of series) {
-    const card = el("div", { class: "chart" });
-    card.dataset.key = metric.metric_key;
-    card.dataset.stage = metric.stage_name || "";
-    card.append(el("h3", { text: (metric.stage_name ? metric.stage_name + " / " : "") + metric.metric_key }));
-    charts.append(card);
-    activeCharts.push(new MetricChart(run.run_id, metric.stage_name, metric.metric_key, card));
-  }
+  const noSeries = el("p", { class: "muted", text: "no metric series" });
+  // A chart per series (a key in a stage); called again when a live run captures a new key.
+  const addCharts = (metrics) => {
+    const added = [];
+    for (const metric of metrics.filter((m) => m.point_count > 0)) {
+      if (activeCharts.length >= 48) break;
+      const known = activeCharts.some((c) => (c.stage || null) === (metric.stage_name || null) && c.key === metric.metric_key);
+      if (known) continue;
+      const card = el("div", { class: "chart" });
+      card.dataset.key = metric.metric_key;
+      card.dataset.stage = metric.stage_name || "";
+      card.append(el("h3", { text: (metric.stage_name ? metric.stage_name + " / " : "") + metric.metric_key }));
+      charts.append(card);
+      const chart = new MetricChart(run.run_id, metric.stage_name, metric.metric_key, card);
+      activeCharts.push(chart);
+      added.push(chart);
+    }
+    if (activeCharts.length) noSeries.remove();
+    else charts.append(noSeries);
+    return added;
+  };
+  addCharts(detail.metrics);
   const redrawAll = () => activeCharts.forEach((chart) => chart.draw());
   xSelect.addEventListener("change", () => {
     chartSettings.x = xSelect.value;
@@ -678,11 +690,16 @@ async function showRun(runId) {
       const fresh = await api("/api/runs/" + encodeURIComponent(run.run_id));
       statusCell.textContent = fresh.run.status;
       statusCell.className = "status status-" + fresh.run.status;
+      const added = addCharts(fresh.metrics);
+      if (added.length) {
+        await Promise.all(added.map((chart) => chart.fetch()));
+        watchRun(); // the stream now carries the new series too
+      }
     } catch (error) {
       /* the run may be gone; keep what is shown */
     }
   }, 200);
-  live.watch(
+  const watchRun = () => live.watch(
     { runs: true, series: activeCharts.map((chart) => ({ runId: chart.runId, stage: chart.stage, key: chart.key, cursor: chart.cursor })) },
     {
       runs: (message) => {
@@ -696,6 +713,7 @@ async function showRun(runId) {
       },
     },
   );
+  watchRun();
 }
 
 // ---------------------------------------------------------------- samples view
