@@ -15,19 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_workspaces import HOSTILE_NAME, HOSTILE_SCRIPT, SAMPLES, SRC, UiProcess, start_ui
+from ui_workspaces import CHROMIUM_ARGS, HOSTILE_NAME, HOSTILE_SCRIPT, SAMPLES, SRC, UiProcess, start_ui
 
 from contexta import Contexta
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)

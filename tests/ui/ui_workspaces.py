@@ -29,6 +29,17 @@ PROJECT = "demo"
 STEPS = 300
 SAMPLES = 12
 FAILING = (4, 9)
+# Debian's Chromium, headless on a machine without network: what the browser tests and the
+# screenshot helper launch it with (no background networking, no sandbox as root).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 HOSTILE_NAME = "<img src=x onerror=window.__pwned=1>"
 HOSTILE_SCRIPT = "</script><script>window.__pwned=2</script>"
 HOSTILE_ATTRIBUTE = '" onmouseover="window.__pwned=3" x="'

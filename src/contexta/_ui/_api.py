@@ -15,11 +15,9 @@ from typing import Any
 from contexta import query
 from contexta._workspace_reader import Workspace
 from contexta.errors import ValidationError
-from contexta.query import SeriesAxis
+from contexta.query import SERIES_AXES, SeriesAxis
 from contexta.query._live import get_field_names, get_run_events
 from contexta.store import StoreDatabase
-
-from ._series import X_AXES, series_view
 
 __all__ = [
     "DEFAULT_COLUMNS",
@@ -150,14 +148,15 @@ def series(db: StoreDatabase, run_id: str, params: Mapping[str, str]) -> dict[st
     if not key:
         raise ValidationError("give the metric key: ?key=loss", code="metric_key_invalid")
     axis: SeriesAxis = "time" if params.get("x") == "time" else "step"
-    if params.get("x", "step") not in X_AXES:
+    if params.get("x", "step") not in SERIES_AXES:
         raise ValidationError(f"x must be step or time, got {params['x']!r}", code="series_axis_invalid")
     width = _whole(params, "width", 1500, low=10, high=MAX_WIDTH)
     low, high = _number(params, "x0"), _number(params, "x1")
     if (low is None) != (high is None) or (low is not None and high is not None and low > high):
         raise ValidationError("give both x0 and x1, with x0 <= x1", code="x_range_invalid")
     x_range = None if low is None or high is None else (low, high)
-    view = series_view(
+    # Per bucket its min and max exactly, NaN gaps and the ends, from chunk summaries (store schema 6).
+    view = query.get_series_view(
         db, run_id, key, stage=params.get("stage") or None, x=axis, width=width, x_range=x_range
     )
     return {
