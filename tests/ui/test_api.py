@@ -395,3 +395,25 @@ def test_two_token_dashboards_on_one_machine_keep_their_own_cookies(demo_workspa
         cookie = "; ".join(f"{name}={value}" for name, value in jar.items())
         assert first.get("/api/runs", headers={"Cookie": cookie}).status_code == 200
         assert second.get("/api/runs", headers={"Cookie": cookie}).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_500_that_still_carries_the_security_headers(
+    demo_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contexta._ui import _api
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("a bug in an endpoint")
+
+    monkeypatch.setattr(_api, "fields", broken)
+    with (
+        Workspace(demo_workspace) as workspace,
+        TestClient(build_app(workspace), base_url=LOCAL, raise_server_exceptions=False) as local,
+    ):
+        response = local.get("/api/fields")
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "a bug in an endpoint" not in response.text  # the traceback stays in the server's log
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"

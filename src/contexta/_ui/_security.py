@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -102,6 +103,9 @@ def _error(status: int, code: str, message: str) -> Response:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+_log = logging.getLogger("contexta.ui")
+
+
 class Guard:
     """The middleware: Host check, token check and security headers on every HTTP response."""
 
@@ -115,8 +119,12 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [
                     (name, value)
                     for name, value in message.get("headers", [])
@@ -129,7 +137,15 @@ class Guard:
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's own 500 is made outside this middleware, without the headers above: answer
+            # here instead (the traceback goes to the server's log, never to the page).
+            _log.exception("contexta ui: %s %s failed", scope.get("method"), scope.get("path"))
+            if not started:
+                failure = _error(500, "internal_error", "the dashboard failed to answer; its log says why")
+                await failure(scope, receive, send_with_headers)
 
     def _refusal(self, scope: Scope) -> Response | None:
         headers = Headers(scope=scope)
