@@ -20,6 +20,7 @@ import pytest
 from contexta import Contexta, Workspace
 from contexta.cli._export import build_table
 from contexta.query import write_table
+from sweeps import benchmarks_enabled
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -29,15 +30,10 @@ SMOKE_POINTS = 20_000
 ROUNDS = 5
 
 
-def _enabled(config: pytest.Config) -> bool:
-    """Mirrors pytest-benchmark: `--benchmark-enable` wins over the `--benchmark-disable` in addopts."""
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
-
-
 @pytest.fixture(scope="module")
 def captured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A workspace holding one run whose train stage captured `loss` and `lr` at every step."""
-    points = POINTS if _enabled(request.config) else SMOKE_POINTS
+    points = POINTS if benchmarks_enabled(request.config) else SMOKE_POINTS
     workspace = tmp_path_factory.mktemp("export") / ".contexta"
     ctx = Contexta(
         workspace=workspace, config={"project_name": PROJECT, "capture": {"queue_capacity": 1 << 21}}

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 
 from contexta import Contexta
+from sweeps import METRICS_PER_STAGE, benchmarks_enabled, capture_sweep
 
 PROJECT = "sweep"
 RUNS = 10_000
 SMOKE_RUNS = 500
-METRICS_PER_STAGE = 10
 ROUNDS = 20
-TEAMS = ("nlp", "vision", "speech")
 
 # (id, filter, sort, limit): the issue's example shape, aggregates, stage-qualified keys with paging.
 SEARCHES = [
@@ -39,35 +38,11 @@ SEARCHES = [
 ]
 
 
-def _enabled(config: pytest.Config) -> bool:
-    """Mirrors pytest-benchmark: `--benchmark-enable` wins over the `--benchmark-disable` in addopts."""
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
-
-
-def _value(run: int, metric: int, step: int) -> float:
-    """A spread of values in [0, 1) that differs per run, metric and step."""
-    return ((run * 7919 + metric * 104_729 + step * 1_299_709) % 1000) / 1000
-
-
 @pytest.fixture(scope="module")
 def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A workspace with the runs described above, captured live."""
-    runs = RUNS if _enabled(request.config) else SMOKE_RUNS
-    workspace = tmp_path_factory.mktemp("run-search") / ".contexta"
-    with Contexta(workspace=workspace, config={"project_name": PROJECT}) as ctx:
-        for number in range(runs):
-            with ctx.run(
-                f"run-{number:05d}",
-                tags={"team": TEAMS[number % 3], "seed": number % 5},
-                config_snapshot={"optimizer": {"name": "adam", "lr": 10.0 ** -(number % 4)}, "seed": number},
-            ) as run:
-                for stage_index, stage_name in enumerate(("train", "evaluate")):
-                    with run.stage(stage_name) as stage:
-                        for offset in range(METRICS_PER_STAGE):
-                            metric = stage_index * METRICS_PER_STAGE + offset
-                            for step in range(3):
-                                stage.metric(f"m{metric:02d}", _value(number, metric, step), step=step)
-    return workspace, runs
+    runs = RUNS if benchmarks_enabled(request.config) else SMOKE_RUNS
+    return capture_sweep(tmp_path_factory.mktemp("run-search") / ".contexta", runs, PROJECT), runs
 
 
 @pytest.mark.benchmark(group="run-search")

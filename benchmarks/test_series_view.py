@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from contexta import Contexta
+from sweeps import benchmarks_enabled
 
 PROJECT = "bench"
 POINTS = 10_000_000
@@ -39,11 +40,6 @@ VIEWS = [
 ]
 
 
-def _enabled(config: pytest.Config) -> bool:
-    """Mirrors pytest-benchmark: `--benchmark-enable` wins over the `--benchmark-disable` in addopts."""
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
-
-
 def _rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
@@ -52,7 +48,7 @@ def _rss_mb() -> float:
 @pytest.fixture(scope="module")
 def long_series(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A workspace with one run whose `train` stage has a `loss` series of POINTS points."""
-    points = POINTS if _enabled(request.config) else SMOKE_POINTS
+    points = POINTS if benchmarks_enabled(request.config) else SMOKE_POINTS
     workspace = tmp_path_factory.mktemp("series-view") / ".contexta"
     ctx = Contexta(
         workspace=workspace, config={"project_name": PROJECT, "capture": {"queue_capacity": 1 << 21}}

@@ -27,6 +27,7 @@ from contexta.contract import Project, Run
 from contexta.contract._refs import new_execution_id
 from contexta.store import StoreDatabase
 from contexta.store._tables import TABLES
+from sweeps import benchmarks_enabled
 
 PROJECT = "bench"
 METRICS = 1_000_000
@@ -35,11 +36,6 @@ SMOKE_METRICS = 20_000  # when benchmarks are disabled each body only has to sho
 SMOKE_RUNS = 1_000
 ROUNDS = 3  # the heavy benchmarks
 LIST_ROUNDS = 10
-
-
-def _enabled(config: pytest.Config) -> bool:
-    """Mirrors pytest-benchmark: `--benchmark-enable` wins over the `--benchmark-disable` in addopts."""
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
 
 
 def _store_path(workspace: Path) -> Path:
@@ -83,7 +79,7 @@ def test_metric_calls_become_durable_and_queryable(benchmark: Any, tmp_path: Pat
 @pytest.fixture(scope="module")
 def long_series(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """A workspace holding one run with a `loss` series of METRICS points, captured live."""
-    points = METRICS if _enabled(request.config) else SMOKE_METRICS
+    points = METRICS if benchmarks_enabled(request.config) else SMOKE_METRICS
     workspace = tmp_path_factory.mktemp("long-series") / ".contexta"
     # A queue larger than the series: capture never waits for the writer, so building it is quick.
     ctx = Contexta(
@@ -117,7 +113,7 @@ def test_get_metric_series_of_a_long_series(benchmark: Any, long_series: tuple[P
 def many_runs(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, int]:
     """A workspace with RUNS completed runs, put in one transaction through the store's own run table
     (the upsert `put_run` and live capture use), with tags and metadata like captured runs have."""
-    runs = RUNS if _enabled(request.config) else SMOKE_RUNS
+    runs = RUNS if benchmarks_enabled(request.config) else SMOKE_RUNS
     workspace = tmp_path / ".contexta"
     Contexta(workspace=workspace, config={"project_name": PROJECT}).close()  # creates the schema
     start = datetime(2026, 1, 1, tzinfo=UTC)

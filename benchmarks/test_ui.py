@@ -36,6 +36,7 @@ import orjson
 import pytest
 
 from contexta import Contexta, Workspace
+from sweeps import benchmarks_enabled, capture_sweep
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -46,20 +47,11 @@ from contexta._ui._app import build_app
 SRC = Path(__file__).resolve().parents[1] / "src"
 RUNS = 10_000
 SMOKE_RUNS = 200
-METRICS_PER_STAGE = 10
 ROUNDS = 20
 BIG_SERIES = 1_000_000
 SMOKE_SERIES = 20_000
 RATE = 100_000  # points per second while probes are timed
 PROBES = 50
-
-
-def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("benchmark_enable")) or not config.getoption("benchmark_disable")
-
-
-def _value(run: int, metric: int, step: int) -> float:
-    return ((run * 7919 + metric * 104_729 + step * 1_299_709) % 1000) / 1000
 
 
 def _start_ui(workspace: Path) -> tuple[subprocess.Popen[str], str]:
@@ -95,22 +87,8 @@ def _report(benchmark: Any, **info: Any) -> None:
 
 @pytest.fixture(scope="module")
 def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    runs = RUNS if _enabled(request.config) else SMOKE_RUNS
-    workspace = tmp_path_factory.mktemp("ui-sweep") / ".contexta"
-    with Contexta(workspace=workspace, config={"project_name": "sweep"}) as ctx:
-        for number in range(runs):
-            with ctx.run(
-                f"run-{number:05d}",
-                tags={"seed": number % 5},
-                config_snapshot={"optimizer": {"name": "adam", "lr": 10.0 ** -(number % 4)}, "seed": number},
-            ) as run:
-                for stage_index, stage_name in enumerate(("train", "evaluate")):
-                    with run.stage(stage_name) as stage:
-                        for offset in range(METRICS_PER_STAGE):
-                            metric = stage_index * METRICS_PER_STAGE + offset
-                            for step in range(3):
-                                stage.metric(f"m{metric:02d}", _value(number, metric, step), step=step)
-    return workspace, runs
+    runs = RUNS if benchmarks_enabled(request.config) else SMOKE_RUNS
+    return capture_sweep(tmp_path_factory.mktemp("ui-sweep") / ".contexta", runs, "sweep"), runs
 
 
 PAGES = [
@@ -251,7 +229,7 @@ def _rss_mb(pid: int) -> float:
 def big_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, int]]:
-    points = BIG_SERIES if _enabled(request.config) else SMOKE_SERIES
+    points = BIG_SERIES if benchmarks_enabled(request.config) else SMOKE_SERIES
     workspace = tmp_path_factory.mktemp("ui-big") / ".contexta"
     with Contexta(workspace=workspace, config={"project_name": "big"}) as ctx, ctx.run("million") as run:
         for step in range(points):
