@@ -486,6 +486,9 @@ def test_a_program_handler_that_lets_the_job_go_on_keeps_its_scopes_open(tmp_pat
         with ctx.run("r") as run, run.stage("train") as stage:
             for i in range(COUNT):
                 stage.metric("loss", float(i), step=i)
+            # The run's environment snapshot is queued by a thread of its own; one queued after the
+            # signal's flush would be counted pending (seen under load in CI). Wait for it, not flush.
+            run._environment.join()
             print("ready", flush=True)
             while not stopping:
                 time.sleep(0.01)
