@@ -7,6 +7,9 @@ test controls with a gated sink.
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -175,8 +178,9 @@ def _metric_batch(builder: EntryBuilder, steps: range) -> CaptureBatch:
 
 def test_batches_queued_while_the_log_process_started_all_go_to_it_at_once(tmp_path: Path) -> None:
     """Batches handed over while the log-writer process was starting could not be sent ahead; the
-    lane's write of the first of them now sends every one queued behind it too, in order, instead of
-    sending each only once the one before was answered (which kept every later batch behind)."""
+    lane's write of the first of them now sends the ones queued behind it too (here all of them, as
+    they fit in the look-ahead), in order, instead of sending each only once the one before was
+    answered (which kept every later batch behind)."""
     log = LocalJsonlSink(tmp_path / "capture")
     builder = EntryBuilder()
     batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 12_000, 3000)]
@@ -198,3 +202,50 @@ def test_batches_queued_while_the_log_process_started_all_go_to_it_at_once(tmp_p
         line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
     ]
     assert steps == list(range(12_000))
+
+
+def test_a_long_backlog_goes_to_the_log_process_a_few_batches_at_a_time(tmp_path: Path) -> None:
+    """Sending a whole backlog before reading the first answer held every one of its records in the
+    lane until the child had appended them all (~150 ms for 100k records), so the writer stopped
+    taking and callers blocked. The lane now keeps about two full batches sent and unanswered, tops
+    up after each answer, and the log still holds every line once, in order."""
+    log = LocalJsonlSink(tmp_path / "capture")
+    builder = EntryBuilder()
+    batches = [_metric_batch(builder, range(start, start + 8192)) for start in range(0, 8 * 8192, 8192)]
+    try:
+        for batch in batches:
+            log.send_ahead(batch)
+        process = log._offload._process
+        assert process is not None
+        assert _eventually(process.ready)
+        log.write(batches[0])
+        offload = log._offload
+        assert offload._behind, "the backlog should not all be sent before the first answer is read"
+        assert sum(map(len, offload._ahead)) <= 32_768
+        assert list(offload._ahead) + list(offload._behind) == batches[1:]  # nothing lost, in order
+        for batch in batches[1:]:
+            log.write(batch)
+        assert not offload._ahead and not offload._behind
+    finally:
+        log.close()
+    steps = [
+        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
+    ]
+    assert steps == list(range(8 * 8192))
+
+
+def test_what_is_sent_to_the_log_process_unpickles_without_importing_contexta(tmp_path: Path) -> None:
+    """The log-writer child imports only the standard library and orjson, so it is ready in tens of
+    milliseconds. A class of ours inside the pickled segments made its first unpickle import all of
+    contexta (~85 ms), during which the lane held its batch and the queue filled behind it."""
+    batch = _metric_batch(EntryBuilder(), range(100))
+    payload = tmp_path / "segments.pickle"
+    payload.write_bytes(pickle.dumps(batch.record_segments("local-jsonl"), protocol=pickle.HIGHEST_PROTOCOL))
+    check = (
+        "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'contexta'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", check, str(payload)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

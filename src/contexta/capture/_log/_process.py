@@ -41,6 +41,13 @@ _CLOSE_TIMEOUT_S = 5.0
 # wait in the lane are not yet in the log, so a kill meanwhile loses them; a child slower than this
 # to start (a loaded machine) is not waited for, and batches are written here until it is ready.
 _START_WAIT_S = 0.1
+# How many records the lane keeps sent to the child and not yet answered while it catches up on
+# batches queued behind (two full batches: the child always holds the next one). Sending every queued
+# batch before reading the first answer held the lane, and the records it counts, for as long as the
+# child took to append them all (~150 ms for 100k records just after the child started), so the
+# writer stopped taking and a caller blocked on a full queue; now the first answer is read as soon as
+# it is written and room comes back batch by batch.
+_LOOKAHEAD_RECORDS = 32_768
 
 
 class LogProcessGoneError(Exception):
@@ -164,11 +171,12 @@ class RecordOffload:
     lane's `write` then only collects the answer. A batch is sent ahead only if no earlier batch
     waits unsent (`_behind`: queued while the child was starting, or while an earlier one was being
     written in this process), so lines keep their order across the two routes. When the lane comes to
-    the first of those and the child is usable, it sends that batch and every one queued behind it,
-    in order: one batch that missed the child no longer makes every later one miss it too, each sent
-    only when the one before was answered. If the child dies, every unanswered batch is written in
-    this process instead (one it appended just before dying then appears twice, with the same record
-    refs, rather than not at all).
+    the first of those and the child is usable, it sends that batch and the ones queued behind it, in
+    order, keeping up to `_LOOKAHEAD_RECORDS` sent and unanswered (topped up after each answer): one
+    batch that missed the child no longer makes every later one miss it too, and the lane reads each
+    answer as soon as the child has written that batch. If the child dies, every unanswered batch is
+    written in this process instead (one it appended just before dying then appears twice, with the
+    same record refs, rather than not at all).
     """
 
     def __init__(self, path: Path, min_batch: int, *, enabled: bool, limits: SegmentLimits = NO_LIMITS):
@@ -226,24 +234,41 @@ class RecordOffload:
             raise
         with self._lock:
             self._answered(batch)
+            if self._behind and not self._failed:
+                self._top_up(sink_name)
         return True
 
     def _catch_up(self, batch: CaptureBatch, sink_name: str) -> bool:
-        """Send `batch` and, when it heads `_behind`, every batch queued behind it (call with the lock
-        held, nothing unanswered, nothing being written here); True once `batch` is sent."""
+        """Send `batch` and, when it heads `_behind`, the batches queued behind it up to the look-ahead
+        (call with the lock held, nothing unanswered, nothing being written here); True once `batch`
+        is sent."""
+        if not (self._behind and self._behind[0] is batch):
+            self._send(batch, sink_name)
+        else:
+            self._top_up(sink_name)
+        return bool(self._ahead) and self._ahead[0] is batch
+
+    def _top_up(self, sink_name: str) -> None:
+        """Move batches from the head of `_behind` to the child, in order, until the look-ahead is
+        full (at least one is sent when nothing is unanswered). Call with the lock held."""
+        unanswered = sum(len(sent) for sent in self._ahead)
+        while self._behind and (not self._ahead or unanswered < _LOOKAHEAD_RECORDS):
+            queued = self._behind[0]
+            if not self._send(queued, sink_name):
+                return
+            self._behind.popleft()
+            unanswered += len(queued)
+
+    def _send(self, batch: CaptureBatch, sink_name: str) -> bool:
         process = self._process
         assert process is not None
-        pending = list(self._behind) if self._behind and self._behind[0] is batch else [batch]
-        for queued in pending:
-            try:
-                process.send(queued.record_segments(sink_name))
-            except LogProcessGoneError:
-                self._fail()
-                break
-            self._ahead.append(queued)
-            if self._behind and self._behind[0] is queued:
-                self._behind.popleft()
-        return bool(self._ahead) and self._ahead[0] is batch
+        try:
+            process.send(batch.record_segments(sink_name))
+        except LogProcessGoneError:
+            self._fail()
+            return False
+        self._ahead.append(batch)
+        return True
 
     def _wait_for_a_starting_child(self) -> None:
         """The sink's lane, about to write a batch: a child that is starting is waited for (until
