@@ -354,3 +354,46 @@ def test_the_workspace_names_the_files_contexta_writes(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as refused:
         layout.capture_log_file("metrics")
     assert refused.value.code == "family_unknown"
+
+
+def test_store_and_artifact_urls_come_from_config_or_the_environment() -> None:
+    config = load_config({"store": {"url": "postgresql://team@db.internal/contexta"}})
+    assert config.store.url == "postgresql://team@db.internal/contexta"
+    assert config.artifacts.url is None  # unset: the workspace's own artifacts directory
+    from_env = load_config(
+        environ={"CONTEXTA_STORE_URL": "postgres://db/x", "CONTEXTA_ARTIFACTS_URL": "s3://bucket/runs"}
+    )
+    assert (from_env.store.url, from_env.artifacts.url) == ("postgres://db/x", "s3://bucket/runs")
+    assert load_config({"store": "postgresql://db/y"}).store.url == "postgresql://db/y"  # shorthand
+    assert load_config(from_env).store.url == "postgres://db/x"  # a UnifiedConfig round-trips
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"store": {"url": "mysql://root:hunter2@db/x"}}, "store.url"),
+        ({"store": {"url": ""}}, "store.url"),
+        ({"artifacts": {"url": "/data/artifacts"}}, "artifacts.url"),
+        ({"artifacts": {"url": "gs://bucket"}}, "artifacts.url"),
+    ],
+)
+def test_a_url_of_the_wrong_kind_is_refused_without_echoing_its_password(config: Any, key: str) -> None:
+    with pytest.raises(ConfigurationError) as excinfo:
+        load_config(config)
+    assert excinfo.value.code == "config_value_invalid"
+    assert excinfo.value.details["key"] == key
+    assert "hunter2" not in str(excinfo.value)
+
+
+def test_a_backend_this_build_cannot_open_is_refused_not_replaced_by_the_local_store(tmp_path: Path) -> None:
+    """Runs silently captured into the local file while the user believes they go to the team's
+    PostgreSQL would be runs nobody else can see."""
+    from contexta._backends import _AVAILABLE
+
+    if _AVAILABLE["store.url"]:
+        pytest.skip("this build serves store.url")
+    with pytest.raises(ConfigurationError) as excinfo:
+        Contexta(workspace=tmp_path, config={"store": {"url": "postgresql://u:hunter2@db/x"}})
+    assert excinfo.value.code == "backend_unavailable"
+    assert "hunter2" not in str(excinfo.value)
+    assert not (tmp_path / "metadata").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from contexta._backends import require_available_backends
 from contexta._investigation import Investigation
 from contexta._run_management import RunManagement
 from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
@@ -75,6 +76,7 @@ class Contexta(Investigation, RunManagement):
         sinks: Sequence[Sink] | None = None,
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
+        require_available_backends(self._config)
         layout = self._config.workspace
         if layout.create_missing_dirs:
             layout.capture_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from contexta._backends import require_available_backends
 from contexta._investigation import Investigation
 from contexta.config import UnifiedConfig, load_config
 from contexta.store import StoreDatabase, require_store_file
@@ -42,6 +43,7 @@ class Workspace(Investigation):
         config: UnifiedConfig | Mapping[str, Any] | None = None,
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
+        require_available_backends(self._config)
         path = self._config.workspace.store_file
         require_store_file(self._config.workspace.root, path)
         self._database = StoreDatabase(path, read_only=True)

@@ -24,11 +24,14 @@ __all__ = [
     "CAPTURE_LOG_FILES",
     "PROFILES",
     "STORE_FILE_NAME",
+    "ArtifactsConfig",
     "CaptureConfig",
     "RetentionPolicy",
+    "StoreConfig",
     "UnifiedConfig",
     "WorkspaceConfig",
     "load_config",
+    "redacted_url",
 ]
 
 OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
@@ -263,6 +266,62 @@ class CaptureConfig:
                 )
 
 
+def redacted_url(url: str) -> str:
+    """`url` with the password of its user part replaced by `***`: safe to print, log or store."""
+    scheme, separator, rest = url.partition("://")
+    user_part, at, host_part = rest.rpartition("@")
+    if not separator or not at or ":" not in user_part:
+        return url
+    return f"{scheme}://{user_part.partition(':')[0]}:***@{host_part}"
+
+
+def _url_with_scheme(url: str | None, schemes: tuple[str, ...], key: str, example: str) -> str | None:
+    """`url` unchanged when it is None or starts with one of `schemes`; ConfigurationError otherwise."""
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(
+            f"{key} must be a URL such as {example!r}, got {url!r}",
+            code="config_value_invalid",
+            details={"key": key},
+        )
+    scheme = url.partition("://")[0].lower()
+    if "://" not in url or scheme not in schemes:
+        raise ConfigurationError(
+            f"{key} must start with {' or '.join(s + '://' for s in schemes)} (for example {example!r}), "
+            f"got {redacted_url(url)!r}",
+            code="config_value_invalid",
+            details={"key": key},
+        )
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where the canonical store lives: unset is the embedded SQLite file in the workspace (no server);
+    `url = "postgresql://user@host/db"` (or CONTEXTA_STORE_URL) puts it in PostgreSQL, shared by every
+    machine that points at it. A password in the URL is used to connect and never written anywhere;
+    libpq's PGPASSWORD / ~/.pgpass keep it out of the configuration altogether."""
+
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        _url_with_scheme(self.url, ("postgresql", "postgres"), "store.url", "postgresql://localhost/contexta")
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactsConfig:
+    """Where artifact copies are kept: unset is `<workspace>/artifacts/`; `url = "s3://bucket/prefix"`
+    (or CONTEXTA_ARTIFACTS_URL) keeps them content-addressed in S3-compatible storage. The endpoint and
+    credentials come from the usual AWS environment variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_REGION), never from the workspace or the store."""
+
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        _url_with_scheme(self.url, ("s3",), "artifacts.url", "s3://my-bucket/contexta")
+
+
 @dataclass(frozen=True, slots=True)
 class UnifiedConfig:
     """Everything a `Contexta` needs to know, in one immutable value."""
@@ -270,6 +329,8 @@ class UnifiedConfig:
     project_name: str = "default"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -282,6 +343,10 @@ class UnifiedConfig:
             raise ConfigurationError("workspace must be a WorkspaceConfig", code="config_value_invalid")
         if not isinstance(self.capture, CaptureConfig):
             raise ConfigurationError("capture must be a CaptureConfig", code="config_value_invalid")
+        if not isinstance(self.store, StoreConfig):
+            raise ConfigurationError("store must be a StoreConfig", code="config_value_invalid")
+        if not isinstance(self.artifacts, ArtifactsConfig):
+            raise ConfigurationError("artifacts must be an ArtifactsConfig", code="config_value_invalid")
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -292,7 +357,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     "nonblocking": {"capture": {"overflow": "drop_oldest"}},
 }
 
-_SECTIONS: dict[str, type[Any]] = {"workspace": WorkspaceConfig, "capture": CaptureConfig}
+_SECTIONS: dict[str, type[Any]] = {
+    "workspace": WorkspaceConfig,
+    "capture": CaptureConfig,
+    "store": StoreConfig,
+    "artifacts": ArtifactsConfig,
+}
 
 
 def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -301,10 +371,7 @@ def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, A
     if isinstance(config, UnifiedConfig):
         return {
             "project_name": config.project_name,
-            "workspace": {
-                f.name: getattr(config.workspace, f.name) for f in dataclasses.fields(WorkspaceConfig)
-            },
-            "capture": {f.name: getattr(config.capture, f.name) for f in dataclasses.fields(CaptureConfig)},
+            **{name: _section_values(getattr(config, name)) for name in _SECTIONS},
         }
     if not isinstance(config, Mapping):
         raise ConfigurationError(
@@ -312,29 +379,34 @@ def _as_mapping(config: UnifiedConfig | Mapping[str, Any] | None) -> dict[str, A
         )
     result: dict[str, Any] = {}
     for key, value in config.items():
+        section_type = _SECTIONS.get(key)
         if key == "project_name":
             result[key] = value
-        elif key == "workspace":
-            if isinstance(value, WorkspaceConfig):
-                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(WorkspaceConfig)}
-            result[key] = dict(value) if isinstance(value, Mapping) else {"root_path": value}
-        elif key == "capture":
-            if isinstance(value, CaptureConfig):
-                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(CaptureConfig)}
+        elif section_type is not None:
+            if isinstance(value, section_type):
+                value = _section_values(value)
+            elif key == "workspace" and not isinstance(value, Mapping):
+                value = {"root_path": value}
+            elif key in ("store", "artifacts") and (value is None or isinstance(value, str)):
+                value = {"url": value}  # config={"store": "postgresql://..."} says the same
             if not isinstance(value, Mapping):
                 raise ConfigurationError(
-                    "config['capture'] must be a mapping of capture settings",
+                    f"config[{key!r}] must be a mapping of {key} settings",
                     code="config_invalid",
-                    details={"key": "capture"},
+                    details={"key": key},
                 )
             result[key] = dict(value)
         else:
             raise ConfigurationError(
-                f"unknown config key {key!r}; known keys are project_name, workspace, capture",
+                f"unknown config key {key!r}; known keys are project_name, {', '.join(_SECTIONS)}",
                 code="config_key_unknown",
                 details={"key": key},
             )
     return result
+
+
+def _section_values(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -428,4 +500,6 @@ def load_config(
         project_name=values.get("project_name", "default"),
         workspace=_build_section(WorkspaceConfig, values.get("workspace", {}), "workspace"),
         capture=_build_section(CaptureConfig, values.get("capture", {}), "capture"),
+        store=_build_section(StoreConfig, values.get("store", {}), "store"),
+        artifacts=_build_section(ArtifactsConfig, values.get("artifacts", {}), "artifacts"),
     )
