@@ -44,6 +44,7 @@ from contexta.store import (
     latest_execution_start,
     mark_interrupted_runs,
 )
+from contexta.store._backend import open_store_database
 
 if TYPE_CHECKING:  # the async facade (anyio) is imported by the first `arun`/`adeployment`
     from contexta._async import AsyncDeploymentScope, AsyncRunScope
@@ -99,7 +100,7 @@ class Contexta(Investigation, RunManagement):
                         f"{sink!r} is not a sink: it needs a name and write(batch), flush(), close()",
                         code="sink_invalid",
                     )
-        self._database = StoreDatabase(layout.store_file)
+        self._database = open_store_database(layout.store_file, self._config.store.url)
         with self._database.read():  # open (and migrate) now: a corrupt or foreign file fails here, clearly
             pass
         # Runs left open by processes that died (killed, crashed) stop looking like they still run.

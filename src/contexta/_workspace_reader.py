@@ -19,7 +19,8 @@ from typing import Any, Self
 from contexta._backends import require_available_backends
 from contexta._investigation import Investigation
 from contexta.config import UnifiedConfig, load_config
-from contexta.store import StoreDatabase, require_store_file
+from contexta.store import require_store_file
+from contexta.store._backend import open_store_database
 
 __all__ = ["Workspace"]
 
@@ -45,8 +46,9 @@ class Workspace(Investigation):
         self._config = load_config(config, workspace=workspace, profile=profile)
         require_available_backends(self._config)
         path = self._config.workspace.store_file
-        require_store_file(self._config.workspace.root, path)
-        self._database = StoreDatabase(path, read_only=True)
+        if self._config.store.url is None:
+            require_store_file(self._config.workspace.root, path)
+        self._database = open_store_database(path, self._config.store.url, read_only=True)
         try:
             with self._database.read():  # a damaged, unreadable, foreign or old store fails here, clearly
                 pass

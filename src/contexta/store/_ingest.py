@@ -339,7 +339,7 @@ class StoreIngest:
                 instant_key(document["started_at"]),
                 document.get("end_reason"),
                 dumps_or_none(document.get("failure")),
-                int(keep),
+                bool(keep),  # a boolean, as PostgreSQL wants for CASE WHEN
             ),
         )
 

@@ -215,7 +215,8 @@ _UPSERT_SERIES_TAIL = (
     # SQLite's two-argument min/max give NULL if either is NULL (a batch of NaN only, or none yet).
     "min_value = min(coalesce(min_value, excluded.min_value), coalesce(excluded.min_value, min_value)), "
     "max_value = max(coalesce(max_value, excluded.max_value), coalesce(excluded.max_value, max_value)), "
-    "extremes_known = extremes_known AND excluded.extremes_known"
+    # (min of two flags, not AND: the same SQL in SQLite and in PostgreSQL, where the flag is an integer)
+    "extremes_known = min(extremes_known, excluded.extremes_known)"
 )
 # the identity's 10 columns, the 4 aggregates, the 2 non-finite ones, the 3 extremes
 _SERIES_ROW_WIDTH = 19
