@@ -13,6 +13,9 @@ import pytest
 from contexta.contract._timestamps import instant_key
 from contexta.store._database import StoreDatabase
 from contexta.store._records import store_record_documents
+from store_backends import open_test_store
+
+pytest_plugins = ["store_backends"]
 
 DIGEST = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 
@@ -287,7 +290,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store_db(tmp_path: Path) -> Iterator[StoreDatabase]:
-    db = StoreDatabase(tmp_path / "contexta.db")
+    db = open_test_store(tmp_path / "contexta.db")
     yield db
     db.close_all()
 

@@ -34,7 +34,7 @@ from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
 from contexta.contract._refs import parse_ref
-from contexta.errors import LifecycleError, ValidationError
+from contexta.errors import LifecycleError, StoreError, ValidationError
 from contexta.store import (
     ArtifactStore,
     MetadataStore,
@@ -406,7 +406,14 @@ class Contexta(Investigation, RunManagement):
 
     def repair(self) -> RepairReport:
         """Rebuild the store from the capture log; the previous store is kept beside it (see
-        `RepairReport.previous_store`). Run it while no other process captures into the workspace."""
+        `RepairReport.previous_store`). Run it while no other process captures into the workspace.
+        A PostgreSQL store is shared by every machine and is not rebuilt from one machine's log."""
+        if self._database.path is None:
+            raise StoreError(
+                "repair rebuilds the workspace's SQLite store from its capture log; this workspace's store "
+                "is in PostgreSQL (store.url), shared by other machines, so it is not rebuilt from this one",
+                code="store_not_repairable",
+            )
         self.flush()
         self._database.close_all()  # this process lets go of the file; queries reopen the new one
         layout = self._config.workspace

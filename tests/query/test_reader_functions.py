@@ -19,6 +19,7 @@ from contexta.query import (
     list_runs,
 )
 from contexta.store import StoreDatabase
+from store_backends import another_connection_to
 
 if TYPE_CHECKING:
     from conftest import StoreBuilder
@@ -93,7 +94,7 @@ def test_queries_in_a_consistent_read_answer_from_one_state(
     vision_store: StoreDatabase, store_builder: StoreBuilder
 ) -> None:
     # Another connection to the same file commits while the block is open (a run being captured).
-    writer = StoreDatabase(vision_store.path)
+    writer = another_connection_to(vision_store)
     try:
         with consistent_read(vision_store):
             before = [project.name for project in list_projects(vision_store)]

@@ -677,6 +677,7 @@ def _as_schema_three(store: Path) -> None:
         connection.close()
 
 
+@pytest.mark.sqlite_only("rewrites the SQLite file as an older schema")
 def test_min_and_max_of_series_stored_before_schema_4_are_read_from_their_points(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     with Contexta(workspace=workspace, config={"project_name": "p"}) as ctx:

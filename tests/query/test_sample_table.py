@@ -12,8 +12,8 @@ import pytest
 from contexta import Contexta
 from contexta.errors import NotFoundError
 from contexta.query import SampleTable, get_sample_table
-from contexta.store import StoreDatabase
 from evaluation_runs import CASES, FAILING, PROJECT, capture_evaluations
+from store_backends import open_test_store
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_samples_of_batches_and_several_stages(tmp_path: Path) -> None:
                 sample.metric("dice", 0.25)
         only_test = ctx.get_sample_table("r", "test")
         store_file = ctx.config.workspace.store_file
-    database = StoreDatabase(store_file)  # the query function itself, on the store
+    database = open_test_store(store_file)  # the query function itself, on the store
     try:
         table = get_sample_table(database, "r")
     finally:

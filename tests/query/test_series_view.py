@@ -407,6 +407,7 @@ def test_errors_name_what_is_wrong(ctx: Contexta) -> None:
     assert no_key.value.code == "metric_key_invalid"
 
 
+@pytest.mark.sqlite_only("rewrites the SQLite file as an older schema")
 def test_series_stored_before_schema_6_are_summarised_when_read(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     rng = random.Random(3)

@@ -35,8 +35,10 @@ def workspace_config(args: argparse.Namespace) -> UnifiedConfig:
 
 def require_store(config: UnifiedConfig) -> None:
     """A clear error (and nothing created) when there is no store there yet, or this user may not
-    look into the directories that would hold it."""
-    require_store_file(config.workspace.root, config.workspace.store_file)
+    look into the directories that would hold it. A PostgreSQL store (`store.url`) says so itself
+    when it is opened."""
+    if config.store.url is None:
+        require_store_file(config.workspace.root, config.workspace.store_file)
 
 
 def open_workspace(args: argparse.Namespace) -> Workspace:

@@ -101,7 +101,7 @@ _RUN_SELECT = (
     # An earlier execution is named `ref@n` (the latest is the run ref itself): what is listed can be
     # passed back to every query. A run put before its project still names it: the project ref's
     # component is its name.
-    "SELECT CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END, "
+    "SELECT CASE WHEN latest = 1 THEN run_ref ELSE run_ref || '@' || execution_number END, "
     "coalesce(projects.display_name, projects.name, "
     "substr(runs.project_ref, instr(runs.project_ref, ':') + 1)), "
     "coalesce(runs.display_name, runs.name), status, started_at, ended_at, runs.tags, metadata, "
@@ -155,7 +155,7 @@ def fetch_runs(
         clauses.append("execution_id IN (SELECT value FROM json_each(?))")
         parameters.append(orjson.dumps(execution_ids).decode())
     elif not all_executions:
-        clauses.append("latest")
+        clauses.append("latest = 1")
     if not include_archived:
         clauses.append("archived_at IS NULL")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -32,7 +32,7 @@ from contexta.store import StoreDatabase, latest_execution_id
 __all__ = ["get_artifact_origin", "traverse_lineage"]
 
 # How a run execution is named in every answer: the run ref for the latest, `ref@n` for an earlier one.
-_RUN_ID = "CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END"
+_RUN_ID = "CASE WHEN latest = 1 THEN run_ref ELSE run_ref || '@' || execution_number END"
 
 
 class _Subject(NamedTuple):
@@ -304,7 +304,7 @@ def get_artifact_origin(db: StoreDatabase, artifact_ref: str) -> ArtifactOrigin:
     with reading(db) as connection:
         row = connection.execute(
             "SELECT a.artifact_ref, a.kind, "
-            "coalesce(CASE WHEN r.latest THEN r.run_ref ELSE r.run_ref || '@' || r.execution_number END, "
+            "coalesce(CASE WHEN r.latest = 1 THEN r.run_ref ELSE r.run_ref || '@' || r.execution_number END, "
             "a.run_ref), a.stage_ref, a.created_at, a.location_ref, a.hash_algorithm, a.hash_value, "
             "a.size_bytes, a.binding_status "
             "FROM artifacts AS a LEFT JOIN runs AS r ON r.execution_id = a.execution_id "

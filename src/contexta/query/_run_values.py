@@ -23,13 +23,13 @@ from contexta.contract import decode_metric_value
 from contexta.query._bulk import collection_paused
 from contexta.query._fetch import instant
 from contexta.query._run_fields import RunField
-from contexta.store import load_columns, select_series
+from contexta.store import is_postgres, load_columns, select_series
 
 __all__ = ["RunRows", "fetch_run_rows", "field_column"]
 
 # What a run's own fields are read from.
 _COLUMNS = {
-    "run_id": "CASE WHEN latest THEN run_ref ELSE run_ref || '@' || execution_number END",
+    "run_id": "CASE WHEN latest = 1 THEN run_ref ELSE run_ref || '@' || execution_number END",
     "project": "coalesce(projects.display_name, projects.name, "
     "substr(runs.project_ref, instr(runs.project_ref, ':') + 1))",
     "name": "coalesce(runs.display_name, runs.name)",
@@ -110,7 +110,7 @@ def fetch_run_rows(
         clauses.append(f"{_COLUMNS[column]} = ?")
         parameters.append(value)
     if not all_executions:
-        clauses.append("latest")
+        clauses.append("latest = 1")
     if not include_archived:
         clauses.append("archived_at IS NULL")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
@@ -127,7 +127,7 @@ def _from_json(value: Any, json_type: str | None) -> Any:
     if json_type in ("true", "false"):
         return json_type == "true"
     if json_type in ("object", "array"):
-        return orjson.loads(value)
+        return orjson.loads(value) if isinstance(value, str | bytes) else value  # PostgreSQL: decoded
     return value
 
 
@@ -152,6 +152,10 @@ _METRIC_GROUPED = (
     "SELECT s.execution_id, {value}, {order} FROM metric_series s{join} "
     "WHERE s.key = ? AND s.deployment_ref = ''{stage} GROUP BY s.execution_id"
 )
+_METRIC_LATEST_POSTGRES = (
+    "SELECT DISTINCT ON (s.execution_id) s.execution_id, s.last_value, s.last_seq FROM metric_series s{join} "
+    "WHERE s.key = ? AND s.deployment_ref = ''{stage} ORDER BY s.execution_id, s.last_seq DESC"
+)
 _STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_ref = s.stage_ref"
 _STAGE_NAMED = " AND (st.display_name = ? OR st.name = ?)"
 
@@ -163,7 +167,11 @@ def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str
     shape = {"join": _STAGE_JOIN if staged else "", "stage": _STAGE_NAMED if staged else ""}
     if wanted.aggregate == "latest":
         # SQLite takes the bare column from the row holding max(): the series captured last.
-        sql = _METRIC_GROUPED.format(value="s.last_value", order="max(s.last_seq)", **shape)
+        # PostgreSQL has no bare columns beside an aggregate; DISTINCT ON picks the same row.
+        if is_postgres(connection):
+            sql = _METRIC_LATEST_POSTGRES.format(**shape)
+        else:
+            sql = _METRIC_GROUPED.format(value="s.last_value", order="max(s.last_seq)", **shape)
         return {
             execution: decode_metric_value(value)
             for execution, value, _ in connection.execute(sql, parameters)

@@ -40,6 +40,7 @@ from contexta.store._rows import loads_or_none
 from contexta.store._run_changes import AppliedChange, DeletedRun, capturing_process, change_runs
 from contexta.store._run_journal import RunAction, RunChange, TagValue, journal_path, read_journal
 from contexta.store._series_chunks import Column, StoredChunk, stored_chunks
+from contexta.store._sql import is_postgres
 from contexta.store._store_file import require_store_file
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ __all__ = [
     "default_subject",
     "execution_by_number",
     "holds_name_of_before",
+    "is_postgres",
     "journal_path",
     "latest_execution_id",
     "latest_execution_start",

@@ -17,6 +17,7 @@ touches, held for microseconds), and everything else it writes is keyed by its o
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -300,7 +301,7 @@ def _adapt(raw: psycopg.Connection[Any]) -> None:
         oid = numeric_oid
 
         def dump(self, obj: Any) -> bytes:
-            if obj != obj:
+            if math.isnan(obj):
                 return b"NaN"
             if obj in (float("inf"), float("-inf")):
                 return b"Infinity" if obj > 0 else b"-Infinity"

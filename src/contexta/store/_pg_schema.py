@@ -56,7 +56,7 @@ PG_SCHEMA: tuple[str, ...] = (
         owner_lock BIGINT NOT NULL DEFAULT 0,
         started_key TEXT,
         execution_number BIGINT NOT NULL DEFAULT 1,
-        latest BOOLEAN NOT NULL DEFAULT TRUE,
+        latest BIGINT NOT NULL DEFAULT 1,
         {_SCOPE},
         tag_edits TEXT,
         notes TEXT,
@@ -265,7 +265,7 @@ PG_SCHEMA: tuple[str, ...] = (
     # -- the execution triggers ------------------------------------------------------------------
     """CREATE FUNCTION contexta_mark_latest(ref TEXT) RETURNS void LANGUAGE sql AS $$
         UPDATE runs SET latest = (rowid = (SELECT other.rowid FROM runs AS other WHERE other.run_ref = ref
-            ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1))
+            ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1))::int
         WHERE run_ref = ref
     $$""",
     """CREATE FUNCTION contexta_runs_numbered() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -319,6 +319,10 @@ PG_SCHEMA: tuple[str, ...] = (
     $$""",
     "CREATE AGGREGATE total(DOUBLE PRECISION) (SFUNC = float8pl, STYPE = float8, INITCOND = '0')",
     "CREATE AGGREGATE total(NUMERIC) (SFUNC = numeric_add, STYPE = numeric, INITCOND = '0')",
+    # total(a = b) counts the rows where a comparison holds, as SQLite's 0/1 booleans add up
+    """CREATE FUNCTION contexta_add_true(sum DOUBLE PRECISION, flag BOOLEAN) RETURNS DOUBLE PRECISION
+    LANGUAGE sql IMMUTABLE AS $$ SELECT sum + CASE WHEN flag THEN 1 ELSE 0 END $$""",
+    "CREATE AGGREGATE total(BOOLEAN) (SFUNC = contexta_add_true, STYPE = float8, INITCOND = '0')",
     """CREATE FUNCTION min(a ANYELEMENT, b ANYELEMENT) RETURNS ANYELEMENT LANGUAGE sql IMMUTABLE AS $$
         SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE least(a, b) END
     $$""",

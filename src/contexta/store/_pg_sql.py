@@ -8,7 +8,8 @@ rewritten here, once per distinct statement (cached):
 - parameters: `?` and SQLite's numbered `?N` become psycopg's `%s`, with the order in which to pass
   the caller's parameters (a numbered parameter may appear several times); a literal `%` is doubled;
 - `INSERT OR IGNORE INTO t ...` becomes `INSERT INTO t ... ON CONFLICT DO NOTHING`;
-- `BEGIN IMMEDIATE` becomes `BEGIN` (PostgreSQL's row locks make the early write lock unnecessary);
+- `BEGIN IMMEDIATE` becomes `BEGIN` (PostgreSQL's row locks make the early write lock unnecessary),
+  and a plain `BEGIN` (a consistent read) becomes a repeatable-read, read-only transaction;
 - `json_each(` and `json_extract(` / `json_type(` become the schema's `contexta_json_*` functions,
   whose names do not collide with PostgreSQL's own `json_each`;
 - `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` becomes the same text from the server's clock.
@@ -45,6 +46,8 @@ _INSERT_OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE
 _BEGIN_IMMEDIATE = re.compile(r"^\s*BEGIN\s+IMMEDIATE\s*$", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _NUMBERED = re.compile(r"\?(\d+)")
+# `document ->> '$.payload.level'`: SQLite's operator takes a JSON path, PostgreSQL's a key.
+_JSON_PATH_OPERATOR = re.compile(r"([\w.]+)\s*->>\s*'\$((?:\.\w+)+)'")
 
 
 @lru_cache(maxsize=4096)
@@ -52,7 +55,14 @@ def to_postgres(sql: str) -> PostgresStatement:
     """`sql`, written for SQLite, as a statement psycopg sends to PostgreSQL."""
     if _BEGIN_IMMEDIATE.match(sql):
         return PostgresStatement("BEGIN", None)
+    if sql.strip().upper() == "BEGIN":
+        # Only consistent reads begin this way (writes go through `transaction()`): a SQLite read
+        # transaction sees one state of the file throughout, which PostgreSQL calls repeatable read.
+        return PostgresStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None)
     sql = sql.replace(_NOW_UTC, _NOW_UTC_PG)
+    sql = _JSON_PATH_OPERATOR.sub(
+        lambda match: f"({match[1]}::jsonb #>> '{{{','.join(match[2][1:].split('.'))}}}')", sql
+    )
     ignore_conflicts = False
     pieces: list[str] = []
     order: list[int] = []
@@ -122,7 +132,6 @@ def _qualify_update(text: str) -> str:
         return text
     head, tail = text[: update.end()], text[update.end() :]
     out: list[str] = []
-    position = 0
     for quoted, piece in _split_quotes(tail):
         if quoted:
             out.append(piece)
@@ -141,7 +150,6 @@ def _qualify_update(text: str) -> str:
             last = match.end()
         pieces.append(piece[last:])
         out.append("".join(pieces))
-        position += len(piece)
     return head + "".join(out)
 
 

@@ -101,7 +101,8 @@ def change_runs(
             applied = apply_change(connection, change)
             if dry_run:
                 raise _PreviewDoneError(applied)
-            append_to_journal(journal_path(database.path), applied.change)
+            if database.path is not None:  # a PostgreSQL store is the server's record of the change
+                append_to_journal(journal_path(database.path), applied.change)
     except _PreviewDoneError as preview:
         return preview.applied
     return applied
@@ -169,8 +170,8 @@ def _delete(connection: sqlite3.Connection, change: RunChange, held: tuple[str, 
             rows[table] = rows.get(table, 0) + count
     # The latest execution may be among those deleted: the one that started last of the rest is now.
     connection.execute(
-        "UPDATE runs SET latest = (rowid = (SELECT rowid FROM runs AS other WHERE other.run_ref = ? "
-        "ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1)) WHERE run_ref = ?",
+        "UPDATE runs SET latest = CASE WHEN rowid = (SELECT rowid FROM runs AS other WHERE other.run_ref = ? "
+        "ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1) THEN 1 ELSE 0 END WHERE run_ref = ?",
         (change.run_ref, change.run_ref),
     )
     journaled = RunChange(

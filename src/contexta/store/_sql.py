@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["where_equal"]
+__all__ = ["is_postgres", "where_equal"]
+
+
+def is_postgres(connection: Any) -> bool:
+    """Whether `connection` is a PostgreSQL store's (see _pg_database.py), for the few statements
+    the two databases cannot share."""
+    return getattr(connection, "dialect", "sqlite") == "postgresql"
 
 
 def where_equal(filters: Iterable[tuple[str, Any]]) -> tuple[str, list[Any]]:
