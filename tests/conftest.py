@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
+import contexta.store._backend
 from contexta.contract._timestamps import instant_key
 from contexta.store._database import StoreDatabase
 from contexta.store._records import store_record_documents
-from store_backends import open_test_store
 
 pytest_plugins = ["store_backends"]
 
@@ -290,7 +290,8 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store_db(tmp_path: Path) -> Iterator[StoreDatabase]:
-    db = open_test_store(tmp_path / "contexta.db")
+    # On the run's backend (store_backends.py patches the module's function, so look it up here).
+    db = contexta.store._backend.open_store_database(tmp_path / "contexta.db", None)
     yield db
     db.close_all()
 

@@ -50,6 +50,7 @@ def _two_open_executions_register_models(
     return first.execution_id, second.execution_id
 
 
+@pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
 @pytest.mark.parametrize("artifact_ref", [None, "artifact:p.r.model-fixed"], ids=["derived", "explicit"])
 def test_repair_keeps_each_open_executions_model_in_that_execution(
     ctx: Contexta, tmp_path: Path, artifact_ref: str | None

@@ -113,6 +113,7 @@ def test_an_unknown_codec_is_refused_not_misread() -> None:
         decode_column("q", bytes((9,)) + bytes(16), 2)
 
 
+@pytest.mark.sqlite_only("measures the SQLite file's chunk rows directly")
 def test_a_loss_series_costs_a_quarter_of_its_raw_arrays(tmp_path: Path) -> None:
     # Raw arrays cost 28 bytes per point (positions 4, times, values, steps 8 each); a loss curve of
     # noisy doubles stored in one-series batches costs about 6.6.

@@ -25,6 +25,8 @@ from contexta.store._chunk_codec import CODEC_PER_COLUMN, read_column
 from contexta.store._metric_chunks import POSITION_TYPE
 from contexta.store._recovery import last_activity
 
+pytestmark = pytest.mark.sqlite_only("stores written by earlier versions are SQLite files")
+
 PROJECT = "p"
 RUN = f"run:{PROJECT}.r"
 # A workspace, and the points and records its store held as captured.

@@ -355,6 +355,7 @@ def _answers(ctx: Contexta) -> list[dict[str, Any]]:
     return answers
 
 
+@pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
 def test_every_execution_survives_repair_with_its_id_and_its_own_points(workspace: Path) -> None:
     # Two executions captured at the same time in one process (their points interleave in the
     # capture log), a third in a new Contexta, and a resume of the third. Breaks if repair, which

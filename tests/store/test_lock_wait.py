@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
 
 _HOLD_THE_LOCK = textwrap.dedent(
@@ -52,6 +54,7 @@ _CAPTURE = textwrap.dedent(
 )
 
 
+@pytest.mark.sqlite_only("SQLite's write lock, held by another process")
 def test_a_writer_waits_a_bounded_time_names_the_holder_and_parks_what_it_could_not_write(
     tmp_path: Path,
 ) -> None:

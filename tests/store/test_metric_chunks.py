@@ -63,6 +63,7 @@ def test_ints_and_floats_of_one_key_keep_their_types_and_order(tmp_path: Path) -
     ctx.close()
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_a_series_spanning_many_batches_is_complete_and_its_latest_is_the_last(tmp_path: Path) -> None:
     ctx = _open(tmp_path / ".contexta", max_batch_size=64)
     with ctx.run("r") as run, run.stage("train") as stage:
@@ -116,6 +117,7 @@ def test_hand_written_and_captured_points_of_one_key_merge_in_capture_order(tmp_
     ctx.close()
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's chunk rows directly")
 def test_running_a_name_again_keeps_the_earlier_executions_points_apart(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
     for attempt in range(2):
@@ -138,6 +140,7 @@ def test_running_a_name_again_keeps_the_earlier_executions_points_apart(tmp_path
     assert series == [(100, ""), (100, "")]  # one series per execution
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's chunk rows directly")
 def test_samples_interleaved_in_runs_of_any_length_keep_every_point_in_order(tmp_path: Path) -> None:
     """Concurrent tasks capture a few points per turn: runs of 1 to 12 points of one sample, across
     many small batches, each batch stored run by run or point by point depending on the runs."""
@@ -168,6 +171,7 @@ def test_samples_interleaved_in_runs_of_any_length_keep_every_point_in_order(tmp
     assert counts == {name: len(points) for name, points in captured.items()}
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_running_a_name_again_in_one_contexta_stores_the_new_points_under_live_series(
     tmp_path: Path,
 ) -> None:
@@ -195,6 +199,7 @@ def test_running_a_name_again_in_one_contexta_stores_the_new_points_under_live_s
     assert orphans == 0
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's chunk rows directly")
 def test_points_after_a_refused_store_batch_land_in_their_own_series(tmp_path: Path) -> None:
     """A batch the store refused is rolled back, series rows included: later points must not be filed
     under a series id that now belongs to another series (here a hand-written one)."""

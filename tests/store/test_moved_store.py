@@ -24,6 +24,8 @@ import pytest
 from contexta import Contexta
 from contexta.capture import CaptureWarning
 
+pytestmark = pytest.mark.sqlite_only("a SQLite store file deleted, renamed or replaced under a live capture")
+
 _CONFIG = {"project_name": "p", "capture": {"log_process": False}}
 
 

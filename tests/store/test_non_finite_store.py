@@ -54,6 +54,7 @@ def _capture(workspace: Path) -> None:
         stage.metrics({"last.inf": math.inf}, step=3)
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_series_rows_count_non_finite_points_and_keep_the_last_one_as_a_token(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
     _capture(workspace)
@@ -77,6 +78,7 @@ def test_series_rows_count_non_finite_points_and_keep_the_last_one_as_a_token(tm
         assert latest["last.inf"] == math.inf
 
 
+@pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
 def test_repair_rebuilds_the_same_non_finite_values_from_the_capture_log(tmp_path: Path) -> None:
     workspace = tmp_path / ".contexta"
     _capture(workspace)
@@ -91,6 +93,7 @@ def test_repair_rebuilds_the_same_non_finite_values_from_the_capture_log(tmp_pat
         assert all(type(value) is float for value in loss.values)
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_an_outbox_replay_into_the_store_keeps_non_finite_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusing_store: StoreSwitch
 ) -> None:
@@ -119,6 +122,7 @@ def test_an_outbox_replay_into_the_store_keeps_non_finite_values(
     assert _series_rows(workspace)["loss"] == (7, "NaN", 4, 1)
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_hand_written_records_with_non_finite_values_are_stored_and_read_back(tmp_path: Path) -> None:
     with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}) as ctx:
         with ctx.run("r"):

@@ -15,6 +15,8 @@ from contexta import Contexta, query
 from contexta.errors import StoreError
 from contexta.store import StoreDatabase
 
+pytestmark = pytest.mark.sqlite_only("the SQLite file opened read-only")
+
 
 def _capture(workspace: Path, *names: str) -> Contexta:
     ctx = Contexta(workspace=workspace, config={"project_name": "p"})

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
 from contexta.store import journal_path, read_journal
 from contexta.store._schema import SCHEMA_VERSION
@@ -21,6 +23,7 @@ def _capture(workspace: Path) -> None:
         stage.metric("loss", 0.5)
 
 
+@pytest.mark.sqlite_only("migrates a SQLite file of an earlier schema")
 def test_a_store_from_before_run_changes_migrates_and_its_runs_can_then_be_changed(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     _capture(workspace)
@@ -41,6 +44,7 @@ def test_a_store_from_before_run_changes_migrates_and_its_runs_can_then_be_chang
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+@pytest.mark.sqlite_only("the journal is kept beside the SQLite file")
 def test_the_journal_keeps_changes_in_order_and_skips_a_torn_line(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     _capture(workspace)

@@ -26,6 +26,8 @@ from contexta.cli import main
 from contexta.contract._timestamps import instant_key, parse_timestamp
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
+pytestmark = pytest.mark.sqlite_only("migrates SQLite files of earlier schemas")
+
 PROJECT = "legacy"
 RUN = f"run:{PROJECT}.linear-svm"
 STAGE = f"stage:{PROJECT}.linear-svm.evaluate"

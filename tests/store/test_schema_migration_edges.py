@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from contexta import Contexta
 from contexta.contract._timestamps import instant_key
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+
+pytestmark = pytest.mark.sqlite_only("migrates SQLite files of earlier schemas")
 
 PROJECT = "legacy"
 

@@ -736,6 +736,7 @@ def _open_fails(workspace: Path) -> ContextaError:
     return caught.value
 
 
+@pytest.mark.sqlite_only("about what lies at the SQLite file's path")
 def test_a_file_of_random_bytes_is_refused_as_corrupt(workspace: Path) -> None:
     path = _store_file(workspace)
     path.write_bytes(os.urandom(8192))
@@ -747,6 +748,7 @@ def test_a_file_of_random_bytes_is_refused_as_corrupt(workspace: Path) -> None:
     assert str(path) in error.message
 
 
+@pytest.mark.sqlite_only("about what lies at the SQLite file's path")
 def test_a_damaged_sqlite_file_is_refused_as_corrupt(workspace: Path) -> None:
     path = _store_file(workspace)
     path.write_bytes(b"SQLite format 3\x00" + os.urandom(8192))
@@ -757,6 +759,7 @@ def test_a_damaged_sqlite_file_is_refused_as_corrupt(workspace: Path) -> None:
     assert error.code == "store_corrupt"
 
 
+@pytest.mark.sqlite_only("about what lies at the SQLite file's path")
 def test_a_foreign_sqlite_database_is_refused_and_left_untouched(workspace: Path) -> None:
     path = _store_file(workspace)
     connection = sqlite3.connect(path)
@@ -775,6 +778,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(workspace: Path
     assert sorted(item.name for item in path.parent.iterdir()) == ["contexta.db"]
 
 
+@pytest.mark.sqlite_only("about what lies at the SQLite file's path")
 def test_a_directory_where_the_store_belongs_is_refused(workspace: Path) -> None:
     path = _store_file(workspace)
     path.mkdir()
@@ -785,6 +789,7 @@ def test_a_directory_where_the_store_belongs_is_refused(workspace: Path) -> None
     assert path.is_dir()
 
 
+@pytest.mark.sqlite_only("about what lies at the SQLite file's path")
 def test_a_store_from_a_newer_contexta_is_refused(workspace: Path) -> None:
     with Contexta(workspace=workspace, config={"project_name": "vision"}) as ctx:
         ctx.metadata_store.projects.put_project(_project())

@@ -23,6 +23,8 @@ from contexta.contract._timestamps import instant_key
 from contexta.errors import NotFoundError
 from contexta.store._schema import APPLICATION_ID, MIGRATIONS
 
+pytestmark = pytest.mark.sqlite_only("upgrades SQLite stores written by earlier versions")
+
 PROJECT_REF = "project:churn-prediction"
 RUN_REF = "run:churn-prediction.baseline-model"
 OLD_START = "2025-01-01T00:00:00Z"

@@ -192,7 +192,7 @@ class ProjectRepository(_Repository):
 
 # Only the latest execution of each run (what a run ref names); `ctx.list_runs(all_executions=True)`
 # lists the others.
-_LATEST_ONLY = "latest"
+_LATEST_ONLY = "latest = 1"
 
 
 class RunRepository(_Repository):
