@@ -401,9 +401,18 @@ from typing import NoReturn  # noqa: E402
 import services  # noqa: E402
 from services import PostgresServer, S3Bucket, S3Server  # noqa: E402
 
+# Contexta's configuration warns about every CONTEXTA_* variable it does not know, and tests check that
+# runs print nothing: the test-server variables are taken out of the environment as soon as pytest loads
+# this file, before any test (or a child process one starts) could see them, and kept here instead.
+_SERVICE_ENVIRONMENT = {
+    key: os.environ.pop(key)
+    for key in ("CONTEXTA_TEST_POSTGRES_URL", "CONTEXTA_TEST_S3_ENDPOINT", "CONTEXTA_TEST_REQUIRE_SERVICES")
+    if key in os.environ
+}
+
 
 def _server_unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CONTEXTA_TEST_REQUIRE_SERVICES") == "1":
+    if _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason} (CONTEXTA_TEST_REQUIRE_SERVICES=1: the real servers are required)")
     pytest.skip(reason)
 
@@ -411,7 +420,7 @@ def _server_unavailable(reason: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """The PostgreSQL at CONTEXTA_TEST_POSTGRES_URL (an admin URL), else a private one for the session."""
-    url = os.environ.get("CONTEXTA_TEST_POSTGRES_URL")
+    url = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_POSTGRES_URL")
     if url:
         try:
             services.wait_for_postgres(url, timeout=10)
@@ -439,7 +448,7 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """The S3 server at CONTEXTA_TEST_S3_ENDPOINT (keys from AWS_*), else a private SeaweedFS."""
-    endpoint = os.environ.get("CONTEXTA_TEST_S3_ENDPOINT")
+    endpoint = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_S3_ENDPOINT")
     if endpoint:
         access_key = os.environ.get("AWS_ACCESS_KEY_ID")
         secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
