@@ -388,3 +388,113 @@ def vision_store(store_db: StoreDatabase, store_builder: StoreBuilder) -> StoreD
     )
     store_builder.metric(audio, "f1", 0.5)
     return store_db
+
+
+# Real servers: PostgreSQL and an S3-compatible store (tests/services.py), for the team backends.
+# Nothing starts unless a test asks for one of these fixtures. CI starts both servers once and passes
+# their addresses in CONTEXTA_TEST_POSTGRES_URL and CONTEXTA_TEST_S3_ENDPOINT (with AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY); elsewhere each session starts its own. CONTEXTA_TEST_REQUIRE_SERVICES=1 turns
+# "this machine cannot run the server" from a skip into a failure, so CI cannot go green by skipping.
+
+
+# This section's imports stay beside it (E402), leaving the fixtures above untouched.
+import os  # noqa: E402
+import secrets  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+import services  # noqa: E402
+from services import PostgresServer, S3Bucket, S3Server  # noqa: E402
+
+# Contexta's configuration warns about every CONTEXTA_* variable it does not know, and tests check that
+# runs print nothing: the test-server variables are taken out of the environment as soon as pytest loads
+# this file, before any test (or a child process one starts) could see them, and kept here instead.
+_SERVICE_ENVIRONMENT = {
+    key: os.environ.pop(key)
+    for key in ("CONTEXTA_TEST_POSTGRES_URL", "CONTEXTA_TEST_S3_ENDPOINT", "CONTEXTA_TEST_REQUIRE_SERVICES")
+    if key in os.environ
+}
+
+
+def _server_unavailable(reason: str) -> NoReturn:
+    if _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (CONTEXTA_TEST_REQUIRE_SERVICES=1: the real servers are required)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL at CONTEXTA_TEST_POSTGRES_URL (an admin URL), else a private one for the session."""
+    url = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_POSTGRES_URL")
+    if url:
+        try:
+            services.wait_for_postgres(url, timeout=10)
+        except services.ServiceFailedError as error:
+            pytest.fail(f"CONTEXTA_TEST_POSTGRES_URL is set but unusable: {error}")
+        yield PostgresServer(url)
+        return
+    try:
+        server = services.start_postgres()
+    except services.ServiceUnavailableError as error:
+        _server_unavailable(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database of the test's own: its URL (`postgresql://user@host:port/name`)."""
+    with services.database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The S3 server at CONTEXTA_TEST_S3_ENDPOINT (keys from AWS_*), else a private SeaweedFS."""
+    endpoint = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_S3_ENDPOINT")
+    if endpoint:
+        access_key = os.environ.get("AWS_ACCESS_KEY_ID")
+        secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not access_key or not secret_key:
+            pytest.fail(
+                "CONTEXTA_TEST_S3_ENDPOINT is set without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or services.S3_REGION
+        given = S3Server(endpoint, access_key, secret_key, region)
+        if not services.wait_for_s3(given, timeout=10):
+            pytest.fail(f"CONTEXTA_TEST_S3_ENDPOINT={endpoint} does not answer a signed ListBuckets")
+        yield given
+        return
+    try:
+        server = services.start_s3()
+    except services.ServiceUnavailableError as error:
+        _server_unavailable(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Bucket]:
+    """A new bucket of the test's own, with the usual AWS variables pointing at its server.
+
+    Code under test finds the server the way it will in use (AWS_ENDPOINT_URL and the keys); a profile
+    or session token from the developer's shell is removed so that it cannot be sent along instead.
+    The bucket and everything in it (unfinished multipart uploads too) is deleted afterwards.
+    """
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("AWS_REGION", s3_server.region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    client = s3_server.client()
+    name = f"contexta-test-{secrets.token_hex(6)}"
+    client.create_bucket(Bucket=name)
+    try:
+        yield S3Bucket(name, f"run-{secrets.token_hex(4)}", s3_server)
+    finally:
+        services.delete_bucket(client, name)
