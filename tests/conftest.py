@@ -392,8 +392,8 @@ def vision_store(store_db: StoreDatabase, store_builder: StoreBuilder) -> StoreD
 
 # Real servers: PostgreSQL and an S3-compatible store (tests/services.py), for the team backends.
 # Nothing starts unless a test asks for one of these fixtures. CI starts both servers once and passes
-# their addresses in CONTEXTA_TEST_POSTGRES_URL and CONTEXTA_TEST_S3_ENDPOINT (with AWS_ACCESS_KEY_ID and
-# AWS_SECRET_ACCESS_KEY); elsewhere each session starts its own. CONTEXTA_TEST_REQUIRE_SERVICES=1 turns
+# their addresses in TEST_POSTGRES_URL and TEST_S3_ENDPOINT (with AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY); elsewhere each session starts its own. TEST_REQUIRE_SERVICES=1 turns
 # "this machine cannot run the server" from a skip into a failure, so CI cannot go green by skipping.
 
 
@@ -405,31 +405,29 @@ from typing import NoReturn  # noqa: E402
 import services  # noqa: E402
 from services import PostgresServer, S3Bucket, S3Server  # noqa: E402
 
-# Contexta's configuration warns about every CONTEXTA_* variable it does not know, and tests check that
-# runs print nothing: the test-server variables are taken out of the environment as soon as pytest loads
-# this file, before any test (or a child process one starts) could see them, and kept here instead.
+# Named TEST_*, not CONTEXTA_*: Contexta's configuration reads (and warns about) every CONTEXTA_* variable.
 _SERVICE_ENVIRONMENT = {
-    key: os.environ.pop(key)
-    for key in ("CONTEXTA_TEST_POSTGRES_URL", "CONTEXTA_TEST_S3_ENDPOINT", "CONTEXTA_TEST_REQUIRE_SERVICES")
+    key: os.environ[key]
+    for key in ("TEST_POSTGRES_URL", "TEST_S3_ENDPOINT", "TEST_REQUIRE_SERVICES")
     if key in os.environ
 }
 
 
 def _server_unavailable(reason: str) -> NoReturn:
-    if _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (CONTEXTA_TEST_REQUIRE_SERVICES=1: the real servers are required)")
+    if _SERVICE_ENVIRONMENT.get("TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (TEST_REQUIRE_SERVICES=1: the real servers are required)")
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """The PostgreSQL at CONTEXTA_TEST_POSTGRES_URL (an admin URL), else a private one for the session."""
-    url = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_POSTGRES_URL")
+    """The PostgreSQL at TEST_POSTGRES_URL (an admin URL), else a private one for the session."""
+    url = _SERVICE_ENVIRONMENT.get("TEST_POSTGRES_URL")
     if url:
         try:
             services.wait_for_postgres(url, timeout=10)
         except services.ServiceFailedError as error:
-            pytest.fail(f"CONTEXTA_TEST_POSTGRES_URL is set but unusable: {error}")
+            pytest.fail(f"TEST_POSTGRES_URL is set but unusable: {error}")
         yield PostgresServer(url)
         return
     try:
@@ -451,19 +449,17 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """The S3 server at CONTEXTA_TEST_S3_ENDPOINT (keys from AWS_*), else a private SeaweedFS."""
-    endpoint = _SERVICE_ENVIRONMENT.get("CONTEXTA_TEST_S3_ENDPOINT")
+    """The S3 server at TEST_S3_ENDPOINT (keys from AWS_*), else a private SeaweedFS."""
+    endpoint = _SERVICE_ENVIRONMENT.get("TEST_S3_ENDPOINT")
     if endpoint:
         access_key = os.environ.get("AWS_ACCESS_KEY_ID")
         secret_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
         if not access_key or not secret_key:
-            pytest.fail(
-                "CONTEXTA_TEST_S3_ENDPOINT is set without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-            )
+            pytest.fail("TEST_S3_ENDPOINT is set without AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or services.S3_REGION
         given = S3Server(endpoint, access_key, secret_key, region)
         if not services.wait_for_s3(given, timeout=10):
-            pytest.fail(f"CONTEXTA_TEST_S3_ENDPOINT={endpoint} does not answer a signed ListBuckets")
+            pytest.fail(f"TEST_S3_ENDPOINT={endpoint} does not answer a signed ListBuckets")
         yield given
         return
     try:

@@ -532,8 +532,8 @@ def _start(env_file: Path) -> None:
     )
     _state_path(env_file).write_text(json.dumps(state.__dict__))
     variables = {
-        "CONTEXTA_TEST_POSTGRES_URL": postgres.admin_url,
-        "CONTEXTA_TEST_S3_ENDPOINT": s3.endpoint_url,
+        "TEST_POSTGRES_URL": postgres.admin_url,
+        "TEST_S3_ENDPOINT": s3.endpoint_url,
         "AWS_ACCESS_KEY_ID": s3.access_key,
         "AWS_SECRET_ACCESS_KEY": s3.secret_key,
         "AWS_REGION": s3.region,
@@ -586,8 +586,8 @@ def _versions(env_file: Path) -> None:
     for line in env_file.read_text().splitlines():
         key, _, value = line.partition("=")
         values[key] = "".join(shlex.split(value))
-    endpoint = values["CONTEXTA_TEST_S3_ENDPOINT"]
-    print(f"PostgreSQL: {postgres_version(values['CONTEXTA_TEST_POSTGRES_URL'])}")
+    endpoint = values["TEST_S3_ENDPOINT"]
+    print(f"PostgreSQL: {postgres_version(values['TEST_POSTGRES_URL'])}")
     print(f"S3: {endpoint} (Server: {s3_server_header(endpoint)}); weed version: {weed_version()}")
 
 

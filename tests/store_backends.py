@@ -3,8 +3,8 @@
 The suites are written once. Under `--store-backend=postgresql` every store a test opens (a
 workspace's, through `Contexta` or `WorkspaceReader`, or the `store_db` fixture's) lives in a
 PostgreSQL database of its own, named after the path its SQLite file would have had: reopening the
-same workspace reaches the same database, two workspaces never share one. The server is the one
-`TEST_POSTGRES_URL` names (an admin URL; `.ci/run` starts one). Tests that are about the
+same workspace reaches the same database, two workspaces never share one. The server is the
+`postgres_server` fixture's (TEST_POSTGRES_URL, or one started for the session). Tests about the
 SQLite file itself (WAL, moved or damaged files, read-only mounts, backups of the file) are marked
 `sqlite_only` and skipped there, with that reason.
 """
@@ -21,7 +21,9 @@ import contexta.store._backend
 from contexta.store._database import StoreDatabase
 from store_backend_redirect import DATABASE_PREFIX, Redirect, install
 
-ADMIN_URL_VARIABLE = "TEST_POSTGRES_URL"  # not CONTEXTA_*: those are configuration
+# What child processes read at start-up (tests/store_backend_children/sitecustomize.py).
+CHILD_BACKEND_VARIABLE = "TEST_STORE_BACKEND"
+CHILD_ADMIN_URL_VARIABLE = "TEST_STORE_ADMIN_URL"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("sqlite", "postgresql"),
         default="sqlite",
         help="the canonical store every test opens: the SQLite file (default) or PostgreSQL "
-        f"(a database per store on the server {ADMIN_URL_VARIABLE} names)",
+        "(a database per store on the postgres_server fixture's server)",
     )
 
 
@@ -57,19 +59,23 @@ def store_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stores_on_the_chosen_backend(store_backend: str) -> Iterator[Redirect | None]:
+def _stores_on_the_chosen_backend(
+    store_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Redirect | None]:
     if store_backend == "sqlite":
         yield None
         return
-    admin_url = os.environ.get(ADMIN_URL_VARIABLE)
-    if not admin_url:
-        pytest.exit(f"--store-backend=postgresql needs {ADMIN_URL_VARIABLE} (an admin URL)", returncode=4)
+    admin_url: str = request.getfixturevalue("postgres_server").admin_url
     redirect = install(admin_url)
     # Child processes (a second writer, a CLI run, a process killed mid-capture) redirect the same way.
     children = str(Path(__file__).parent / "store_backend_children")
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "TEST_STORE_BACKEND")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (children, saved["PYTHONPATH"])))
-    os.environ["TEST_STORE_BACKEND"] = "postgresql"
+    overrides = {
+        "PYTHONPATH": os.pathsep.join(filter(None, (children, os.environ.get("PYTHONPATH")))),
+        CHILD_BACKEND_VARIABLE: "postgresql",
+        CHILD_ADMIN_URL_VARIABLE: admin_url,
+    }
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
     try:
         yield redirect
     finally:

@@ -102,8 +102,3 @@ def test_s3_server_checks_signatures(s3_bucket: S3Bucket) -> None:
     )
     with pytest.raises(ClientError):  # the server really checks signatures
         stranger.get_object(Bucket=s3_bucket.name, Key="x")
-
-
-def test_server_variables_are_kept_from_contexta() -> None:
-    # Contexta would warn about each unknown CONTEXTA_* variable in every run the other tests make.
-    assert [key for key in os.environ if key.startswith("CONTEXTA_TEST_")] == []

@@ -13,4 +13,4 @@ if os.environ.get("TEST_STORE_BACKEND") == "postgresql":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from store_backend_redirect import install
 
-    install(os.environ["TEST_POSTGRES_URL"])
+    install(os.environ["TEST_STORE_ADMIN_URL"])
