@@ -148,6 +148,7 @@ class PostgresServer:
     directory: Path | None = None
     bindir: Path | None = None
     os_user: str | None = None
+    options: str = ""  # the server options it was started with (for `restart`)
 
     @classmethod
     def at(cls, host: str, port: int, user: str = POSTGRES_SUPERUSER) -> PostgresServer:
@@ -157,6 +158,23 @@ class PostgresServer:
         """The admin URL with another database in it (user, password, host, port and options kept)."""
         parts = urllib.parse.urlsplit(self.admin_url)
         return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        assert self.directory is not None and self.bindir is not None, "not a server this process started"
+        command = [str(self.bindir / "pg_ctl"), *arguments, "-D", str(self.directory / "data")]
+        done = subprocess.run(_as_user(self.os_user, command), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServiceFailedError(f"pg_ctl {arguments[0]} failed: {done.stdout}{done.stderr}")
+
+    def halt(self) -> None:
+        """Stop the server and keep its data (an outage: `restart` brings it back as it was)."""
+        self._pg_ctl("stop", "-w", "-m", "fast")
+
+    def restart(self) -> None:
+        """Start a halted server again, on the same port, with the same data."""
+        assert self.directory is not None
+        self._pg_ctl("start", "-w", "-l", str(self.directory / "postgres.log"), "-o", self.options)
+        wait_for_postgres(self.admin_url)
 
     def stop(self) -> None:
         """Stop a server this process started (`pg_ctl stop -m fast`) and delete its directory."""
@@ -264,6 +282,7 @@ def start_postgres(attempts: int = 3) -> PostgresServer:
             if started.returncode == 0:
                 server = PostgresServer.at("127.0.0.1", port)
                 server.directory, server.bindir, server.os_user = directory, bindir, os_user
+                server.options = options
                 wait_for_postgres(server.admin_url)
                 return server
         raise ServiceFailedError(

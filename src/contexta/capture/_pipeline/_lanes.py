@@ -10,11 +10,18 @@ A sink that fails a batch with an encoding error (TypeError, ValueError, Overflo
 once more if the batch held records no sink can encode, now replaced (see _unencodable.py): one
 such record never costs its neighbours. The capture log replaces them as it encodes, so it is never
 given a batch twice (its lines are sent ahead to the log-writer process in order).
+
+A sink that redelivers what it refused (a PostgreSQL store: `redelivers_parked`) keeps capture order
+across an outage: once it refuses a batch, each later batch is parked behind it (at once, without
+waiting on a server that is down) until the lane has delivered this process's parked batches, oldest
+first, after which it writes directly again. The lane retries after 1 s, then less and less often
+(up to every 30 s), also while no batch arrives, and at every flush.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +30,14 @@ from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated
 from contexta.capture._sinks._base import CaptureLogSink, FollowsCaptureLog, Sink
 
-__all__ = ["LANE_BATCHES", "BatchTicket", "SinkLane"]
+__all__ = ["LANE_BATCHES", "BatchTicket", "ParkedBehindError", "SinkLane"]
+
+_FIRST_RETRY_S = 1.0
+_LONGEST_RETRY_S = 30.0
+
+
+class ParkedBehindError(Exception):
+    """Why a batch was parked without being offered to its sink: earlier ones wait to be delivered."""
 
 # How many full batches' worth of records a lane may hold (131,072 at the default max_batch_size).
 # Counted in records, not batches: a lane that held two batches, however small, stopped the writer
@@ -71,6 +85,7 @@ class SinkLane:
         on_isolated: Callable[[CaptureBatch, list[Isolated]], None] | None = None,
         *,
         max_records: int,
+        redeliver: Callable[[Sink], bool] | None = None,
     ):
         self.sink = sink
         self.max_records = max_records
@@ -81,6 +96,11 @@ class SinkLane:
         self._on_settled = on_settled
         self._on_sink_error = on_sink_error  # (sink, what it failed to do, error)
         self._on_isolated = on_isolated  # (batch, records replaced because they cannot be encoded)
+        # (sink) -> whether none of this process's parked batches for it is left (see the module doc)
+        self._redeliver = redeliver if getattr(sink, "redelivers_parked", False) else None
+        self._backlog = False
+        self._retry_at = 0.0
+        self._backoff = _FIRST_RETRY_S
         self._pending: deque[tuple[CaptureBatch, BatchTicket] | threading.Event | None] = deque()
         self._condition = threading.Condition(threading.Lock())
         self.pending_records = 0
@@ -132,15 +152,47 @@ class SinkLane:
                 raise
             self.sink.write(batch)  # once more, each record no sink can encode replaced
 
+    def _delivered_backlog(self, *, now: bool = False) -> bool:
+        """Whether this sink's parked batches are all delivered (trying again when it is time)."""
+        if not self._backlog:
+            return True
+        if not now and time.monotonic() < self._retry_at:
+            return False
+        assert self._redeliver is not None
+        try:
+            done = self._redeliver(self.sink)
+        except Exception:
+            done = False
+        if done:
+            self._backlog = False
+            self._backoff = _FIRST_RETRY_S
+        else:
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, _LONGEST_RETRY_S)
+        return done
+
     def _run(self) -> None:
         while True:
             with self._condition:
                 while not self._pending:
-                    self._condition.wait()
-                item = self._pending[0]
+                    if self._backlog:
+                        self._condition.wait(max(0.0, self._retry_at - time.monotonic()))
+                        if not self._pending:
+                            break
+                    else:
+                        self._condition.wait()
+                if not self._pending:
+                    idle = True
+                else:
+                    idle = False
+                    item = self._pending[0]
+            if idle:  # no batch came while batches wait parked: time to try them again
+                self._delivered_backlog()
+                continue
             if item is None:
                 return
             if isinstance(item, threading.Event):
+                self._delivered_backlog(now=True)
                 try:
                     self.sink.flush()
                 except Exception as error:
@@ -152,9 +204,16 @@ class SinkLane:
                     ticket.logged.wait()
                 refused = False
                 try:
+                    if not self._delivered_backlog():
+                        raise ParkedBehindError(
+                            f"earlier batches for {self.sink.name!r} are parked and go first, in order"
+                        )
                     self._write(batch)
                 except Exception as error:
                     refused = True
+                    if self._redeliver is not None and not self._backlog:
+                        self._backlog = True
+                        self._retry_at = time.monotonic() + self._backoff
                     self._on_refused(self.sink, batch, error)
                 finally:
                     if batch.isolated and self._on_isolated is not None:

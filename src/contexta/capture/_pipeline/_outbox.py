@@ -102,6 +102,8 @@ class Outbox:
             "parked_at": utc_now(),
             "records": len(batch),
         }
+        if batch.batch_id is not None:  # the id the sink was first given it under (see `replay`)
+            header["batch_id"] = batch.batch_id
         lines = [orjson.dumps(header)] + [orjson.dumps(entry_to_line(entry, sink_name)) for entry in batch]
         final = folder / f"{stem}.jsonl"
         if folder not in self._swept:
@@ -132,6 +134,19 @@ class Outbox:
             ),
             key=lambda path: tuple(int(part) for part in path.stem.split("-")),
         )
+
+    def redeliver_own(
+        self, sink_name: str, deliver: Callable[[str, CaptureBatch, DeliveryNote], None]
+    ) -> bool:
+        """Deliver the batches this process parked for `sink_name`, oldest first, stopping at the first
+        that fails, so they reach the sink in the order they were captured; True once none is left."""
+        own = f"-{os.getpid()}-"
+        for path in self.parked(sink_name):
+            if own not in path.name:
+                continue
+            if _replay_one(path, deliver) is None and path.exists():
+                return False  # being delivered by someone else: wait for it, in order
+        return not any(own in path.name for path in self.parked(sink_name))
 
     def replay(self, deliver: Callable[[str, CaptureBatch, DeliveryNote], None]) -> ReplayReport:
         """Hand every parked batch, oldest first, to `deliver(sink_name, batch, note)`; remove it once
@@ -170,7 +185,10 @@ def _replay_one(path: Path, deliver: Callable[[str, CaptureBatch, DeliveryNote],
         header = orjson.loads(raw[0])
         batch = CaptureBatch(
             entries_from_lines(orjson.loads(line) for line in raw[1:] if line.strip()),
-            batch_id=f"outbox:{header['sink']}:{path.stem}",
+            # A sink that was given the batch under an id before it was parked (a PostgreSQL store
+            # whose commit may have gone through before the connection dropped) gets the same id, so
+            # the store keeps it once.
+            batch_id=str(header.get("batch_id") or f"outbox:{header['sink']}:{path.stem}"),
         )
         note = OutboxNote(_note_path(path))
         deliver(str(header["sink"]), batch, note)

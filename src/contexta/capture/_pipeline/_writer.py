@@ -31,7 +31,7 @@ from contexta.capture._log._unencodable import ENCODING_ERRORS, REASON_CODE, Iso
 from contexta.capture._pipeline._lanes import LANE_BATCHES, BatchTicket, SinkLane
 from contexta.capture._pipeline._outbox import Outbox
 from contexta.capture._pipeline._queue import CaptureQueue, DropEpisode
-from contexta.capture._sinks._base import Sink
+from contexta.capture._sinks._base import DeliveryNote, Sink
 from contexta.errors import CaptureWarning
 
 __all__ = ["BatchWriter", "WriterCounters"]
@@ -119,6 +119,7 @@ class BatchWriter:
                 self._sink_failed,
                 self._isolated,
                 max_records=LANE_BATCHES * self.max_batch_size,
+                redeliver=self._redeliver,
             )
             for sink in self.sinks
         ]
@@ -331,6 +332,16 @@ class BatchWriter:
             f"{path.parent} for ctx.replay_outbox()",
             f"sink:{sink.name}",
         )
+
+    def _redeliver(self, sink: Sink) -> bool:
+        """Deliver what this process parked for `sink`, oldest first (its lane calls this once the
+        sink refused a batch; see _lanes.py); True once nothing of ours is left parked for it."""
+
+        def deliver(sink_name: str, batch: CaptureBatch, note: DeliveryNote) -> None:
+            sink.write(batch)
+            sink.flush()
+
+        return self.outbox.redeliver_own(sink.name, deliver)
 
     def _sink_failed(self, sink: Sink, action: str, error: Exception) -> None:
         self.report_error(

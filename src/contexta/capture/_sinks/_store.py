@@ -8,6 +8,7 @@ the store's columns, at C speed where the batch allows (see `MetricColumns`).
 
 from __future__ import annotations
 
+import uuid
 from array import array
 from collections.abc import Callable
 from itertools import compress
@@ -77,7 +78,17 @@ class StoreSink(FollowsCaptureLog):
         self._ingest = StoreIngest(database, live_dir=live_dir, warn_open_elsewhere=warn_open_elsewhere)
         self._identities = SeriesIdentities()
 
+    @property
+    def redelivers_parked(self) -> bool:
+        """A PostgreSQL store: batches it refused while unreachable are delivered by its lane when it
+        is back, in capture order (see _lanes.py); a SQLite file is tried again batch by batch."""
+        return self.database.path is None
+
     def write(self, batch: CaptureBatch) -> None:
+        if batch.batch_id is None and self.redelivers_parked:
+            # Recorded with the batch in one transaction: a commit whose answer the network lost is
+            # not stored twice when the parked batch (which keeps this id) is delivered again.
+            batch.batch_id = f"live:{uuid.uuid4().hex}"
         self._ingest.write(len(batch.items), self._filler(batch), batch_id=batch.batch_id)
 
     def _filler(self, batch: CaptureBatch) -> Callable[[IngestBatch], None]:

@@ -1,0 +1,186 @@
+"""The canonical store in PostgreSQL (`store.url`): many processes writing into one store, a server
+that goes away mid-run and comes back, and a database that is not ours.
+
+These run against real PostgreSQL servers (tests/services.py): the session's, for a fresh database
+per test, and a private one for the outage, which is stopped and started again under a live run.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from contexta import Contexta, Workspace
+from contexta.errors import StoreError
+from services import PostgresServer, database, start_postgres
+
+PROCESSES = 8
+OUTAGE_S = 10.0
+METRICS_PER_PROCESS = 100_000
+
+
+def _contexta(workspace: Path, url: str, project: str = "team") -> Contexta:
+    return Contexta(workspace=workspace, config={"project_name": project, "store": {"url": url}})
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from contexta import Contexta
+
+    workspace, url, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    ctx = Contexta(workspace=workspace, config={"project_name": "team", "store": {"url": url}})
+    with ctx.run(name) as run, run.stage("train") as stage:
+        for step in range(count):
+            stage.metric("loss", 1.0 / (step + 1), step=step)
+            if step % 10_000 == 0:
+                stage.event("checkpoint", message=f"step {step}")
+    report = ctx.flush()
+    stats = ctx.capture_stats()
+    ctx.close()
+    assert (stats.failed, stats.lost, stats.dropped) == (0, 0, 0), stats
+    """
+)
+
+
+def test_eight_processes_capture_into_one_store_and_nothing_is_lost_or_doubled(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Each process on its own workspace (as on its own machine), all into one PostgreSQL store."""
+    writers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                str(tmp_path / f"node-{n}"),
+                postgres_url,
+                f"worker-{n}",
+                str(METRICS_PER_PROCESS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(PROCESSES)
+    ]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=600)
+        assert writer.returncode == 0, stderr
+        assert "Warning" not in stderr, stderr
+
+    with Workspace(tmp_path / "reader", config={"store": {"url": postgres_url}}) as reader:
+        runs = reader.list_runs()
+        assert sorted(run.name for run in runs) == [f"worker-{n}" for n in range(PROCESSES)]
+        assert {run.status for run in runs} == {"completed"}
+        for run in runs:
+            points = reader.get_metric_series(run.run_id, "loss").points
+            assert [point.step for point in points] == list(range(METRICS_PER_PROCESS))
+            assert points[-1].value == 1.0 / METRICS_PER_PROCESS
+    with psycopg.connect(postgres_url) as connection:
+        (events,) = connection.execute("SELECT count(*) FROM records WHERE key = 'checkpoint'").fetchone()
+    assert events == PROCESSES * METRICS_PER_PROCESS // 10_000
+
+
+@pytest.fixture
+def private_server() -> Iterator[PostgresServer]:
+    """A server of this test's own, to stop and start again."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_server_stopped_mid_run_loses_nothing_and_the_run_completes(
+    private_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Batches refused while the server is down are parked on this machine and delivered when it
+    is back, in capture order and exactly once; capture never waits for the server."""
+    with database(private_server) as url:
+        ctx = _contexta(tmp_path / "ws", url)
+        with ctx.run("outage") as run, run.stage("train") as stage:
+            for step in range(3_000):
+                stage.metric("loss", float(step), step=step)
+            ctx.flush()
+            private_server.halt()
+            halted_at = time.monotonic()
+            try:
+                with pytest.warns(Warning, match="parked"):
+                    for step in range(3_000, 6_000):
+                        stage.metric("loss", float(step), step=step)
+                        if step % 500 == 0:
+                            time.sleep(0.2)  # batches keep coming while the server is away
+                    ctx.flush()
+            finally:
+                time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - halted_at)))
+                private_server.restart()
+            for step in range(6_000, 9_000):
+                stage.metric("loss", float(step), step=step)
+        report = ctx.flush()
+        ctx.close()
+        assert report.complete
+
+        with Workspace(tmp_path / "reader", config={"store": {"url": url}}) as reader:
+            (stored,) = reader.list_runs()
+            assert stored.status == "completed"
+            steps = [point.step for point in reader.get_metric_series("outage", "loss").points]
+        assert steps == list(range(9_000)), "every point once, in capture order"
+        assert not list((tmp_path / "ws" / "cache" / "outbox").rglob("*.jsonl")), "nothing left parked"
+
+
+def test_a_database_holding_other_tables_is_refused_and_left_untouched(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE invoices(id int)")
+    with pytest.raises(StoreError) as caught:
+        _contexta(tmp_path / "ws", postgres_url)
+    assert caught.value.code == "store_foreign"
+    with psycopg.connect(postgres_url) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+    assert tables == ["invoices"]
+
+
+def test_a_store_of_a_newer_schema_is_refused(postgres_url: str, tmp_path: Path) -> None:
+    _contexta(tmp_path / "ws", postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("UPDATE contexta_schema SET version = version + 1")
+    with pytest.raises(StoreError) as caught:
+        _contexta(tmp_path / "ws", postgres_url)
+    assert caught.value.code == "store_version_unsupported"
+
+
+def test_an_unreachable_server_is_a_clear_error_that_never_shows_the_password(tmp_path: Path) -> None:
+    url = "postgresql://team:hunter2@127.0.0.1:9/contexta"  # port 9: nothing listens there
+    with pytest.raises(StoreError) as caught:
+        _contexta(tmp_path / "ws", url)
+    assert caught.value.code == "store_unreachable"
+    assert "hunter2" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+
+
+def test_values_come_back_exactly_as_captured(postgres_url: str, tmp_path: Path) -> None:
+    """Floats keep every digit, ints stay ints, and NaN and infinities are values, as in SQLite."""
+    values = [0.1 + 0.2, 1e300, 5e-324, -0.0, 2**53 + 1, math.inf, -math.inf, 1e20]
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        with ctx.run("exact") as run, run.stage("s") as stage:
+            for step, value in enumerate(values):
+                stage.metric("v", value, step=step)
+            stage.metric("nan", math.nan)
+        points = ctx.get_metric_series("exact", "v").points
+        assert [point.value for point in points] == values
+        assert [type(point.value) for point in points] == [type(value) for value in values]
+        assert math.isnan(ctx.get_metric_series("exact", "nan").points[0].value)
+        (run_record,) = ctx.list_runs(filter="metrics.v > 1e19")
+        assert run_record.name == "exact"
