@@ -8,6 +8,7 @@ from contexta.errors import ContextaError
 if TYPE_CHECKING:
     from contexta._backup import BackupResult, RestoreResult, backup_workspace, restore_workspace
     from contexta._facade import Contexta
+    from contexta._sync import SyncReport, sync_workspace
 
 
 _BACKUP_NAMES = frozenset(("BackupResult", "RestoreResult", "backup_workspace", "restore_workspace"))
@@ -24,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from contexta import _backup
 
         return getattr(_backup, name)
+    if name in ("SyncReport", "sync_workspace"):  # capture's log reader and the store's writer
+        from contexta import _sync
+
+        return getattr(_sync, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -39,8 +44,10 @@ __all__ = [
     "Contexta",
     "ContextaError",
     "RestoreResult",
+    "SyncReport",
     "Workspace",
     "__version__",
     "backup_workspace",
     "restore_workspace",
+    "sync_workspace",
 ]

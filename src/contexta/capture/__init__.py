@@ -35,6 +35,7 @@ from contexta.capture._scopes._scope import (
 )
 from contexta.capture._sinks import CompositeSink, InMemorySink, LocalJsonlSink, Sink, StdoutSink, StoreSink
 from contexta.capture._sinks._repair import RepairReport, rebuild_store
+from contexta.capture._sinks._sync import SyncReport, sync_capture_log, workspace_id
 from contexta.contract._hashing import FileDigest, hash_file
 from contexta.contract._verification import ArtifactVerification
 from contexta.errors import CaptureWarning
@@ -112,6 +113,7 @@ __all__ = [
     "StageScope",
     "StdoutSink",
     "StoreSink",
+    "SyncReport",
     "compress_sealed_segments",
     "execution_of_line",
     "hash_file",
@@ -124,4 +126,6 @@ __all__ = [
     "rebuild_store",
     "reclaim_outbox",
     "remove_from_sealed_segments",
+    "sync_capture_log",
+    "workspace_id",
 ]

@@ -25,6 +25,7 @@ from contexta.cli._report import REPORT_FORMATS, report_command
 from contexta.cli._run_show import show_run_command
 from contexta.cli._runs import list_runs_command
 from contexta.cli._samples import samples_command
+from contexta.cli._sync import sync_command
 from contexta.cli._tail import LOG_FAMILIES, tail_command
 from contexta.cli._trend import trend_command
 from contexta.cli._verify import verify_command
@@ -452,6 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "restore", "check the backup in SRC whole, then make it the workspace", restore_command
     )
     restore.add_argument("source", metavar="SRC", help="a directory `contexta backup` wrote")
+    sync = _command(
+        commands,
+        "sync",
+        "push a workspace captured offline into a PostgreSQL store (resumable; safe to run again)",
+        sync_command,
+    )
+    sync.add_argument(
+        "--from", dest="source", metavar="WORKSPACE", help="the workspace to push (default: --workspace)"
+    )
+    sync.add_argument("--to", required=True, metavar="URL", help="the target store: postgresql://...")
     # The live dashboard (issue 18): `contexta ui`.
     ui = _command(
         commands,

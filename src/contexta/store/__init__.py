@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from contexta.store._artifacts import ArtifactStore
+from contexta.store._backend import open_store_database
 from contexta.store._chunk_codec import LazyColumn
 from contexta.store._chunk_summary import STEPS_NONE, STEPS_SORTED, TIMES_KNOWN, TIMES_SORTED
 from contexta.store._database import StoreDatabase
@@ -140,6 +141,7 @@ __all__ = [
     "load_columns",
     "loads_or_none",
     "mark_interrupted_runs",
+    "open_store_database",
     "read_journal",
     "rebuild_database",
     "reclaim_executions",

@@ -39,6 +39,7 @@ _LONGEST_RETRY_S = 30.0
 class ParkedBehindError(Exception):
     """Why a batch was parked without being offered to its sink: earlier ones wait to be delivered."""
 
+
 # How many full batches' worth of records a lane may hold (131,072 at the default max_batch_size).
 # Counted in records, not batches: a lane that held two batches, however small, stopped the writer
 # from taking while the capture log waited 30-160 ms per batch on the log-writer process, so the
