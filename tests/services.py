@@ -599,20 +599,37 @@ def _stop(env_file: Path) -> None:
     env_file.unlink(missing_ok=True)
 
 
-def _versions(env_file: Path) -> None:
-    """Print what runs behind the addresses in `env_file`: PostgreSQL's version() and SeaweedFS's version."""
+def _read_env_file(env_file: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     for line in env_file.read_text().splitlines():
         key, _, value = line.partition("=")
         values[key] = "".join(shlex.split(value))
+    return values
+
+
+def _versions(env_file: Path) -> None:
+    """Print what runs behind the addresses in `env_file`: PostgreSQL's version() and SeaweedFS's version."""
+    values = _read_env_file(env_file)
     endpoint = values["TEST_S3_ENDPOINT"]
     print(f"PostgreSQL: {postgres_version(values['TEST_POSTGRES_URL'])}")
     print(f"S3: {endpoint} (Server: {s3_server_header(endpoint)}); weed version: {weed_version()}")
 
 
+def _new_database(env_file: Path) -> str:
+    """A new, empty database on the started PostgreSQL (left for the server's removal): its URL."""
+    import psycopg
+    from psycopg import sql
+
+    server = PostgresServer(_read_env_file(env_file)["TEST_POSTGRES_URL"])
+    name = f"contexta_ci_{secrets.token_hex(6)}"
+    with psycopg.connect(server.admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server.url(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("action", choices=["start", "stop", "versions"])
+    parser.add_argument("action", choices=["start", "stop", "versions", "new-database"])
     parser.add_argument(
         "--env-file", type=Path, required=True, help="KEY=value lines for the servers (written by start)"
     )
@@ -623,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _start(env_file)
         elif args.action == "stop":
             _stop(env_file)
+        elif args.action == "new-database":
+            print(_new_database(env_file))
         else:
             _versions(env_file)
     except (ServiceUnavailableError, ServiceFailedError) as error:
