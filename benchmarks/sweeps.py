@@ -27,9 +27,10 @@ def sweep_value(run: int, metric: int, step: int) -> float:
     return ((run * 7919 + metric * 104_729 + step * 1_299_709) % 1000) / 1000
 
 
-def capture_sweep(workspace: Path, runs: int, project: str) -> Path:
-    """`runs` runs captured live into `workspace` (see the module docstring); returns it."""
-    with Contexta(workspace=workspace, config={"project_name": project}) as ctx:
+def capture_sweep(workspace: Path, runs: int, project: str, store_url: str | None = None) -> Path:
+    """`runs` runs captured live into `workspace` (see the module docstring), its store in PostgreSQL
+    when `store_url` names one; returns it."""
+    with Contexta(workspace=workspace, config={"project_name": project, "store": {"url": store_url}}) as ctx:
         for number in range(runs):
             with ctx.run(
                 f"run-{number:05d}",

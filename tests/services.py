@@ -214,7 +214,7 @@ def database(server: PostgresServer) -> Iterator[str]:
             )
 
 
-def start_postgres(attempts: int = 3) -> PostgresServer:
+def start_postgres(attempts: int = 3, *, durable: bool = False) -> PostgresServer:
     """Initialise a cluster in a new temporary directory and start it on 127.0.0.1 and a free port.
 
     Durability is off (fsync, synchronous_commit, full_page_writes): the cluster is thrown away after the
@@ -254,10 +254,9 @@ def start_postgres(attempts: int = 3) -> PostgresServer:
         log = directory / "postgres.log"
         for _ in range(attempts):
             (port,) = free_ports(1)
-            options = (
-                f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(directory))}"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
+            options = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(directory))}"
+            if not durable:  # tests need no crash safety from the server; benchmarks of durability do
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             started = subprocess.run(
                 _as_user(
                     os_user,

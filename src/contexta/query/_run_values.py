@@ -67,13 +67,22 @@ def _json_path(path: tuple[str, ...]) -> str | None:
     return "$" + "".join(f'."{segment}"' for segment in path)
 
 
-def _plan(fields: Sequence[RunField]) -> tuple[list[tuple[str | RunField, str]], list[str]]:
-    """The columns to select for `fields` (name or field, SQL) and the JSON paths they bind."""
+def _plan(
+    fields: Sequence[RunField], *, postgres: bool = False
+) -> tuple[list[tuple[str | RunField, str]], list[Any]]:
+    """The columns to select for `fields` (name or field, SQL) and the JSON paths they bind.
+
+    PostgreSQL takes the value out with its own operator (`#>`, the path as an array of keys) and
+    hands it over decoded, with its type: no type column is needed there."""
     selected: dict[str | RunField, str] = {}
-    paths: list[str] = []
+    paths: list[Any] = []
     for wanted in fields:
         source = "config_snapshot" if wanted.kind == "param" else "tags"
         path = _json_path(wanted.path) if wanted.kind in ("param", "tag") else None
+        if path is not None and postgres:
+            selected[wanted] = f"{_COLUMNS[source]}::jsonb #> ?, NULL"
+            paths.append(list(wanted.path))
+            continue
         if path is not None:
             selected[wanted] = f"json_extract({_COLUMNS[source]}, ?), json_type({_COLUMNS[source]}, ?)"
             paths += [path, path]
@@ -96,7 +105,7 @@ def fetch_run_rows(
     """The runs of `project_ref` (or all) whose `name` / `status` equal the values in `equal` (what
     the search could hand to SQL), in listing order (the latest executions, or every one), with what
     `fields` read; archived executions only with `include_archived`."""
-    selected, parameters = _plan(list(dict.fromkeys(fields)))
+    selected, parameters = _plan(list(dict.fromkeys(fields)), postgres=is_postgres(connection))
     at: dict[str | RunField, int] = {}
     position = 1
     for name, _ in selected:

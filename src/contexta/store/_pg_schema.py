@@ -9,8 +9,8 @@ Differences, each for a reason:
 - Binary columns are `bytea`. Every table has a `rowid` column, which the queries use as SQLite's
   implicit one: an identity where SQLite has none of its own, the integer key where it has one.
 - The two triggers that number executions and mark the latest one are PL/pgSQL, serialised per run
-  ref with a transaction-scoped advisory lock, so two machines opening the same run name at once
-  still number their executions 1 and 2.
+  ref by a row lock (`run_ref_locks`), so two machines opening the same run name at once still
+  number their executions 1 and 2.
 - SQLite's functions the queries use and PostgreSQL lacks are defined here under SQLite's names:
   `json_patch` (RFC 7396), `instr`, `total`, two-argument `min`/`max`, and the `contexta_json_*`
   functions that `_pg_sql.py` renames `json_each` / `json_extract` / `json_type` to.
@@ -263,6 +263,10 @@ PG_SCHEMA: tuple[str, ...] = (
     "CREATE INDEX artifacts_by_ref ON artifacts(artifact_ref)",
     "CREATE INDEX artifacts_by_hash ON artifacts(hash_value)",
     # -- the execution triggers ------------------------------------------------------------------
+    # One row per run ref, locked by the trigger that numbers a new execution of it: two machines
+    # opening the same run name at once are numbered one after the other. A row lock, not an advisory
+    # lock: those take shared memory per lock until commit, and a sync batch may open thousands of runs.
+    "CREATE TABLE run_ref_locks(run_ref TEXT PRIMARY KEY)",
     """CREATE FUNCTION contexta_mark_latest(ref TEXT) RETURNS void LANGUAGE sql AS $$
         UPDATE runs SET latest = (rowid = (SELECT other.rowid FROM runs AS other WHERE other.run_ref = ref
             ORDER BY other.started_key DESC, other.rowid DESC LIMIT 1))::int
@@ -270,7 +274,8 @@ PG_SCHEMA: tuple[str, ...] = (
     $$""",
     """CREATE FUNCTION contexta_runs_numbered() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM pg_advisory_xact_lock(hashtextextended(NEW.run_ref, 0));
+        INSERT INTO run_ref_locks(run_ref) VALUES (NEW.run_ref)
+            ON CONFLICT (run_ref) DO UPDATE SET run_ref = excluded.run_ref;
         UPDATE runs SET execution_number = 1 + coalesce((SELECT max(execution_number) FROM runs AS other
             WHERE other.run_ref = NEW.run_ref AND other.rowid != NEW.rowid), 0)
         WHERE rowid = NEW.rowid;
