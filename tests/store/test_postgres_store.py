@@ -184,3 +184,55 @@ def test_values_come_back_exactly_as_captured(postgres_url: str, tmp_path: Path)
         assert math.isnan(ctx.get_metric_series("exact", "nan").points[0].value)
         (run_record,) = ctx.list_runs(filter="metrics.v > 1e19")
         assert run_record.name == "exact"
+
+
+def test_the_dashboard_serves_a_postgresql_store_and_sees_its_commits(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The dashboard's run table reads the shared store, and its change watcher notices a commit
+    another machine makes (PostgreSQL's write-ahead position, where SQLite has its data_version)."""
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette would rather have httpx2; httpx works the same here
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from contexta._ui._app import build_app
+    from contexta._ui._live import ChangeWatcher
+    from contexta.store import open_store_database
+
+    with _contexta(tmp_path / "a", postgres_url) as ctx, ctx.run("first") as run, run.stage("s") as stage:
+        stage.metric("loss", 0.5)
+    config = {"project_name": "team", "store": {"url": postgres_url}}
+    with (
+        Workspace(tmp_path / "viewer", config=config) as workspace,
+        TestClient(build_app(workspace), base_url="http://127.0.0.1") as client,
+    ):
+        page = client.get("/api/runs")
+        assert page.status_code == 200, page.text
+        table = page.json()
+        assert [dict(zip(table["columns"], row, strict=True))["name"] for row in table["rows"]] == ["first"]
+    watcher = ChangeWatcher(open_store_database(tmp_path / "unused.db", postgres_url, read_only=True))
+    before = watcher._marker()
+    with _contexta(tmp_path / "b", postgres_url) as ctx, ctx.run("second") as run:
+        run.event("hello", message="from another machine")
+    assert watcher._marker() != before
+
+
+@pytest.mark.parametrize("command", [["du"], ["gc", "--dry-run"], ["backup", "DEST"]])
+def test_file_maintenance_commands_say_the_store_is_the_servers(
+    postgres_url: str,
+    tmp_path: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from contexta.cli import main
+
+    with _contexta(tmp_path / "ws", postgres_url) as ctx, ctx.run("r"):
+        pass
+    monkeypatch.setenv("CONTEXTA_STORE_URL", postgres_url)
+    argv = [str(tmp_path / "copy") if part == "DEST" else part for part in command]
+    assert main([*argv, "--workspace", str(tmp_path / "ws")]) == 1
+    error = capsys.readouterr().err
+    assert "PostgreSQL" in error and "contexta" in error

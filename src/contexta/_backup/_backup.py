@@ -25,9 +25,9 @@ from contexta._backup._sources import (
     copy_store,
     copy_workspace_artifacts,
 )
-from contexta.config import UnifiedConfig, load_config
+from contexta.config import UnifiedConfig, load_config, redacted_url
 from contexta.contract import utc_now
-from contexta.errors import ValidationError
+from contexta.errors import StoreError, ValidationError
 from contexta.store import require_store_file
 
 __all__ = ["BackupResult", "backup_workspace"]
@@ -107,7 +107,14 @@ def backup_workspace(
     never copied. `ValidationError` when `dest` exists and is not empty, or lies inside the
     workspace; `NotFoundError` when there is no workspace store there. A backup that fails removes
     what it wrote."""
-    layout = load_config(config, workspace=workspace).workspace
+    loaded = load_config(config, workspace=workspace)
+    if loaded.store.url is not None:
+        raise StoreError(
+            f"backup copies the workspace's own SQLite store; this workspace's store is in PostgreSQL "
+            f"({redacted_url(loaded.store.url)}): copy it with pg_dump",
+            code="store_not_local",
+        )
+    layout = loaded.workspace
     root = layout.root
     require_store_file(root, layout.store_file)
     destination = Path(os.path.abspath(dest))

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from contexta._workspace_reader import Workspace
 from contexta.errors import ContextaError, NotFoundError, StoreError, ValidationError
-from contexta.store import StoreDatabase
+from contexta.store import open_store_database
 
 from . import _api
 from ._live import POLL_S, ChangeWatcher, Watch, event_stream
@@ -65,7 +65,8 @@ def build_app(
     workspace: Workspace, *, token: str | None = None, bound_host: str = "127.0.0.1", poll_s: float = POLL_S
 ) -> Starlette:
     """The dashboard over `workspace` (read only), guarded for a server bound to `bound_host`."""
-    database = StoreDatabase(workspace.config.workspace.store_file, read_only=True)
+    config = workspace.config
+    database = open_store_database(config.workspace.store_file, config.store.url, read_only=True)
     watcher = ChangeWatcher(database, poll_s=poll_s)
 
     def params(request: Request) -> dict[str, str]:

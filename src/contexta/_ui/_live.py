@@ -24,7 +24,7 @@ import orjson
 
 from contexta.errors import ContextaError, ValidationError
 from contexta.query._live import RunState, get_run_states, get_series_tail
-from contexta.store import StoreDatabase
+from contexta.store import StoreDatabase, is_postgres
 
 __all__ = ["MAX_POINTS_PER_EVENT", "POLL_S", "ChangeWatcher", "Watch", "WatchedSeries", "event_stream"]
 
@@ -144,6 +144,9 @@ class ChangeWatcher:
         # appears, and the files' sizes and times say so too (a new or grown write-ahead log).
         path = self._database.path
         with self._database.read() as connection:
+            if is_postgres(connection):  # its write-ahead log moves on with every commit anywhere
+                (position,) = connection.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+                return (str(position),)
             (version,) = connection.execute("PRAGMA data_version").fetchone()
             return id(connection), int(version), _file_marker(path), _file_marker(Path(f"{path}-wal"))
 

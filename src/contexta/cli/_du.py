@@ -14,7 +14,7 @@ from contexta._retention import format_bytes
 from contexta.cli._output import Output
 from contexta.cli._tables import Column, render_table
 from contexta.cli._usage import ESTIMATES, KINDS, WorkspaceUsage, measure
-from contexta.cli._workspace import require_store, workspace_config
+from contexta.cli._workspace import require_local_store, require_store, workspace_config
 from contexta.store import ExecutionSummary, StoreDatabase, list_executions
 
 __all__ = ["du_command", "usage_rows"]
@@ -79,6 +79,7 @@ def du_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta du`: bytes by kind, and by run or project."""
     config = workspace_config(args)
     require_store(config)
+    require_local_store(config, "du")
     database = StoreDatabase(config.workspace.store_file, read_only=True)
     try:
         executions = list_executions(database, None)

@@ -22,7 +22,7 @@ from contexta.cli._gc_ledger import Ledger, ledger_path
 from contexta.cli._gc_plan import Decision, plan_reclaim
 from contexta.cli._output import Output, UsageError
 from contexta.cli._usage import KINDS, kind_sizes, measure
-from contexta.cli._workspace import require_store, workspace_config
+from contexta.cli._workspace import require_local_store, require_store, workspace_config
 from contexta.config import UnifiedConfig
 from contexta.errors import ConfigurationError
 from contexta.store import (
@@ -79,6 +79,7 @@ def gc_command(args: argparse.Namespace, output: Output) -> int:
     """`contexta gc`: reclaim what the policy says (nothing by default); `--dry-run` only says what."""
     config = workspace_config(args)
     require_store(config)
+    require_local_store(config, "gc")
     policy = _policy(args, config)
     layout = config.workspace
     live_dir = layout.live_dir if layout.live_dir.is_dir() else None

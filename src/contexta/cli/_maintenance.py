@@ -12,7 +12,7 @@ from contexta.cli._workspace import (
     require_store,
     workspace_config,
 )
-from contexta.store import StoreDatabase
+from contexta.store import open_store_database
 
 __all__ = ["migrate_command", "repair_command", "replay_command"]
 
@@ -64,7 +64,7 @@ def migrate_command(args: argparse.Namespace, output: Output) -> int:
     config = workspace_config(args)
     require_store(config)
     path = config.workspace.store_file
-    database = StoreDatabase(path)
+    database = open_store_database(path, config.store.url)
     try:
         with database.read():  # a writable open migrates
             pass

@@ -7,7 +7,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from contexta import Workspace
-from contexta.config import UnifiedConfig, load_config
+from contexta.config import UnifiedConfig, load_config, redacted_url
+from contexta.errors import StoreError
 from contexta.store import require_store_file
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "open_workspace",
     "open_workspace_for_writing",
+    "require_local_store",
     "require_store",
     "workspace_config",
 ]
@@ -39,6 +41,18 @@ def require_store(config: UnifiedConfig) -> None:
     when it is opened."""
     if config.store.url is None:
         require_store_file(config.workspace.root, config.workspace.store_file)
+
+
+def require_local_store(config: UnifiedConfig, command: str) -> None:
+    """`store_not_local` for a command that maintains the workspace's own SQLite file (its size, its
+    compaction, a copy of it) when the workspace's store is a PostgreSQL server's."""
+    if config.store.url is not None:
+        raise StoreError(
+            f"contexta {command} works on the workspace's own SQLite store; this workspace's store is in "
+            f"PostgreSQL ({redacted_url(config.store.url)}): use the server's own tools there "
+            "(pg_dump for a copy, VACUUM and pg_database_size for space)",
+            code="store_not_local",
+        )
 
 
 def open_workspace(args: argparse.Namespace) -> Workspace:

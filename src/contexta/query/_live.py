@@ -145,9 +145,11 @@ def get_run_states(db: StoreDatabase) -> list[RunState]:
             "FROM runs ORDER BY rowid"
         ).fetchall()
         # Only open runs gain series; the series table's unique index leads with the execution id.
+        # (The pair is joined by a unit separator, which neither refs nor keys may hold; written as
+        # the character itself, as SQLite and PostgreSQL both read a string literal.)
         counts = dict(
             connection.execute(
-                "SELECT execution_id, count(DISTINCT stage_ref || char(0) || key) FROM metric_series "
+                "SELECT execution_id, count(DISTINCT stage_ref || '\x1f' || key) FROM metric_series "
                 "WHERE execution_id IN (SELECT execution_id FROM runs WHERE status = 'open') "
                 "AND sample_ref = '' AND deployment_ref = '' GROUP BY execution_id"
             ).fetchall()
