@@ -11,7 +11,15 @@ from types import ModuleType
 from typing import Any
 
 DATABASE_PREFIX = "store_"
-_PATCHED_MODULES = ("contexta.store._backend", "contexta._facade", "contexta._workspace_reader")
+_PATCHED_MODULES = (
+    "contexta.store._backend",
+    "contexta.store",
+    "contexta._facade",
+    "contexta._workspace_reader",
+    "contexta._ui._app",
+    "contexta.cli._maintenance",
+    "contexta._sync",
+)
 _REQUIRE_MODULES = ("contexta._workspace_reader", "contexta.cli._workspace")
 
 
@@ -96,19 +104,15 @@ class Redirect:
             del backend._test_original_open
 
 
-def install(admin_url: str) -> Redirect:
-    """Redirect this process's stores (the test process, or a child at start-up)."""
-    import contexta._facade
-    import contexta._workspace_reader
-    import contexta.cli._workspace
-    import contexta.store._backend
+def install(admin_url: str, *, dashboard: bool = False) -> Redirect:
+    """Redirect this process's stores (the test process, or a child at start-up); with `dashboard`,
+    the dashboard's too (it imports Starlette, which a child rarely needs)."""
+    import importlib
 
     redirect = Redirect(admin_url)
-    for module in (
-        contexta.store._backend,
-        contexta._facade,
-        contexta._workspace_reader,
-        contexta.cli._workspace,
-    ):
-        redirect.patch(module)
+    importlib.import_module("contexta.store._backend")
+    for name in dict.fromkeys((*_PATCHED_MODULES, *_REQUIRE_MODULES)):
+        if name == "contexta._ui._app" and not dashboard:
+            continue
+        redirect.patch(importlib.import_module(name))
     return redirect

@@ -66,7 +66,7 @@ def _stores_on_the_chosen_backend(
         yield None
         return
     admin_url: str = request.getfixturevalue("postgres_server").admin_url
-    redirect = install(admin_url)
+    redirect = install(admin_url, dashboard=True)
     # Child processes (a second writer, a CLI run, a process killed mid-capture) redirect the same way.
     children = str(Path(__file__).parent / "store_backend_children")
     overrides = {
