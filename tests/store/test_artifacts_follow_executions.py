@@ -103,7 +103,9 @@ def test_a_model_parked_in_the_outbox_goes_to_its_execution_when_replayed_after_
     # model went to the latest execution (execution 2 listed both models, execution 1 none). A line
     # parked by the previous version names no execution: it goes to the one started by its time.
     if shape == "previous" and store_backend == "postgresql":
-        pytest.skip("a PostgreSQL store's lane delivers the parked batch itself, before it could be rewritten")
+        pytest.skip(
+            "a PostgreSQL store's lane delivers the parked batch itself, before it could be rewritten"
+        )
     model = tmp_path / "model.pt"
     model.write_bytes(b"first")
     with ctx.run("train") as first:
