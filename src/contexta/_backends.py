@@ -14,7 +14,7 @@ from contexta.errors import ConfigurationError
 __all__ = ["require_available_backends"]
 
 # Remote backends this build serves, by config key (filled in as each lands).
-_AVAILABLE: dict[str, bool] = {"store.url": False, "artifacts.url": False}
+_AVAILABLE: dict[str, bool] = {"store.url": False, "artifacts.url": True}
 
 
 def require_available_backends(config: UnifiedConfig) -> None:

@@ -107,7 +107,10 @@ class Contexta(Investigation, RunManagement):
         self._interrupted_runs = tuple(mark_interrupted_runs(self._database, live_dir))
         self._metadata_store = MetadataStore(self._database)
         self._record_store = RecordStore(self._database)
-        self._artifact_store = ArtifactStore(self._database, layout.artifacts_dir)
+        # With artifacts.url set, kept copies go to S3 (the client is made on first use, from env).
+        self._artifact_store = ArtifactStore(
+            self._database, layout.artifacts_dir, remote_url=self._config.artifacts.url
+        )
         store_sinks: list[Sink] = (
             [StoreSink(self._database, live_dir=live_dir)] if self._config.capture.persist else []
         )
