@@ -88,7 +88,11 @@ def local_s3(directory: Path, *, secret_key: str = "contexta-dev-secret") -> Ite
         "-s3",
         f"-s3.port={s3}",
         f"-s3.config={config}",
+        "-s3.port.iceberg=0",  # side servers on fixed default ports would clash with another instance
+        "-s3.port.lance=0",
+        "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
         "-master.volumeSizeLimitMB=1024",
+        "-volume.max=0",  # as many 1 GiB volumes as the disk holds (the default of 8 fills up)
         "-metricsPort=0",
     ]
     with open(directory / "weed.log", "wb") as log:

@@ -7,9 +7,10 @@ three rounds of each method. Without the flag (the project default) each method 
 as a smoke test. Figures are printed and land in the benchmark's `extra_info`; nothing is asserted
 about them.
 
-Every measurement is its own subprocess, so its peak RSS (`ru_maxrss`, which counts the buffers C and
-Rust code allocate, unlike tracemalloc) belongs to that method alone; the child reports its RSS after
-imports and client set-up too, so the figure shown is the growth the upload itself caused.
+Every measurement is its own subprocess (`benchmarks/artifact_upload_child.py`), so its peak RSS
+(`ru_maxrss`, which counts the buffers C and Rust code allocate, unlike tracemalloc) belongs to that
+method alone; the child reports its RSS after imports and client set-up too, so the figure shown is
+the growth the upload itself caused.
 
 Methods:
 - `copyfile`: `shutil.copyfile` to another file on the same disk, the floor.
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from contexta.contract._hashing import hash_file
 from local_s3 import local_s3, weed_binary
 from sweeps import benchmarks_enabled
 
@@ -59,110 +59,17 @@ METHODS = (
 BUCKET = "bench"
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _boto3_loop(client: Any, path: Path, key: str) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from blake3 import blake3
-
-    hasher = blake3()
-    upload = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
-    parts: list[dict[str, Any]] = []
-    try:
-        with open(path, "rb") as handle, ThreadPoolExecutor(THREADS) as pool:
-            pending: list[Any] = []
-            number = 0
-            while chunk := handle.read(PART):
-                hasher.update(chunk)
-                number += 1
-                pending.append(
-                    pool.submit(
-                        client.upload_part,
-                        Bucket=BUCKET,
-                        Key=key,
-                        UploadId=upload,
-                        PartNumber=number,
-                        Body=chunk,
-                    )
-                )
-                if len(pending) >= THREADS:  # bounded: at most THREADS parts in memory
-                    done = pending.pop(0)
-                    parts.append({"PartNumber": len(parts) + 1, "ETag": done.result()["ETag"]})
-            for done in pending:
-                parts.append({"PartNumber": len(parts) + 1, "ETag": done.result()["ETag"]})
-        client.complete_multipart_upload(
-            Bucket=BUCKET, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
-        )
-    except BaseException:
-        client.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload)
-        raise
-    hasher.hexdigest()
-
-
-def _child(method: str, path: Path, key: str) -> dict[str, Any]:
-    """Run one method once in this process; the timings and memory of it."""
-    import boto3  # imported by every S3 method's child alike, so set-up RSS compares
-    import obstore
-    from boto3.s3.transfer import TransferConfig
-    from obstore.store import S3Store
-
-    from contexta.contract._hashing import hash_file
-
-    client = boto3.client("s3")
-    store = S3Store(BUCKET, client_options={"allow_http": True})
-    digest = hash_file(path).hash_value if method == "contexta" else ""
-    baseline = _rss_kib()
-    started = time.perf_counter()
-    if method == "copyfile":
-        shutil.copyfile(path, path.with_name(path.name + ".copy"))
-    elif method == "blake3_mmap":
-        hash_file(path)
-    elif method == "boto3_transfer":
-        config = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=THREADS)
-        client.upload_file(str(path), BUCKET, key, Config=config)
-    elif method == "boto3_loop":
-        _boto3_loop(client, path, key)
-    elif method == "obstore_path":
-        obstore.put(store, key, path, chunk_size=PART, max_concurrency=THREADS)
-    elif method == "obstore_stream":
-        from blake3 import blake3
-
-        hasher = blake3()
-
-        def chunks() -> Any:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(PART):
-                    hasher.update(chunk)
-                    yield chunk
-
-        obstore.put(store, key, chunks(), chunk_size=PART, max_concurrency=THREADS)
-    elif method == "contexta":
-        from contexta.store._s3_artifacts import S3ArtifactBackend
-
-        S3ArtifactBackend.from_url(f"s3://{BUCKET}/contexta").put_file(path, digest, path.stat().st_size)
-    else:
-        raise ValueError(method)
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": elapsed, "baseline_kib": baseline, "peak_kib": peak}
-
-
-def _measure(method: str, path: Path, environment: dict[str, str]) -> dict[str, Any]:
+def _measure(method: str, path: Path, digest: str, environment: dict[str, str]) -> dict[str, Any]:
     key = f"bench/{method}/{uuid.uuid4().hex}"
     result = subprocess.run(
-        [sys.executable, __file__, method, str(path), key],
-        env={**os.environ, **environment},
+        [sys.executable, str(Path(__file__).with_name("artifact_upload_child.py")), method, str(path), key],
+        env={**os.environ, **environment, "BENCH_DIGEST": digest},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"{method} failed: {result.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
 
@@ -227,10 +134,11 @@ def test_artifact_upload_throughput_and_memory(
             for size in sizes:
                 path = tmp_path / f"artifact-{size // MIB}MiB.bin"
                 _write_random(path, size)
+                digest = hash_file(path).hash_value
                 for method in METHODS:
                     runs = []
                     for _ in range(rounds):
-                        runs.append(_measure(method, path, environment))
+                        runs.append(_measure(method, path, digest, environment))
                         path.with_name(path.name + ".copy").unlink(missing_ok=True)
                         _empty_bucket(environment)
                     throughputs = [size / MIB / run["seconds"] for run in runs]
@@ -240,19 +148,19 @@ def test_artifact_upload_throughput_and_memory(
                         "worst_mib_s": round(min(throughputs), 1),
                         "peak_rss_mib": round(max(run["peak_kib"] for run in runs) / 1024, 1),
                         "rss_growth_mib": round(max(growth), 1),
+                        "setup_peak_mib": round(max(run["setup_peak_kib"] for run in runs) / 1024, 1),
                     }
                 path.unlink()
 
     benchmark.pedantic(measure_all, rounds=1, iterations=1)
     benchmark.extra_info.update(table)
     print()
-    print(f"{'method':32} {'mean MiB/s':>11} {'worst MiB/s':>12} {'peak RSS MiB':>13} {'growth MiB':>11}")
+    print(
+        f"{'method':32} {'mean MiB/s':>11} {'worst MiB/s':>12} {'peak RSS MiB':>13} {'growth MiB':>11} "
+        f"{'set-up peak MiB':>16}"
+    )
     for name, row in table.items():
         print(
             f"{name:32} {row['mean_mib_s']:>11} {row['worst_mib_s']:>12} "
-            f"{row['peak_rss_mib']:>13} {row['rss_growth_mib']:>11}"
+            f"{row['peak_rss_mib']:>13} {row['rss_growth_mib']:>11} {row['setup_peak_mib']:>16}"
         )
-
-
-if __name__ == "__main__":
-    print(json.dumps(_child(sys.argv[1], Path(sys.argv[2]), sys.argv[3])))
