@@ -1,6 +1,7 @@
 """One measurement of `benchmarks/test_artifact_upload.py`, in a process of its own so that its peak
 RSS belongs to that method alone: `python artifact_upload_child.py METHOD FILE KEY` prints a JSON line
-with the seconds the method took, the RSS before it (after imports and client set-up) and the peak.
+with the seconds the method took, the RSS before it (after imports and client set-up) and the peak
+(VmHWM: see `_status_kib`).
 Imports are kept few, so that the peak is the method's and not the interpreter's start-up.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -21,10 +21,15 @@ PART = 16 * MIB
 THREADS = 4
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (the peak) of this process, in KiB.
+
+    Not `ru_maxrss`: Linux carries it over from the parent through fork and exec, so a child of a
+    pytest process that had just hashed a 1 GiB file through mmap reports at least 1 GiB. `VmHWM`
+    belongs to the address space exec made, and counts the same pages (C and Rust buffers too)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return 0
 
@@ -83,8 +88,8 @@ def _child(method: str, path: Path, key: str) -> dict[str, Any]:
     backend = S3ArtifactBackend.from_url(f"s3://{BUCKET}/contexta")
     _ = backend.client  # made before the baseline, like the other clients
     digest = os.environ.get("BENCH_DIGEST", "")  # hashed by the parent: an mmap here would count in RSS
-    baseline = _rss_kib()
-    setup_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = _status_kib("VmRSS")
+    setup_peak = _status_kib("VmHWM")
     started = time.perf_counter()
     if method == "copyfile":
         shutil.copyfile(path, path.with_name(path.name + ".copy"))
@@ -114,7 +119,7 @@ def _child(method: str, path: Path, key: str) -> dict[str, Any]:
     else:
         raise ValueError(method)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kib("VmHWM")
     return {"seconds": elapsed, "baseline_kib": baseline, "setup_peak_kib": setup_peak, "peak_kib": peak}
 
 

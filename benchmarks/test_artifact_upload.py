@@ -8,8 +8,8 @@ as a smoke test. Figures are printed and land in the benchmark's `extra_info`; n
 about them.
 
 Every measurement is its own subprocess (`benchmarks/artifact_upload_child.py`), so its peak RSS
-(`ru_maxrss`, which counts the buffers C and Rust code allocate, unlike tracemalloc) belongs to that
-method alone; the child reports its RSS after imports and client set-up too, so the figure shown is
+(`VmHWM`, which counts the buffers C and Rust code allocate, unlike tracemalloc; not `ru_maxrss`,
+which Linux carries from the parent through fork and exec) belongs to that method alone; the child reports its RSS after imports and client set-up too, so the figure shown is
 the growth the upload itself caused.
 
 Methods:
