@@ -9,8 +9,9 @@ about them.
 
 Every measurement is its own subprocess (`benchmarks/artifact_upload_child.py`), so its peak RSS
 (`VmHWM`, which counts the buffers C and Rust code allocate, unlike tracemalloc; not `ru_maxrss`,
-which Linux carries from the parent through fork and exec) belongs to that method alone; the child reports its RSS after imports and client set-up too, so the figure shown is
-the growth the upload itself caused.
+which Linux carries from the parent through fork and exec) belongs to that method alone; the child
+reports its RSS after imports and client set-up too, so the figure shown is the growth the upload
+itself caused.
 
 Methods:
 - `copyfile`: `shutil.copyfile` to another file on the same disk, the floor.
