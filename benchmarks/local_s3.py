@@ -92,7 +92,7 @@ def local_s3(directory: Path, *, secret_key: str = "contexta-dev-secret") -> Ite
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",  # a missing bucket is an error, as on AWS
         "-master.volumeSizeLimitMB=1024",
-        "-volume.max=0",  # as many 1 GiB volumes as the disk holds (the default of 8 fills up)
+        "-volume.max=1000",  # slots, not bytes (volumes are sparse): the default of 8 fills up
         "-metricsPort=0",
     ]
     with open(directory / "weed.log", "wb") as log:
@@ -113,7 +113,7 @@ def local_s3(directory: Path, *, secret_key: str = "contexta-dev-secret") -> Ite
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=3)  # weed often ignores SIGTERM for long
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -86,6 +86,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-s3.port.lance=0",
         "-s3.autoCreateBucket=false",
         "-master.volumeSizeLimitMB=1024",
+        "-volume.max=1000",  # each bucket grows 7 volumes: the default of 8 slots runs out at the second
         "-metricsPort=0",
     ]
     with open(directory / "weed.log", "wb") as log:
@@ -106,7 +107,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=3)  # weed often ignores SIGTERM for long
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -131,7 +132,10 @@ def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
     deadline = time.monotonic() + 30
     while True:  # the gateway answers before the volume server has joined the master
         try:
-            client.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+            try:
+                client.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+            except client.exceptions.BucketAlreadyOwnedByYou:  # type: ignore[attr-defined]
+                pass  # created by the previous attempt, whose write was too early
             client.put_object(Bucket=name, Key="ready", Body=b"1")  # type: ignore[attr-defined]
             client.delete_object(Bucket=name, Key="ready")  # type: ignore[attr-defined]
             break

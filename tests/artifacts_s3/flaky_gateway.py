@@ -51,9 +51,13 @@ def flaky_gateway(upstream: str, fail: Callable[[str, str], bool]) -> Iterator[t
                 payload = response.read()
                 self.send_response(response.status)
                 for name, value in response.getheaders():
-                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                    # A HEAD's Content-Length is the object's size: pass it on as it came.
+                    if name.lower() not in _HOP_BY_HOP and (
+                        name.lower() != "content-length" or self.command == "HEAD"
+                    ):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)

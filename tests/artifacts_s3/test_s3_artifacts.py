@@ -121,9 +121,8 @@ def test_an_artifact_is_fetched_by_ref_byte_for_byte_after_the_original_is_gone(
         fetched = reader.fetch_artifact(manifest.artifact_ref, tmp_path / "restored.bin")
     assert fetched.read_bytes() == content
 
-    code, out = _cli(
-        "artifact", "get", manifest.artifact_ref, tmp_path / "cli" / "", "--workspace", workspace
-    )
+    into = f"{tmp_path / 'cli'}/"  # a directory that does not exist yet: the file keeps its name
+    code, out = _cli("artifact", "get", manifest.artifact_ref, into, "--workspace", workspace)
     assert code == 0
     assert Path(out.strip()) == tmp_path / "cli" / "model.bin"
     assert (tmp_path / "cli" / "model.bin").read_bytes() == content
@@ -343,7 +342,8 @@ def test_a_part_that_keeps_failing_aborts_the_upload_and_leaves_no_parts(
             assert excinfo.value.code == "artifact_storage_failed"
             assert "part 3" in str(excinfo.value)
             assert ctx.artifact_store.stored_location(manifest.artifact_ref) is None
-    assert len(failed) == 5  # every attempt botocore makes, then the upload is aborted
+    # Part 3 was tried again (botocore's standard retries) before the upload was given up and aborted.
+    assert len(failed) >= 3 and all(request.endswith("partNumber=3") for request in failed), failed
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_bucket.server.endpoint)
     assert _all_keys(s3_bucket) == []
     assert _client().list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
