@@ -46,20 +46,31 @@ def weed_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("weed")
 
 
-def _free_port() -> int:
-    # gRPC ports are the HTTP port + 10000 in SeaweedFS: pick ports whose twin is free too.
-    while True:
-        with socket.socket() as probe:
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports whose +10000 twins (SeaweedFS's gRPC ports) are free too; every probe
+    stays bound until all are chosen, so no port is handed out twice."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            probe = socket.socket()
             probe.bind(("127.0.0.1", 0))
+            held.append(probe)
             port = int(probe.getsockname()[1])
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as twin:
+            if port + 10000 > 65535:
+                continue
+            twin = socket.socket()
             try:
                 twin.bind(("127.0.0.1", port + 10000))
             except OSError:
+                twin.close()
                 continue
-        return port
+            held.append(twin)
+            ports.append(port)
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
 
 
 @contextmanager
@@ -74,7 +85,7 @@ def local_s3(directory: Path, *, secret_key: str = "contexta-dev-secret") -> Ite
     identity = {"name": "dev", "credentials": [{"accessKey": "contexta-dev", "secretKey": secret_key}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
-    master, volume, filer, s3 = (_free_port() for _ in range(4))
+    master, volume, filer, s3 = _free_ports(4)
     command = [
         weed,
         "server",

@@ -38,19 +38,31 @@ class S3Bucket:
     server: S3Server
 
 
-def _free_port() -> int:
-    while True:  # SeaweedFS puts gRPC on port + 10000: that one must be free too
-        with socket.socket() as probe:
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports whose +10000 twins (SeaweedFS's gRPC ports) are free too; every probe
+    stays bound until all are chosen, so no port is handed out twice."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            probe = socket.socket()
             probe.bind(("127.0.0.1", 0))
+            held.append(probe)
             port = int(probe.getsockname()[1])
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as twin:
+            if port + 10000 > 65535:
+                continue
+            twin = socket.socket()
             try:
                 twin.bind(("127.0.0.1", port + 10000))
             except OSError:
+                twin.close()
                 continue
-        return port
+            held.append(twin)
+            ports.append(port)
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +80,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }
     (directory / "s3.json").write_text(json.dumps({"identities": [identity]}))
-    master, volume, filer, s3 = (_free_port() for _ in range(4))
+    master, volume, filer, s3 = _free_ports(4)
     command = [
         weed,
         "server",
