@@ -64,7 +64,8 @@ TEXT_FORMATS = ("text", "json")
 
 _DESCRIPTION = (
     "Ask questions of what Contexta captured into a workspace: list runs, show one, compare two, pick "
-    "the best, diagnose, report, verify artifacts, follow the capture log live, and see and reclaim space."
+    "the best, diagnose, report, verify and fetch artifacts, follow the capture log live, and see and "
+    "reclaim space."
 )
 _EPILOG = "Exit status: 0 ok, 1 a handled error (one line on stderr), 2 a usage error."
 
