@@ -50,7 +50,7 @@ from typing import Any
 POSTGRES_SYSTEM_USER = "contexta-pg"
 POSTGRES_SUPERUSER = "postgres"
 # Fixed credentials of the private S3 server: it listens on 127.0.0.1 only and lives for one test run.
-S3_ACCESS_KEY = "contexta-test"
+S3_ACCESS_KEY = "local-access-key"  # unlike any bucket name or path, so a test can look for it
 S3_SECRET_KEY = "contexta-test-secret"
 S3_REGION = "us-east-1"
 
@@ -429,6 +429,7 @@ def start_s3(attempts: int = 3) -> S3Server:
                 f"-s3.port.grpc={s3_grpc}",
                 "-s3.port.iceberg=0",
                 "-s3.port.lance=0",
+                "-s3.autoCreateBucket=false",  # a missing bucket is an error to report, not to paper over
                 f"-s3.config={config}",
             ]
             with log.open("ab") as out:

@@ -383,17 +383,3 @@ def test_a_url_of_the_wrong_kind_is_refused_without_echoing_its_password(config:
     assert excinfo.value.code == "config_value_invalid"
     assert excinfo.value.details["key"] == key
     assert "hunter2" not in str(excinfo.value)
-
-
-def test_a_backend_this_build_cannot_open_is_refused_not_replaced_by_the_local_store(tmp_path: Path) -> None:
-    """Runs silently captured into the local file while the user believes they go to the team's
-    PostgreSQL would be runs nobody else can see."""
-    from contexta._backends import _AVAILABLE
-
-    if _AVAILABLE["store.url"]:
-        pytest.skip("this build serves store.url")
-    with pytest.raises(ConfigurationError) as excinfo:
-        Contexta(workspace=tmp_path, config={"store": {"url": "postgresql://u:hunter2@db/x"}})
-    assert excinfo.value.code == "backend_unavailable"
-    assert "hunter2" not in str(excinfo.value)
-    assert not (tmp_path / "metadata").exists()

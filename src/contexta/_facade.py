@@ -10,7 +10,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from contexta._backends import require_available_backends
 from contexta._investigation import Investigation
 from contexta._run_management import RunManagement
 from contexta.capture import LocalJsonlSink, RepairReport, Sink, StoreSink, rebuild_store
@@ -77,7 +76,6 @@ class Contexta(Investigation, RunManagement):
         sinks: Sequence[Sink] | None = None,
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
-        require_available_backends(self._config)
         layout = self._config.workspace
         if layout.create_missing_dirs:
             layout.capture_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +106,10 @@ class Contexta(Investigation, RunManagement):
         self._interrupted_runs = tuple(mark_interrupted_runs(self._database, live_dir))
         self._metadata_store = MetadataStore(self._database)
         self._record_store = RecordStore(self._database)
-        self._artifact_store = ArtifactStore(self._database, layout.artifacts_dir)
+        # With artifacts.url set, kept copies go to S3 (the client is made on first use, from env).
+        self._artifact_store = ArtifactStore(
+            self._database, layout.artifacts_dir, remote_url=self._config.artifacts.url
+        )
         store_sinks: list[Sink] = (
             [StoreSink(self._database, live_dir=live_dir)] if self._config.capture.persist else []
         )

@@ -8,20 +8,22 @@ question to `contexta.query` / `contexta.reports`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contexta._on_first_use import on_first_use
 from contexta.config import UnifiedConfig
-from contexta.contract._artifacts import ArtifactManifest
+from contexta.contract._artifacts import ArtifactManifest, path_of_location
 from contexta.contract._refs import parse_ref
 from contexta.contract._verification import ArtifactVerification, verify_manifest
-from contexta.errors import NotFoundError
-from contexta.store import ArtifactStore, StoreDatabase
+from contexta.errors import NotFoundError, ValidationError
+from contexta.store import ArtifactStore, StoreDatabase, copy_verified
 
 if TYPE_CHECKING:
     from contexta import capture, query, reports
+    from contexta.store import S3ArtifactBackend
 else:  # the read side is imported when a question is first asked, not by `import contexta`
     query = on_first_use("contexta.query")
     reports = on_first_use("contexta.reports")
@@ -35,6 +37,7 @@ __all__ = ["Investigation"]
 class Investigation:
     _database: StoreDatabase
     _config: UnifiedConfig
+    _s3_backend: S3ArtifactBackend | None = None
 
     @property
     def project_name(self) -> str:
@@ -79,9 +82,72 @@ class Investigation:
             )
         return found
 
+    def _stored_location(self, artifact_ref: str) -> str | None:
+        """Where the kept copy of `artifact_ref` is (`keep_copy`), if one was kept."""
+        return ArtifactStore(self._reads(), self._config.workspace.artifacts_dir).stored_location(
+            artifact_ref
+        )
+
+    def _s3_artifacts(self, location: str) -> S3ArtifactBackend:
+        """One S3 backend per workspace object (its client is reused), for copies at `location`."""
+        if self._s3_backend is None:
+            from contexta.store import S3ArtifactBackend
+
+            self._s3_backend = S3ArtifactBackend.from_url(self._config.artifacts.url or location)
+        return self._s3_backend
+
     def verify_artifact(self, artifact_ref: str) -> ArtifactVerification:
-        """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`."""
-        return verify_manifest(self._find_manifest(artifact_ref))
+        """Re-hash a registered artifact: `verified`, `missing`, `size_mismatch` or `hash_mismatch`.
+
+        A copy kept in S3 (`artifacts.url`) is what is checked when there is one, since that is the
+        copy meant to outlive the original file: present, of the registered size, with the digest in
+        its metadata, and bytes that hash to it (streamed, never held in memory whole)."""
+        manifest = self._find_manifest(artifact_ref)
+        stored = self._stored_location(artifact_ref)
+        if stored is None or not stored.startswith("s3://") or manifest.hash_value is None:
+            return verify_manifest(manifest)
+        check = self._s3_artifacts(stored).verify(stored, manifest.hash_value, manifest.size_bytes)
+        return ArtifactVerification(
+            artifact_ref,
+            check.status,
+            stored,
+            manifest.hash_value,
+            check.actual_hash,
+            manifest.size_bytes,
+            check.actual_size,
+        )
+
+    def fetch_artifact(self, artifact_ref: str, destination: str | os.PathLike[str]) -> Path:
+        """Write a registered artifact's bytes to `destination` (a file path, or a directory to put it in
+        under its original name) and return the path written.
+
+        The bytes come from the kept copy (S3 or `<workspace>/artifacts/`), else from the original
+        file; they are checked against the registered digest on the way and renamed into place only
+        when they match, so a damaged copy raises (`artifact_digest_mismatch`) and leaves nothing."""
+        manifest = self._find_manifest(artifact_ref)
+        if manifest.hash_value is None:
+            raise ValidationError(
+                f"{artifact_ref} was registered without a digest; its bytes cannot be checked",
+                code="artifact_without_digest",
+            )
+        original = path_of_location(manifest.location_ref)
+        target = Path(destination)
+        if target.is_dir() or os.fspath(destination).endswith(("/", os.sep)):
+            target = target / os.path.basename(original)
+        stored = self._stored_location(artifact_ref)
+        if stored is not None and stored.startswith("s3://"):
+            return self._s3_artifacts(stored).download(
+                stored, manifest.hash_value, manifest.size_bytes, target
+            )
+        for source in (stored, original):
+            if source is not None and os.path.isfile(source):
+                return copy_verified(Path(source), manifest.hash_value, target)
+        raise NotFoundError(
+            f"no copy of {artifact_ref} is left: the file {original} is gone and none was kept "
+            "(ctx.artifact_store.keep_copy keeps one)",
+            code="artifact_copy_missing",
+            details={"artifact_ref": artifact_ref},
+        )
 
     @property
     def _project(self) -> str:

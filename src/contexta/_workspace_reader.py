@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from contexta._backends import require_available_backends
 from contexta._investigation import Investigation
 from contexta.config import UnifiedConfig, load_config
 from contexta.store import require_store_file
@@ -44,7 +43,6 @@ class Workspace(Investigation):
         config: UnifiedConfig | Mapping[str, Any] | None = None,
     ):
         self._config = load_config(config, workspace=workspace, profile=profile)
-        require_available_backends(self._config)
         path = self._config.workspace.store_file
         if self._config.store.url is None:
             require_store_file(self._config.workspace.root, path)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ArtifactStorageError",
     "CaptureError",
     "CaptureWarning",
     "ClosedScopeError",
@@ -94,6 +95,15 @@ class StoreError(ContextaError):
     """The canonical store cannot be read or written."""
 
     default_code = "store_failed"
+
+
+class ArtifactStorageError(StoreError):
+    """The object storage that keeps artifact copies (`artifacts.url = "s3://..."`) refused or failed
+    a request. `code` says which, so a caller can tell what to fix: `artifact_bucket_missing`,
+    `artifact_credentials_refused`, `artifact_endpoint_unreachable`, `artifact_digest_mismatch` (the
+    stored bytes are not the registered ones), else `artifact_storage_failed`."""
+
+    default_code = "artifact_storage_failed"
 
 
 class MissingDependencyError(ContextaError, ImportError):

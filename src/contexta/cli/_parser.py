@@ -9,6 +9,7 @@ from typing import Any
 from contexta import __version__
 from contexta.cli import _manage as manage
 from contexta.cli._alerts import alerts_command
+from contexta.cli._artifact_get import artifact_get_command
 from contexta.cli._audit import audit_command
 from contexta.cli._backup import backup_command, restore_command
 from contexta.cli._best import best_command
@@ -64,7 +65,8 @@ TEXT_FORMATS = ("text", "json")
 
 _DESCRIPTION = (
     "Ask questions of what Contexta captured into a workspace: list runs, show one, compare two, pick "
-    "the best, diagnose, report, verify artifacts, follow the capture log live, and see and reclaim space."
+    "the best, diagnose, report, verify and fetch artifacts, follow the capture log live, and see and "
+    "reclaim space."
 )
 _EPILOG = "Exit status: 0 ok, 1 a handled error (one line on stderr), 2 a usage error."
 
@@ -341,6 +343,25 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "artifact", metavar="ARTIFACT", nargs="?", help="one artifact ref (default: every artifact)"
     )
+
+    artifact = commands.add_parser(
+        "artifact",
+        help="work with one artifact (artifact get ARTIFACT DEST)",
+        description="Work with one registered artifact.",
+    )
+    _add_locations(artifact, defaults=False)
+    artifact_actions = artifact.add_subparsers(
+        title="actions", metavar="ACTION", required=True, parser_class=_CommandParser
+    )
+    get = _command(
+        artifact_actions,
+        "get",
+        "write an artifact's bytes to DEST, checked against its registered digest (from the copy kept "
+        "in S3 or the workspace, else the original file)",
+        artifact_get_command,
+    )
+    get.add_argument("artifact", metavar="ARTIFACT", help="an artifact ref")
+    get.add_argument("destination", metavar="DEST", help="a file path, or a directory to put it in")
 
     tail = _command(
         commands,

@@ -9,7 +9,7 @@ executions by number), so no other package reaches into the store's modules.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from contexta.store._artifacts import ArtifactStore
+from contexta.store._artifacts import ArtifactStore, copy_verified
 from contexta.store._backend import open_store_database
 from contexta.store._chunk_codec import LazyColumn
 from contexta.store._chunk_summary import STEPS_NONE, STEPS_SORTED, TIMES_KNOWN, TIMES_SORTED
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         store_file_bytes,
         store_usage,
     )
+    from contexta.store._s3_artifacts import S3ArtifactBackend, S3ObjectCheck
 
 # What `contexta du` and `contexta gc` use, imported when first asked for: every `import contexta`
 # would pay a few milliseconds for them otherwise.
@@ -70,6 +71,7 @@ _RECLAIM = frozenset(
         "any_owner_alive",
         "artifact_copies",
         "compact_store",
+        "copy_verified",
         "list_executions",
         "reclaim_executions",
         "store_file_bytes",
@@ -78,9 +80,15 @@ _RECLAIM = frozenset(
 )
 
 
+# Artifact copies in S3 (`artifacts.url`): imported by the first workspace that has one.
+_S3 = frozenset(("S3ArtifactBackend", "S3ObjectCheck"))
+
+
 def __getattr__(name: str) -> Any:
     if name in _RECLAIM:
         return getattr(importlib.import_module("contexta.store._reclaim"), name)
+    if name in _S3:
+        return getattr(importlib.import_module("contexta.store._s3_artifacts"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -115,6 +123,8 @@ __all__ = [
     "RunAction",
     "RunChange",
     "RunRepository",
+    "S3ArtifactBackend",
+    "S3ObjectCheck",
     "SampleRepository",
     "SeriesIdentity",
     "SeriesPoints",
@@ -130,6 +140,7 @@ __all__ = [
     "capturing_process",
     "change_runs",
     "compact_store",
+    "copy_verified",
     "default_subject",
     "execution_by_number",
     "holds_name_of_before",

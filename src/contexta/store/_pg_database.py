@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from contexta._optional import require_module
 from contexta.config import redacted_url
 from contexta.errors import StoreError
 from contexta.store._pg_schema import PG_SCHEMA, PG_SCHEMA_VERSION
@@ -122,7 +123,7 @@ class PostgresDatabase:
         return connection
 
     def _open(self) -> PostgresConnection:
-        import psycopg
+        psycopg = require_module("psycopg", "a PostgreSQL store (store.url)", extra="postgres")
 
         try:
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
