@@ -6,6 +6,9 @@ Differences, each for a reason:
 - Values whose type varies (a record's value, a series' last/min/max) are `numeric`: ints stay ints
   and floats keep every digit (the connection passes floats as exact decimal text and reads numerics
   back as int or float, see `_pg_database.py`); NaN and infinities are numerics too.
+- Text columns sort and compare byte by byte (`COLLATE "C"`), as SQLite's BINARY does, whatever the
+  database's default collation (often en_US, which sorts `B` after `a` and puts `;` before `:`):
+  ORDER BY and the range of batch ids a sync looks up (`sync:<id>:` to `sync:<id>;`) depend on it.
 - Binary columns are `bytea`. Every table has a `rowid` column, which the queries use as SQLite's
   implicit one: an identity where SQLite has none of its own, the integer key where it has one.
 - The two triggers that number executions and mark the latest one are PL/pgSQL, serialised per run
@@ -26,7 +29,7 @@ PG_SCHEMA_VERSION = 6
 
 _SCOPE = "end_reason TEXT, failure TEXT, display_name TEXT"
 
-PG_SCHEMA: tuple[str, ...] = (
+_TABLE_SCHEMA: tuple[str, ...] = (
     """CREATE TABLE projects(
         rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         project_ref TEXT PRIMARY KEY,
@@ -262,6 +265,13 @@ PG_SCHEMA: tuple[str, ...] = (
     )""",
     "CREATE INDEX artifacts_by_ref ON artifacts(artifact_ref)",
     "CREATE INDEX artifacts_by_hash ON artifacts(hash_value)",
+)
+_TEXT = re.compile(r"(?<=\w )TEXT\b")
+PG_SCHEMA: tuple[str, ...] = (
+    *(
+        _TEXT.sub('TEXT COLLATE "C"', statement) if statement.startswith("CREATE TABLE") else statement
+        for statement in _TABLE_SCHEMA
+    ),
     # -- the execution triggers ------------------------------------------------------------------
     # One row per run ref, locked by the trigger that numbers a new execution of it: two machines
     # opening the same run name at once are numbered one after the other. A row lock, not an advisory

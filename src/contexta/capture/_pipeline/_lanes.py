@@ -15,7 +15,9 @@ A sink that redelivers what it refused (a PostgreSQL store: `redelivers_parked`)
 across an outage: once it refuses a batch, each later batch is parked behind it (at once, without
 waiting on a server that is down) until the lane has delivered this process's parked batches, oldest
 first, after which it writes directly again. The lane retries after 1 s, then less and less often
-(up to every 30 s), also while no batch arrives, and at every flush.
+(up to every 30 s), also while no batch arrives, and at every flush. Only a refusal that says the sink
+is unreachable (`refused_unreachable`) holds the later batches back: a batch the sink can never take
+(a value PostgreSQL refuses) is parked alone, as any sink's is, and never stops the ones after it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class SinkLane:
         self._on_isolated = on_isolated  # (batch, records replaced because they cannot be encoded)
         # (sink) -> whether none of this process's parked batches for it is left (see the module doc)
         self._redeliver = redeliver if getattr(sink, "redelivers_parked", False) else None
+        self._unreachable: Callable[[Exception], bool] = getattr(sink, "refused_unreachable", lambda _: True)
         self._backlog = False
         self._retry_at = 0.0
         self._backoff = _FIRST_RETRY_S
@@ -212,7 +215,7 @@ class SinkLane:
                     self._write(batch)
                 except Exception as error:
                     refused = True
-                    if self._redeliver is not None and not self._backlog:
+                    if self._redeliver is not None and not self._backlog and self._unreachable(error):
                         self._backlog = True
                         self._retry_at = time.monotonic() + self._backoff
                     self._on_refused(self.sink, batch, error)

@@ -136,17 +136,28 @@ class Outbox:
         )
 
     def redeliver_own(
-        self, sink_name: str, deliver: Callable[[str, CaptureBatch, DeliveryNote], None]
+        self,
+        sink_name: str,
+        deliver: Callable[[str, CaptureBatch, DeliveryNote], None],
+        refused_for_good: Callable[[Exception], bool] = lambda _: False,
     ) -> bool:
         """Deliver the batches this process parked for `sink_name`, oldest first, stopping at the first
-        that fails, so they reach the sink in the order they were captured; True once none is left."""
+        that fails, so they reach the sink in the order they were captured; True once none is left.
+        A batch whose failure `refused_for_good` names (the sink can never take it) stays parked and
+        is passed over, never waited for."""
         own = f"-{os.getpid()}-"
+        refused: set[Path] = set()
         for path in self.parked(sink_name):
             if own not in path.name:
                 continue
-            if _replay_one(path, deliver) is None and path.exists():
-                return False  # being delivered by someone else: wait for it, in order
-        return not any(own in path.name for path in self.parked(sink_name))
+            try:
+                if _replay_one(path, deliver) is None and path.exists():
+                    return False  # being delivered by someone else: wait for it, in order
+            except Exception as error:
+                if not refused_for_good(error):
+                    raise
+                refused.add(path)
+        return not any(own in path.name and path not in refused for path in self.parked(sink_name))
 
     def replay(self, deliver: Callable[[str, CaptureBatch, DeliveryNote], None]) -> ReplayReport:
         """Hand every parked batch, oldest first, to `deliver(sink_name, batch, note)`; remove it once

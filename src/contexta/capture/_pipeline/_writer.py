@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,7 +341,8 @@ class BatchWriter:
             sink.write(batch)
             sink.flush()
 
-        return self.outbox.redeliver_own(sink.name, deliver)
+        unreachable: Callable[[Exception], bool] = getattr(sink, "refused_unreachable", lambda _: True)
+        return self.outbox.redeliver_own(sink.name, deliver, lambda error: not unreachable(error))
 
     def _sink_failed(self, sink: Sink, action: str, error: Exception) -> None:
         self.report_error(

@@ -32,6 +32,7 @@ from contexta.capture._items import (
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._metric_lines import Numbering
 from contexta.capture._sinks._base import FollowsCaptureLog
+from contexta.errors import StoreError
 from contexta.store import ChunkNaming, IngestBatch, SeriesIdentity, SeriesPoints, StoreDatabase, StoreIngest
 
 try:
@@ -83,6 +84,13 @@ class StoreSink(FollowsCaptureLog):
         """A PostgreSQL store: batches it refused while unreachable are delivered by its lane when it
         is back, in capture order (see _lanes.py); a SQLite file is tried again batch by batch."""
         return self.database.path is None
+
+    @staticmethod
+    def refused_unreachable(error: Exception) -> bool:
+        """Whether the store refused a batch because it could not be reached (later batches wait
+        behind it), not because it cannot take that batch (a value PostgreSQL refuses), which is
+        parked alone while the batches after it go on being written."""
+        return isinstance(error, StoreError) and error.code == "store_unreachable"
 
     def write(self, batch: CaptureBatch) -> None:
         if batch.batch_id is None and self.redelivers_parked:
