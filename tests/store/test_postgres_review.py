@@ -117,7 +117,6 @@ def test_a_batch_the_store_refuses_for_good_does_not_hold_back_the_batches_after
         assert stats.outboxed == stats.failed  # the refused batch only, parked
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: stored JSON is cast to jsonb, which refuses \\u0000")
 def test_a_nul_in_one_runs_params_does_not_break_searching_every_run(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -133,7 +132,6 @@ def test_a_nul_in_one_runs_params_does_not_break_searching_every_run(
         assert sorted(run.name for run in ctx.list_runs(filter="tags.team = a")) == ["clean", "odd"]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: event documents are cast to jsonb, which refuses \\u0000")
 def test_a_nul_in_an_event_message_does_not_break_diagnosing_the_run(
     postgres_url: str, tmp_path: Path
 ) -> None:

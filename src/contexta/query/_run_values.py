@@ -80,7 +80,7 @@ def _plan(
         source = "config_snapshot" if wanted.kind == "param" else "tags"
         path = _json_path(wanted.path) if wanted.kind in ("param", "tag") else None
         if path is not None and postgres:
-            selected[wanted] = f"{_COLUMNS[source]}::jsonb #> ?, NULL"
+            selected[wanted] = f"contexta_jsonb({_COLUMNS[source]}) #> ?, NULL"
             paths.append(list(wanted.path))
             continue
         if path is not None:

@@ -304,6 +304,11 @@ PG_SCHEMA: tuple[str, ...] = (
     "CREATE TRIGGER runs_latest_after_update AFTER UPDATE OF started_key ON runs FOR EACH ROW "
     "EXECUTE FUNCTION contexta_runs_restarted()",
     # -- SQLite's functions, as the queries use them ----------------------------------------------
+    # JSON text as jsonb. A NUL in a captured string is stored escaped (\u0000), which JSON allows and
+    # jsonb refuses (text cannot hold NUL): read as U+FFFD, so one such value never fails a query.
+    """CREATE FUNCTION contexta_jsonb(doc TEXT) RETURNS JSONB LANGUAGE sql IMMUTABLE AS $$
+        SELECT replace(doc, '\\u0000', '\\ufffd')::jsonb
+    $$""",
     """CREATE FUNCTION contexta_json_patch(target JSONB, patch JSONB) RETURNS JSONB LANGUAGE plpgsql
     IMMUTABLE AS $$
     DECLARE
@@ -327,7 +332,7 @@ PG_SCHEMA: tuple[str, ...] = (
     END
     $$""",
     """CREATE FUNCTION json_patch(target TEXT, patch TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-        SELECT contexta_json_patch(target::jsonb, patch::jsonb)::text
+        SELECT contexta_json_patch(contexta_jsonb(target), contexta_jsonb(patch))::text
     $$""",
     """CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER LANGUAGE sql IMMUTABLE AS $$
         SELECT strpos(haystack, needle)
@@ -356,7 +361,7 @@ PG_SCHEMA: tuple[str, ...] = (
     $$""",
     """CREATE FUNCTION contexta_json_extract(doc TEXT, path TEXT) RETURNS JSONB LANGUAGE sql IMMUTABLE AS $$
         SELECT CASE WHEN jsonb_typeof(found) = 'null' THEN NULL ELSE found END
-        FROM (SELECT doc::jsonb #> contexta_json_path(path) AS found) AS extracted
+        FROM (SELECT contexta_jsonb(doc) #> contexta_json_path(path) AS found) AS extracted
     $$""",
     """CREATE FUNCTION contexta_json_type(doc TEXT, path TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
         SELECT CASE jsonb_typeof(found)
@@ -364,7 +369,7 @@ PG_SCHEMA: tuple[str, ...] = (
             WHEN 'number' THEN CASE WHEN found::text ~ '^-?[0-9]+$' THEN 'integer' ELSE 'real' END
             WHEN 'string' THEN 'text'
             ELSE jsonb_typeof(found) END
-        FROM (SELECT doc::jsonb #> contexta_json_path(path) AS found) AS extracted
+        FROM (SELECT contexta_jsonb(doc) #> contexta_json_path(path) AS found) AS extracted
     $$""",
 )
 

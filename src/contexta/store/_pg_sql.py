@@ -61,7 +61,7 @@ def to_postgres(sql: str) -> PostgresStatement:
         return PostgresStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", None)
     sql = sql.replace(_NOW_UTC, _NOW_UTC_PG)
     sql = _JSON_PATH_OPERATOR.sub(
-        lambda match: f"({match[1]}::jsonb #>> '{{{','.join(match[2][1:].split('.'))}}}')", sql
+        lambda match: f"(contexta_jsonb({match[1]}) #>> '{{{','.join(match[2][1:].split('.'))}}}')", sql
     )
     ignore_conflicts = False
     pieces: list[str] = []
