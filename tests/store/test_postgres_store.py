@@ -236,3 +236,35 @@ def test_file_maintenance_commands_say_the_store_is_the_servers(
     assert main([*argv, "--workspace", str(tmp_path / "ws")]) == 1
     error = capsys.readouterr().err
     assert "PostgreSQL" in error and "contexta" in error
+
+
+def test_contexta_sync_without_a_target_delivers_what_an_outage_left_parked(
+    private_server: PostgresServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process that ended while the server was down leaves its batches parked; `contexta sync`
+    (no --to) delivers them to the workspace's store once it is back, once."""
+    from contexta.cli import main
+
+    with database(private_server) as url:
+        workspace = tmp_path / "ws"
+        ctx = _contexta(workspace, url)
+        with pytest.warns(Warning, match="parked"):
+            with ctx.run("short") as run, run.stage("train") as stage:
+                stage.metric("loss", 1.0, step=0)
+                ctx.flush()
+                private_server.halt()
+                for step in range(1, 100):
+                    stage.metric("loss", 1.0 / (step + 1), step=step)
+            ctx.close()
+        private_server.restart()
+        monkeypatch.setenv("CONTEXTA_STORE_URL", url)
+        assert main(["sync", "--workspace", str(workspace)]) == 0
+        assert "still parked" in capsys.readouterr().out
+        assert main(["sync", "--workspace", str(workspace)]) == 0  # nothing left: nothing twice
+        with Workspace(tmp_path / "reader", config={"store": {"url": url}}) as reader:
+            points = reader.get_metric_series("short", "loss").points
+            assert [point.step for point in points] == list(range(100))
+            assert reader.get_run("short").status == "completed"

@@ -477,13 +477,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync = _command(
         commands,
         "sync",
-        "push a workspace captured offline into a PostgreSQL store (resumable; safe to run again)",
+        "push a workspace captured offline into a PostgreSQL store (--to; resumable, safe to run again), "
+        "or deliver the batches parked while the workspace's store was unreachable",
         sync_command,
     )
     sync.add_argument(
         "--from", dest="source", metavar="WORKSPACE", help="the workspace to push (default: --workspace)"
     )
-    sync.add_argument("--to", required=True, metavar="URL", help="the target store: postgresql://...")
+    sync.add_argument(
+        "--to", metavar="URL", help="the target store: postgresql://... (without it: the parked batches)"
+    )
     # The live dashboard (issue 18): `contexta ui`.
     ui = _command(
         commands,

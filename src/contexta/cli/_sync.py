@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from contexta.cli._maintenance import replay_command
 from contexta.cli._output import Output
 from contexta.cli._workspace import workspace_config
 from contexta.config import redacted_url
@@ -12,8 +13,13 @@ __all__ = ["sync_command"]
 
 
 def sync_command(args: argparse.Namespace, output: Output) -> int:
-    """Deliver what the capture log of `--from` (default: `--workspace`) holds and the target lacks;
-    safe to run again or after an interruption."""
+    """With `--to`: deliver what the capture log of `--from` (default: `--workspace`) holds and the
+    target lacks; safe to run again or after an interruption. Without: deliver the batches the
+    workspace's own store refused while it was unreachable (parked in its outbox), each once."""
+    if args.to is None:
+        if args.source is not None:
+            args.workspace = args.source
+        return replay_command(args, output)
     from contexta import sync_workspace
 
     config = workspace_config(args)
