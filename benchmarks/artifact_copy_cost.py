@@ -64,7 +64,7 @@ def main(size: int) -> None:
         with open(path, "wb") as handle:
             for _ in range(size // MIB):
                 handle.write(os.urandom(MIB))
-        with local_s3(Path(directory) / "s3") as server:
+        with local_s3() as server:
             client = _client(server)
             deadline = time.monotonic() + 30
             while True:  # the gateway answers before the volume server has joined

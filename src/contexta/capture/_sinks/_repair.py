@@ -82,17 +82,24 @@ def _log_runs(capture_dir: Path, family: str) -> list[list[Path]]:
     return [[path] for path in siblings] + [[segment.path for segment in log_segments(capture_dir, family)]]
 
 
-def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple[int, ...]], int, int]:
-    sink = StoreSink(database, name="repair", warn_open_elsewhere=False)
-    skipped: dict[str, list[int]] = {}
+def merged_log_lines(capture_dir: Path, skipped: dict[str, list[int]]) -> Iterator[dict[str, Any]]:
+    """Every readable line of the capture log in `capture_dir`, all families and segments merged
+    into capture order (what repair and sync replay); unreadable ones are noted in `skipped`."""
     streams = [
         _lines(files, rank, skipped)
         for rank, family in enumerate(CAPTURE_LOG_FILES)
         for files in _log_runs(capture_dir, family)
     ]
+    for *_, line in heapq.merge(*streams, key=lambda item: item[:4]):
+        yield line
+
+
+def _replay(capture_dir: Path, database: StoreDatabase) -> tuple[dict[str, tuple[int, ...]], int, int]:
+    sink = StoreSink(database, name="repair", warn_open_elsewhere=False)
+    skipped: dict[str, list[int]] = {}
     records = artifacts = 0
     pending: list[dict[str, Any]] = []
-    for *_, line in heapq.merge(*streams, key=lambda item: item[:4]):
+    for line in merged_log_lines(capture_dir, skipped):
         records += line["family"] == "RECORD"
         artifacts += line["family"] == "ARTIFACT"
         pending.append(line)

@@ -20,7 +20,6 @@ go there with `contexta sync` without `--to` (see `deliver_parked`).
 
 from __future__ import annotations
 
-import heapq
 import os
 import re
 import uuid
@@ -30,9 +29,8 @@ from typing import Any
 
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._entries import entries_from_lines
-from contexta.capture._sinks._repair import _lines, _log_runs
+from contexta.capture._sinks._repair import merged_log_lines
 from contexta.capture._sinks._store import StoreSink
-from contexta.config import CAPTURE_LOG_FILES
 from contexta.store import StoreDatabase
 
 __all__ = ["SYNC_BATCH", "SyncReport", "sync_capture_log", "workspace_id"]
@@ -105,11 +103,6 @@ def sync_capture_log(capture_dir: Path, database: StoreDatabase, source: str) ->
     done = _delivered(database, source)
     sink = StoreSink(database, name="sync", warn_open_elsewhere=False)
     skipped: dict[str, list[int]] = {}
-    streams = [
-        _lines(files, rank, skipped)
-        for rank, family in enumerate(CAPTURE_LOG_FILES)
-        for files in _log_runs(capture_dir, family)
-    ]
     delivered = already = batches = 0
     number = 0
     pending: list[dict[str, Any]] = []
@@ -126,7 +119,7 @@ def sync_capture_log(capture_dir: Path, database: StoreDatabase, source: str) ->
         delivered += len(lines) - have
         batches += 1
 
-    for *_, line in heapq.merge(*streams, key=lambda item: item[:4]):
+    for line in merged_log_lines(capture_dir, skipped):
         pending.append(line)
         if len(pending) >= SYNC_BATCH:
             deliver(pending, number)
