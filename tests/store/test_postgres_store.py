@@ -268,3 +268,28 @@ def test_contexta_sync_without_a_target_delivers_what_an_outage_left_parked(
             points = reader.get_metric_series("short", "loss").points
             assert [point.step for point in points] == list(range(100))
             assert reader.get_run("short").status == "completed"
+
+
+def test_a_filter_narrowed_in_the_server_still_judges_each_run_by_its_latest_value(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL search first keeps the runs with any series passing a metric comparison (in the
+    server), then judges each by the value captured last: the narrowing may keep too many, never
+    too few."""
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        for name, first, last in (("rose", 0.2, 0.95), ("fell", 0.95, 0.2), ("nan", 0.95, math.nan)):
+            with ctx.run(name) as run:
+                with run.stage("train") as stage:
+                    stage.metric("score", first)
+                with run.stage("evaluate") as stage:
+                    stage.metric("score", last)
+        assert [run.name for run in ctx.list_runs(filter="metrics.score > 0.9")] == ["rose"]
+        assert [run.name for run in ctx.list_runs(filter="metrics.score < 0.5 and name != 'x'")] == ["fell"]
+        assert [run.name for run in ctx.list_runs(filter="metrics.train:score > 0.9", sort="name")] == [
+            "fell",
+            "nan",
+        ]
+        assert [run.name for run in ctx.list_runs(filter="not metrics.score > 0.9", sort="name")] == [
+            "fell",
+            "nan",
+        ]

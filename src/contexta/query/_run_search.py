@@ -8,6 +8,7 @@ filter and sort then run in Python over those columns. Only the page asked for b
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -30,8 +31,8 @@ from contexta.query._models import RunRecord, RunsTable
 from contexta.query._reading import reading
 from contexta.query._resolve import project_filter_ref
 from contexta.query._run_fields import RunField
-from contexta.query._run_values import RunRows, fetch_run_rows, field_column
-from contexta.store import StoreDatabase
+from contexta.query._run_values import RunRows, fetch_run_rows, field_column, metric_bound
+from contexta.store import StoreDatabase, is_postgres
 
 __all__ = ["DEFAULT_TABLE_COLUMNS", "check_page", "search_runs", "search_runs_table"]
 
@@ -112,6 +113,32 @@ def _page(rows: list[int], limit: int | None, offset: int | None, sorted_: bool)
     return rows[max(end - limit, 0) if limit is not None else 0 : max(end, 0)]
 
 
+# Top-level metric comparisons a PostgreSQL search hands to the server first (`metric_bound`): a
+# few are enough to leave only the runs that may match.
+_BOUND_OPERATORS = frozenset(("<", "<=", ">", ">=", "=", "!="))
+_MOST_BOUNDS = 4
+
+
+def _metric_bounds(node: FilterNode | None) -> list[tuple[str, list[Any]]]:
+    """`metric_bound` conditions for the comparisons of a metric's latest value with a finite number
+    that every matching run must pass (the operands of a top-level `and`, or the filter itself)."""
+    if node is None:
+        return []
+    parts = node.operands if isinstance(node, AllOf) else (node,)
+    bounds = [
+        metric_bound(part.field, part.operator, part.value)
+        for part in parts
+        if isinstance(part, Comparison)
+        and part.field.kind == "metric"
+        and part.field.aggregate == "latest"
+        and part.operator in _BOUND_OPERATORS
+        and isinstance(part.value, int | float)
+        and not isinstance(part.value, bool)
+        and math.isfinite(part.value)
+    ]
+    return bounds[:_MOST_BOUNDS]
+
+
 def _select(
     connection: sqlite3.Connection,
     project: str | None,
@@ -140,6 +167,9 @@ def _select(
         equal=equal,
         all_executions=all_executions,
         include_archived=include_archived,
+        narrowing=_metric_bounds(run_filter.node)
+        if run_filter is not None and is_postgres(connection)
+        else (),
     )
     columns = {field: comparable_column(field, field_column(connection, runs, field)) for field in fields}
     rows = list(range(runs.count))

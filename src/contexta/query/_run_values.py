@@ -50,6 +50,7 @@ class RunRows:
 
     rows: list[tuple[Any, ...]]
     at: dict[str | RunField, int]
+    narrowed: bool = False  # only the runs that may match (see `metric_bound`), not all of them
 
     @property
     def count(self) -> int:
@@ -101,10 +102,12 @@ def fetch_run_rows(
     equal: Sequence[tuple[str, str]],
     all_executions: bool,
     include_archived: bool,
+    narrowing: Sequence[tuple[str, list[Any]]] = (),
 ) -> RunRows:
     """The runs of `project_ref` (or all) whose `name` / `status` equal the values in `equal` (what
     the search could hand to SQL), in listing order (the latest executions, or every one), with what
-    `fields` read; archived executions only with `include_archived`."""
+    `fields` read; archived executions only with `include_archived`; only those passing each
+    `narrowing` condition (SQL and its parameters, see `metric_bound`)."""
     selected, parameters = _plan(list(dict.fromkeys(fields)), postgres=is_postgres(connection))
     at: dict[str | RunField, int] = {}
     position = 1
@@ -122,12 +125,15 @@ def fetch_run_rows(
         clauses.append("latest = 1")
     if not include_archived:
         clauses.append("archived_at IS NULL")
+    for clause, values in narrowing:
+        clauses.append(clause)
+        parameters += values
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     join = " LEFT JOIN projects ON projects.project_ref = runs.project_ref" if "project" in at else ""
     columns = ", ".join(["runs.execution_id", *(sql for _, sql in selected)])
     sql = f"SELECT {columns} FROM runs{join}{where} ORDER BY runs.started_key, runs.rowid"
     with collection_paused():
-        return RunRows(connection.execute(sql, parameters).fetchall(), at)
+        return RunRows(connection.execute(sql, parameters).fetchall(), at, bool(narrowing))
 
 
 def _from_json(value: Any, json_type: str | None) -> Any:
@@ -169,11 +175,32 @@ _STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_
 _STAGE_NAMED = " AND (st.display_name = ? OR st.name = ?)"
 
 
-def _metric_values(connection: sqlite3.Connection, wanted: RunField) -> dict[str, Any]:
-    """execution id -> the metric field's value, for every execution that has one."""
+def metric_bound(wanted: RunField, operator: str, value: float) -> tuple[str, list[Any]]:
+    """A condition on runs that every run whose latest `wanted` passes `operator value` passes too:
+    it has a series of that key (in that stage) whose last value does. A PostgreSQL search applies it
+    in the server, so only those runs' values cross the wire; the filter itself then decides, as
+    always (this one may keep more: a run whose latest series does not pass, or a NaN, which
+    PostgreSQL orders above every number)."""
     staged = wanted.stage is not None
-    parameters = [wanted.key, wanted.stage, wanted.stage] if staged else [wanted.key]
+    sql = (
+        f"runs.execution_id IN (SELECT s.execution_id FROM metric_series s{_STAGE_JOIN if staged else ''} "
+        f"WHERE s.key = ? AND s.deployment_ref = ''{_STAGE_NAMED if staged else ''} "
+        f"AND s.last_value {'<>' if operator == '!=' else operator} ?)"
+    )
+    return sql, [wanted.key, *((wanted.stage, wanted.stage) if staged else ()), value]
+
+
+def _metric_values(
+    connection: sqlite3.Connection, wanted: RunField, executions: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """execution id -> the metric field's value, for every execution that has one (of `executions`,
+    when given: PostgreSQL only)."""
+    staged = wanted.stage is not None
+    parameters: list[Any] = [wanted.key, wanted.stage, wanted.stage] if staged else [wanted.key]
     shape = {"join": _STAGE_JOIN if staged else "", "stage": _STAGE_NAMED if staged else ""}
+    if executions is not None:
+        shape["stage"] += " AND s.execution_id = ANY(?)"
+        parameters.append(list(executions))
     if wanted.aggregate == "latest":
         # SQLite takes the bare column from the row holding max(): the series captured last.
         # PostgreSQL has no bare columns beside an aggregate; DISTINCT ON picks the same row.
@@ -222,7 +249,8 @@ def field_column(
     picked = runs.rows if rows is None else [runs.rows[row] for row in rows]
     kind = wanted.kind
     if kind == "metric":
-        values = _metric_values(connection, wanted)
+        narrowed = runs.narrowed and is_postgres(connection)
+        values = _metric_values(connection, wanted, [row[0] for row in runs.rows] if narrowed else None)
         return [values.get(row[0]) for row in picked]
     if kind in ("param", "tag"):
         at = runs.at.get(wanted)
