@@ -25,6 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
 from contexta.capture import read_capture_log
 from contexta.errors import NotFoundError
@@ -120,6 +122,7 @@ def _steps(ctx: Contexta, run_id: str) -> list[int | None]:
         return []
 
 
+@pytest.mark.sqlite_only("reads the SQLite file's rows directly")
 def test_thirty_sigkills_leave_a_consistent_log_and_store(tmp_path: Path) -> None:
     rng = random.Random(20261201)
     delays = [rng.uniform(0.02, 1.0) for _ in range(ROUNDS)]

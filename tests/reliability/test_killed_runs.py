@@ -37,6 +37,8 @@ PROJECT = "p"
 
 # Put before every child program: a Contexta on WORKSPACE, and `die()`, which flushes everything
 # captured so far into the store and then kills the process outright.
+pytestmark = pytest.mark.sqlite_only("reads the SQLite file's rows directly, and repairs it")
+
 _PREAMBLE = """
 import os, signal, sys, time
 from contexta import Contexta

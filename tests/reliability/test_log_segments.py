@@ -128,6 +128,7 @@ def test_processes_sharing_a_log_that_is_sealed_under_them_lose_and_duplicate_no
     assert len([s for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active]) > 20
 
 
+@pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
 def test_repair_from_compressed_segments_rebuilds_the_same_store(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     config = {"project_name": "p", "capture": SMALL_SEGMENTS}

@@ -15,6 +15,8 @@ from contexta import Contexta
 from contexta.cli import main
 from contexta.errors import StoreError
 
+pytestmark = pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
+
 PROJECT = "repairs"
 
 

@@ -8,7 +8,11 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from contexta import Contexta
+
+pytestmark = pytest.mark.sqlite_only("repair rebuilds the SQLite file from the capture log")
 
 _CONFIG = {"project_name": "p", "capture": {"log_process": False}}
 

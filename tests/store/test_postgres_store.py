@@ -293,3 +293,52 @@ def test_a_filter_narrowed_in_the_server_still_judges_each_run_by_its_latest_val
             "fell",
             "nan",
         ]
+
+
+_KILLED_MID_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from contexta import Contexta
+
+    ctx = Contexta(workspace=sys.argv[1], config={"project_name": "team", "store": {"url": sys.argv[2]}})
+    run = ctx.run("killed").__enter__()
+    stage = run.stage("train").__enter__()
+    for step in range(100):
+        stage.metric("loss", 1.0 / (step + 1), step=step)
+    ctx.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_run_whose_process_was_killed_is_closed_interrupted_by_the_next_contexta(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_RUN, str(tmp_path / "ws"), postgres_url], check=False
+    )
+    assert killed.returncode == -9
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        (run,) = ctx.list_runs()
+        assert (run.status, run.end_reason) == ("failed", "interrupted")
+        assert [(stage.status, stage.end_reason) for stage in ctx.list_stages("killed")] == [
+            ("failed", "interrupted")
+        ]
+        assert len(ctx.get_metric_series("killed", "loss").points) == 100
+
+
+def test_a_nul_in_captured_text_is_stored_as_u_fffd_and_costs_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL text cannot hold NUL, which SQLite keeps; the value is stored with U+FFFD instead
+    of its batch being refused (and everything after it held back)."""
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        with ctx.run("nul", code_revision="abc\x00def", tags={"note": "a\x00b"}) as run:
+            run.metric("loss", 0.5)
+            run.event("said", message="x\x00y")
+        report = ctx.flush()
+        assert report.ok and ctx.capture_stats().failed == 0
+        (stored,) = ctx.list_runs()
+        assert stored.code_revision == "abc\ufffddef"
+        assert stored.tags == {"note": "a\x00b"}  # inside JSON text, NUL is the escape \\u0000: kept
+        assert ctx.get_metric_series("nul", "loss").points[0].value == 0.5

@@ -301,6 +301,7 @@ def _adapt(raw: psycopg.Connection[Any]) -> None:
     from psycopg.adapt import Dumper, Loader
     from psycopg.types.json import set_json_loads
     from psycopg.types.numeric import Int8Dumper
+    from psycopg.types.string import StrDumperUnknown
 
     numeric_oid = raw.adapters.types["numeric"].oid
 
@@ -329,6 +330,14 @@ def _adapt(raw: psycopg.Connection[Any]) -> None:
             return int(text)
 
     set_json_loads(orjson.loads, raw)  # what JSON columns decode with (the stdlib's is several times slower)
+    class TextWithoutNulDumper(StrDumperUnknown):
+        """PostgreSQL text cannot hold NUL, which SQLite keeps: a NUL is stored (and looked up) as
+        U+FFFD, so a value carrying one never costs its batch."""
+
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+    raw.adapters.register_dumper(str, TextWithoutNulDumper)
     raw.adapters.register_dumper(float, ExactFloatDumper)
     raw.adapters.register_dumper(int, Int8Dumper)
     raw.adapters.register_loader("numeric", IntOrFloatLoader)

@@ -222,10 +222,11 @@ def _close_scopes_left_in_ended_runs(database: StoreDatabase, live_dir: Path | N
         with database.transaction() as connection:
             for table, start in _SCOPE_STARTS.items():
                 connection.execute(
+                    # (no end: the comparison is NULL, so the start; typed, as PostgreSQL needs)
                     f"UPDATE {table} SET status = 'failed', end_reason = ?, ended_at = CASE "
-                    f"WHEN ? IS NOT NULL AND ? > {start} THEN ? ELSE {start} END "
+                    f"WHEN CAST(? AS TEXT) > {start} THEN ? ELSE {start} END "
                     "WHERE execution_id = ? AND status = 'open'",
-                    (INTERRUPTED, run_ended, run_ended, run_ended, execution_id),
+                    (INTERRUPTED, run_ended, run_ended, execution_id),
                 )
 
 
