@@ -25,18 +25,6 @@ ROUNDS = 3
 COPY_PART = 256 * MIB
 
 
-def _client(server: Any) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-    )
-
-
 def _part_copy(client: Any, size: int, key: str) -> None:
     """UploadPartCopy in COPY_PART ranges: the only server-side copy S3 allows above 5 GB."""
     upload = client.create_multipart_upload(Bucket="bench", Key=key)["UploadId"]
@@ -65,7 +53,7 @@ def main(size: int) -> None:
             for _ in range(size // MIB):
                 handle.write(os.urandom(MIB))
         with local_s3() as server:
-            client = _client(server)
+            client = server.client()
             deadline = time.monotonic() + 30
             while True:  # the gateway answers before the volume server has joined
                 try:

@@ -8,27 +8,33 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from services import ServiceUnavailableError, start_s3, weed_binary
+from services import S3Server, ServiceUnavailableError, start_s3, weed_binary
 
 __all__ = ["LocalS3", "local_s3", "s3_server_available"]
 
 
 @dataclass(frozen=True, slots=True)
 class LocalS3:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str
+    server: S3Server
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint_url
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this server."""
+        return self.server.client()
 
     def environment(self) -> dict[str, str]:
         """The variables an S3 client reads its endpoint and credentials from."""
         return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.server.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.server.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.server.secret_key,
+            "AWS_REGION": self.server.region,
         }
 
 
@@ -46,6 +52,6 @@ def local_s3() -> Iterator[LocalS3]:
     """A SeaweedFS S3 gateway on free loopback ports, stopped (and its data removed) on the way out."""
     server = start_s3()
     try:
-        yield LocalS3(server.endpoint_url, server.access_key, server.secret_key, server.region)
+        yield LocalS3(server)
     finally:
         server.stop()

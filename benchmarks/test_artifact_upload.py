@@ -113,15 +113,7 @@ def test_artifact_upload_throughput_and_memory(
     def measure_all() -> None:
         with local_s3() as server:
             environment = server.environment()
-            import boto3
-
-            client = boto3.client(
-                "s3",
-                endpoint_url=server.endpoint,
-                aws_access_key_id=server.access_key,
-                aws_secret_access_key=server.secret_key,
-                region_name=server.region,
-            )
+            client = server.client()
             deadline = time.monotonic() + 30
             while True:  # the gateway answers before the volume server has registered
                 try:

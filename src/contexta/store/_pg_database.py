@@ -330,6 +330,7 @@ def _adapt(raw: psycopg.Connection[Any]) -> None:
             return int(text)
 
     set_json_loads(orjson.loads, raw)  # what JSON columns decode with (the stdlib's is several times slower)
+
     class TextWithoutNulDumper(StrDumperUnknown):
         """PostgreSQL text cannot hold NUL, which SQLite keeps: a NUL is stored (and looked up) as
         U+FFFD, so a value carrying one never costs its batch."""

@@ -15,8 +15,9 @@ Differences, each for a reason:
   ref by a row lock (`run_ref_locks`), so two machines opening the same run name at once still
   number their executions 1 and 2.
 - SQLite's functions the queries use and PostgreSQL lacks are defined here under SQLite's names:
-  `json_patch` (RFC 7396), `instr`, `total`, two-argument `min`/`max`, and the `contexta_json_*`
-  functions that `_pg_sql.py` renames `json_each` / `json_extract` / `json_type` to.
+  `json_patch` (RFC 7396), `instr`, `total`, two-argument `min`/`max`, and `contexta_json_each`,
+  which `_pg_sql.py` renames `json_each` to (PostgreSQL has a `json_each` of its own). Params and
+  tags are searched with jsonb's own `#>` (see query/_run_values.py), not SQLite's `json_extract`.
 """
 
 from __future__ import annotations
@@ -351,25 +352,6 @@ PG_SCHEMA: tuple[str, ...] = (
     $$""",
     """CREATE FUNCTION contexta_json_each(doc TEXT) RETURNS TABLE(value TEXT) LANGUAGE sql IMMUTABLE AS $$
         SELECT json_array_elements_text(doc::json)
-    $$""",
-    # SQLite's JSON paths as the queries write them: $.key, $."quoted key", $[index], chained.
-    """CREATE FUNCTION contexta_json_path(path TEXT) RETURNS TEXT[] LANGUAGE sql IMMUTABLE AS $$
-        SELECT coalesce(array_agg(coalesce(part[1], replace(part[2], '""', '"'), part[3])
-            ORDER BY ordinality), ARRAY[]::text[])
-        FROM regexp_matches(substr(path, 2), '\\.([^."\\[]+)|\\."((?:[^"]|"")*)"|\\[(\\d+)\\]', 'g')
-            WITH ORDINALITY AS match(part, ordinality)
-    $$""",
-    """CREATE FUNCTION contexta_json_extract(doc TEXT, path TEXT) RETURNS JSONB LANGUAGE sql IMMUTABLE AS $$
-        SELECT CASE WHEN jsonb_typeof(found) = 'null' THEN NULL ELSE found END
-        FROM (SELECT contexta_jsonb(doc) #> contexta_json_path(path) AS found) AS extracted
-    $$""",
-    """CREATE FUNCTION contexta_json_type(doc TEXT, path TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
-        SELECT CASE jsonb_typeof(found)
-            WHEN 'boolean' THEN CASE WHEN found = 'true'::jsonb THEN 'true' ELSE 'false' END
-            WHEN 'number' THEN CASE WHEN found::text ~ '^-?[0-9]+$' THEN 'integer' ELSE 'real' END
-            WHEN 'string' THEN 'text'
-            ELSE jsonb_typeof(found) END
-        FROM (SELECT contexta_jsonb(doc) #> contexta_json_path(path) AS found) AS extracted
     $$""",
 )
 

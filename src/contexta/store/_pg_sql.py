@@ -10,8 +10,8 @@ rewritten here, once per distinct statement (cached):
 - `INSERT OR IGNORE INTO t ...` becomes `INSERT INTO t ... ON CONFLICT DO NOTHING`;
 - `BEGIN IMMEDIATE` becomes `BEGIN` (PostgreSQL's row locks make the early write lock unnecessary),
   and a plain `BEGIN` (a consistent read) becomes a repeatable-read, read-only transaction;
-- `json_each(` and `json_extract(` / `json_type(` become the schema's `contexta_json_*` functions,
-  whose names do not collide with PostgreSQL's own `json_each`;
+- `json_each(` becomes the schema's `contexta_json_each(`, as PostgreSQL has a `json_each` of its
+  own; SQLite's `->> '$.a.b'` becomes jsonb's `#>> '{a,b}'`;
 - `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')` becomes the same text from the server's clock.
 
 Text inside quotes is never rewritten (only `%` is doubled there, as psycopg requires).
@@ -36,12 +36,7 @@ class PostgresStatement(NamedTuple):
 
 _NOW_UTC = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 _NOW_UTC_PG = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-_RENAMED_FUNCTIONS = {
-    "json_each": "contexta_json_each",
-    "json_extract": "contexta_json_extract",
-    "json_type": "contexta_json_type",
-}
-_FUNCTION_CALL = re.compile(r"\b(json_each|json_extract|json_type)\s*\(", re.IGNORECASE)
+_FUNCTION_CALL = re.compile(r"\bjson_each\s*\(", re.IGNORECASE)
 _INSERT_OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\s+INTO\b", re.IGNORECASE)
 _BEGIN_IMMEDIATE = re.compile(r"^\s*BEGIN\s+IMMEDIATE\s*$", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -76,7 +71,7 @@ def to_postgres(sql: str) -> PostgresStatement:
         if _INSERT_OR_IGNORE.search(text):
             text = _INSERT_OR_IGNORE.sub("INSERT INTO", text)
             ignore_conflicts = True
-        text = _FUNCTION_CALL.sub(lambda match: _RENAMED_FUNCTIONS[match[1].lower()] + "(", text)
+        text = _FUNCTION_CALL.sub("contexta_json_each(", text)
         out: list[str] = []
         position = 0
         while (mark := text.find("?", position)) >= 0:
