@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -342,3 +343,34 @@ def test_a_nul_in_captured_text_is_stored_as_u_fffd_and_costs_nothing(
         assert stored.code_revision == "abc\ufffddef"
         assert stored.tags == {"note": "a\x00b"}  # inside JSON text, NUL is the escape \\u0000: kept
         assert ctx.get_metric_series("nul", "loss").points[0].value == 0.5
+
+
+def test_a_batch_delivered_again_after_a_lost_commit_answer_is_stored_once(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after COMMIT reached the server but before its answer came back: the
+    batch is parked, with the id it was first written under, and its redelivery adds nothing."""
+    from contexta.capture import StoreSink
+
+    write = StoreSink.write
+    lost: list[str | None] = []
+
+    def commit_then_lose_the_answer(sink: StoreSink, batch: Any) -> None:
+        write(sink, batch)
+        if not lost and any(type(item) is tuple for item in batch.items):  # the first metrics
+            lost.append(batch.batch_id)
+            raise StoreError("the connection dropped before COMMIT was answered", code="store_unreachable")
+
+    monkeypatch.setattr(StoreSink, "write", commit_then_lose_the_answer)
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        with pytest.warns(Warning, match="parked"), ctx.run("r") as run, run.stage("s") as stage:
+            for step in range(50):
+                stage.metric("loss", float(step), step=step)
+            ctx.flush()
+        for step in range(50, 60):
+            with ctx.run("r", resume=True) as run:
+                run.metric("later", float(step), step=step)
+        assert ctx.flush().complete
+        assert lost and lost[0] is not None and lost[0].startswith("live:")
+        assert [point.step for point in ctx.get_metric_series("r", "loss").points] == list(range(50))
+        assert not list((tmp_path / "ws" / "cache" / "outbox").rglob("*.jsonl"))
