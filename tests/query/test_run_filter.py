@@ -188,6 +188,27 @@ def test_tags_by_value_and_by_presence(ctx: Contexta) -> None:
     ]
 
 
+def test_text_equalities_beside_a_metric_bound_keep_every_run_whose_value_reads_as_that_text(
+    ctx: Contexta,
+) -> None:
+    """On PostgreSQL these comparisons are narrowed in the server before the filter runs: a number,
+    a bool, a mapping or a stage's latest value must still be read by the filter's own rules."""
+    bound = "metrics.accuracy > 0.5 and "
+    assert _names(ctx, bound + "tags.seed = '3'") == ["alpha"]  # an int against numeric text
+    assert _names(ctx, bound + "params.optimizer.lr = '0.10'") == ["beta"]  # not the text stored
+    assert _names(ctx, bound + "params.use_amp = 'true'") == ["alpha"]
+    assert _names(ctx, bound + 'params.optimizer = "{\\"lr\\":0.1,\\"name\\":\\"sgd\\"}"') == ["beta"]
+    assert _names(ctx, bound + "tags.team = 'vision' and params.optimizer.name = sgd") == ["beta"]
+    assert _names(ctx, bound + "tags.team = 'Vision'") == []
+    table = ctx.get_runs_table(
+        "p",
+        filter="metrics.loss < 0.65 and tags.team = nlp",
+        sort="-metrics.evaluate:accuracy",
+        columns="name,metrics.evaluate:accuracy,metrics.loss,metrics.`macro.f1`",
+    )
+    assert table.rows == [("alpha", 0.93, 0.6, 0.88)]
+
+
 def test_a_missing_value_makes_every_comparison_false_and_not_negates_that(ctx: Contexta) -> None:
     assert _names(ctx, "metrics.accuracy != 0.5") == ["alpha", "beta"]
     assert _names(ctx, "not metrics.accuracy = 0.5") == ["alpha", "beta", "gamma", "delta"]

@@ -163,6 +163,47 @@ def test_a_store_of_a_newer_schema_is_refused(postgres_url: str, tmp_path: Path)
     assert caught.value.code == "store_version_unsupported"
 
 
+def _schema_of(url: str) -> tuple[int, list[str]]:
+    with psycopg.connect(url) as connection:
+        version = connection.execute("SELECT max(version) FROM contexta_schema").fetchone()
+        indexes = connection.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'metric_series' ORDER BY indexname"
+        ).fetchall()
+    assert version is not None
+    return int(version[0]), [name for (name,) in indexes]
+
+
+def test_a_store_of_an_older_schema_is_brought_up_to_date_by_the_first_writer(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A team store made by an earlier contexta: readers read it as it is, the next writer migrates it
+    in place, and every run captured before is still found by a filtered listing."""
+    with _contexta(tmp_path / "ws", postgres_url) as ctx, ctx.run("before") as run:
+        run.stage("evaluate").metric("accuracy", 0.91)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:  # as schema 6 left it
+        connection.execute("DROP INDEX metric_series_by_value")
+        connection.execute("DELETE FROM contexta_schema")
+        connection.execute("INSERT INTO contexta_schema(version) VALUES (6)")
+    config = {"project_name": "team", "store": {"url": postgres_url}}
+    with Workspace(tmp_path / "ws", config=config) as reader:
+        assert [r.name for r in reader.list_runs(filter="metrics.accuracy > 0.9")] == ["before"]
+    assert _schema_of(postgres_url) == (
+        6,
+        [
+            "metric_series_by_deployment",
+            "metric_series_by_key",
+            "metric_series_execution_id_run_ref_key_stage_ref_batch_ref__key",
+            "metric_series_pkey",
+        ],
+    )
+    with _contexta(tmp_path / "ws", postgres_url) as ctx, ctx.run("after") as run:
+        run.stage("evaluate").metric("accuracy", 0.95)
+    version, indexes = _schema_of(postgres_url)
+    assert (version, "metric_series_by_value" in indexes) == (7, True)
+    with Workspace(tmp_path / "ws", config=config) as reader:
+        assert [r.name for r in reader.list_runs(filter="metrics.accuracy > 0.9")] == ["before", "after"]
+
+
 def test_an_unreachable_server_is_a_clear_error_that_never_shows_the_password(tmp_path: Path) -> None:
     url = "postgresql://team:hunter2@127.0.0.1:9/contexta"  # port 9: nothing listens there
     with pytest.raises(StoreError) as caught:

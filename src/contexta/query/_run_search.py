@@ -31,7 +31,7 @@ from contexta.query._models import RunRecord, RunsTable
 from contexta.query._reading import reading
 from contexta.query._resolve import project_filter_ref
 from contexta.query._run_fields import RunField
-from contexta.query._run_values import RunRows, fetch_run_rows, field_column, metric_bound
+from contexta.query._run_values import RunRows, fetch_run_rows, field_column, json_bound, metric_bound
 from contexta.store import StoreDatabase, is_postgres
 
 __all__ = ["DEFAULT_TABLE_COLUMNS", "check_page", "search_runs", "search_runs_table"]
@@ -139,6 +139,20 @@ def _metric_bounds(node: FilterNode | None) -> list[tuple[str, list[Any]]]:
     return bounds[:_MOST_BOUNDS]
 
 
+def _json_bounds(node: FilterNode | None) -> list[tuple[str, list[Any]]]:
+    """`json_bound` conditions for the `params.PATH = 'text'` / `tags.NAME = 'text'` comparisons every
+    matching run must pass (the operands of a top-level `and`, or the filter itself)."""
+    if node is None:
+        return []
+    parts = node.operands if isinstance(node, AllOf) else (node,)
+    bounds = [
+        json_bound(part.field, part.value)
+        for part in parts
+        if isinstance(part, Comparison) and part.operator == "=" and isinstance(part.value, str)
+    ]
+    return [bound for bound in bounds if bound is not None][:_MOST_BOUNDS]
+
+
 def _select(
     connection: sqlite3.Connection,
     project: str | None,
@@ -160,6 +174,8 @@ def _select(
     fields: list[RunField] = list(
         dict.fromkeys([*([] if run_filter is None else run_filter.fields()), *(key.field for key in sort)])
     )
+    # PostgreSQL: what the server can rule out stays there (values cross the wire, unlike SQLite's).
+    narrow = run_filter is not None and is_postgres(connection)
     runs = fetch_run_rows(
         connection,
         [*fields, *shown],
@@ -167,9 +183,8 @@ def _select(
         equal=equal,
         all_executions=all_executions,
         include_archived=include_archived,
-        narrowing=_metric_bounds(run_filter.node)
-        if run_filter is not None and is_postgres(connection)
-        else (),
+        narrowing=_metric_bounds(run_filter.node) if narrow and run_filter is not None else (),
+        narrowing_json=_json_bounds(run_filter.node) if narrow and run_filter is not None else (),
     )
     columns = {field: comparable_column(field, field_column(connection, runs, field)) for field in fields}
     rows = list(range(runs.count))

@@ -25,7 +25,7 @@ from contexta.query._fetch import instant
 from contexta.query._run_fields import RunField
 from contexta.store import is_postgres, load_columns, select_series
 
-__all__ = ["RunRows", "fetch_run_rows", "field_column"]
+__all__ = ["RunRows", "fetch_run_rows", "field_column", "json_bound", "metric_bound"]
 
 # What a run's own fields are read from.
 _COLUMNS = {
@@ -69,15 +69,24 @@ def _json_path(path: tuple[str, ...]) -> str | None:
 
 
 def _plan(
-    fields: Sequence[RunField], *, postgres: bool = False
+    fields: Sequence[RunField], *, postgres: bool = False, narrowed: bool = False
 ) -> tuple[list[tuple[str | RunField, str]], list[Any]]:
-    """The columns to select for `fields` (name or field, SQL) and the JSON paths they bind.
+    """The columns to select for `fields` (name or field, SQL) and the parameters they bind.
 
     PostgreSQL takes the value out with its own operator (`#>`, the path as an array of keys) and
-    hands it over decoded, with its type: no type column is needed there."""
+    hands it over decoded, with its type: no type column is needed there. When the server has already
+    narrowed the runs down (`metric_bound`, `json_bound`), each latest-value metric field is read in
+    the same statement, one index lookup per run left, instead of a second statement naming them all."""
     selected: dict[str | RunField, str] = {}
     paths: list[Any] = []
     for wanted in fields:
+        if postgres and narrowed and wanted.kind == "metric" and wanted.aggregate == "latest":
+            staged = wanted.stage is not None
+            selected[wanted] = _METRIC_LATEST_OF_RUN.format(
+                join=_STAGE_JOIN if staged else "", stage=_STAGE_NAMED if staged else ""
+            )
+            paths += [wanted.key, wanted.stage, wanted.stage] if staged else [wanted.key]
+            continue
         source = "config_snapshot" if wanted.kind == "param" else "tags"
         path = _json_path(wanted.path) if wanted.kind in ("param", "tag") else None
         if path is not None and postgres:
@@ -103,12 +112,20 @@ def fetch_run_rows(
     all_executions: bool,
     include_archived: bool,
     narrowing: Sequence[tuple[str, list[Any]]] = (),
+    narrowing_json: Sequence[tuple[str, list[Any]]] = (),
 ) -> RunRows:
     """The runs of `project_ref` (or all) whose `name` / `status` equal the values in `equal` (what
     the search could hand to SQL), in listing order (the latest executions, or every one), with what
     `fields` read; archived executions only with `include_archived`; only those passing each
-    `narrowing` condition (SQL and its parameters, see `metric_bound`)."""
-    selected, parameters = _plan(list(dict.fromkeys(fields)), postgres=is_postgres(connection))
+    `narrowing` condition (SQL and its parameters, see `metric_bound`) and each `narrowing_json` one
+    (see `json_bound`).
+
+    The JSON conditions are applied to what the others leave, behind a fence (`OFFSET 0`): the planner
+    cannot estimate them and would otherwise decode every run's tags first."""
+    narrowed = bool(narrowing) or bool(narrowing_json)
+    selected, parameters = _plan(
+        list(dict.fromkeys(fields)), postgres=is_postgres(connection), narrowed=narrowed
+    )
     at: dict[str | RunField, int] = {}
     position = 1
     for name, _ in selected:
@@ -129,11 +146,17 @@ def fetch_run_rows(
         clauses.append(clause)
         parameters += values
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    source = "runs"
+    if narrowing_json:
+        source = f"(SELECT * FROM runs{where} OFFSET 0) runs"
+        where = f" WHERE {' AND '.join(clause for clause, _ in narrowing_json)}"
+        for _, values in narrowing_json:
+            parameters += values
     join = " LEFT JOIN projects ON projects.project_ref = runs.project_ref" if "project" in at else ""
     columns = ", ".join(["runs.execution_id", *(sql for _, sql in selected)])
-    sql = f"SELECT {columns} FROM runs{join}{where} ORDER BY runs.started_key, runs.rowid"
+    sql = f"SELECT {columns} FROM {source}{join}{where} ORDER BY runs.started_key, runs.rowid"
     with collection_paused():
-        return RunRows(connection.execute(sql, parameters).fetchall(), at, bool(narrowing))
+        return RunRows(connection.execute(sql, parameters).fetchall(), at, narrowed)
 
 
 def _from_json(value: Any, json_type: str | None) -> Any:
@@ -173,6 +196,11 @@ _METRIC_LATEST_POSTGRES = (
 )
 _STAGE_JOIN = " JOIN stages st ON st.execution_id = s.execution_id AND st.stage_ref = s.stage_ref"
 _STAGE_NAMED = " AND (st.display_name = ? OR st.name = ?)"
+# The same row for one run, as a column of the runs' SELECT (PostgreSQL, once the runs are narrowed).
+_METRIC_LATEST_OF_RUN = (
+    "(SELECT s.last_value FROM metric_series s{join} WHERE s.execution_id = runs.execution_id "
+    "AND s.key = ? AND s.deployment_ref = ''{stage} ORDER BY s.last_seq DESC LIMIT 1), NULL"
+)
 
 
 def metric_bound(wanted: RunField, operator: str, value: float) -> tuple[str, list[Any]]:
@@ -187,6 +215,32 @@ def metric_bound(wanted: RunField, operator: str, value: float) -> tuple[str, li
         f"AND s.deployment_ref = '' AND s.last_value {'<>' if operator == '!=' else operator} ?)"
     )
     return sql, [wanted.key, value]
+
+
+def _numeric_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def json_bound(wanted: RunField, value: str) -> tuple[str, list[Any]] | None:
+    """For `params.PATH = 'text'` or `tags.NAME = 'text'`: a condition on runs that every run passing
+    the comparison passes too (PostgreSQL: the value at the path, as text, is the text), or None when
+    the comparison can hold for values whose text differs: a number against numeric text (tag 3 =
+    '3.0'), true/false, a list or mapping compared as its JSON, a path with a quote or backslash."""
+    if (
+        wanted.kind not in ("param", "tag")
+        or _json_path(wanted.path) is None
+        or _numeric_text(value)
+        or value in ("true", "false")
+        or value.startswith(("[", "{"))
+        or "\x00" in value
+    ):
+        return None
+    source = _COLUMNS["config_snapshot" if wanted.kind == "param" else "tags"]
+    return f"contexta_jsonb({source}) #>> ? = ?", [list(wanted.path), value]
 
 
 def _metric_values(
@@ -247,6 +301,9 @@ def field_column(
     """The stored value of `wanted` for each run (of `rows`, default all), None where it has none."""
     picked = runs.rows if rows is None else [runs.rows[row] for row in rows]
     kind = wanted.kind
+    if kind == "metric" and wanted in runs.at:  # read with the runs (see `_plan`)
+        position = runs.at[wanted]
+        return [decode_metric_value(row[position]) for row in picked]
     if kind == "metric":
         narrowed = runs.narrowed and is_postgres(connection)
         values = _metric_values(connection, wanted, [row[0] for row in runs.rows] if narrowed else None)

@@ -33,7 +33,7 @@ import orjson
 from contexta._optional import require_module
 from contexta.config import redacted_url
 from contexta.errors import StoreError
-from contexta.store._pg_schema import PG_SCHEMA, PG_SCHEMA_VERSION
+from contexta.store._pg_schema import PG_MIGRATIONS, PG_SCHEMA, PG_SCHEMA_VERSION
 from contexta.store._pg_sql import to_postgres
 
 if TYPE_CHECKING:
@@ -158,8 +158,8 @@ class PostgresDatabase:
             pass
 
     def _migrate(self, connection: PostgresConnection) -> None:
-        """Create the schema in an empty database (once, whoever comes first); refuse a database that
-        holds other tables or a newer schema."""
+        """Create the schema in an empty database (once, whoever comes first), bring an older one up to
+        date (`PG_MIGRATIONS`); refuse a database that holds other tables or a newer schema."""
         raw = connection.raw
         with raw.transaction():
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
@@ -188,6 +188,11 @@ class PostgresDatabase:
                     f"of contexta reads ({PG_SCHEMA_VERSION}); upgrade contexta",
                     code="store_version_unsupported",
                 )
+            elif version < PG_SCHEMA_VERSION and not self.read_only:
+                for step in range(version + 1, PG_SCHEMA_VERSION + 1):
+                    for statement in PG_MIGRATIONS[step]:
+                        raw.execute(statement)
+                raw.execute("INSERT INTO contexta_schema(version) VALUES (%s)", (PG_SCHEMA_VERSION,))
 
     # -- use -----------------------------------------------------------------------------------
 
