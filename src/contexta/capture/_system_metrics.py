@@ -37,7 +37,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from contexta.config import MIN_SYSTEM_METRICS_INTERVAL_S
-from contexta.errors import CaptureWarning, ConfigurationError, ContextaError, ValidationError
+from contexta.errors import (
+    CaptureWarning,
+    ClosedScopeError,
+    ConfigurationError,
+    ContextaError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from contexta.capture._scopes._scope import RunScope, StageScope
@@ -365,7 +371,10 @@ class SystemMetricsSampler:
             for unit, values in readings.items():
                 if values:
                     self._stage.metrics(values, step=step, unit=unit)
-        except Exception as error:  # the stage closed under it (the Contexta closed), a full queue ...
+        except ClosedScopeError as error:  # the run ended without stopping it (its Contexta closed)
+            note("recording", error)
+            self._stopping.set()  # nothing more can be recorded: the thread ends
+        except Exception as error:  # a full queue past capture.block_timeout_s ...
             note("recording", error)
         self._samples += 1
         spent = time.thread_time() - cpu_before
