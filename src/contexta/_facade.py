@@ -29,6 +29,7 @@ from contexta.capture._scopes._scope import (
     open_run,
 )
 from contexta.capture._scopes._session import CaptureSession
+from contexta.capture._system_metrics import resolve_interval
 from contexta.config import UnifiedConfig, load_config
 from contexta.contract._artifacts import ArtifactManifest
 from contexta.contract._checks import plain_text
@@ -167,8 +168,15 @@ class Contexta(Investigation, RunManagement):
         config_snapshot: Mapping[str, Any] | None = None,
         dataset_ref: str | None = None,
         resume: bool = False,
+        system_metrics: bool | float | None = None,
     ) -> RunScope:
-        """Open a run; use it as `with ctx.run(...) as run:` so it closes (and flushes) on exit."""
+        """Open a run; use it as `with ctx.run(...) as run:` so it closes (and flushes) on exit.
+
+        `system_metrics=True` samples CPU, memory, disk, network and GPUs into the run's `system` stage
+        every `capture.system_metrics_interval_s` seconds (1 s when that is 0, the default), a number
+        samples that often, False never; None (the default) follows the config (see
+        docs/integrations/system-metrics.md)."""
+        interval = resolve_interval(system_metrics, self._config.capture.system_metrics_interval_s)
         # Free text a connection URL may end up in: its credentials are redacted like an attribute's.
         dataset = _optional_text(dataset_ref, "dataset_ref")
         details: dict[str, Any] = {
@@ -186,6 +194,7 @@ class Contexta(Investigation, RunManagement):
             run_id=run_id,
             details={k: v for k, v in details.items() if v is not None},
             resume=resume,
+            system_metrics_s=interval,
         )
 
     def deployment(
@@ -205,6 +214,7 @@ class Contexta(Investigation, RunManagement):
         config_snapshot: Mapping[str, Any] | None = None,
         dataset_ref: str | None = None,
         resume: bool = False,
+        system_metrics: bool | float | None = None,
     ) -> AsyncRunScope:
         """`run()` for async code: `async with ctx.arun(...) as run:`; closing it awaits its flush."""
         from contexta._async import AsyncRunScope
@@ -219,6 +229,7 @@ class Contexta(Investigation, RunManagement):
                 config_snapshot=config_snapshot,
                 dataset_ref=dataset_ref,
                 resume=resume,
+                system_metrics=system_metrics,
             )
         )
 

@@ -37,6 +37,8 @@ __all__ = [
 OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 DURABILITY_MODES = ("flush", "fsync")
 NON_FINITE_POLICIES = ("record", "raise")
+# The shortest system-metrics sampling interval (capture/_system_metrics.py): shorter would be a busy loop.
+MIN_SYSTEM_METRICS_INTERVAL_S = 0.01
 
 # The names of a workspace's files, given here once (their directories are configurable, below).
 # The store, in `metadata_dir`:
@@ -195,9 +197,25 @@ class CaptureConfig:
     # Capture warns (CaptureWarning, once per crossing) when the capture log's file system has less
     # free space than this, before anything is lost (capture/_sinks/_disk_space.py); 0 turns it off.
     min_free_bytes: int = 1 << 30
+    # Every run samples CPU, memory, disk, network (psutil) and GPUs (NVML) this often, in seconds, into
+    # its `system` stage (capture/_system_metrics.py); 0 (the default) is off unless a run asks for it
+    # with `ctx.run(..., system_metrics=True)`, which then samples every second.
+    system_metrics_interval_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retention", retention_policy(self.retention))
+        interval = self.system_metrics_interval_s
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not (interval == 0 or MIN_SYSTEM_METRICS_INTERVAL_S <= interval < float("inf"))
+        ):
+            raise ConfigurationError(
+                f"capture.system_metrics_interval_s must be 0 (off) or a number of seconds of at least "
+                f"{MIN_SYSTEM_METRICS_INTERVAL_S}, got {interval!r}",
+                code="config_value_invalid",
+                details={"key": "capture.system_metrics_interval_s"},
+            )
         if type(self.min_free_bytes) is not int or self.min_free_bytes < 0:
             raise ConfigurationError(
                 f"capture.min_free_bytes must be a whole number of bytes (0 turns the low-disk warning "

@@ -62,6 +62,7 @@ from contexta.errors import CaptureWarning, ClosedScopeError, ConflictError, Lif
 if TYPE_CHECKING:
     from contexta.capture._scopes._metric_call import MetricCall as _CompiledMetric
     from contexta.capture._scopes._metric_call import MetricsCall as _CompiledMetrics
+    from contexta.capture._system_metrics import SystemMetricsSampler
 
 __all__ = [
     "BatchScope",
@@ -633,7 +634,12 @@ class RunScope(Scope):
         parent: Scope | None,
         context: ScopeContext,
         details: dict[str, Any] | None = None,
+        system_metrics_s: float | None = None,
     ):
+        if system_metrics_s is not None:  # psutil missing: refused before anything of the run exists
+            from contexta.capture._system_metrics import require_psutil
+
+            require_psutil()
         # Held from before the store can see the run until its close is stored (contexta/_liveness.py).
         self._owner_lock = (
             None
@@ -647,6 +653,12 @@ class RunScope(Scope):
             target=self._capture_environment, name="contexta-environment", daemon=True
         )
         self._environment.start()
+        # Samples CPU, memory, disk, network and GPUs into the `system` stage (capture/_system_metrics.py).
+        self._system_metrics: SystemMetricsSampler | None = None
+        if system_metrics_s is not None:
+            from contexta.capture._system_metrics import start_system_metrics
+
+            self._system_metrics = start_system_metrics(self, system_metrics_s)
 
     @property
     def execution_id(self) -> str:
@@ -680,6 +692,10 @@ class RunScope(Scope):
             pass
 
     def _close(self, ending: Ending, deadline: float | None = None) -> None:
+        # Sampling stops first, so its last samples are queued before the run's closing and its barrier.
+        sampler, self._system_metrics = self._system_metrics, None
+        if sampler is not None:
+            sampler.stop(completed=ending.status == "completed", deadline=deadline)
         # The snapshot is part of the run: it is queued before the run's closing, while the queue is
         # open (at interpreter exit too), unless the deadline passes first.
         if threading.current_thread() is not self._environment:
@@ -728,10 +744,16 @@ class DeploymentScope(Scope):
 
 
 def open_run(
-    session: CaptureSession, name: str, *, run_id: str | None, details: dict[str, Any], resume: bool = False
+    session: CaptureSession,
+    name: str,
+    *,
+    run_id: str | None,
+    details: dict[str, Any],
+    resume: bool = False,
+    system_metrics_s: float | None = None,
 ) -> RunScope:
     """Open a run scope: a new execution of its name, or with `resume` the latest one (the facade
-    checks the arguments that go into `details`)."""
+    checks the arguments that go into `details`); `system_metrics_s` samples system metrics that often."""
     if not isinstance(name, str):
         raise ValidationError(f"run name must be a string, got {type(name).__name__}", code="name_invalid")
     if run_id is not None:
@@ -749,7 +771,7 @@ def open_run(
         "run", ref, name, session.project_component, ref, run_ref=ref, execution_id=execution_id
     )
     details = {**details, "project_name": session.project}
-    scope = RunScope(session, None, context, details)
+    scope = RunScope(session, None, context, details, system_metrics_s)
     others = session.add_run(scope)
     if others:
         warnings.warn(
