@@ -64,9 +64,7 @@ def build_tracer_provider(
     spans an export could not deliver are kept and sent again (see _otel_retain.py)."""
     trace_sdk = require("opentelemetry.sdk.trace", "the OpenTelemetry SDK")
     export = require("opentelemetry.sdk.trace.export", "the OpenTelemetry SDK")
-    otlp = require(
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter", "the OTLP/HTTP exporter"
-    )
+    otlp = require("opentelemetry.exporter.otlp.proto.http.trace_exporter", "the OTLP/HTTP exporter")
     from contexta.integrations._otel_retain import RetainingSpanExporter
 
     inner = otlp.OTLPSpanExporter(
@@ -93,9 +91,7 @@ def build_meter_provider(
     export that fails is made good by the next one that succeeds."""
     metrics_sdk = require("opentelemetry.sdk.metrics", "the OpenTelemetry SDK")
     reader_module = require("opentelemetry.sdk.metrics.export", "the OpenTelemetry SDK")
-    otlp = require(
-        "opentelemetry.exporter.otlp.proto.http.metric_exporter", "the OTLP/HTTP exporter"
-    )
+    otlp = require("opentelemetry.exporter.otlp.proto.http.metric_exporter", "the OTLP/HTTP exporter")
     exporter = otlp.OTLPMetricExporter(
         endpoint=_signal_endpoint(endpoint, "metrics"),
         headers=dict(headers) if headers is not None else None,

@@ -74,7 +74,11 @@ _NOT_ATTRIBUTES = frozenset(
         "owner_id",
     )
 )
-_FLATTENED = {"tags": "contexta.tag.", "metadata": "contexta.metadata.", "config_snapshot": "contexta.config."}
+_FLATTENED = {
+    "tags": "contexta.tag.",
+    "metadata": "contexta.metadata.",
+    "config_snapshot": "contexta.config.",
+}
 _ENVELOPE_SCOPES = (
     "sample_observation_ref",
     "batch_execution_ref",
@@ -163,13 +167,19 @@ class SpanBook:
 
     def _start(self, kind: _ScopeType, ref: str, started_at: str, document: Mapping[str, Any]) -> _Open:
         parent = next(
-            (self._open[document[field]] for field in kind.parent_fields if document.get(field) in self._open),
+            (
+                self._open[document[field]]
+                for field in kind.parent_fields
+                if document.get(field) in self._open
+            ),
             None,
         )
         links: list[Link] = []
         if kind.kind == "deployment" and document.get("run_ref"):
             run = self._open.get(document["run_ref"])
-            linked = run.span.get_span_context() if run is not None else self._ended_runs.get(document["run_ref"])
+            linked = (
+                run.span.get_span_context() if run is not None else self._ended_runs.get(document["run_ref"])
+            )
             if linked is not None:
                 links.append(Link(linked, {"contexta.link": "run_ref"}))
         name = document.get("display_name") or document.get(kind.name_field) or ref

@@ -263,7 +263,10 @@ class OpenTelemetrySink:
             point = self._metric_point(entry)
             if self._instruments is not None and self._instruments.record(point):
                 return
-            attributes: dict[str, Any] = {"contexta.kind": "metric", "contexta.metric.value": float(point.value)}
+            attributes: dict[str, Any] = {
+                "contexta.kind": "metric",
+                "contexta.metric.value": float(point.value),
+            }
             if point.step is not None:
                 attributes["contexta.metric.step"] = point.step
             if point.unit is not None:
