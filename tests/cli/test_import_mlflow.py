@@ -75,9 +75,10 @@ def file_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, M
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> tuple[str, MlflowClient, list[str]]:
+def sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, MlflowClient, list[str]]:
     pytest.importorskip("sqlalchemy")
     pytest.importorskip("alembic")
+    monkeypatch.chdir(tmp_path)  # the SQL store keeps artifacts under ./mlruns
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     return uri, client, _write_history(client, tmp_path)
