@@ -4,6 +4,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from tests.cli.conftest import CliRunner
 
 mlflow = pytest.importorskip("mlflow")
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in milliseconds
@@ -123,7 +124,7 @@ def _assert_imported(workspace: Path, client: MlflowClient, run_ids: list[str]) 
             assert len(got) == len(expected) > 0
             for (step, value, at), (want_step, want_value, want_at) in zip(got, expected, strict=True):
                 assert (step, at) == (want_step, want_at)
-                assert value == want_value or (value != value and want_value != want_value)  # NaN
+                assert value == want_value or (math.isnan(value) and math.isnan(want_value))
         artifacts = {a.location.removeprefix("path:"): a for a in reader.list_artifacts(ref)}
         files = [info.path for info in _walk_artifacts(client, run_id)]
         assert len(artifacts) == len(files)
@@ -233,6 +234,8 @@ def test_a_damaged_metric_file_is_refused_before_anything_is_written(
 
 
 def test_importing_contexta_loads_neither_the_importers_nor_mlflow() -> None:
-    program = "import sys, contexta; print(sorted(m for m in ('contexta._imports', 'mlflow') if m in sys.modules))"
+    program = (
+        "import sys, contexta; print(sorted(m for m in ('contexta._imports', 'mlflow') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

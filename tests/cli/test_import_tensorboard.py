@@ -24,7 +24,7 @@ from contexta.errors import NotFoundError, ValidationError
 if TYPE_CHECKING:
     from tests.cli.conftest import CliRunner
 
-tensorboardX = pytest.importorskip("tensorboardX")
+tensorboardx = pytest.importorskip("tensorboardX")
 from tensorboardX.proto import event_pb2, summary_pb2, tensor_pb2  # noqa: E402
 
 WALL0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -41,7 +41,7 @@ def _write_logs(logdir: Path) -> None:
     scalar) between them, and one TF2-style scalar: a tensor whose metadata names the scalars plugin."""
     rng = np.random.default_rng(0)
     for run, scale in (("resnet", 1.0), ("vit/lr-3e-4", 2.5)):
-        with tensorboardX.SummaryWriter(str(logdir / run)) as writer:
+        with tensorboardx.SummaryWriter(str(logdir / run)) as writer:
             for step in range(0, 50, 5):
                 wall = WALL0 + step * 0.25 + 0.000125
                 writer.add_scalar("loss/train", scale / (step + 1) + 0.1 / 3, step, walltime=wall)
@@ -183,6 +183,9 @@ def test_crc32c_matches_the_published_check_value() -> None:
 
 
 def test_importing_contexta_leaves_tensorboardx_unloaded() -> None:
-    program = "import sys, contexta; print(sorted(m for m in ('contexta._imports', 'tensorboardX') if m in sys.modules))"
+    program = (
+        "import sys, contexta; "
+        "print(sorted(m for m in ('contexta._imports', 'tensorboardX') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -42,7 +42,12 @@ _MS = 1_000_000  # nanoseconds in a millisecond
 class MlflowSource:
     """One MLflow tracking store to import from: `runs()` yields its runs, read whole, one at a time."""
 
-    def __init__(self, description: str, count: Callable[[], tuple[int, int]], runs: Callable[[], Iterator[ImportedRun]]):
+    def __init__(
+        self,
+        description: str,
+        count: Callable[[], tuple[int, int]],
+        runs: Callable[[], Iterator[ImportedRun]],
+    ):
         self.description = description
         self._count = count
         self._runs = runs
@@ -65,8 +70,8 @@ def open_mlflow_source(location: str, *, project: str | None = None) -> MlflowSo
         return _postgres_source(location, project)
     if "://" in location and not location.startswith("file:"):
         raise ValidationError(
-            f"cannot import MLflow data from {location.split('://')[0]}:// : give an mlruns directory, "
-            "sqlite:///path/mlflow.db or postgresql://...",
+            f"cannot import MLflow data from {location.split('://', maxsplit=1)[0]}:// : give an mlruns "
+            "directory, sqlite:///path/mlflow.db or postgresql://...",
             code="import_source_invalid",
         )
     root = Path(unquote(urlparse(location).path)) if location.startswith("file:") else Path(location)
@@ -181,7 +186,8 @@ def _file_run(run_dir: Path, experiment: dict[str, str], project: str | None) ->
                 continue
             if len(fields) not in (2, 3):
                 raise ValidationError(
-                    f"{path}:{number} is not an MLflow metric line (<timestamp> <value> [<step>]): {line[:80]!r}",
+                    f"{path}:{number} is not an MLflow metric line (<timestamp> <value> [<step>]): "
+                    f"{line[:80]!r}",
                     code="import_source_corrupt",
                     details={"path": str(path), "line": number},
                 )
@@ -262,7 +268,9 @@ class _QmarkConnection:
         self._connection.close()
 
 
-def _sql_source(description: str, connect: Callable[[], Any], *, order: str, project: str | None) -> MlflowSource:
+def _sql_source(
+    description: str, connect: Callable[[], Any], *, order: str, project: str | None
+) -> MlflowSource:
     connect().close()  # a database that is not MLflow's fails here, before anything is written
 
     def count() -> tuple[int, int]:
@@ -284,7 +292,9 @@ def _sql_source(description: str, connect: Callable[[], Any], *, order: str, pro
 def _sql_run(connection: Any, row: tuple[Any, ...], order: str, project: str | None) -> ImportedRun:
     run_id, name, status, start_ms, end_ms, user, artifact_uri, experiment_id, experiment_name = row
     tags = dict(connection.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)).fetchall())
-    params = dict(connection.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)).fetchall())
+    params = dict(
+        connection.execute("SELECT key, value FROM params WHERE run_uuid = ?", (run_id,)).fetchall()
+    )
     run = _new_run(
         run_id=run_id,
         name=name or tags.get("mlflow.runName") or run_id,
@@ -359,7 +369,9 @@ def _new_run(
 
 def _finish(run: ImportedRun) -> None:
     """A run without a start or an end (RUNNING) gets them from its points."""
-    times = [time for history in run.metrics.values() for time in history.times_ns[:1] + history.times_ns[-1:]]
+    times = [
+        time for history in run.metrics.values() for time in history.times_ns[:1] + history.times_ns[-1:]
+    ]
     if run.started_ns <= 0 and times:
         run.started_ns = min(times)
     if run.ended_ns < 0:

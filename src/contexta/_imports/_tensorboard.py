@@ -42,7 +42,7 @@ _SCALAR_DATA_CLASS = 1
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64 = 1, 2, 3, 9
 
 
-class _Malformed(Exception):
+class _MalformedError(Exception):
     """The bytes are not the protobuf message expected."""
 
 
@@ -50,7 +50,7 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if offset >= len(data):
-            raise _Malformed("a varint runs past its message")
+            raise _MalformedError("a varint runs past its message")
         byte = data[offset]
         offset += 1
         result |= (byte & 0x7F) << shift
@@ -58,7 +58,7 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
             return result, offset
         shift += 7
         if shift > 63:
-            raise _Malformed("a varint is longer than 10 bytes")
+            raise _MalformedError("a varint is longer than 10 bytes")
 
 
 def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
@@ -68,6 +68,7 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
     while offset < end:
         key, offset = _varint(data, offset)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, offset = _varint(data, offset)
         elif wire == 1:
@@ -78,9 +79,9 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
         elif wire == 5:
             value, offset = data[offset : offset + 4], offset + 4
         else:
-            raise _Malformed(f"wire type {wire} (groups are not used by event files)")
+            raise _MalformedError(f"wire type {wire} (groups are not used by event files)")
         if offset > end:
-            raise _Malformed("a field runs past its message")
+            raise _MalformedError("a field runs past its message")
         yield number, wire, value
 
 
@@ -229,7 +230,7 @@ class TensorboardSource:
                         run.history(tag).append(time_ns, step, value)
                         first = time_ns if first is None else min(first, time_ns)
                         last = time_ns if last is None else max(last, time_ns)
-            except _Malformed as error:
+            except _MalformedError as error:
                 raise ValidationError(
                     f"{path} is not a readable event file: a record is not an Event message ({error})",
                     code="import_source_corrupt",

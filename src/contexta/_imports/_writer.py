@@ -232,7 +232,12 @@ def _lines(
             record = f"{record_prefix}{number}"
             number += 1
             document = {
-                "envelope": {"record_ref": record, "recorded_at": at, "observed_at": at, **envelope_constants},
+                "envelope": {
+                    "record_ref": record,
+                    "recorded_at": at,
+                    "observed_at": at,
+                    **envelope_constants,
+                },
                 "payload": {
                     "metric_key": key,
                     "value": value if value - value == 0 else encode_metric_value(value),

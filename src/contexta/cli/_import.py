@@ -76,15 +76,16 @@ def import_command(args: argparse.Namespace, output: Output) -> int:
 
 def _summary(report: ImportReport, args: argparse.Namespace) -> list[str]:
     lines = [
-        f"Imported {len(report.imported_runs)} run(s) from {args.source_kind} {args.path} into {args.workspace}: "
+        f"Imported {len(report.imported_runs)} run(s) from {args.source_kind} {args.path} "
+        f"into {args.workspace}: "
         f"{report.points:,} metric points, {report.artifacts} artifact file(s); "
         f"{len(report.skipped_runs)} run(s) were imported already (skipped)."
     ]
     lines += [f"  {ref}" for ref in report.imported_runs]
     if report.torn_records:
         lines.append(
-            f"Skipped a torn last record in {report.torn_records} event file(s) (a writer stopped mid-record; "
-            "TensorBoard skips it too)."
+            f"Skipped a torn last record in {report.torn_records} event file(s) (a writer stopped "
+            "mid-record; TensorBoard skips it too)."
         )
     for source_key, key in sorted(report.renamed_keys.items()):
         lines.append(f"Metric {source_key!r} is stored as {key!r} (Contexta keys allow A-Z a-z 0-9 _ . / -).")

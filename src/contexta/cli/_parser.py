@@ -510,10 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_import_command(commands: argparse._SubParsersAction[_CommandParser]) -> None:
     """`import mlflow PATH`, `import tensorboard LOGDIR` (issue 20): history from other trackers."""
     importing = commands.add_parser(
-        "import", help="import runs from MLflow or TensorBoard", description="Import runs from another tracker."
+        "import",
+        help="import runs from MLflow or TensorBoard",
+        description="Import runs from another tracker.",
     )
     _add_locations(importing, defaults=False)
-    sources = importing.add_subparsers(title="sources", metavar="SOURCE", required=True, parser_class=_CommandParser)
+    sources = importing.add_subparsers(
+        title="sources", metavar="SOURCE", required=True, parser_class=_CommandParser
+    )
     for kind, summary, path_help in IMPORT_SOURCES:
         source = _command(sources, kind, summary, import_command)
         source.add_argument("path", metavar="PATH", help=path_help)
