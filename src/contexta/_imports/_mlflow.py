@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from contexta._imports._model import ImportedArtifact, ImportedRun
+from contexta._optional import require_module
 from contexta.errors import NotFoundError, StoreError, ValidationError
 
 __all__ = ["MlflowSource", "open_mlflow_source"]
@@ -239,7 +240,9 @@ def _sqlite_source(url: str, project: str | None) -> MlflowSource:
 
 
 def _postgres_source(url: str, project: str | None) -> MlflowSource:
-    import psycopg
+    psycopg = require_module(
+        "psycopg", "reading an MLflow database in PostgreSQL", package="psycopg", extra="postgres"
+    )
 
     def connect() -> Any:
         try:

@@ -4,16 +4,16 @@
 
 A record whose header or data is cut off at the end of the file is a torn last record (the writer was
 killed mid-write, or is writing it now): it is skipped and counted, as TensorBoard does. A checksum
-that does not match, or a cut-off record followed by more bytes, is corruption: `ValidationError`.
+that does not match is damage: `ValidationError`.
 
-CRC-32C (Castagnoli) is computed by the `crc32c` or `google_crc32c` package when one is installed
-(the `tensorboard` extra brings `crc32c`), else by the table-driven pure-Python fallback below.
+CRC-32C is computed here in pure Python rather than by a compiled package (`crc32c`,
+`google-crc32c`): it costs about a sixth of an import's time, and importing needs no extra.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,30 +38,14 @@ def _make_table() -> list[int]:
 _TABLE = _make_table()
 
 
-def _crc32c_python(data: bytes) -> int:
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of `data`, one table lookup per byte (about 4 MB/s: a second for the
+    event files of 100,000 scalars, next to about six for writing them into the workspace)."""
     crc = 0xFFFFFFFF
     table = _TABLE
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
-
-
-def _compiled_crc32c() -> Callable[[bytes], int] | None:
-    try:
-        import crc32c as fast  # type: ignore[import-not-found,unused-ignore]
-
-        return fast.crc32c  # type: ignore[no-any-return]
-    except ImportError:
-        pass
-    try:
-        import google_crc32c  # type: ignore[import-not-found,unused-ignore]
-
-        return lambda data: int(google_crc32c.value(data))
-    except ImportError:
-        return None
-
-
-crc32c: Callable[[bytes], int] = _compiled_crc32c() or _crc32c_python
 
 
 def masked_crc32c(data: bytes) -> int:
