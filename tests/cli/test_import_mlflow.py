@@ -184,6 +184,24 @@ def test_an_mlflow_sqlite_database_imports_every_run_and_twice_changes_nothing(
     assert _store_dump(workspace) == before
 
 
+def test_an_mlflow_postgresql_database_imports_every_run(
+    tmp_path: Path, cli: CliRunner, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sqlalchemy")
+    monkeypatch.chdir(tmp_path)  # the SQL store keeps artifacts under ./mlruns
+    client = MlflowClient(tracking_uri=postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    run_ids = _write_history(client, tmp_path)
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "mlflow", postgres_url, "--workspace", workspace)
+
+    assert result.code == 0, result.err
+    _assert_imported(workspace, client, run_ids)
+    before = _store_dump(workspace)
+    assert cli("import", "mlflow", postgres_url, "--workspace", workspace).code == 0
+    assert _store_dump(workspace) == before
+
+
 def test_a_run_that_changed_since_its_import_is_reported_and_left_alone(
     tmp_path: Path, cli: CliRunner, file_store: tuple[Path, MlflowClient, list[str]]
 ) -> None:

@@ -246,7 +246,9 @@ def _postgres_source(url: str, project: str | None) -> MlflowSource:
 
     def connect() -> Any:
         try:
-            connection = psycopg.connect(url.replace("postgresql+psycopg2:", "postgresql:"), autocommit=True)
+            # SQLAlchemy's driver suffix (postgresql+psycopg2://, as MLflow takes them) is not libpq's.
+            plain = re.sub(r"^postgres(?:ql)?(?:\+\w+)?:", "postgresql:", url)
+            connection = psycopg.connect(plain, autocommit=True)
         except psycopg.Error as error:
             raise StoreError(
                 f"cannot reach the MLflow database ({type(error).__name__}: {str(error).splitlines()[0]})",
