@@ -218,6 +218,43 @@ def test_a_run_that_changed_since_its_import_is_reported_and_left_alone(
     assert _store_dump(workspace) == before
 
 
+def test_an_import_cut_short_is_finished_by_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_store: tuple[Path, MlflowClient, list[str]]
+) -> None:
+    from contexta._imports import _writer
+    from contexta.capture import LocalJsonlSink
+
+    root, client, run_ids = file_store
+    workspace = tmp_path / "ws"
+    monkeypatch.setattr(_writer, "IMPORT_BATCH", 4)  # the first run takes several batches
+    real_write = LocalJsonlSink.write
+    calls = 0
+
+    def dies_on_the_third_batch(self: LocalJsonlSink, batch: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt
+        real_write(self, batch)
+
+    monkeypatch.setattr(LocalJsonlSink, "write", dies_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        import_mlflow(root, workspace=workspace)
+    monkeypatch.setattr(LocalJsonlSink, "write", real_write)
+
+    report = import_mlflow(root, workspace=workspace)
+
+    assert len(report.imported_runs) + len(report.skipped_runs) == 3 and report.imported_runs
+    _assert_imported(workspace, client, run_ids)
+    points = sum(
+        len(client.get_metric_history(run_id, key))
+        for run_id in run_ids
+        for key in client.get_run(run_id).data.metrics
+    )
+    lines = (workspace / "cache" / "capture" / "record.jsonl").read_text().splitlines()
+    assert len(lines) == len(set(lines)) == points  # every point once in the capture log
+
+
 def test_missing_and_unreadable_sources_fail_clearly(tmp_path: Path, cli: CliRunner) -> None:
     workspace = tmp_path / "ws"
     missing = cli("import", "mlflow", tmp_path / "nope", "--workspace", workspace)

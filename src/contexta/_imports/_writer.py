@@ -2,7 +2,8 @@
 
 The store is derived from the capture log (`contexta repair` rebuilds it from there), so an imported
 run is written exactly as a captured one would be: capture-log lines of the SPEC §5 shape, carrying
-the source's own timestamps (`observed_at`, `recorded_at`, `captured_at`, the run's start and end),
+the source's own timestamps (each point's `observed_at` and `recorded_at`, the run's start and end;
+`captured_at` is the import's time, when the line entered this log),
 appended by the workspace's `LocalJsonlSink` and then committed by a `StoreSink`, one transaction
 per batch, as `contexta sync` replays a log. Nothing goes through the live capture facade, which
 stamps the current time.
@@ -32,7 +33,14 @@ import orjson
 from contexta._imports._model import ImportedRun, execution_id_for, run_component
 from contexta.capture import CaptureBatch, CapturedEntry, LocalJsonlSink, StoreSink, hash_file
 from contexta.config import UnifiedConfig
-from contexta.contract import artifact_ref, encode_metric_value, model_from_dict, project_ref, run_ref
+from contexta.contract import (
+    artifact_ref,
+    encode_metric_value,
+    model_from_dict,
+    project_ref,
+    run_ref,
+    utc_now,
+)
 from contexta.errors import ValidationError
 from contexta.store import StoreDatabase, open_store_database
 
@@ -210,12 +218,16 @@ def _lines(
 ) -> Iterator[CapturedEntry]:
     """The run's capture-log entries, in order: the run opening (marked incomplete, so an import cut
     short is found and finished by the next one), its metric points, its artifacts, its ending."""
-    started = run_document["started_at"]
     opening = {key: value for key, value in run_document.items() if key != "ended_at"}
     opening["status"] = "open"
     opening["metadata"] = {**run_document["metadata"], "import": {**run_document["metadata"]["import"]}}
     run_document["metadata"]["import"]["complete"] = True
-    yield CapturedEntry("CONTEXT", "Run", ref, started, opening)
+    # `captured_at` is when a line entered this capture log: now. The source's times are in the
+    # records (`observed_at`, `recorded_at`) and the run (`started_at`, `ended_at`); a historic
+    # `captured_at` would make the log seal a segment per batch (its age is its first line's) and
+    # look old to anything that ages the log.
+    now = utc_now()
+    yield CapturedEntry("CONTEXT", "Run", ref, now, opening)
     record_prefix = f"record:{ref.partition(':')[2]}.{execution_id}-{_id_prefix(run)}-"
     envelope_constants = {
         "record_type": "metric",
@@ -247,8 +259,7 @@ def _lines(
                     "step": step,
                 },
             }
-            yield CapturedEntry("RECORD", "MetricRecord", record, at, document)
-    ended = run_document["ended_at"]
+            yield CapturedEntry("RECORD", "MetricRecord", record, now, document)
     for artifact, digest in zip(run.artifacts, digests, strict=True):
         suffix = blake3.blake3(f"{ref}|{artifact.relative}".encode()).hexdigest()[:12]
         reference = artifact_ref(ref, "file", suffix)
@@ -271,8 +282,8 @@ def _lines(
             "manifest": manifest,
             "source": {"uri": location, "exists": True, "kind": "PATH"},
         }
-        yield CapturedEntry("ARTIFACT", "ArtifactRegistration", reference, ended, registration)
-    yield CapturedEntry("CONTEXT", "Run", ref, ended, run_document)
+        yield CapturedEntry("ARTIFACT", "ArtifactRegistration", reference, now, registration)
+    yield CapturedEntry("CONTEXT", "Run", ref, now, run_document)
 
 
 def _id_prefix(run: ImportedRun) -> str:
