@@ -178,6 +178,17 @@ def test_a_missing_or_empty_log_directory_is_not_found(tmp_path: Path, cli: CliR
     assert empty.value.code == "import_source_not_found"
 
 
+def test_the_progress_bar_goes_to_stderr_only_when_asked_off_a_terminal(
+    tmp_path: Path, cli: CliRunner, logdir: Path
+) -> None:
+    quiet = cli("import", "tensorboard", logdir, "--workspace", tmp_path / "ws")
+    shown = cli("import", "tensorboard", logdir, "--workspace", tmp_path / "ws2", "--progress")
+
+    assert quiet.err == ""
+    assert "importing [" in shown.err and "100%" in shown.err and "bytes" in shown.err
+    assert "importing [" not in shown.out
+
+
 def test_crc32c_matches_the_published_check_value() -> None:
     assert crc32c(b"123456789") == 0xE3069283  # RFC 3720's CRC-32C check value
 
