@@ -136,6 +136,17 @@ def test_importing_a_log_directory_twice_leaves_the_same_store(
     assert _dump(workspace) == before
 
 
+def test_project_chooses_the_project_the_runs_go_to(tmp_path: Path, cli: CliRunner, logdir: Path) -> None:
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "tensorboard", logdir, "--workspace", workspace, "--project", "Vision Team")
+
+    assert result.code == 0, result.err
+    runs = Workspace(workspace).list_runs()
+    assert {run.project_name for run in runs} == {"vision-team"}
+    assert {run.run_id for run in runs} >= {"run:vision-team.resnet"}
+
+
 def test_a_torn_last_record_is_skipped_and_counted(tmp_path: Path, cli: CliRunner, logdir: Path) -> None:
     event_file = next((logdir / "resnet").glob("events.out.tfevents.*"))
     whole = _reference_scalars(logdir / "resnet")

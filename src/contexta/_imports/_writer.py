@@ -70,7 +70,6 @@ class ImportReport:
     artifacts: int = 0  # artifact files registered now
     torn_records: int = 0  # TensorBoard: a torn last record, skipped (as TensorBoard does)
     renamed_keys: dict[str, str] = field(default_factory=dict)  # source key -> stored key
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +81,6 @@ class ImportReport:
             "artifacts": self.artifacts,
             "torn_records": self.torn_records,
             "renamed_keys": self.renamed_keys,
-            "notes": self.notes,
         }
 
 
