@@ -171,6 +171,22 @@ def test_importing_an_mlruns_directory_twice_leaves_the_same_store(
     assert _store_dump(workspace) == before
 
 
+def test_imported_runs_survive_a_repair_and_are_still_skipped_after_it(
+    tmp_path: Path, cli: CliRunner, file_store: tuple[Path, MlflowClient, list[str]]
+) -> None:
+    root, client, run_ids = file_store
+    workspace = tmp_path / "ws"
+    assert cli("import", "mlflow", root, "--workspace", workspace).code == 0
+
+    assert cli("repair", "--workspace", workspace).code == 0  # the store rebuilt from the capture log
+
+    _assert_imported(workspace, client, run_ids)
+    again = cli("import", "mlflow", root, "--workspace", workspace)
+    assert (
+        again.code == 0 and "Imported 0 run(s)" in again.out and "3 run(s) were imported already" in again.out
+    )
+
+
 def test_an_mlflow_sqlite_database_imports_every_run_and_twice_changes_nothing(
     tmp_path: Path, cli: CliRunner, sqlite_store: tuple[str, MlflowClient, list[str]]
 ) -> None:
