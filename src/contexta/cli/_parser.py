@@ -18,6 +18,7 @@ from contexta.cli._diagnose import FAIL_ON_SEVERITIES, diagnose_command
 from contexta.cli._document_output import REPORT_FORMATS as DOCUMENT_FORMATS
 from contexta.cli._env_diff import env_diff_command
 from contexta.cli._export import EXPORT_FORMATS, EXPORT_TABLES, export_command
+from contexta.cli._import import IMPORT_SOURCES, import_command
 from contexta.cli._lineage import lineage_command
 from contexta.cli._maintenance import migrate_command, repair_command, replay_command
 from contexta.cli._metrics import metrics_command
@@ -487,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--to", metavar="URL", help="the target store: postgresql://... (without it: the parked batches)"
     )
+    _add_import_command(commands)
     # The live dashboard (issue 18): `contexta ui`.
     ui = _command(
         commands,
@@ -503,6 +505,24 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--token", metavar="T", help="require this access token (env CONTEXTA_UI_TOKEN)")
     _add_management_commands(commands)
     return parser
+
+
+def _add_import_command(commands: argparse._SubParsersAction[_CommandParser]) -> None:
+    """`import mlflow PATH`, `import tensorboard LOGDIR` (issue 20): history from other trackers."""
+    importing = commands.add_parser(
+        "import",
+        help="import runs from MLflow or TensorBoard",
+        description="Import runs from another tracker.",
+    )
+    _add_locations(importing, defaults=False)
+    sources = importing.add_subparsers(
+        title="sources", metavar="SOURCE", required=True, parser_class=_CommandParser
+    )
+    for kind, summary, path_help in IMPORT_SOURCES:
+        source = _command(sources, kind, summary, import_command)
+        source.add_argument("path", metavar="PATH", help=path_help)
+        source.add_argument("--progress", action="store_true", help="show a progress bar even off a terminal")
+        source.set_defaults(source_kind=kind)
 
 
 def _add_management_commands(commands: argparse._SubParsersAction[_CommandParser]) -> None:
