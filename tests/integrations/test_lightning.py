@@ -482,3 +482,19 @@ def _events(workspace: Path) -> list[dict[str, Any]]:
         if document["payload_type"] == "StructuredEventRecord":
             events.append(document["payload"]["payload"])
     return events
+
+
+def test_a_pickled_logger_carries_its_settings_not_its_open_run(workspace: Path) -> None:
+    """What `ddp_spawn` does to a logger: the copy records into the same workspace on its own."""
+    import pickle
+
+    logger = ContextaLogger("spawned", workspace=workspace, project_name="tiny", tags={"k": "v"})
+    logger.log_metrics({"train_loss": 1.0}, step=0)  # the original has its run open
+    copy = pickle.loads(pickle.dumps(logger))
+    logger.finalize("success")
+    assert (copy.run_name, copy.version, copy.save_dir) == ("spawned", logger.version, logger.save_dir)
+    copy.log_metrics({"train_loss": 0.5}, step=1)
+    copy.finalize("success")
+    with Contexta(workspace=workspace, config={"project_name": "tiny"}) as ctx:
+        assert ctx.get_metric_series("spawned", "train_loss").values == (1.0, 0.5)
+        assert [run.tags for run in ctx.list_runs(all_executions=True)] == [{"k": "v"}]
