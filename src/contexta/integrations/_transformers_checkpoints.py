@@ -13,7 +13,8 @@ _PREFIX = "checkpoint"
 
 
 def checkpoint_directory(output_dir: str | os.PathLike[str], global_step: int) -> Path:
-    """Where `Trainer._save_checkpoint` writes the checkpoint of `global_step`: `<output_dir>/checkpoint-N`."""
+    """Where `Trainer._save_checkpoint` writes the checkpoint of `global_step`: `<output_dir>/checkpoint-N`
+    (a hyperparameter search writes under `<output_dir>/run-<trial>/` instead)."""
     return Path(output_dir) / f"{_PREFIX}-{global_step}"
 
 

@@ -10,7 +10,7 @@ import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "EVALUATE_STAGE",
@@ -22,8 +22,8 @@ __all__ = [
     "route_log",
 ]
 
-TRAIN_STAGE = "train"
-EVALUATE_STAGE = "evaluate"
+TRAIN_STAGE: Final = "train"
+EVALUATE_STAGE: Final = "evaluate"
 # The Trainer's prefix for evaluation metrics (`metric_key_prefix="eval"` by default).
 _EVAL_PREFIX = "eval_"
 # Only the end-of-training summary log carries it (speed_metrics("train", ...) in Trainer._finalize_training).

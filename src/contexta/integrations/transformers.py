@@ -32,14 +32,20 @@ from contexta.integrations._transformers_values import (
 if TYPE_CHECKING:
     from contexta.capture import RunScope, StageScope
 
+_transformers = import_transformers()  # a missing install fails here, with how to install it
+
+from transformers import (  # noqa: E402
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
+
 __all__ = ["ContextaCallback"]
 
-_transformers = import_transformers()
-_TrainerCallback: type[Any] = _transformers.TrainerCallback
-_Trainer: type[Any] = _transformers.Trainer
 
-
-class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers' class is typed loosely
+class ContextaCallback(TrainerCallback):
     """A `transformers.TrainerCallback` that captures each `trainer.train()` as a Contexta run.
 
     `run_name` defaults to `args.run_name`, else the name of `args.output_dir`. Pass `ctx=` to capture
@@ -106,13 +112,17 @@ class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers'
 
     # -- Trainer hooks -------------------------------------------------------------------------
 
-    def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_init_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         """Guard the Trainer's `train()` so a training that raises ends its run `failed`."""
-        trainer = find_trainer(self, _Trainer)
+        trainer = find_trainer(self, Trainer)
         if trainer is not None:
             guard_train(trainer, self._training_raised)
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if not state.is_world_process_zero:
             return
         if self._run is not None:  # an earlier train() raised where no guard could see it
@@ -133,19 +143,40 @@ class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers'
         self._stages = {TRAIN_STAGE: run.stage(TRAIN_STAGE)}
         self._last = {}
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if not state.is_world_process_zero or self._run is None or not isinstance(logs, Mapping):
             return
         route = route_log(logs)
         self._record(route.stage, logs, state.global_step, route.summary_keys)
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
         if not state.is_world_process_zero or self._run is None or not isinstance(metrics, Mapping):
             return
         self._record(EVALUATE_STAGE, metrics, state.global_step, frozenset())
 
-    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not state.is_world_process_zero or self._run is None or not self._log_checkpoints:
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if (
+            not state.is_world_process_zero
+            or self._run is None
+            or not self._log_checkpoints
+            or args.output_dir is None  # TrainingArguments fills it in; None saved nowhere we know
+        ):
             return
         directory = checkpoint_directory(args.output_dir, state.global_step)
         stage = self._stage(TRAIN_STAGE)
@@ -168,7 +199,9 @@ class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers'
                 },
             )
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if not state.is_world_process_zero:
             return
         self._end("completed")
@@ -186,14 +219,17 @@ class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers'
     @staticmethod
     def _snapshot(args: Any, model: Any) -> dict[str, Any]:
         snapshot: dict[str, Any] = {"training_args": json_safe(args.to_dict())}
-        model_config = getattr(model, "config", None)
-        if callable(getattr(model_config, "to_dict", None)):
-            snapshot["model_config"] = json_safe(model_config.to_dict())
+        config_to_dict = getattr(getattr(model, "config", None), "to_dict", None)
+        if callable(config_to_dict):
+            snapshot["model_config"] = json_safe(config_to_dict())
         return snapshot
 
     @staticmethod
     def _framework_metadata(model: Any) -> dict[str, Any]:
-        metadata: dict[str, Any] = {"framework": "transformers", "transformers_version": _transformers.__version__}
+        metadata: dict[str, Any] = {
+            "framework": "transformers",
+            "transformers_version": _transformers.__version__,
+        }
         if model is not None:
             metadata["model_class"] = type(model).__name__
         return metadata
@@ -227,11 +263,13 @@ class ContextaCallback(_TrainerCallback):  # type: ignore[misc]  # transformers'
 
     def _end(self, status: str, error: BaseException | None = None) -> None:
         """Close the run (its stages with it) and a Contexta this callback opened."""
-        run, ctx = self._run, self._ctx
+        run, ctx, stages = self._run, self._ctx, self._stages
         self._run, self._ctx, self._stages = None, None, {}
         try:
             if run is not None:
                 if error is None:
+                    for stage in stages.values():  # a run closing its open children would cancel them
+                        stage.close(status=status)
                     run.close(status=status)
                 else:  # the context-manager exit stores the exception's type, message and traceback
                     run.__exit__(type(error), error, error.__traceback__)
