@@ -323,6 +323,18 @@ def test_the_callback_refuses_a_ctx_together_with_a_project(tmp_path: Path) -> N
     assert raised.value.code == "callback_config_conflict"
 
 
+def test_a_bad_config_or_run_name_fails_when_the_callback_is_made(tmp_path: Path) -> None:
+    from contexta.errors import ConfigurationError, ValidationError
+
+    with pytest.raises(ConfigurationError, match="projct_name"):
+        ContextaCallback(workspace=tmp_path / "ws", config={"projct_name": PROJECT})
+    with pytest.raises(ValidationError) as raised:
+        ContextaCallback("   ", workspace=tmp_path / "ws")
+
+    assert raised.value.code == "field_invalid"
+    assert not (tmp_path / "ws").exists()
+
+
 def test_importing_contexta_does_not_import_transformers() -> None:
     program = (
         "import sys, contexta, contexta.integrations\n"
