@@ -371,10 +371,10 @@ def test_without_transformers_the_import_says_how_to_install_it() -> None:
     program = (
         "import sys\n"
         "sys.modules['transformers'] = None  # what an environment without it gives\n"
-        "from contexta.errors import ConfigurationError\n"
+        "from contexta.errors import MissingDependencyError\n"
         "try:\n"
         "    import contexta.integrations.transformers\n"
-        "except ConfigurationError as error:\n"
+        "except MissingDependencyError as error:\n"
         "    print(error.code, '|', error.message)\n"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)

@@ -6,22 +6,14 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from contexta.errors import ConfigurationError
+from contexta._optional import require_module
 
 __all__ = ["import_transformers"]
 
 
 def import_transformers() -> ModuleType:
-    """The `transformers` module, or `ConfigurationError(dependency_missing)` saying how to install it."""
-    try:
-        return importlib.import_module("transformers")
-    except ImportError as error:
-        raise ConfigurationError(
-            "contexta.integrations.transformers needs the package 'transformers', which is not installed: "
-            "pip install 'contexta[transformers]' (or pip install transformers accelerate)",
-            code="dependency_missing",
-            details={"package": "transformers", "extra": "transformers", "reason": str(error)},
-        ) from None
+    """The `transformers` module, or `MissingDependencyError(dependency_missing)` (also an ImportError)
+    saying `pip install 'contexta[transformers]'`, as every optional feature of contexta does."""
+    return require_module("transformers", "contexta.integrations.transformers", extra="transformers")
