@@ -53,3 +53,22 @@ def test_async_evaluation_service_judges_every_case(tmp_path: Path) -> None:
     assert len(correct) == 200 and int(match[2]) == int(sum(correct))
     assert pass_rate == pytest.approx(sum(correct) / 200) and f"{pass_rate:.2f}" == match[1]
     assert [deployment.run_id for deployment in deployments] == ["run:async-llm-eval.arithmetic-eval"]
+
+
+def test_system_metrics_example_samples_beside_real_training(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    pytest.importorskip("psutil")
+    output = _run("system_metrics.py", tmp_path)
+    accuracy = float(re.search(r"Measured test accuracy: ([0-9.]+)", output)[1])  # type: ignore[index]
+    stored = int(re.search(r"every 0.2 s: (\d+) stored", output)[1])  # type: ignore[index]
+    peak_mib = float(re.search(r"Peak resident memory: ([0-9.]+) MiB", output)[1])  # type: ignore[index]
+    assert 0.9 < accuracy <= 1.0
+    with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "digits"}) as ctx:
+        (run,) = ctx.list_runs()
+        stages = {stage.name: stage.status for stage in ctx.list_stages(run.run_id)}
+        rss = ctx.get_metric_series(run.run_id, "process.rss_bytes", stage="system").values
+        (stored_accuracy,) = ctx.get_metric_series(run.run_id, "accuracy", stage="evaluate").values
+    assert stages == {"system": "completed", "train": "completed", "evaluate": "completed"}
+    assert stored >= 1 and len(rss) == stored
+    assert f"{max(rss) / 2**20:.1f}" == f"{peak_mib:.1f}" and peak_mib > 10
+    assert f"{stored_accuracy:.4f}" == f"{accuracy:.4f}"
