@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LogRecorder"]
 
-# Refusals that say the key or the kind of value is wrong for good. A float refused (a NaN under
-# `capture.non_finite = "raise"`) is one bad moment, not a bad metric: it is tried again next time.
-_PERMANENT = frozenset({"metric_key_invalid", "metric_value_invalid"})
-
 
 class LogRecorder:
     """Records Keras logs onto a stage, naming each metric `prefix + keras_name`.
@@ -74,11 +70,16 @@ class LogRecorder:
         return values
 
     def _refused(self, error: ValidationError, values: Mapping[str, Any]) -> None:
+        """Warn once per name and reason; leave out for good a name refused as a key, or whose value
+        is not a number at all. A float refused (a NaN under `capture.non_finite = "raise"`) is one
+        bad moment, not a bad metric: it is tried again next time."""
         names = {key: name for name, key in self._keys.items()}
         for refusal in error.details.get("refused", ()):
             key, code, message = refusal["key"], refusal["code"], refusal["message"]
             name = names.get(key, key)
-            permanent = code in _PERMANENT and type(values.get(key)) is not float
+            permanent = code == "metric_key_invalid" or (
+                code == "metric_value_invalid" and type(values.get(key)) is not float
+            )
             if permanent:
                 self._excluded.add(name)
                 self._keys.pop(name, None)
