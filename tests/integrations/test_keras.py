@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
 import keras
 import numpy as np
 import pytest
 
 from contexta import Contexta
+from contexta.capture import read_capture_log
 from contexta.errors import CaptureWarning, ConfigurationError, NotFoundError
 from contexta.integrations.keras import ContextaCallback
 
@@ -283,6 +285,60 @@ def test_a_metric_name_contexta_refuses_is_warned_about_and_the_others_are_kept(
     assert len([w for w in warned if "batch" not in str(w.message)]) >= 1
     assert [step for step, _ in _stored(ctx, "odd", "train", "loss")] == [0, 1]
     assert len(_stored(ctx, "odd", "train", "batch/loss")) == 4
+
+
+def test_checkpoint_files_become_artifacts_with_their_digests(ctx: Contexta, tmp_path: Path) -> None:
+    x, y = _data(128, seed=0)
+    every_epoch = keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt" / "epoch-{epoch:02d}.keras"))
+    best = keras.callbacks.ModelCheckpoint(
+        str(tmp_path / "best.keras"), monitor="val_loss", save_best_only=True
+    )
+    improved: list[int] = []  # the epochs whose val_loss beat every earlier one: when `best` saves
+    history_so_far: list[float] = []
+
+    class Improvements(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # type: ignore[no-untyped-def]
+            if not history_so_far or logs["val_loss"] < min(history_so_far):
+                improved.append(epoch)
+            history_so_far.append(logs["val_loss"])
+
+    # One checkpoint before ours in the list and one after: both are found.
+    with ContextaCallback(ctx, "ckpt", checkpoints=[every_epoch, best]) as callback:
+        _model().fit(
+            x[:96],
+            y[:96],
+            validation_data=(x[96:], y[96:]),
+            epochs=3,
+            batch_size=BATCH_SIZE,
+            callbacks=[best, callback, every_epoch, Improvements()],
+            verbose=0,
+        )
+
+    artifacts = ctx.list_artifacts("ckpt")
+    assert {artifact.kind for artifact in artifacts} == {"checkpoint"}
+    assert {artifact.stage_id for artifact in artifacts} == {"stage:keras-tests.ckpt.train"}
+    files = sorted(Path(artifact.location.removeprefix("path:")).name for artifact in artifacts)
+    assert files == sorted(
+        ["epoch-01.keras", "epoch-02.keras", "epoch-03.keras"] + ["best.keras"] * len(improved)
+    )
+    for artifact in artifacts:
+        path = Path(artifact.location.removeprefix("path:"))
+        if path.name.startswith("epoch-"):  # never rewritten: the digest is the file's
+            assert artifact.hash_value == blake3.blake3(path.read_bytes()).hexdigest()
+    [*_, last_best] = [artifact for artifact in artifacts if artifact.location.endswith("best.keras")]
+    assert last_best.hash_value == blake3.blake3((tmp_path / "best.keras").read_bytes()).hexdigest()
+    # Each registration names the epoch that wrote the file.
+    ctx.flush()
+    logged = [
+        line["payload"]["manifest"]
+        for line in read_capture_log(ctx.workspace / "cache" / "capture" / "artifact.jsonl").lines
+    ]
+    epochs = sorted(
+        (Path(manifest["location_ref"]).name, manifest["attributes"]["epoch"]) for manifest in logged
+    )
+    assert epochs == sorted(
+        [(f"epoch-0{e + 1}.keras", e) for e in range(3)] + [("best.keras", e) for e in improved]
+    )
 
 
 def test_the_callback_needs_exactly_one_of_ctx_and_run(ctx: Contexta) -> None:

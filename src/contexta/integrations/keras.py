@@ -27,11 +27,12 @@ importing this module without it raises `ConfigurationError` saying what to inst
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from contexta.errors import ConfigurationError
+from contexta.integrations._keras_checkpoints import CheckpointFiles
 from contexta.integrations._keras_config import keras_config_snapshot
 from contexta.integrations._keras_import import keras_import_error, keras_version_error
 from contexta.integrations._keras_run import KerasRun
@@ -56,7 +57,9 @@ class ContextaCallback(keras.callbacks.Callback):
 
     Give either `ctx` (the callback opens `ctx.run(run_name, ...)` at the first `fit` or `evaluate`;
     `run_name` defaults to the model's name) or `run`, an open run of your own. `log_batches=False`
-    records epochs and results only.
+    records epochs and results only. `checkpoints`: `keras.callbacks.ModelCheckpoint` callbacks of the
+    same `fit` (saving per epoch) whose files are registered as `checkpoint` artifacts on the `train`
+    stage, hashed, each time a file is written or rewritten.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class ContextaCallback(keras.callbacks.Callback):
         dataset_ref: str | None = None,
         config_snapshot: Mapping[str, Any] | None = None,
         log_batches: bool = True,
+        checkpoints: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         if (ctx is None) == (run is None):
@@ -95,6 +99,8 @@ class ContextaCallback(keras.callbacks.Callback):
         self._user_snapshot = dict(config_snapshot or {})
         self._capture = KerasRun(self._open_run, log_batches=log_batches, owns_run=run is None)
         self._capture.run = run
+        self._checkpoints = CheckpointFiles(checkpoints)
+        self._last_epoch: tuple[int, Mapping[str, Any]] | None = None
 
     @property
     def run(self) -> RunScope | None:
@@ -121,6 +127,7 @@ class ContextaCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._capture.epoch_began()
+        self._register_checkpoints()
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         if logs and self._capture.log_batches:
@@ -129,9 +136,20 @@ class ContextaCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if logs:
             self._capture.epoch_ended(epoch, logs)
+        if self._checkpoints:
+            # Registered at the next epoch's start or the end of fit: by then every callback's
+            # `on_epoch_end` has run, so a file found changed was written at this epoch's end.
+            self._last_epoch = (epoch, dict(logs or {}))
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._register_checkpoints()
+        self._last_epoch = None
         self._capture.fit_ended()
+
+    def _register_checkpoints(self) -> None:
+        """Register the checkpoint files of the last epoch that ended, written by now."""
+        if self._last_epoch is not None and self._capture.train is not None:
+            self._checkpoints.register_new(self._capture.train, *self._last_epoch)
 
     def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self._capture.test_began(self.params or {})
