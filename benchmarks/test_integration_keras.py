@@ -4,7 +4,7 @@ one process, so both meet the same machine state (issue 20).
 Run with `python -m pytest benchmarks/test_integration_keras.py --benchmark-enable -p no:cacheprovider`.
 Without that flag (the project default) one short pair runs as a smoke test.
 
-A small MLP (32 -> 64 -> 10, softmax) fits ROWS synthetic rows in batches of BATCH_SIZE (so
+Which side of a pair goes first alternates as well. A small MLP (32 -> 64 -> 10, softmax) fits ROWS synthetic rows in batches of BATCH_SIZE (so
 ROWS / BATCH_SIZE train batches and a validation pass per epoch) with `epochs=1` per timed call, on the
 torch backend and the CPU. One callback serves every round, as it serves one training: its run opens in
 an untimed warm-up fit, then each `fit` adds an epoch to it (train and validate stages reopened, epoch
@@ -131,11 +131,19 @@ def _measure(benchmark: Any, tmp_path: Path) -> None:
         epoch([callback])  # untimed: opens the run, warms Keras's and Contexta's first-call paths
         epoch([])
 
-        def one_pair() -> None:
-            without.append(epoch([]))
+        def timed_with() -> None:
             callback.spent_ns = 0
             with_callback.append(epoch([callback]))
             hooks.append(callback.spent_ns / 1e9)
+
+        def one_pair() -> None:
+            # Which side goes first alternates too, so neither always follows the other's garbage.
+            if len(without) % 2:
+                timed_with()
+                without.append(epoch([]))
+            else:
+                without.append(epoch([]))
+                timed_with()
 
         benchmark.pedantic(one_pair, rounds=pairs, iterations=1)
         stats = ctx.capture_stats()
