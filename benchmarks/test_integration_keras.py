@@ -1,10 +1,11 @@
 """What ContextaCallback costs a Keras `fit` epoch: the same epoch with and without it, alternating in
-one process, so both meet the same machine state (issue 20).
+one process, so both meet the same machine state (issue 20); which side of a pair goes first
+alternates as well.
 
 Run with `python -m pytest benchmarks/test_integration_keras.py --benchmark-enable -p no:cacheprovider`.
 Without that flag (the project default) one short pair runs as a smoke test.
 
-Which side of a pair goes first alternates as well. A small MLP (32 -> 64 -> 10, softmax) fits ROWS synthetic rows in batches of BATCH_SIZE (so
+A small MLP (32 -> 64 -> 10, softmax) fits ROWS synthetic rows in batches of BATCH_SIZE (so
 ROWS / BATCH_SIZE train batches and a validation pass per epoch) with `epochs=1` per timed call, on the
 torch backend and the CPU. One callback serves every round, as it serves one training: its run opens in
 an untimed warm-up fit, then each `fit` adds an epoch to it (train and validate stages reopened, epoch
