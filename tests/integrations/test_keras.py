@@ -30,6 +30,7 @@ from contexta.integrations.keras import ContextaCallback
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 EPOCHS = 3
+Logs = dict[str, Any] | None
 BATCH_SIZE = 32
 
 
@@ -43,22 +44,22 @@ class Recorder(keras.callbacks.Callback):
     def _keep(self, hook: str, index: int | None, logs: dict[str, Any] | None) -> None:
         self.calls.append((hook, index, dict(logs or {})))
 
-    def on_train_begin(self, logs=None):  # type: ignore[no-untyped-def]
+    def on_train_begin(self, logs: Logs = None) -> None:
         self._keep("train_begin", None, logs)
 
-    def on_train_end(self, logs=None):  # type: ignore[no-untyped-def]
+    def on_train_end(self, logs: Logs = None) -> None:
         self._keep("train_end", None, logs)
 
-    def on_train_batch_end(self, batch, logs=None):  # type: ignore[no-untyped-def]
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._keep("train_batch", batch, logs)
 
-    def on_epoch_end(self, epoch, logs=None):  # type: ignore[no-untyped-def]
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self._keep("epoch", epoch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):  # type: ignore[no-untyped-def]
+    def on_test_batch_end(self, batch: int, logs: Logs = None) -> None:
         self._keep("test_batch", batch, logs)
 
-    def on_test_end(self, logs=None):  # type: ignore[no-untyped-def]
+    def on_test_end(self, logs: Logs = None) -> None:
         self._keep("test_end", None, logs)
 
     def expected(self) -> dict[tuple[str, str], list[tuple[int, float]]]:
@@ -250,8 +251,20 @@ def test_a_run_of_your_own_gets_the_stages_and_stays_open(ctx: Contexta) -> None
         ctx.get_metric_series("mine", "batch/loss")
 
 
+def test_a_second_fit_continues_the_batch_steps_and_keras_numbers_its_epochs(ctx: Contexta) -> None:
+    x, y = _data(64, seed=0)
+    model = _model()
+    with ContextaCallback(ctx, "twice") as callback:
+        model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+        model.fit(x, y, initial_epoch=2, epochs=3, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+
+    assert [step for step, _ in _stored(ctx, "twice", "train", "batch/loss")] == [0, 1, 2, 3, 4, 5]
+    assert [step for step, _ in _stored(ctx, "twice", "train", "loss")] == [0, 1, 2]
+    assert [stage.name for stage in ctx.list_stages("twice")] == ["train"]
+
+
 class _Explodes(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):  # type: ignore[no-untyped-def]
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         if epoch == 1:
             raise RuntimeError("diverged")
 
@@ -299,7 +312,8 @@ def test_checkpoint_files_become_artifacts_with_their_digests(ctx: Contexta, tmp
     history_so_far: list[float] = []
 
     class Improvements(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):  # type: ignore[no-untyped-def]
+        def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+            assert logs is not None
             if not history_so_far or logs["val_loss"] > max(history_so_far):
                 improved.append(epoch)
             history_so_far.append(logs["val_loss"])

@@ -109,7 +109,7 @@ class ContextaCallback(keras.callbacks.Callback):
 
     def _open_run(self, call: str, params: Mapping[str, Any]) -> RunScope:
         assert self._ctx is not None  # given run=, the run is already there
-        model = getattr(self, "_model", None)
+        model = self.model  # set by Keras before any hook
         snapshot = keras_config_snapshot(keras, model, call, params)
         name = self._run_name or str(getattr(model, "name", None) or "keras")
         return self._ctx.run(
