@@ -263,6 +263,23 @@ def test_a_second_fit_continues_the_batch_steps_and_keras_numbers_its_epochs(ctx
     assert [stage.name for stage in ctx.list_stages("twice")] == ["train"]
 
 
+def test_after_close_the_callback_opens_a_new_execution_counting_from_zero(ctx: Contexta) -> None:
+    x, y = _data(64, seed=0)
+    model = _model()
+    callback = ContextaCallback(ctx, "trial")
+    for _ in range(2):
+        with callback:
+            model.fit(x, y, epochs=1, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+
+    executions = ctx.list_runs(all_executions=True)
+    assert [(run.name, run.status) for run in executions] == [("trial", "completed")] * 2
+    for run in executions:
+        steps = [
+            point.step for point in ctx.get_metric_series(run.run_id, "batch/loss", stage="train").points
+        ]
+        assert steps == [0, 1]
+
+
 class _Explodes(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         if epoch == 1:

@@ -56,19 +56,26 @@ class KerasRun:
         self._validate: StageScope | None = None
         self._evaluate: StageScope | None = None
         self._in_validation = False
-        self._evaluations = 0
-        self.train_batches = _BatchCounter()
-        self._validation_batches = _BatchCounter()
-        self._evaluation_batches = _BatchCounter()
+        self._start_counting()
         self.train_batch_logs = LogRecorder("batch/")
         self._epoch_logs = LogRecorder()
         self._validation_batch_logs = LogRecorder("batch/val_")
         self._evaluation_batch_logs = LogRecorder("batch/")
         self._evaluation_logs = LogRecorder()
 
+    def _start_counting(self) -> None:
+        """Steps start from 0 in each run."""
+        self._evaluations = 0
+        self.train_batches = _BatchCounter()
+        self._validation_batches = _BatchCounter()
+        self._evaluation_batches = _BatchCounter()
+
     def _ensure_run(self, call: str, params: Mapping[str, Any]) -> RunScope:
-        if self.run is None:
+        """The run to capture into: opened now when there is none yet, or when the one this
+        callback opened was closed (by `close()`, or by a `with` block that ended)."""
+        if self.run is None or (self._owns_run and self.run.status != "open"):
             self.run = self._open_run(call, params)
+            self._start_counting()
         return self.run
 
     # -- fit ----------------------------------------------------------------------------------
@@ -153,7 +160,8 @@ class KerasRun:
     # -- the end --------------------------------------------------------------------------------
 
     def close(self, status: str = "completed") -> None:
-        """Close the open stages with `status`, and the run when this callback opened it."""
+        """Close the open stages with `status`, and the run when this callback opened it (a later
+        `fit` or `evaluate` then opens a new run, a new execution of the same name)."""
         for scope in self._open_scopes():
             scope.close(status)
 

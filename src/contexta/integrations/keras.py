@@ -104,7 +104,8 @@ class ContextaCallback(keras.callbacks.Callback):
 
     @property
     def run(self) -> RunScope | None:
-        """The run captured into: None until the first `fit` or `evaluate` opens it."""
+        """The run captured into: None until the first `fit` or `evaluate` opens it; after
+        `close()`, the run that was closed (a later `fit` or `evaluate` opens a new one)."""
         return self._capture.run
 
     def _open_run(self, call: str, params: Mapping[str, Any]) -> RunScope:
