@@ -375,6 +375,28 @@ def test_checkpoint_files_become_artifacts_with_their_digests(ctx: Contexta, tmp
     )
 
 
+def test_a_per_class_metric_array_is_left_out_after_one_warning_per_series(ctx: Contexta) -> None:
+    x, y = _data(64, seed=0)
+    model = _model()
+    model.compile(
+        optimizer="adam",
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.F1Score(average=None)],  # one F1 per class: an array in the logs
+    )
+
+    with (
+        pytest.warns(CaptureWarning, match="'f1_score' is left out") as warned,
+        ContextaCallback(ctx, "arrays") as callback,
+    ):
+        model.fit(x, np.eye(2)[y], epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+
+    assert len([w for w in warned if issubclass(w.category, CaptureWarning)]) == 2  # batches, epochs
+    assert [step for step, _ in _stored(ctx, "arrays", "train", "loss")] == [0, 1]
+    assert [step for step, _ in _stored(ctx, "arrays", "train", "batch/loss")] == [0, 1, 2, 3]
+    with pytest.raises(NotFoundError):
+        ctx.get_metric_series("arrays", "f1_score")
+
+
 def test_the_callback_needs_exactly_one_of_ctx_and_run(ctx: Contexta) -> None:
     with pytest.raises(ConfigurationError) as neither:
         ContextaCallback()
