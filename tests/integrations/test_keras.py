@@ -418,10 +418,10 @@ def test_importing_contexta_never_imports_keras() -> None:
 
 
 _IMPORT_THE_CALLBACK = """
-from contexta.errors import ConfigurationError
+from contexta.errors import MissingDependencyError
 try:
     import contexta.integrations.keras
-except ConfigurationError as error:
+except MissingDependencyError as error:
     print(error.code)
     print(error.message)
 """
