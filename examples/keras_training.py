@@ -48,7 +48,7 @@ model.compile(
 
 with (
     Contexta(workspace=".contexta", config={"project_name": "keras-digits"}) as ctx,
-    ContextaCallback(ctx, dataset_ref="dataset:sklearn.digits", tags={"framework": "keras"}) as callback,
+    ContextaCallback(ctx=ctx, dataset_ref="dataset:sklearn.digits", tags={"framework": "keras"}) as callback,
 ):
     history = model.fit(
         train_x,

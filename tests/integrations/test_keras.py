@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import pytest
 
-from contexta import Contexta
+from contexta import Contexta, Workspace
 from contexta.capture import read_capture_log
 from contexta.errors import CaptureWarning, ConfigurationError, NotFoundError
 from contexta.integrations.keras import ContextaCallback
@@ -142,7 +142,7 @@ def test_fit_then_evaluate_is_one_run_holding_every_log_keras_passed(ctx: Contex
     x_test, y_test = _data(128, seed=1)
     model, recorder = _model(), Recorder()
 
-    with ContextaCallback(ctx, "line-fit", tags={"team": "vision"}) as callback:
+    with ContextaCallback("line-fit", ctx=ctx, tags={"team": "vision"}) as callback:
         history = model.fit(
             x[:256],
             y[:256],
@@ -189,7 +189,7 @@ def test_the_config_snapshot_holds_the_model_optimizer_and_fit_params(ctx: Conte
     x, y = _data(128, seed=0)
     model = _model()
 
-    with ContextaCallback(ctx, config_snapshot={"data": {"rows": 128}}) as callback:
+    with ContextaCallback(ctx=ctx, config_snapshot={"data": {"rows": 128}}) as callback:
         model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
 
     [run] = ctx.list_runs()
@@ -214,7 +214,7 @@ def test_the_config_snapshot_holds_the_model_optimizer_and_fit_params(ctx: Conte
 def test_evaluate_alone_opens_the_run_and_each_call_is_one_step(ctx: Contexta) -> None:
     x, y = _data(96, seed=3)
     model, recorder = _model(), Recorder()
-    callback = ContextaCallback(ctx, "eval-only")
+    callback = ContextaCallback("eval-only", ctx=ctx)
 
     first = model.evaluate(
         x, y, batch_size=BATCH_SIZE, callbacks=[recorder, callback], verbose=0, return_dict=True
@@ -254,7 +254,7 @@ def test_a_run_of_your_own_gets_the_stages_and_stays_open(ctx: Contexta) -> None
 def test_a_second_fit_continues_the_batch_steps_and_keras_numbers_its_epochs(ctx: Contexta) -> None:
     x, y = _data(64, seed=0)
     model = _model()
-    with ContextaCallback(ctx, "twice") as callback:
+    with ContextaCallback("twice", ctx=ctx) as callback:
         model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
         model.fit(x, y, initial_epoch=2, epochs=3, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
 
@@ -266,7 +266,7 @@ def test_a_second_fit_continues_the_batch_steps_and_keras_numbers_its_epochs(ctx
 def test_after_close_the_callback_opens_a_new_execution_counting_from_zero(ctx: Contexta) -> None:
     x, y = _data(64, seed=0)
     model = _model()
-    callback = ContextaCallback(ctx, "trial")
+    callback = ContextaCallback("trial", ctx=ctx)
     for _ in range(2):
         with callback:
             model.fit(x, y, epochs=1, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
@@ -288,7 +288,7 @@ class _Explodes(keras.callbacks.Callback):
 
 def test_a_fit_that_raises_inside_the_with_block_fails_the_run(ctx: Contexta) -> None:
     x, y = _data(64, seed=0)
-    with pytest.raises(RuntimeError, match="diverged"), ContextaCallback(ctx, "boom") as callback:
+    with pytest.raises(RuntimeError, match="diverged"), ContextaCallback("boom", ctx=ctx) as callback:
         _model().fit(x, y, epochs=3, batch_size=BATCH_SIZE, callbacks=[callback, _Explodes()], verbose=0)
 
     [run] = ctx.list_runs()
@@ -308,7 +308,7 @@ def test_a_metric_name_contexta_refuses_is_warned_about_and_the_others_are_kept(
 
     with (
         pytest.warns(CaptureWarning, match=r"'acc \(train\)' is left out") as warned,
-        ContextaCallback(ctx, "odd") as callback,
+        ContextaCallback("odd", ctx=ctx) as callback,
     ):
         model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
 
@@ -336,7 +336,7 @@ def test_checkpoint_files_become_artifacts_with_their_digests(ctx: Contexta, tmp
             history_so_far.append(logs["val_loss"])
 
     # One checkpoint before ours in the list and one after: both are found.
-    with ContextaCallback(ctx, "ckpt", checkpoints=[every_epoch, best]) as callback:
+    with ContextaCallback("ckpt", ctx=ctx, checkpoints=[every_epoch, best]) as callback:
         _model().fit(
             x[:96],
             y[:96],
@@ -386,7 +386,7 @@ def test_a_per_class_metric_array_is_left_out_after_one_warning_per_series(ctx: 
 
     with (
         pytest.warns(CaptureWarning, match="'f1_score' is left out") as warned,
-        ContextaCallback(ctx, "arrays") as callback,
+        ContextaCallback("arrays", ctx=ctx) as callback,
     ):
         model.fit(x, np.eye(2)[y], epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
 
@@ -397,12 +397,35 @@ def test_a_per_class_metric_array_is_left_out_after_one_warning_per_series(ctx: 
         ctx.get_metric_series("arrays", "f1_score")
 
 
-def test_the_callback_needs_exactly_one_of_ctx_and_run(ctx: Contexta) -> None:
-    with pytest.raises(ConfigurationError) as neither:
-        ContextaCallback()
+def test_without_ctx_the_callback_opens_its_own_contexta_and_closes_it_with_the_run(tmp_path: Path) -> None:
+    """The same shape as the Lightning and Hugging Face integrations: nothing but a run name needed."""
+    x, y = _data(96, seed=5)
+    model = _model()
+    with ContextaCallback("own", workspace=tmp_path / "own", project_name="solo") as callback:
+        model.fit(x, y, epochs=1, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+        result = model.evaluate(
+            x, y, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0, return_dict=True
+        )
+        assert callback.run is not None and callback.run.status == "open"
+    assert callback._ctx is None  # closed, not left for the process's exit
+
+    with Workspace(tmp_path / "own", config={"project_name": "solo"}) as reader:
+        [run] = reader.list_runs()
+        stored = _stored(reader, "own", "evaluate", "loss")  # type: ignore[arg-type]
+    assert (run.name, run.status) == ("own", "completed")
+    assert stored == [(0, result["loss"])]
+
+
+def test_ctx_run_and_config_are_refused_together(ctx: Contexta) -> None:
     with ctx.run("r") as run, pytest.raises(ConfigurationError) as both:
-        ContextaCallback(ctx, run=run)
-    assert neither.value.code == both.value.code == "keras_callback_target_invalid"
+        ContextaCallback(ctx=ctx, run=run)
+    with pytest.raises(ConfigurationError) as configured_twice:
+        ContextaCallback(ctx=ctx, project_name="elsewhere")
+    with pytest.raises(ConfigurationError) as not_a_mapping:
+        ContextaCallback(config="project_name=x")  # type: ignore[arg-type]
+    assert both.value.code == "keras_callback_target_invalid"
+    assert configured_twice.value.code == "callback_config_conflict"
+    assert not_a_mapping.value.code == "callback_config_invalid"
 
 
 def _python(program: str, **environment: str) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """Keras 3: `ContextaCallback` captures `fit` and `evaluate` into one Contexta run.
 
 ```python
-with ContextaCallback(ctx, "mnist-mlp") as callback:
+with ContextaCallback("mnist-mlp", ctx=ctx) as callback:
     model.fit(x, y, validation_data=(xv, yv), epochs=3, callbacks=[callback])
     model.evaluate(xt, yt, callbacks=[callback])
 ```
@@ -19,14 +19,18 @@ The run opens at the first `fit` (or `evaluate`) and stays open across calls, be
 fits and then evaluates with one callback expects one run; it closes at `callback.close()` or when
 the `with` block ends (`failed` if an exception escapes it). Keras has no hook for a `fit` that
 raised, so without either the run is closed when the process ends, as every open run is. Given an
-open `run=` instead of `ctx`, the callback adds stages to it and never closes the run itself.
+open `run=` instead of `ctx`, the callback adds stages to it and never closes the run itself. Given
+neither, it opens a Contexta of its own on `workspace` (with `project_name` and `config` as
+`Contexta(config=...)` takes them) and closes it with the run, as the Lightning and Hugging Face
+integrations do.
 
 Keras must be importable with a backend (`KERAS_BACKEND=torch` or `jax`, or TensorFlow installed);
-importing this module without it raises `ConfigurationError` saying what to install or set.
+importing this module without it raises `MissingDependencyError` saying what to install or set.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -55,8 +59,9 @@ class ContextaCallback(keras.callbacks.Callback):
     """A Keras callback that records `fit` and `evaluate` into a Contexta run (see the module
     docstring for what is recorded where).
 
-    Give either `ctx` (the callback opens `ctx.run(run_name, ...)` at the first `fit` or `evaluate`;
-    `run_name` defaults to the model's name) or `run`, an open run of your own. `log_batches=False`
+    The callback opens `ctx.run(run_name, ...)` at the first `fit` or `evaluate` (`run_name` defaults
+    to the model's name) in `ctx`, or in a Contexta of its own on `workspace` when no `ctx` is given;
+    or, given `run`, an open run of your own, it only adds stages to it. `log_batches=False`
     records epochs and results only. `checkpoints`: `keras.callbacks.ModelCheckpoint` callbacks of the
     same `fit` (saving per epoch) whose files are registered as `checkpoint` artifacts on the `train`
     stage, hashed, each time a file is written or rewritten.
@@ -64,10 +69,13 @@ class ContextaCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        ctx: Contexta | None = None,
         run_name: str | None = None,
         *,
+        ctx: Contexta | None = None,
         run: RunScope | None = None,
+        workspace: str | os.PathLike[str] = ".contexta",
+        project_name: str | None = None,
+        config: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         dataset_ref: str | None = None,
@@ -76,10 +84,9 @@ class ContextaCallback(keras.callbacks.Callback):
         checkpoints: Sequence[Any] = (),
     ) -> None:
         super().__init__()
-        if (ctx is None) == (run is None):
+        if ctx is not None and run is not None:
             raise ConfigurationError(
-                "ContextaCallback needs either ctx (it opens a run) or run (an open run of yours), "
-                "not both and not neither: ContextaCallback(ctx, 'my-run') or ContextaCallback(run=run)",
+                "ContextaCallback takes ctx (it opens a run there) or run (an open run of yours), not both",
                 code="keras_callback_target_invalid",
             )
         if run is not None and (tags or metadata or dataset_ref or config_snapshot or run_name):
@@ -88,12 +95,26 @@ class ContextaCallback(keras.callbacks.Callback):
                 "opens; with run= give them to ctx.run(...) instead",
                 code="keras_callback_target_invalid",
             )
+        if (ctx is not None or run is not None) and (project_name is not None or config is not None):
+            raise ConfigurationError(
+                "pass either ctx=/run= (a Contexta you configured) or project_name=/config= (for the one "
+                "the callback opens), not both",
+                code="callback_config_conflict",
+            )
+        if config is not None and not isinstance(config, Mapping):
+            raise ConfigurationError(
+                f"config must be a mapping as Contexta(config=...) takes it, got {type(config).__name__}",
+                code="callback_config_invalid",
+            )
         if not isinstance(log_batches, bool):
             raise ConfigurationError(
                 f"log_batches must be True or False, got {log_batches!r}",
                 code="keras_callback_option_invalid",
             )
         self._ctx = ctx
+        self._owns_ctx = ctx is None and run is None
+        self._workspace = workspace
+        self._config = {**(config or {}), **({} if project_name is None else {"project_name": project_name})}
         self._run_name = run_name
         self._tags, self._metadata, self._dataset_ref = tags, metadata, dataset_ref
         self._user_snapshot = dict(config_snapshot or {})
@@ -109,7 +130,10 @@ class ContextaCallback(keras.callbacks.Callback):
         return self._capture.run
 
     def _open_run(self, call: str, params: Mapping[str, Any]) -> RunScope:
-        assert self._ctx is not None  # given run=, the run is already there
+        if self._ctx is None:  # neither ctx= nor run=: a Contexta of the callback's own, closed with it
+            from contexta import Contexta
+
+            self._ctx = Contexta(workspace=self._workspace, config=self._config or None)
         model = self.model  # set by Keras before any hook
         snapshot = keras_config_snapshot(keras, model, call, params)
         name = self._run_name or str(getattr(model, "name", None) or "keras")
@@ -166,8 +190,16 @@ class ContextaCallback(keras.callbacks.Callback):
 
     def close(self, status: str = "completed") -> None:
         """Close the run this callback opened (and any stage left open) with `status`
-        ("completed", "failed" or "cancelled"); given `run=`, close only its stages. Idempotent."""
+        ("completed", "failed" or "cancelled"); given `run=`, close only its stages. Idempotent. A
+        Contexta the callback opened itself (no `ctx=`) is closed too, after its run."""
         self._capture.close(status)
+        self._close_own_contexta()
+
+    def _close_own_contexta(self) -> None:
+        ctx, owned = self._ctx, self._owns_ctx
+        if owned and ctx is not None:
+            self._ctx = None  # a later `fit` opens a new one
+            ctx.close()
 
     def __enter__(self) -> ContextaCallback:
         return self
@@ -182,3 +214,4 @@ class ContextaCallback(keras.callbacks.Callback):
             self.close()
         else:
             self._capture.finish(error)
+            self._close_own_contexta()
