@@ -301,11 +301,12 @@ class SystemMetricsSampler:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, *, completed: bool, deadline: float | None = None) -> None:
+    def stop(self, *, deadline: float | None = None) -> None:
         """Stop sampling and wait (bounded) for the thread; record failures, if any, as one event;
-        close the `system` stage `completed` when the run completed (otherwise the run's closing
-        closes it with the run's own ending). `deadline` (a time.monotonic() instant) is given when
-        the process is ending: then no last sample is taken and no wait goes beyond it."""
+        close the `system` stage `completed` whatever the run's ending: sampling did its work up to
+        the end, and a failed run must not read as a failed `system` stage (`diagnose_run` would
+        name it as a stage to rerun). `deadline` (a time.monotonic() instant) is given when the
+        process is ending: then no last sample is taken and no wait goes beyond it."""
         if os.getpid() != self._pid:
             return  # a forked child: the sampler and its run are the parent's
         self._final_sample = deadline is None
@@ -324,8 +325,7 @@ class SystemMetricsSampler:
                     level="warning",
                     attributes={"failed_samples": self._failed_samples, "first_error": self._first_failure},
                 )
-            if completed:
-                self._stage.close("completed")
+            self._stage.close("completed")
         except ContextaError:
             pass  # the Contexta was closed meanwhile: its closing stands
 

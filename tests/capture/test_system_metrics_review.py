@@ -1,0 +1,39 @@
+"""Adversarial review of system metrics (issue 20, item 4): what a demanding user hits beyond the
+happy path. Each test captures into a `tmp_path` workspace and reads back what the user reads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contexta import Contexta
+
+INTERVAL = 0.05
+THREAD = "contexta-system-metrics"
+
+
+def _ctx(tmp_path: Path, **capture: Any) -> Contexta:
+    return Contexta(workspace=tmp_path / "ws", config={"project_name": "p", "capture": capture})
+
+
+def _sampler_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == THREAD]
+
+
+def test_a_failed_run_is_not_blamed_on_its_system_stage(tmp_path: Path) -> None:
+    """Sampling worked to the end: the `system` stage must not read as a failed stage to rerun."""
+    with _ctx(tmp_path) as ctx:
+        with pytest.raises(RuntimeError), ctx.run("r", system_metrics=INTERVAL) as run:
+            with run.stage("train") as stage:
+                stage.metric("loss", 1.0, step=0)
+                time.sleep(3 * INTERVAL)
+                raise RuntimeError("out of memory")
+        stages = {stage.name: stage.status for stage in ctx.list_stages(run.run_id)}
+        assert stages == {"system": "completed", "train": "failed"}
+        failed_stages = [i.summary for i in ctx.diagnose_run(run.run_id).issues if i.code == "failed_stage"]
+        assert len(failed_stages) == 1 and "'train'" in failed_stages[0]
+        assert ctx.get_metric_series(run.run_id, "process.rss_bytes", stage="system").points
