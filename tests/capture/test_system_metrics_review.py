@@ -27,11 +27,14 @@ def _sampler_threads() -> list[threading.Thread]:
 def test_a_failed_run_is_not_blamed_on_its_system_stage(tmp_path: Path) -> None:
     """Sampling worked to the end: the `system` stage must not read as a failed stage to rerun."""
     with _ctx(tmp_path) as ctx:
-        with pytest.raises(RuntimeError), ctx.run("r", system_metrics=INTERVAL) as run:
-            with run.stage("train") as stage:
-                stage.metric("loss", 1.0, step=0)
-                time.sleep(3 * INTERVAL)
-                raise RuntimeError("out of memory")
+        with (
+            pytest.raises(RuntimeError),
+            ctx.run("r", system_metrics=INTERVAL) as run,
+            run.stage("train") as stage,
+        ):
+            stage.metric("loss", 1.0, step=0)
+            time.sleep(3 * INTERVAL)
+            raise RuntimeError("out of memory")
         stages = {stage.name: stage.status for stage in ctx.list_stages(run.run_id)}
         assert stages == {"system": "completed", "train": "failed"}
         failed_stages = [i.summary for i in ctx.diagnose_run(run.run_id).issues if i.code == "failed_stage"]

@@ -279,7 +279,7 @@ class OpenTelemetrySink:
                 point.deployment_ref,
                 point.run_ref,
             )
-            self._book.add_event(refs, point.key, attributes, point.observed_at)
+            self._book.add_event(refs, point.key, attributes, point.observed_at, point.execution_id)
             self._metrics_as_events += 1
         elif payload_type in self._scope_types:
             self._book.scope(payload_type, entry.payload)
