@@ -3,9 +3,13 @@ against the real SDK (in-memory exporter and reader) with a `tmp_path` workspace
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -69,3 +73,69 @@ def test_two_executions_of_one_run_name_open_at_once_are_two_separate_traces(
         own = "first.event" if execution == first.execution_id else "second.event"
         assert [event.name for event in stage.events] == [own]
     assert sink.stats().open_spans == 0
+
+
+class _LimitedCollector:
+    """A loopback OTLP/HTTP collector that refuses a request body over `limit` bytes with 413, as a
+    real collector or a proxy in front of one does (the OTLP exporter does not retry a 413)."""
+
+    def __init__(self, limit: int) -> None:
+        self.spans: list[tuple[str, dict[str, str]]] = []
+        self.refused = 0
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if len(body) > limit:
+                    collector.refused += 1
+                    self.send_response(413)
+                elif self.path == "/v1/traces":
+                    request = ExportTraceServiceRequest.FromString(body)
+                    collector.spans.extend(
+                        (span.name, {a.key: a.value.string_value for e in span.events for a in e.attributes})
+                        for resource in request.resource_spans
+                        for scope in resource.scope_spans
+                        for span in scope.spans
+                    )
+                    self.send_response(200)
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_one_huge_attribute_does_not_block_every_later_span_at_the_collector(tmp_path: Path) -> None:
+    """An event attribute of megabytes (a dumped config, a long prompt) made a request the collector
+    refuses; the sink's own exporter kept that chunk and sent it first forever, so nothing after it
+    was ever delivered. Long values are cut on the sink's own spans (the store keeps them whole)."""
+    collector = _LimitedCollector(limit=1 << 20)
+    huge = "x" * (2 << 20)
+    try:
+        sink = OpenTelemetrySink(endpoint=f"http://127.0.0.1:{collector.port}", metrics="span_events")
+        with Contexta(workspace=tmp_path / "ws", config={"project_name": "otel"}, sinks=[sink]) as ctx:
+            with ctx.run("big") as run:
+                run.event("prompt", message="the whole prompt", attributes={"text": huge})
+            with ctx.run("after"):
+                pass
+            assert sink.force_flush(timeout_s=5)
+            (event,) = [r for r in ctx.get_run_snapshot("big").records if r.envelope.record_type == "event"]
+            assert event.payload.attributes["text"] == huge  # the store keeps the value whole
+        names = sorted(name for name, _ in collector.spans)
+        assert names == ["run after", "run big"]
+        (big_events,) = [events for name, events in collector.spans if name == "run big"]
+        assert 0 < len(big_events["text"]) < len(huge) and huge.startswith(big_events["text"])
+        assert sink.stats().spans_lost == 0 and sink.stats().spans_retained == 0
+    finally:
+        collector.stop()
