@@ -3,6 +3,7 @@ happy path. Each test captures into a `tmp_path` workspace and reads back what t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -40,3 +41,39 @@ def test_a_failed_run_is_not_blamed_on_its_system_stage(tmp_path: Path) -> None:
         failed_stages = [i.summary for i in ctx.diagnose_run(run.run_id).issues if i.code == "failed_stage"]
         assert len(failed_stages) == 1 and "'train'" in failed_stages[0]
         assert ctx.get_metric_series(run.run_id, "process.rss_bytes", stage="system").points
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_child_closing_its_contexta_leaves_the_parents_run_and_sampling_alone(
+    tmp_path: Path,
+) -> None:
+    """A DataLoader-style child that calls `ctx.close()` (or ends with the Contexta's `with`) must not
+    cancel the run, the stages and the `system` stage its parent is still running."""
+    with _ctx(tmp_path) as ctx:
+        with ctx.run("parent", system_metrics=INTERVAL) as run, run.stage("train") as stage:
+            stage.metric("loss", 1.0, step=0)
+            ctx.flush()
+            pid = os.fork()
+            if pid == 0:
+                status = 1
+                try:
+                    ctx.close()
+                    status = 0
+                finally:
+                    os._exit(status)
+            assert os.waitpid(pid, 0)[1] == 0
+            ctx.flush()
+            assert ctx.get_run(run.run_id).status == "open"
+            assert {s.name: s.status for s in ctx.list_stages(run.run_id)} == {
+                "system": "open",
+                "train": "open",
+            }
+            time.sleep(3 * INTERVAL)
+            stage.metric("loss", 0.5, step=1)
+            assert len(_sampler_threads()) == 1
+        assert ctx.get_run(run.run_id).status == "completed"
+        assert {s.name: s.status for s in ctx.list_stages(run.run_id)} == {
+            "system": "completed",
+            "train": "completed",
+        }
+        assert not [e for e in ctx.get_run_snapshot(run.run_id).records if e.envelope.record_type == "event"]
