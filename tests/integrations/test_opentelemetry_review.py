@@ -3,6 +3,7 @@ against the real SDK (in-memory exporter and reader) with a `tmp_path` workspace
 
 from __future__ import annotations
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contexta import Contexta
+from contexta.contract import StructuredEventRecord
 from contexta.errors import CaptureWarning
 from contexta.integrations.opentelemetry import OpenTelemetrySink
 
@@ -130,8 +132,10 @@ def test_one_huge_attribute_does_not_block_every_later_span_at_the_collector(tmp
             with ctx.run("after"):
                 pass
             assert sink.force_flush(timeout_s=5)
-            (event,) = [r for r in ctx.get_run_snapshot("big").records if r.envelope.record_type == "event"]
-            assert event.payload.attributes["text"] == huge  # the store keeps the value whole
+            (event,) = [
+                r for r in ctx.get_run_snapshot("big").records if isinstance(r, StructuredEventRecord)
+            ]
+            assert (event.payload.attributes or {})["text"] == huge  # the store keeps the value whole
         names = sorted(name for name, _ in collector.spans)
         assert names == ["run after", "run big"]
         (big_events,) = [events for name, events in collector.spans if name == "run big"]
@@ -139,3 +143,41 @@ def test_one_huge_attribute_does_not_block_every_later_span_at_the_collector(tmp
         assert sink.stats().spans_lost == 0 and sink.stats().spans_retained == 0
     finally:
         collector.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX")
+def test_a_forked_child_never_exports_the_spans_its_parent_has_open(
+    tmp_path: Path, memory: tuple[InMemorySpanExporter, InMemoryMetricReader, OpenTelemetrySink]
+) -> None:
+    """A child closing its Contexta (or leaving through atexit) closes the sink it inherited: it must
+    not end and export the parent's open run and stage spans (same span ids, a wrong end) as its own."""
+    exporter, _reader, sink = memory
+    with (
+        Contexta(workspace=tmp_path / "ws", config={"project_name": "otel"}, sinks=[sink]) as ctx,
+        ctx.run("parent") as run,
+        run.stage("train") as stage,
+    ):
+        stage.metric("loss", 0.5, step=0)
+        ctx.flush()  # the parent's run and stage spans are open in the sink when it forks
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own run, then close; report what it exported
+            status = 1
+            try:
+                os.close(read_end)
+                with ctx.run("child") as child, child.stage("work") as work:
+                    work.metric("x", 1.0)
+                ctx.close()
+                names = sorted(span.name for span in exporter.get_finished_spans())
+                os.write(write_end, ",".join(names).encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            exported_by_child = pipe.read().split(",")
+        assert os.waitpid(pid, 0)[1] == 0
+    assert exported_by_child == ["run child", "stage work"]
+    spans = exporter.get_finished_spans()
+    assert sorted(span.name for span in spans) == ["run parent", "stage train"]
+    assert not any("contexta.ended_by" in (span.attributes or {}) for span in spans)

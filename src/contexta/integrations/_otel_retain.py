@@ -77,6 +77,12 @@ class RetainingSpanExporter(SpanExporter):
         self._backoff = _FIRST_RETRY_S
         return True
 
+    def forget_retained(self) -> None:
+        """In a forked child: the kept spans are the parent's to send (sent here too, they would
+        arrive twice); the lock may have been held by the parent's export at the fork."""
+        self._lock = threading.Lock()
+        self._retained.clear()
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         with self._lock:
             return self._deliver()

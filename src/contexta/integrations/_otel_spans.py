@@ -251,6 +251,11 @@ class SpanBook:
             self._end(key, now)
         return len(keys)
 
+    def forget_open(self) -> None:
+        """Let go of every open span without ending it (a forked child's copies of its parent's)."""
+        self._open.clear()
+        self._executions.clear()
+
     def environment(self, document: Mapping[str, Any]) -> None:
         """The run's environment snapshot as attributes of its span (the package list left out: it
         is hundreds of entries, kept in the capture log and the store)."""

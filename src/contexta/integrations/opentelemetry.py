@@ -31,8 +31,10 @@ The SDK is imported when a sink is made, never by `import contexta`; without it 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +178,18 @@ class OpenTelemetrySink:
         self._scope_types = SCOPE_TYPES
         self._metrics_as_events = 0
         self._ended_at_close = 0
+        if hasattr(os, "register_at_fork"):  # a forked child starts with none of the parent's spans
+            os.register_at_fork(after_in_child=_Weakly(self._after_fork_in_child))
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (a DataLoader worker, a multiprocessing process): the open spans are the
+        parent's, which ends and exports them; ending them here too, when the child closes its
+        Contexta, would export copies under the same span ids with the child's end time. The lock
+        may have been held by the parent's writer lane at the fork: a fresh one."""
+        self._lock = threading.Lock()
+        self._book.forget_open()
+        if self._retaining is not None:
+            self._retaining.forget_retained()
 
     # -- the Sink protocol ----------------------------------------------------------------------
 
@@ -289,3 +303,16 @@ class OpenTelemetrySink:
             self._book.artifact(entry.payload)
         elif payload_type == "EnvironmentSnapshot":
             self._book.environment(entry.payload)
+
+
+class _Weakly:
+    """Calls a bound method while its object lives: a fork hook (never unregistered) that does not
+    keep a closed sink alive."""
+
+    def __init__(self, method: Callable[[], None]) -> None:
+        self._method = weakref.WeakMethod(method)
+
+    def __call__(self) -> None:
+        method = self._method()
+        if method is not None:
+            method()
