@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from contexta import Contexta
+from contexta.capture import CaptureWarning
+from contexta.contract import StructuredEventRecord
 
 INTERVAL = 0.05
 THREAD = "contexta-system-metrics"
@@ -77,3 +80,24 @@ def test_a_forked_child_closing_its_contexta_leaves_the_parents_run_and_sampling
             "train": "completed",
         }
         assert not [e for e in ctx.get_run_snapshot(run.run_id).records if e.envelope.record_type == "event"]
+
+
+@pytest.mark.parametrize("source", ["disk_io_counters", "net_io_counters", "cpu_percent"])
+def test_one_unreadable_source_at_the_start_costs_only_its_own_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A sandbox or container without /proc/diskstats (psutil raises NotImplementedError) or
+    /proc/net/dev must still get its CPU and memory figures: one source failing on the first reading
+    stopped the sampler before its first sample."""
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{source}: couldn't find /proc/diskstats or /sys/block")
+
+    monkeypatch.setattr(psutil, source, unreadable)
+    with _ctx(tmp_path) as ctx:
+        with pytest.warns(CaptureWarning, match=source), ctx.run("r", system_metrics=INTERVAL) as run:
+            time.sleep(6 * INTERVAL)
+        rss = ctx.get_metric_series(run.run_id, "process.rss_bytes", stage="system").points
+        assert len(rss) >= 2 and all(point.value > 1_000_000 for point in rss)
+        events = [r for r in ctx.get_run_snapshot(run.run_id).records if isinstance(r, StructuredEventRecord)]
+        assert [event.payload.event_key for event in events] == ["system_metrics.sample_failed"]
