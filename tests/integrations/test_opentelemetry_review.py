@@ -3,7 +3,9 @@ against the real SDK (in-memory exporter and reader) with a `tmp_path` workspace
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -181,3 +183,59 @@ def test_a_forked_child_never_exports_the_spans_its_parent_has_open(
     spans = exporter.get_finished_spans()
     assert sorted(span.name for span in spans) == ["run parent", "stage train"]
     assert not any("contexta.ended_by" in (span.attributes or {}) for span in spans)
+
+
+class _SilentCollector:
+    """A collector that takes each request and never answers (overloaded, or a proxy in front of a
+    dead one): every export attempt costs the exporter its whole timeout. Counts the attempts."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:
+                return
+            self._held.append(connection)
+            threading.Thread(target=self._read, args=(connection,), daemon=True).start()
+
+    def _read(self, connection: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := connection.recv(65_536):
+                for line in data.split(b"\r\n"):
+                    if line.startswith(b"POST "):
+                        self.requests.append(line.split()[1].decode())
+
+    def stop(self) -> None:
+        self._server.close()
+        for connection in self._held:
+            connection.close()
+
+
+def test_close_keeps_to_close_timeout_when_the_collector_never_answers(tmp_path: Path) -> None:
+    """`close_timeout_s` bounds closing: once it has passed, no new export is started. Closing made
+    five attempts one after the other (span flush, metric flush, the kept spans, and one more each at
+    shutdown), each costing the exporter's whole timeout: 50 s at the defaults, holding the
+    program's exit."""
+    collector = _SilentCollector()
+    try:
+        sink = OpenTelemetrySink(
+            endpoint=f"http://127.0.0.1:{collector.port}", timeout_s=0.5, close_timeout_s=0.1
+        )
+        with Contexta(workspace=tmp_path / "ws", config={"project_name": "otel"}, sinks=[sink]) as ctx:
+            with ctx.run("r") as run, run.stage("train") as stage:
+                stage.metric("loss", 0.5, step=0)
+            ctx.flush()
+        # One span export (the first, started within the close timeout) and no more; the SDK's metric
+        # reader may still start its final export on its own (daemon) thread at shutdown.
+        assert collector.requests.count("/v1/traces") == 1, collector.requests
+        assert collector.requests.count("/v1/metrics") <= 1, collector.requests
+        assert sink.stats().spans_lost == 2  # the run and the stage: given up on, and counted
+    finally:
+        collector.stop()
