@@ -373,7 +373,9 @@ class Contexta(Investigation, RunManagement):
     def close(self, timeout: float | None = None) -> FlushReport:
         """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""
         if not self._pipeline.closed:
-            for _scope, end in self._session.open_top_level():
+            # Only what this process opened: in a forked child (a DataLoader worker) the runs open at
+            # the fork, their stages and their system-metrics sampling are the parent's to end.
+            for _scope, end in self._session.owned_top_level():
                 end(_CLOSED_BY_CONTEXTA, None)
         report = self._pipeline.close(timeout)
         self._database.close_all()

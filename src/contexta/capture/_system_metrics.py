@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from contexta.config import MIN_SYSTEM_METRICS_INTERVAL_S
 from contexta.errors import (
@@ -109,17 +109,20 @@ def require_psutil() -> ModuleType:
 
 
 class _HostReadings:
-    """The process and the machine, through psutil; rates are averaged since the previous reading."""
+    """The process and the machine, through psutil; rates are averaged since the previous reading.
+
+    Each source is read on its own, from the first (baseline) reading on: a sandbox or container
+    without /proc/diskstats or /proc/net/dev (psutil raises) loses those keys, never the others."""
 
     def __init__(self, psutil: ModuleType):
         self._psutil = psutil
         self._process = psutil.Process()
         self._max_percent = 100.0 * (psutil.cpu_count() or 1)
         now = time.monotonic()
-        self._cpu = (now, self._process_cpu_s())
-        psutil.cpu_percent(None)  # the machine's figure is measured from this call to the next
-        self._disk = (now, self._disk_counters())
-        self._net = (now, self._net_counters())
+        self._cpu: tuple[float, float | None] = (now, _or_none(self._process_cpu_s))
+        _or_none(lambda: psutil.cpu_percent(None))  # the machine's figure runs from this call to the next
+        self._disk = (now, _or_none(self._disk_counters))
+        self._net = (now, _or_none(self._net_counters))
 
     def _process_cpu_s(self) -> float:
         times = self._process.cpu_times()
@@ -141,7 +144,7 @@ class _HostReadings:
             cpu = self._process_cpu_s()
             self._cpu = (now, cpu)
             elapsed = now - previous_at
-            if elapsed > 0:
+            if elapsed > 0 and previous_cpu is not None:
                 # /proc counts CPU time in clock ticks (10 ms): over a short interval the quotient can
                 # overshoot by a tick, so it is kept within what the cores can give.
                 percent = 100.0 * (cpu - previous_cpu) / elapsed
@@ -151,11 +154,14 @@ class _HostReadings:
             failed("process", error)
         try:
             into[PERCENT]["system.cpu_percent"] = float(self._psutil.cpu_percent(None))
+        except Exception as error:
+            failed("machine cpu", error)
+        try:
             memory = self._psutil.virtual_memory()
             into[BYTES]["system.memory_used_bytes"] = float(memory.used)
             into[BYTES]["system.memory_available_bytes"] = float(memory.available)
         except Exception as error:
-            failed("machine", error)
+            failed("machine memory", error)
         for name, source, keys in (
             ("disk", self._disk_counters, ("system.disk_read_bytes_per_s", "system.disk_write_bytes_per_s")),
             ("network", self._net_counters, ("system.net_sent_bytes_per_s", "system.net_recv_bytes_per_s")),
@@ -250,6 +256,17 @@ class _GpuReadings:
         _quietly(self._nvml.nvmlShutdown)
 
 
+_T = TypeVar("_T")
+
+
+def _or_none(read: Callable[[], _T]) -> _T | None:
+    """`read()`, or None when it fails (a first reading: the next one reports the failure)."""
+    try:
+        return read()
+    except Exception:
+        return None
+
+
 def _quietly(call: Callable[[], object]) -> None:
     try:
         call()
@@ -301,11 +318,12 @@ class SystemMetricsSampler:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, *, completed: bool, deadline: float | None = None) -> None:
+    def stop(self, *, deadline: float | None = None) -> None:
         """Stop sampling and wait (bounded) for the thread; record failures, if any, as one event;
-        close the `system` stage `completed` when the run completed (otherwise the run's closing
-        closes it with the run's own ending). `deadline` (a time.monotonic() instant) is given when
-        the process is ending: then no last sample is taken and no wait goes beyond it."""
+        close the `system` stage `completed` whatever the run's ending: sampling did its work up to
+        the end, and a failed run must not read as a failed `system` stage (`diagnose_run` would
+        name it as a stage to rerun). `deadline` (a time.monotonic() instant) is given when the
+        process is ending: then no last sample is taken and no wait goes beyond it."""
         if os.getpid() != self._pid:
             return  # a forked child: the sampler and its run are the parent's
         self._final_sample = deadline is None
@@ -324,8 +342,7 @@ class SystemMetricsSampler:
                     level="warning",
                     attributes={"failed_samples": self._failed_samples, "first_error": self._first_failure},
                 )
-            if completed:
-                self._stage.close("completed")
+            self._stage.close("completed")
         except ContextaError:
             pass  # the Contexta was closed meanwhile: its closing stands
 

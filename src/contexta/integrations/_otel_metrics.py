@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from contexta.capture import CapturedEntry
+from contexta.integrations._otel_values import record_execution
 
 __all__ = ["MetricInstruments", "MetricPoint", "metric_point"]
 
@@ -41,6 +42,7 @@ class MetricPoint(NamedTuple):
     batch_ref: str | None
     sample_ref: str | None
     deployment_ref: str | None
+    execution_id: str | None  # the run execution it belongs to (two may share a run name)
 
 
 def metric_point(entry: CapturedEntry) -> MetricPoint:
@@ -61,6 +63,7 @@ def metric_point(entry: CapturedEntry) -> MetricPoint:
             context.batch_ref,
             context.sample_ref,
             context.deployment_ref,
+            context.execution_id,
         )
     document: Mapping[str, Any] = entry.payload
     envelope, payload = document["envelope"], document["payload"]
@@ -79,6 +82,7 @@ def metric_point(entry: CapturedEntry) -> MetricPoint:
         envelope.get("batch_execution_ref"),
         envelope.get("sample_observation_ref"),
         envelope.get("deployment_execution_ref"),
+        record_execution(envelope),
     )
 
 

@@ -5,7 +5,9 @@ its own timeout). Wrapped in this, a failed export keeps its spans (up to `max_r
 dropped and counted beyond that) and they go first with the next export; while the collector is
 down, exports are not attempted again before a backoff (1 s doubling to 30 s) so the processor's
 thread is not held for a whole exporter timeout per batch. `force_flush` and `shutdown` try at once,
-whatever the backoff. Only imported once the SDK is known to be installed.
+whatever the backoff, but start no export past their deadline (`force_flush`'s timeout, and the
+sink's close deadline given to `give_up_at`): with a collector that never answers, each attempt costs
+the exporter's whole timeout. Only imported once the SDK is known to be installed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class RetainingSpanExporter(SpanExporter):
         self._lock = threading.Lock()
         self._retry_at = 0.0
         self._backoff = _FIRST_RETRY_S
+        self._give_up_at: float | None = None  # the sink's close deadline (time.monotonic())
         self.delivered = 0
         self.lost = 0  # dropped beyond max_retained, or still undelivered at shutdown
         self.failed_exports = 0
@@ -57,9 +60,18 @@ class RetainingSpanExporter(SpanExporter):
             # The spans are accepted either way: kept ones are this exporter's to send, not lost.
             return SpanExportResult.SUCCESS
 
-    def _deliver(self) -> bool:
-        """Send what is kept, oldest first, in chunks; True when nothing is left (lock held)."""
+    def give_up_at(self, deadline: float) -> None:
+        """Start no export after `deadline` (a time.monotonic() instant): the sink is closing."""
+        self._give_up_at = deadline
+
+    def _deliver(self, deadline: float | None = None) -> bool:
+        """Send what is kept, oldest first, in chunks, starting none past `deadline` or the close
+        deadline; True when nothing is left (lock held)."""
+        if self._give_up_at is not None:
+            deadline = self._give_up_at if deadline is None else min(deadline, self._give_up_at)
         while self._retained:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
             chunk = [self._retained[index] for index in range(min(_CHUNK, len(self._retained)))]
             try:
                 result = self._inner.export(chunk)
@@ -77,9 +89,15 @@ class RetainingSpanExporter(SpanExporter):
         self._backoff = _FIRST_RETRY_S
         return True
 
+    def forget_retained(self) -> None:
+        """In a forked child: the kept spans are the parent's to send (sent here too, they would
+        arrive twice); the lock may have been held by the parent's export at the fork."""
+        self._lock = threading.Lock()
+        self._retained.clear()
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         with self._lock:
-            return self._deliver()
+            return self._deliver(time.monotonic() + timeout_millis / 1000)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -30,6 +30,12 @@ INSTALL_HINT = "pip install 'contexta[opentelemetry]'"
 # do not fit the processor's queue meanwhile are dropped by the SDK. Used only when
 # OTEL_BSP_MAX_QUEUE_SIZE does not say otherwise.
 _OWN_QUEUE_SIZE = 65_536
+# The longest attribute value (characters) on the sink's own spans and span events, used only when
+# OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT does not say otherwise. The SDK's default is no limit: one
+# value of megabytes (a dumped config, a long prompt) makes a request a collector refuses (413), and
+# the retaining exporter would then send that refused chunk first forever, so no later span would ever
+# arrive. The capture log and the store keep every value whole.
+_OWN_ATTRIBUTE_LENGTH = 16_384
 
 
 def require(module: str, what: str) -> ModuleType:
@@ -74,7 +80,12 @@ def build_tracer_provider(
     )
     exporter = RetainingSpanExporter(inner, max_retained=max_retained_spans)
     queue = None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else _OWN_QUEUE_SIZE
-    provider: TracerProvider = trace_sdk.TracerProvider(resource=_resource(service_name))
+    length_set = any(
+        os.environ.get(name)
+        for name in ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+    )
+    limits = trace_sdk.SpanLimits(max_attribute_length=None if length_set else _OWN_ATTRIBUTE_LENGTH)
+    provider: TracerProvider = trace_sdk.TracerProvider(resource=_resource(service_name), span_limits=limits)
     provider.add_span_processor(export.BatchSpanProcessor(exporter, max_queue_size=queue))
     return provider, exporter
 

@@ -6,6 +6,11 @@ arrive in: open spans are kept here, by ref, until their end. Records of an open
 artifact registrations, loss markers, metrics sent as events) become events of its span, and
 `scope.span(...)` records become child spans. Only imported once the SDK is known to be installed.
 
+Open spans are kept by (ref, execution): two executions of one run name open at once (contexta
+records them apart, and warns) are two traces, never one span superseding the other; a record goes
+to the span of its own execution (named by its record ref, or a metric's context), else to the latest
+open one of its ref.
+
 Robust to what a sink may be given: a close record whose open was never seen (a batch replayed from
 the outbox) still makes the whole span, since close records carry the start time too; a record whose
 scope is not open goes to its nearest open ancestor, or, with none, to a zero-length span of its own.
@@ -23,7 +28,13 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tracer
 
-from contexta.integrations._otel_values import AttributeValue, attribute_value, flat_attributes, time_ns
+from contexta.integrations._otel_values import (
+    AttributeValue,
+    attribute_value,
+    flat_attributes,
+    record_execution,
+    time_ns,
+)
 
 __all__ = ["SCOPE_TYPES", "SpanBook"]
 
@@ -87,6 +98,8 @@ _ENVELOPE_SCOPES = (
     "run_ref",
 )
 _RUN_LINKS_KEPT = 1024  # ended runs whose span a later deployment (run_ref=...) may link to
+# An open scope's key: its ref and its execution (None for a deployment, which has none).
+_Key = tuple[str, str | None]
 
 
 @dataclass(slots=True)
@@ -112,11 +125,13 @@ def _scope_attributes(kind: str, document: Mapping[str, Any]) -> dict[str, Attri
 
 
 class SpanBook:
-    """Open spans by scope ref, and the rules that turn each record into span calls (one thread)."""
+    """Open spans by scope ref and execution, and the rules that turn each record into span calls
+    (one thread)."""
 
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
-        self._open: dict[str, _Open] = {}
+        self._open: dict[_Key, _Open] = {}  # in opening order: `end_open` ends children first
+        self._executions: dict[str, list[str | None]] = {}  # ref -> its open executions, oldest first
         self._ended_runs: OrderedDict[str, SpanContext] = OrderedDict()
         self.spans_started = 0
         self.spans_ended = 0
@@ -131,17 +146,17 @@ class SpanBook:
     def scope(self, payload_type: str, document: Mapping[str, Any]) -> None:
         """An open or close record of a run, stage, batch, sample, operation or deployment."""
         kind = SCOPE_TYPES[payload_type]
-        ref = document[kind.ref_field]
+        key: _Key = (document[kind.ref_field], document.get("execution_id"))
         started_at = document[kind.start_field]
-        current = self._open.get(ref)
+        current = self._open.get(key)
         if current is not None and current.started_at != started_at:
-            # A new execution under a ref still open here (resume=True after a lost close): the old
+            # A new opening of a scope still open here (resume=True after a lost close): the old
             # span ends where the new one starts, so neither is left open.
             current.span.set_attribute("contexta.ended_by", "superseded")
-            self._end(ref, time_ns(started_at))
+            self._end(key, time_ns(started_at))
             current = None
         if current is None:
-            current = self._start(kind, ref, started_at, document)
+            current = self._start(kind, key, started_at, document)
         if document.get("status", "open") == "open":
             return
         span = current.span
@@ -163,20 +178,35 @@ class SpanBook:
                     timestamp=ended_ns,
                 )
             span.set_status(Status(StatusCode.ERROR, description))
-        self._end(ref, ended_ns)
+        self._end(key, ended_ns)
 
-    def _start(self, kind: _ScopeType, ref: str, started_at: str, document: Mapping[str, Any]) -> _Open:
+    def _lookup(self, ref: str, execution: str | None) -> _Open | None:
+        """The open span of `ref` in `execution`; with no execution known (or a scope that has none,
+        a deployment), the latest open one of `ref`."""
+        opened = self._open.get((ref, execution))
+        if opened is not None:
+            return opened
+        executions = self._executions.get(ref)
+        if not executions:
+            return None
+        if execution is None or executions[-1] is None:
+            return self._open[(ref, executions[-1])]
+        return None  # open only in other executions: not this record's scope
+
+    def _start(self, kind: _ScopeType, key: _Key, started_at: str, document: Mapping[str, Any]) -> _Open:
+        ref, execution = key
         parent = next(
             (
-                self._open[document[field]]
+                opened
                 for field in kind.parent_fields
-                if document.get(field) in self._open
+                if isinstance(document.get(field), str)
+                and (opened := self._lookup(document[field], execution)) is not None
             ),
             None,
         )
         links: list[Link] = []
         if kind.kind == "deployment" and document.get("run_ref"):
-            run = self._open.get(document["run_ref"])
+            run = self._lookup(document["run_ref"], None)
             linked = (
                 run.span.get_span_context() if run is not None else self._ended_runs.get(document["run_ref"])
             )
@@ -191,12 +221,18 @@ class SpanBook:
             start_time=time_ns(started_at),
         )
         opened = _Open(span, kind.kind, started_at)
-        self._open[ref] = opened
+        self._open[key] = opened
+        self._executions.setdefault(ref, []).append(execution)
         self.spans_started += 1
         return opened
 
-    def _end(self, ref: str, end_ns: int) -> None:
-        opened = self._open.pop(ref)
+    def _end(self, key: _Key, end_ns: int) -> None:
+        opened = self._open.pop(key)
+        ref, execution = key
+        executions = self._executions[ref]
+        executions.remove(execution)
+        if not executions:
+            del self._executions[ref]
         opened.span.end(end_time=end_ns)
         self.spans_ended += 1
         if opened.kind == "run":
@@ -207,18 +243,23 @@ class SpanBook:
     def end_open(self, reason: str) -> int:
         """End every span still open now (children before parents), marked as ended by `reason`
         with status "open": their scopes had not ended when the sink was closed."""
-        refs = list(self._open)
+        keys = list(self._open)
         now = time.time_ns()
-        for ref in reversed(refs):
-            span = self._open[ref].span
+        for key in reversed(keys):
+            span = self._open[key].span
             span.set_attributes({"contexta.status": "open", "contexta.ended_by": reason})
-            self._end(ref, now)
-        return len(refs)
+            self._end(key, now)
+        return len(keys)
+
+    def forget_open(self) -> None:
+        """Let go of every open span without ending it (a forked child's copies of its parent's)."""
+        self._open.clear()
+        self._executions.clear()
 
     def environment(self, document: Mapping[str, Any]) -> None:
         """The run's environment snapshot as attributes of its span (the package list left out: it
         is hundreds of entries, kept in the capture log and the store)."""
-        opened = self._open.get(document.get("run_ref", ""))
+        opened = self._lookup(document.get("run_ref", ""), document.get("execution_id"))
         if opened is None:
             return
         opened.span.set_attributes(
@@ -232,11 +273,12 @@ class SpanBook:
 
     # -- records --------------------------------------------------------------------------------
 
-    def find(self, refs: Iterable[str | None]) -> Span | None:
-        """The span of the first open scope among `refs` (a subject, then its ancestors)."""
+    def find(self, refs: Iterable[str | None], execution: str | None = None) -> Span | None:
+        """The span of the first open scope among `refs` (a subject, then its ancestors) in
+        `execution` (see `_lookup`)."""
         for ref in refs:
             if ref is not None:
-                opened = self._open.get(ref)
+                opened = self._lookup(ref, execution)
                 if opened is not None:
                     return opened.span
         return None
@@ -247,10 +289,11 @@ class SpanBook:
         name: str,
         attributes: dict[str, AttributeValue],
         timestamp: str,
+        execution: str | None = None,
     ) -> None:
         """An event on the nearest open scope's span, or on a zero-length span of its own."""
         stamp = time_ns(timestamp)
-        span = self.find(refs)
+        span = self.find(refs, execution)
         if span is not None:
             span.add_event(name, attributes, timestamp=stamp)
             return
@@ -270,24 +313,29 @@ class SpanBook:
         payload = document.get("payload", {})
         refs = (payload.get("subject_ref"), *(envelope.get(field) for field in _ENVELOPE_SCOPES))
         observed = envelope.get("observed_at") or envelope.get("recorded_at")
+        execution = record_execution(envelope)
         if payload_type == "StructuredEventRecord":
             attributes = flat_attributes("", payload.get("attributes"))
             attributes["contexta.level"] = str(payload.get("level", "info"))
             if payload.get("message") is not None:
                 attributes["contexta.message"] = str(payload["message"])
             attributes["contexta.record_ref"] = str(envelope.get("record_ref"))
-            self.add_event(refs, str(payload.get("event_key")), attributes, observed)
+            self.add_event(refs, str(payload.get("event_key")), attributes, observed, execution)
         elif payload_type == "TraceSpanRecord":
-            self._trace_span(refs, envelope, payload)
+            self._trace_span(refs, envelope, payload, execution)
         elif payload_type == "DegradedRecord":
             attributes = flat_attributes("contexta.", {**payload, "attributes": None})
             attributes.update(flat_attributes("", payload.get("attributes")))
-            self.add_event(refs, "contexta.degraded", attributes, observed)
+            self.add_event(refs, "contexta.degraded", attributes, observed, execution)
 
     def _trace_span(
-        self, refs: tuple[str | None, ...], envelope: Mapping[str, Any], payload: Mapping[str, Any]
+        self,
+        refs: tuple[str | None, ...],
+        envelope: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        execution: str | None,
     ) -> None:
-        parent = self.find(refs)
+        parent = self.find(refs, execution)
         attributes = flat_attributes("", payload.get("attributes"))
         attributes.update({"contexta.kind": "span", "contexta.record_ref": str(envelope.get("record_ref"))})
         status = str(payload.get("status", "ok"))

@@ -14,7 +14,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AttributeValue", "attribute_value", "flat_attributes", "time_ns"]
+# Private to the contract package, but the one parser of what a record ref says about its execution.
+from contexta.contract._refs import execution_of_record_ref
+
+__all__ = ["AttributeValue", "attribute_value", "flat_attributes", "record_execution", "time_ns"]
 
 AttributeValue = str | bool | int | float | list[str] | list[bool] | list[int] | list[float]
 
@@ -54,3 +57,10 @@ def flat_attributes(prefix: str, mapping: Mapping[str, Any] | None) -> dict[str,
         if converted is not None:
             out[f"{prefix}{key}"] = converted
     return out
+
+
+def record_execution(envelope: Mapping[str, Any]) -> str | None:
+    """The run execution a record belongs to, named in its record ref (None when it names none: a
+    run-less deployment's record). Two executions of one run name may be open at once."""
+    record_ref = envelope.get("record_ref")
+    return execution_of_record_ref(record_ref) if isinstance(record_ref, str) else None

@@ -31,8 +31,11 @@ The SDK is imported when a sink is made, never by `import contexta`; without it 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Mapping
+import time
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,6 +134,7 @@ class OpenTelemetrySink:
         self._closed = False
         self._retaining: RetainingSpanExporter | None = None
         self._owned: list[Any] = []  # providers built here, shut down on close
+        self._owned_meter: Any = None  # the one of them whose shutdown takes a timeout
         self._given: list[Any] = []  # providers the user passed, only flushed on close
         if tracer_provider is None:
             tracer_provider, self._retaining = build_tracer_provider(
@@ -146,6 +150,7 @@ class OpenTelemetrySink:
                     endpoint=endpoint, headers=headers, timeout_s=timeout_s, service_name=service_name
                 )
                 self._owned.append(meter_provider)
+                self._owned_meter = meter_provider
             elif meter_provider is not None:
                 self._given.append(meter_provider)
         else:
@@ -176,6 +181,18 @@ class OpenTelemetrySink:
         self._scope_types = SCOPE_TYPES
         self._metrics_as_events = 0
         self._ended_at_close = 0
+        if hasattr(os, "register_at_fork"):  # a forked child starts with none of the parent's spans
+            os.register_at_fork(after_in_child=_Weakly(self._after_fork_in_child))
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (a DataLoader worker, a multiprocessing process): the open spans are the
+        parent's, which ends and exports them; ending them here too, when the child closes its
+        Contexta, would export copies under the same span ids with the child's end time. The lock
+        may have been held by the parent's writer lane at the fork: a fresh one."""
+        self._lock = threading.Lock()
+        self._book.forget_open()
+        if self._retaining is not None:
+            self._retaining.forget_retained()
 
     # -- the Sink protocol ----------------------------------------------------------------------
 
@@ -211,15 +228,22 @@ class OpenTelemetrySink:
         `force_flush()` to export now."""
 
     def force_flush(self, timeout_s: float = 10.0) -> bool:
-        """Export every ended span and the current metric values now; True if all went out."""
+        """Export every ended span and the current metric values now; True if all went out. No
+        export starts once `timeout_s` has passed (one under way takes up to the exporter's own
+        timeout: a collector that never answers costs one of those, not one per step)."""
+        return self._flush_until(time.monotonic() + timeout_s)
+
+    def _flush_until(self, deadline: float) -> bool:
         done = True
-        millis = int(timeout_s * 1000)
         for provider in (*self._owned, *self._given):
             flush = getattr(provider, "force_flush", None)
-            if flush is not None:
-                done = bool(flush(millis)) and done
+            if flush is None:
+                continue
+            left_ms = _millis_left(deadline)
+            done = left_ms > 0 and bool(flush(left_ms)) and done
         if self._retaining is not None:
-            done = self._retaining.force_flush(millis) and done
+            left_ms = _millis_left(deadline)
+            done = left_ms > 0 and self._retaining.force_flush(left_ms) and done
         return done
 
     def close(self) -> None:
@@ -229,11 +253,19 @@ class OpenTelemetrySink:
             if self._closed:
                 return
             self._closed = True
+            # `close_timeout_s` bounds the whole closing: flushing, then shutting down, start no export
+            # once it has passed (each would cost the exporter's whole timeout with a silent collector).
+            deadline = time.monotonic() + self._close_timeout_ms / 1000
             try:
                 self._ended_at_close += self._book.end_open("sink-close")
-                self.force_flush(self._close_timeout_ms / 1000)
+                if self._retaining is not None:
+                    self._retaining.give_up_at(deadline)
+                self._flush_until(deadline)
                 for provider in self._owned:
-                    provider.shutdown()
+                    if provider is self._owned_meter:
+                        provider.shutdown(timeout_millis=_millis_left(deadline))
+                    else:
+                        provider.shutdown()
             except Exception:  # closing must not fail the program that closes contexta
                 _LOGGER.warning("closing the OpenTelemetry sink failed", exc_info=True)
 
@@ -279,7 +311,7 @@ class OpenTelemetrySink:
                 point.deployment_ref,
                 point.run_ref,
             )
-            self._book.add_event(refs, point.key, attributes, point.observed_at)
+            self._book.add_event(refs, point.key, attributes, point.observed_at, point.execution_id)
             self._metrics_as_events += 1
         elif payload_type in self._scope_types:
             self._book.scope(payload_type, entry.payload)
@@ -289,3 +321,21 @@ class OpenTelemetrySink:
             self._book.artifact(entry.payload)
         elif payload_type == "EnvironmentSnapshot":
             self._book.environment(entry.payload)
+
+
+def _millis_left(deadline: float) -> int:
+    """Whole milliseconds from now to `deadline` (a time.monotonic() instant), 0 once it passed."""
+    return max(0, int((deadline - time.monotonic()) * 1000))
+
+
+class _Weakly:
+    """Calls a bound method while its object lives: a fork hook (never unregistered) that does not
+    keep a closed sink alive."""
+
+    def __init__(self, method: Callable[[], None]) -> None:
+        self._method = weakref.WeakMethod(method)
+
+    def __call__(self) -> None:
+        method = self._method()
+        if method is not None:
+            method()

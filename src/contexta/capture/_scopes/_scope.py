@@ -695,7 +695,7 @@ class RunScope(Scope):
         # Sampling stops first, so its last samples are queued before the run's closing and its barrier.
         sampler, self._system_metrics = self._system_metrics, None
         if sampler is not None:
-            sampler.stop(completed=ending.status == "completed", deadline=deadline)
+            sampler.stop(deadline=deadline)
         # The snapshot is part of the run: it is queued before the run's closing, while the queue is
         # open (at interpreter exit too), unless the deadline passes first.
         if threading.current_thread() is not self._environment:
