@@ -26,7 +26,7 @@ import pytest
 from contexta import Contexta
 from contexta.capture import CaptureWarning
 from contexta.contract import StructuredEventRecord
-from contexta.errors import ConfigurationError, ValidationError
+from contexta.errors import ConfigurationError, MissingDependencyError, ValidationError
 
 INTERVAL = 0.05
 THREAD = "contexta-system-metrics"
@@ -303,18 +303,18 @@ def test_a_failing_sample_is_warned_once_counted_and_never_raised(
         assert [s.status for s in ctx.list_stages(run.run_id)] == ["completed"]
 
 
-def test_missing_psutil_is_a_configuration_error_before_the_run_opens(
+def test_missing_psutil_is_a_missing_dependency_error_before_the_run_opens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` raises ImportError
     with _ctx(tmp_path) as ctx:
-        with pytest.raises(ConfigurationError, match=r"contexta\[system\]") as raised:
+        with pytest.raises(MissingDependencyError, match=r"contexta\[system\]") as raised:
             ctx.run("r", system_metrics=True)
         assert raised.value.code == "dependency_missing"
         with ctx.run("without") as run:  # without system metrics psutil is not needed
             run.metric("loss", 1.0)
         assert [r.name for r in ctx.list_runs()] == ["without"]
-    with _ctx(tmp_path, system_metrics_interval_s=1.0) as ctx, pytest.raises(ConfigurationError):
+    with _ctx(tmp_path, system_metrics_interval_s=1.0) as ctx, pytest.raises(MissingDependencyError):
         ctx.run("configured")
 
 

@@ -24,7 +24,7 @@ from opentelemetry.trace import StatusCode
 
 from contexta import Contexta
 from contexta.capture import InMemorySink, LocalJsonlSink
-from contexta.errors import CaptureWarning, ConfigurationError
+from contexta.errors import CaptureWarning, ConfigurationError, MissingDependencyError
 from contexta.integrations.opentelemetry import OpenTelemetrySink
 
 
@@ -381,9 +381,9 @@ def test_nothing_is_lost_while_the_collector_is_down(tmp_path: Path) -> None:
 def test_without_the_sdk_the_constructor_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in ("opentelemetry.sdk", "opentelemetry.sdk.trace"):
         monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(ConfigurationError) as missing:
+    with pytest.raises(MissingDependencyError) as missing:
         OpenTelemetrySink()
-    assert missing.value.code == "opentelemetry_missing"
+    assert missing.value.code == "dependency_missing"
     assert "pip install 'contexta[opentelemetry]'" in str(missing.value)
 
 

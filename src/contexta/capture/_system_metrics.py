@@ -40,8 +40,8 @@ from contexta.config import MIN_SYSTEM_METRICS_INTERVAL_S
 from contexta.errors import (
     CaptureWarning,
     ClosedScopeError,
-    ConfigurationError,
     ContextaError,
+    MissingDependencyError,
     ValidationError,
 )
 
@@ -95,11 +95,12 @@ def resolve_interval(requested: bool | float | None, configured: float) -> float
 
 
 def require_psutil() -> ModuleType:
-    """psutil, imported; a ConfigurationError (`dependency_missing`) saying how to install it."""
+    """psutil, imported; a `MissingDependencyError` (`dependency_missing`, also an ImportError, as for
+    every optional feature) saying how to install it."""
     try:
         return importlib.import_module("psutil")
     except ImportError as error:
-        raise ConfigurationError(
+        raise MissingDependencyError(
             "system metrics (ctx.run(..., system_metrics=...) or capture.system_metrics_interval_s) need "
             "the package 'psutil', which is not installed: pip install 'contexta[system]' (or pip install "
             "psutil), or turn system metrics off",

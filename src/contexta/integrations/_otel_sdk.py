@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from contexta.errors import ConfigurationError
+from contexta.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -39,13 +39,14 @@ _OWN_ATTRIBUTE_LENGTH = 16_384
 
 
 def require(module: str, what: str) -> ModuleType:
-    """`module`, imported; ConfigurationError(opentelemetry_missing) with the install line if not."""
+    """`module`, imported; `MissingDependencyError(dependency_missing)` (an ImportError, as for every
+    optional feature) with the install line if not."""
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ConfigurationError(
+        raise MissingDependencyError(
             f"OpenTelemetrySink needs {what} ({module}), which is not installed: {INSTALL_HINT}",
-            code="opentelemetry_missing",
+            code="dependency_missing",
             details={"module": module, "extra": "opentelemetry", "reason": str(error)},
         ) from None
 

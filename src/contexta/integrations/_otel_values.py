@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 # Private to the contract package, but the one parser of what a record ref says about its execution.
-from contexta.contract._refs import execution_of_record_ref
+from contexta.contract import execution_of_record_ref
 
 __all__ = ["AttributeValue", "attribute_value", "flat_attributes", "record_execution", "time_ns"]
 

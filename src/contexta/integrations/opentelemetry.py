@@ -25,7 +25,8 @@ events become span events, and metrics go to OpenTelemetry instruments (see _ote
 histograms) or, with no meter provider, to span events. See docs/integrations/opentelemetry.md.
 
 The SDK is imported when a sink is made, never by `import contexta`; without it the constructor raises
-`ConfigurationError(code="opentelemetry_missing")` naming `pip install 'contexta[opentelemetry]'`.
+`MissingDependencyError(code="dependency_missing")` (an `ImportError`) naming
+`pip install 'contexta[opentelemetry]'`.
 """
 
 from __future__ import annotations
