@@ -18,6 +18,7 @@ from psycopg import sql
 import contexta
 from contexta import Contexta, Workspace
 from contexta.capture._sinks import _sync
+from contexta.errors import StoreError
 from contexta.query._live import get_field_names
 from services import PostgresServer
 
@@ -145,3 +146,20 @@ def test_a_nul_in_an_event_message_does_not_break_diagnosing_the_run(
         ctx.flush()
         issues = ctx.diagnose_run("run:team.r").issues
         assert [issue.code for issue in issues] == ["error_event"]
+
+
+def test_a_write_the_server_refuses_is_a_store_error_naming_the_reason(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Tagging a run where a database administrator's constraint forbids it: a StoreError with a code
+    (store_write_failed) and the server's reason, not psycopg's own exception; the run is unchanged."""
+    with _contexta(tmp_path / "ws", postgres_url) as ctx:
+        with ctx.run("tagged", tags={"team": "a"}):
+            pass
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE runs ADD CONSTRAINT no_owner_tag CHECK (tags NOT LIKE '%owner%')")
+        with pytest.raises(StoreError) as refused:
+            ctx.tag_run("tagged", owner="ana")
+        assert refused.value.code == "store_write_failed"
+        assert "no_owner_tag" in refused.value.message
+        assert [run.tags for run in ctx.list_runs()] == [{"team": "a"}]

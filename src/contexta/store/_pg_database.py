@@ -243,6 +243,12 @@ class PostgresDatabase:
                     f"writing to the PostgreSQL store {redacted_url(self.url)} failed: {_first_line(error)}",
                     code="store_unreachable",
                 ) from error
+            if isinstance(error, psycopg.Error):  # the server refused this write (a constraint, a value)
+                raise StoreError(
+                    f"the PostgreSQL store refused a write: {_first_line(error)}",
+                    code="store_write_failed",
+                    details={"sqlstate": error.sqlstate or ""},
+                ) from error
             raise
         try:
             connection.raw.execute("COMMIT")
