@@ -173,7 +173,7 @@ class TensorboardSource:
     """A TensorBoard log directory to import from: one run per event directory."""
 
     def __init__(self, logdir: Path, project: str | None):
-        from contexta._imports._writer import check_project
+        from contexta._imports._writer import check_project, derived_project
 
         if not logdir.is_dir():
             raise NotFoundError(
@@ -189,7 +189,9 @@ class TensorboardSource:
                 code="import_source_not_found",
                 details={"path": str(logdir)},
             )
-        self.project = check_project(project if project is not None else logdir.resolve().name)
+        self.project = (
+            check_project(project) if project is not None else derived_project(logdir.resolve().name)
+        )
         self.torn_records = 0
         self.description = str(logdir)
         self.run_bytes: dict[str, int] = {}  # source id -> bytes of its event files (for progress)

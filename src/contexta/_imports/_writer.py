@@ -30,7 +30,7 @@ from typing import Any
 import blake3
 import orjson
 
-from contexta._imports._model import ImportedRun, execution_id_for, run_component
+from contexta._imports._model import ImportedRun, derived_component, execution_id_for, run_component
 from contexta.capture import CaptureBatch, CapturedEntry, LocalJsonlSink, StoreSink, hash_file
 from contexta.config import UnifiedConfig
 from contexta.contract import (
@@ -44,7 +44,7 @@ from contexta.contract import (
 from contexta.errors import ValidationError
 from contexta.store import StoreDatabase, open_store_database
 
-__all__ = ["IMPORT_BATCH", "ImportReport", "ImportTarget", "format_ns"]
+__all__ = ["IMPORT_BATCH", "ImportReport", "ImportTarget", "check_project", "derived_project", "format_ns"]
 
 IMPORT_BATCH = 8_192  # capture-log lines per batch (and per store transaction)
 _PRODUCER = "contexta.import"
@@ -295,6 +295,19 @@ def _mtime_ns(path: os.PathLike[str], default: int) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return default
+
+
+def derived_project(name: str) -> str:
+    """The project of runs whose source names it (an MLflow experiment, a TensorBoard log directory):
+    the name normalised when it makes a project name; else, rather than stop the import, a stable
+    name derived from it (`derived_component`), e.g. `project-<digest>` for `实验`. The source's own
+    name stays in each run's metadata; `--project` chooses another."""
+    from contexta.contract import normalize_name
+
+    try:
+        return normalize_name(name, "project")
+    except ValidationError:
+        return derived_component(name, empty="project")
 
 
 def check_project(project: str) -> str:

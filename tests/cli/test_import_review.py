@@ -1,0 +1,135 @@
+"""`contexta import` on the sources a demanding user has: metric keys Contexta must rename (which
+must never merge two source metrics into one series), experiment and run-directory names that are
+long or in another script (which must never stop the import), written by the real MLflow and
+tensorboardX."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from contexta import Workspace
+
+if TYPE_CHECKING:
+    from tests.cli.conftest import CliRunner
+
+mlflow = pytest.importorskip("mlflow")
+tensorboardx = pytest.importorskip("tensorboardX")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in milliseconds
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+
+
+def _series(reader: Workspace, ref: str) -> dict[str, list[tuple[int | None, float]]]:
+    found = {}
+    for summary in reader.get_metric_summaries(ref):
+        points = reader.get_metric_series(ref, summary.metric_key).points
+        found[summary.metric_key] = [(point.step, point.value) for point in points]
+    return found
+
+
+def test_mlflow_keys_renamed_alike_stay_apart(tmp_path: Path, cli: CliRunner, client: MlflowClient) -> None:
+    """`精度` and `召回` both lose every character Contexta refuses, and `acc:1` becomes the key
+    `acc_1` the run also logs: each source metric must still be its own series, with its own values."""
+    experiment = client.create_experiment("keys")
+    run_id = client.create_run(experiment, start_time=T0, run_name="keys").info.run_id
+    logged = {"精度": [0.9, 0.95], "召回": [0.1, 0.2], "acc:1": [0.5, 0.55], "acc_1": [0.6, 0.65]}
+    for key, values in logged.items():
+        for step, value in enumerate(values):
+            client.log_metric(run_id, key, value, timestamp=T0 + step, step=step)
+    client.set_terminated(run_id, "FINISHED", end_time=T0 + 1000)
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "mlflow", tmp_path / "mlruns", "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    renamed = json.loads(result.out)["renamed_keys"]
+    assert set(renamed) == {"精度", "召回", "acc:1"}
+    stored_keys = {key: renamed.get(key, key) for key in logged}
+    assert len(set(stored_keys.values())) == 4, stored_keys  # four source metrics, four stored keys
+    assert stored_keys["acc_1"] == "acc_1"  # a key Contexta accepts is never the one renamed
+    series = _series(Workspace(workspace), f"run:keys.{run_id}")
+    assert series == {stored_keys[key]: list(enumerate(values)) for key, values in logged.items()}
+    again = cli("import", "mlflow", tmp_path / "mlruns", "--workspace", workspace, "--format", "json")
+    assert again.code == 0 and json.loads(again.out)["skipped_runs"] == [f"run:keys.{run_id}"]
+
+
+def test_tensorboard_tags_renamed_alike_stay_apart(tmp_path: Path, cli: CliRunner) -> None:
+    logdir = tmp_path / "tb"
+    with tensorboardx.SummaryWriter(str(logdir / "run")) as writer:
+        for step in range(3):
+            writer.add_scalar("损失", 1.0 / (step + 1), step, walltime=1_767_225_600.0 + step)
+            writer.add_scalar("精度", 0.25 * step, step, walltime=1_767_225_600.0 + step)
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "tensorboard", logdir, "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    renamed = json.loads(result.out)["renamed_keys"]
+    assert set(renamed) == {"损失", "精度"} and renamed["损失"] != renamed["精度"]
+    (run,) = Workspace(workspace).list_runs()
+    series = _series(Workspace(workspace), run.run_id)
+    assert series[renamed["损失"]] == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
+    assert series[renamed["精度"]] == [(0, 0.0), (1, 0.25), (2, 0.5)]
+
+
+def test_a_long_tensorboard_run_directory_imports(tmp_path: Path, cli: CliRunner) -> None:
+    """Ray Tune names each trial's directory after its whole configuration: far longer than a ref
+    component. Each must still be a run of its own, named as its directory."""
+    logdir = tmp_path / "tune"
+    names = [
+        f"train_fn_2a3f4_0000{trial}_{trial}_batch_size=64,lr=0.00{trial}0,weight_decay=0.0001_2026-01-01_12-00-0{trial}"
+        for trial in range(2)
+    ]
+    for trial, name in enumerate(names):
+        with tensorboardx.SummaryWriter(str(logdir / name)) as writer:
+            writer.add_scalar("loss", 1.0 + trial, 0, walltime=1_767_225_600.0)
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "tensorboard", logdir, "--workspace", workspace)
+
+    assert result.code == 0, result.err
+    runs = Workspace(workspace).list_runs()
+    assert sorted(run.name for run in runs) == sorted(names)
+    assert len({run.run_id for run in runs}) == 2
+    reader = Workspace(workspace)
+    by_name = {run.name: run.run_id for run in runs}
+    for trial, name in enumerate(names):
+        assert _series(reader, by_name[name]) == {"loss": [(0, 1.0 + trial)]}
+
+
+def test_experiments_named_in_another_script_or_at_length_import(
+    tmp_path: Path, cli: CliRunner, client: MlflowClient
+) -> None:
+    """An experiment name with no Latin letter, or one longer than a project name may be (the
+    Databricks style `/Users/<email>/<path>`), must not stop the import of it or of the others."""
+    names = ["实验", "/Users/first.last@example.com/churn-prediction/experiments/baseline-2026-q1", "plain"]
+    run_ids = {}
+    for number, name in enumerate(names):
+        experiment = client.create_experiment(name)
+        run_id = client.create_run(experiment, start_time=T0, run_name=f"run-{number}").info.run_id
+        client.log_metric(run_id, "loss", float(number), timestamp=T0, step=0)
+        client.set_terminated(run_id, "FINISHED", end_time=T0 + 1000)
+        run_ids[name] = run_id
+    workspace = tmp_path / "ws"
+
+    result = cli("import", "mlflow", tmp_path / "mlruns", "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    assert len(json.loads(result.out)["imported_runs"]) == 3
+    reader = Workspace(workspace)
+    runs = {run.metadata["mlflow"]["experiment_name"]: run for run in reader.list_runs()}
+    assert set(runs) == set(names)
+    assert len({run.project_name for run in runs.values()}) == 3  # three experiments, three projects
+    assert runs["plain"].project_name == "plain"
+    for number, name in enumerate(names):
+        assert _series(reader, runs[name].run_id) == {"loss": [(0, float(number))]}
