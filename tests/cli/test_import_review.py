@@ -133,3 +133,40 @@ def test_experiments_named_in_another_script_or_at_length_import(
     assert runs["plain"].project_name == "plain"
     for number, name in enumerate(names):
         assert _series(reader, runs[name].run_id) == {"loss": [(0, float(number))]}
+
+
+@pytest.mark.parametrize("after", ["delete", "gc", "no-journal"])
+def test_a_deleted_import_comes_back_when_imported_again_and_stays_after_a_repair(
+    tmp_path: Path, cli: CliRunner, client: MlflowClient, after: str
+) -> None:
+    """`contexta delete RUN --yes` then importing again is how the docs say to bring a run back;
+    it must really be back (not reported imported while the store lacks it), and a repair, which
+    replays the deletion, must not take the new import away."""
+    experiment = client.create_experiment("again")
+    run_id = client.create_run(experiment, start_time=T0, run_name="again").info.run_id
+    for step in range(5):
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), timestamp=T0 + step, step=step)
+    client.set_terminated(run_id, "FINISHED", end_time=T0 + 1000)
+    root, workspace, ref = tmp_path / "mlruns", tmp_path / "ws", f"run:again.{run_id}"
+    expected = {"loss": [(step, 1.0 / (step + 1)) for step in range(5)]}
+    assert cli("import", "mlflow", root, "--workspace", workspace).code == 0
+    assert cli("delete", ref, "--workspace", workspace, "--yes").code == 0
+    if after == "gc":
+        assert cli("gc", "--workspace", workspace).code == 0
+    if after == "no-journal":  # as in a PostgreSQL store, which keeps none: its delivered batches tell
+        (workspace / "metadata" / "run-journal.jsonl").unlink()
+
+    result = cli("import", "mlflow", root, "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["imported_runs"] == [ref]
+    assert [run.run_id for run in Workspace(workspace).list_runs()] == [ref]
+    assert _series(Workspace(workspace), ref) == expected
+
+    if after == "no-journal":
+        return  # a repair without the journal does not know of the deletion
+    assert cli("repair", "--workspace", workspace).code == 0
+    assert [run.run_id for run in Workspace(workspace).list_runs()] == [ref]
+    assert _series(Workspace(workspace), ref) == expected
+    again = cli("import", "mlflow", root, "--workspace", workspace, "--format", "json")
+    assert again.code == 0 and json.loads(again.out)["skipped_runs"] == [ref]

@@ -163,11 +163,14 @@ def stored_keys(source_keys: Iterable[str]) -> dict[str, str]:
     return stored
 
 
-def execution_id_for(source: str, source_id: str) -> str:
+def execution_id_for(source: str, source_id: str, generation: int = 0) -> str:
     """The execution id an imported run is stored under: 16 hex digits derived from the source and
     its run id, so every import of one source run writes the same execution (never all digits:
-    `run@3` means a position, see `new_execution_id`)."""
-    digest = blake3.blake3(f"contexta-import|{source}|{source_id}".encode()).hexdigest()[:16]
+    `run@3` means a position, see `new_execution_id`). `generation` counts the earlier executions of
+    it that were deleted (`contexta delete`): importing it again writes a new one, which replaying
+    the deletion (`contexta repair`) leaves alone."""
+    seed = f"contexta-import|{source}|{source_id}" + (f"|{generation}" if generation else "")
+    digest = blake3.blake3(seed.encode()).hexdigest()[:16]
     return digest if not digest.isdigit() else "a" + digest[1:]
 
 

@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import blake3
@@ -42,7 +43,7 @@ from contexta.contract import (
     utc_now,
 )
 from contexta.errors import ValidationError
-from contexta.store import StoreDatabase, open_store_database
+from contexta.store import StoreDatabase, journal_path, open_store_database, read_journal
 
 __all__ = ["IMPORT_BATCH", "ImportReport", "ImportTarget", "check_project", "derived_project", "format_ns"]
 
@@ -107,6 +108,7 @@ class ImportTarget:
             min_free_bytes=capture.min_free_bytes,
         )
         self._store = StoreSink(self.database, name="import", warn_open_elsewhere=False)
+        self._deleted = _deleted_executions(self.database)
 
     def close(self) -> None:
         self._log.flush()
@@ -137,13 +139,27 @@ class ImportTarget:
             ).fetchone()
         return row is not None
 
+    def _imported_before(self, execution_id: str) -> bool:
+        """True when this store took batches of an import of `execution_id` (which it no longer holds,
+        when asked: a PostgreSQL store keeps no run journal, its delivered batches say so)."""
+        with self.database.read() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM delivered_batches WHERE batch_id LIKE ? LIMIT 1", (f"import:{execution_id}:%",)
+            ).fetchone()
+        return row is not None
+
     def write_run(self, run: ImportedRun, report: ImportReport, progress: Progress | None = None) -> None:
         """Write one source run (or skip it, see the module docstring); `report` is updated."""
         digests = [hash_file(artifact.path) for artifact in run.artifacts]
         fingerprint = run.fingerprint([digest.hash_value for digest in digests])
+        generation = 0
         execution_id = execution_id_for(run.source, run.source_id)
-        ref = run_ref(run.project, run_component(run.ref_name))
         stored = self._stored_import(execution_id)
+        while execution_id in self._deleted or (stored is None and self._imported_before(execution_id)):
+            generation += 1  # deleted since an earlier import: imported anew, see `_deleted_executions`
+            execution_id = execution_id_for(run.source, run.source_id, generation)
+            stored = self._stored_import(execution_id)
+        ref = run_ref(run.project, run_component(run.ref_name))
         if stored is not None and stored.get("fingerprint") != fingerprint:
             report.conflicting_runs.append(ref)
             return
@@ -170,6 +186,21 @@ class ImportTarget:
         report.imported_runs.append(ref)
         report.points += written
         report.artifacts += len(digests)
+
+
+def _deleted_executions(database: StoreDatabase) -> set[str]:
+    """The executions `contexta delete` removed from this store (its run journal says which). An
+    imported run deleted so is written under a new execution when imported again: under the old one,
+    the store would skip its batches as delivered, and a repair would delete it again."""
+    store_file: Path | None = database.path
+    if store_file is None:  # PostgreSQL: no journal (see `_imported_before`)
+        return set()
+    return {
+        execution
+        for change in read_journal(journal_path(store_file))
+        if change.action == "delete"
+        for execution in change.executions
+    }
 
 
 def _run_document(run: ImportedRun, ref: str, execution_id: str, fingerprint: str) -> dict[str, Any]:
