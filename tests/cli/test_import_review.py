@@ -170,3 +170,31 @@ def test_a_deleted_import_comes_back_when_imported_again_and_stays_after_a_repai
     assert _series(Workspace(workspace), ref) == expected
     again = cli("import", "mlflow", root, "--workspace", workspace, "--format", "json")
     assert again.code == 0 and json.loads(again.out)["skipped_runs"] == [ref]
+
+
+def test_a_workspace_whose_store_is_postgresql_imports_deletes_and_imports_again(
+    tmp_path: Path, cli: CliRunner, client: MlflowClient, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """store.url names a PostgreSQL server (no run journal there): importing, importing again,
+    deleting and importing again behave as with the workspace's own SQLite file."""
+    experiment = client.create_experiment("pg")
+    run_id = client.create_run(experiment, start_time=T0, run_name="pg").info.run_id
+    for step in range(3):
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), timestamp=T0 + step, step=step)
+    client.set_terminated(run_id, "FINISHED", end_time=T0 + 1000)
+    monkeypatch.setenv("CONTEXTA_STORE_URL", postgres_url)
+    root, workspace, ref = tmp_path / "mlruns", tmp_path / "ws", f"run:pg.{run_id}"
+    expected = {"loss": [(step, 1.0 / (step + 1)) for step in range(3)]}
+
+    assert cli("import", "mlflow", root, "--workspace", workspace).code == 0
+    again = cli("import", "mlflow", root, "--workspace", workspace, "--format", "json")
+    assert again.code == 0 and json.loads(again.out)["skipped_runs"] == [ref]
+    assert cli("delete", ref, "--workspace", workspace, "--yes").code == 0
+    result = cli("import", "mlflow", root, "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["imported_runs"] == [ref]
+    reader = Workspace(workspace)
+    assert [run.run_id for run in reader.list_runs()] == [ref]
+    assert _series(reader, ref) == expected
+    assert not (workspace / "metadata" / "contexta.db").exists()  # it all went to the server
