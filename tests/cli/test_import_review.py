@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from contexta import Workspace
+from contexta import Contexta, Workspace
 
 if TYPE_CHECKING:
     from tests.cli.conftest import CliRunner
@@ -198,3 +198,75 @@ def test_a_workspace_whose_store_is_postgresql_imports_deletes_and_imports_again
     assert [run.run_id for run in reader.list_runs()] == [ref]
     assert _series(reader, ref) == expected
     assert not (workspace / "metadata" / "contexta.db").exists()  # it all went to the server
+
+
+def _tensorboard_run(
+    directory: Path, values: list[float], wall: float = 1_767_225_600.0, suffix: str = ""
+) -> None:
+    # `suffix` ends the event file's name as a process id does PyTorch's (tensorboardX names its
+    # files by the second and the host only: two written in one second here would share a name).
+    with tensorboardx.SummaryWriter(str(directory), filename_suffix=suffix) as writer:
+        for step, value in enumerate(values):
+            writer.add_scalar("loss", value, step, walltime=wall + step)
+
+
+def test_importing_into_a_project_never_joins_a_captured_run_of_the_same_name(
+    tmp_path: Path, cli: CliRunner
+) -> None:
+    """`--project team` where a run `baseline` was captured, and a log directory with a `baseline`
+    run: the import must not become a hidden earlier execution of the captured run (whose ref the
+    report would then name), nor change what `run:team.baseline` reads."""
+    workspace = tmp_path / "ws"
+    with Contexta(workspace=workspace, config={"project_name": "team"}) as ctx, ctx.run("baseline") as run:
+        run.stage("train").metric("loss", 9.0, step=0)
+    _tensorboard_run(tmp_path / "tb" / "baseline", [1.0, 0.5, 0.25])
+
+    result = cli("import", "tensorboard", tmp_path / "tb", "--workspace", workspace, "--project", "team")
+
+    assert result.code == 0, result.err
+    (imported,) = json.loads(
+        cli(
+            "import",
+            "tensorboard",
+            tmp_path / "tb",
+            "--workspace",
+            workspace,
+            "--project",
+            "team",
+            "--format",
+            "json",
+        ).out
+    )["skipped_runs"]
+    assert imported != "run:team.baseline" and imported in result.out
+    reader = Workspace(workspace)
+    runs = {run.run_id: run for run in reader.list_runs(all_executions=True)}
+    assert set(runs) == {"run:team.baseline", imported}
+    assert runs["run:team.baseline"].execution_number == 1 and runs[imported].name == "baseline"
+    assert _series(reader, "run:team.baseline") == {"loss": [(0, 9.0)]}
+    assert _series(reader, imported) == {"loss": [(0, 1.0), (1, 0.5), (2, 0.25)]}
+
+
+def test_two_log_directories_with_the_same_run_path_are_two_runs(tmp_path: Path, cli: CliRunner) -> None:
+    """Lightning's TensorBoardLogger names every project's runs `lightning_logs/version_0`, ...:
+    importing two such directories into one project is two runs, not a 'changed since imported'
+    conflict whose advice (delete the run) would delete the first project's run."""
+    first, second = tmp_path / "a" / "lightning_logs", tmp_path / "b" / "lightning_logs"
+    _tensorboard_run(first / "version_0", [1.0, 0.5])
+    _tensorboard_run(second / "version_0", [2.0, 1.5], wall=1_767_312_000.0, suffix=".4242.0")
+    workspace = tmp_path / "ws"
+
+    assert cli("import", "tensorboard", first, "--workspace", workspace).code == 0
+    result = cli("import", "tensorboard", second, "--workspace", workspace, "--format", "json")
+
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["conflicting_runs"] == [] and len(report["imported_runs"]) == 1
+    reader = Workspace(workspace)
+    runs = reader.list_runs(all_executions=True)
+    assert len(runs) == 2 and {run.name for run in runs} == {"version_0"}
+    assert sorted(_series(reader, run.run_id)["loss"][0][1] for run in runs) == [1.0, 2.0]
+    for logdir in (first, second):
+        again = json.loads(
+            cli("import", "tensorboard", logdir, "--workspace", workspace, "--format", "json").out
+        )
+        assert again["imported_runs"] == [] and len(again["skipped_runs"]) == 1

@@ -187,11 +187,12 @@ def run_component(name: str) -> str:
     return derived_component(name)
 
 
-def derived_component(name: str, *, empty: str = "") -> str:
+def derived_component(name: str, *, empty: str = "", digest_of: str | None = None) -> str:
     """A stable ref component for any text: its letters and digits (lower-cased, other runs folded
-    into `-`, cut to fit) and 16 hex digits of its digest; `empty` stands in front of the digest
-    when the text has no Latin letter or digit."""
-    digest = blake3.blake3(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    into `-`, cut to fit) and 16 hex digits of its digest (or of `digest_of`); `empty` stands in
+    front of the digest when the text has no Latin letter or digit."""
+    digested = name if digest_of is None else digest_of
+    digest = blake3.blake3(digested.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     stem = _NOT_COMPONENT.sub("-", name.lower()).strip("-") or empty
     stem = stem[: MAX_COMPONENT_LENGTH - len(digest) - 1].rstrip("-")
     return f"{stem}-{digest}" if stem else digest

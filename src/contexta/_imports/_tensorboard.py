@@ -211,7 +211,10 @@ class TensorboardSource:
         files = _event_files(directory)
         run = ImportedRun(
             source="tensorboard",
-            source_id=f"{self.project}/{relative}",
+            # The first event file's name (`events.out.tfevents.<time>.<host>.<pid>.<n>`) tells apart
+            # two runs of one path in different log directories (every Lightning project's
+            # `lightning_logs/version_0`); a restart adds files after it, so the run keeps its id.
+            source_id=f"{self.project}/{relative}/{files[0].name}",
             project=self.project,
             ref_name=name,
             display_name=name,

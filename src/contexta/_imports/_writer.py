@@ -122,15 +122,33 @@ class ImportTarget:
         self.close()
 
     def _stored_import(self, execution_id: str) -> dict[str, Any] | None:
+        """The stored run's `metadata.import` (with its `run_ref` beside it), or None when the store
+        does not hold `execution_id`."""
         with self.database.read() as connection:
             row = connection.execute(
-                "SELECT metadata FROM runs WHERE execution_id = ?", (execution_id,)
+                "SELECT metadata, run_ref FROM runs WHERE execution_id = ?", (execution_id,)
             ).fetchone()
         if row is None:
             return None
         metadata = orjson.loads(row[0]) if row[0] else {}
         found = metadata.get("import") if isinstance(metadata, dict) else None
-        return found if isinstance(found, dict) else {}
+        return {**(found if isinstance(found, dict) else {}), "run_ref": row[1]}
+
+    def _run_ref(self, run: ImportedRun, stored: dict[str, Any] | None) -> str:
+        """The run's ref: the one it was stored under; else `run:<project>.<name>`, unless the store
+        has a run of that ref already (captured, or imported from elsewhere: `--project` naming a
+        project in use, two log directories' `version_0`), which it must not join as a hidden
+        execution; then its name and a digest of its source id."""
+        if stored is not None:
+            return str(stored["run_ref"])
+        ref = run_ref(run.project, run_component(run.ref_name))
+        with self.database.read() as connection:
+            taken = connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone()
+        if taken is None:
+            return ref
+        return run_ref(
+            run.project, derived_component(run.ref_name, digest_of=f"{run.source}|{run.source_id}")
+        )
 
     def _delivered(self, batch_id: str) -> bool:
         with self.database.read() as connection:
@@ -159,7 +177,7 @@ class ImportTarget:
             generation += 1  # deleted since an earlier import: imported anew, see `_deleted_executions`
             execution_id = execution_id_for(run.source, run.source_id, generation)
             stored = self._stored_import(execution_id)
-        ref = run_ref(run.project, run_component(run.ref_name))
+        ref = self._run_ref(run, stored)
         if stored is not None and stored.get("fingerprint") != fingerprint:
             report.conflicting_runs.append(ref)
             return
