@@ -341,7 +341,7 @@ def _new_run(
     params: dict[str, str],
     project: str | None,
 ) -> ImportedRun:
-    from contexta._imports._writer import check_project
+    from contexta._imports._writer import check_project, derived_project
 
     system = {key: value for key, value in tags.items() if key.startswith("mlflow.")}
     metadata: dict[str, Any] = {
@@ -358,7 +358,7 @@ def _new_run(
     return ImportedRun(
         source="mlflow",
         source_id=run_id,
-        project=check_project(project if project is not None else experiment_name),
+        project=check_project(project) if project is not None else derived_project(experiment_name),
         ref_name=run_id,
         display_name=name,
         # A run MLflow still lists as RUNNING (live, or its process died) has no ending: it is kept

@@ -173,7 +173,7 @@ class TensorboardSource:
     """A TensorBoard log directory to import from: one run per event directory."""
 
     def __init__(self, logdir: Path, project: str | None):
-        from contexta._imports._writer import check_project
+        from contexta._imports._writer import check_project, derived_project
 
         if not logdir.is_dir():
             raise NotFoundError(
@@ -189,7 +189,9 @@ class TensorboardSource:
                 code="import_source_not_found",
                 details={"path": str(logdir)},
             )
-        self.project = check_project(project if project is not None else logdir.resolve().name)
+        self.project = (
+            check_project(project) if project is not None else derived_project(logdir.resolve().name)
+        )
         self.torn_records = 0
         self.description = str(logdir)
         self.run_bytes: dict[str, int] = {}  # source id -> bytes of its event files (for progress)
@@ -209,7 +211,10 @@ class TensorboardSource:
         files = _event_files(directory)
         run = ImportedRun(
             source="tensorboard",
-            source_id=f"{self.project}/{relative}",
+            # The first event file's name (`events.out.tfevents.<time>.<host>.<pid>.<n>`) tells apart
+            # two runs of one path in different log directories (every Lightning project's
+            # `lightning_logs/version_0`); a restart adds files after it, so the run keeps its id.
+            source_id=f"{self.project}/{relative}/{files[0].name}",
             project=self.project,
             ref_name=name,
             display_name=name,

@@ -25,12 +25,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import blake3
 import orjson
 
-from contexta._imports._model import ImportedRun, execution_id_for, run_component
+from contexta._imports._model import ImportedRun, derived_component, execution_id_for, run_component
 from contexta.capture import CaptureBatch, CapturedEntry, LocalJsonlSink, StoreSink, hash_file
 from contexta.config import UnifiedConfig
 from contexta.contract import (
@@ -42,9 +43,9 @@ from contexta.contract import (
     utc_now,
 )
 from contexta.errors import ValidationError
-from contexta.store import StoreDatabase, open_store_database
+from contexta.store import StoreDatabase, journal_path, open_store_database, read_journal
 
-__all__ = ["IMPORT_BATCH", "ImportReport", "ImportTarget", "format_ns"]
+__all__ = ["IMPORT_BATCH", "ImportReport", "ImportTarget", "check_project", "derived_project", "format_ns"]
 
 IMPORT_BATCH = 8_192  # capture-log lines per batch (and per store transaction)
 _PRODUCER = "contexta.import"
@@ -107,6 +108,7 @@ class ImportTarget:
             min_free_bytes=capture.min_free_bytes,
         )
         self._store = StoreSink(self.database, name="import", warn_open_elsewhere=False)
+        self._deleted = _deleted_executions(self.database)
 
     def close(self) -> None:
         self._log.flush()
@@ -120,15 +122,33 @@ class ImportTarget:
         self.close()
 
     def _stored_import(self, execution_id: str) -> dict[str, Any] | None:
+        """The stored run's `metadata.import` (with its `run_ref` beside it), or None when the store
+        does not hold `execution_id`."""
         with self.database.read() as connection:
             row = connection.execute(
-                "SELECT metadata FROM runs WHERE execution_id = ?", (execution_id,)
+                "SELECT metadata, run_ref FROM runs WHERE execution_id = ?", (execution_id,)
             ).fetchone()
         if row is None:
             return None
         metadata = orjson.loads(row[0]) if row[0] else {}
         found = metadata.get("import") if isinstance(metadata, dict) else None
-        return found if isinstance(found, dict) else {}
+        return {**(found if isinstance(found, dict) else {}), "run_ref": row[1]}
+
+    def _run_ref(self, run: ImportedRun, stored: dict[str, Any] | None) -> str:
+        """The run's ref: the one it was stored under; else `run:<project>.<name>`, unless the store
+        has a run of that ref already (captured, or imported from elsewhere: `--project` naming a
+        project in use, two log directories' `version_0`), which it must not join as a hidden
+        execution; then its name and a digest of its source id."""
+        if stored is not None:
+            return str(stored["run_ref"])
+        ref = run_ref(run.project, run_component(run.ref_name))
+        with self.database.read() as connection:
+            taken = connection.execute("SELECT 1 FROM runs WHERE run_ref = ? LIMIT 1", (ref,)).fetchone()
+        if taken is None:
+            return ref
+        return run_ref(
+            run.project, derived_component(run.ref_name, digest_of=f"{run.source}|{run.source_id}")
+        )
 
     def _delivered(self, batch_id: str) -> bool:
         with self.database.read() as connection:
@@ -137,13 +157,27 @@ class ImportTarget:
             ).fetchone()
         return row is not None
 
+    def _imported_before(self, execution_id: str) -> bool:
+        """True when this store took batches of an import of `execution_id` (which it no longer holds,
+        when asked: a PostgreSQL store keeps no run journal, its delivered batches say so)."""
+        with self.database.read() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM delivered_batches WHERE batch_id LIKE ? LIMIT 1", (f"import:{execution_id}:%",)
+            ).fetchone()
+        return row is not None
+
     def write_run(self, run: ImportedRun, report: ImportReport, progress: Progress | None = None) -> None:
         """Write one source run (or skip it, see the module docstring); `report` is updated."""
         digests = [hash_file(artifact.path) for artifact in run.artifacts]
         fingerprint = run.fingerprint([digest.hash_value for digest in digests])
+        generation = 0
         execution_id = execution_id_for(run.source, run.source_id)
-        ref = run_ref(run.project, run_component(run.ref_name))
         stored = self._stored_import(execution_id)
+        while execution_id in self._deleted or (stored is None and self._imported_before(execution_id)):
+            generation += 1  # deleted since an earlier import: imported anew, see `_deleted_executions`
+            execution_id = execution_id_for(run.source, run.source_id, generation)
+            stored = self._stored_import(execution_id)
+        ref = self._run_ref(run, stored)
         if stored is not None and stored.get("fingerprint") != fingerprint:
             report.conflicting_runs.append(ref)
             return
@@ -170,6 +204,21 @@ class ImportTarget:
         report.imported_runs.append(ref)
         report.points += written
         report.artifacts += len(digests)
+
+
+def _deleted_executions(database: StoreDatabase) -> set[str]:
+    """The executions `contexta delete` removed from this store (its run journal says which). An
+    imported run deleted so is written under a new execution when imported again: under the old one,
+    the store would skip its batches as delivered, and a repair would delete it again."""
+    store_file: Path | None = database.path
+    if store_file is None:  # PostgreSQL: no journal (see `_imported_before`)
+        return set()
+    return {
+        execution
+        for change in read_journal(journal_path(store_file))
+        if change.action == "delete"
+        for execution in change.executions
+    }
 
 
 def _run_document(run: ImportedRun, ref: str, execution_id: str, fingerprint: str) -> dict[str, Any]:
@@ -295,6 +344,19 @@ def _mtime_ns(path: os.PathLike[str], default: int) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return default
+
+
+def derived_project(name: str) -> str:
+    """The project of runs whose source names it (an MLflow experiment, a TensorBoard log directory):
+    the name normalised when it makes a project name; else, rather than stop the import, a stable
+    name derived from it (`derived_component`), e.g. `project-<digest>` for `实验`. The source's own
+    name stays in each run's metadata; `--project` chooses another."""
+    from contexta.contract import normalize_name
+
+    try:
+        return normalize_name(name, "project")
+    except ValidationError:
+        return derived_component(name, empty="project")
 
 
 def check_project(project: str) -> str:

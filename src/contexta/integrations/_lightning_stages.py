@@ -11,6 +11,7 @@ metrics are logged from). Keys keep their spelling; only characters the capture 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -61,10 +62,32 @@ def route_key(key: str) -> RoutedKey:
 
 class MetricRouter:
     """Splits each `log_metrics` call into one mapping per stage; the routing of each key is worked
-    out once and remembered (a training run logs the same few keys thousands of times)."""
+    out once and remembered (a training run logs the same few keys thousands of times).
+
+    Two keys never share a stored key: a renamed key whose name is taken (`train/精度` and
+    `train/召回` both read `train/__`; `acc@1` reads as the `acc_1` also logged) ends in `-` and
+    digits of its own digest. Keys kept as logged are settled first in each call."""
 
     def __init__(self) -> None:
         self._routes: dict[str, RoutedKey] = {}
+        self._owners: dict[str, str] = {}  # stored key -> the Lightning key stored under it
+
+    def _route_new(self, keys: list[str], renamed: list[tuple[str, str]]) -> None:
+        routes, owners = self._routes, self._owners
+        first = [(key, route_key(key)) for key in keys]
+        for key, route in sorted(first, key=lambda pair: (pair[1].renamed, pair[0])):  # kept first
+            if route.renamed and owners.get(route.key, key) != key:
+                digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+                width = 8
+                stored = route.key
+                while owners.get(stored, key) != key:
+                    stored = f"{route.key[: _MAX_KEY - width - 1]}-{digest[:width]}"
+                    width += 1
+                route = route._replace(key=stored)
+            owners.setdefault(route.key, key)
+            routes[key] = route
+            if route.renamed:
+                renamed.append((key, route.key))
 
     def split(self, metrics: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
         """`{stage: {stored key: value}}` for one call, and the `(key, stored key)` pairs renamed for
@@ -73,12 +96,11 @@ class MetricRouter:
         named: dict[str, dict[str, Any]] = {}
         unnamed: dict[str, Any] = {}
         renamed: list[tuple[str, str]] = []
+        unseen = [key for key in metrics if key not in routes]  # Lightning's keys are text
+        if unseen:
+            self._route_new(unseen, renamed)
         for key, value in metrics.items():
-            route = routes.get(key)
-            if route is None:
-                route = routes[key] = route_key(str(key))
-                if route.renamed:
-                    renamed.append((str(key), route.key))
+            route = routes[key]
             if route.stage is None:
                 unnamed[route.key] = value
             else:

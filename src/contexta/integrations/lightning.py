@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
+from contexta.capture._scopes._scope import replace_config_snapshot  # not API: see its docstring
 from contexta.config import UnifiedConfig, load_config
 from contexta.errors import CaptureWarning, ConfigurationError, ValidationError
 from contexta.integrations._lightning_framework import load_framework
@@ -158,21 +159,16 @@ class ContextaLogger(_LoggerBase):
     def log_hyperparams(self, params: dict[str, Any] | Namespace | None, *args: Any, **kwargs: Any) -> None:
         """Merge `params` into the run's `config_snapshot` (nested; non-JSON values made plain).
 
-        Lightning opens the run before it logs hyperparameters (its setup touches `experiment`), and a
-        run's configuration is written when it opens. So when the run is open already, it is closed
-        and at once resumed with the merged configuration: the same execution, keeping its start, its
-        records and its artifacts; a stage open then is reopened by name at its next metric."""
+        Lightning opens the run before it logs hyperparameters (its setup touches `experiment`); an
+        open run's configuration is replaced in place (capture records its opening again with it:
+        the same execution and start, never closed meanwhile, so no reader sees it end early)."""
         document = hyperparameter_document(params)
         if not document:
             return
         self._hyperparameters = merge_documents(self._hyperparameters, document)
         run = self._run
         if run is not None and run.status == "open":
-            for stage in self._stages.values():
-                stage.close()
-            run.close()
-            self._run, self._stages = None, {}
-            self._open_run()
+            replace_config_snapshot(run, self._hyperparameters)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

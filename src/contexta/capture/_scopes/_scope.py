@@ -73,6 +73,7 @@ __all__ = [
     "Scope",
     "ScopeInternals",
     "StageScope",
+    "replace_config_snapshot",
 ]
 
 _time_ns = time.time_ns
@@ -706,6 +707,24 @@ class RunScope(Scope):
     def run_id(self) -> str:
         return self.ref
 
+    def _replace_config_snapshot(self, config_snapshot: Mapping[str, Any]) -> None:
+        """Not API: make `config_snapshot` this open run's configuration, checked as `ctx.run`
+        checks it. For integrations that learn the configuration after the run had to open (a
+        Lightning logger hears the hyperparameters after the trainer touched its run): the run's
+        opening is recorded again with it, same execution and start, so the store, a rebuild from
+        the capture log and every sink see one run that stays open, never a closing and a resume."""
+        checked = self._session.attributes(config_snapshot, "config_snapshot")
+        with self._lock:
+            if self._status != "open":
+                raise self._closed_error()
+            details = {key: value for key, value in self._details.items() if key != "config_snapshot"}
+            if checked is not None:
+                details["config_snapshot"] = checked
+            self._details = details
+            self._queue.put_structural(
+                scope_item(_time_ns(), self._context, self._status, self._started_ns, None, details)
+            )
+
     def stage(self, name: str) -> StageScope:
         return self._open_child(StageScope, name, stage_ref)
 
@@ -741,6 +760,12 @@ class DeploymentScope(Scope):
         if self._session.pipeline.barrier_for_scope_exit() and self._owner_lock is not None:
             self._owner_lock.release()
             self._owner_lock = None
+
+
+def replace_config_snapshot(run: RunScope, config_snapshot: Mapping[str, Any]) -> None:
+    """Not API: make `config_snapshot` the configuration of the open `run` (see
+    `RunScope._replace_config_snapshot`), for integrations that learn it after the run opened."""
+    run._replace_config_snapshot(config_snapshot)  # noqa: SLF001 (this module's own class)
 
 
 def open_run(
