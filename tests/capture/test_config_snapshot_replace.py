@@ -1,4 +1,4 @@
-"""`replace_config_snapshot` (not API; what integrations use when the configuration arrives after the
+"""`run.replace_config_snapshot` (what integrations use when the configuration arrives after the
 run opened, as Lightning's hyperparameters do): the open run takes the new configuration at once, in
 the store and in a store rebuilt from the capture log, without closing, moving its start, or
 starting another execution; it is checked as `ctx.run` checks it."""
@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from contexta import Contexta, Workspace
-from contexta.capture._scopes._scope import replace_config_snapshot
 from contexta.cli import main
 from contexta.errors import ClosedScopeError, ContextaError
 
@@ -32,7 +31,7 @@ def test_an_open_run_takes_the_new_configuration_and_stays_open(tmp_path: Path) 
         ctx.flush()
         (before,) = ctx.list_runs()
 
-        replace_config_snapshot(run, {"lr": 0.2, "optimizer": {"name": "sgd", "momentum": 0.9}})
+        run.replace_config_snapshot({"lr": 0.2, "optimizer": {"name": "sgd", "momentum": 0.9}})
         ctx.flush()
         (during,) = ctx.list_runs()
         with run.stage("eval") as stage:
@@ -59,8 +58,8 @@ def test_it_is_checked_as_ctx_run_checks_it_and_refused_on_a_closed_run(tmp_path
         with pytest.raises(ContextaError) as by_run:
             ctx.run("refused", config_snapshot={"model": object()})
         with ctx.run("train", config_snapshot={"lr": 0.1}) as run, pytest.raises(type(by_run.value)):
-            replace_config_snapshot(run, {"model": object()})
+            run.replace_config_snapshot({"model": object()})
         with pytest.raises(ClosedScopeError):
-            replace_config_snapshot(run, {"lr": 0.3})
+            run.replace_config_snapshot({"lr": 0.3})
         (stored,) = ctx.list_runs()
     assert stored.config_snapshot == {"lr": 0.1}

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
-from contexta.capture._scopes._scope import replace_config_snapshot  # not API: see its docstring
 from contexta.config import UnifiedConfig, load_config
 from contexta.errors import CaptureWarning, ConfigurationError, ValidationError
 from contexta.integrations._lightning_framework import load_framework
@@ -168,7 +167,7 @@ class ContextaLogger(_LoggerBase):
         self._hyperparameters = merge_documents(self._hyperparameters, document)
         run = self._run
         if run is not None and run.status == "open":
-            replace_config_snapshot(run, self._hyperparameters)
+            run.replace_config_snapshot(self._hyperparameters)
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:

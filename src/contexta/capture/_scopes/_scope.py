@@ -73,7 +73,6 @@ __all__ = [
     "Scope",
     "ScopeInternals",
     "StageScope",
-    "replace_config_snapshot",
 ]
 
 _time_ns = time.time_ns
@@ -707,9 +706,11 @@ class RunScope(Scope):
     def run_id(self) -> str:
         return self.ref
 
-    def _replace_config_snapshot(self, config_snapshot: Mapping[str, Any]) -> None:
-        """Not API: make `config_snapshot` this open run's configuration, checked as `ctx.run`
-        checks it. For integrations that learn the configuration after the run had to open (a
+    def replace_config_snapshot(self, config_snapshot: Mapping[str, Any]) -> None:
+        """Make `config_snapshot` this open run's configuration, checked (and its secrets redacted) as
+        `ctx.run(..., config_snapshot=)` does; `ClosedScopeError` once the run is closed.
+
+        For configuration learned after the run had to open (a learning rate a finder picked; a
         Lightning logger hears the hyperparameters after the trainer touched its run): the run's
         opening is recorded again with it, same execution and start, so the store, a rebuild from
         the capture log and every sink see one run that stays open, never a closing and a resume."""
@@ -760,12 +761,6 @@ class DeploymentScope(Scope):
         if self._session.pipeline.barrier_for_scope_exit() and self._owner_lock is not None:
             self._owner_lock.release()
             self._owner_lock = None
-
-
-def replace_config_snapshot(run: RunScope, config_snapshot: Mapping[str, Any]) -> None:
-    """Not API: make `config_snapshot` the configuration of the open `run` (see
-    `RunScope._replace_config_snapshot`), for integrations that learn it after the run opened."""
-    run._replace_config_snapshot(config_snapshot)  # noqa: SLF001 (this module's own class)
 
 
 def open_run(
