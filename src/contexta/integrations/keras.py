@@ -40,6 +40,7 @@ from contexta.integrations._keras_checkpoints import CheckpointFiles
 from contexta.integrations._keras_config import keras_config_snapshot
 from contexta.integrations._keras_import import keras_import_error, keras_version_error
 from contexta.integrations._keras_run import KerasRun
+from contexta.integrations._own_contexta import own_contexta_config
 
 try:
     import keras
@@ -95,17 +96,6 @@ class ContextaCallback(keras.callbacks.Callback):
                 "opens; with run= give them to ctx.run(...) instead",
                 code="keras_callback_target_invalid",
             )
-        if (ctx is not None or run is not None) and (project_name is not None or config is not None):
-            raise ConfigurationError(
-                "pass either ctx=/run= (a Contexta you configured) or project_name=/config= (for the one "
-                "the callback opens), not both",
-                code="callback_config_conflict",
-            )
-        if config is not None and not isinstance(config, Mapping):
-            raise ConfigurationError(
-                f"config must be a mapping as Contexta(config=...) takes it, got {type(config).__name__}",
-                code="callback_config_invalid",
-            )
         if not isinstance(log_batches, bool):
             raise ConfigurationError(
                 f"log_batches must be True or False, got {log_batches!r}",
@@ -114,7 +104,12 @@ class ContextaCallback(keras.callbacks.Callback):
         self._ctx = ctx
         self._owns_ctx = ctx is None and run is None
         self._workspace = workspace
-        self._config = {**(config or {}), **({} if project_name is None else {"project_name": project_name})}
+        self._config = own_contexta_config(
+            given=ctx is not None or run is not None,
+            workspace=workspace,
+            project_name=project_name,
+            config=config,
+        )
         self._run_name = run_name
         self._tags, self._metadata, self._dataset_ref = tags, metadata, dataset_ref
         self._user_snapshot = dict(config_snapshot or {})

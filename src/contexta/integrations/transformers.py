@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
-from contexta.config import load_config
-from contexta.errors import ConfigurationError, ValidationError
+from contexta.errors import ValidationError
+from contexta.integrations._own_contexta import own_contexta_config
 from contexta.integrations._transformers_checkpoints import checkpoint_directory, checkpoint_files
 from contexta.integrations._transformers_failure import find_trainer, guard_train
 from contexta.integrations._transformers_import import import_transformers
@@ -69,17 +69,6 @@ class ContextaCallback(TrainerCallback):
         dataset_ref: str | None = None,
         log_checkpoints: bool = True,
     ) -> None:
-        if ctx is not None and (project_name is not None or config is not None):
-            raise ConfigurationError(
-                "pass either ctx= (a Contexta you configured) or project_name=/config= (for the one the "
-                "callback opens), not both",
-                code="callback_config_conflict",
-            )
-        if config is not None and not isinstance(config, Mapping):
-            raise ConfigurationError(
-                f"config must be a mapping as Contexta(config=...) takes it, got {type(config).__name__}",
-                code="callback_config_invalid",
-            )
         if run_name is not None and (not isinstance(run_name, str) or not run_name.strip()):
             raise ValidationError(
                 f"run_name must be a non-empty string (or None for args.run_name), got {run_name!r}",
@@ -89,11 +78,9 @@ class ContextaCallback(TrainerCallback):
         self._run_name = run_name
         self._given_ctx = ctx
         self._workspace = workspace
-        self._config: dict[str, Any] = dict(config or {})
-        if project_name is not None:
-            self._config["project_name"] = project_name
-        if ctx is None:  # a misspelt key or a bad project name fails here, not when training begins
-            load_config(self._config or None, workspace=workspace)
+        self._config = own_contexta_config(
+            given=ctx is not None, workspace=workspace, project_name=project_name, config=config
+        )
         self._tags = tags
         self._metadata = metadata
         self._dataset_ref = dataset_ref
