@@ -138,7 +138,7 @@ def _measure(benchmark: Any, tmp_path: Path) -> None:
 
     with (
         Contexta(workspace=tmp_path / "ws", config={"project_name": "bench"}) as ctx,
-        _TimedCallback(ctx, "keras-bench") as callback,
+        _TimedCallback("keras-bench", ctx=ctx) as callback,
     ):
         epoch([callback])  # untimed: opens the run, warms Keras's and Contexta's first-call paths
         epoch([])
