@@ -78,6 +78,26 @@ class KerasRun:
             self._start_counting()
         return self.run
 
+    def call_began(self) -> bool:
+        """A new `fit`, `evaluate` or `predict` call is starting. Stages still open from an earlier
+        call mean that call raised (Keras has no hook for that, and the caller caught it): they are
+        closed `failed`, so this call is routed as itself (an `evaluate` is not taken for the dead
+        fit's validation) and can open its stages again. True when there were such stages."""
+        stale = [scope for scope in (self._evaluate, self._validate, self.train) if scope is not None]
+        self._evaluate = self._validate = self.train = None
+        self.in_fit = self._in_validation = False
+        for scope in stale:
+            scope.close("failed")
+        if stale and self.run is not None and self.run.status == "open":
+            self.run.event(
+                "keras.call.unfinished",
+                message="an earlier fit or evaluate of this callback raised before it ended; "
+                "its stages were closed failed",
+                level="warning",
+                attributes={"stages": [scope.name for scope in stale]},
+            )
+        return bool(stale)
+
     # -- fit ----------------------------------------------------------------------------------
 
     def fit_began(self, params: Mapping[str, Any]) -> None:

@@ -142,6 +142,16 @@ class ContextaCallback(keras.callbacks.Callback):
 
     # -- Keras hooks ------------------------------------------------------------------------------
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Keras builds a new callback list, and so sets params, at the start of every `fit`,
+        `evaluate` and `predict` call, and never for the validation inside `fit`: the one moment
+        the callback learns that an earlier call of its own raised (Keras calls no hook for that)."""
+        super().set_params(params)
+        if self._capture.in_fit or self._capture.train is not None:
+            self._register_checkpoints()  # the epochs that did end before the earlier fit raised
+        self._last_epoch = None
+        self._capture.call_began()
+
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self._capture.fit_began(self.params or {})
 

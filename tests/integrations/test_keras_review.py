@@ -1,0 +1,107 @@
+"""Review of the Keras callback against what a demanding user does: a `fit` that raised and was caught
+(a notebook cell interrupted, a divergence handled by the caller), then more calls with the same
+callback. Keras has no hook for a `fit` that raised, so these tests hold the callback to what the
+user sees afterwards in the run: the later calls recorded, and nothing of the callback's raising."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["KERAS_BACKEND"] = "torch"  # before keras is first imported; TensorFlow is not installed
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import pytest
+from tests.integrations.test_keras import BATCH_SIZE, Logs, _data, _model, _stored
+
+from contexta import Contexta
+from contexta.integrations.keras import ContextaCallback
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+class _Diverges(keras.callbacks.Callback):
+    """Raises at the end of the second epoch, once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done = False
+
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+        if epoch == 1 and not self.done:
+            self.done = True
+            raise RuntimeError("diverged")
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[Contexta]:
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "keras-review"}) as ctx:
+        yield ctx
+
+
+def _fit_that_raises(model: Any, callback: ContextaCallback) -> None:
+    x, y = _data(128, seed=1)
+    with pytest.raises(RuntimeError, match="diverged"):
+        model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=BATCH_SIZE,
+            validation_split=0.25,
+            callbacks=[callback, _Diverges()],
+            verbose=0,
+        )
+
+
+def test_evaluate_after_a_fit_that_raised_is_recorded_as_an_evaluation(ctx: Contexta) -> None:
+    callback = ContextaCallback("caught", ctx=ctx)
+    model = _model()
+    _fit_that_raises(model, callback)
+
+    x, y = _data(64, seed=2)
+    result = model.evaluate(x, y, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0, return_dict=True)
+    callback.close()
+
+    stages = {stage.name: stage.status for stage in ctx.list_stages("caught")}
+    assert stages == {"train": "failed", "validate": "failed", "evaluate": "completed"}
+    assert _stored(ctx, "caught", "evaluate", "loss") == [(0, result["loss"])]
+
+
+def test_a_second_fit_after_one_that_raised_trains_and_is_recorded(ctx: Contexta) -> None:
+    callback = ContextaCallback("retried", ctx=ctx)
+    model = _model()
+    _fit_that_raises(model, callback)
+
+    x, y = _data(128, seed=1)
+    history = model.fit(
+        x, y, epochs=4, initial_epoch=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0
+    )
+    callback.close()
+
+    # A stage is known by its name in the run: `train` is the second fit's, completed; the dead fit's
+    # validation, never reopened, stays failed.
+    stages = {stage.name: stage.status for stage in ctx.list_stages("retried")}
+    assert stages == {"train": "completed", "validate": "failed"}
+    epochs = [(step, value) for step, value in _stored(ctx, "retried", "train", "loss") if step >= 2]
+    assert epochs == list(zip(history.epoch, history.history["loss"], strict=True))
+
+
+def test_an_evaluate_that_raised_does_not_break_the_next_one(ctx: Contexta) -> None:
+    class _Fails(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch: int, logs: Logs = None) -> None:
+            raise RuntimeError("bad batch")
+
+    callback = ContextaCallback("evaluations", ctx=ctx)
+    model = _model()
+    x, y = _data(64, seed=2)
+    with pytest.raises(RuntimeError, match="bad batch"):
+        model.evaluate(x, y, batch_size=BATCH_SIZE, callbacks=[callback, _Fails()], verbose=0)
+    result = model.evaluate(x, y, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0, return_dict=True)
+    callback.close()
+
+    assert {stage.name: stage.status for stage in ctx.list_stages("evaluations")} == {"evaluate": "completed"}
+    # The call that raised produced no result: the one that finished is the first result.
+    assert _stored(ctx, "evaluations", "evaluate", "loss") == [(0, result["loss"])]
