@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
-from contexta.errors import ValidationError
+from contexta.errors import CaptureWarning, ValidationError
 from contexta.integrations._own_contexta import own_contexta_config
 from contexta.integrations._transformers_checkpoints import checkpoint_directory, checkpoint_files
 from contexta.integrations._transformers_failure import find_trainer, guard_train
@@ -24,6 +24,7 @@ from contexta.integrations._transformers_import import import_transformers
 from contexta.integrations._transformers_values import (
     EVALUATE_STAGE,
     TRAIN_STAGE,
+    flat_items,
     json_safe,
     metric_key,
     numeric_value,
@@ -92,6 +93,7 @@ class ContextaCallback(TrainerCallback):
         # metrics to on_log and on_evaluate, and each is recorded once.
         self._last: dict[tuple[str, str], tuple[int, float | int]] = {}
         self._run_id: str | None = None
+        self._warned: set[str] = set()  # metric keys the store refused, warned about once each
 
     # -- what a user may read ----------------------------------------------------------------
 
@@ -242,9 +244,9 @@ class ContextaCallback(TrainerCallback):
         once; `summary` keys are stage-level values (`aggregation_scope="stage"`)."""
         points: dict[str, float | int] = {}
         summaries: dict[str, float | int] = {}
-        for raw_key, raw_value in values.items():
+        for raw_key, raw_value in flat_items(values):
             value = numeric_value(raw_value)
-            key = None if value is None or not isinstance(raw_key, str) else metric_key(raw_key)
+            key = None if value is None else metric_key(raw_key)
             if key is None or value is None or self._last.get((stage_name, key)) == (step, value):
                 continue
             self._last[(stage_name, key)] = (step, value)
@@ -253,9 +255,34 @@ class ContextaCallback(TrainerCallback):
             return
         stage = self._stage(stage_name)
         if points:
-            stage.metrics(points, step=step)
+            try:
+                stage.metrics(points, step=step)
+            except ValidationError as error:
+                self._refused(error)
         for key, value in summaries.items():
-            stage.metric(key, value, step=step, aggregation_scope="stage")
+            try:
+                stage.metric(key, value, step=step, aggregation_scope="stage")
+            except ValidationError as error:
+                self._refused(error)
+
+    def _refused(self, error: ValidationError) -> None:
+        """A value the store refused (a NaN loss under `capture.non_finite = "raise"`, an int beyond
+        64 bits): warned about once per key, and the training goes on; the other values of the same
+        log were recorded. Any other error is a bug here, and raised."""
+        if error.code in ("metrics_partly_invalid", "metrics_invalid"):
+            refusals = [(item["key"], item["message"]) for item in error.details.get("refused", ())]
+        elif error.code == "metric_value_invalid":
+            refusals = [(str(error.details.get("key")), error.message)]
+        else:
+            raise error
+        for key, message in refusals:
+            if key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"the Trainer's {key!r} was not recorded (warned once per key): {message}",
+                    CaptureWarning,
+                    stacklevel=4,
+                )
 
     def _end(self, status: str, error: BaseException | None = None) -> None:
         """Close the run (its stages with it) and a Contexta this callback opened."""
