@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from contexta import Contexta
-from contexta.errors import CaptureWarning
+from contexta.errors import CaptureWarning, ValidationError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -101,3 +101,38 @@ def test_nested_compute_metrics_are_recorded_under_slash_joined_keys(tmp_path: P
     assert all(math.isclose(value, 0.25, rel_tol=1e-6) for value in recall.values)
     assert list(support.values) == [16, 16]
     assert list(accuracy.values) == [entry["eval_accuracy"] for entry in evaluations]
+
+
+LONG_NAMES = (
+    "bert-base-uncased-finetuned-sst2-lr3e-05-bs32-ep3-warmup0.1-wd0.01-seed42",
+    "bert-base-uncased-finetuned-sst2-lr3e-05-bs32-ep3-warmup0.1-wd0.01-seed43",
+)
+
+
+def test_a_long_run_name_in_the_training_arguments_does_not_stop_the_training(tmp_path: Path) -> None:
+    """Hugging Face takes any `run_name` (experiment trackers name runs after their settings);
+    contexta's run names hold 63 characters. Two such names differing only at the end stay two runs."""
+    callback = ContextaCallback(workspace=tmp_path / "ws", project_name=PROJECT)
+    for name in LONG_NAMES:
+        trainer = transformers.Trainer(
+            model=tiny_model(),
+            args=training_args(
+                tmp_path / "out", run_name=name, max_steps=2, eval_strategy="no", save_strategy="no"
+            ),
+            train_dataset=TokenDataset(16, seed=1),
+            callbacks=[callback],
+        )
+        trainer.train()
+
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": PROJECT}) as ctx:
+        runs = ctx.list_runs()
+        named = {ctx.get_run(run.run_id).metadata.get("run_name") for run in runs}
+
+    assert len(runs) == 2 and {run.status for run in runs} == {"completed"}
+    assert named == set(LONG_NAMES)  # the full name kept on the run
+
+
+def test_a_run_name_too_long_for_contexta_fails_when_the_callback_is_made(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="the limit is 63") as raised:
+        ContextaCallback(LONG_NAMES[0], workspace=tmp_path / "ws")
+    assert raised.value.code == "name_too_long"

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
+from contexta.contract import normalize_name
 from contexta.errors import CaptureWarning, ValidationError
 from contexta.integrations._own_contexta import own_contexta_config
 from contexta.integrations._transformers_checkpoints import checkpoint_directory, checkpoint_files
@@ -24,6 +25,7 @@ from contexta.integrations._transformers_import import import_transformers
 from contexta.integrations._transformers_values import (
     EVALUATE_STAGE,
     TRAIN_STAGE,
+    fitting_run_name,
     flat_items,
     json_safe,
     metric_key,
@@ -76,6 +78,8 @@ class ContextaCallback(TrainerCallback):
                 code="field_invalid",
                 details={"field": "run_name"},
             )
+        if run_name is not None:  # one contexta refuses (too long) fails here, not at train begin
+            normalize_name(run_name, "run_name")
         self._run_name = run_name
         self._given_ctx = ctx
         self._workspace = workspace
@@ -130,10 +134,14 @@ class ContextaCallback(TrainerCallback):
             ctx = Contexta(workspace=self._workspace, config=self._config or None)
         self._ctx = ctx
         model = kwargs.get("model")
+        name, full_name = self._name(args)
+        metadata = self._framework_metadata(model)
+        if full_name != name:  # shortened to fit: the name the user gave the Trainer is kept here
+            metadata["run_name"] = full_name
         run = ctx.run(
-            self._name(args),
+            name,
             tags=self._tags,
-            metadata={**self._framework_metadata(model), **(self._metadata or {})},
+            metadata={**metadata, **(self._metadata or {})},
             config_snapshot=self._snapshot(args, model),
             dataset_ref=self._dataset_ref,
         )
@@ -206,13 +214,15 @@ class ContextaCallback(TrainerCallback):
 
     # -- the run -------------------------------------------------------------------------------
 
-    def _name(self, args: Any) -> str:
+    def _name(self, args: Any) -> tuple[str, str]:
+        """The run's name, and the name it was made from (the same unless shortened to fit)."""
         if self._run_name is not None:
-            return self._run_name
+            return self._run_name, self._run_name  # checked when the callback was made
         if getattr(args, "run_name", None):
-            return str(args.run_name)
-        output = os.path.basename(os.path.normpath(str(getattr(args, "output_dir", "") or "")))
-        return output or "trainer"
+            given = str(args.run_name)
+        else:
+            given = os.path.basename(os.path.normpath(str(getattr(args, "output_dir", "") or "")))
+        return fitting_run_name(given or "trainer"), given or "trainer"
 
     @staticmethod
     def _snapshot(args: Any, model: Any) -> dict[str, Any]:
