@@ -105,3 +105,34 @@ def test_an_evaluate_that_raised_does_not_break_the_next_one(ctx: Contexta) -> N
     assert {stage.name: stage.status for stage in ctx.list_stages("evaluations")} == {"evaluate": "completed"}
     # The call that raised produced no result: the one that finished is the first result.
     assert _stored(ctx, "evaluations", "evaluate", "loss") == [(0, result["loss"])]
+
+
+def test_an_evaluate_called_from_inside_fit_does_not_end_the_fit(ctx: Contexta) -> None:
+    """A callback of the user's evaluating on held-out data at each epoch's end, with our callback in
+    its list too: the fit is still under way, and its stages stay open and keep recording."""
+    x, y = _data(128, seed=1)
+    held_x, held_y = _data(32, seed=3)
+    held_out: list[float] = []
+
+    class _HeldOut(keras.callbacks.Callback):
+        def __init__(self, watched: ContextaCallback) -> None:
+            super().__init__()
+            self.watched = watched
+
+        def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+            result = self.model.evaluate(
+                held_x, held_y, callbacks=[self.watched], verbose=0, return_dict=True
+            )
+            held_out.append(result["loss"])
+
+    with ContextaCallback("held-out", ctx=ctx) as callback:
+        history = _model().fit(
+            x, y, epochs=3, batch_size=BATCH_SIZE, callbacks=[callback, _HeldOut(callback)], verbose=0
+        )
+
+    stages = {stage.name: stage.status for stage in ctx.list_stages("held-out")}
+    assert stages == {"train": "completed", "evaluate": "completed"}  # no validation: none was asked
+    assert _stored(ctx, "held-out", "evaluate", "loss") == list(enumerate(held_out))
+    assert _stored(ctx, "held-out", "train", "loss") == list(
+        zip(history.epoch, history.history["loss"], strict=True)
+    )

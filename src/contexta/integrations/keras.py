@@ -30,6 +30,7 @@ importing this module without it raises `MissingDependencyError` saying what to 
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -147,8 +148,12 @@ class ContextaCallback(keras.callbacks.Callback):
         `evaluate` and `predict` call, and never for the validation inside `fit`: the one moment
         the callback learns that an earlier call of its own raised (Keras calls no hook for that)."""
         super().set_params(params)
-        if self._capture.in_fit or self._capture.train is not None:
-            self._register_checkpoints()  # the epochs that did end before the earlier fit raised
+        if not self._capture.in_fit and self._capture.train is None and not self._capture.evaluating:
+            return  # nothing left open: the common case
+        if _fit_under_way(self.model):  # an `evaluate` from inside a `fit` (a user's callback)
+            self._capture.nested_evaluate = True  # recorded as an evaluation; the fit goes on
+            return
+        self._register_checkpoints()  # the epochs that did end before the earlier fit raised
         self._last_epoch = None
         self._capture.call_began()
 
@@ -220,3 +225,25 @@ class ContextaCallback(keras.callbacks.Callback):
         else:
             self._capture.finish(error)
             self._close_own_contexta()
+
+
+def _fit_under_way(model: Any) -> bool:
+    """Whether a `fit` of `model` is on the call stack beneath the call now starting (the innermost
+    `fit`, `evaluate` or `predict` of `model`, which is building its callback list): the one way to
+    tell an `evaluate` nested in a running `fit` from one after a `fit` that raised."""
+    frame = inspect.currentframe()
+    current_seen = False
+    try:
+        while frame is not None:
+            name = frame.f_code.co_name
+            if name in _CALLS and frame.f_locals.get("self") is model:
+                if current_seen and name == "fit":
+                    return True
+                current_seen = True
+            frame = frame.f_back
+        return False
+    finally:
+        del frame  # frames refer to their locals: drop the reference rather than keep a cycle
+
+
+_CALLS = frozenset({"fit", "evaluate", "predict"})
