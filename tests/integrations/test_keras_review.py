@@ -18,6 +18,7 @@ import pytest
 from tests.integrations.test_keras import BATCH_SIZE, Logs, _data, _model, _stored
 
 from contexta import Contexta
+from contexta.errors import ValidationError
 from contexta.integrations.keras import ContextaCallback
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -134,5 +135,29 @@ def test_an_evaluate_called_from_inside_fit_does_not_end_the_fit(ctx: Contexta) 
     assert stages == {"train": "completed", "evaluate": "completed"}  # no validation: none was asked
     assert _stored(ctx, "held-out", "evaluate", "loss") == list(enumerate(held_out))
     assert _stored(ctx, "held-out", "train", "loss") == list(
+        zip(history.epoch, history.history["loss"], strict=True)
+    )
+
+
+def test_a_run_name_contexta_refuses_fails_when_the_callback_is_made(ctx: Contexta) -> None:
+    with pytest.raises(ValidationError, match="the limit is 63") as too_long:
+        ContextaCallback(
+            "dense-relu-adam-lr0.05-batch32-epochs3-validation0.25-seed7-with-dropout0.1", ctx=ctx
+        )
+    with pytest.raises(ValidationError) as empty:
+        ContextaCallback("", ctx=ctx)
+    assert (too_long.value.code, empty.value.code) == ("name_too_long", "field_invalid")
+
+
+def test_a_model_named_longer_than_a_run_name_still_trains_and_is_recorded(ctx: Contexta) -> None:
+    model = _model()
+    model.name = "line-classifier-dense8-relu-softmax-adam-lr0.05-sparse-categorical-crossentropy"
+    x, y = _data(64, seed=0)
+    with ContextaCallback(ctx=ctx) as callback:
+        history = model.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+
+    [run] = ctx.list_runs()
+    assert run.status == "completed"
+    assert _stored(ctx, run.run_id, "train", "loss") == list(
         zip(history.epoch, history.history["loss"], strict=True)
     )

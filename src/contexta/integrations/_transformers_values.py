@@ -5,7 +5,6 @@ typed on their own."""
 from __future__ import annotations
 
 import enum
-import hashlib
 import math
 import numbers
 import re
@@ -13,14 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from contexta.contract import normalize_name
-from contexta.errors import ValidationError
-
 __all__ = [
     "EVALUATE_STAGE",
     "TRAIN_STAGE",
     "LogRoute",
-    "fitting_run_name",
     "flat_items",
     "json_safe",
     "metric_key",
@@ -38,9 +33,6 @@ _SUMMARY_MARKER = "train_runtime"
 _SERIES_KEYS = frozenset({"epoch"})
 _KEY_INVALID = re.compile(r"[^A-Za-z0-9_./-]")
 _MAX_KEY = 200  # contexta's metric key limit
-_MAX_RUN_NAME = 63  # a run name's limit once normalised (contexta.contract's MAX_COMPONENT_LENGTH)
-_NAME_DIGEST = 12  # hex digits of the full name's hash kept at the end of a shortened name
-_FALLBACK_NAME = "trainer"
 _MAX_NESTING = 8  # levels of a nested `compute_metrics` result followed into
 
 
@@ -91,27 +83,6 @@ def flat_items(values: Mapping[Any, Any], prefix: str = "", depth: int = 0) -> l
         else:
             items.append((prefix + key, value))
     return items
-
-
-def fitting_run_name(name: str) -> str:
-    """A run name contexta takes for one the Trainer's arguments gave (`args.run_name`, or the
-    output directory's name), which the user chose with no limit in mind: itself when it fits;
-    shortened to its head and a hash of the whole when it is too long, so two long names differing
-    only at the end (`...-seed42`, `...-seed43`) stay two runs; "trainer" when it has no letters or
-    digits at all."""
-    try:
-        normalize_name(name, "run name")
-        return name
-    except ValidationError as error:
-        if error.code == "name_empty":
-            return _FALLBACK_NAME
-        if error.code != "name_too_long":
-            raise
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_NAME_DIGEST]
-    head = name[: _MAX_RUN_NAME - _NAME_DIGEST - 1]
-    while len(normalize_name(f"{head}-{digest}", "run name")) > _MAX_RUN_NAME:  # pragma: no cover
-        head = head[:-1]  # only a name whose lower-casing grows it (some non-Latin letters)
-    return f"{head}-{digest}"
 
 
 def metric_key(key: str) -> str | None:

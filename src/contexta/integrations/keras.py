@@ -41,7 +41,7 @@ from contexta.integrations._keras_checkpoints import CheckpointFiles
 from contexta.integrations._keras_config import keras_config_snapshot
 from contexta.integrations._keras_import import keras_import_error, keras_version_error
 from contexta.integrations._keras_run import KerasRun
-from contexta.integrations._own_contexta import own_contexta_config
+from contexta.integrations._own_contexta import checked_run_name, fitting_run_name, own_contexta_config
 
 try:
     import keras
@@ -111,7 +111,7 @@ class ContextaCallback(keras.callbacks.Callback):
             project_name=project_name,
             config=config,
         )
-        self._run_name = run_name
+        self._run_name = checked_run_name(run_name)
         self._tags, self._metadata, self._dataset_ref = tags, metadata, dataset_ref
         self._user_snapshot = dict(config_snapshot or {})
         self._capture = KerasRun(self._open_run, log_batches=log_batches, owns_run=run is None)
@@ -132,7 +132,7 @@ class ContextaCallback(keras.callbacks.Callback):
             self._ctx = Contexta(workspace=self._workspace, config=self._config or None)
         model = self.model  # set by Keras before any hook
         snapshot = keras_config_snapshot(keras, model, call, params)
-        name = self._run_name or str(getattr(model, "name", None) or "keras")
+        name = self._run_name or fitting_run_name(str(getattr(model, "name", None) or "keras"), "keras")
         return self._ctx.run(
             name,
             tags=self._tags,

@@ -16,16 +16,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
-from contexta.contract import normalize_name
 from contexta.errors import CaptureWarning, ValidationError
-from contexta.integrations._own_contexta import own_contexta_config
+from contexta.integrations._own_contexta import checked_run_name, fitting_run_name, own_contexta_config
 from contexta.integrations._transformers_checkpoints import checkpoint_directory, checkpoint_files
 from contexta.integrations._transformers_failure import find_trainer, guard_train
 from contexta.integrations._transformers_import import import_transformers
 from contexta.integrations._transformers_values import (
     EVALUATE_STAGE,
     TRAIN_STAGE,
-    fitting_run_name,
     flat_items,
     json_safe,
     metric_key,
@@ -72,15 +70,7 @@ class ContextaCallback(TrainerCallback):
         dataset_ref: str | None = None,
         log_checkpoints: bool = True,
     ) -> None:
-        if run_name is not None and (not isinstance(run_name, str) or not run_name.strip()):
-            raise ValidationError(
-                f"run_name must be a non-empty string (or None for args.run_name), got {run_name!r}",
-                code="field_invalid",
-                details={"field": "run_name"},
-            )
-        if run_name is not None:  # one contexta refuses (too long) fails here, not at train begin
-            normalize_name(run_name, "run_name")
-        self._run_name = run_name
+        self._run_name = checked_run_name(run_name)
         self._given_ctx = ctx
         self._workspace = workspace
         self._config = own_contexta_config(
@@ -222,7 +212,7 @@ class ContextaCallback(TrainerCallback):
             given = str(args.run_name)
         else:
             given = os.path.basename(os.path.normpath(str(getattr(args, "output_dir", "") or "")))
-        return fitting_run_name(given or "trainer"), given or "trainer"
+        return fitting_run_name(given or "trainer", "trainer"), given or "trainer"
 
     @staticmethod
     def _snapshot(args: Any, model: Any) -> dict[str, Any]:
