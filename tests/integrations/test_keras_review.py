@@ -121,18 +121,29 @@ def test_an_evaluate_called_from_inside_fit_does_not_end_the_fit(ctx: Contexta) 
             self.watched = watched
 
         def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
+            self.model.predict(held_x, callbacks=[self.watched], verbose=0)  # not captured, harmless
             result = self.model.evaluate(
                 held_x, held_y, callbacks=[self.watched], verbose=0, return_dict=True
             )
             held_out.append(result["loss"])
+            self.model.predict(held_x, callbacks=[self.watched], verbose=0)
 
     with ContextaCallback("held-out", ctx=ctx) as callback:
         history = _model().fit(
-            x, y, epochs=3, batch_size=BATCH_SIZE, callbacks=[callback, _HeldOut(callback)], verbose=0
+            x,
+            y,
+            epochs=3,
+            batch_size=BATCH_SIZE,
+            validation_split=0.25,
+            callbacks=[callback, _HeldOut(callback)],
+            verbose=0,
         )
 
     stages = {stage.name: stage.status for stage in ctx.list_stages("held-out")}
-    assert stages == {"train": "completed", "evaluate": "completed"}  # no validation: none was asked
+    assert stages == {"train": "completed", "validate": "completed", "evaluate": "completed"}
+    assert _stored(ctx, "held-out", "validate", "val_loss") == list(
+        zip(history.epoch, history.history["val_loss"], strict=True)
+    )
     assert _stored(ctx, "held-out", "evaluate", "loss") == list(enumerate(held_out))
     assert _stored(ctx, "held-out", "train", "loss") == list(
         zip(history.epoch, history.history["loss"], strict=True)

@@ -150,8 +150,9 @@ class ContextaCallback(keras.callbacks.Callback):
         super().set_params(params)
         if not self._capture.in_fit and self._capture.train is None and not self._capture.evaluating:
             return  # nothing left open: the common case
-        if _fit_under_way(self.model):  # an `evaluate` from inside a `fit` (a user's callback)
-            self._capture.nested_evaluate = True  # recorded as an evaluation; the fit goes on
+        nested = _call_inside_fit(self.model)
+        if nested is not None:  # an `evaluate` or `predict` from inside a `fit` (a user's callback)
+            self._capture.nested_evaluate = nested == "evaluate"  # recorded as one; the fit goes on
             return
         self._register_checkpoints()  # the epochs that did end before the earlier fit raised
         self._last_epoch = None
@@ -227,21 +228,21 @@ class ContextaCallback(keras.callbacks.Callback):
             self._close_own_contexta()
 
 
-def _fit_under_way(model: Any) -> bool:
-    """Whether a `fit` of `model` is on the call stack beneath the call now starting (the innermost
-    `fit`, `evaluate` or `predict` of `model`, which is building its callback list): the one way to
-    tell an `evaluate` nested in a running `fit` from one after a `fit` that raised."""
+def _call_inside_fit(model: Any) -> str | None:
+    """The call now starting (the innermost `fit`, `evaluate` or `predict` of `model`, which is
+    building its callback list) when a `fit` of `model` is beneath it on the stack, else None: the
+    one way to tell an `evaluate` nested in a running `fit` from one after a `fit` that raised."""
     frame = inspect.currentframe()
-    current_seen = False
+    current: str | None = None
     try:
         while frame is not None:
             name = frame.f_code.co_name
             if name in _CALLS and frame.f_locals.get("self") is model:
-                if current_seen and name == "fit":
-                    return True
-                current_seen = True
+                if current is not None and name == "fit":
+                    return current
+                current = current or name
             frame = frame.f_back
-        return False
+        return None
     finally:
         del frame  # frames refer to their locals: drop the reference rather than keep a cycle
 
