@@ -172,3 +172,33 @@ def test_a_model_named_longer_than_a_run_name_still_trains_and_is_recorded(ctx: 
     assert _stored(ctx, run.run_id, "train", "loss") == list(
         zip(history.epoch, history.history["loss"], strict=True)
     )
+
+
+def test_a_callback_reused_for_another_model_gives_that_training_its_own_run(ctx: Contexta) -> None:
+    """Comparing two architectures with one callback: each `fit` of another model is a run of its own
+    (its config, its epochs from 0), not the first model's run with a second set of epochs 0, 1.
+    An `evaluate` of another model (the best one loaded back) stays in the run of the last fit."""
+    x, y = _data(128, seed=1)
+    first, second = _model(), _model()
+    second.name = "wider"
+    keras.utils.set_random_seed(8)
+    second.set_weights([weight * 0.5 for weight in second.get_weights()])  # another start, another curve
+    callback = ContextaCallback("compare", ctx=ctx)
+    first_history = first.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+    second_history = second.fit(x, y, epochs=2, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0)
+    loaded = keras.models.clone_model(second)
+    loaded.compile(loss="sparse_categorical_crossentropy")
+    loaded.set_weights(second.get_weights())
+    result = loaded.evaluate(x, y, batch_size=BATCH_SIZE, callbacks=[callback], verbose=0, return_dict=True)
+    callback.close()
+
+    runs = sorted(ctx.list_runs(all_executions=True), key=lambda run: run.execution_number)
+    assert [(run.execution_number, run.status) for run in runs] == [(1, "completed"), (2, "completed")]
+    assert runs[0].run_id != runs[1].run_id
+    assert first_history.history["loss"] != second_history.history["loss"]
+    for run, history in zip(runs, (first_history, second_history), strict=True):
+        assert _stored(ctx, run.run_id, "train", "loss") == list(
+            zip(history.epoch, history.history["loss"], strict=True)
+        )
+    assert ctx.get_run_snapshot(runs[1].run_id).run.config_snapshot["model"]["name"] == "wider"
+    assert _stored(ctx, runs[1].run_id, "evaluate", "loss") == [(0, result["loss"])]

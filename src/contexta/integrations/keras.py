@@ -15,7 +15,8 @@ What goes where (all names are Keras's own log names, so `history.history` keys 
 - the run's `config_snapshot`: Keras's version and backend, the model's config and parameter count,
   the optimizer's config, the compile config and the first call's params (`fit`: epochs, steps).
 
-The run opens at the first `fit` (or `evaluate`) and stays open across calls, because a user who
+The run opens at the first `fit` (or `evaluate`) and stays open across calls (a `fit` of another model
+opens a new one), because a user who
 fits and then evaluates with one callback expects one run; it closes at `callback.close()` or when
 the `with` block ends (`failed` if an exception escapes it). Keras has no hook for a `fit` that
 raised, so without either the run is closed when the process ends, as every open run is. Given an
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -104,6 +106,8 @@ class ContextaCallback(keras.callbacks.Callback):
             )
         self._ctx = ctx
         self._owns_ctx = ctx is None and run is None
+        self._owns_run = run is None
+        self._run_model: weakref.ref[Any] | None = None  # the model whose call opened the run
         self._workspace = workspace
         self._config = own_contexta_config(
             given=ctx is not None or run is not None,
@@ -131,6 +135,7 @@ class ContextaCallback(keras.callbacks.Callback):
 
             self._ctx = Contexta(workspace=self._workspace, config=self._config or None)
         model = self.model  # set by Keras before any hook
+        self._run_model = weakref.ref(model) if model is not None else None
         snapshot = keras_config_snapshot(keras, model, call, params)
         name = self._run_name or fitting_run_name(str(getattr(model, "name", None) or "keras"), "keras")
         return self._ctx.run(
@@ -159,7 +164,18 @@ class ContextaCallback(keras.callbacks.Callback):
         self._capture.call_began()
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._fits_another_model():
+            self._capture.close()  # that model's run is done; fit_began opens this one's
         self._capture.fit_began(self.params or {})
+
+    def _fits_another_model(self) -> bool:
+        """Whether this `fit` trains another model than the one the open run (this callback's own)
+        describes: its config snapshot, its epochs numbered from 0 again. An `evaluate` of another
+        model (the best checkpoint loaded back) stays in the run; a `fit` is a training of its own."""
+        run, previous = self._capture.run, self._run_model
+        if not self._owns_run or run is None or run.status != "open" or previous is None:
+            return False
+        return previous() is not self.model
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._capture.epoch_began()
