@@ -15,13 +15,13 @@ What goes where (all names are Keras's own log names, so `history.history` keys 
 - the run's `config_snapshot`: Keras's version and backend, the model's config and parameter count,
   the optimizer's config, the compile config and the first call's params (`fit`: epochs, steps).
 
-The run opens at the first `fit` (or `evaluate`) and stays open across calls (a `fit` of another model
-opens a new one), because a user who
-fits and then evaluates with one callback expects one run; it closes at `callback.close()` or when
-the `with` block ends (`failed` if an exception escapes it). Keras has no hook for a `fit` that
-raised, so without either the run is closed when the process ends, as every open run is. Given an
-open `run=` instead of `ctx`, the callback adds stages to it and never closes the run itself. Given
-neither, it opens a Contexta of its own on `workspace` (with `project_name` and `config` as
+The run opens at the first `fit` (or `evaluate`) and stays open across calls, because a user who
+fits and then evaluates with one callback expects one run (a `fit` of another model opens a new
+one); it closes at `callback.close()` or when the `with` block ends (`failed` if an exception
+escapes it). Keras has no hook for a `fit` that raised, so without either the run is closed when
+the process ends, as every open run is; a caught failure's stages are closed `failed` by the next
+call. Given an open `run=` instead of `ctx`, the callback adds stages to it and never closes the
+run itself. Given neither, it opens a Contexta of its own on `workspace` (with `project_name` and `config` as
 `Contexta(config=...)` takes them) and closes it with the run, as the Lightning and Hugging Face
 integrations do.
 
