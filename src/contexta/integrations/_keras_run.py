@@ -52,6 +52,9 @@ class KerasRun:
         self.log_batches = log_batches
         self.run: RunScope | None = None
         self.in_fit = False
+        # The next test hooks are an `evaluate` called from inside a running `fit` (by a callback of
+        # the user's), not the fit's validation: set by the callback, which can tell them apart.
+        self.nested_evaluate = False
         self.train: StageScope | None = None
         self._validate: StageScope | None = None
         self._evaluate: StageScope | None = None
@@ -77,6 +80,31 @@ class KerasRun:
             self.run = self._open_run(call, params)
             self._start_counting()
         return self.run
+
+    @property
+    def evaluating(self) -> bool:
+        """Whether an `evaluate` call's stage is open (its `on_test_end` not reached yet)."""
+        return self._evaluate is not None
+
+    def call_began(self) -> bool:
+        """A new `fit`, `evaluate` or `predict` call is starting. Stages still open from an earlier
+        call mean that call raised (Keras has no hook for that, and the caller caught it): they are
+        closed `failed`, so this call is routed as itself (an `evaluate` is not taken for the dead
+        fit's validation) and can open its stages again. True when there were such stages."""
+        stale = [scope for scope in (self._evaluate, self._validate, self.train) if scope is not None]
+        self._evaluate = self._validate = self.train = None
+        self.in_fit = self._in_validation = False
+        for scope in stale:
+            scope.close("failed")
+        if stale and self.run is not None and self.run.status == "open":
+            self.run.event(
+                "keras.call.unfinished",
+                message="an earlier fit or evaluate of this callback raised before it ended; "
+                "its stages were closed failed",
+                level="warning",
+                attributes={"stages": [scope.name for scope in stale]},
+            )
+        return bool(stale)
 
     # -- fit ----------------------------------------------------------------------------------
 
@@ -125,7 +153,8 @@ class KerasRun:
     def test_began(self, params: Mapping[str, Any]) -> None:
         """Validation inside a `fit` (the `validate` stage), else an `evaluate` call (the
         `evaluate` stage, opened again for each call; the run opens here when no `fit` came first)."""
-        if self.in_fit and self.run is not None:
+        nested, self.nested_evaluate = self.nested_evaluate, False
+        if self.in_fit and self.run is not None and not nested:
             self._in_validation = True
             self._validation_stage()
             self._validation_batches.next_round()

@@ -16,6 +16,7 @@ __all__ = [
     "EVALUATE_STAGE",
     "TRAIN_STAGE",
     "LogRoute",
+    "flat_items",
     "json_safe",
     "metric_key",
     "numeric_value",
@@ -32,6 +33,7 @@ _SUMMARY_MARKER = "train_runtime"
 _SERIES_KEYS = frozenset({"epoch"})
 _KEY_INVALID = re.compile(r"[^A-Za-z0-9_./-]")
 _MAX_KEY = 200  # contexta's metric key limit
+_MAX_NESTING = 8  # levels of a nested `compute_metrics` result followed into
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,22 @@ def numeric_value(value: Any) -> float | int | None:
     if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):  # a 0-d tensor
         return numeric_value(value.item())
     return None
+
+
+def flat_items(values: Mapping[Any, Any], prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    """`values` with nested mappings followed, their keys joined by '/': a `compute_metrics` that
+    returns a report (`{"report": {"macro avg": {"recall": 0.5}}}`, as sklearn's
+    `classification_report(output_dict=True)` does) reaches the Trainer's logs as one `eval_report`
+    dict, which is `eval_report/macro avg/recall` here. Keys that are not text are left out."""
+    items: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        if not isinstance(key, str):
+            continue
+        if isinstance(value, Mapping) and depth < _MAX_NESTING:
+            items.extend(flat_items(value, f"{prefix}{key}/", depth + 1))
+        else:
+            items.append((prefix + key, value))
+    return items
 
 
 def metric_key(key: str) -> str | None:

@@ -16,11 +16,12 @@ What goes where (all names are Keras's own log names, so `history.history` keys 
   the optimizer's config, the compile config and the first call's params (`fit`: epochs, steps).
 
 The run opens at the first `fit` (or `evaluate`) and stays open across calls, because a user who
-fits and then evaluates with one callback expects one run; it closes at `callback.close()` or when
-the `with` block ends (`failed` if an exception escapes it). Keras has no hook for a `fit` that
-raised, so without either the run is closed when the process ends, as every open run is. Given an
-open `run=` instead of `ctx`, the callback adds stages to it and never closes the run itself. Given
-neither, it opens a Contexta of its own on `workspace` (with `project_name` and `config` as
+fits and then evaluates with one callback expects one run (a `fit` of another model opens a new
+one); it closes at `callback.close()` or when the `with` block ends (`failed` if an exception
+escapes it). Keras has no hook for a `fit` that raised, so without either the run is closed when
+the process ends, as every open run is; a caught failure's stages are closed `failed` by the next
+call. Given an open `run=` instead of `ctx`, the callback adds stages to it and never closes the
+run itself. Given neither, it opens a Contexta of its own on `workspace` (with `project_name` and `config` as
 `Contexta(config=...)` takes them) and closes it with the run, as the Lightning and Hugging Face
 integrations do.
 
@@ -30,7 +31,9 @@ importing this module without it raises `MissingDependencyError` saying what to 
 
 from __future__ import annotations
 
+import inspect
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,7 +43,7 @@ from contexta.integrations._keras_checkpoints import CheckpointFiles
 from contexta.integrations._keras_config import keras_config_snapshot
 from contexta.integrations._keras_import import keras_import_error, keras_version_error
 from contexta.integrations._keras_run import KerasRun
-from contexta.integrations._own_contexta import own_contexta_config
+from contexta.integrations._own_contexta import checked_run_name, fitting_run_name, own_contexta_config
 
 try:
     import keras
@@ -103,6 +106,8 @@ class ContextaCallback(keras.callbacks.Callback):
             )
         self._ctx = ctx
         self._owns_ctx = ctx is None and run is None
+        self._owns_run = run is None
+        self._run_model: weakref.ref[Any] | None = None  # the model whose call opened the run
         self._workspace = workspace
         self._config = own_contexta_config(
             given=ctx is not None or run is not None,
@@ -110,7 +115,7 @@ class ContextaCallback(keras.callbacks.Callback):
             project_name=project_name,
             config=config,
         )
-        self._run_name = run_name
+        self._run_name = checked_run_name(run_name)
         self._tags, self._metadata, self._dataset_ref = tags, metadata, dataset_ref
         self._user_snapshot = dict(config_snapshot or {})
         self._capture = KerasRun(self._open_run, log_batches=log_batches, owns_run=run is None)
@@ -130,8 +135,9 @@ class ContextaCallback(keras.callbacks.Callback):
 
             self._ctx = Contexta(workspace=self._workspace, config=self._config or None)
         model = self.model  # set by Keras before any hook
+        self._run_model = weakref.ref(model) if model is not None else None
         snapshot = keras_config_snapshot(keras, model, call, params)
-        name = self._run_name or str(getattr(model, "name", None) or "keras")
+        name = self._run_name or fitting_run_name(str(getattr(model, "name", None) or "keras"), "keras")
         return self._ctx.run(
             name,
             tags=self._tags,
@@ -142,8 +148,34 @@ class ContextaCallback(keras.callbacks.Callback):
 
     # -- Keras hooks ------------------------------------------------------------------------------
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Keras builds a new callback list, and so sets params, at the start of every `fit`,
+        `evaluate` and `predict` call, and never for the validation inside `fit`: the one moment
+        the callback learns that an earlier call of its own raised (Keras calls no hook for that)."""
+        super().set_params(params)
+        if not self._capture.in_fit and self._capture.train is None and not self._capture.evaluating:
+            return  # nothing left open: the common case
+        nested = _call_inside_fit(self.model)
+        if nested is not None:  # an `evaluate` or `predict` from inside a `fit` (a user's callback)
+            self._capture.nested_evaluate = nested == "evaluate"  # recorded as one; the fit goes on
+            return
+        self._register_checkpoints()  # the epochs that did end before the earlier fit raised
+        self._last_epoch = None
+        self._capture.call_began()
+
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._fits_another_model():
+            self._capture.close()  # that model's run is done; fit_began opens this one's
         self._capture.fit_began(self.params or {})
+
+    def _fits_another_model(self) -> bool:
+        """Whether this `fit` trains another model than the one the open run (this callback's own)
+        describes: its config snapshot, its epochs numbered from 0 again. An `evaluate` of another
+        model (the best checkpoint loaded back) stays in the run; a `fit` is a training of its own."""
+        run, previous = self._capture.run, self._run_model
+        if not self._owns_run or run is None or run.status != "open" or previous is None:
+            return False
+        return previous() is not self.model
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._capture.epoch_began()
@@ -210,3 +242,25 @@ class ContextaCallback(keras.callbacks.Callback):
         else:
             self._capture.finish(error)
             self._close_own_contexta()
+
+
+def _call_inside_fit(model: Any) -> str | None:
+    """The call now starting (the innermost `fit`, `evaluate` or `predict` of `model`, which is
+    building its callback list) when a `fit` of `model` is beneath it on the stack, else None: the
+    one way to tell an `evaluate` nested in a running `fit` from one after a `fit` that raised."""
+    frame = inspect.currentframe()
+    current: str | None = None
+    try:
+        while frame is not None:
+            name = frame.f_code.co_name
+            if name in _CALLS and frame.f_locals.get("self") is model:
+                if current is not None and name == "fit":
+                    return current
+                current = current or name
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # frames refer to their locals: drop the reference rather than keep a cycle
+
+
+_CALLS = frozenset({"fit", "evaluate", "predict"})

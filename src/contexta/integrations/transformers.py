@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from contexta import Contexta
-from contexta.errors import ValidationError
-from contexta.integrations._own_contexta import own_contexta_config
+from contexta.errors import CaptureWarning, ValidationError
+from contexta.integrations._own_contexta import checked_run_name, fitting_run_name, own_contexta_config
 from contexta.integrations._transformers_checkpoints import checkpoint_directory, checkpoint_files
 from contexta.integrations._transformers_failure import find_trainer, guard_train
 from contexta.integrations._transformers_import import import_transformers
 from contexta.integrations._transformers_values import (
     EVALUATE_STAGE,
     TRAIN_STAGE,
+    flat_items,
     json_safe,
     metric_key,
     numeric_value,
@@ -69,13 +70,7 @@ class ContextaCallback(TrainerCallback):
         dataset_ref: str | None = None,
         log_checkpoints: bool = True,
     ) -> None:
-        if run_name is not None and (not isinstance(run_name, str) or not run_name.strip()):
-            raise ValidationError(
-                f"run_name must be a non-empty string (or None for args.run_name), got {run_name!r}",
-                code="field_invalid",
-                details={"field": "run_name"},
-            )
-        self._run_name = run_name
+        self._run_name = checked_run_name(run_name)
         self._given_ctx = ctx
         self._workspace = workspace
         self._config = own_contexta_config(
@@ -92,6 +87,7 @@ class ContextaCallback(TrainerCallback):
         # metrics to on_log and on_evaluate, and each is recorded once.
         self._last: dict[tuple[str, str], tuple[int, float | int]] = {}
         self._run_id: str | None = None
+        self._warned: set[str] = set()  # metric keys the store refused, warned about once each
 
     # -- what a user may read ----------------------------------------------------------------
 
@@ -128,10 +124,14 @@ class ContextaCallback(TrainerCallback):
             ctx = Contexta(workspace=self._workspace, config=self._config or None)
         self._ctx = ctx
         model = kwargs.get("model")
+        name, full_name = self._name(args)
+        metadata = self._framework_metadata(model)
+        if full_name != name:  # shortened to fit: the name the user gave the Trainer is kept here
+            metadata["run_name"] = full_name
         run = ctx.run(
-            self._name(args),
+            name,
             tags=self._tags,
-            metadata={**self._framework_metadata(model), **(self._metadata or {})},
+            metadata={**metadata, **(self._metadata or {})},
             config_snapshot=self._snapshot(args, model),
             dataset_ref=self._dataset_ref,
         )
@@ -204,13 +204,15 @@ class ContextaCallback(TrainerCallback):
 
     # -- the run -------------------------------------------------------------------------------
 
-    def _name(self, args: Any) -> str:
+    def _name(self, args: Any) -> tuple[str, str]:
+        """The run's name, and the name it was made from (the same unless shortened to fit)."""
         if self._run_name is not None:
-            return self._run_name
+            return self._run_name, self._run_name  # checked when the callback was made
         if getattr(args, "run_name", None):
-            return str(args.run_name)
-        output = os.path.basename(os.path.normpath(str(getattr(args, "output_dir", "") or "")))
-        return output or "trainer"
+            given = str(args.run_name)
+        else:
+            given = os.path.basename(os.path.normpath(str(getattr(args, "output_dir", "") or "")))
+        return fitting_run_name(given or "trainer", "trainer"), given or "trainer"
 
     @staticmethod
     def _snapshot(args: Any, model: Any) -> dict[str, Any]:
@@ -242,9 +244,9 @@ class ContextaCallback(TrainerCallback):
         once; `summary` keys are stage-level values (`aggregation_scope="stage"`)."""
         points: dict[str, float | int] = {}
         summaries: dict[str, float | int] = {}
-        for raw_key, raw_value in values.items():
+        for raw_key, raw_value in flat_items(values):
             value = numeric_value(raw_value)
-            key = None if value is None or not isinstance(raw_key, str) else metric_key(raw_key)
+            key = None if value is None else metric_key(raw_key)
             if key is None or value is None or self._last.get((stage_name, key)) == (step, value):
                 continue
             self._last[(stage_name, key)] = (step, value)
@@ -253,9 +255,34 @@ class ContextaCallback(TrainerCallback):
             return
         stage = self._stage(stage_name)
         if points:
-            stage.metrics(points, step=step)
+            try:
+                stage.metrics(points, step=step)
+            except ValidationError as error:
+                self._refused(error)
         for key, value in summaries.items():
-            stage.metric(key, value, step=step, aggregation_scope="stage")
+            try:
+                stage.metric(key, value, step=step, aggregation_scope="stage")
+            except ValidationError as error:
+                self._refused(error)
+
+    def _refused(self, error: ValidationError) -> None:
+        """A value the store refused (a NaN loss under `capture.non_finite = "raise"`, an int beyond
+        64 bits): warned about once per key, and the training goes on; the other values of the same
+        log were recorded. Any other error is a bug here, and raised."""
+        if error.code in ("metrics_partly_invalid", "metrics_invalid"):
+            refusals = [(item["key"], item["message"]) for item in error.details.get("refused", ())]
+        elif error.code == "metric_value_invalid":
+            refusals = [(str(error.details.get("key")), error.message)]
+        else:
+            raise error
+        for key, message in refusals:
+            if key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(
+                    f"the Trainer's {key!r} was not recorded (warned once per key): {message}",
+                    CaptureWarning,
+                    stacklevel=4,
+                )
 
     def _end(self, status: str, error: BaseException | None = None) -> None:
         """Close the run (its stages with it) and a Contexta this callback opened."""
