@@ -136,3 +136,23 @@ def test_a_run_name_too_long_for_contexta_fails_when_the_callback_is_made(tmp_pa
     with pytest.raises(ValidationError, match="the limit is 63") as raised:
         ContextaCallback(LONG_NAMES[0], workspace=tmp_path / "ws")
     assert raised.value.code == "name_too_long"
+
+
+def test_a_run_the_store_refuses_at_train_begin_closes_the_contexta_the_callback_opened(
+    tmp_path: Path,
+) -> None:
+    """Tags contexta cannot keep fail the training at its start, as `ctx.run` fails; the Contexta the
+    callback opened for itself is closed then, not left with its writer running until the process ends."""
+    callback = ContextaCallback(workspace=tmp_path / "ws", project_name=PROJECT, tags={"owner": object()})
+    trainer = transformers.Trainer(
+        model=tiny_model(),
+        args=training_args(tmp_path / "out", max_steps=2, eval_strategy="no", save_strategy="no"),
+        train_dataset=TokenDataset(16, seed=1),
+        callbacks=[callback],
+    )
+    with pytest.raises(ValidationError) as refused:
+        trainer.train()
+    assert refused.value.code == "attributes_invalid"
+    assert callback._ctx is None  # closed
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": PROJECT}) as ctx:
+        assert ctx.list_runs() == []

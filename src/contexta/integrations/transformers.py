@@ -128,13 +128,19 @@ class ContextaCallback(TrainerCallback):
         metadata = self._framework_metadata(model)
         if full_name != name:  # shortened to fit: the name the user gave the Trainer is kept here
             metadata["run_name"] = full_name
-        run = ctx.run(
-            name,
-            tags=self._tags,
-            metadata={**metadata, **(self._metadata or {})},
-            config_snapshot=self._snapshot(args, model),
-            dataset_ref=self._dataset_ref,
-        )
+        try:
+            run = ctx.run(
+                name,
+                tags=self._tags,
+                metadata={**metadata, **(self._metadata or {})},
+                config_snapshot=self._snapshot(args, model),
+                dataset_ref=self._dataset_ref,
+            )
+        except BaseException:
+            if self._given_ctx is None:  # refused (bad tags, say): the Contexta opened here goes too
+                self._ctx = None
+                ctx.close()
+            raise
         self._run, self._run_id = run, run.run_id
         self._stages = {TRAIN_STAGE: run.stage(TRAIN_STAGE)}
         self._last = {}
