@@ -13,28 +13,14 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from contexta import Contexta
 from contexta.contract import StructuredEventRecord
 from contexta.errors import CaptureWarning
 from contexta.integrations.opentelemetry import OpenTelemetrySink
-
-
-@pytest.fixture
-def memory() -> tuple[InMemorySpanExporter, InMemoryMetricReader, OpenTelemetrySink]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    sink = OpenTelemetrySink(
-        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
-    )
-    return exporter, reader, sink
 
 
 def _parent(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
