@@ -166,3 +166,61 @@ def test_the_compiled_counts_of_queued_items_match_the_reference(items: list[Any
 def test_an_item_the_compiled_count_cannot_read_leaves_it_to_the_reference() -> None:
     assert compiled.record_count([(METRIC,), ["not", "a", "tuple"]]) is None
     assert compiled.record_count([]) == 0
+
+
+class _Entry:
+    """Stands for a built entry (a scope opening, the environment snapshot) among the metric tuples."""
+
+
+def _added(items: list[Any], *, whole: bool) -> dict[Any, Any]:
+    """The series columns `add` builds from the batch, or (`whole`) the point-by-point loop alone."""
+    ingest = _Ingest()
+    columns = _store.MetricColumns(ingest, _store.SeriesIdentities())  # type: ignore[arg-type]
+    if whole:
+        columns._add_points(items, 0, len(items))
+    else:
+        columns.add(items, 0, len(items))
+    return {
+        identity: (
+            list(points.positions),
+            list(points.observed),
+            [("nan" if math.isnan(value) else value) for value in points.values],
+            list(points.steps),
+        )
+        for identity, points in ingest.groups.items()
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=_items(), entries=st.lists(st.integers(0, 60), max_size=4))
+def test_entries_among_the_tuples_leave_the_columns_those_of_the_point_by_point_loop(
+    items: list[Any], entries: list[int]
+) -> None:
+    """A burst's first batches hold a scope opening or two among thousands of metric tuples; the runs
+    of tuples around them go column by column, and the store gets exactly the same points."""
+    items = [item for item in items if item[0] == METRIC]  # the writer builds entries of other kinds
+    for position in sorted(entries, reverse=True):
+        items.insert(min(position, len(items)), _Entry())
+    assert _added(items, whole=False) == _added(items, whole=True)
+
+
+def test_a_burst_batch_with_a_scope_opening_in_it_is_split_around_it_at_c_speed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items: list[Any] = [
+        (METRIC, 10 + n, _CONTEXTS[0], "loss", 1.0 / (n + 1), None, n, "step", None) for n in range(1000)
+    ]
+    items[0:0] = [_Entry(), _Entry()]
+    items.insert(500, _Entry())
+    one_by_one: list[int] = []
+    point_loop = _store.MetricColumns._add_points
+
+    def counted(self: Any, batch: list[Any], start: int, stop: int) -> None:
+        one_by_one.append(stop - start)
+        point_loop(self, batch, start, stop)
+
+    monkeypatch.setattr(_store.MetricColumns, "_add_points", counted)
+    ((positions, _, values, steps),) = _added(items, whole=False).values()
+    assert one_by_one == []  # no point went through the Python loop
+    assert steps == list(range(1000)) and values[3] == 0.25
+    assert positions == [p for p in range(len(items)) if not isinstance(items[p], _Entry)]

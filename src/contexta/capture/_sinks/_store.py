@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from array import array
 from collections.abc import Callable
-from itertools import compress
+from itertools import compress, pairwise
 from operator import ne, or_
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,23 @@ class MetricColumns:
         """Add the raw METRIC tuples among `items[start:stop]` (other items are skipped)."""
         if self._add_plain_runs(items, start, stop):
             return
+        others = [
+            position for position, kind in enumerate(map(type, items[start:stop]), start) if kind is not tuple
+        ]
+        if not others:
+            self._add_points(items, start, stop)
+            return
+        # A few entries among the tuples (a scope opening, the environment snapshot) made the compiled
+        # split refuse the whole range, and a burst's first batches then went point by point (an
+        # eighth of a 200,000-call burst, holding the GIL the caller waits for): the runs of tuples
+        # between them still go column by column, as the capture log's segments do.
+        bounds = [start - 1, *others, stop]
+        for before, after in pairwise(bounds):
+            if after - before > 1 and not self._add_plain_runs(items, before + 1, after):
+                self._add_points(items, before + 1, after)
+
+    def _add_points(self, items: list[Any], start: int, stop: int) -> None:
+        """The raw METRIC tuples among `items[start:stop]`, one by one (other items are skipped)."""
         plain = self._plain
         for position in range(start, stop):
             item = items[position]
