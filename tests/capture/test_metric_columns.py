@@ -163,6 +163,24 @@ def test_the_compiled_counts_of_queued_items_match_the_reference(items: list[Any
     assert compiled.has_barrier(items) == (7 in [item[0] for item in items]) == _items.holds_barrier(items)
 
 
+class _TupleKind(tuple):  # type: ignore[type-arg]
+    """A tuple subclass: never a queued item, so never counted as one."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(
+        st.one_of(_KIND_ITEMS, st.builds(object), st.builds(lambda: _TupleKind((1, 2))), st.just([1])),
+        max_size=40,
+    )
+)
+def test_the_compiled_only_tuples_matches_the_set_of_types(items: list[Any]) -> None:
+    from contexta.capture import _items
+
+    reference = set(map(type, items)) <= {tuple}
+    assert compiled.only_tuples(items) == reference == _items.only_tuples(items)
+
+
 def test_an_item_the_compiled_count_cannot_read_leaves_it_to_the_reference() -> None:
     assert compiled.record_count([(METRIC,), ["not", "a", "tuple"]]) is None
     assert compiled.record_count([]) == 0

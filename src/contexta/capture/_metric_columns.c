@@ -231,7 +231,27 @@ has_barrier(PyObject *module, PyObject *items)
     Py_RETURN_FALSE;
 }
 
+/* only_tuples(items): whether every item is still a queued tuple (the writer built no entry among
+   them), in one pass: the writer, the capture log and the store sink each ask it of every batch. */
+static PyObject *
+only_tuples(PyObject *module, PyObject *items)
+{
+    Py_ssize_t index, count;
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "only_tuples(items: list)");
+        return NULL;
+    }
+    count = PyList_GET_SIZE(items);
+    for (index = 0; index < count; index++) {
+        if (!PyTuple_CheckExact(PyList_GET_ITEM(items, index))) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef metric_columns_functions[] = {
+    {"only_tuples", only_tuples, METH_O, "Whether every queued item is still a tuple."},
     {"record_count", record_count, METH_O, "How many records queued items become, or None if one is not readable."},
     {"has_barrier", has_barrier, METH_O, "Whether a flush barrier is among the queued items."},
     {"plain_metric_columns", (PyCFunction)(void (*)(void))plain_metric_columns, METH_FASTCALL,
