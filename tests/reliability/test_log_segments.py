@@ -21,6 +21,7 @@ import pytest
 
 from contexta import Contexta
 from contexta.capture import LocalJsonlSink, compress_sealed_segments, log_segments, read_capture_log
+from contexta.capture._log._line_writer import FollowedLog, SegmentLimits
 
 # Small segments, and batches small enough that many of them fill one (a segment is sealed after
 # the append that takes it past its limit, so a batch is never split).
@@ -74,12 +75,12 @@ def test_a_run_sealed_into_many_compressed_segments_reads_back_whole_and_in_orde
 
 def test_the_log_is_sealed_once_its_first_line_is_older_than_the_age_limit(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
-    config = {"project_name": "p", "capture": {"segment_age_s": 1.0, "segment_bytes": 0}}
+    config = {"project_name": "p", "capture": {"segment_age_s": 2.0, "segment_bytes": 0}}
     with Contexta(workspace=workspace, config=config) as ctx, ctx.run("slow") as run:
         run.metric("loss", 1.0)
         ctx.flush()
         assert not [s for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active]
-        time.sleep(2.1)  # second-resolution first-line time: 2 s is past the 1 s limit for sure
+        time.sleep(2.2)  # past the 2 s limit, counted from the first line's own time
         run.metric("loss", 0.5)
         ctx.flush()
         sealed = [s for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active]
@@ -327,3 +328,18 @@ def test_a_compression_that_fails_keeps_the_segment_plain_readable_and_says_so(
     compress_sealed_segments(_capture_dir(workspace))
     assert all(s.compressed for s in log_segments(_capture_dir(workspace), "RECORD") if not s.active)
     assert _losses(workspace) == losses
+
+
+def test_the_age_limit_counts_from_the_first_line_to_the_fraction_of_a_second(tmp_path: Path) -> None:
+    """A first line captured at .9 s is a tenth of a second old a tenth later, not a whole second: a
+    file is sealed once its limit has passed, never up to a second early."""
+    while time.time() % 1.0 >= 0.3:  # early in a second, so the first line is at .9 of the last one
+        time.sleep(0.05)
+    captured = time.gmtime(int(time.time()) - 1)
+    first = f'{{"captured_at":"{time.strftime("%Y-%m-%dT%H:%M:%S", captured)}.900000Z","family":"RECORD"}}\n'
+    log = FollowedLog(str(tmp_path / "record.jsonl"), limits=SegmentLimits(max_age_s=1.0))
+    try:
+        log.append(first.encode(), False)  # 0.1-0.4 s old: counted to the second it would be 1.1-1.4
+        assert log.sealed == 0 and (tmp_path / "record.jsonl").exists()
+    finally:
+        log.close()

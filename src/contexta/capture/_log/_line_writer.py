@@ -183,7 +183,7 @@ _MAX_REOPENS = 3
 SEALED_SEGMENT = re.compile(r"(?P<stem>.+)\.(?P<sequence>[0-9]{6,})\.jsonl(?P<zst>\.zst)?")
 # The first bytes of every capture-log line: `{"captured_at":"2026-12-05T12:00:00`.
 _FIRST_TIME = re.compile(
-    rb'\{"captured_at":"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})'
+    rb'\{"captured_at":"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?'
 )
 
 
@@ -391,9 +391,16 @@ class FollowedLog:
     def _first_line_time(self) -> float:
         """When the open file's first line was captured (read once per file), else now."""
         if self._started is None:
-            match = _FIRST_TIME.match(os.pread(self.fd, 40, 0))
-            # By hand, not strptime: that imports a module on first use, on the writer's clock.
-            self._started = calendar.timegm((*map(int, match.groups()), 0, 0, 0)) if match else time.time()
+            match = _FIRST_TIME.match(os.pread(self.fd, 64, 0))
+            # By hand, not strptime: that imports a module on first use, on the writer's clock. With
+            # its fraction: cut to the second, a file whose first line came at .9 s was sealed as a
+            # second old a tenth of a second later.
+            if match is None:
+                self._started = time.time()
+            else:
+                *whole, fraction = match.groups()
+                seconds = calendar.timegm((*map(int, whole), 0, 0, 0))
+                self._started = seconds + (float(fraction) if fraction else 0.0)
         return self._started
 
     def close(self) -> None:
