@@ -29,25 +29,14 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tests.integrations.test_transformers import TokenDataset, tiny_model  # noqa: E402
+
 from contexta.integrations.transformers import ContextaCallback  # noqa: E402
 
 PAIRS = 5  # trainings per arm, alternating
 STEPS = 60  # optimizer steps per training
 SMOKE_PAIRS, SMOKE_STEPS = 1, 6
-SEQUENCE, VOCAB, BATCH = 8, 64, 8
-
-
-class _Tokens(torch.utils.data.Dataset):  # type: ignore[misc]
-    def __init__(self, size: int):
-        generator = torch.Generator().manual_seed(1)
-        self.ids = torch.randint(4, VOCAB, (size, SEQUENCE), generator=generator)
-        self.labels = (self.ids[:, 0] >= VOCAB // 2).long()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"input_ids": self.ids[index], "labels": self.labels[index]}
+BATCH = 8
 
 
 class _StepClock(transformers.TrainerCallback):  # type: ignore[misc]
@@ -67,16 +56,6 @@ def _train(
     root: Path, number: int, steps: int, save_steps: int | None, captured: bool
 ) -> tuple[list[float], float]:
     """One training; returns its step durations and the duration of its `train()` call, in s."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
     clock = _StepClock()
     callbacks: list[Any] = [clock]
     if captured:
@@ -95,9 +74,9 @@ def _train(
         seed=0,
     )
     trainer = transformers.Trainer(
-        model=transformers.BertForSequenceClassification(config),
+        model=tiny_model(),  # the tests' model: a 2-layer BERT of hidden size 32, seeded
         args=args,
-        train_dataset=_Tokens(steps * BATCH),
+        train_dataset=TokenDataset(steps * BATCH, seed=1),
         callbacks=callbacks,
     )
     trainer.remove_callback(transformers.PrinterCallback)  # printing every log would swamp both arms
