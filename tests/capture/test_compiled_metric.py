@@ -15,6 +15,7 @@ import shutil
 import sysconfig
 import threading
 import weakref
+from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ import pytest
 from contexta import Contexta
 from contexta.capture import InMemorySink
 from contexta.capture._items import KIND, METRIC_FIELDS, METRIC_STEP, METRIC_T_NS, METRIC_VALUE, metric_item
+from contexta.capture._pipeline._queue import CaptureQueue
 from contexta.capture._scopes._compiled import MetricCall
 from contexta.capture._scopes._scope import Scope
 from contexta.errors import ContextaError
@@ -163,6 +165,57 @@ def test_the_compiled_call_queues_the_python_item_and_hands_everything_else_on(t
             (("loss", 0.5, 1), {}),
             (("loss", 0.5), {}),
         ]
+
+
+@compiled_only
+def test_the_compiled_call_follows_the_limit_a_capture_queue_sets(tmp_path: Path) -> None:
+    """Bound to a real CaptureQueue, the call reads the queue's limit from its `limit_cell` (a machine
+    integer, no attribute lookup per call) exactly as the queue sets it: the writer asleep, the queue
+    closed, and after a fork's reset, which keeps the very cell the bound call holds."""
+    assert MetricCall is not None
+    with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}) as ctx:
+        stage = ctx.run("r").stage("train")
+        stage.metric("loss", 1.0)
+        kind = KIND(stage._metric_item("loss", 0.75, None, 2, "step", None))
+        queue = CaptureQueue(capacity=3, wake_threshold=1, overflow="block", block_timeout_s=1.0)
+        call = MetricCall(
+            lambda *args, **kwargs: "handed on",
+            queue.items,
+            queue,
+            stage._fields,
+            {"loss"},
+            kind,
+            "taken",
+            "step",
+        )
+        cell = queue.limit_cell
+        assert call("loss", 0.5) == "taken"
+        queue._set_writer_idle(
+            True
+        )  # a sleeping writer: the call that reaches the wake threshold is handed on
+        assert call("loss", 0.5) == "handed on"
+        queue._set_writer_idle(False)
+        assert [call("loss", 0.5) for _ in range(3)] == ["taken", "taken", "handed on"]  # at capacity
+        queue.items.clear()
+        queue.close()
+        assert call("loss", 0.5) == "handed on"  # closed: the Python method raises
+        queue.reinit_after_fork()
+        assert queue.limit_cell is cell and call("loss", 0.5) == "taken"
+        with pytest.raises(BufferError):
+            cell.append(0)  # held by the bound call: it can never be moved under it
+
+
+@compiled_only
+def test_a_limit_cell_that_is_not_one_machine_integer_is_refused_when_binding(tmp_path: Path) -> None:
+    assert MetricCall is not None
+    with Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}) as ctx:
+        stage = ctx.run("r").stage("train")
+        stage.metric("loss", 1.0)
+        kind = KIND(stage._metric_item("loss", 0.75, None, 2, "step", None))
+        for cell in (array("q", [1, 2]), array("i", [1]), b"12345678"):
+            queue = SimpleNamespace(limit=5, limit_cell=cell)
+            with pytest.raises(TypeError):
+                MetricCall(print, deque(), queue, stage._fields, {"loss"}, kind, "taken", "step")
 
 
 @compiled_only

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -85,11 +86,15 @@ class CaptureQueue:
             self.items: deque[tuple[Any, ...]] = deque()
         else:
             items.clear()
-        # Read without a lock on the hot path; written only under `_limit_lock`, so a writer going to
-        # sleep can never reopen a queue that `close()` has just shut. Re-entrant: a signal handler
-        # that flushes may interrupt this thread while it holds it (waking the writer).
+        # `limit` is mirrored in `limit_cell`, where the compiled call reads it as a machine integer
+        # (through a buffer it holds while bound, hence kept in place like `items`).
+        if getattr(self, "limit_cell", None) is None:
+            self.limit_cell: array[int] = array("q", [0])
+        # Read without a lock on the hot path; written only under `_limit_lock` (by `_set_limit`), so
+        # a writer going to sleep can never reopen a queue that `close()` has just shut. Re-entrant: a
+        # signal handler that flushes may interrupt this thread while it holds it (waking the writer).
         self._limit_lock = threading.RLock()
-        self.limit = self.capacity
+        self._set_limit(self.capacity)
         self._closed = False
         self._wake = threading.Event()
         self.writer_idle = False
@@ -171,6 +176,11 @@ class CaptureQueue:
             )
         self.items.append(item)
 
+    def _set_limit(self, limit: int) -> None:
+        """The one place `limit` is written (its readers: `put` and the compiled call)."""
+        self.limit_cell[0] = limit
+        self.limit = limit
+
     def wake(self) -> None:
         self._set_writer_idle(False)
         self._wake.set()
@@ -190,7 +200,7 @@ class CaptureQueue:
         try:
             self.writer_idle = idle
             if not self._closed:
-                self.limit = self.wake_threshold if idle else self.capacity
+                self._set_limit(self.wake_threshold if idle else self.capacity)
         finally:
             self._limit_lock.release()
 
@@ -245,7 +255,7 @@ class CaptureQueue:
         """Refuse new items; items already queued stay for the writer to drain."""
         with self._limit_lock:
             self._closed = True
-            self.limit = 0  # every put goes beyond the limit, where a closed queue refuses it
+            self._set_limit(0)  # every put goes beyond the limit, where a closed queue refuses it
         with self._space:
             self._space.notify_all()
 
