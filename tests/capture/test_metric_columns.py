@@ -242,3 +242,39 @@ def test_a_burst_batch_with_a_scope_opening_in_it_is_split_around_it_at_c_speed(
     assert one_by_one == []  # no point went through the Python loop
     assert steps == list(range(1000)) and values[3] == 0.25
     assert positions == [p for p in range(len(items)) if not isinstance(items[p], _Entry)]
+
+
+def test_a_batch_larger_than_a_piece_gives_the_columns_of_the_point_by_point_loop() -> None:
+    """The store sink adds a batch a piece at a time (making way for the caller between pieces): runs
+    of one series that cross a piece's edge, an entry right at an edge and a non-plain point in the
+    next piece still give exactly the points the point-by-point loop gives, in order."""
+    piece = _store._PIECE
+    items: list[Any] = []
+    for n in range(3 * piece + 123):
+        context = _CONTEXTS[(n // 3000) % 2]  # runs of 3,000 of one series, crossing each edge
+        items.append((METRIC, 10 + n, context, "loss", n / 7, None, n, "step", None))
+    items[piece - 1] = _Entry()
+    items.insert(piece, _Entry())
+    odd = list(items[piece + 10])
+    odd[4] = 12  # an int value: not a plain point
+    items[piece + 10] = tuple(odd)
+    added = _added(items, whole=False)
+    assert added == _added(items, whole=True)
+    assert sum(len(positions) for positions, _, _, _ in added.values()) == len(items) - 2
+
+
+def test_the_store_sink_makes_way_for_the_caller_between_the_pieces_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With every piece taking a whole slice (a clock that jumps), a 16,384-point batch lets go of the
+    GIL between its pieces: a capturing thread waits for one piece, never for the whole batch."""
+    import contexta._courtesy as courtesy
+
+    clock = iter(range(0, 10**12, courtesy.SLICE_NS))
+    pauses: list[float] = []
+    monkeypatch.setattr(courtesy.time, "perf_counter_ns", lambda: next(clock))
+    monkeypatch.setattr(courtesy.time, "sleep", pauses.append)
+    courtesy.new_slice()  # this thread's slice starts on the jumping clock
+    items = [(METRIC, 10 + n, _CONTEXTS[0], "loss", n / 3, None, n, "step", None) for n in range(16_384)]
+    _added(items, whole=False)
+    assert len(pauses) == 16_384 // _store._PIECE and set(pauses) == {0}

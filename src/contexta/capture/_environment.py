@@ -18,6 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
+from contexta._courtesy import make_way
 from contexta.capture._log._unencodable import salvaged
 
 __all__ = ["ENVIRONMENT_VARIABLES", "environment_fields"]
@@ -47,6 +48,7 @@ def _process_fields() -> tuple[tuple[str, Any], ...]:
         name = distribution.metadata["Name"]
         if name:
             packages[name.lower()] = distribution.version
+        make_way()  # reading hundreds of packages' metadata takes the first run's collector ~100 ms
     return (
         ("python_version", platform.python_version()),
         ("platform", platform.platform()),

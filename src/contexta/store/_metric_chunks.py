@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from contexta._courtesy import each_making_way
 from contexta.contract._non_finite import decode_metric_value, encode_metric_value
 from contexta.contract._records import PRODUCER_REF, SCHEMA_VERSION
 from contexta.contract._refs import execution_of_record_ref, record_id_prefix
@@ -364,7 +365,7 @@ class MetricChunkWriter:
     ) -> None:
         """All captured groups in a few multi-row statements (see `SeriesCache`)."""
         ids = self._ids.ids
-        rows = [self._series_row(group, seq_base) for group in groups]
+        rows = [self._series_row(group, seq_base) for group in each_making_way(groups)]
         known = [row for group, (row, _) in zip(groups, rows, strict=True) if group.identity in ids]
         new = [row for group, (row, _) in zip(groups, rows, strict=True) if group.identity not in ids]
         for sql, parameters in _statements(_UPSERT_SERIES_HEAD, known, _UPSERT_SERIES_TAIL):
@@ -376,7 +377,7 @@ class MetricChunkWriter:
                 ids[SeriesIdentity(*identity)] = series_id
         chunks = [
             _chunk_row(group, ids[group.identity], seq_base, naming, summary)
-            for group, (_, summary) in zip(groups, rows, strict=True)
+            for group, (_, summary) in each_making_way(zip(groups, rows, strict=True))
         ]
         for sql, parameters in _statements(_INSERT_CHUNKS_HEAD, chunks):
             connection.execute(sql, parameters)

@@ -26,6 +26,7 @@ import warnings
 from collections import deque
 from pathlib import Path
 
+from contexta._courtesy import make_way
 from contexta.capture._log import _line_writer as protocol
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._line_writer import NO_LIMITS, Segment, SegmentLimits
@@ -254,6 +255,7 @@ class RecordOffload:
         unanswered = sum(len(sent) for sent in self._ahead)
         while self._behind and (not self._ahead or unanswered < _LOOKAHEAD_RECORDS):
             queued = self._behind[0]
+            make_way()  # each batch's segments take about a millisecond to make and pickle
             if not self._send(queued, sink_name):
                 return
             self._behind.popleft()

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contexta._courtesy import make_way, new_slice
 from contexta.capture._log._batch import CaptureBatch
 from contexta.capture._log._unencodable import ENCODING_ERRORS, Isolated
 from contexta.capture._sinks._base import CaptureLogSink, FollowsCaptureLog, Sink
@@ -190,6 +191,7 @@ class SinkLane:
                 else:
                     idle = False
                     item = self._pending[0]
+            new_slice()  # woken for work: its first pause comes a whole slice from now
             if idle:  # no batch came while batches wait parked: time to try them again
                 self._delivered_backlog()
                 continue
@@ -226,6 +228,7 @@ class SinkLane:
                         ticket.log_finished()
                 if ticket.finish(refused):
                     self._on_settled(ticket)
+                make_way()
             with self._condition:
                 self._pending.popleft()
                 if not isinstance(item, threading.Event):

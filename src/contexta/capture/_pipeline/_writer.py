@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contexta._courtesy import make_way, new_slice
 from contexta.capture._items import (
     BARRIER,
     BARRIER_DONE,
@@ -201,6 +202,7 @@ class BatchWriter:
                 if self._episodes:
                     self._deliver([], finish_episodes=True)
                 queue.wait_for_items(self.flush_interval_s)
+                new_slice()
 
     def _process(self, taken: list[tuple[Any, ...]]) -> None:
         self.in_flight = len(taken)
@@ -253,6 +255,10 @@ class BatchWriter:
             self._settle(ticket)
         for lane in self.lanes:
             lane.submit(batch, ticket)
+        # Once per batch, not between its steps: while a loop captures at full speed this thread gets
+        # the GIL back only every switch interval, and a pause within the batch halved how much it
+        # moved out of the queue each time (the queue then filled and the loop blocked: measured).
+        make_way()
 
     def _settle(self, ticket: BatchTicket) -> None:
         with self._counter_lock:
