@@ -158,7 +158,11 @@ class CaptureConfig:
     dropped (counted, marked degraded, warned): a dead disk must not freeze a training loop forever.
     """
 
-    queue_capacity: int = 65_536
+    # Six full batches. With the lanes' eight, a burst of about 200,000 calls fits while the capture
+    # log's writer process starts (tens of ms, during which nothing is written): at 65,536 such a
+    # burst filled the queue and the loop blocked for milliseconds per call (docs/benchmarks.md,
+    # "A caller that never stalls"). Still "in the tens of thousands" (SPEC section 4).
+    queue_capacity: int = 98_304
     # The most records one batch takes from the queue. The writer wakes at a few hundred, so only a
     # backlog makes batches this big; then each batch's fixed costs (a store transaction, a few
     # statements, a message to the log-writer process) are spread over more records: 100 async tasks
