@@ -1,5 +1,5 @@
-"""Builds the optional C fast paths (`metric()` and `metrics()`, and the store sink's split of a batch
-into columns); the project's metadata is in pyproject.toml.
+"""Builds the optional C fast paths (`metric()` and `metrics()`, the store sink's split of a batch
+into columns, and the store's scans of a chunk's columns); the project's metadata is in pyproject.toml.
 
 `optional=True`: where it cannot be compiled, the package installs without it and runs in pure Python.
 """
@@ -16,6 +16,11 @@ setup(
         Extension(
             "contexta.capture._metric_columns",
             ["src/contexta/capture/_metric_columns.c"],
+            optional=True,
+        ),
+        Extension(
+            "contexta.store._chunk_scan",
+            ["src/contexta/store/_chunk_scan.c"],
             optional=True,
         ),
     ]

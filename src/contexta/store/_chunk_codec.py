@@ -32,6 +32,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import zstandard
 
+try:
+    from contexta.store._chunk_scan import progression as scanned_progression
+except ImportError:  # built without a C compiler: the Python reference does every column
+    scanned_progression = None  # type: ignore[assignment]
+
 __all__ = [
     "CODEC_PER_COLUMN",
     "LazyColumn",
@@ -120,7 +125,15 @@ def _arithmetic(typecode: str, start: int, stride: int, count: int) -> array[Any
 
 
 def _progression(packed: array[Any]) -> tuple[int, int] | None:
-    """(start, stride) when `packed` is an arithmetic progression of two or more integers."""
+    """(start, stride) when `packed` is an arithmetic progression of two or more integers (in one
+    compiled pass for the columns chunks hold, see _chunk_scan.c)."""
+    if scanned_progression is not None and packed.typecode in ("q", "i"):
+        return scanned_progression(packed)
+    return _progression_in_python(packed)
+
+
+def _progression_in_python(packed: array[Any]) -> tuple[int, int] | None:
+    """`_progression`'s reference (and its path without the compiled scan, or for other typecodes)."""
     count = len(packed)
     if count < 2 or packed.typecode not in _PROGRESSION_TYPECODES:
         return None

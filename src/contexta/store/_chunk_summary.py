@@ -24,6 +24,11 @@ import sys
 from array import array
 from typing import Any, NamedTuple
 
+try:
+    from contexta.store._chunk_scan import block_extremes, non_decreasing
+except ImportError:  # built without a C compiler: the Python references do every chunk
+    block_extremes = non_decreasing = None  # type: ignore[assignment]
+
 __all__ = [
     "BLOCK",
     "STEPS_NONE",
@@ -64,6 +69,13 @@ class ChunkSummary(NamedTuple):
 
 
 def _non_decreasing(column: array[int]) -> bool:
+    """Whether the integers never decrease (in one compiled pass where built, see _chunk_scan.c)."""
+    if non_decreasing is not None and column.typecode == "q":  # (steps and times: the only columns asked)
+        return non_decreasing(column)
+    return _non_decreasing_in_python(column)
+
+
+def _non_decreasing_in_python(column: array[int]) -> bool:
     """Whether the integers never decrease. Exact; ~25 ns a point for epoch nanoseconds, which are
     compared as the doubles their bits spell (for non-negative int64 short of 0x7FF0..., that order is
     the integers' order; a NaN among them, from a negative or a huge one, sends it to the slow check),
@@ -85,6 +97,20 @@ def _non_decreasing(column: array[int]) -> bool:
 
 
 def _blocks(values: array[Any], block: int, finite: bool) -> tuple[array[Any], array[Any], bytes]:
+    """Each block's smallest and largest value (NaN left out unless `finite`) and whether it holds a
+    NaN: in one compiled pass where built (see _chunk_scan.c)."""
+    if block_extremes is None or values.typecode not in ("d", "q"):
+        return _blocks_in_python(values, block, finite)
+    mins_bytes, maxs_bytes, nans = block_extremes(values, block, finite)
+    mins: array[Any] = array(values.typecode)
+    maxs: array[Any] = array(values.typecode)
+    mins.frombytes(mins_bytes)
+    maxs.frombytes(maxs_bytes)
+    return mins, maxs, nans
+
+
+def _blocks_in_python(values: array[Any], block: int, finite: bool) -> tuple[array[Any], array[Any], bytes]:
+    """`_blocks`' reference (and its path without the compiled scan)."""
     mins: array[Any] = array(values.typecode)
     maxs: array[Any] = array(values.typecode)
     nans = bytearray((len(values) + block - 1) // block)
