@@ -5,6 +5,7 @@ batch to the point-by-point loop) exactly where the reference does."""
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import pytest
@@ -179,6 +180,52 @@ def test_the_compiled_only_tuples_matches_the_set_of_types(items: list[Any]) -> 
 
     reference = set(map(type, items)) <= {tuple}
     assert compiled.only_tuples(items) == reference == _items.only_tuples(items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(
+        st.one_of(
+            _KIND_ITEMS,
+            st.builds(object),
+            st.just(()),
+            st.just(("1", 2)),  # a kind that is not an int
+            st.just((2**70, 1)),  # nor one that fits
+            st.builds(lambda: _TupleKind((METRIC, 2))),
+        ),
+        max_size=40,
+    )
+)
+def test_the_compiled_only_metrics_matches_the_reference(items: list[Any]) -> None:
+    """The writer passes a batch through unbuilt only when every item is a METRIC tuple."""
+    from contexta.capture import _items
+
+    reference = all(type(item) is tuple and len(item) and item[0] == METRIC for item in items)
+    assert compiled.only_metrics(items) == reference == _items.only_metrics(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(queued=st.integers(0, 50), count=st.integers(0, 60))
+def test_the_compiled_pop_left_takes_what_islice_takes_in_order(queued: int, count: int) -> None:
+    from itertools import islice
+
+    first, second = deque(range(queued)), deque(range(queued))
+    if count > queued:  # both say the deque ran out, as the writer's take never lets happen
+        with pytest.raises(IndexError):
+            compiled.pop_left(first.popleft, count)
+        with pytest.raises(IndexError):
+            list(islice(iter(second.popleft, None), count))
+        return
+    assert compiled.pop_left(first.popleft, count) == list(islice(iter(second.popleft, None), count))
+    assert first == second  # the rest stays queued, in order
+
+
+def test_pop_left_passes_on_an_error_other_than_an_empty_deque() -> None:
+    def broken() -> Any:
+        raise ValueError("not a deque")
+
+    with pytest.raises(ValueError, match="not a deque"):
+        compiled.pop_left(broken, 3)
 
 
 def test_an_item_the_compiled_count_cannot_read_leaves_it_to_the_reference() -> None:

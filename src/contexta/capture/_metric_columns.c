@@ -250,7 +250,71 @@ only_tuples(PyObject *module, PyObject *items)
     Py_RETURN_TRUE;
 }
 
+/* only_metrics(items): whether every item is a queued METRIC tuple (the writer's common batch, passed
+   through unbuilt), in one pass instead of a map and a count over the batch. */
+static PyObject *
+only_metrics(PyObject *module, PyObject *items)
+{
+    Py_ssize_t index, count;
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "only_metrics(items: list)");
+        return NULL;
+    }
+    count = PyList_GET_SIZE(items);
+    for (index = 0; index < count; index++) {
+        long kind = item_kind(PyList_GET_ITEM(items, index));
+        if (kind != METRIC_KIND) {
+            if (kind == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+/* pop_left(popleft, count): a list of `count` items taken with `popleft` (a deque's bound popleft)
+   in one C loop, where `list(islice(iter(popleft, None), count))` went through two iterator layers
+   per item. Like it, raises what `popleft` raises (IndexError once the deque is empty: the writer, the
+   only thread that pops, asks for no more than are queued). */
+static PyObject *
+pop_left(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *popleft, *taken, *item;
+    Py_ssize_t count, index;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pop_left(popleft, count)");
+        return NULL;
+    }
+    popleft = args[0];
+    count = PyLong_AsSsize_t(args[1]);
+    if (count == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    taken = PyList_New(0);
+    if (taken == NULL) {
+        return NULL;
+    }
+    for (index = 0; index < count; index++) {
+        item = PyObject_CallNoArgs(popleft);
+        if (item == NULL) { /* an empty deque's IndexError too: the caller knows `count` are there */
+            Py_DECREF(taken);
+            return NULL;
+        }
+        if (PyList_Append(taken, item) < 0) {
+            Py_DECREF(item);
+            Py_DECREF(taken);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return taken;
+}
+
 static PyMethodDef metric_columns_functions[] = {
+    {"only_metrics", only_metrics, METH_O, "Whether every queued item is a METRIC tuple."},
+    {"pop_left", (PyCFunction)(void (*)(void))pop_left, METH_FASTCALL,
+     "Up to `count` items taken with `popleft`, in order."},
     {"only_tuples", only_tuples, METH_O, "Whether every queued item is still a tuple."},
     {"record_count", record_count, METH_O, "How many records queued items become, or None if one is not readable."},
     {"has_barrier", has_barrier, METH_O, "Whether a flush barrier is among the queued items."},

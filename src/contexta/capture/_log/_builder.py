@@ -28,6 +28,7 @@ from contexta.capture._items import (
     SPAN,
     SPAN_FIELDS,
     ScopeContext,
+    only_metrics,
     split_metrics,
 )
 from contexta.capture._log._entries import CapturedEntry, drop_none, envelope_constants, record_ref_prefix
@@ -65,7 +66,7 @@ class EntryBuilder:
 
     def build(self, queued: Iterable[tuple[Any, ...]], items: BatchItems) -> None:
         """Append the items for `queued` to `items`."""
-        if isinstance(queued, list) and list(map(KIND, queued)).count(METRIC) == len(queued):
+        if isinstance(queued, list) and only_metrics(queued):
             items += queued  # only single metrics: they pass through as they are
             return
         append = items.append

@@ -23,7 +23,6 @@ import time
 from array import array
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from contexta.capture._items import (
@@ -35,6 +34,7 @@ from contexta.capture._items import (
     T_NS,
     ScopeContext,
     as_context,
+    pop_left,
     record_count,
     records_of,
 )
@@ -222,11 +222,11 @@ class CaptureQueue:
             else:  # only this thread pops, so `count` items are there; popped at C speed, in chunks
                 count = min(limit, len(items))
                 popleft = items.popleft
-                taken = list(islice(iter(popleft, None), min(count, _TAKE_CHUNK)))
+                taken = pop_left(popleft, min(count, _TAKE_CHUNK))
                 if count > _TAKE_CHUNK:
                     self._notify_space()  # there is room already: blocked callers need not wait for the rest
                     for start in range(_TAKE_CHUNK, count, _TAKE_CHUNK):  # the GIL may change hands between
-                        taken += islice(iter(popleft, None), min(_TAKE_CHUNK, count - start))
+                        taken += pop_left(popleft, min(_TAKE_CHUNK, count - start))
             self.taken_records += record_count(taken)
         finally:
             if locked:
