@@ -6,7 +6,7 @@ stalls").
 Run with `python -m pytest benchmarks/test_caller_stalls.py --benchmark-enable`. Without that flag (the
 project default is `--benchmark-disable`) one short round runs as a smoke test.
 
-Each round opens a new workspace with the default configuration (queue of 65,536, overflow "block",
+Each round opens a new workspace with the default configuration (queue of 98,304, overflow "block",
 capture log with its log-writer process, store), times the floor loop, then the capture loop, then
 closes (untimed). `extra_info` holds the median over the rounds of each figure: the mean, median
 (p50) and worst single call of the capture loop and of the floor, in nanoseconds, their ratios, and

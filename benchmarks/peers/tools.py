@@ -85,7 +85,7 @@ TOOLS: tuple[Tool, ...] = (
         workload="contexta_sync.py",
         environment="contexta",
         distributions=("contexta",),
-        note="default config (queue 65,536, overflow=block); durable = stage and run closed, ctx.close(); "
+        note="default config (queue 98,304, overflow=block); durable = stage and run closed, ctx.close(); "
         "read back with get_metric_series",
     ),
     Tool(

@@ -1,6 +1,6 @@
 """Contexta's sync facade: `stage.metric("loss", value, step=step)` on one run and stage.
 
-Default configuration (bounded queue of 65,536, overflow "block"): what a user gets. Durable means the
+Default configuration (bounded queue of 98,304, overflow "block"): what a user gets. Durable means the
 stage and the run are closed (a run's close is a flush barrier into the capture log and the store)
 and `ctx.close()` has stopped the writer. Read back from the store with `get_metric_series`.
 """
