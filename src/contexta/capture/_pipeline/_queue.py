@@ -56,6 +56,10 @@ _WRITER_LOCK_WAIT_S = 0.05
 # uninterrupted hold of the GIL).
 _TAKE_CHUNK = 2048
 
+# The most `limit_cell` holds (an int64): a larger limit (`capture.queue_capacity` may be any positive
+# int) is stored as this, which no deque's length reaches, so the compiled call compares as `put` does.
+_CELL_MOST = 2**63 - 1
+
 
 @dataclass(slots=True)
 class DropEpisode:
@@ -178,7 +182,7 @@ class CaptureQueue:
 
     def _set_limit(self, limit: int) -> None:
         """The one place `limit` is written (its readers: `put` and the compiled call)."""
-        self.limit_cell[0] = limit
+        self.limit_cell[0] = min(limit, _CELL_MOST)
         self.limit = limit
 
     def wake(self) -> None:

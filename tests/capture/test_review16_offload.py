@@ -1,0 +1,148 @@
+"""Review of issue 16: the capture log's three routes (sent ahead, queued behind, handed over while the
+lane held the lock) keep every line, in order, however the writer and the lane interleave.
+
+The writer thread hands batches over (`send_ahead`) while the lane writes them (`write`), as the
+pipeline does, with batches below `LOG_PROCESS_MIN_BATCH` first and between big ones, and, in some
+rounds, the log-writer process killed mid-way (then a batch it appended just before dying may appear
+twice, never out of order and never missing). No timing is asserted: only what the log holds.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contexta.capture import CaptureBatch, LocalJsonlSink, read_capture_log
+from contexta.capture._items import ScopeContext, metric_item
+from contexta.capture._log._builder import EntryBuilder
+from contexta.capture._sinks._jsonl import LOG_PROCESS_MIN_BATCH
+
+
+def _metric_batch(builder: EntryBuilder, steps: range) -> CaptureBatch:
+    context = ScopeContext(
+        "stage", "stage:p.r.s", "s", "p", "run:p.r", run_ref="run:p.r", stage_ref="stage:p.r.s"
+    )
+    items = [
+        metric_item(time.time_ns(), tuple(context), "loss", float(step), None, step, "step", None)
+        for step in steps
+    ]
+    builder.begin()
+    built: list[Any] = []
+    builder.build(items, built)
+    return CaptureBatch.from_writer(built, builder.finish(built))
+
+
+def _steps(log: LocalJsonlSink) -> list[int]:
+    return [
+        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
+    ]
+
+
+@pytest.mark.parametrize(("seed", "kill_after"), [(0, None), (1, None), (2, 3), (3, 9)])
+def test_lines_keep_their_order_across_every_route(tmp_path: Path, seed: int, kill_after: int | None) -> None:
+    chooser = random.Random(seed)
+    log = LocalJsonlSink(tmp_path / "capture")
+    builder = EntryBuilder()
+    small, big = LOG_PROCESS_MIN_BATCH - 1, LOG_PROCESS_MIN_BATCH
+    sizes = [5, small, *(chooser.choice([5, 100, small, big, 3000, 9000]) for _ in range(30))]
+    batches, first = [], 0
+    for size in sizes:
+        batches.append(_metric_batch(builder, range(first, first + size)))
+        first += size
+    handed: queue.Queue[CaptureBatch | None] = queue.Queue()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for batch in batches:
+                log.send_ahead(batch)
+                handed.put(batch)
+                if chooser.random() < 0.3:
+                    time.sleep(0.001)  # lets the lane take the lock at varied moments
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            handed.put(None)
+
+    def lane() -> None:
+        try:
+            written = 0
+            while (batch := handed.get()) is not None:
+                log.write(batch)
+                written += 1
+                process = log._offload._process
+                if written == kill_after and process is not None:
+                    os.kill(process.child_pid, signal.SIGKILL)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=lane)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the CaptureWarning of a killed child
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        offload = log._offload
+        left = (list(offload._ahead), list(offload._behind), list(offload._arrivals))
+        log.close()
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert left == ([], [], [])
+    steps = _steps(log)
+    if kill_after is None:
+        assert steps == list(range(first))
+    else:
+        in_order: list[int] = []
+        for step in steps:  # a repeat (from a batch the child appended before dying) is skipped
+            if not in_order or step > in_order[-1]:
+                in_order.append(step)
+        assert in_order == list(range(first))  # each line at least once, none ahead of an earlier one
+        seen: dict[int, int] = {}
+        for step in steps:
+            seen[step] = seen.get(step, 0) + 1
+        assert max(seen.values()) <= 2  # appended by the child, then once more here
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pre-existing (not from issue 16's commits): a capture log write that fails before it reaches "
+    "RecordOffload.write (here the low-disk check raising, as a CaptureWarning does under -W error) "
+    "leaves its batch queued behind (or sent ahead), and a later top-up sends it to the child: the log "
+    "then holds it out of order and later batches twice",
+)
+def test_a_batch_the_capture_log_refused_early_is_not_appended_later(tmp_path: Path) -> None:
+    log = LocalJsonlSink(tmp_path / "capture")
+    builder = EntryBuilder()
+    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    offload = log._offload
+    try:
+        log.send_ahead(batches[0])
+        log.write(batches[0])  # starts the child and writes the first batch
+        process = offload._process
+        assert process is not None
+        with offload._lock:  # the lane, sending: the next batch is handed over meanwhile
+            log.send_ahead(batches[1])
+        check = log.disk_space.check
+
+        def refusing() -> None:
+            log.disk_space.check = check  # type: ignore[method-assign]
+            raise OSError(28, "No space left on device")
+
+        log.disk_space.check = refusing  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            log.write(batches[1])  # refused: the lane parks it in the outbox
+        for batch in batches[2:]:
+            log.send_ahead(batch)
+            log.write(batch)
+    finally:
+        log.close()
+    assert _steps(log) == [*range(0, 3000), *range(6000, 15_000)]
