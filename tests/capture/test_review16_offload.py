@@ -112,14 +112,12 @@ def test_lines_keep_their_order_across_every_route(tmp_path: Path, seed: int, ki
         assert max(seen.values()) <= 2  # appended by the child, then once more here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing (not from issue 16's commits): a capture log write that fails before it reaches "
-    "RecordOffload.write (here the low-disk check raising, as a CaptureWarning does under -W error) "
-    "leaves its batch queued behind (or sent ahead), and a later top-up sends it to the child: the log "
-    "then holds it out of order and later batches twice",
-)
 def test_a_batch_the_capture_log_refused_early_is_not_appended_later(tmp_path: Path) -> None:
+    """A capture-log write that failed before the log-writer process's share was settled (here the
+    low-disk check raising, as its CaptureWarning does under -W error) left the batch queued for the
+    child while the lane parked it; a later top-up sent it anyway, out of order, and later batches
+    appeared twice. Now the refused batch is taken back from the offload (the outbox's copy is the
+    lane's to replay) and every later batch is in the log once, in order."""
     log = LocalJsonlSink(tmp_path / "capture")
     builder = EntryBuilder()
     batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
@@ -146,3 +144,36 @@ def test_a_batch_the_capture_log_refused_early_is_not_appended_later(tmp_path: P
     finally:
         log.close()
     assert _steps(log) == [*range(0, 3000), *range(6000, 15_000)]
+
+
+def test_a_refused_batch_already_sent_to_the_log_process_keeps_the_answers_in_step(tmp_path: Path) -> None:
+    """The batch was already with the child when the low-disk check raised: the child appends it
+    whatever happens, so its answer is read then, and every later batch's answer stays its own (an
+    unread answer used to be taken for the next batch's, and the offload stopped using the child)."""
+    log = LocalJsonlSink(tmp_path / "capture")
+    builder = EntryBuilder()
+    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    offload = log._offload
+    try:
+        log.send_ahead(batches[0])
+        log.write(batches[0])  # starts the child and writes the first batch
+        log.send_ahead(batches[1])
+        assert list(offload._ahead) == [batches[1]]  # with the child
+        check = log.disk_space.check
+
+        def refusing() -> None:
+            log.disk_space.check = check  # type: ignore[method-assign]
+            raise OSError(28, "No space left on device")
+
+        log.disk_space.check = refusing  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            log.write(batches[1])
+        assert not offload._ahead
+        for batch in batches[2:]:
+            log.send_ahead(batch)
+            log.write(batch)
+        assert offload._process is not None and not offload.gone  # still using the child
+        assert not offload._ahead and not offload._behind and not offload._arrivals
+    finally:
+        log.close()
+    assert _steps(log) == list(range(15_000))

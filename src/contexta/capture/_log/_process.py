@@ -263,6 +263,32 @@ class RecordOffload:
                 self._top_up(sink_name)
         return True
 
+    def abandon(self, batch: CaptureBatch) -> None:
+        """The sink refused `batch` before `write` (its lane parks it in the outbox): forget it if it
+        was not sent; if it was, the child appends it whatever happens, so its answer is read here,
+        keeping the answers in step with the batches after it."""
+        with self._lock:
+            self._admit_arrivals()
+            for index, queued in enumerate(self._behind):
+                if queued is batch:
+                    del self._behind[index]
+                    return
+            sent = bool(self._ahead) and self._ahead[0] is batch
+            process = self._process
+        if not sent or process is None:
+            return
+        try:
+            process.reply()
+        except LogProcessGoneError:
+            with self._lock:
+                self._answered(batch)
+                self._fail()
+            return
+        except BaseException:  # its write error: the batch is refused anyway
+            pass
+        with self._lock:
+            self._answered(batch)
+
     def _catch_up(self, batch: CaptureBatch, sink_name: str) -> bool:
         """Send `batch` and, when it heads `_behind`, the batches queued behind it up to the look-ahead
         (call with the lock held, nothing unanswered, nothing being written here); True once `batch`

@@ -114,7 +114,14 @@ class LocalJsonlSink(CaptureLogSink):
         return self._offload.pid
 
     def write(self, batch: CaptureBatch) -> None:
-        self.disk_space.check()
+        try:
+            self.disk_space.check()
+        except BaseException:
+            # (the low-disk warning raised as an error) The lane parks the batch: the log-writer
+            # process must not keep it queued, or a later top-up sends it, out of order, and the
+            # outbox appends it again.
+            self._offload.abandon(batch)
+            raise
         for family in FAMILIES:
             if family == "RECORD":
                 self._write_records(batch)
@@ -137,11 +144,12 @@ class LocalJsonlSink(CaptureLogSink):
         self._offload.send_ahead(batch, self.name)
 
     def _write_records(self, batch: CaptureBatch) -> None:
-        self._fd("RECORD")
+        self._notice_fork()  # a forked child never talks to its parent's log-writer process
         if self._offload.write(batch, self.name):
             self._dirty.add("RECORD")
             return
-        try:
+        try:  # `written_here` whatever fails: the offload must not keep a batch this process refused
+            self._fd("RECORD")
             if self._offload.gone:
                 self._torn.add("RECORD")  # the process may have died inside a line
             data = batch.encoded("RECORD", self.name)
