@@ -119,3 +119,18 @@ def test_a_column_the_scans_cannot_read_is_refused_not_misread() -> None:
 def test_the_progression_check_at_the_edges_of_int64(numbers: list[int]) -> None:
     column = array("q", numbers)
     assert scan.progression(column) == _chunk_codec._progression_in_python(column)
+
+
+@pytest.mark.parametrize(
+    ("numbers", "ordered"),
+    [
+        ([0, -(2**63), 2**62, 2**62], False),  # INT64_MIN's bits spell -0.0, equal to 0.0
+        ([5, -(2**63)], False),
+        ([-(2**63), 0, 2**63 - 1], True),
+        ([2**62, 2**63 - 1, 2**63 - 1], True),
+    ],
+)
+def test_the_order_check_at_the_edges_of_int64(numbers: list[int], ordered: bool) -> None:
+    column = array("q", numbers)
+    assert _chunk_summary._non_decreasing_in_python(column) is ordered
+    assert scan.non_decreasing(column) is ordered

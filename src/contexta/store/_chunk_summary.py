@@ -85,9 +85,12 @@ def _non_decreasing_in_python(column: array[int]) -> bool:
         return True
     if column[-1] < column[0]:  # the common miss, without a pass
         return False
-    if column[0] >= 0:
+    raw = column.tobytes()
+    # Only when no integer is negative (every high byte below 0x80): the sign bit of a negative one
+    # spells a negative double or NaN, and INT64_MIN spells -0.0, which compares equal to 0.0.
+    if max(raw[7::8] if sys.byteorder == "little" else raw[0::8]) < 0x80:
         doubles = array("d")
-        doubles.frombytes(column.tobytes())
+        doubles.frombytes(raw)
         total = sum(doubles)
         if total == total:  # noqa: PLR0124 (no NaN)
             as_doubles = doubles.tolist()
