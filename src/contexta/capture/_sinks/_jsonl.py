@@ -140,7 +140,8 @@ class LocalJsonlSink(CaptureLogSink):
     def send_ahead(self, batch: CaptureBatch) -> None:
         """Called by the writer as it queues `batch` for this sink: under load, the log-writer process
         starts on the batch's metric lines before `write` asks for them."""
-        self._fd("RECORD")  # notices a fork first
+        self._notice_fork()  # a forked child never talks to its parent's log-writer process (and no
+        # lock: the lane holds the sink's while it appends in this process, and the writer must not wait)
         self._offload.send_ahead(batch, self.name)
 
     def _write_records(self, batch: CaptureBatch) -> None:
