@@ -176,6 +176,20 @@ def _metric_batch(builder: EntryBuilder, steps: range) -> CaptureBatch:
     return CaptureBatch.from_writer(built, builder.finish(built))
 
 
+def _five_batches(tmp_path: Path) -> tuple[LocalJsonlSink, list[CaptureBatch]]:
+    """A capture log and five 3,000-metric batches for it, steps 0 to 14,999 in order."""
+    builder = EntryBuilder()
+    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    return LocalJsonlSink(tmp_path / "capture"), batches
+
+
+def _steps(log: LocalJsonlSink) -> list[int]:
+    """The steps of the metric lines in the log, in file order."""
+    return [
+        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
+    ]
+
+
 def test_batches_queued_while_the_log_process_started_all_go_to_it_at_once(tmp_path: Path) -> None:
     """Batches handed over while the log-writer process was starting could not be sent ahead; the
     lane's write of the first of them now sends the ones queued behind it too (here all of them, as
@@ -199,10 +213,7 @@ def test_batches_queued_while_the_log_process_started_all_go_to_it_at_once(tmp_p
         assert not log._offload._ahead and not log._offload._behind
     finally:
         log.close()
-    steps = [
-        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
-    ]
-    assert steps == list(range(12_000))
+    assert _steps(log) == list(range(12_000))
 
 
 def test_a_long_backlog_goes_to_the_log_process_a_few_batches_at_a_time(tmp_path: Path) -> None:
@@ -230,10 +241,7 @@ def test_a_long_backlog_goes_to_the_log_process_a_few_batches_at_a_time(tmp_path
         assert not offload._ahead and not offload._behind
     finally:
         log.close()
-    steps = [
-        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
-    ]
-    assert steps == list(range(8 * 8192))
+    assert _steps(log) == list(range(8 * 8192))
 
 
 def test_what_is_sent_to_the_log_process_unpickles_without_importing_contexta(tmp_path: Path) -> None:
@@ -258,9 +266,7 @@ def test_the_writer_never_waits_for_the_capture_log_lane_nor_starts_its_process(
     process start took it 10-30 ms while a loop captured, and the lane's lock (held while it sends to
     a busy child) 10-16 ms, and the queue filled behind it. Batches handed over meanwhile keep their
     order in the log."""
-    log = LocalJsonlSink(tmp_path / "capture")
-    builder = EntryBuilder()
-    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    log, batches = _five_batches(tmp_path)
     offload = log._offload
     try:
         log.send_ahead(batches[0])
@@ -279,7 +285,4 @@ def test_the_writer_never_waits_for_the_capture_log_lane_nor_starts_its_process(
         assert not offload._ahead and not offload._behind and not offload._arrivals
     finally:
         log.close()
-    steps = [
-        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
-    ]
-    assert steps == list(range(15_000))
+    assert _steps(log) == list(range(15_000))

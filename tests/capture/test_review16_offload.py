@@ -17,34 +17,24 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.capture.test_caller_stalls import _five_batches, _metric_batch, _steps
 
-from contexta.capture import CaptureBatch, LocalJsonlSink, read_capture_log
-from contexta.capture._items import ScopeContext, metric_item
+from contexta.capture import CaptureBatch, LocalJsonlSink
 from contexta.capture._log._builder import EntryBuilder
 from contexta.capture._sinks._jsonl import LOG_PROCESS_MIN_BATCH
 
 
-def _metric_batch(builder: EntryBuilder, steps: range) -> CaptureBatch:
-    context = ScopeContext(
-        "stage", "stage:p.r.s", "s", "p", "run:p.r", run_ref="run:p.r", stage_ref="stage:p.r.s"
-    )
-    items = [
-        metric_item(time.time_ns(), tuple(context), "loss", float(step), None, step, "step", None)
-        for step in steps
-    ]
-    builder.begin()
-    built: list[Any] = []
-    builder.build(items, built)
-    return CaptureBatch.from_writer(built, builder.finish(built))
+def _refuse_the_next_disk_check(log: LocalJsonlSink) -> None:
+    """The sink's next low-disk check raises, as its CaptureWarning does under -W error."""
+    check = log.disk_space.check
 
+    def refusing() -> None:
+        log.disk_space.check = check  # type: ignore[method-assign]
+        raise OSError(28, "No space left on device")
 
-def _steps(log: LocalJsonlSink) -> list[int]:
-    return [
-        line["payload"]["payload"]["step"] for line in read_capture_log(log.file_path_for("RECORD")).lines
-    ]
+    log.disk_space.check = refusing  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize(("seed", "kill_after"), [(0, None), (1, None), (2, 3), (3, 9)])
@@ -118,9 +108,7 @@ def test_a_batch_the_capture_log_refused_early_is_not_appended_later(tmp_path: P
     child while the lane parked it; a later top-up sent it anyway, out of order, and later batches
     appeared twice. Now the refused batch is taken back from the offload (the outbox's copy is the
     lane's to replay) and every later batch is in the log once, in order."""
-    log = LocalJsonlSink(tmp_path / "capture")
-    builder = EntryBuilder()
-    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    log, batches = _five_batches(tmp_path)
     offload = log._offload
     try:
         log.send_ahead(batches[0])
@@ -129,13 +117,7 @@ def test_a_batch_the_capture_log_refused_early_is_not_appended_later(tmp_path: P
         assert process is not None
         with offload._lock:  # the lane, sending: the next batch is handed over meanwhile
             log.send_ahead(batches[1])
-        check = log.disk_space.check
-
-        def refusing() -> None:
-            log.disk_space.check = check  # type: ignore[method-assign]
-            raise OSError(28, "No space left on device")
-
-        log.disk_space.check = refusing  # type: ignore[method-assign]
+        _refuse_the_next_disk_check(log)
         with pytest.raises(OSError):
             log.write(batches[1])  # refused: the lane parks it in the outbox
         for batch in batches[2:]:
@@ -150,22 +132,14 @@ def test_a_refused_batch_already_sent_to_the_log_process_keeps_the_answers_in_st
     """The batch was already with the child when the low-disk check raised: the child appends it
     whatever happens, so its answer is read then, and every later batch's answer stays its own (an
     unread answer used to be taken for the next batch's, and the offload stopped using the child)."""
-    log = LocalJsonlSink(tmp_path / "capture")
-    builder = EntryBuilder()
-    batches = [_metric_batch(builder, range(start, start + 3000)) for start in range(0, 15_000, 3000)]
+    log, batches = _five_batches(tmp_path)
     offload = log._offload
     try:
         log.send_ahead(batches[0])
         log.write(batches[0])  # starts the child and writes the first batch
         log.send_ahead(batches[1])
         assert list(offload._ahead) == [batches[1]]  # with the child
-        check = log.disk_space.check
-
-        def refusing() -> None:
-            log.disk_space.check = check  # type: ignore[method-assign]
-            raise OSError(28, "No space left on device")
-
-        log.disk_space.check = refusing  # type: ignore[method-assign]
+        _refuse_the_next_disk_check(log)
         with pytest.raises(OSError):
             log.write(batches[1])
         assert not offload._ahead
