@@ -34,6 +34,19 @@ class _Ingest:
         return self.groups.setdefault(identity, SeriesPoints(identity, explicit=False))
 
 
+def _grouped(ingest: _Ingest) -> dict[Any, Any]:
+    """Each series' columns as lists (NaN as a token, so equal columns compare equal)."""
+    return {
+        identity: (
+            list(points.positions),
+            list(points.observed),
+            [("nan" if math.isnan(value) else value) for value in points.values],
+            list(points.steps),
+        )
+        for identity, points in ingest.groups.items()
+    }
+
+
 def _columns(items: list[Any], start: int, stop: int, *, use_c: bool) -> dict[Any, Any] | None:
     """The columns `_add_plain_runs` builds, or None when it declines the batch."""
     ingest = _Ingest()
@@ -44,15 +57,7 @@ def _columns(items: list[Any], start: int, stop: int, *, use_c: bool) -> dict[An
         taken = columns._add_plain_runs_in_python(items, start, stop)
     if not taken:
         return None
-    return {
-        identity: (
-            list(points.positions),
-            list(points.observed),
-            [("nan" if math.isnan(value) else value) for value in points.values],
-            list(points.steps),
-        )
-        for identity, points in ingest.groups.items()
-    }
+    return _grouped(ingest)
 
 
 _plain_value = st.floats(allow_nan=True, allow_infinity=True)
@@ -245,15 +250,7 @@ def _added(items: list[Any], *, whole: bool) -> dict[Any, Any]:
         columns._add_points(items, 0, len(items))
     else:
         columns.add(items, 0, len(items))
-    return {
-        identity: (
-            list(points.positions),
-            list(points.observed),
-            [("nan" if math.isnan(value) else value) for value in points.values],
-            list(points.steps),
-        )
-        for identity, points in ingest.groups.items()
-    }
+    return _grouped(ingest)
 
 
 @settings(max_examples=300, deadline=None)
