@@ -16,6 +16,7 @@ from contexta import Contexta
 from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink, read_capture_log
 from contexta.capture._items import ScopeContext, metric_item
 from contexta.capture._log._entries import entry_to_line
+from contexta.capture._log._line_writer import assemble
 from contexta.capture._log._metric_lines import Numbering, materialize_metric, record_lines
 from contexta.errors import ValidationError
 
@@ -220,3 +221,53 @@ def test_integers_beyond_64_bits_are_refused_at_the_call(tmp_path: Path) -> None
     finally:
         report = ctx.close()
     assert report.ok
+
+
+_contexts = [
+    ScopeContext("run", "run:p.r", "r", "p", "run:p.r", run_ref="run:p.r"),
+    ScopeContext("stage", "stage:p.r.s", "s", "p", "run:p.r", run_ref="run:p.r", stage_ref="stage:p.r.s"),
+]
+piece_metrics = st.tuples(
+    st.sampled_from(range(len(_contexts))),
+    st.sampled_from(["loss", "acc"]),
+    st.one_of(st.floats(), st.integers(-5, 5)),
+    st.sampled_from([None, "s"]),  # unit
+    st.one_of(st.none(), st.integers(0, 1000)),  # step
+    st.sampled_from([None, {"split": "val"}]),  # tags
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(metrics=st.lists(piece_metrics, min_size=1, max_size=40), piece=st.integers(1, 9))
+def test_a_batch_taken_in_pieces_gives_the_lines_of_the_whole_batch(
+    metrics: list[tuple[Any, ...]], piece: int
+) -> None:
+    # The capture log's lane splits a batch in pieces, making way between them (issue 16): runs of
+    # one series, NaN values, missing steps and tagged metrics across a piece's edges come out as the
+    # whole batch's lines, in order.
+    from contexta.capture._log import _metric_lines
+
+    items = [
+        metric_item(
+            1_700_000_000_000_000_000 + position,
+            tuple(_contexts[context]),
+            key,
+            value,
+            unit,
+            step,
+            "step",
+            tags,
+        )
+        for position, (context, key, value, unit, step, tags) in enumerate(metrics)
+    ]
+    numbering = Numbering("ab12cd34-", 7, 1_700_000_000_500_000_000, "2023-11-14T22:13:20.500000Z")
+    whole = record_lines(items, numbering, "local-jsonl")
+    pauses: list[int] = []
+    original = _metric_lines._PIECE
+    _metric_lines._PIECE = piece
+    try:
+        segments = _metric_lines.record_segments(items, numbering, "local-jsonl", lambda: pauses.append(1))
+    finally:
+        _metric_lines._PIECE = original
+    assert assemble(segments) == whole
+    assert len(pauses) == max(0, -(-len(items) // piece) - 1)

@@ -225,6 +225,15 @@ def test_the_compiled_pop_left_takes_what_islice_takes_in_order(queued: int, cou
     assert first == second  # the rest stays queued, in order
 
 
+def test_pop_left_takes_through_any_callable_not_only_a_deque_popleft() -> None:
+    # deque.popleft is called through its C function; anything else through the call protocol
+    source = iter(["a", "b", "c"])
+    assert compiled.pop_left(source.__next__, 2) == ["a", "b"]
+    assert compiled.pop_left([1, 2, 3].pop, 2) == [3, 2]
+    assert compiled.pop_left(deque([1, 2]).popleft, 0) == []
+    assert compiled.pop_left(deque([1, 2]).popleft, -1) == []
+
+
 def test_pop_left_passes_on_an_error_other_than_an_empty_deque() -> None:
     def broken() -> Any:
         raise ValueError("not a deque")

@@ -275,12 +275,16 @@ only_metrics(PyObject *module, PyObject *items)
 
 /* pop_left(popleft, count): a list of `count` items taken with `popleft` (a deque's bound popleft)
    in one C loop, where `list(islice(iter(popleft, None), count))` went through two iterator layers
-   per item. Like it, raises what `popleft` raises (IndexError once the deque is empty: the writer, the
-   only thread that pops, asks for no more than are queued). */
+   per item. A builtin method taking no arguments (deque.popleft) is called through its C function,
+   without the call protocol's layers: the writer takes 16,384 items a batch, holding the GIL the
+   capturing threads wait for (0.6 ms a batch under load, 32 ns an item, before). Like the islice,
+   raises what `popleft` raises (IndexError once the deque is empty: the writer, the only thread that
+   pops, asks for no more than are queued). */
 static PyObject *
 pop_left(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *popleft, *taken, *item;
+    PyObject *popleft, *taken, *item, *self = NULL;
+    PyCFunction direct = NULL;
     Py_ssize_t count, index;
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "pop_left(popleft, count)");
@@ -291,22 +295,24 @@ pop_left(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (count == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    taken = PyList_New(0);
+    if (count < 0) {
+        count = 0;
+    }
+    if (PyCFunction_CheckExact(popleft) && PyCFunction_GET_FLAGS(popleft) == METH_NOARGS) {
+        direct = PyCFunction_GET_FUNCTION(popleft);
+        self = PyCFunction_GET_SELF(popleft);
+    }
+    taken = PyList_New(count); /* filled in order; a slot not yet filled is NULL, which dealloc skips */
     if (taken == NULL) {
         return NULL;
     }
     for (index = 0; index < count; index++) {
-        item = PyObject_CallNoArgs(popleft);
+        item = direct != NULL ? direct(self, NULL) : PyObject_CallNoArgs(popleft);
         if (item == NULL) { /* an empty deque's IndexError too: the caller knows `count` are there */
             Py_DECREF(taken);
             return NULL;
         }
-        if (PyList_Append(taken, item) < 0) {
-            Py_DECREF(item);
-            Py_DECREF(taken);
-            return NULL;
-        }
-        Py_DECREF(item);
+        PyList_SET_ITEM(taken, index, item);
     }
     return taken;
 }

@@ -9,7 +9,7 @@ models, built only if some sink iterates the batch.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -98,14 +98,17 @@ class CaptureBatch(Sequence[CapturedEntry]):
     def family(self, family: str) -> list[CapturedEntry]:
         return [entry for entry in self if entry.family == family]
 
-    def record_segments(self, sink_name: str) -> list[Segment]:
-        """The RECORD lines as segments (metric columns and finished lines) for `assemble`."""
+    def record_segments(
+        self, sink_name: str, between_pieces: Callable[[], None] | None = None
+    ) -> list[Segment]:
+        """The RECORD lines as segments (metric columns and finished lines) for `assemble`; see
+        `_metric_lines.record_segments` for `between_pieces`."""
         try:
-            return record_segments(self._items, self.numbering, sink_name)
+            return record_segments(self._items, self.numbering, sink_name, between_pieces)
         except ENCODING_ERRORS:
             if not self.isolate_unencodable():
                 raise
-            return record_segments(self._items, self.numbering, sink_name)
+            return record_segments(self._items, self.numbering, sink_name, between_pieces)
 
     def encoded(self, family: str, sink_name: str) -> bytes:
         """The newline-terminated log lines of one family, encoded once per sink name. A record that

@@ -314,8 +314,8 @@ class RecordOffload:
     def _send(self, batch: CaptureBatch, sink_name: str) -> bool:
         process = self._process
         assert process is not None
-        try:
-            process.send(batch.record_segments(sink_name))
+        try:  # the lane's own send: its pieces make way (the writer's look-ahead does not pause)
+            process.send(batch.record_segments(sink_name, make_way))
         except LogProcessGoneError:
             self._fail()
             return False
