@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,6 +208,63 @@ def test_the_compiled_only_metrics_matches_the_reference(items: list[Any]) -> No
 
     reference = all(type(item) is tuple and len(item) and item[0] == METRIC for item in items)
     assert compiled.only_metrics(items) == reference == _items.only_metrics(items)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    items=st.lists(
+        st.one_of(
+            _KIND_ITEMS,
+            _KIND_ITEMS,
+            st.just((3, 1, _CONTEXTS[0])),  # an event: one record, not a metric
+            st.builds(object),
+            st.just(()),
+            st.just((2, 1)),  # a metrics() item too short to hold its pairs
+            st.just((2, 1, None, 5)),  # pairs without a length
+            st.just((2**70, 1)),
+            st.builds(lambda: _TupleKind((METRIC, 2))),
+        ),
+        max_size=40,
+    )
+)
+def test_the_writers_one_pass_gives_the_three_answers_it_asked_one_by_one(items: list[Any]) -> None:
+    # The writer's take reads QueuedFacts in one pass (issue 16): the count of records, whether a
+    # flush barrier is there, whether all are single metrics, each as its own function says; an item
+    # the count cannot read sends all three to those functions.
+    from contexta.capture import _items
+
+    counted = compiled.record_count(items)
+    facts = compiled.queued_facts(items)
+    if counted is None:
+        assert facts is None
+        return
+    expected = (counted, compiled.has_barrier(items), compiled.only_metrics(items))
+    assert facts == expected
+    assert tuple(_items.queued_facts(items)) == expected
+    assert _items.records_of is not None and counted == sum(_items.records_of(item) for item in items)
+
+
+def test_a_burst_of_single_metrics_passed_through_as_taken_reaches_the_sinks_whole_and_in_order(
+    tmp_path: Path,
+) -> None:
+    # The writer hands the lanes the very list it took as the batch's items (no copy), and adds a
+    # degraded marker to it when records were lost: what the sinks get is still every metric, in order.
+    from contexta import Contexta
+    from contexta.capture import InMemorySink
+
+    memory = InMemorySink()
+    ctx = Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}, sinks=[memory])
+    with ctx.run("r") as run, run.stage("s") as stage:
+        ctx.flush()
+        for step in range(40_000):
+            stage.metric("loss", step / 3, step=step)
+    ctx.close()
+    points = [
+        (model.payload.step, model.payload.value)
+        for model in memory.records()
+        if type(model).__name__ == "MetricRecord"
+    ]
+    assert points == [(step, step / 3) for step in range(40_000)]
 
 
 @settings(max_examples=200, deadline=None)

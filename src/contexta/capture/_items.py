@@ -34,10 +34,11 @@ try:  # one compiled pass over queued items (capture/_metric_columns.c), where t
     from contexta.capture._metric_columns import only_metrics as _compiled_only_metrics
     from contexta.capture._metric_columns import only_tuples as _compiled_only_tuples
     from contexta.capture._metric_columns import pop_left as _compiled_pop_left
+    from contexta.capture._metric_columns import queued_facts as _compiled_queued_facts
     from contexta.capture._metric_columns import record_count as _compiled_record_count
 except ImportError:
     _compiled_has_barrier = _compiled_record_count = _compiled_only_tuples = None  # type: ignore[assignment]
-    _compiled_only_metrics = _compiled_pop_left = None  # type: ignore[assignment]
+    _compiled_only_metrics = _compiled_pop_left = _compiled_queued_facts = None  # type: ignore[assignment]
 
 __all__ = [
     "ARTIFACT",
@@ -69,6 +70,7 @@ __all__ = [
     "SPAN",
     "SPAN_FIELDS",
     "T_NS",
+    "QueuedFacts",
     "ScopeContext",
     "artifact_item",
     "as_context",
@@ -82,6 +84,7 @@ __all__ = [
     "only_metrics",
     "only_tuples",
     "pop_left",
+    "queued_facts",
     "record_count",
     "records_of",
     "scope_item",
@@ -314,6 +317,27 @@ def pop_left(popleft: Callable[[], tuple[Any, ...]], count: int) -> list[tuple[A
     if _compiled_pop_left is not None:
         return _compiled_pop_left(popleft, count)
     return list(islice(iter(popleft, None), count))  # type: ignore[unreachable]
+
+
+class QueuedFacts(NamedTuple):
+    """What the writer asks of every batch it takes: how many records its items become
+    (`record_count`), whether a flush barrier is among them (`holds_barrier`) and whether all are
+    single metrics (`only_metrics`)."""
+
+    records: int
+    barrier: bool
+    only_metrics: bool
+
+
+def queued_facts(items: list[tuple[Any, ...]]) -> QueuedFacts:
+    """The three `QueuedFacts` of `items`, in one compiled pass where the package has it: asked one by
+    one they were four passes over a 16,384-item batch, each tuple a cache miss each time, and three
+    quarters of the writer's turn with the GIL (perf)."""
+    if _compiled_queued_facts is not None:
+        facts = _compiled_queued_facts(items)
+        if facts is not None:
+            return QueuedFacts(*facts)
+    return QueuedFacts(record_count(items), holds_barrier(items), only_metrics(items))
 
 
 def holds_barrier(items: list[tuple[Any, ...]]) -> bool:

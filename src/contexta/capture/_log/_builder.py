@@ -64,9 +64,14 @@ class EntryBuilder:
         self._next = self._numbering.first + len(items)
         return self._numbering
 
-    def build(self, queued: Iterable[tuple[Any, ...]], items: BatchItems) -> None:
-        """Append the items for `queued` to `items`."""
-        if isinstance(queued, list) and only_metrics(queued):
+    def build(
+        self, queued: Iterable[tuple[Any, ...]], items: BatchItems, *, all_metrics: bool | None = None
+    ) -> None:
+        """Append the items for `queued` to `items` (`all_metrics`: whether all are single metrics,
+        when the caller knows it already)."""
+        if all_metrics is None:
+            all_metrics = isinstance(queued, list) and only_metrics(queued)
+        if all_metrics:
             items += queued  # only single metrics: they pass through as they are
             return
         append = items.append

@@ -32,9 +32,11 @@ from contexta.capture._items import (
     KIND,
     SCOPE,
     T_NS,
+    QueuedFacts,
     ScopeContext,
     as_context,
     pop_left,
+    queued_facts,
     record_count,
     records_of,
 )
@@ -210,6 +212,11 @@ class CaptureQueue:
 
     def take(self, limit: int) -> list[tuple[Any, ...]]:
         """Writer side: up to `limit` items, oldest first; wakes callers blocked on a full queue."""
+        return self.take_with_facts(limit)[0]
+
+    def take_with_facts(self, limit: int) -> tuple[list[tuple[Any, ...]], QueuedFacts]:
+        """`take`, and the `QueuedFacts` of what it took, read in the one pass the take makes anyway
+        (the writer would ask them again otherwise)."""
         items = self.items
         # Held so `accepted_records` never sees records in neither place; not waited for long (a
         # signal handler may hold it in the main thread): then the count may dip for a moment.
@@ -231,12 +238,13 @@ class CaptureQueue:
                     self._notify_space()  # there is room already: blocked callers need not wait for the rest
                     for start in range(_TAKE_CHUNK, count, _TAKE_CHUNK):  # the GIL may change hands between
                         taken += pop_left(popleft, min(_TAKE_CHUNK, count - start))
-            self.taken_records += record_count(taken)
+            facts = queued_facts(taken)
+            self.taken_records += facts.records
         finally:
             if locked:
                 self._count_lock.release()
             self._notify_space()
-        return taken  # a waiting caller not notified looks again within 50 ms
+        return taken, facts  # a waiting caller not notified looks again within 50 ms
 
     def _notify_space(self) -> None:
         """Wake callers blocked on a full queue (not waited for long: see _WRITER_LOCK_WAIT_S)."""
