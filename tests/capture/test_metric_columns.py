@@ -238,10 +238,56 @@ def test_the_writers_one_pass_gives_the_three_answers_it_asked_one_by_one(items:
     if counted is None:
         assert facts is None
         return
-    expected = (counted, compiled.has_barrier(items), compiled.only_metrics(items))
+    others = [position for position, item in enumerate(items) if item[0] != METRIC]
+    expected = (
+        counted,
+        compiled.has_barrier(items),
+        compiled.only_metrics(items),
+        others if len(others) <= len(items) // 8 else None,
+    )
     assert facts == expected
     assert tuple(_items.queued_facts(items)) == expected
-    assert _items.records_of is not None and counted == sum(_items.records_of(item) for item in items)
+    assert counted == sum(_items.records_of(item) for item in items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    metrics=st.integers(0, 120),
+    others=st.lists(
+        st.tuples(
+            st.integers(0, 120),
+            st.sampled_from(
+                [
+                    (2, 1, _CONTEXTS[0], (("a", 1.0), ("b", 2.0)), None, 4),  # a metrics() call: two records
+                    (3, 1, ScopeContext(*_CONTEXTS[1]), "epoch", "done", "info", None),  # an event
+                ]
+            ),
+        ),
+        max_size=6,
+    ),
+)
+def test_a_batch_with_a_few_other_items_builds_as_it_does_item_by_item(
+    metrics: int, others: list[tuple[int, tuple[Any, ...]]]
+) -> None:
+    # The writer copies the runs of single metrics between the few other items of a batch whole, at
+    # the positions its one pass found: the batch's items come out as building each in turn gives.
+    from contexta.capture import _items
+    from contexta.capture._log._builder import EntryBuilder
+
+    queued: list[Any] = [
+        (METRIC, n, _CONTEXTS[0], "loss", 0.5, None, n, "step", None) for n in range(metrics)
+    ]
+    for position, item in sorted(others, reverse=True):
+        queued.insert(min(position, len(queued)), item)
+    facts = _items.queued_facts(queued)
+    by_positions: list[Any] = []
+    one_by_one: list[Any] = []
+    builder = EntryBuilder()
+    builder.begin()
+    builder.build(queued, by_positions, all_metrics=facts.only_metrics, others=facts.others)
+    builder.build(queued, one_by_one, all_metrics=False, others=None)
+    assert by_positions == one_by_one
+    assert len(one_by_one) == facts.records
 
 
 def test_a_burst_of_single_metrics_passed_through_as_taken_reaches_the_sinks_whole_and_in_order(

@@ -218,20 +218,28 @@ record_count(PyObject *module, PyObject *items)
     return PyLong_FromSsize_t(records);
 }
 
-/* queued_facts(items): (record_count(items), has_barrier(items), only_metrics(items)) in one pass, or
-   None when an item is not a queued tuple the count can read (then the three are asked one by one).
-   The writer asked the three of every 16,384-item batch it took, and in each of its four passes every
-   tuple was a cache miss: three quarters of the writer's time with the GIL (perf, docs/benchmarks.md). */
+/* queued_facts(items): (record_count(items), has_barrier(items), only_metrics(items), others) in one
+   pass, where `others` lists the positions of the items that are not single metrics when they are at
+   most an eighth of the items (None otherwise), or None when an item is not a queued tuple the count
+   can read (then the writer asks the functions one by one). The writer asked the three of every
+   16,384-item batch it took and built a batch with a few other items item by item: in each of those
+   passes every tuple was a cache miss, three quarters of the writer's time with the GIL (perf,
+   docs/benchmarks.md). */
 static PyObject *
 queued_facts(PyObject *module, PyObject *items)
 {
-    Py_ssize_t index, count, records = 0;
-    int barrier = 0, metrics_only = 1;
+    Py_ssize_t index, count, records = 0, most_others;
+    int barrier = 0;
+    PyObject *others, *result;
     if (!PyList_CheckExact(items)) {
         PyErr_SetString(PyExc_TypeError, "queued_facts(items: list)");
         return NULL;
     }
     count = PyList_GET_SIZE(items);
+    most_others = count / 8;
+    if ((others = PyList_New(0)) == NULL) {
+        return NULL;
+    }
     for (index = 0; index < count; index++) {
         PyObject *item = PyList_GET_ITEM(items, index);
         long kind;
@@ -243,10 +251,24 @@ queued_facts(PyObject *module, PyObject *items)
             records += 1;
             continue;
         }
-        metrics_only = 0;
         if (kind == -1) {
             PyErr_Clear();
+            Py_DECREF(others);
             Py_RETURN_NONE;
+        }
+        if (others != Py_None) {
+            if (PyList_GET_SIZE(others) >= most_others) {
+                Py_SETREF(others, Py_NewRef(Py_None));
+            }
+            else {
+                PyObject *position = PyLong_FromSsize_t(index);
+                if (position == NULL || PyList_Append(others, position) < 0) {
+                    Py_XDECREF(position);
+                    Py_DECREF(others);
+                    return NULL;
+                }
+                Py_DECREF(position);
+            }
         }
         if (kind == BARRIER_KIND) {
             barrier = 1;
@@ -255,6 +277,7 @@ queued_facts(PyObject *module, PyObject *items)
             Py_ssize_t size;
             if (PyTuple_GET_SIZE(item) < 4 || (size = PyObject_Length(PyTuple_GET_ITEM(item, 3))) < 0) {
                 PyErr_Clear();
+                Py_DECREF(others);
                 Py_RETURN_NONE;
             }
             records += size;
@@ -263,7 +286,10 @@ queued_facts(PyObject *module, PyObject *items)
             records += 1;
         }
     }
-    return Py_BuildValue("(nOO)", records, barrier ? Py_True : Py_False, metrics_only ? Py_True : Py_False);
+    result = Py_BuildValue("(nOOO)", records, barrier ? Py_True : Py_False,
+                           (others != Py_None && PyList_GET_SIZE(others) == 0) ? Py_True : Py_False, others);
+    Py_DECREF(others);
+    return result;
 }
 
 /* has_barrier(items): whether a flush barrier is among the queued items (the writer's common cycle
@@ -382,7 +408,7 @@ static PyMethodDef metric_columns_functions[] = {
     {"only_tuples", only_tuples, METH_O, "Whether every queued item is still a tuple."},
     {"record_count", record_count, METH_O, "How many records queued items become, or None if one is not readable."},
     {"has_barrier", has_barrier, METH_O, "Whether a flush barrier is among the queued items."},
-    {"queued_facts", queued_facts, METH_O, "(record_count, has_barrier, only_metrics) of queued items in one pass."},
+    {"queued_facts", queued_facts, METH_O, "(record_count, has_barrier, only_metrics, others) of queued items in one pass."},
     {"plain_metric_columns", (PyCFunction)(void (*)(void))plain_metric_columns, METH_FASTCALL,
      "(run_starts, observed, values, steps, all_finite, missing_steps) of items[start:stop] if all are plain METRIC tuples, else None."},
     {NULL, NULL, 0, NULL},

@@ -65,24 +65,43 @@ class EntryBuilder:
         return self._numbering
 
     def build(
-        self, queued: Iterable[tuple[Any, ...]], items: BatchItems, *, all_metrics: bool | None = None
+        self,
+        queued: Iterable[tuple[Any, ...]],
+        items: BatchItems,
+        *,
+        all_metrics: bool | None = None,
+        others: list[int] | None = None,
     ) -> None:
-        """Append the items for `queued` to `items` (`all_metrics`: whether all are single metrics,
-        when the caller knows it already)."""
+        """Append the items for `queued` to `items`. What the caller knows of `queued` already (the
+        writer's `QueuedFacts`) saves a pass: `all_metrics`, whether all are single metrics; `others`,
+        the positions of the items that are not."""
         if all_metrics is None:
             all_metrics = isinstance(queued, list) and only_metrics(queued)
         if all_metrics:
             items += queued  # only single metrics: they pass through as they are
             return
-        append = items.append
-        for item in queued:
-            kind = KIND(item)
-            if kind == METRIC:
-                append(item)
-            elif kind == METRICS:
-                split_metrics(item, append)
-            else:
-                append(self._entry(item, len(items)))
+        if others is None or not isinstance(queued, list):
+            for item in queued:
+                self._build_one(item, items)
+            return
+        # A few other items among single metrics (a run's first batch holds its opening and the
+        # environment): the runs of metrics between them are copied whole, at C speed, instead of
+        # item by item in Python (0.6-1 ms of the writer's turn for 16,384 items).
+        start = 0
+        for position in others:
+            items += queued[start:position]
+            self._build_one(queued[position], items)
+            start = position + 1
+        items += queued[start:]
+
+    def _build_one(self, item: tuple[Any, ...], items: BatchItems) -> None:
+        kind = KIND(item)
+        if kind == METRIC:
+            items.append(item)
+        elif kind == METRICS:
+            split_metrics(item, items.append)
+        else:
+            items.append(self._entry(item, len(items)))
 
     def _entry(self, item: tuple[Any, ...], position: int) -> CapturedEntry:
         build = _ENTRY_BUILDERS.get(KIND(item))

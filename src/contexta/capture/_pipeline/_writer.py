@@ -246,7 +246,10 @@ class BatchWriter:
         else:
             items = []
             try:
-                self.builder.build(pending, items, all_metrics=None if facts is None else False)
+                if facts is None:
+                    self.builder.build(pending, items)
+                else:
+                    self.builder.build(pending, items, all_metrics=False, others=facts.others)
             except Exception:
                 items = self._build_each(pending)
         for episode in episodes:
