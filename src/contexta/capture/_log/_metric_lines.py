@@ -154,10 +154,9 @@ def _range_segments(
 ) -> list[Segment]:
     """`record_segments` of `items[start:stop]`."""
     # The common range, plain finite metrics only, split in one compiled pass: no singles to look for.
-    split = plain_metric_columns(items, start, stop) if plain_metric_columns is not None else None
-    if split is not None and split[4] and split[5] in (0, stop - start):
-        first = numbering.first if numbering is not None else 0
-        return [_split_columns(items, start, stop, split, first, numbering, sink_name_json, pieces_for)]
+    whole = _whole_columns(items, start, stop, numbering, sink_name_json, pieces_for)
+    if whole is not None:
+        return [whole]
     out: list[Segment] = []
     done = start
     for position in _singles(items if (start, stop) == (0, len(items)) else items[start:stop]):
@@ -199,10 +198,10 @@ def _column_segments(
     """The plain metric tuples `items[start:stop]` as columns, except any whose value is NaN or
     infinite: those are cut out as lines from the generic encoder, which writes the value as its
     token (JSON has no such numbers, and the columns print values as JSON numbers)."""
+    whole = _whole_columns(items, start, stop, numbering, sink_name_json, pieces_for)
+    if whole is not None:
+        return [whole]
     first = numbering.first if numbering is not None else 0
-    split = plain_metric_columns(items, start, stop) if plain_metric_columns is not None else None
-    if split is not None and split[4] and split[5] in (0, stop - start):
-        return [_split_columns(items, start, stop, split, first, numbering, sink_name_json, pieces_for)]
     run = items[start:stop]
     values = list(map(METRIC_VALUE, run))
     if (total := sum(values)) - total == 0:  # the common run, decided at C speed: no NaN, no infinity
@@ -230,6 +229,23 @@ def _column_segments(
             _columns(run[done:], values[done:], first + start + done, numbering, sink_name_json, pieces_for)
         )
     return out
+
+
+def _whole_columns(
+    items: list[Any],
+    start: int,
+    stop: int,
+    numbering: Numbering | None,
+    sink_name_json: str,
+    pieces_for: dict[tuple[Any, ...], _Pieces],
+) -> MetricColumns | None:
+    """`items[start:stop]` as one set of columns when the compiled pass takes them whole (plain
+    finite float metrics, steps all given or all missing), else None."""
+    split = plain_metric_columns(items, start, stop) if plain_metric_columns is not None else None
+    if split is None or not split[4] or split[5] not in (0, stop - start):
+        return None
+    first = numbering.first if numbering is not None else 0
+    return _split_columns(items, start, stop, split, first, numbering, sink_name_json, pieces_for)
 
 
 def _split_columns(
