@@ -6,8 +6,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contexta.capture._items import (
+    ScopeContext,
+    event_item,
+    metric_item,
+    metrics_item,
+    queued_facts,
+    scope_item,
+)
 
 compiled = pytest.importorskip("contexta.capture._metric_columns")
 
@@ -34,26 +46,14 @@ def test_pop_left_never_shows_a_half_filled_list_to_code_its_callable_runs() -> 
         print(len(taken), all(item is marker for item in taken), len(seen))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[:2] == ["5", "True"]
 
 
 # -- a batch built from the writer's facts, encoded in pieces --------------------------------------
-
-from typing import Any  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from contexta.capture._items import (  # noqa: E402
-    ScopeContext,
-    event_item,
-    metric_item,
-    metrics_item,
-    queued_facts,
-    scope_item,
-)
 
 _CONTEXTS = [
     ScopeContext("run", "run:p.r", "r", "p", "run:p.r", run_ref="run:p.r"),
@@ -79,8 +79,13 @@ _other = st.one_of(
         st.lists(st.sampled_from(["a", "b", "c", "loss"]), min_size=1, max_size=4, unique=True),
         st.one_of(st.none(), st.integers(0, 9)),
     ),
-    st.builds(lambda context: event_item(0, _CONTEXTS[context], "epoch", "done", "info", None), st.sampled_from([0, 1])),
-    st.builds(lambda context: scope_item(0, _CONTEXTS[context], "open", 0, None, {}), st.sampled_from([0, 1])),
+    st.builds(
+        lambda context: event_item(0, _CONTEXTS[context], "epoch", "done", "info", None),
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(
+        lambda context: scope_item(0, _CONTEXTS[context], "open", 0, None, {}), st.sampled_from([0, 1])
+    ),
 )
 
 
