@@ -85,7 +85,7 @@ def _headers(text: str) -> tuple[str | None, str | None]:
     found: dict[str, str] = {}
     for raw in text.split("\n"):
         line = raw.rstrip("\r")
-        if not line.strip():
+        if not line:  # (a line of spaces only continues the header before it, as in a folded license)
             break
         if line[0] in " \t":
             continue

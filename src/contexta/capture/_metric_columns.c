@@ -390,6 +390,10 @@ pop_left(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (taken == NULL) {
         return NULL;
     }
+    /* Out of the garbage collector's sight until filled: `popleft` may run Python code (any callable,
+       or a collection it triggers), and gc.get_objects() would hand it this list with NULL slots,
+       which reading crashes the interpreter on. Nothing else can reach it meanwhile. */
+    PyObject_GC_UnTrack(taken);
     for (index = 0; index < count; index++) {
         item = direct != NULL ? direct(self, NULL) : PyObject_CallNoArgs(popleft);
         if (item == NULL) { /* an empty deque's IndexError too: the caller knows `count` are there */
@@ -398,6 +402,7 @@ pop_left(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         PyList_SET_ITEM(taken, index, item);
     }
+    PyObject_GC_Track(taken);
     return taken;
 }
 
