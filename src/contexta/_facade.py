@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -19,6 +20,7 @@ from contexta.capture._pipeline._results import CaptureResult, CaptureStats, Flu
 from contexta.capture._scopes._endings import Ending
 from contexta.capture._scopes._process_endings import watch
 from contexta.capture._scopes._scope import (
+    ENVIRONMENT_WAIT_S,
     BatchScope,
     DeploymentScope,
     RunScope,
@@ -367,8 +369,20 @@ class Contexta(Investigation, RunManagement):
     # -- pipeline control ----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> FlushReport:
-        """Wait until everything captured so far is in every sink; the report lists any losses."""
-        return self._pipeline.flush(timeout)
+        """Wait until everything captured so far is in every sink; the report lists any losses.
+
+        A run's environment snapshot is taken by a thread of its own as the run opens, and is part of
+        what the run captured: a flush right after the run opened waits for it to be queued first,
+        or the report counted it queued and not written, and the store had no environment for the
+        run yet. That wait takes at most half of `timeout` (`ENVIRONMENT_WAIT_S` without one), so a
+        short timeout still leaves the records queued before the call their time."""
+        started = time.monotonic()
+        environments_by = started + (ENVIRONMENT_WAIT_S if timeout is None else timeout / 2)
+        for run in self._session.open_runs():
+            run.wait_for_environment(environments_by - time.monotonic())
+        if timeout is None:
+            return self._pipeline.flush(None)
+        return self._pipeline.flush(max(0.0, started + timeout - time.monotonic()))
 
     def close(self, timeout: float | None = None) -> FlushReport:
         """Close open runs and deployments, flush, stop the writer and close the sinks (idempotent)."""

@@ -399,6 +399,47 @@ def test_flush_returns_only_when_everything_captured_before_it_is_in_the_sink(tm
         ctx.close()
 
 
+def _slow_environment(monkeypatch: pytest.MonkeyPatch, delay_s: float) -> None:
+    """Make each run's environment snapshot take `delay_s` (a first run lists hundreds of packages)."""
+    from contexta.capture._scopes import _scope
+
+    original = _scope.environment_fields
+
+    def slow() -> dict[str, Any]:
+        time.sleep(delay_s)
+        return original()
+
+    monkeypatch.setattr(_scope, "environment_fields", slow)
+
+
+def test_a_flush_right_after_a_run_opens_covers_its_environment_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The snapshot is taken by a thread of its own as the run opens: a flush that did not wait for it
+    # reported one record queued and not written, and the store had no environment for the run.
+    _slow_environment(monkeypatch, 0.3)
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx, ctx.run("r") as run:
+        run.metric("m", 1.0, step=0)
+        report = ctx.flush()
+        assert report.complete and report.ok
+        assert report.stats.queued == report.stats.written
+        environment = ctx.get_environment(run.ref)
+        assert environment is not None and environment.python_version
+
+
+def test_a_short_flush_timeout_is_kept_while_an_environment_snapshot_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Half the timeout at most goes to the snapshot; the records queued before the call still get
+    # the rest, and the flush returns within its timeout.
+    _slow_environment(monkeypatch, 3.0)
+    with Contexta(workspace=tmp_path / "ws", config={"project_name": "p"}) as ctx, ctx.run("r") as run:
+        run.metric("m", 1.0, step=0)
+        report = ctx.flush(timeout=2.0)  # raised flush_timeout had the snapshot taken all of it
+        assert report.complete
+        assert [point.value for point in ctx.get_metric_series(run.ref, "m").points] == [1.0]
+
+
 def test_a_trickle_reaches_the_sinks_without_waiting_for_a_full_batch_or_the_interval(
     tmp_path: Path,
 ) -> None:

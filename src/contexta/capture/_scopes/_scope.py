@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from contexta.capture._system_metrics import SystemMetricsSampler
 
 __all__ = [
+    "ENVIRONMENT_WAIT_S",
     "BatchScope",
     "DeploymentScope",
     "OperationScope",
@@ -76,6 +77,9 @@ __all__ = [
 ]
 
 _time_ns = time.time_ns
+# How long a run's close, or a flush without a timeout, waits for the run's environment snapshot
+# (listing packages and asking git take tens of milliseconds; a hung `git` gives up after 5 s).
+ENVIRONMENT_WAIT_S = 10.0
 _FLOAT_ONLY = {float}
 # What an async shell's compiled `metric()` answers a call it queued: `await` gives ACCEPTED at once.
 _AWAITED_ACCEPTED = None if Completed is None else Completed(ACCEPTED)
@@ -691,6 +695,12 @@ class RunScope(Scope):
         except LifecycleError:  # the Contexta was closed meanwhile
             pass
 
+    def wait_for_environment(self, timeout: float) -> None:
+        """Wait at most `timeout` seconds for this run's environment snapshot to be queued: a flush
+        right after the run opened covers it too, as it covers the run's opening."""
+        if threading.current_thread() is not self._environment:
+            self._environment.join(timeout=max(0.0, timeout))
+
     def _close(self, ending: Ending, deadline: float | None = None) -> None:
         # Sampling stops first, so its last samples are queued before the run's closing and its barrier.
         sampler, self._system_metrics = self._system_metrics, None
@@ -698,8 +708,7 @@ class RunScope(Scope):
             sampler.stop(deadline=deadline)
         # The snapshot is part of the run: it is queued before the run's closing, while the queue is
         # open (at interpreter exit too), unless the deadline passes first.
-        if threading.current_thread() is not self._environment:
-            self._environment.join(timeout=10 if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.wait_for_environment(ENVIRONMENT_WAIT_S if deadline is None else deadline - time.monotonic())
         super()._close(ending, deadline)
 
     @property

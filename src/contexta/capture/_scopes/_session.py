@@ -24,7 +24,7 @@ from contexta.contract._checks import json_attributes
 from contexta.contract._refs import is_component, new_execution_id, normalize_name, ref_component
 from contexta.errors import ValidationError
 
-__all__ = ["CaptureSession", "EndScope", "OpenScope"]
+__all__ = ["CaptureSession", "EndScope", "OpenRun", "OpenScope"]
 
 
 class OpenScope(Protocol):
@@ -38,6 +38,14 @@ class OpenScope(Protocol):
 
     @property
     def parent(self) -> OpenScope | None: ...
+
+
+class OpenRun(OpenScope, Protocol):
+    """What the session needs to know of a run beyond any scope."""
+
+    def wait_for_environment(self, timeout: float) -> None:
+        """Wait at most `timeout` seconds for the run's environment snapshot to be queued."""
+        ...
 
 
 # Ends a scope with an ending, waiting for nothing beyond an optional deadline (a time.monotonic()
@@ -88,7 +96,7 @@ class CaptureSession:
         self.current_scope: ContextVar[OpenScope | None] = ContextVar(
             f"contexta_current_scope_{id(self):x}", default=None
         )
-        self._open_runs: dict[int, OpenScope] = {}  # by id(scope): one name may be open twice
+        self._open_runs: dict[int, OpenRun] = {}  # by id(scope): one name may be open twice
         self._open_deployments: dict[str, OpenScope | None] = {}  # None: reserved, still opening
         self._enders: dict[int, EndScope] = {}  # how to end each open run and deployment, by id
         self._inherited: frozenset[int] = frozenset()  # ids of a forked child's parent's scopes
@@ -173,7 +181,7 @@ class CaptureSession:
         (URL passwords, `name=value` secrets) unless opted out."""
         return redact_text(value) if self.redact_secrets else value
 
-    def add_run(self, run: OpenScope) -> list[OpenScope]:
+    def add_run(self, run: OpenRun) -> list[OpenRun]:
         """Register an open run; returns the runs of the same ref already open in this process (a
         forked child's inherited runs are its parent's, not open here)."""
         with self._lock:
@@ -209,7 +217,7 @@ class CaptureSession:
             if scope is not None:
                 self._enders.pop(id(scope), None)
 
-    def open_runs(self) -> list[OpenScope]:
+    def open_runs(self) -> list[OpenRun]:
         with self._lock:
             return list(self._open_runs.values())
 
