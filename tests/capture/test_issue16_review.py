@@ -143,25 +143,14 @@ def test_single_metrics_with_a_few_other_items_reach_the_log_process_and_memory_
     # the log-writer process in pieces: every line equals the generic encoding of what the memory
     # sink got, record refs are unique, and the counters add up.
     import math
-    import time
 
     from log_checks import assert_log_matches_generic_encoding
+    from tests.capture.test_log_process import _SlowFirstWrite
 
     from contexta import Contexta
-    from contexta.capture import CaptureBatch, InMemorySink, LocalJsonlSink
+    from contexta.capture import LocalJsonlSink
 
-    class SlowFirstWrite(InMemorySink):
-        def __init__(self) -> None:
-            super().__init__(name="slow-first")
-            self._slowed = False
-
-        def write(self, batch: CaptureBatch) -> None:
-            if not self._slowed:
-                self._slowed = True
-                time.sleep(0.3)
-            super().write(batch)
-
-    memory, log = SlowFirstWrite(), LocalJsonlSink(tmp_path / "capture")
+    memory, log = _SlowFirstWrite(), LocalJsonlSink(tmp_path / "capture")
     ctx = Contexta(workspace=tmp_path / ".contexta", config={"project_name": "p"}, sinks=[memory, log])
     steps = 40_000
     with ctx.run("r") as run, run.stage("s") as stage:
